@@ -1,0 +1,49 @@
+// One multi-head attention layer, stage by stage, keeping every intermediate.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "embed.hpp"
+#include "session.hpp"
+#include "tensor.hpp"
+
+namespace attnlab {
+
+struct HeadResult {
+  Matrix q, k, v;   // (n_q, d_head), (n_k, d_head), (n_k, d_head)
+  Matrix logits;    // (n_q, n_k) score * scale, -inf where masked (temperature not applied)
+  Matrix weights;   // (n_q, n_k) normalizer(logits / temperature); exactly 0 where masked
+  Matrix output;    // (n_q, d_head) weights * v
+  std::shared_ptr<const MaskMatrix> allowed;  // (n_q, n_k) 1 = attended
+};
+
+struct LayerResult {
+  Matrix input;                   // (n, d_model) embeddings (+ positional)
+  std::vector<HeadResult> heads;  // n_heads
+  Matrix output;                  // (n, d_model) concat(head outputs) * W_O
+};
+
+struct AttentionConfig {
+  int n_heads = 1;
+  ScoreKind score = ScoreKind::scaled_dot;
+  double temperature = 1.0;
+  MaskKind mask = MaskKind::none;
+};
+
+MaskMatrix build_mask(MaskKind kind, int n_q, int n_k);
+
+// 1/sqrt(d_head) for scaled_dot (Vaswani et al. 2017, eq. 1), 1 for dot.
+float score_scale(ScoreKind kind, int d_head);
+
+// Row-wise softmax(logits / temperature) over the allowed cells, max subtracted first.
+// Masked cells get exactly 0; a row with no allowed cell is all zeros.
+void masked_softmax(const Matrix& logits, const MaskMatrix& allowed, float temperature, Matrix& weights);
+
+// x (n, d_model) -> every intermediate. Heads run in parallel (OpenMP). Returns false when
+// `cancel` became true part way (the layer is then incomplete and must be dropped).
+bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
+                     const std::atomic<bool>* cancel = nullptr);
+
+}  // namespace attnlab

@@ -1,0 +1,29 @@
+#include "embed.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "rng.hpp"
+
+namespace attnlab {
+
+void embed_token(std::uint64_t seed, std::string_view text, float* out, int d_model) {
+  std::string label = "token:";
+  label += text;
+  fill_normal(stream_key(seed, label), 1.0f, {out, static_cast<std::size_t>(d_model)});
+}
+
+Matrix glorot_normal(std::uint64_t seed, std::string_view label, int fan_in, int fan_out) {
+  Matrix w(fan_in, fan_out);
+  const float stddev = static_cast<float>(std::sqrt(2.0 / (fan_in + fan_out)));
+  fill_normal(stream_key(seed, label), stddev, {w.data(), static_cast<std::size_t>(w.size())});
+  return w;
+}
+
+LayerWeights layer_weights(std::uint64_t seed, int layer, int d_model) {
+  const std::string p = "layer" + std::to_string(layer) + ".";
+  return {glorot_normal(seed, p + "W_Q", d_model, d_model), glorot_normal(seed, p + "W_K", d_model, d_model),
+          glorot_normal(seed, p + "W_V", d_model, d_model), glorot_normal(seed, p + "W_O", d_model, d_model)};
+}
+
+}  // namespace attnlab

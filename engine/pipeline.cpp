@@ -1,0 +1,72 @@
+#include "pipeline.hpp"
+
+#include <chrono>
+
+#include "positional.hpp"
+
+namespace attnlab {
+
+namespace {
+constexpr std::size_t kMaxCachedEmbeddings = 1 << 16;
+}
+
+const LayerWeights& Engine::weights(const Session& s) {
+  if (s.model.seed != cache_seed_ || s.model.d_model != cache_d_model_ || !weights_) {
+    cache_seed_ = s.model.seed;
+    cache_d_model_ = s.model.d_model;
+    weights_ = std::make_unique<LayerWeights>(layer_weights(s.model.seed, 0, s.model.d_model));
+    embeddings_.clear();
+  }
+  return *weights_;
+}
+
+Matrix Engine::layer_input(const Session& s, const std::vector<Token>& tokens) {
+  weights(s);  // keys the embedding cache to (seed, d_model)
+  const int n = static_cast<int>(tokens.size());
+  const int d = s.model.d_model;
+  if (embeddings_.size() > kMaxCachedEmbeddings) embeddings_.clear();
+  Matrix x(n, d);
+  for (int i = 0; i < n; ++i) {
+    auto [it, fresh] = embeddings_.try_emplace(tokens[i].text);
+    if (fresh) {
+      it->second.resize(d);
+      embed_token(s.model.seed, tokens[i].text, it->second.data(), d);
+    }
+    x.row(i) = Eigen::Map<const RowVector>(it->second.data(), d);
+  }
+  if (s.positional.kind == PositionalKind::sinusoidal) x += sinusoidal_encoding(n, d);
+  return x;
+}
+
+Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Outcome out;
+  Validation v = validate(s);
+  if (!v.ok()) {
+    out.problems = std::move(v.problems);
+    return out;
+  }
+  auto r = std::make_shared<Result>();
+  r->session = s;
+  r->tokens = std::move(v.tokens);
+  r->d_head = s.d_head();
+
+  const Matrix x = layer_input(s, r->tokens);
+  const AttentionConfig cfg{s.model.n_heads, s.attention.score.kind, s.attention.normalizer.temperature,
+                            s.attention.mask.kind};
+  r->layers.resize(1);
+  if (!attention_layer(x, weights(s), cfg, r->layers[0], cancel)) {
+    out.cancelled = true;
+    return out;
+  }
+  r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  out.result = std::move(r);
+  return out;
+}
+
+Outcome compute(const Session& s) {
+  Engine e;
+  return e.compute(s);
+}
+
+}  // namespace attnlab

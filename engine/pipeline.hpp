@@ -1,0 +1,52 @@
+// Session in, Result out: the one seam the CLI, the tests and the app all use.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "attention.hpp"
+#include "session.hpp"
+#include "tokenize.hpp"
+
+namespace attnlab {
+
+struct Result {
+  Session session;
+  std::vector<Token> tokens;
+  std::vector<LayerResult> layers;  // one per layer (one for now)
+  int d_head = 0;
+  double compute_ms = 0;  // wall time of Engine::compute, for the status bar
+};
+
+struct Outcome {
+  std::shared_ptr<const Result> result;  // null when invalid or cancelled
+  std::vector<std::string> problems;      // why the session is invalid
+  bool cancelled = false;
+};
+
+// Computes sessions, keeping what does not change between keystrokes (projection weights,
+// token embeddings) so that an edit of the text only pays for the attention itself.
+// Not thread-safe: one Engine per worker thread.
+class Engine {
+ public:
+  Outcome compute(const Session& s, const std::atomic<bool>* cancel = nullptr);
+
+  // (n, d_model) embeddings of the tokens plus the positional encoding.
+  Matrix layer_input(const Session& s, const std::vector<Token>& tokens);
+
+ private:
+  const LayerWeights& weights(const Session& s);
+
+  std::uint64_t cache_seed_ = 0;
+  int cache_d_model_ = -1;
+  std::unique_ptr<LayerWeights> weights_;
+  std::unordered_map<std::string, std::vector<float>> embeddings_;
+};
+
+// One-shot convenience for tools and tests.
+Outcome compute(const Session& s);
+
+}  // namespace attnlab

@@ -1,0 +1,104 @@
+// The user's whole configuration as one value, read from and written to JSON.
+// docs/session-format.md documents the format; session_options() is the one table of every
+// option with its allowed values and ranges (used by parsing, validation, the CLI and the UI).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tokenize.hpp"
+
+namespace attnlab {
+
+enum class TokenizerKind { words, chars };
+enum class PositionalKind { none, sinusoidal };
+enum class ScoreKind { scaled_dot, dot };
+enum class NormalizerKind { softmax };
+enum class MaskKind { none, causal };
+
+struct Session {
+  std::string text = "The cat sat on the mat because it was tired.";
+  struct Tokenizer {
+    TokenizerKind kind = TokenizerKind::words;
+    bool operator==(const Tokenizer&) const = default;
+  } tokenizer;
+  struct Model {
+    int d_model = 64;
+    int n_heads = 4;
+    std::uint64_t seed = 42;
+    bool operator==(const Model&) const = default;
+  } model;
+  struct Positional {
+    PositionalKind kind = PositionalKind::sinusoidal;
+    bool operator==(const Positional&) const = default;
+  } positional;
+  struct Attention {
+    struct Score {
+      ScoreKind kind = ScoreKind::scaled_dot;
+      bool operator==(const Score&) const = default;
+    } score;
+    struct Normalizer {
+      NormalizerKind kind = NormalizerKind::softmax;
+      double temperature = 1.0;
+      bool operator==(const Normalizer&) const = default;
+    } normalizer;
+    struct Mask {
+      MaskKind kind = MaskKind::causal;
+      bool operator==(const Mask&) const = default;
+    } mask;
+    bool operator==(const Attention&) const = default;
+  } attention;
+
+  int d_head() const { return n_heads_ok() ? model.d_model / model.n_heads : 0; }
+  bool n_heads_ok() const { return model.n_heads > 0 && model.d_model % model.n_heads == 0; }
+  bool operator==(const Session&) const = default;
+};
+
+// One option of the session format.
+struct OptionSpec {
+  std::string path;                  // dotted JSON path, e.g. "attention.mask.kind"
+  std::string type;                  // "string", "enum", "int", "uint64", "number"
+  std::vector<std::string> choices;  // for "enum"
+  double min = 0, max = 0;           // for "int", "number" (inclusive); "string": max bytes
+  std::string default_value;         // as JSON text
+  std::string help;
+};
+const std::vector<OptionSpec>& session_options();
+const OptionSpec& option(std::string_view path);
+std::string options_json();  // every option as a JSON document (attnlab-cli options)
+
+// Limits that keep a session computable on a desktop.
+inline constexpr std::size_t kMaxTextBytes = 1 << 20;
+inline constexpr std::size_t kMaxTokens = 8192;
+inline constexpr double kMaxAttentionBytes = 6.0 * (1ull << 30);
+
+// Enum <-> name, as written in JSON.
+const char* name(TokenizerKind k);
+const char* name(PositionalKind k);
+const char* name(ScoreKind k);
+const char* name(NormalizerKind k);
+const char* name(MaskKind k);
+
+struct SessionParse {
+  std::optional<Session> session;    // set when the JSON was read without problems
+  std::vector<std::string> problems;  // every problem found, each a sentence a user can act on
+};
+// Reads a session; missing keys take their defaults, unknown keys and wrong types are problems.
+// Range checks are validate()'s job, so a parsed session may still be invalid.
+SessionParse parse_session(std::string_view json_text);
+std::string to_json(const Session& s);  // pretty JSON, every key written
+
+struct Validation {
+  std::vector<std::string> problems;
+  std::vector<Token> tokens;  // the tokenized text, when the text itself is fine
+  bool ok() const { return problems.empty(); }
+};
+// Every problem of a session, each with its value and the rule it breaks.
+Validation validate(const Session& s);
+
+std::vector<Token> tokenize(const Session& s);
+
+}  // namespace attnlab

@@ -1,0 +1,205 @@
+#include <doctest/doctest.h>
+
+#include <limits>
+#include <numeric>
+
+#include "attention.hpp"
+#include "pipeline.hpp"
+#include "test_util.hpp"
+
+using namespace attnlab;
+
+namespace {
+Session session_from(const nlohmann::json& j) {
+  auto p = parse_session(j.dump());
+  REQUIRE_MESSAGE(p.session, "golden session does not parse");
+  return *p.session;
+}
+
+std::shared_ptr<const Result> run(const Session& s) {
+  Outcome o = compute(s);
+  INFO("problems: " << (o.problems.empty() ? "" : o.problems[0]));
+  REQUIRE(o.result);
+  return o.result;
+}
+
+Session small(std::string text, MaskKind mask = MaskKind::causal, PositionalKind pos = PositionalKind::sinusoidal) {
+  Session s;
+  s.text = std::move(text);
+  s.model = {24, 3, 5};
+  s.attention.mask.kind = mask;
+  s.positional.kind = pos;
+  return s;
+}
+}  // namespace
+
+// Tolerances: the engine computes in float32, the reference in float64 from the same float32
+// draws; differences are a few float32 ulps of values of order 1-10.
+TEST_CASE("attention: every intermediate matches the numpy reference") {
+  const auto g = test::golden("attention.json");
+  for (const auto& c : g["cases"]) {
+    const std::string name = c["name"];
+    SUBCASE(name.c_str()) {
+      const auto r = run(session_from(c["session"]));
+      const auto& e = c["expected"];
+      REQUIRE(r->tokens.size() == e["tokens"].size());
+      for (std::size_t i = 0; i < r->tokens.size(); ++i) CHECK(r->tokens[i].text == e["tokens"][i].get<std::string>());
+      const LayerResult& L = r->layers.at(0);
+      test::check_matrix(L.input, e["input"], 1e-5, 1e-5, name + ": input");
+      REQUIRE(L.heads.size() == e["heads"].size());
+      for (std::size_t h = 0; h < L.heads.size(); ++h) {
+        const auto& eh = e["heads"][h];
+        const std::string where = name + ": head " + std::to_string(h);
+        test::check_matrix(L.heads[h].q, eh["q"], 1e-4, 1e-5, where + " q");
+        test::check_matrix(L.heads[h].k, eh["k"], 1e-4, 1e-5, where + " k");
+        test::check_matrix(L.heads[h].v, eh["v"], 1e-4, 1e-5, where + " v");
+        test::check_matrix(L.heads[h].logits, eh["logits"], 1e-4, 1e-5, where + " logits");
+        test::check_matrix(L.heads[h].weights, eh["weights"], 1e-5, 1e-5, where + " weights");
+        test::check_matrix(L.heads[h].output, eh["output"], 1e-4, 1e-5, where + " output");
+      }
+      test::check_matrix(L.output, e["output"], 1e-4, 1e-5, name + ": layer output");
+    }
+  }
+}
+
+TEST_CASE("attention: rows sum to 1 and causal cells above the diagonal are exactly 0") {
+  for (auto mask : {MaskKind::none, MaskKind::causal}) {
+    for (double t : {0.05, 1.0, 20.0}) {
+      Session s = small("Attention lets every token look back at the ones before it, weighing each.", mask);
+      s.attention.normalizer.temperature = t;
+      const auto r = run(s);
+      for (const auto& h : r->layers[0].heads) {
+        const Eigen::Index n = h.weights.rows();
+        for (Eigen::Index i = 0; i < n; ++i) {
+          CHECK(h.weights.row(i).sum() == doctest::Approx(1.0).epsilon(1e-5));
+          CHECK(h.weights.row(i).minCoeff() >= 0.0f);
+          for (Eigen::Index j = i + 1; j < n; ++j) {
+            if (mask == MaskKind::causal) {
+              CHECK(h.weights(i, j) == 0.0f);
+              CHECK((*h.allowed)(i, j) == 0);
+              CHECK(std::isinf(h.logits(i, j)));
+            } else {
+              CHECK((*h.allowed)(i, j) == 1);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("attention: under a causal mask, changing a later token leaves earlier rows unchanged") {
+  const auto a = run(small("the cat sat on the mat"));
+  const auto b = run(small("the cat sat on the dog"));
+  const Eigen::Index changed = 5;
+  for (std::size_t h = 0; h < a->layers[0].heads.size(); ++h) {
+    const auto &ha = a->layers[0].heads[h], &hb = b->layers[0].heads[h];
+    CHECK(ha.weights.topRows(changed) == hb.weights.topRows(changed));
+    CHECK(ha.output.topRows(changed) == hb.output.topRows(changed));
+    CHECK(ha.output.row(changed) != hb.output.row(changed));
+  }
+  CHECK(a->layers[0].output.topRows(changed).isApprox(b->layers[0].output.topRows(changed), 1e-6f));
+  CHECK(a->layers[0].output.row(changed) != b->layers[0].output.row(changed));
+}
+
+TEST_CASE("attention: without positions, permuting the tokens permutes the weights") {
+  const std::vector<std::string> words = {"red", "green", "blue", "cyan", "magenta", "yellow", "black"};
+  const std::vector<int> perm = {3, 0, 6, 1, 5, 2, 4};  // new position p holds old token perm[p]
+  std::string a_text, b_text;
+  for (std::size_t p = 0; p < words.size(); ++p) {
+    a_text += words[p] + " ";
+    b_text += words[perm[p]] + " ";
+  }
+  const auto a = run(small(a_text, MaskKind::none, PositionalKind::none));
+  const auto b = run(small(b_text, MaskKind::none, PositionalKind::none));
+  for (std::size_t h = 0; h < a->layers[0].heads.size(); ++h) {
+    const Matrix& wa = a->layers[0].heads[h].weights;
+    const Matrix& wb = b->layers[0].heads[h].weights;
+    double max_diff = 0;
+    for (int p = 0; p < 7; ++p)
+      for (int q = 0; q < 7; ++q) max_diff = std::max(max_diff, double(std::abs(wb(p, q) - wa(perm[p], perm[q]))));
+    INFO("head " << h << " max |difference| " << max_diff);
+    CHECK(max_diff < 1e-6);
+  }
+}
+
+TEST_CASE("attention: the same token gets the same embedding wherever it stands") {
+  const auto r = run(small("the cat saw the dog and the bird", MaskKind::causal, PositionalKind::none));
+  const Matrix& x = r->layers[0].input;
+  CHECK(x.row(0) == x.row(3));
+  CHECK(x.row(0) == x.row(6));
+  CHECK(x.row(0) != x.row(1));
+  // with positions added the rows differ by exactly the position difference of the encoding
+  const auto rp = run(small("the cat saw the dog and the bird"));
+  CHECK(rp->layers[0].input.row(0) != rp->layers[0].input.row(3));
+}
+
+TEST_CASE("attention: masked softmax subtracts the max and never gives NaN") {
+  const float inf = std::numeric_limits<float>::infinity();
+  Matrix logits(3, 3);
+  logits << 1000, 999, -inf,  //
+      -inf, -inf, -inf,       // fully masked
+      0, 0, 0;
+  MaskMatrix allowed(3, 3);
+  allowed << 1, 1, 0, 0, 0, 0, 1, 1, 1;
+  Matrix w;
+  masked_softmax(logits, allowed, 1.0f, w);
+  // by hand: e^0 / (e^0 + e^-1) and e^-1 / (e^0 + e^-1)
+  CHECK(w(0, 0) == doctest::Approx(1.0 / (1.0 + std::exp(-1.0))));
+  CHECK(w(0, 1) == doctest::Approx(std::exp(-1.0) / (1.0 + std::exp(-1.0))));
+  CHECK(w(0, 2) == 0.0f);
+  CHECK(w.row(1).isZero(0));
+  for (int j = 0; j < 3; ++j) CHECK(w(2, j) == doctest::Approx(1.0 / 3));
+  CHECK(w.allFinite());
+  // temperature 2 halves the logits: weights e^0, e^-0.5
+  masked_softmax(logits, allowed, 2.0f, w);
+  CHECK(w(0, 1) == doctest::Approx(std::exp(-0.5) / (1.0 + std::exp(-0.5))));
+}
+
+TEST_CASE("attention: scaled_dot divides by sqrt(d_head), dot does not") {
+  CHECK(score_scale(ScoreKind::scaled_dot, 16) == 0.25f);
+  CHECK(score_scale(ScoreKind::dot, 16) == 1.0f);
+  Session s = small("one two three");
+  const auto scaled = run(s);
+  s.attention.score.kind = ScoreKind::dot;
+  const auto plain = run(s);
+  const Matrix& a = scaled->layers[0].heads[1].logits;
+  const Matrix& b = plain->layers[0].heads[1].logits;
+  CHECK(a(2, 1) == doctest::Approx(b(2, 1) / std::sqrt(8.0)));
+}
+
+TEST_CASE("attention: one token attends to itself with weight 1") {
+  const auto r = run(small("alone"));
+  for (const auto& h : r->layers[0].heads) CHECK(h.weights(0, 0) == 1.0f);
+}
+
+TEST_CASE("attention: invalid sessions return problems, not results") {
+  Session s = small("");
+  Outcome o = compute(s);
+  CHECK_FALSE(o.result);
+  REQUIRE(o.problems.size() == 1);
+  CHECK(o.problems[0].find("no tokens") != std::string::npos);
+}
+
+TEST_CASE("attention: cancelling stops the computation and returns no result") {
+  std::atomic<bool> cancel{true};
+  Engine e;
+  Outcome o = e.compute(small("some words to attend over"), &cancel);
+  CHECK(o.cancelled);
+  CHECK_FALSE(o.result);
+}
+
+TEST_CASE("attention: an engine reused across edits gives the same result as a fresh one") {
+  Engine e;
+  Session s = small("the quick brown fox");
+  e.compute(s);
+  s.text = "the quick brown fox jumps";
+  const auto warm = e.compute(s).result;
+  const auto cold = run(s);
+  REQUIRE(warm);
+  CHECK(warm->layers[0].output == cold->layers[0].output);
+  s.model.seed = 6;  // new seed: caches must be dropped
+  const auto reseeded = e.compute(s).result;
+  CHECK(reseeded->layers[0].output == run(s)->layers[0].output);
+  CHECK(reseeded->layers[0].output != cold->layers[0].output);
+}
