@@ -1,0 +1,305 @@
+// attnlab: the window. Short and boring on purpose: set up, then one frame per loop.
+#include <glad/gl.h>
+// glad before GLFW
+#include <GLFW/glfw3.h>
+#include <backends/imgui_impl_glfw.h>
+#include <backends/imgui_impl_opengl3.h>
+#include <imgui.h>
+#include <stb_image_write.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "example_session.hpp"  // generated: kExampleSession (assets/sessions/example.json)
+#include "render/heatmap.hpp"
+#include "ui.hpp"
+
+namespace fs = std::filesystem;
+using namespace attnlab;
+using namespace attnlab::app;
+
+namespace {
+
+struct Options {
+  std::string session_path, screenshot_path, state_path;
+  int frames = 3;
+  int width = 1600, height = 1000;
+  bool no_mouse = false;
+};
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : "; ") + x;
+  return s;
+}
+
+// Reads a session file; on failure returns the one-line reason.
+std::optional<Session> load_session(const std::string& path, std::string& error) {
+  std::ifstream f(path, std::ios::binary);
+  std::error_code ec;
+  if (!f || fs::is_directory(path, ec)) {
+    error = path + ": cannot open";
+    return std::nullopt;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  auto p = parse_session(ss.str());
+  if (!p.session) error = path + ": " + join(p.problems);
+  return p.session;
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << content;
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+}
+
+bool write_screenshot(const std::string& path, int w, int h) {
+  std::vector<unsigned char> px(static_cast<std::size_t>(w) * h * 3);
+  glPixelStorei(GL_PACK_ALIGNMENT, 1);
+  glReadBuffer(GL_BACK);
+  glReadPixels(0, 0, w, h, GL_RGB, GL_UNSIGNED_BYTE, px.data());
+  stbi_flip_vertically_on_write(1);
+  return stbi_write_png(path.c_str(), w, h, 3, px.data(), w * 3) != 0;
+}
+
+void upload(AppState& st, const HeatmapRenderer& renderer) {
+  const Snapshot& s = *st.shown;
+  st.weight_maps.resize(s.images.size());
+  st.logit_maps.resize(s.images.size());
+  for (std::size_t h = 0; h < s.images.size(); ++h) {
+    const HeadImage& img = s.images[h];
+    st.weight_maps[h].update(renderer, img.width, img.height, img.weights_rg, 0.0f, s.weight_max);
+    st.logit_maps[h].update(renderer, img.width, img.height, img.logits_rg, s.logit_min, s.logit_max);
+  }
+}
+
+// What tests read: where each head was drawn (framebuffer pixels), what is shown, the problems.
+std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVec2 scale, int fb_w, int fb_h) {
+  nlohmann::json j;
+  j["posted"] = st.posted;
+  j["busy"] = worker.busy();
+  j["framebuffer"] = {fb_w, fb_h};
+  j["background"] = {int(bg.x * 255 + 0.5f), int(bg.y * 255 + 0.5f), int(bg.z * 255 + 0.5f)};
+  j["text_box"] = {st.text_box.x * scale.x, st.text_box.y * scale.y, st.text_box.z * scale.x, st.text_box.w * scale.y};
+  j["quantity"] = st.quantity == Quantity::weights ? "weights" : "logits";
+  j["detail_head"] = st.detail_head;
+  j["problems"] = st.problems_current() ? st.newest->problems : std::vector<std::string>{};
+  if (st.shown && st.shown->result) {
+    const Result& r = *st.shown->result;
+    j["shown_generation"] = st.shown->generation;
+    j["mask"] = name(r.session.attention.mask.kind);
+    j["n_tokens"] = r.tokens.size();
+    std::vector<std::string> tokens;
+    for (const auto& t : r.tokens) tokens.push_back(t.text);
+    j["tokens"] = tokens;
+    nlohmann::json heads = nlohmann::json::array();
+    for (const auto& h : st.head_rects) {
+      heads.push_back({{"head", h.head}, {"x", h.x * scale.x}, {"y", h.y * scale.y}, {"w", h.w * scale.x},
+                       {"h", h.h * scale.y}, {"n_q", h.n_q}, {"n_k", h.n_k}});
+    }
+    j["heads"] = heads;
+  }
+  return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void load_fonts() {
+  ImGuiIO& io = ImGui::GetIO();
+  const char* path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {  // Debian's ImGui asserts on a missing font file: check first
+    std::fprintf(stderr, "attnlab: %s not found (package fonts-dejavu-core); using the built-in font\n", path);
+    return;
+  }
+  // Latin, Greek, Cyrillic, punctuation, arrows and the symbols that show whitespace tokens.
+  static ImVector<ImWchar> ranges;
+  ImFontGlyphRangesBuilder b;
+  b.AddRanges(io.Fonts->GetGlyphRangesDefault());
+  b.AddRanges(io.Fonts->GetGlyphRangesCyrillic());
+  static const ImWchar extra[] = {0x0100, 0x024F, 0x0370, 0x03FF, 0x2000, 0x206F, 0x2190, 0x21FF,
+                                  0x2200, 0x22FF, 0x2300, 0x23FF, 0x2400, 0x243F, 0x25A0, 0x25FF, 0};
+  b.AddRanges(extra);
+  b.BuildRanges(&ranges);
+  io.Fonts->AddFontFromFileTTF(path, 17.0f, nullptr, ranges.Data);
+}
+
+void style() {
+  ImGui::StyleColorsDark();
+  ImGuiStyle& s = ImGui::GetStyle();
+  s.WindowRounding = 0;
+  s.FrameRounding = 3;
+  s.GrabRounding = 3;
+  s.Colors[ImGuiCol_WindowBg] = ImVec4(0.11f, 0.11f, 0.12f, 1.0f);  // opaque: masked cells show exactly this
+  s.Colors[ImGuiCol_ChildBg] = ImVec4(0, 0, 0, 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  CLI::App cli{"attnlab: a laboratory for the attention mechanism"};
+  cli.add_option("--session", opt.session_path, "session JSON to open (default: the built-in example)");
+  cli.add_option("--screenshot", opt.screenshot_path, "write the window as PNG once the result is shown, then exit");
+  cli.add_option("--frames", opt.frames, "frames to render before --screenshot")->check(CLI::Range(1, 10000));
+  cli.add_option("--state-file", opt.state_path, "keep a JSON of what is shown (for tests)");
+  cli.add_option("--width", opt.width, "window width")->check(CLI::Range(320, 16384));
+  cli.add_option("--height", opt.height, "window height")->check(CLI::Range(240, 16384));
+  cli.add_flag("--no-mouse", opt.no_mouse, "ignore the mouse (reproducible screenshots)");
+  CLI11_PARSE(cli, argc, argv);
+
+  AppState st;
+  std::string banner;  // a problem opening the requested session, shown in the window
+  {
+    auto p = parse_session(kExampleSession);
+    st.session = p.session.value_or(Session{});
+  }
+  if (!opt.session_path.empty()) {
+    std::string err;
+    if (auto s = load_session(opt.session_path, err)) {
+      st.session = *s;
+      st.session_path = opt.session_path;
+    } else if (!opt.screenshot_path.empty()) {
+      std::fprintf(stderr, "attnlab: %s\n", err.c_str());
+      return 1;
+    } else {
+      banner = "could not open " + err + " - showing the built-in example";
+    }
+  }
+
+  glfwSetErrorCallback([](int code, const char* msg) { std::fprintf(stderr, "attnlab: GLFW error %d: %s\n", code, msg); });
+  if (!glfwInit()) {
+    std::fprintf(stderr, "attnlab: cannot open a window (no display? run under xvfb-run for headless use)\n");
+    return 1;
+  }
+  glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
+  glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 3);
+  glfwWindowHint(GLFW_OPENGL_PROFILE, GLFW_OPENGL_CORE_PROFILE);
+  glfwWindowHint(GLFW_OPENGL_FORWARD_COMPAT, GLFW_TRUE);
+  GLFWwindow* window = glfwCreateWindow(opt.width, opt.height, "attnlab", nullptr, nullptr);
+  if (!window) {
+    std::fprintf(stderr, "attnlab: cannot create an OpenGL 3.3 core window\n");
+    glfwTerminate();
+    return 1;
+  }
+  glfwMakeContextCurrent(window);
+  glfwSwapInterval(1);
+  if (!gladLoadGL(glfwGetProcAddress)) {
+    std::fprintf(stderr, "attnlab: cannot load OpenGL functions\n");
+    return 1;
+  }
+
+  IMGUI_CHECKVERSION();
+  ImGui::CreateContext();
+  ImGuiIO& io = ImGui::GetIO();
+  io.IniFilename = nullptr;  // layouts do not leak between runs (persisted preferences come later)
+  if (opt.no_mouse) io.ConfigFlags |= ImGuiConfigFlags_NoMouse;
+  style();
+  load_fonts();
+  ImGui_ImplGlfw_InitForOpenGL(window, true);
+  ImGui_ImplOpenGL3_Init("#version 330 core");
+
+  int exit_code = 0;
+  {
+    HeatmapRenderer renderer;
+    if (!renderer.init()) return 1;
+    Worker worker;
+    st.posted = worker.post(st.session);
+
+    const auto started = std::chrono::steady_clock::now();
+    int ready_frames = 0;
+    std::string last_state;
+    while (!glfwWindowShouldClose(window)) {
+      // Wake on input, or soon while the worker computes, so a result shows the frame it lands.
+      if (opt.screenshot_path.empty()) glfwWaitEventsTimeout(worker.busy() ? 0.004 : 0.1);
+      else glfwPollEvents();
+
+      if (auto snap = worker.latest(); snap && snap != st.newest) {
+        st.newest = snap;
+        if (snap->result) {
+          st.shown = snap;
+          upload(st, renderer);
+        }
+      }
+
+      ImGui_ImplOpenGL3_NewFrame();
+      ImGui_ImplGlfw_NewFrame();
+      ImGui::NewFrame();
+
+      const ImGuiViewport* vp = ImGui::GetMainViewport();
+      ImGui::SetNextWindowPos(vp->Pos);
+      ImGui::SetNextWindowSize(vp->Size);
+      ImGui::Begin("attnlab", nullptr,
+                   ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoBringToFrontOnFocus |
+                       ImGuiWindowFlags_NoSavedSettings);
+      ImGui::TextUnformatted("attnlab");
+      ImGui::SameLine();
+      ImGui::TextDisabled("%s", st.session_path.empty() ? "built-in example" : st.session_path.c_str());
+      if (worker.busy()) {
+        ImGui::SameLine();
+        ImGui::TextColored(ImVec4(0.9f, 0.8f, 0.3f, 1), "computing...");
+      }
+      if (!banner.empty()) {
+        ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.4f, 1.0f), "%s", banner.c_str());
+        ImGui::SameLine();
+        if (ImGui::SmallButton("dismiss")) banner.clear();
+      }
+      const float side = ImGui::GetFontSize() * 23;
+      ImGui::BeginChild("side", ImVec2(side, 0), false);
+      ShowTextPanel(st, worker);
+      ShowControlsPanel(st, worker);
+      ImGui::EndChild();
+      ImGui::SameLine();
+      ImGui::BeginChild("heads", ImVec2(0, 0), false, ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse);
+      ShowHeadGrid(st);
+      ImGui::EndChild();
+      ImGui::End();
+      ShowHeadDetail(st);
+
+      ImGui::Render();
+      int fb_w, fb_h;
+      glfwGetFramebufferSize(window, &fb_w, &fb_h);
+      glViewport(0, 0, fb_w, fb_h);
+      const ImVec4 bg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];
+      glClearColor(bg.x, bg.y, bg.z, 1.0f);
+      glClear(GL_COLOR_BUFFER_BIT);
+      ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+
+      if (!opt.state_path.empty()) {
+        std::string s = state_json(st, worker, bg, io.DisplayFramebufferScale, fb_w, fb_h);
+        if (s != last_state) write_file_atomically(opt.state_path, s), last_state = std::move(s);
+      }
+      if (!opt.screenshot_path.empty()) {
+        const bool settled = st.newest && st.newest->generation == st.posted && !worker.busy();
+        ready_frames = settled ? ready_frames + 1 : 0;
+        if (ready_frames >= opt.frames) {
+          if (!write_screenshot(opt.screenshot_path, fb_w, fb_h)) {
+            std::fprintf(stderr, "attnlab: cannot write %s\n", opt.screenshot_path.c_str());
+            exit_code = 1;
+          }
+          glfwSetWindowShouldClose(window, 1);
+        } else if (std::chrono::steady_clock::now() - started > std::chrono::seconds(120)) {
+          std::fprintf(stderr, "attnlab: no result within 120 s; no screenshot written\n");
+          exit_code = 1;
+          glfwSetWindowShouldClose(window, 1);
+        }
+      }
+      glfwSwapBuffers(window);
+    }
+  }
+
+  ImGui_ImplOpenGL3_Shutdown();
+  ImGui_ImplGlfw_Shutdown();
+  ImGui::DestroyContext();
+  glfwDestroyWindow(window);
+  glfwTerminate();
+  return exit_code;
+}

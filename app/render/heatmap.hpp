@@ -1,0 +1,49 @@
+// A heatmap on the GPU: values (and the allowed mask) uploaded as an RG32F texture, coloured by
+// a colormap in a fragment shader into an RGBA8 texture that ImGui draws with ImGui::Image.
+// The shader runs once per new result or new range, not per frame. GL calls: UI thread only.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "colormap.hpp"
+
+namespace attnlab::app {
+
+class HeatmapRenderer {
+ public:
+  bool init();  // compiles the shader; false (with a message on stderr) when GL is unusable
+  void set_colormap(const Colormap& map);
+  ~HeatmapRenderer();
+
+  unsigned program() const { return program_; }
+  unsigned lut() const { return lut_; }
+  unsigned vao() const { return vao_; }
+
+ private:
+  unsigned program_ = 0, lut_ = 0, vao_ = 0;
+};
+
+class Heatmap {
+ public:
+  Heatmap() = default;
+  Heatmap(const Heatmap&) = delete;
+  Heatmap& operator=(const Heatmap&) = delete;
+  Heatmap(Heatmap&& o) noexcept;
+  Heatmap& operator=(Heatmap&& o) noexcept;
+  ~Heatmap();
+
+  // rg: width * height pairs (value, allowed), row-major, row 0 at the top.
+  // Masked cells (allowed 0) come out transparent, so the panel background shows through.
+  void update(const HeatmapRenderer& r, int width, int height, const std::vector<float>& rg, float vmin, float vmax);
+  unsigned texture() const { return color_; }
+  int width() const { return w_; }
+  int height() const { return h_; }
+
+ private:
+  void release();
+  unsigned values_ = 0, color_ = 0, fbo_ = 0;
+  int w_ = 0, h_ = 0;
+};
+
+}  // namespace attnlab::app

@@ -1,0 +1,57 @@
+// UI state and panels. Panels read the immutable Snapshot and write only UI state; every edit
+// of the session is posted to the worker at once (no Apply button).
+#pragma once
+
+#include <imgui.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "render/heatmap.hpp"
+#include "worker.hpp"
+
+namespace attnlab::app {
+
+enum class Quantity { weights, logits };
+
+struct HeadRect {  // where a head's heatmap was drawn this frame, in framebuffer pixels
+  int head = 0;
+  float x = 0, y = 0, w = 0, h = 0;
+  int n_q = 0, n_k = 0;
+};
+
+struct AppState {
+  Session session;  // the configuration being edited
+  std::string session_path;  // where it came from ("" = built-in example)
+
+  std::shared_ptr<const Snapshot> shown;   // last good result, drawn
+  std::shared_ptr<const Snapshot> newest;  // newest finished, possibly with problems
+  std::vector<Heatmap> weight_maps, logit_maps;  // textures of `shown`
+  std::uint64_t posted = 0;
+
+  Quantity quantity = Quantity::weights;
+  int detail_head = -1;  // head opened large, -1 = none
+
+  // filled while drawing, read by the state dump
+  std::vector<HeadRect> head_rects;
+  ImVec4 text_box{0, 0, 0, 0};  // x, y, w, h
+
+  bool problems_current() const {  // the newest edit was rejected
+    return newest && newest->generation == posted && !newest->problems.empty();
+  }
+};
+
+// panels/controls.cpp
+void ShowTextPanel(AppState& st, Worker& worker);
+void ShowControlsPanel(AppState& st, Worker& worker);
+
+// panels/heads.cpp
+void ShowHeadGrid(AppState& st);
+void ShowHeadDetail(AppState& st);
+
+// One heatmap with token labels, hover tooltip and highlight. Returns true when clicked.
+bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out);
+void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const char* label);
+
+}  // namespace attnlab::app
