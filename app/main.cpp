@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "example_session.hpp"  // generated: kExampleSession (assets/sessions/example.json)
+#include "memory.hpp"
 #include "render/heatmap.hpp"
 #include "ui.hpp"
 
@@ -145,6 +146,7 @@ void style() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  attnlab::tune_allocator();
   Options opt;
   CLI::App cli{"attnlab: a laboratory for the attention mechanism"};
   cli.add_option("--session", opt.session_path, "session JSON to open (default: the built-in example)");

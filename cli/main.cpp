@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "memory.hpp"
 #include "pipeline.hpp"
 #include "result_json.hpp"
 #include "session.hpp"
@@ -90,6 +91,7 @@ int compute_command(const std::string& session_path, const std::string& out_path
 }  // namespace
 
 int main(int argc, char** argv) {
+  attnlab::tune_allocator();
   CLI::App app{"attnlab-cli: compute attention sessions without a window"};
   app.require_subcommand(1);
 

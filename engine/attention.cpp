@@ -1,5 +1,7 @@
 #include "attention.hpp"
 
+#include "gemm.hpp"
+
 #include <cmath>
 #include <limits>
 
@@ -43,6 +45,76 @@ void masked_softmax(const Matrix& logits, const MaskMatrix& allowed, float tempe
   }
 }
 
+namespace {
+
+// The keys a block of query rows may attend to lie in [c0, c1); `dense` when every cell of the
+// block inside that span is allowed (no per-cell masking needed).
+struct RowBlock {
+  int r0, r1, c0, c1;
+  bool dense;
+};
+
+std::vector<RowBlock> row_blocks(const MaskMatrix& allowed, int rows_per_block) {
+  const int n_q = static_cast<int>(allowed.rows()), n_k = static_cast<int>(allowed.cols());
+  std::vector<RowBlock> blocks;
+  for (int r0 = 0; r0 < n_q; r0 += rows_per_block) {
+    const int r1 = std::min(n_q, r0 + rows_per_block);
+    int c0 = n_k, c1 = 0;
+    for (int i = r0; i < r1; ++i) {
+      const std::uint8_t* a = allowed.row(i).data();
+      int lo = 0, hi = n_k;
+      while (lo < n_k && !a[lo]) ++lo;
+      while (hi > lo && !a[hi - 1]) --hi;
+      if (lo < hi) c0 = std::min(c0, lo), c1 = std::max(c1, hi);
+    }
+    if (c0 >= c1) c0 = c1 = 0;  // a block of fully masked rows
+    bool dense = true;
+    for (int i = r0; i < r1 && dense; ++i)
+      for (int j = c0; j < c1 && dense; ++j) dense = allowed(i, j) != 0;
+    blocks.push_back({r0, r1, c0, c1, dense});
+  }
+  return blocks;
+}
+
+// One block of one head: logits, masked softmax and the weighted sum of values, for rows
+// [r0, r1), computing only the key span [c0, c1) (Vaswani et al. 2017, eq. 1, row by row).
+void attend_block(HeadResult& r, const RowBlock& b, const MaskMatrix& allowed, float scale, float inv_t) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const int rows = b.r1 - b.r0, span = b.c1 - b.c0, n_k = static_cast<int>(r.k.rows());
+  auto logits = r.logits.middleRows(b.r0, rows);    // (rows, n_k)
+  auto weights = r.weights.middleRows(b.r0, rows);  // (rows, n_k)
+  if (b.c0 > 0) logits.leftCols(b.c0).setConstant(neg_inf), weights.leftCols(b.c0).setZero();
+  if (b.c1 < n_k) logits.rightCols(n_k - b.c1).setConstant(neg_inf), weights.rightCols(n_k - b.c1).setZero();
+  if (span == 0) {
+    r.output.middleRows(b.r0, rows).setZero();
+    return;
+  }
+  auto l = logits.middleCols(b.c0, span);
+  auto w = weights.middleCols(b.c0, span);
+  const int d_head = static_cast<int>(r.q.cols());
+  gemm_nt(rows, span, d_head, scale, &r.q(b.r0, 0), d_head, &r.k(b.c0, 0), d_head, &l(0, 0), n_k);
+  for (int i = 0; i < rows; ++i) {
+    float* lp = &l(i, 0);
+    float* wp = &w(i, 0);
+    const std::uint8_t* ap = allowed.row(b.r0 + i).data() + b.c0;
+    if (!b.dense)
+      for (int j = 0; j < span; ++j) lp[j] = ap[j] ? lp[j] : neg_inf;
+    // pass 1: row max; pass 2: exp, exact zeros where masked; pass 3: normalise
+    const float m = l.row(i).maxCoeff();
+    if (m == neg_inf) {
+      w.row(i).setZero();
+      continue;
+    }
+    w.row(i) = ((l.row(i).array() - m) * inv_t).exp().matrix();
+    if (!b.dense)
+      for (int j = 0; j < span; ++j) wp[j] = ap[j] ? wp[j] : 0.0f;
+    w.row(i) /= w.row(i).sum();
+  }
+  gemm_nn(rows, d_head, span, &w(0, 0), n_k, &r.v(b.c0, 0), d_head, &r.output(b.r0, 0), d_head);
+}
+
+}  // namespace
+
 bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
                      const std::atomic<bool>* cancel) {
   const int n = static_cast<int>(x.rows());
@@ -50,49 +122,57 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   const int n_heads = cfg.n_heads;
   const int d_head = d_model / n_heads;
   const float scale = score_scale(cfg.score, d_head);
-  const float temperature = static_cast<float>(cfg.temperature);
-  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const float inv_t = static_cast<float>(1.0 / cfg.temperature);
   auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
 
   out.input = x;
-  // Projections as three GEMMs that Eigen spreads over both cores.
-  const Matrix q_all = x * w.w_q;  // (n, d_model)
-  const Matrix k_all = x * w.w_k;
-  const Matrix v_all = x * w.w_v;
+  // Q, K and V in one GEMM over both cores: (n, d_model) x (d_model, 3 d_model).
+  Matrix qkv;
+  if (w.w_qkv.size()) {
+    matmul(x, w.w_qkv, qkv);
+  } else {
+    qkv.resize(n, 3 * d_model);
+    qkv << x * w.w_q, x * w.w_k, x * w.w_v;
+  }
   if (cancelled()) return false;
 
   auto allowed = std::make_shared<const MaskMatrix>(build_mask(cfg.mask, n, n));
-  out.heads.assign(n_heads, {});
-  Matrix concat(n, d_model);  // (n, n_heads * d_head)
-  std::atomic<bool> stop{false};
+  // 64 query rows at a time: a block's logits and weights (64 x n_k) stay in cache from the
+  // score GEMM through softmax to the weighted sum.
+  const std::vector<RowBlock> blocks = row_blocks(*allowed, 64);
 
-#pragma omp parallel for schedule(dynamic, 1)
+  // Every buffer is allocated here, on the calling thread, before the parallel loop.
+  out.heads.resize(n_heads);
   for (int h = 0; h < n_heads; ++h) {
+    HeadResult& r = out.heads[h];
+    r.allowed = allowed;
+    r.q = qkv.middleCols(h * d_head, d_head);
+    r.k = qkv.middleCols(d_model + h * d_head, d_head);
+    r.v = qkv.middleCols(2 * d_model + h * d_head, d_head);
+    r.logits.resize(n, n);
+    r.weights.resize(n, n);
+    r.output.resize(n, d_head);
+  }
+
+  // (head, row block) tasks over both cores; causal blocks differ in cost, hence dynamic.
+  const int n_blocks = static_cast<int>(blocks.size());
+  const int n_tasks = n_heads * n_blocks;
+  std::atomic<bool> stop{false};
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int t = 0; t < n_tasks; ++t) {
     if (stop.load(std::memory_order_relaxed)) continue;
-    if (cancelled()) {
+    if ((t % n_blocks) == 0 && cancelled()) {
       stop = true;
       continue;
     }
-    HeadResult& r = out.heads[h];
-    r.allowed = allowed;
-    r.q = q_all.middleCols(h * d_head, d_head);
-    r.k = k_all.middleCols(h * d_head, d_head);
-    r.v = v_all.middleCols(h * d_head, d_head);
-    r.logits.resize(n, n);
-    r.logits.noalias() = r.q * r.k.transpose();
-    r.logits *= scale;
-    const MaskMatrix& a = *allowed;
-    for (int i = 0; i < n; ++i) {
-      float* lp = r.logits.row(i).data();
-      const std::uint8_t* ap = a.row(i).data();
-      for (int j = 0; j < n; ++j) lp[j] = ap[j] ? lp[j] : neg_inf;
-    }
-    masked_softmax(r.logits, a, temperature, r.weights);
-    r.output.noalias() = r.weights * r.v;
-    concat.middleCols(h * d_head, d_head) = r.output;
+    HeadResult& r = out.heads[t / n_blocks];
+    attend_block(r, blocks[t % n_blocks], *allowed, scale, inv_t);
   }
   if (stop || cancelled()) return false;
-  out.output.noalias() = concat * w.w_o;
+
+  Matrix concat(n, d_model);  // (n, n_heads * d_head)
+  for (int h = 0; h < n_heads; ++h) concat.middleCols(h * d_head, d_head) = out.heads[h].output;
+  matmul(concat, w.w_o, out.output);
   return true;
 }
 

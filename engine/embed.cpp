@@ -20,10 +20,17 @@ Matrix glorot_normal(std::uint64_t seed, std::string_view label, int fan_in, int
   return w;
 }
 
+void LayerWeights::fuse() {
+  w_qkv.resize(w_q.rows(), w_q.cols() + w_k.cols() + w_v.cols());
+  w_qkv << w_q, w_k, w_v;
+}
+
 LayerWeights layer_weights(std::uint64_t seed, int layer, int d_model) {
   const std::string p = "layer" + std::to_string(layer) + ".";
-  return {glorot_normal(seed, p + "W_Q", d_model, d_model), glorot_normal(seed, p + "W_K", d_model, d_model),
-          glorot_normal(seed, p + "W_V", d_model, d_model), glorot_normal(seed, p + "W_O", d_model, d_model)};
+  LayerWeights w{glorot_normal(seed, p + "W_Q", d_model, d_model), glorot_normal(seed, p + "W_K", d_model, d_model),
+                 glorot_normal(seed, p + "W_V", d_model, d_model), glorot_normal(seed, p + "W_O", d_model, d_model), {}};
+  w.fuse();
+  return w;
 }
 
 }  // namespace attnlab

@@ -19,6 +19,8 @@ Matrix glorot_normal(std::uint64_t seed, std::string_view label, int fan_in, int
 // Projections of one attention layer; x (n, d_model) times W gives (n, d_model).
 struct LayerWeights {
   Matrix w_q, w_k, w_v, w_o;  // each (d_model, d_model)
+  Matrix w_qkv;               // (d_model, 3 d_model) = [w_q | w_k | w_v]: one GEMM projects all three
+  void fuse();                // fills w_qkv from w_q, w_k, w_v
 };
 // Streams "layer<l>.W_Q", "layer<l>.W_K", "layer<l>.W_V", "layer<l>.W_O".
 LayerWeights layer_weights(std::uint64_t seed, int layer, int d_model);

@@ -1,5 +1,6 @@
 #include "pipeline.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "positional.hpp"
@@ -34,7 +35,10 @@ Matrix Engine::layer_input(const Session& s, const std::vector<Token>& tokens) {
     }
     x.row(i) = Eigen::Map<const RowVector>(it->second.data(), d);
   }
-  if (s.positional.kind == PositionalKind::sinusoidal) x += sinusoidal_encoding(n, d);
+  if (s.positional.kind == PositionalKind::sinusoidal) {
+    if (sinusoidal_.rows() < n || sinusoidal_.cols() != d) sinusoidal_ = sinusoidal_encoding(std::max(n, 256), d);
+    x += sinusoidal_.topRows(n);
+  }
   return x;
 }
 

@@ -44,6 +44,7 @@ class Engine {
   int cache_d_model_ = -1;
   std::unique_ptr<LayerWeights> weights_;
   std::unordered_map<std::string, std::vector<float>> embeddings_;
+  Matrix sinusoidal_;  // (rows >= n, d_model) grown on demand: the table depends on n and d only
 };
 
 // One-shot convenience for tools and tests.

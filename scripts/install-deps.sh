@@ -7,11 +7,11 @@ packages=(
   # build
   cmake ninja-build g++ pkg-config
   # engine, CLI, tests
-  libeigen3-dev nlohmann-json3-dev libcli11-dev doctest-dev libbenchmark-dev
+  libeigen3-dev libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev doctest-dev libbenchmark-dev
   # window
   libglfw3-dev libimgui-dev python3-glad libstb-dev fonts-dejavu-core
   # headless GUI tests and the numpy reference
-  xvfb xauth libgl1-mesa-dri xdotool imagemagick python3 python3-numpy
+  xvfb xauth libgl1-mesa-dri xdotool imagemagick python3 python3-numpy python3-pil
 )
 
 missing=()

@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""GUI tests through the real window under Xvfb.
+
+  test_gui.py causal  APP   screenshots of a causal and a bidirectional session: above each
+                            head's diagonal the cells show the background colour, on and below
+                            it they do not (and with no mask, no cell is background).
+  test_gui.py typing  APP   xdotool selects the text box and types a new sentence: the heatmaps
+                            get one row per new token (state dump and pixels agree).
+  test_gui.py invalid APP   emptying the text shows the problem and keeps the last good picture.
+
+The app writes --state-file: where each head's heatmap is drawn, in framebuffer pixels.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODE, APP = sys.argv[1], sys.argv[2]
+W, H = 1280, 800
+TMP = tempfile.mkdtemp(prefix="attnlab-gui-")
+checks = {"passed": 0, "failed": 0}
+
+
+def check(cond, what):
+    if cond:
+        checks["passed"] += 1
+    else:
+        checks["failed"] += 1
+        print("FAIL:", what)
+    return cond
+
+
+def cell_colours(png, state):
+    """Per head, the colour at the centre of every cell (i, j)."""
+    img = Image.open(png).convert("RGB")
+    out = []
+    for h in state["heads"]:
+        cw, ch = h["w"] / h["n_k"], h["h"] / h["n_q"]
+        grid = [[img.getpixel((int(h["x"] + (j + 0.5) * cw), int(h["y"] + (i + 0.5) * ch)))
+                 for j in range(h["n_k"])] for i in range(h["n_q"])]
+        out.append(grid)
+    return out
+
+
+def check_pattern(png, state, causal, label):
+    bg = tuple(state["background"])
+    heads = cell_colours(png, state)
+    check(len(heads) == len(state["heads"]) > 0, f"{label}: heads drawn")
+    for h, grid in enumerate(heads):
+        n = len(grid)
+        bad_above = [(i, j) for i in range(n) for j in range(i + 1, n) if (grid[i][j] == bg) != causal]
+        bad_below = [(i, j) for i in range(n) for j in range(0, i + 1) if grid[i][j] == bg]
+        check(not bad_above, f"{label}: head {h} cells above the diagonal {'are' if causal else 'are not'} background "
+                             f"{bg} (wrong at {bad_above[:5]})")
+        check(not bad_below, f"{label}: head {h} cells on/below the diagonal are coloured (background at {bad_below[:5]})")
+
+
+def screenshot_run(session, name):
+    png, st = os.path.join(TMP, name + ".png"), os.path.join(TMP, name + ".json")
+    p = subprocess.run(["xvfb-run", "-a", "-s", f"-screen 0 {W}x{H}x24", APP, "--session", session,
+                        "--screenshot", png, "--frames", "3", "--no-mouse", "--state-file", st,
+                        "--width", str(W), "--height", str(H)], capture_output=True, timeout=120)
+    check(p.returncode == 0, f"{name}: app exits 0 (stderr {p.stderr.decode()!r})")
+    return png, json.load(open(st))
+
+
+class Display:
+    """An Xvfb server and the app on it, driven with xdotool."""
+
+    def __init__(self, *app_args):
+        r, w = os.pipe()
+        self.xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
+                                     pass_fds=[w], stderr=subprocess.DEVNULL)
+        os.close(w)
+        self.display = ":" + os.read(r, 16).decode().strip()
+        os.close(r)
+        self.env = dict(os.environ, DISPLAY=self.display)
+        self.state_path = os.path.join(TMP, "state.json")
+        self.app = subprocess.Popen([APP, "--state-file", self.state_path, "--width", str(W), "--height", str(H),
+                                     *app_args], env=self.env)
+
+    def state(self):
+        try:
+            return json.load(open(self.state_path))
+        except (OSError, ValueError):
+            return None
+
+    def wait_for(self, pred, what, timeout=30):
+        end = time.time() + timeout
+        while time.time() < end:
+            s = self.state()
+            if s and pred(s):
+                return s
+            time.sleep(0.1)
+        check(False, f"timed out waiting for {what}; last state: {json.dumps(self.state())[:400]}")
+        return None
+
+    def xdo(self, *args):
+        subprocess.run(["xdotool", *args], env=self.env, check=True, timeout=30)
+        time.sleep(0.3)  # a few frames between actions
+
+    def click(self, x, y):
+        self.xdo("mousemove", str(int(x)), str(int(y)))
+        self.xdo("click", "1")
+
+    def chord(self, keys):  # held long enough for GLFW polling to see it
+        self.xdo("keydown", keys)
+        time.sleep(0.1)
+        self.xdo("keyup", keys)
+
+    def screenshot(self, name):
+        png = os.path.join(TMP, name + ".png")
+        subprocess.run(["import", "-window", "root", png], env=self.env, check=True, timeout=30)
+        return png
+
+    def close(self):
+        self.app.terminate()
+        try:
+            self.app.wait(10)
+        except subprocess.TimeoutExpired:
+            self.app.kill()
+        self.xvfb.terminate()
+        self.xvfb.wait(10)
+
+
+def settled(s):
+    return not s["busy"] and "heads" in s and s.get("shown_generation") == s["posted"]
+
+
+def test_causal():
+    png, st = screenshot_run(os.path.join(HERE, "causal.json"), "causal")
+    check(st["mask"] == "causal" and len(st["heads"]) == 3, "causal session shown with 3 heads")
+    check(st["n_tokens"] == 10 and all(h["n_q"] == 10 for h in st["heads"]), "10 rows per head")
+    check_pattern(png, st, causal=True, label="causal")
+    png, st = screenshot_run(os.path.join(HERE, "bidirectional.json"), "bidirectional")
+    check(st["mask"] == "none", "bidirectional session shown")
+    check_pattern(png, st, causal=False, label="no mask")
+
+
+def test_typing():
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the example session")
+        if not s:
+            return
+        n0 = s["n_tokens"]
+        check(n0 == 11 and all(h["n_q"] == 11 for h in s["heads"]), f"example has 11 rows (got {n0})")
+        x, y, w, h = s["text_box"]
+        d.click(x + w / 2, y + h / 2)
+        d.chord("ctrl+a")
+        d.xdo("type", "--delay", "40", "Short one now")
+        s = d.wait_for(lambda s: settled(s) and s["n_tokens"] == 3, "3 tokens after typing")
+        if not s:
+            return
+        check(s["tokens"] == ["Short", "one", "now"], f"tokens typed: {s['tokens']}")
+        check(all(h["n_q"] == 3 and h["n_k"] == 3 for h in s["heads"]), "every head has 3 rows and 3 columns")
+        d.xdo("mousemove", "5", str(H - 5))  # no tooltip over the heatmaps
+        time.sleep(0.5)
+        s = d.wait_for(settled, "settled after moving the mouse")
+        png = d.screenshot("typed")
+        check_pattern(png, s, causal=True, label="after typing")
+    finally:
+        d.close()
+
+
+def test_invalid():
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the example session")
+        if not s:
+            return
+        x, y, w, h = s["text_box"]
+        d.click(x + w / 2, y + h / 2)
+        d.chord("ctrl+a")
+        d.chord("BackSpace")
+        s = d.wait_for(lambda s: s["problems"] and not s["busy"], "a problem after emptying the text")
+        if not s:
+            return
+        check(any("no tokens" in p for p in s["problems"]), f"problem says there are no tokens: {s['problems']}")
+        check(s["n_tokens"] == 11 and len(s["heads"]) == 4, "the last good picture (11 tokens, 4 heads) stays")
+        d.xdo("type", "--delay", "40", "Back again")
+        s = d.wait_for(lambda s: settled(s) and s["n_tokens"] == 2 and not s["problems"], "recovery after typing")
+        check(s is not None, "typing valid text clears the problem")
+    finally:
+        d.close()
+
+
+if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
+    print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
+    sys.exit(1)
+{"causal": test_causal, "typing": test_typing, "invalid": test_invalid}[MODE]()
+print(f"{checks['passed']} passed, {checks['failed']} failed")
+sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
