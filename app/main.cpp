@@ -94,6 +94,7 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   j["text_box"] = {st.text_box.x * scale.x, st.text_box.y * scale.y, st.text_box.z * scale.x, st.text_box.w * scale.y};
   j["quantity"] = st.quantity == Quantity::weights ? "weights" : "logits";
   j["detail_head"] = st.detail_head;
+  j["hover"] = {{"head", st.hover.head}, {"query", st.hover.query}, {"key", st.hover.key}};
   j["problems"] = st.problems_current() ? st.newest->problems : std::vector<std::string>{};
   if (st.shown && st.shown->result) {
     const Result& r = *st.shown->result;
@@ -177,6 +178,14 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (!opt.screenshot_path.empty()) {  // scripted figures: an invalid session is an error, not a picture
+    if (auto v = validate(st.session); !v.ok()) {
+      std::fprintf(stderr, "attnlab: %s: %s\n", opt.session_path.empty() ? "example" : opt.session_path.c_str(),
+                   join(v.problems).c_str());
+      return 1;
+    }
+  }
+  st.opened = st.session;
   glfwSetErrorCallback([](int code, const char* msg) { std::fprintf(stderr, "attnlab: GLFW error %d: %s\n", code, msg); });
   if (!glfwInit()) {
     std::fprintf(stderr, "attnlab: cannot open a window (no display? run under xvfb-run for headless use)\n");
@@ -235,6 +244,7 @@ int main(int argc, char** argv) {
       ImGui_ImplOpenGL3_NewFrame();
       ImGui_ImplGlfw_NewFrame();
       ImGui::NewFrame();
+      st.hover = {};
 
       const ImGuiViewport* vp = ImGui::GetMainViewport();
       ImGui::SetNextWindowPos(vp->Pos);
@@ -244,7 +254,8 @@ int main(int argc, char** argv) {
                        ImGuiWindowFlags_NoSavedSettings);
       ImGui::TextUnformatted("attnlab");
       ImGui::SameLine();
-      ImGui::TextDisabled("%s", st.session_path.empty() ? "built-in example" : st.session_path.c_str());
+      ImGui::TextDisabled("%s%s", st.session_path.empty() ? "built-in example" : st.session_path.c_str(),
+                          st.session == st.opened ? "" : "  (edited)");
       if (worker.busy()) {
         ImGui::SameLine();
         ImGui::TextColored(ImVec4(0.9f, 0.8f, 0.3f, 1), "computing...");

@@ -21,8 +21,13 @@ struct HeadRect {  // where a head's heatmap was drawn this frame, in framebuffe
   int n_q = 0, n_k = 0;
 };
 
+struct Hover {  // the cell under the mouse this frame
+  int head = -1, query = -1, key = -1;
+};
+
 struct AppState {
-  Session session;  // the configuration being edited
+  Session session;           // the configuration being edited
+  Session opened;            // as it was opened, to mark edits
   std::string session_path;  // where it came from ("" = built-in example)
 
   std::shared_ptr<const Snapshot> shown;   // last good result, drawn
@@ -35,6 +40,7 @@ struct AppState {
 
   // filled while drawing, read by the state dump
   std::vector<HeadRect> head_rects;
+  Hover hover;
   ImVec4 text_box{0, 0, 0, 0};  // x, y, w, h
 
   bool problems_current() const {  // the newest edit was rejected
@@ -51,7 +57,7 @@ void ShowHeadGrid(AppState& st);
 void ShowHeadDetail(AppState& st);
 
 // One heatmap with token labels, hover tooltip and highlight. Returns true when clicked.
-bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out);
+bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out, Hover* hover_out);
 void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const char* label);
 
 }  // namespace attnlab::app

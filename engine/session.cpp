@@ -166,7 +166,8 @@ SessionParse parse_session(std::string_view json_text) {
     // e.what() reads "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
     std::string msg = e.what();
     const auto at = msg.find("parse error");
-    out.problems.push_back("not valid JSON: " + (at == std::string::npos ? msg : msg.substr(at)));
+    // the message quotes the input it stopped at, which may hold invalid UTF-8
+    out.problems.push_back("not valid JSON: " + utf8_sanitize(at == std::string::npos ? msg : msg.substr(at)));
     return out;
   }
   Session s;

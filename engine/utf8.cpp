@@ -47,6 +47,22 @@ std::vector<CodePoint> utf8_decode(std::string_view s) {
   return out;
 }
 
+std::string utf8_sanitize(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t len = sequence_length(s, i);
+    if (len == 0) {
+      out += "\uFFFD";
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
 std::string utf8_encode(char32_t cp) {
   std::string out;
   if (cp < 0x80) {

@@ -22,4 +22,7 @@ std::vector<CodePoint> utf8_decode(std::string_view s);
 
 std::string utf8_encode(char32_t cp);
 
+// s with every invalid byte replaced by U+FFFD, so it can be shown or printed safely.
+std::string utf8_sanitize(std::string_view s);
+
 }  // namespace attnlab

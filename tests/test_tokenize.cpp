@@ -61,4 +61,6 @@ TEST_CASE("utf8: invalid sequences are found at their byte offset") {
   CHECK(utf8_first_invalid("\xed\xa0\x80").value() == 0);   // surrogate U+D800
   CHECK(utf8_first_invalid("\xf4\x90\x80\x80").value() == 0);  // above U+10FFFF
   CHECK(utf8_encode(0x1F600) == "😀");
+  CHECK(utf8_sanitize("a\xff" "b\xc3") == "a\uFFFD" "b\uFFFD");
+  CHECK(utf8_sanitize("é ok") == "é ok");
 }

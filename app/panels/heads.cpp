@@ -75,7 +75,7 @@ void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const cha
                   label);
 }
 
-bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out) {
+bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out, Hover* hover_out) {
   const Result& r = *st.shown->result;
   const HeadResult& hr = r.layers[0].heads[head];
   const int n_q = static_cast<int>(hr.weights.rows()), n_k = static_cast<int>(hr.weights.cols());
@@ -113,6 +113,7 @@ bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadR
     const ImVec2 m = ImGui::GetMousePos();
     hi = std::clamp(static_cast<int>((m.y - p0.y) / cell), 0, n_q - 1);
     hj = std::clamp(static_cast<int>((m.x - p0.x) / cell), 0, n_k - 1);
+    if (hover_out) *hover_out = {head, hi, hj};
     const ImU32 band = IM_COL32(255, 255, 255, 40);
     dl->AddRectFilled(ImVec2(p0.x, p0.y + hi * cell), ImVec2(p1.x, p0.y + (hi + 1) * cell), band);
     dl->AddRectFilled(ImVec2(p0.x + hj * cell, p0.y), ImVec2(p0.x + (hj + 1) * cell, p1.y), band);
@@ -153,7 +154,8 @@ bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadR
 
 void ShowHeadGrid(AppState& st) {
   if (!st.shown || !st.shown->result) {
-    ImGui::TextDisabled("computing...");
+    ImGui::TextDisabled(st.problems_current() ? "no valid result yet: fix the problems shown on the left"
+                                              : "computing...");
     return;
   }
   const Snapshot& snap = *st.shown;
@@ -188,7 +190,7 @@ void ShowHeadGrid(AppState& st) {
     ImGui::SetCursorScreenPos(o);
     ImGui::Text("head %d", h);
     const ImVec2 area(tile - font * 0.8f, tile - title - font * 0.8f);
-    if (DrawHeatmap(st, h, ImVec2(o.x, o.y + title), area, &st.head_rects[h])) st.detail_head = h;
+    if (DrawHeatmap(st, h, ImVec2(o.x, o.y + title), area, &st.head_rects[h], &st.hover)) st.detail_head = h;
   }
   DrawColorBar(ImVec2(start.x + grid_w + font * 1.5f, start.y + title + font * 2), std::min(grid_h * 0.6f, 400.0f),
                vmin, vmax, weights ? "weight" : "logit");
@@ -212,7 +214,7 @@ void ShowHeadDetail(AppState& st) {
     const ImVec2 avail = ImGui::GetContentRegionAvail();
     const ImVec2 o = ImGui::GetCursorScreenPos();
     const float bar_w = ImGui::GetFontSize() * 5.5f;
-    DrawHeatmap(st, st.detail_head, o, ImVec2(avail.x - bar_w, avail.y), nullptr);
+    DrawHeatmap(st, st.detail_head, o, ImVec2(avail.x - bar_w, avail.y), nullptr, &st.hover);
     DrawColorBar(ImVec2(o.x + avail.x - bar_w + ImGui::GetFontSize() * 1.5f, o.y + ImGui::GetFontSize()),
                  avail.y * 0.6f, weights ? 0.0f : snap.logit_min, weights ? snap.weight_max : snap.logit_max,
                  weights ? "weight" : "logit");

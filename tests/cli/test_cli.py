@@ -95,7 +95,11 @@ for what, (content, message) in bad.items():
     out = os.path.join(tmp, "bad.result.json")
     open(src, "wb").write(content)
     p = run("compute", src, "-o", out)
-    err = p.stderr.decode("utf-8", "replace")
+    try:
+        err = p.stderr.decode("utf-8")
+    except UnicodeDecodeError:
+        err = p.stderr.decode("utf-8", "replace")
+        check(False, f"{what}: stderr is valid UTF-8 ({p.stderr!r})")
     check(p.returncode != 0, f"{what}: non-zero exit")
     check(message in err, f"{what}: stderr says {message!r} (got {err!r})")
     check(err.count("\n") == 1 and err.startswith("attnlab-cli: "), f"{what}: one line on stderr")

@@ -6,7 +6,10 @@
                             it they do not (and with no mask, no cell is background).
   test_gui.py typing  APP   xdotool selects the text box and types a new sentence: the heatmaps
                             get one row per new token (state dump and pixels agree).
-  test_gui.py invalid APP   emptying the text shows the problem and keeps the last good picture.
+  test_gui.py invalid APP   emptying the text shows the problem and keeps the last good picture;
+                            a corrupt --session file with --screenshot exits 1 with one line.
+  test_gui.py hover   APP   hovering a cell reports its (head, query, key) and draws the tooltip;
+                            clicking a head opens it large.
 
 The app writes --state-file: where each head's heatmap is drawn, in framebuffer pixels.
 """
@@ -170,6 +173,17 @@ def test_typing():
 
 
 def test_invalid():
+    for content, reason in [('{"model": {"d_model": 100, "n_heads": 3}}', "d_model 100 is not divisible by 3 heads"),
+                            ('{"text": "cut off', "not valid JSON"),
+                            ('{"text": "bad \xff"}', "not valid JSON")]:
+        bad = os.path.join(TMP, "bad.json")
+        open(bad, "w", encoding="latin-1").write(content)
+        p = subprocess.run(["xvfb-run", "-a", APP, "--session", bad, "--screenshot", os.path.join(TMP, "bad.png")],
+                           capture_output=True, timeout=60)
+        err = p.stderr.decode()
+        check(p.returncode == 1, f"{content!r} with --screenshot exits 1 (got {p.returncode})")
+        check(reason in err and err.count("\n") == 1, f"one-line reason {reason!r}: {err!r}")
+        check(not os.path.exists(os.path.join(TMP, "bad.png")), "no screenshot written for a bad session")
     d = Display()
     try:
         s = d.wait_for(settled, "the example session")
@@ -191,9 +205,38 @@ def test_invalid():
         d.close()
 
 
+def test_hover():
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the example session")
+        if not s:
+            return
+        h = s["heads"][1]
+        cw, ch = h["w"] / h["n_k"], h["h"] / h["n_q"]
+        x, y = h["x"] + 1.5 * cw, h["y"] + 2.5 * ch  # head 1, query 2, key 1
+        before = d.screenshot("before-hover")
+        d.xdo("mousemove", str(int(x)), str(int(y)))
+        s = d.wait_for(lambda s: s["hover"]["head"] == 1, "hover reported on head 1")
+        if not s:
+            return
+        check(s["hover"] == {"head": 1, "query": 2, "key": 1}, f"hovered cell is (1, 2, 1): {s['hover']}")
+        after = d.screenshot("hover")
+        a, b = Image.open(before).convert("RGB"), Image.open(after).convert("RGB")
+        # the tooltip appears beside the pointer: pixels change to the right of and below it
+        region = (int(x) + 10, int(y) + 10, min(W, int(x) + 300), min(H, int(y) + 80))
+        changed = sum(1 for p, q in zip(a.crop(region).getdata(), b.crop(region).getdata()) if p != q)
+        check(changed > 500, f"a tooltip is drawn beside the pointer ({changed} pixels changed)")
+        d.xdo("click", "1")
+        s = d.wait_for(lambda s: s["detail_head"] == 1, "head 1 opened large")
+        check(s is not None, "clicking head 1 opens its large view")
+        d.screenshot("detail")
+    finally:
+        d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
-{"causal": test_causal, "typing": test_typing, "invalid": test_invalid}[MODE]()
+{"causal": test_causal, "typing": test_typing, "invalid": test_invalid, "hover": test_hover}[MODE]()
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
