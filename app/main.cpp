@@ -73,14 +73,32 @@ bool write_screenshot(const std::string& path, int w, int h) {
   return stbi_write_png(path.c_str(), w, h, 3, px.data(), w * 3) != 0;
 }
 
-void upload(AppState& st, const HeatmapRenderer& renderer) {
-  const Snapshot& s = *st.shown;
-  st.weight_maps.resize(s.images.size());
-  st.logit_maps.resize(s.images.size());
-  for (std::size_t h = 0; h < s.images.size(); ++h) {
+// Uploads the textures of st.incoming for about `budget_ms` (at least one texture), into the
+// second texture set; when all are done, the new result replaces the shown one in one swap.
+// So a large result never stalls a frame, and what is drawn is always one whole result.
+void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms) {
+  if (!st.incoming) return;
+  const Snapshot& s = *st.incoming;
+  const std::size_t n = s.images.size();
+  st.in_weight_maps.resize(n);
+  st.in_logit_maps.resize(n);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (st.in_next < 2 * n) {
+    const std::size_t h = st.in_next / 2;
     const HeadImage& img = s.images[h];
-    st.weight_maps[h].update(renderer, img.width, img.height, img.weights_rg, 0.0f, s.weight_max);
-    st.logit_maps[h].update(renderer, img.width, img.height, img.logits_rg, s.logit_min, s.logit_max);
+    if (st.in_next % 2 == 0) {
+      st.in_weight_maps[h].update(renderer, img.width, img.height, img.weights_rg, 0.0f, s.weight_max);
+    } else {
+      st.in_logit_maps[h].update(renderer, img.width, img.height, img.logits_rg, s.logit_min, s.logit_max);
+    }
+    ++st.in_next;
+    if (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms) break;
+  }
+  if (st.in_next == 2 * n) {
+    st.shown = std::move(st.incoming);
+    st.incoming.reset();
+    std::swap(st.weight_maps, st.in_weight_maps);
+    std::swap(st.logit_maps, st.in_logit_maps);
   }
 }
 
@@ -88,7 +106,7 @@ void upload(AppState& st, const HeatmapRenderer& renderer) {
 std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVec2 scale, int fb_w, int fb_h) {
   nlohmann::json j;
   j["posted"] = st.posted;
-  j["busy"] = worker.busy();
+  j["busy"] = worker.busy() || st.incoming != nullptr;  // computing, or uploading textures
   j["framebuffer"] = {fb_w, fb_h};
   j["background"] = {int(bg.x * 255 + 0.5f), int(bg.y * 255 + 0.5f), int(bg.z * 255 + 0.5f)};
   j["text_box"] = {st.text_box.x * scale.x, st.text_box.y * scale.y, st.text_box.z * scale.x, st.text_box.w * scale.y};
@@ -230,16 +248,17 @@ int main(int argc, char** argv) {
     std::string last_state;
     while (!glfwWindowShouldClose(window)) {
       // Wake on input, or soon while the worker computes, so a result shows the frame it lands.
-      if (opt.screenshot_path.empty()) glfwWaitEventsTimeout(worker.busy() ? 0.004 : 0.1);
+      if (opt.screenshot_path.empty()) glfwWaitEventsTimeout(worker.busy() || st.incoming ? 0.004 : 0.1);
       else glfwPollEvents();
 
       if (auto snap = worker.latest(); snap && snap != st.newest) {
         st.newest = snap;
         if (snap->result) {
-          st.shown = snap;
-          upload(st, renderer);
+          st.incoming = snap;  // replaces one still uploading: the newest wins
+          st.in_next = 0;
         }
       }
+      upload_some(st, renderer, 8.0);
 
       ImGui_ImplOpenGL3_NewFrame();
       ImGui_ImplGlfw_NewFrame();
@@ -256,7 +275,7 @@ int main(int argc, char** argv) {
       ImGui::SameLine();
       ImGui::TextDisabled("%s%s", st.session_path.empty() ? "built-in example" : st.session_path.c_str(),
                           st.session == st.opened ? "" : "  (edited)");
-      if (worker.busy()) {
+      if (worker.busy() || st.incoming) {
         ImGui::SameLine();
         ImGui::TextColored(ImVec4(0.9f, 0.8f, 0.3f, 1), "computing...");
       }
@@ -291,7 +310,7 @@ int main(int argc, char** argv) {
         if (s != last_state) write_file_atomically(opt.state_path, s), last_state = std::move(s);
       }
       if (!opt.screenshot_path.empty()) {
-        const bool settled = st.newest && st.newest->generation == st.posted && !worker.busy();
+        const bool settled = st.newest && st.newest->generation == st.posted && !worker.busy() && !st.incoming;
         ready_frames = settled ? ready_frames + 1 : 0;
         if (ready_frames >= opt.frames) {
           if (!write_screenshot(opt.screenshot_path, fb_w, fb_h)) {

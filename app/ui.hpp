@@ -30,9 +30,12 @@ struct AppState {
   Session opened;            // as it was opened, to mark edits
   std::string session_path;  // where it came from ("" = built-in example)
 
-  std::shared_ptr<const Snapshot> shown;   // last good result, drawn
-  std::shared_ptr<const Snapshot> newest;  // newest finished, possibly with problems
-  std::vector<Heatmap> weight_maps, logit_maps;  // textures of `shown`
+  std::shared_ptr<const Snapshot> shown;     // last good result, drawn
+  std::shared_ptr<const Snapshot> newest;    // newest finished, possibly with problems
+  std::shared_ptr<const Snapshot> incoming;  // newest good result, its textures uploading
+  std::vector<Heatmap> weight_maps, logit_maps;        // textures of `shown`
+  std::vector<Heatmap> in_weight_maps, in_logit_maps;  // textures of `incoming`, filled a few per frame
+  std::size_t in_next = 0;                              // next texture of `incoming` to upload
   std::uint64_t posted = 0;
 
   Quantity quantity = Quantity::weights;
