@@ -84,6 +84,12 @@ class Display:
         self.display = ":" + os.read(r, 16).decode().strip()
         os.close(r)
         self.env = dict(os.environ, DISPLAY=self.display)
+        # the server answers before the app starts (a display just freed by the previous test
+        # can be handed out again before it accepts connections)
+        for _ in range(100):
+            if subprocess.run(["xdotool", "getmouselocation"], env=self.env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
         self.state_path = os.path.join(TMP, "state.json")
         self.app = subprocess.Popen([APP, "--state-file", self.state_path, "--width", str(W), "--height", str(H),
                                      *app_args], env=self.env)
