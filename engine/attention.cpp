@@ -143,15 +143,21 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
 
   // Every buffer is allocated here, on the calling thread, before the parallel loop.
   out.heads.resize(n_heads);
-  for (int h = 0; h < n_heads; ++h) {
-    HeadResult& r = out.heads[h];
+  for (HeadResult& r : out.heads) {
     r.allowed = allowed;
-    r.q = qkv.middleCols(h * d_head, d_head);
-    r.k = qkv.middleCols(d_model + h * d_head, d_head);
-    r.v = qkv.middleCols(2 * d_model + h * d_head, d_head);
+    r.q.resize(n, d_head);
+    r.k.resize(n, d_head);
+    r.v.resize(n, d_head);
     r.logits.resize(n, n);
     r.weights.resize(n, n);
     r.output.resize(n, d_head);
+  }
+#pragma omp parallel for
+  for (int h = 0; h < n_heads; ++h) {  // each head keeps its own slices of Q, K and V
+    HeadResult& r = out.heads[h];
+    r.q = qkv.middleCols(h * d_head, d_head);
+    r.k = qkv.middleCols(d_model + h * d_head, d_head);
+    r.v = qkv.middleCols(2 * d_model + h * d_head, d_head);
   }
 
   // (head, row block) tasks over both cores; causal blocks differ in cost, hence dynamic.
@@ -171,6 +177,7 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   if (stop || cancelled()) return false;
 
   Matrix concat(n, d_model);  // (n, n_heads * d_head)
+#pragma omp parallel for
   for (int h = 0; h < n_heads; ++h) concat.middleCols(h * d_head, d_head) = out.heads[h].output;
   matmul(concat, w.w_o, out.output);
   return true;

