@@ -18,6 +18,7 @@
 #include "example_session.hpp"  // generated: kExampleSession (assets/sessions/example.json)
 #include "memory.hpp"
 #include "render/heatmap.hpp"
+#include "tokenize.hpp"
 #include "ui.hpp"
 
 namespace fs = std::filesystem;
@@ -97,6 +98,13 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
   if (st.in_next == 2 * n) {
     st.shown = std::move(st.incoming);
     st.incoming.reset();
+    // labels change only with the result: build and measure them once here, not every frame
+    st.labels.clear();
+    st.longest_label = 0;
+    for (const auto& t : st.shown->result->tokens) {
+      st.labels.push_back(token_label(t.text));
+      if (st.labels.size() <= 512) st.longest_label = std::max(st.longest_label, ImGui::CalcTextSize(st.labels.back().c_str()).x);
+    }
     std::swap(st.weight_maps, st.in_weight_maps);
     std::swap(st.logit_maps, st.in_logit_maps);
   }

@@ -36,6 +36,8 @@ struct AppState {
   std::vector<Heatmap> weight_maps, logit_maps;        // textures of `shown`
   std::vector<Heatmap> in_weight_maps, in_logit_maps;  // textures of `incoming`, filled a few per frame
   std::size_t in_next = 0;                              // next texture of `incoming` to upload
+  std::vector<std::string> labels;  // token labels of `shown` (whitespace made visible)
+  float longest_label = 0;          // widest of the first 512 labels, in pixels
   std::uint64_t posted = 0;
 
   Quantity quantity = Quantity::weights;

@@ -82,10 +82,7 @@ bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadR
   const float font = ImGui::GetFontSize();
 
   // Label gutters on the left (queries) and top (keys), when cells are tall enough to label.
-  float longest = 0;
-  for (int i = 0; i < std::min<int>(n_q, 512); ++i)
-    longest = std::max(longest, ImGui::CalcTextSize(token_label(r.tokens[i].text).c_str()).x);
-  float gutter = std::min(longest + 8, std::min(size.x, size.y) * 0.3f);
+  float gutter = std::min(st.longest_label + 8, std::min(size.x, size.y) * 0.3f);
   float cell = std::min((size.x - gutter) / n_k, (size.y - gutter) / n_q);
   if (cell * 3 < font) {  // labels would be unreadable even one in three: drop the gutters
     gutter = 0;
@@ -121,8 +118,8 @@ bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadR
                 IM_COL32(255, 255, 255, 255), 0, 0, 2.0f);
     const bool allowed = (*hr.allowed)(hi, hj);
     ImGui::BeginTooltip();
-    ImGui::Text("head %d   query %d \"%s\"  ->  key %d \"%s\"", head, hi, token_label(r.tokens[hi].text).c_str(), hj,
-                token_label(r.tokens[hj].text).c_str());
+    ImGui::Text("head %d   query %d \"%s\"  ->  key %d \"%s\"", head, hi, st.labels[hi].c_str(), hj,
+                st.labels[hj].c_str());
     if (allowed) {
       ImGui::Text("weight %.4f", hr.weights(hi, hj));
       ImGui::Text("logit  %.4f   (score x %s)", hr.logits(hi, hj),
@@ -139,12 +136,12 @@ bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadR
     const int stride = std::max(1, static_cast<int>(std::ceil(font / cell)));
     const ImU32 text = ImGui::GetColorU32(ImGuiCol_Text), dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
     for (int i = 0; i < n_q; i += stride) {
-      const std::string s = fit_label(token_label(r.tokens[i].text), gutter - 6);
+      const std::string s = fit_label(st.labels[i], gutter - 6);
       const float w = ImGui::CalcTextSize(s.c_str()).x;
       dl->AddText(ImVec2(p0.x - 4 - w, p0.y + (i + 0.5f) * cell - font * 0.5f), i == hi ? text : dim, s.c_str());
     }
     for (int j = 0; j < n_k; j += stride) {
-      const std::string s = fit_label(token_label(r.tokens[j].text), gutter - 6);
+      const std::string s = fit_label(st.labels[j], gutter - 6);
       AddTextVertical(dl, ImVec2(p0.x + (j + 0.5f) * cell - font * 0.5f, p0.y - 4), j == hj ? text : dim, s.c_str());
     }
   }
