@@ -26,7 +26,9 @@ void run_mha(benchmark::State& state, MaskKind mask) {
   Matrix x(n, kDModel);
   fill_normal(stream_key(1, "bench.x"), 1.0f, {x.data(), static_cast<std::size_t>(x.size())});
   const LayerWeights w = layer_weights(1, 0, kDModel);
-  const AttentionConfig cfg{kHeads, ScoreKind::scaled_dot, 1.0, mask};
+  AttentionConfig cfg;
+  cfg.n_heads = kHeads;
+  cfg.mask.kind = mask;
   LayerResult out;
   for (auto _ : state) {
     attention_layer(x, w, cfg, out);

@@ -1,23 +1,12 @@
 #include "attention.hpp"
 
 #include "gemm.hpp"
+#include "positional.hpp"
 
 #include <cmath>
 #include <limits>
 
 namespace attnlab {
-
-MaskMatrix build_mask(MaskKind kind, int n_q, int n_k) {
-  MaskMatrix m(n_q, n_k);
-  switch (kind) {
-    case MaskKind::none: m.setOnes(); break;
-    case MaskKind::causal:
-      for (int i = 0; i < n_q; ++i)
-        for (int j = 0; j < n_k; ++j) m(i, j) = j <= i;
-      break;
-  }
-  return m;
-}
 
 float score_scale(ScoreKind kind, int d_head) {
   return kind == ScoreKind::scaled_dot ? 1.0f / std::sqrt(static_cast<float>(d_head)) : 1.0f;
@@ -78,7 +67,9 @@ std::vector<RowBlock> row_blocks(const MaskMatrix& allowed, int rows_per_block) 
 
 // One block of one head: logits, masked softmax and the weighted sum of values, for rows
 // [r0, r1), computing only the key span [c0, c1) (Vaswani et al. 2017, eq. 1, row by row).
-void attend_block(HeadResult& r, const RowBlock& b, const MaskMatrix& allowed, float scale, float inv_t) {
+// `bias` (length 2 n_k - 1, may be empty): added to logit (i, j) at index j - i + n_k - 1.
+void attend_block(HeadResult& r, const RowBlock& b, const MaskMatrix& allowed, float scale, float inv_t,
+                  const std::vector<float>& bias) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const int rows = b.r1 - b.r0, span = b.c1 - b.c0, n_k = static_cast<int>(r.k.rows());
   auto logits = r.logits.middleRows(b.r0, rows);    // (rows, n_k)
@@ -93,6 +84,10 @@ void attend_block(HeadResult& r, const RowBlock& b, const MaskMatrix& allowed, f
   auto w = weights.middleCols(b.c0, span);
   const int d_head = static_cast<int>(r.q.cols());
   gemm_nt(rows, span, d_head, scale, &r.q(b.r0, 0), d_head, &r.k(b.c0, 0), d_head, &l(0, 0), n_k);
+  if (!bias.empty()) {
+    for (int i = 0; i < rows; ++i)  // a Toeplitz bias: row i reads a contiguous run
+      l.row(i) += Eigen::Map<const RowVector>(&bias[b.c0 - (b.r0 + i) + n_k - 1], span);
+  }
   for (int i = 0; i < rows; ++i) {
     float* lp = &l(i, 0);
     float* wp = &w(i, 0);
@@ -136,15 +131,9 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   }
   if (cancelled()) return false;
 
-  auto allowed = std::make_shared<const MaskMatrix>(build_mask(cfg.mask, n, n));
-  // 64 query rows at a time: a block's logits and weights (64 x n_k) stay in cache from the
-  // score GEMM through softmax to the weighted sum.
-  const std::vector<RowBlock> blocks = row_blocks(*allowed, 64);
-
   // Every buffer is allocated here, on the calling thread, before the parallel loop.
   out.heads.resize(n_heads);
   for (HeadResult& r : out.heads) {
-    r.allowed = allowed;
     r.q.resize(n, d_head);
     r.k.resize(n, d_head);
     r.v.resize(n, d_head);
@@ -152,16 +141,52 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
     r.weights.resize(n, n);
     r.output.resize(n, d_head);
   }
+  const bool lsh = cfg.mask.kind == MaskKind::lsh;
+  const bool rope = cfg.positional.kind == PositionalKind::rope;
 #pragma omp parallel for
   for (int h = 0; h < n_heads; ++h) {  // each head keeps its own slices of Q, K and V
     HeadResult& r = out.heads[h];
     r.q = qkv.middleCols(h * d_head, d_head);
     r.k = qkv.middleCols(d_model + h * d_head, d_head);
     r.v = qkv.middleCols(2 * d_model + h * d_head, d_head);
+    if (rope) {
+      rope_rotate(r.q, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
+      rope_rotate(r.k, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
+    }
+    if (lsh) {
+      // Reformer shared-QK attention (Kitaev et al. 2020, sec. 2): keys are the unit queries
+      r.k = r.q;
+      for (int i = 0; i < n; ++i)
+        if (const float norm = r.k.row(i).norm(); norm > 0) r.k.row(i) /= norm;
+    }
+  }
+  if (cancelled()) return false;
+
+  // One mask shared by all heads, or one per head (LSH buckets depend on each head's queries).
+  static const std::vector<Token> no_tokens;
+  std::vector<std::shared_ptr<const MaskMatrix>> masks(n_heads);
+  std::vector<std::vector<RowBlock>> blocks(n_heads);
+  if (!lsh) {
+    auto shared = std::make_shared<const MaskMatrix>(build_mask(cfg.mask, n, cfg.tokens ? *cfg.tokens : no_tokens, cfg.seed));
+    // 64 query rows at a time: a block's logits and weights (64 x n_k) stay in cache from the
+    // score GEMM through softmax to the weighted sum.
+    const auto shared_blocks = row_blocks(*shared, 64);
+    for (int h = 0; h < n_heads; ++h) masks[h] = shared, blocks[h] = shared_blocks;
+  } else {
+#pragma omp parallel for
+    for (int h = 0; h < n_heads; ++h) {
+      masks[h] = std::make_shared<const MaskMatrix>(lsh_mask(out.heads[h].q, cfg.mask, cfg.seed, cfg.layer, h));
+      blocks[h] = row_blocks(*masks[h], 64);
+    }
+  }
+  std::vector<std::vector<float>> bias(n_heads);
+  for (int h = 0; h < n_heads; ++h) {
+    out.heads[h].allowed = masks[h];
+    bias[h] = relative_bias(cfg.positional, cfg.seed, h, n_heads, n);
   }
 
   // (head, row block) tasks over both cores; causal blocks differ in cost, hence dynamic.
-  const int n_blocks = static_cast<int>(blocks.size());
+  const int n_blocks = static_cast<int>(blocks[0].size());
   const int n_tasks = n_heads * n_blocks;
   std::atomic<bool> stop{false};
 #pragma omp parallel for schedule(dynamic, 1)
@@ -171,8 +196,8 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
       stop = true;
       continue;
     }
-    HeadResult& r = out.heads[t / n_blocks];
-    attend_block(r, blocks[t % n_blocks], *allowed, scale, inv_t);
+    const int h = t / n_blocks;
+    attend_block(out.heads[h], blocks[h][t % n_blocks], *masks[h], scale, inv_t, bias[h]);
   }
   if (stop || cancelled()) return false;
 

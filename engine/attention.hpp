@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "embed.hpp"
+#include "masks.hpp"
 #include "session.hpp"
 #include "tensor.hpp"
 
@@ -29,10 +30,12 @@ struct AttentionConfig {
   int n_heads = 1;
   ScoreKind score = ScoreKind::scaled_dot;
   double temperature = 1.0;
-  MaskKind mask = MaskKind::none;
+  Session::Attention::Mask mask;   // kind and parameters (default: causal)
+  Session::Positional positional;  // rope, alibi and t5 act inside the layer; others are ignored here
+  std::uint64_t seed = 0;          // BigBird random keys, LSH rotations, T5 bias table
+  int layer = 0;
+  const std::vector<Token>* tokens = nullptr;  // for the padding mask
 };
-
-MaskMatrix build_mask(MaskKind kind, int n_q, int n_k);
 
 // 1/sqrt(d_head) for scaled_dot (Vaswani et al. 2017, eq. 1), 1 for dot.
 float score_scale(ScoreKind kind, int d_head);

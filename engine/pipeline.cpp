@@ -17,6 +17,7 @@ const LayerWeights& Engine::weights(const Session& s) {
     cache_d_model_ = s.model.d_model;
     weights_ = std::make_unique<LayerWeights>(layer_weights(s.model.seed, 0, s.model.d_model));
     embeddings_.clear();
+    learned_.resize(0, 0);
   }
   return *weights_;
 }
@@ -38,6 +39,10 @@ Matrix Engine::layer_input(const Session& s, const std::vector<Token>& tokens) {
   if (s.positional.kind == PositionalKind::sinusoidal) {
     if (sinusoidal_.rows() < n || sinusoidal_.cols() != d) sinusoidal_ = sinusoidal_encoding(std::max(n, 256), d);
     x += sinusoidal_.topRows(n);
+  } else if (s.positional.kind == PositionalKind::learned) {
+    // the table is keyed to (seed, d_model) like the other caches
+    if (learned_.rows() < n || learned_.cols() != d) learned_ = learned_encoding(s.model.seed, std::max(n, 256), d);
+    x += learned_.topRows(n);
   }
   return x;
 }
@@ -56,8 +61,14 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
   r->d_head = s.d_head();
 
   const Matrix x = layer_input(s, r->tokens);
-  const AttentionConfig cfg{s.model.n_heads, s.attention.score.kind, s.attention.normalizer.temperature,
-                            s.attention.mask.kind};
+  AttentionConfig cfg;
+  cfg.n_heads = s.model.n_heads;
+  cfg.score = s.attention.score.kind;
+  cfg.temperature = s.attention.normalizer.temperature;
+  cfg.mask = s.attention.mask;
+  cfg.positional = s.positional;
+  cfg.seed = s.model.seed;
+  cfg.tokens = &r->tokens;
   r->layers.resize(1);
   if (!attention_layer(x, weights(s), cfg, r->layers[0], cancel)) {
     out.cancelled = true;

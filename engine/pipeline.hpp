@@ -45,6 +45,7 @@ class Engine {
   std::unique_ptr<LayerWeights> weights_;
   std::unordered_map<std::string, std::vector<float>> embeddings_;
   Matrix sinusoidal_;  // (rows >= n, d_model) grown on demand: the table depends on n and d only
+  Matrix learned_;     // (rows >= n, d_model) for the cached (seed, d_model)
 };
 
 // One-shot convenience for tools and tests.

@@ -7,12 +7,12 @@ namespace attnlab {
 
 namespace {
 constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+}  // namespace
 
 double uniform(std::uint64_t key, std::uint64_t i) {
   const std::uint64_t bits = splitmix64_mix(key + (i + 1) * kGolden);
   return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }
-}  // namespace
 
 std::uint64_t fnv1a64(std::string_view bytes) {
   std::uint64_t h = 0xcbf29ce484222325ull;

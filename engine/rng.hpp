@@ -20,6 +20,9 @@ std::uint64_t fnv1a64(std::string_view bytes);
 std::uint64_t splitmix64_mix(std::uint64_t z);
 std::uint64_t stream_key(std::uint64_t seed, std::string_view label);
 
+// uniform_i of stream `key`, in [0, 1).
+double uniform(std::uint64_t key, std::uint64_t i);
+
 // Fills out with normals of the given standard deviation from stream `key`, draws 0..size-1.
 void fill_normal(std::uint64_t key, float stddev, std::span<float> out);
 

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 
 #include "utf8.hpp"
@@ -10,34 +13,313 @@
 namespace attnlab {
 
 using nlohmann::json;
+using ojson = nlohmann::ordered_json;
 
-const char* name(TokenizerKind k) { return k == TokenizerKind::words ? "words" : "chars"; }
-const char* name(PositionalKind k) { return k == PositionalKind::none ? "none" : "sinusoidal"; }
-const char* name(ScoreKind k) { return k == ScoreKind::scaled_dot ? "scaled_dot" : "dot"; }
-const char* name(NormalizerKind) { return "softmax"; }
-const char* name(MaskKind k) { return k == MaskKind::none ? "none" : "causal"; }
+namespace {
+const std::vector<std::string> kTokenizers = {"words", "chars"};
+const std::vector<std::string> kPositionals = {"none", "sinusoidal", "learned", "rope", "alibi", "t5"};
+const std::vector<std::string> kRopeConventions = {"rotate_half", "interleaved"};
+const std::vector<std::string> kScores = {"scaled_dot", "dot"};
+const std::vector<std::string> kNormalizers = {"softmax"};
+const std::vector<std::string> kMasks = {"none",       "causal",    "padding",     "sliding_window",
+                                         "causal_sliding_window", "dilated", "longformer", "bigbird",
+                                         "block_local", "strided",  "fixed",       "lsh",
+                                         "custom"};
+}  // namespace
+
+const char* name(TokenizerKind k) { return kTokenizers[int(k)].c_str(); }
+const char* name(PositionalKind k) { return kPositionals[int(k)].c_str(); }
+const char* name(RopeConvention k) { return kRopeConventions[int(k)].c_str(); }
+const char* name(ScoreKind k) { return kScores[int(k)].c_str(); }
+const char* name(NormalizerKind k) { return kNormalizers[int(k)].c_str(); }
+const char* name(MaskKind k) { return kMasks[int(k)].c_str(); }
+
+bool mask_combines_with_causal(MaskKind k) {
+  switch (k) {
+    case MaskKind::causal:
+    case MaskKind::causal_sliding_window:
+    case MaskKind::strided:
+    case MaskKind::fixed: return false;
+    default: return true;
+  }
+}
+
+namespace {
+
+// One row of the options table: its documentation, how to read and write it on a Session, and
+// when it is relevant (written to JSON and range-checked only then).
+struct Field {
+  OptionSpec spec;
+  std::function<json(const Session&)> get;
+  std::function<std::string(Session&, const json&)> set;  // returns a problem, or ""
+  std::function<bool(const Session&)> relevant;
+};
+
+using Rel = std::function<bool(const Session&)>;
+const Rel kAlways = [](const Session&) { return true; };
+
+Rel mask_in(std::initializer_list<MaskKind> kinds) {
+  std::vector<MaskKind> v(kinds);
+  return [v](const Session& s) { return std::find(v.begin(), v.end(), s.attention.mask.kind) != v.end(); };
+}
+Rel positional_is(PositionalKind k) {
+  return [k](const Session& s) { return s.positional.kind == k; };
+}
+
+std::string mask_list(std::initializer_list<MaskKind> kinds) {
+  std::string out = "attention.mask.kind in ";
+  bool first = true;
+  for (auto k : kinds) out += (first ? "" : ", ") + std::string(name(k)), first = false;
+  return out;
+}
+
+std::string join_choices(const std::vector<std::string>& c) {
+  std::string s;
+  for (const auto& x : c) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+std::string describe(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+template <class E, class Ref>
+Field enum_field(std::string path, const std::vector<std::string>& choices, std::string help, Ref ref,
+                 Rel rel = kAlways, std::string applies = "") {
+  Field f;
+  f.spec = {path, "enum", choices, 0, 0, "", std::move(help), std::move(applies)};
+  f.get = [ref, &choices](const Session& s) { return json(choices[int(ref(s))]); };
+  f.set = [ref, path, &choices](Session& s, const json& v) -> std::string {
+    if (!v.is_string()) return path + " must be a string, one of " + join_choices(choices);
+    const auto x = v.get<std::string>();
+    for (std::size_t i = 0; i < choices.size(); ++i)
+      if (choices[i] == x) return ref(s) = static_cast<E>(i), "";
+    return path + " '" + utf8_sanitize(x) + "' is not one of " + join_choices(choices);
+  };
+  f.relevant = std::move(rel);
+  return f;
+}
+
+template <class Ref>
+Field int_field(std::string path, double min, double max, std::string help, Ref ref, Rel rel = kAlways,
+                std::string applies = "") {
+  Field f;
+  f.spec = {path, "int", {}, min, max, "", std::move(help), std::move(applies)};
+  f.get = [ref](const Session& s) { return json(ref(s)); };
+  f.set = [ref, path](Session& s, const json& v) -> std::string {
+    if (!v.is_number_integer()) return path + " must be a whole number, not " + describe(v);
+    // out-of-int values are clamped to one that validate() reports against the range
+    ref(s) = static_cast<int>(std::clamp<long long>(v.get<long long>(), std::numeric_limits<int>::min(),
+                                                    std::numeric_limits<int>::max()));
+    return "";
+  };
+  f.relevant = std::move(rel);
+  return f;
+}
+
+template <class Ref>
+Field number_field(std::string path, double min, double max, std::string help, Ref ref, Rel rel = kAlways,
+                   std::string applies = "") {
+  Field f;
+  f.spec = {path, "number", {}, min, max, "", std::move(help), std::move(applies)};
+  f.get = [ref](const Session& s) { return json(ref(s)); };
+  f.set = [ref, path](Session& s, const json& v) -> std::string {
+    if (!v.is_number()) return path + " must be a number, not " + describe(v);
+    ref(s) = v.get<double>();
+    return "";
+  };
+  f.relevant = std::move(rel);
+  return f;
+}
+
+template <class Ref>
+Field bool_field(std::string path, std::string help, Ref ref, Rel rel = kAlways, std::string applies = "") {
+  Field f;
+  f.spec = {path, "bool", {}, 0, 1, "", std::move(help), std::move(applies)};
+  f.get = [ref](const Session& s) { return json(ref(s)); };
+  f.set = [ref, path](Session& s, const json& v) -> std::string {
+    if (!v.is_boolean()) return path + " must be true or false, not " + describe(v);
+    ref(s) = v.get<bool>();
+    return "";
+  };
+  f.relevant = std::move(rel);
+  return f;
+}
+
+template <class Ref>
+Field string_field(std::string path, double max_bytes, std::string help, Ref ref, Rel rel = kAlways,
+                   std::string applies = "") {
+  Field f;
+  f.spec = {path, "string", {}, 0, max_bytes, "", std::move(help), std::move(applies)};
+  f.get = [ref](const Session& s) { return json(ref(s)); };
+  f.set = [ref, path](Session& s, const json& v) -> std::string {
+    if (!v.is_string()) return path + " must be a string, not " + std::string(v.type_name());
+    ref(s) = v.get<std::string>();
+    return "";
+  };
+  f.relevant = std::move(rel);
+  return f;
+}
+
+std::vector<Field> make_fields() {
+  using M = MaskKind;
+  const auto windowed = {M::sliding_window, M::causal_sliding_window, M::dilated, M::longformer, M::bigbird};
+  const auto global = {M::longformer, M::bigbird};
+  const auto sparse = {M::strided, M::fixed};
+  std::vector<Field> f;
+  f.push_back(string_field("text", double(kMaxTextBytes), "the text to attend over (UTF-8)",
+                           [](auto& s) -> auto& { return s.text; }));
+  f.push_back(enum_field<TokenizerKind>(
+      "tokenizer.kind", kTokenizers,
+      "words: words and punctuation as separate tokens; chars: one token per character",
+      [](auto& s) -> auto& { return s.tokenizer.kind; }));
+  f.push_back(int_field("model.d_model", 1, 4096, "width of embeddings and projections",
+                        [](auto& s) -> auto& { return s.model.d_model; }));
+  f.push_back(int_field("model.n_heads", 1, 128, "attention heads; must divide d_model (d_head = d_model / n_heads)",
+                        [](auto& s) -> auto& { return s.model.n_heads; }));
+  {
+    Field seed;
+    seed.spec = {"model.seed", "uint64", {}, 0, 18446744073709551615.0, "",
+                 "seeds the token embeddings, the weights and every random pattern", ""};
+    seed.get = [](const Session& s) { return json(s.model.seed); };
+    seed.set = [](Session& s, const json& v) -> std::string {
+      if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<long long>() >= 0))
+        return "model.seed must be a whole number from 0 to 18446744073709551615, not " + describe(v);
+      s.model.seed = v.get<std::uint64_t>();
+      return "";
+    };
+    seed.relevant = kAlways;
+    f.push_back(seed);
+  }
+  f.push_back(enum_field<PositionalKind>(
+      "positional.kind", kPositionals,
+      "none; sinusoidal or learned absolute (added to the embeddings); rope (rotates q and k); alibi or t5 "
+      "(biases added to the logits)",
+      [](auto& s) -> auto& { return s.positional.kind; }));
+  f.push_back(number_field("positional.rope_base", 1, 1e9, "RoPE base theta: frequencies theta^(-2m/d_rot)",
+                           [](auto& s) -> auto& { return s.positional.rope_base; },
+                           positional_is(PositionalKind::rope), "positional.kind = rope"));
+  f.push_back(number_field("positional.rope_fraction", 0, 1,
+                           "share of d_head that is rotated (rounded down to an even number of dimensions)",
+                           [](auto& s) -> auto& { return s.positional.rope_fraction; },
+                           positional_is(PositionalKind::rope), "positional.kind = rope"));
+  f.push_back(enum_field<RopeConvention>(
+      "positional.rope_convention", kRopeConventions,
+      "rotate_half: pairs (x_m, x_{m+d/2}) as GPT-NeoX and Llama; interleaved: pairs (x_2m, x_2m+1) as RoFormer",
+      [](auto& s) -> auto& { return s.positional.rope_convention; }, positional_is(PositionalKind::rope),
+      "positional.kind = rope"));
+  f.push_back(int_field("positional.t5_num_buckets", 2, 1024, "T5 relative-position buckets",
+                        [](auto& s) -> auto& { return s.positional.t5_num_buckets; },
+                        positional_is(PositionalKind::t5), "positional.kind = t5"));
+  f.push_back(int_field("positional.t5_max_distance", 1, 1000000,
+                        "T5: distances from here on share the last bucket",
+                        [](auto& s) -> auto& { return s.positional.t5_max_distance; },
+                        positional_is(PositionalKind::t5), "positional.kind = t5"));
+  f.push_back(bool_field("positional.t5_bidirectional", "T5 buckets: separate buckets for keys after the query",
+                         [](auto& s) -> auto& { return s.positional.t5_bidirectional; },
+                         positional_is(PositionalKind::t5), "positional.kind = t5"));
+  f.push_back(enum_field<ScoreKind>("attention.score.kind", kScores, "scaled_dot: q.k / sqrt(d_head); dot: q.k",
+                                    [](auto& s) -> auto& { return s.attention.score.kind; }));
+  f.push_back(enum_field<NormalizerKind>("attention.normalizer.kind", kNormalizers, "softmax(logits / temperature)",
+                                         [](auto& s) -> auto& { return s.attention.normalizer.kind; }));
+  f.push_back(number_field("attention.normalizer.temperature", 0.01, 100,
+                           "divides the logits before softmax: low is sharp, high is flat",
+                           [](auto& s) -> auto& { return s.attention.normalizer.temperature; }));
+  f.push_back(enum_field<MaskKind>("attention.mask.kind", kMasks,
+                                   "which keys each query may attend to (docs/variants.md)",
+                                   [](auto& s) -> auto& { return s.attention.mask.kind; }));
+  f.push_back(int_field("attention.mask.window", 0, double(kMaxTokens),
+                        "w: sliding windows attend |i - j| <= w (causal: 0 <= i - j <= w; dilated: w steps)",
+                        [](auto& s) -> auto& { return s.attention.mask.window; }, mask_in(windowed),
+                        mask_list(windowed)));
+  f.push_back(int_field("attention.mask.dilation", 1, 1024, "d: dilated window keeps every d-th key",
+                        [](auto& s) -> auto& { return s.attention.mask.dilation; }, mask_in({M::dilated}),
+                        mask_list({M::dilated})));
+  {
+    Field g;
+    g.spec = {"attention.mask.globals", "int_list", {}, 0, double(kMaxTokens - 1), "",
+              "global positions: attend to every key and are attended by every query (past the text: ignored)",
+              mask_list(global)};
+    g.get = [](const Session& s) { return json(s.attention.mask.globals); };
+    g.set = [](Session& s, const json& v) -> std::string {
+      if (!v.is_array()) return "attention.mask.globals must be a list of positions, not " + describe(v);
+      std::vector<int> out;
+      for (const auto& x : v) {
+        if (!x.is_number_integer()) return "attention.mask.globals must hold whole numbers, not " + describe(x);
+        out.push_back(static_cast<int>(std::clamp<long long>(x.get<long long>(), -1, kMaxTokens)));
+      }
+      s.attention.mask.globals = out;
+      return "";
+    };
+    g.relevant = mask_in(global);
+    f.push_back(g);
+  }
+  f.push_back(int_field("attention.mask.random_keys", 0, double(kMaxTokens),
+                        "r: random keys per non-global query (BigBird), drawn from model.seed",
+                        [](auto& s) -> auto& { return s.attention.mask.random_keys; }, mask_in({M::bigbird}),
+                        mask_list({M::bigbird})));
+  f.push_back(int_field("attention.mask.block", 1, double(kMaxTokens), "b: block size of block-local attention",
+                        [](auto& s) -> auto& { return s.attention.mask.block; }, mask_in({M::block_local}),
+                        mask_list({M::block_local})));
+  f.push_back(int_field("attention.mask.stride", 1, double(kMaxTokens),
+                        "l: Sparse Transformer stride (strided) or block length (fixed)",
+                        [](auto& s) -> auto& { return s.attention.mask.stride; }, mask_in(sparse), mask_list(sparse)));
+  f.push_back(int_field("attention.mask.summary", 1, double(kMaxTokens),
+                        "c: summary columns at the end of each block (fixed), at most l",
+                        [](auto& s) -> auto& { return s.attention.mask.summary; }, mask_in({M::fixed}),
+                        mask_list({M::fixed})));
+  f.push_back(int_field("attention.mask.n_buckets", 2, 1024, "LSH hash buckets (even)",
+                        [](auto& s) -> auto& { return s.attention.mask.n_buckets; }, mask_in({M::lsh}),
+                        mask_list({M::lsh})));
+  f.push_back(int_field("attention.mask.n_rounds", 1, 16, "LSH hashing rounds; a pair in one bucket in any round attends",
+                        [](auto& s) -> auto& { return s.attention.mask.n_rounds; }, mask_in({M::lsh}),
+                        mask_list({M::lsh})));
+  f.push_back(string_field("attention.mask.pad_token", 64, "the token that marks padding keys",
+                           [](auto& s) -> auto& { return s.attention.mask.pad_token; }, mask_in({M::padding}),
+                           mask_list({M::padding})));
+  {
+    Field c;
+    c.spec = {"attention.mask.cells", "cell_list", {}, 0, double(kMaxTokens - 1), "",
+              "custom: the allowed (query, key) cells, as [[i, j], ...]", mask_list({M::custom})};
+    c.get = [](const Session& s) { return json(s.attention.mask.cells); };
+    c.set = [](Session& s, const json& v) -> std::string {
+      const std::string bad = "attention.mask.cells must be a list of [query, key] pairs";
+      if (!v.is_array()) return bad + ", not " + describe(v);
+      std::vector<std::array<int, 2>> out;
+      for (const auto& x : v) {
+        if (!x.is_array() || x.size() != 2 || !x[0].is_number_integer() || !x[1].is_number_integer())
+          return bad + " of whole numbers, not " + describe(x);
+        out.push_back({static_cast<int>(std::clamp<long long>(x[0].get<long long>(), -1, kMaxTokens)),
+                       static_cast<int>(std::clamp<long long>(x[1].get<long long>(), -1, kMaxTokens))});
+      }
+      s.attention.mask.cells = out;
+      return "";
+    };
+    c.relevant = mask_in({M::custom});
+    f.push_back(c);
+  }
+  f.push_back(bool_field("attention.mask.causal", "also apply the causal mask (intersection)",
+                         [](auto& s) -> auto& { return s.attention.mask.causal; },
+                         [](const Session& s) { return mask_combines_with_causal(s.attention.mask.kind); },
+                         "attention.mask.kind not in causal, causal_sliding_window, strided, fixed"));
+  // defaults, as JSON text, from a default Session
+  const Session d;
+  for (auto& x : f) x.spec.default_value = x.get(d).dump();
+  return f;
+}
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = make_fields();
+  return table;
+}
+
+}  // namespace
 
 const std::vector<OptionSpec>& session_options() {
-  static const std::vector<OptionSpec> table = {
-      {"text", "string", {}, 0, double(kMaxTextBytes), "\"The cat sat on the mat because it was tired.\"",
-       "the text to attend over (UTF-8)"},
-      {"tokenizer.kind", "enum", {"words", "chars"}, 0, 0, "\"words\"",
-       "words: words and punctuation as separate tokens; chars: one token per character"},
-      {"model.d_model", "int", {}, 1, 4096, "64", "width of embeddings and projections"},
-      {"model.n_heads", "int", {}, 1, 128, "4", "attention heads; must divide d_model (d_head = d_model / n_heads)"},
-      {"model.seed", "uint64", {}, 0, 18446744073709551615.0, "42",
-       "seeds the token embeddings and the projection weights"},
-      {"positional.kind", "enum", {"none", "sinusoidal"}, 0, 0, "\"sinusoidal\"",
-       "none, or sinusoidal (Vaswani et al. 2017) added to the embeddings"},
-      {"attention.score.kind", "enum", {"scaled_dot", "dot"}, 0, 0, "\"scaled_dot\"",
-       "scaled_dot: q.k / sqrt(d_head); dot: q.k"},
-      {"attention.normalizer.kind", "enum", {"softmax"}, 0, 0, "\"softmax\"", "softmax(logits / temperature)"},
-      {"attention.normalizer.temperature", "number", {}, 0.01, 100, "1.0",
-       "divides the logits before softmax: low is sharp, high is flat"},
-      {"attention.mask.kind", "enum", {"none", "causal"}, 0, 0, "\"causal\"",
-       "none: every query sees every key; causal: query i sees keys j <= i"},
-  };
-  return table;
+  static const std::vector<OptionSpec> specs = [] {
+    std::vector<OptionSpec> out;
+    for (const auto& f : fields()) out.push_back(f.spec);
+    return out;
+  }();
+  return specs;
 }
 
 const OptionSpec& option(std::string_view path) {
@@ -47,26 +329,21 @@ const OptionSpec& option(std::string_view path) {
 }
 
 std::string options_json() {
-  json out = json::object();
+  ojson out = ojson::object();
   out["format"] = "attnlab.options";
   out["version"] = 1;
-  json list = json::array();
+  ojson list = ojson::array();
   for (const auto& o : session_options()) {
-    json j = {{"path", o.path}, {"type", o.type}, {"default", json::parse(o.default_value)}, {"help", o.help}};
+    ojson j = {{"path", o.path}, {"type", o.type}, {"default", ojson::parse(o.default_value)}, {"help", o.help}};
     if (o.type == "enum") j["choices"] = o.choices;
-    if (o.type == "int" || o.type == "number") {
-      j["min"] = o.min;
-      j["max"] = o.max;
-      if (o.type == "int") {
-        j["min"] = static_cast<long long>(o.min);
-        j["max"] = static_cast<long long>(o.max);
-      }
+    if (o.type == "int" || o.type == "int_list" || o.type == "cell_list") {
+      j["min"] = static_cast<long long>(o.min);
+      j["max"] = static_cast<long long>(o.max);
     }
-    if (o.type == "uint64") {
-      j["min"] = 0;
-      j["max"] = std::numeric_limits<std::uint64_t>::max();
-    }
+    if (o.type == "number") j["min"] = o.min, j["max"] = o.max;
+    if (o.type == "uint64") j["min"] = 0, j["max"] = std::numeric_limits<std::uint64_t>::max();
     if (o.type == "string") j["max_bytes"] = static_cast<long long>(o.max);
+    if (!o.applies.empty()) j["applies_when"] = o.applies;
     list.push_back(j);
   }
   out["options"] = list;
@@ -75,87 +352,6 @@ std::string options_json() {
                    {"rule", "n_heads * n_tokens^2 * 8 bytes (logits and weights) must not exceed max_attention_bytes"}};
   return out.dump(2);
 }
-
-namespace {
-
-// Walks a JSON object, reading known keys and reporting unknown ones and wrong types.
-class Reader {
- public:
-  explicit Reader(std::vector<std::string>& problems) : problems_(problems) {}
-
-  // Reads object `j` at `path`: calls fn(key, value, child_path) for each key in `known`.
-  template <class Fn>
-  void object(const json& j, const std::string& path, std::initializer_list<const char*> known, Fn fn) {
-    const std::string where = path.empty() ? "the session" : path;
-    if (!j.is_object()) {
-      problems_.push_back(where + " must be a JSON object, not " + std::string(j.type_name()));
-      return;
-    }
-    for (const auto& [key, value] : j.items()) {
-      const std::string child = path.empty() ? key : path + "." + key;
-      if (std::find_if(known.begin(), known.end(), [&](const char* k) { return key == k; }) == known.end()) {
-        std::string list;
-        for (const char* k : known) list += std::string(list.empty() ? "" : ", ") + k;
-        problems_.push_back("unknown key '" + key + "' in " + where + " (known keys: " + list + ")");
-        continue;
-      }
-      fn(key, value, child);
-    }
-  }
-
-  template <class Enum>
-  void enumeration(const json& v, const std::string& path, Enum& out) {
-    const auto& spec = option(path);
-    if (!v.is_string()) {
-      problems_.push_back(path + " must be a string, one of " + choices(spec));
-      return;
-    }
-    const auto s = v.get<std::string>();
-    for (std::size_t i = 0; i < spec.choices.size(); ++i) {
-      if (spec.choices[i] == s) {
-        out = static_cast<Enum>(i);
-        return;
-      }
-    }
-    problems_.push_back(path + " '" + s + "' is not one of " + choices(spec));
-  }
-
-  void integer(const json& v, const std::string& path, int& out) {
-    if (!v.is_number_integer()) {
-      problems_.push_back(path + " must be a whole number, not " + v.dump());
-      return;
-    }
-    const auto x = v.get<long long>();
-    // Out-of-int values are clamped to a value that validate() will report against the range.
-    out = static_cast<int>(std::clamp<long long>(x, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
-  }
-
-  void uint64(const json& v, const std::string& path, std::uint64_t& out) {
-    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<long long>() >= 0)) {
-      problems_.push_back(path + " must be a whole number from 0 to 18446744073709551615, not " + v.dump());
-      return;
-    }
-    out = v.get<std::uint64_t>();
-  }
-
-  void number(const json& v, const std::string& path, double& out) {
-    if (!v.is_number()) {
-      problems_.push_back(path + " must be a number, not " + v.dump());
-      return;
-    }
-    out = v.get<double>();
-  }
-
- private:
-  static std::string choices(const OptionSpec& spec) {
-    std::string s;
-    for (const auto& c : spec.choices) s += (s.empty() ? "" : ", ") + c;
-    return s;
-  }
-  std::vector<std::string>& problems_;
-};
-
-}  // namespace
 
 SessionParse parse_session(std::string_view json_text) {
   SessionParse out;
@@ -172,72 +368,70 @@ SessionParse parse_session(std::string_view json_text) {
   }
   Session s;
   auto& p = out.problems;
-  Reader r(p);
-  r.object(j, "", {"format", "version", "text", "tokenizer", "model", "positional", "attention"},
-           [&](const std::string& key, const json& v, const std::string& path) {
-             if (key == "format") {
-               if (v != "attnlab.session") p.push_back("format must be \"attnlab.session\", not " + v.dump());
-             } else if (key == "version") {
-               if (v != 1) p.push_back("version " + v.dump() + " is not supported (this attnlab reads version 1)");
-             } else if (key == "text") {
-               if (v.is_string()) s.text = v.get<std::string>();
-               else p.push_back("text must be a string, not " + std::string(v.type_name()));
-             } else if (key == "tokenizer") {
-               r.object(v, path, {"kind"}, [&](auto&, const json& x, const std::string& xp) {
-                 r.enumeration(x, xp, s.tokenizer.kind);
-               });
-             } else if (key == "model") {
-               r.object(v, path, {"d_model", "n_heads", "seed"}, [&](const std::string& k, const json& x, const std::string& xp) {
-                 if (k == "d_model") r.integer(x, xp, s.model.d_model);
-                 else if (k == "n_heads") r.integer(x, xp, s.model.n_heads);
-                 else r.uint64(x, xp, s.model.seed);
-               });
-             } else if (key == "positional") {
-               r.object(v, path, {"kind"}, [&](auto&, const json& x, const std::string& xp) {
-                 r.enumeration(x, xp, s.positional.kind);
-               });
-             } else if (key == "attention") {
-               r.object(v, path, {"score", "normalizer", "mask"}, [&](const std::string& k, const json& x, const std::string& xp) {
-                 if (k == "score") {
-                   r.object(x, xp, {"kind"}, [&](auto&, const json& y, const std::string& yp) {
-                     r.enumeration(y, yp, s.attention.score.kind);
-                   });
-                 } else if (k == "normalizer") {
-                   r.object(x, xp, {"kind", "temperature"}, [&](const std::string& kk, const json& y, const std::string& yp) {
-                     if (kk == "kind") r.enumeration(y, yp, s.attention.normalizer.kind);
-                     else r.number(y, yp, s.attention.normalizer.temperature);
-                   });
-                 } else {
-                   r.object(x, xp, {"kind"}, [&](auto&, const json& y, const std::string& yp) {
-                     r.enumeration(y, yp, s.attention.mask.kind);
-                   });
-                 }
-               });
-             }
-           });
+  // Walks objects; a key is a field, a group of fields, format/version at the top, or unknown.
+  std::function<void(const json&, const std::string&)> walk = [&](const json& obj, const std::string& prefix) {
+    if (!obj.is_object()) {
+      p.push_back((prefix.empty() ? "the session" : prefix) + " must be a JSON object, not " +
+                  std::string(obj.type_name()));
+      return;
+    }
+    for (const auto& [key, value] : obj.items()) {
+      const std::string path = prefix.empty() ? key : prefix + "." + key;
+      if (prefix.empty() && key == "format") {
+        if (value != "attnlab.session") p.push_back("format must be \"attnlab.session\", not " + describe(value));
+        continue;
+      }
+      if (prefix.empty() && key == "version") {
+        if (value != 1) p.push_back("version " + describe(value) + " is not supported (this attnlab reads version 1)");
+        continue;
+      }
+      auto field = std::find_if(fields().begin(), fields().end(), [&](const Field& f) { return f.spec.path == path; });
+      if (field != fields().end()) {
+        if (auto problem = field->set(s, value); !problem.empty()) p.push_back(problem);
+        continue;
+      }
+      const bool group = std::any_of(fields().begin(), fields().end(),
+                                     [&](const Field& f) { return f.spec.path.rfind(path + ".", 0) == 0; });
+      if (group) {
+        walk(value, path);
+        continue;
+      }
+      std::vector<std::string> known;  // the keys that exist at this level
+      if (prefix.empty()) known = {"format", "version"};
+      for (const auto& f : fields()) {
+        const std::string& fp = f.spec.path;
+        if (!prefix.empty() && fp.rfind(prefix + ".", 0) != 0) continue;
+        const std::string rest = prefix.empty() ? fp : fp.substr(prefix.size() + 1);
+        const std::string next = rest.substr(0, rest.find('.'));
+        if (std::find(known.begin(), known.end(), next) == known.end()) known.push_back(next);
+      }
+      p.push_back("unknown key '" + utf8_sanitize(key) + "' in " + (prefix.empty() ? "the session" : prefix) +
+                  " (known keys: " + join_choices(known) + ")");
+    }
+  };
+  walk(j, "");
   if (p.empty()) out.session = s;
   return out;
 }
 
 std::string to_json(const Session& s) {
-  nlohmann::ordered_json j = {
-      {"format", "attnlab.session"},
-      {"version", 1},
-      {"text", s.text},
-      {"tokenizer", {{"kind", name(s.tokenizer.kind)}}},
-      {"model", {{"d_model", s.model.d_model}, {"n_heads", s.model.n_heads}, {"seed", s.model.seed}}},
-      {"positional", {{"kind", name(s.positional.kind)}}},
-      {"attention",
-       {{"score", {{"kind", name(s.attention.score.kind)}}},
-        {"normalizer", {{"kind", name(s.attention.normalizer.kind)}, {"temperature", s.attention.normalizer.temperature}}},
-        {"mask", {{"kind", name(s.attention.mask.kind)}}}}},
-  };
+  ojson j = {{"format", "attnlab.session"}, {"version", 1}};
+  for (const auto& f : fields()) {
+    if (!f.relevant(s)) continue;  // parameters of kinds not in force are left out
+    ojson* at = &j;
+    std::string path = f.spec.path;
+    for (std::size_t dot; (dot = path.find('.')) != std::string::npos; path = path.substr(dot + 1)) {
+      at = &(*at)[path.substr(0, dot)];
+    }
+    (*at)[path] = ojson::parse(f.get(s).dump(-1, ' ', false, json::error_handler_t::replace));
+  }
   // Invalid UTF-8 in the text would make dump() throw; replace it so a session can always be saved.
-  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return j.dump(2, ' ', false, ojson::error_handler_t::replace);
 }
 
 std::vector<Token> tokenize(const Session& s) {
-  return s.tokenizer.kind == TokenizerKind::words ? tokenize_words(s.text) : tokenize_chars(s.text);
+  const std::vector<std::string> specials = {s.attention.mask.pad_token};
+  return s.tokenizer.kind == TokenizerKind::words ? tokenize_words(s.text, specials) : tokenize_chars(s.text, specials);
 }
 
 namespace {
@@ -246,25 +440,53 @@ std::string fmt_number(double x) {
   std::snprintf(buf, sizeof buf, "%g", x);
   return buf;
 }
-
-void check_range(std::vector<std::string>& p, const char* path, double value) {
-  const auto& o = option(path);
-  if (!(value >= o.min && value <= o.max)) {  // also catches NaN
-    p.push_back(std::string(path) + " (" + fmt_number(value) + ") must be between " + fmt_number(o.min) + " and " +
-                fmt_number(o.max));
-  }
-}
 }  // namespace
 
 Validation validate(const Session& s) {
   Validation v;
   auto& p = v.problems;
-  check_range(p, "model.d_model", s.model.d_model);
-  check_range(p, "model.n_heads", s.model.n_heads);
-  check_range(p, "attention.normalizer.temperature", s.attention.normalizer.temperature);
+  // ranges of every relevant numeric option, from the table
+  for (const auto& f : fields()) {
+    const OptionSpec& o = f.spec;
+    if (!f.relevant(s) || (o.type != "int" && o.type != "number" && o.type != "int_list")) continue;
+    const json value = f.get(s);
+    const std::vector<json> values = value.is_array() ? std::vector<json>(value.begin(), value.end())
+                                                      : std::vector<json>{value};
+    for (const auto& x : values) {
+      const double d = x.is_number() ? x.get<double>() : std::nan("");
+      if (!(d >= o.min && d <= o.max)) {  // also catches NaN
+        p.push_back(o.path + " (" + fmt_number(d) + ") must be between " + fmt_number(o.min) + " and " +
+                    fmt_number(o.max));
+      }
+    }
+  }
   if (s.model.d_model >= 1 && s.model.n_heads >= 1 && s.model.d_model % s.model.n_heads != 0) {
     p.push_back("d_model " + std::to_string(s.model.d_model) + " is not divisible by " +
                 std::to_string(s.model.n_heads) + " heads (d_head = d_model / n_heads must be whole)");
+  }
+  const auto& m = s.attention.mask;
+  if (m.kind == MaskKind::fixed && m.summary > m.stride)
+    p.push_back("summary columns c (" + std::to_string(m.summary) + ") must be at most the block length l (" +
+                std::to_string(m.stride) + ")");
+  if (m.kind == MaskKind::lsh && m.n_buckets % 2 != 0)
+    p.push_back("n_buckets (" + std::to_string(m.n_buckets) +
+                ") must be even: LSH takes the argmax over [xR, -xR] with n_buckets / 2 rotations");
+  if (m.kind == MaskKind::padding && m.pad_token.empty()) p.push_back("pad_token must not be empty");
+  if (m.kind == MaskKind::custom) {
+    for (const auto& c : m.cells) {
+      if (c[0] < 0 || c[1] < 0 || c[0] >= int(kMaxTokens) || c[1] >= int(kMaxTokens)) {
+        p.push_back("custom cell [" + std::to_string(c[0]) + ", " + std::to_string(c[1]) +
+                    "] is outside 0.." + std::to_string(kMaxTokens - 1));
+        break;
+      }
+    }
+  }
+  const auto& pos = s.positional;
+  if (pos.kind == PositionalKind::t5) {
+    const int max_exact = (pos.t5_bidirectional ? pos.t5_num_buckets / 2 : pos.t5_num_buckets) / 2;
+    if (pos.t5_max_distance <= max_exact)
+      p.push_back("t5_max_distance (" + std::to_string(pos.t5_max_distance) +
+                  ") must exceed the exact buckets (" + std::to_string(max_exact) + ")");
   }
 
   bool text_ok = true;

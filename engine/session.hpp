@@ -3,6 +3,7 @@
 // option with its allowed values and ranges (used by parsing, validation, the CLI and the UI).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,10 +15,26 @@
 namespace attnlab {
 
 enum class TokenizerKind { words, chars };
-enum class PositionalKind { none, sinusoidal };
+enum class PositionalKind { none, sinusoidal, learned, rope, alibi, t5 };
+enum class RopeConvention { rotate_half, interleaved };
 enum class ScoreKind { scaled_dot, dot };
 enum class NormalizerKind { softmax };
-enum class MaskKind { none, causal };
+// allowed[i][j], i = query, j = key (docs/variants.md has each pattern's definition and source).
+enum class MaskKind {
+  none,
+  causal,
+  padding,
+  sliding_window,
+  causal_sliding_window,
+  dilated,
+  longformer,
+  bigbird,
+  block_local,
+  strided,
+  fixed,
+  lsh,
+  custom
+};
 
 struct Session {
   std::string text = "The cat sat on the mat because it was tired.";
@@ -33,6 +50,12 @@ struct Session {
   } model;
   struct Positional {
     PositionalKind kind = PositionalKind::sinusoidal;
+    double rope_base = 10000;     // theta
+    double rope_fraction = 1.0;   // share of d_head rotated (rounded down to an even count)
+    RopeConvention rope_convention = RopeConvention::rotate_half;
+    int t5_num_buckets = 32;
+    int t5_max_distance = 128;
+    bool t5_bidirectional = true;
     bool operator==(const Positional&) const = default;
   } positional;
   struct Attention {
@@ -47,6 +70,18 @@ struct Session {
     } normalizer;
     struct Mask {
       MaskKind kind = MaskKind::causal;
+      int window = 2;                  // w: keys each side (sliding), or back (causal sliding)
+      int dilation = 2;                // d: dilated sliding window
+      std::vector<int> globals = {0};  // global positions (Longformer, BigBird)
+      int random_keys = 2;             // r: BigBird random keys per non-global query
+      int block = 4;                   // b: block-local
+      int stride = 4;                  // l: Sparse Transformer stride / block
+      int summary = 1;                 // c: Sparse Transformer fixed summary columns
+      int n_buckets = 4;               // LSH buckets (even)
+      int n_rounds = 1;                // LSH hashing rounds, unioned
+      bool causal = false;             // intersect with causal (where the kind is not causal already)
+      std::string pad_token = "[PAD]";
+      std::vector<std::array<int, 2>> cells;  // custom: allowed (query, key) cells
       bool operator==(const Mask&) const = default;
     } mask;
     bool operator==(const Attention&) const = default;
@@ -57,6 +92,10 @@ struct Session {
   bool operator==(const Session&) const = default;
 };
 
+// Mask kinds that may be intersected with causal (the others are causal by definition or would
+// gain nothing).
+bool mask_combines_with_causal(MaskKind k);
+
 // One option of the session format.
 struct OptionSpec {
   std::string path;                  // dotted JSON path, e.g. "attention.mask.kind"
@@ -65,6 +104,7 @@ struct OptionSpec {
   double min = 0, max = 0;           // for "int", "number" (inclusive); "string": max bytes
   std::string default_value;         // as JSON text
   std::string help;
+  std::string applies;               // "" = always, else "mask.kind in ..." (documentation)
 };
 const std::vector<OptionSpec>& session_options();
 const OptionSpec& option(std::string_view path);
@@ -78,6 +118,7 @@ inline constexpr double kMaxAttentionBytes = 6.0 * (1ull << 30);
 // Enum <-> name, as written in JSON.
 const char* name(TokenizerKind k);
 const char* name(PositionalKind k);
+const char* name(RopeConvention k);
 const char* name(ScoreKind k);
 const char* name(NormalizerKind k);
 const char* name(MaskKind k);

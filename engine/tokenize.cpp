@@ -25,14 +25,34 @@ bool is_word_char(char32_t c) {
 }
 
 bool is_apostrophe(char32_t c) { return c == '\'' || c == 0x2019; }
+
+// The special token that starts at byte `at`, if any (longest first).
+std::size_t special_at(std::string_view text, std::size_t at, const std::vector<std::string>& specials) {
+  std::size_t best = 0;
+  for (const auto& sp : specials)
+    if (!sp.empty() && sp.size() > best && text.substr(at, sp.size()) == sp) best = sp.size();
+  return best;
+}
+
+// Index of the first code point at or after byte `end`.
+std::size_t skip_to(const std::vector<CodePoint>& cps, std::size_t i, std::size_t end) {
+  while (i < cps.size() && cps[i].begin < end) ++i;
+  return i;
+}
 }  // namespace
 
-std::vector<Token> tokenize_words(std::string_view text) {
+std::vector<Token> tokenize_words(std::string_view text, const std::vector<std::string>& specials) {
   const auto cps = utf8_decode(text);
   std::vector<Token> out;
   std::size_t i = 0;
   while (i < cps.size()) {
     const char32_t c = cps[i].value;
+    if (const std::size_t len = special_at(text, cps[i].begin, specials)) {
+      const std::size_t b = cps[i].begin;
+      out.push_back({std::string(text.substr(b, len)), b, b + len});
+      i = skip_to(cps, i, b + len);
+      continue;
+    }
     if (is_space(c)) {
       ++i;
       continue;
@@ -40,6 +60,7 @@ std::vector<Token> tokenize_words(std::string_view text) {
     std::size_t j = i + 1;
     if (is_word_char(c)) {
       while (j < cps.size()) {
+        if (special_at(text, cps[j].begin, specials)) break;
         if (is_word_char(cps[j].value)) {
           ++j;
         } else if (is_apostrophe(cps[j].value) && j + 1 < cps.size() && is_word_char(cps[j + 1].value)) {
@@ -56,10 +77,14 @@ std::vector<Token> tokenize_words(std::string_view text) {
   return out;
 }
 
-std::vector<Token> tokenize_chars(std::string_view text) {
+std::vector<Token> tokenize_chars(std::string_view text, const std::vector<std::string>& specials) {
+  const auto cps = utf8_decode(text);
   std::vector<Token> out;
-  for (const auto& cp : utf8_decode(text)) {
-    out.push_back({std::string(text.substr(cp.begin, cp.end - cp.begin)), cp.begin, cp.end});
+  for (std::size_t i = 0; i < cps.size();) {
+    std::size_t len = special_at(text, cps[i].begin, specials);
+    if (len == 0) len = cps[i].end - cps[i].begin;
+    out.push_back({std::string(text.substr(cps[i].begin, len)), cps[i].begin, cps[i].begin + len});
+    i = skip_to(cps, i, cps[i].begin + len);
   }
   return out;
 }

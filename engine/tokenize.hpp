@@ -17,10 +17,11 @@ struct Token {
 // `words`: maximal runs of word characters (letters, digits, marks, any non-ASCII code point that
 // is not punctuation or space), with an inner apostrophe kept ("don't", "it's"); every other
 // non-space character is a token of its own. Whitespace separates and is dropped.
-std::vector<Token> tokenize_words(std::string_view text);
+// `specials` (e.g. the pad token "[PAD]") are kept whole wherever they occur, in both tokenizers.
+std::vector<Token> tokenize_words(std::string_view text, const std::vector<std::string>& specials = {});
 
 // `chars`: one token per Unicode code point, whitespace included.
-std::vector<Token> tokenize_chars(std::string_view text);
+std::vector<Token> tokenize_chars(std::string_view text, const std::vector<std::string>& specials = {});
 
 // How a token reads in the UI: whitespace made visible (space as U+2423, newline as U+23CE).
 std::string token_label(std::string_view token_text);

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -93,19 +94,79 @@ TEST_CASE("session: text problems - empty, invalid UTF-8, too many tokens, too l
 }
 
 TEST_CASE("session: options table covers every key that to_json writes") {
-  const auto j = nlohmann::json::parse(to_json(Session{}));
+  // Across sessions of every mask and positional kind, the keys written are exactly the options.
+  std::set<std::string> written;
   const auto opts = nlohmann::json::parse(options_json());
-  std::vector<std::string> paths;
-  for (const auto& o : opts["options"]) paths.push_back(o["path"]);
-  // flatten the written session and compare key sets (format and version are not options)
-  std::vector<std::string> written;
-  const auto flat = j.flatten();
-  for (const auto& [k, v] : flat.items()) {
-    std::string p = k.substr(1);
-    std::replace(p.begin(), p.end(), '/', '.');
-    if (p != "format" && p != "version") written.push_back(p);
+  const auto& masks = option("attention.mask.kind").choices;
+  const auto& positionals = option("positional.kind").choices;
+  for (std::size_t m = 0; m < masks.size(); ++m) {
+    for (std::size_t p = 0; p < positionals.size(); ++p) {
+      Session s;
+      s.attention.mask.kind = static_cast<MaskKind>(m);
+      s.positional.kind = static_cast<PositionalKind>(p);
+      const auto j = nlohmann::json::parse(to_json(s));
+      const auto flat = j.flatten();
+      for (const auto& [k, v] : flat.items()) {
+        std::string path = k.substr(1);
+        std::replace(path.begin(), path.end(), '/', '.');
+        // list-valued options flatten to path.0, path.0.1: keep the option's path
+        for (const auto& o : opts["options"])
+          if (path.rfind(o["path"].get<std::string>() + ".", 0) == 0) path = o["path"];
+        if (path != "format" && path != "version") written.insert(path);
+      }
+      // and every written session reads back as itself
+      auto back = parse_session(to_json(s));
+      REQUIRE(back.session);
+      CHECK(to_json(*back.session) == to_json(s));
+    }
   }
-  std::sort(paths.begin(), paths.end());
-  std::sort(written.begin(), written.end());
+  std::set<std::string> paths;
+  for (const auto& o : opts["options"]) paths.insert(o["path"]);
+  paths.erase("attention.mask.cells");  // an empty list flattens to no key
+  written.erase("attention.mask.cells");
   CHECK(paths == written);
+}
+
+TEST_CASE("session: only the parameters of the kinds in force are written") {
+  Session s;
+  s.attention.mask.kind = MaskKind::sliding_window;
+  s.attention.mask.window = 3;
+  s.positional.kind = PositionalKind::rope;
+  const auto j = nlohmann::json::parse(to_json(s));
+  CHECK(j["attention"]["mask"]["window"] == 3);
+  CHECK_FALSE(j["attention"]["mask"].contains("stride"));
+  CHECK(j["attention"]["mask"]["causal"] == false);
+  CHECK(j["positional"]["rope_base"] == 10000.0);
+  CHECK_FALSE(j["positional"].contains("t5_num_buckets"));
+  // parameters of other kinds are still read, so switching kinds keeps them
+  auto p = parse_session(R"({"attention": {"mask": {"kind": "causal", "window": 7}}})");
+  REQUIRE(p.session);
+  CHECK(p.session->attention.mask.window == 7);
+}
+
+TEST_CASE("session: mask and positional parameters are validated when in force") {
+  Session s;
+  s.attention.mask.kind = MaskKind::fixed;
+  s.attention.mask.stride = 4;
+  s.attention.mask.summary = 5;
+  CHECK(has_problem(validate(s).problems, "summary columns c (5) must be at most the block length l (4)"));
+  s.attention.mask.kind = MaskKind::lsh;
+  s.attention.mask.n_buckets = 5;
+  CHECK(has_problem(validate(s).problems, "n_buckets (5) must be even"));
+  s.attention.mask.kind = MaskKind::sliding_window;
+  s.attention.mask.window = -1;
+  CHECK(has_problem(validate(s).problems, "attention.mask.window (-1) must be between 0 and 8192"));
+  s.attention.mask.kind = MaskKind::causal;  // window not in force: not checked
+  CHECK(validate(s).ok());
+  s.positional.kind = PositionalKind::t5;
+  s.positional.t5_num_buckets = 32;
+  s.positional.t5_max_distance = 8;
+  CHECK(has_problem(validate(s).problems, "t5_max_distance (8) must exceed the exact buckets (8)"));
+  s.positional.kind = PositionalKind::rope;
+  s.positional.rope_fraction = 1.5;
+  CHECK(has_problem(validate(s).problems, "positional.rope_fraction (1.5) must be between 0 and 1"));
+  auto p = parse_session(R"({"attention": {"mask": {"globals": [0, "x"]}}})");
+  CHECK(has_problem(p.problems, "attention.mask.globals must hold whole numbers"));
+  p = parse_session(R"({"attention": {"mask": {"cells": [[0, 1], [2]]}}})");
+  CHECK(has_problem(p.problems, "attention.mask.cells must be a list of [query, key] pairs"));
 }

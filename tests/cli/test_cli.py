@@ -73,7 +73,13 @@ paths = {o["path"]: o for o in opts["options"]}
 for path in ("text", "tokenizer.kind", "model.d_model", "model.n_heads", "model.seed", "positional.kind",
              "attention.score.kind", "attention.normalizer.temperature", "attention.mask.kind"):
     check(path in paths, f"options lists {path}")
-check(paths["attention.mask.kind"]["choices"] == ["none", "causal"], "options: mask choices")
+check(paths["attention.mask.kind"]["choices"][:2] == ["none", "causal"], "options: mask choices start none, causal")
+for kind in ("padding", "sliding_window", "causal_sliding_window", "dilated", "longformer", "bigbird", "block_local",
+             "strided", "fixed", "lsh", "custom"):
+    check(kind in paths["attention.mask.kind"]["choices"], f"options: mask kind {kind}")
+for kind in ("none", "sinusoidal", "learned", "rope", "alibi", "t5"):
+    check(kind in paths["positional.kind"]["choices"], f"options: positional kind {kind}")
+check(paths["attention.mask.window"]["applies_when"].startswith("attention.mask.kind in "), "options: applies_when")
 check(paths["model.d_model"]["min"] == 1 and paths["model.d_model"]["max"] == 4096, "options: d_model range")
 check(paths["attention.normalizer.temperature"]["min"] == 0.01, "options: temperature range")
 
