@@ -57,6 +57,12 @@ TEST_CASE("attention: every intermediate matches the numpy reference") {
         test::check_matrix(L.heads[h].logits, eh["logits"], 1e-4, 1e-5, where + " logits");
         test::check_matrix(L.heads[h].weights, eh["weights"], 1e-5, 1e-5, where + " weights");
         test::check_matrix(L.heads[h].output, eh["output"], 1e-4, 1e-5, where + " output");
+        const MaskMatrix& a = *L.heads[h].allowed;
+        for (Eigen::Index i = 0; i < a.rows(); ++i) {
+          std::string row;
+          for (Eigen::Index j = 0; j < a.cols(); ++j) row += a(i, j) ? '1' : '0';
+          CHECK_MESSAGE(row == eh["allowed"][i].get<std::string>(), where << " allowed row " << i);
+        }
       }
       test::check_matrix(L.output, e["output"], 1e-4, 1e-5, name + ": layer output");
     }

@@ -5,7 +5,9 @@ Reimplements from the published definitions, not from the C++ code:
   - the random streams documented in engine/rng.hpp (SplitMix64 read as a counter, Box-Muller),
   - the words/chars tokenizers for ASCII text (a regular expression),
   - sinusoidal positions (Vaswani et al. 2017, sec. 3.5), Glorot normal weights,
-  - multi-head attention (Vaswani et al. 2017, eq. 1) in float64, with softmax(logits / T).
+  - multi-head attention (Vaswani et al. 2017, eq. 1) in float64, with softmax(logits / T),
+  - every mask and sparse pattern, RoPE, ALiBi, T5 buckets and learned positions (masks.json,
+    positional.json, and full-forward cases in attention.json), each from its paper's definition.
 Run: /usr/bin/python3 tests/reference/make_golden.py   (numpy only; output is committed)
 """
 import json
@@ -61,10 +63,11 @@ def normals(key: int, count: int, std: float = 1.0) -> np.ndarray:
     return (z[:count] * std).astype(np.float32).astype(np.float64)
 
 
-def tokenize(text: str, kind: str):
+def tokenize(text: str, kind: str, specials=("[PAD]",)):
+    alt = "|".join(re.escape(sp) for sp in sorted(specials, key=len, reverse=True))
     if kind == "chars":
-        return list(text)
-    return re.findall(r"[A-Za-z0-9_]+(?:'[A-Za-z0-9_]+)*|\S", text)
+        return re.findall(alt + r"|.", text, flags=re.S)
+    return re.findall(alt + r"|[A-Za-z0-9_]+(?:'[A-Za-z0-9_]+)*|\S", text)
 
 
 def sinusoidal(n: int, d: int) -> np.ndarray:
@@ -90,49 +93,211 @@ def glorot(seed, label, fan_in, fan_out):
     return z.reshape(fan_in, fan_out)
 
 
+# ---- masks (allowed[i][j], i = query, j = key), each from its source's definition -------------
+def mask_default(**kw):
+    m = {"kind": "causal", "window": 2, "dilation": 2, "globals": [0], "random_keys": 2, "block": 4,
+         "stride": 4, "summary": 1, "n_buckets": 4, "n_rounds": 1, "causal": False, "pad_token": "[PAD]", "cells": []}
+    m.update(kw)
+    return m
+
+
+def bigbird_random_keys(seed, row, n, r):
+    """Partial Fisher-Yates over 0..n-1 with uniform draws of stream mask.bigbird.row<row>."""
+    take = min(r, n)
+    perm = list(range(n))
+    u = uniforms(stream_key(seed, f"mask.bigbird.row{row}"), max(take, 1))
+    for t in range(take):
+        k = min(t + int(u[t] * (n - t)), n - 1)
+        perm[t], perm[k] = perm[k], perm[t]
+    return perm[:take]
+
+
+def reference_mask(m, n, tokens=None, seed=0):
+    i = np.arange(n)[:, None]
+    j = np.arange(n)[None, :]
+    kind, w = m["kind"], m["window"]
+    glob = np.zeros(n, bool)
+    for g in m["globals"]:
+        if 0 <= g < n:
+            glob[g] = True
+    if kind == "none":
+        a = np.ones((n, n), bool)
+    elif kind == "causal":
+        a = j <= i
+    elif kind == "padding":
+        a = np.broadcast_to(np.array([t != m["pad_token"] for t in tokens])[None, :], (n, n)).copy()
+    elif kind == "sliding_window":
+        a = np.abs(i - j) <= w
+    elif kind == "causal_sliding_window":
+        a = (i - j >= 0) & (i - j <= w)
+    elif kind == "dilated":
+        d = m["dilation"]
+        a = (np.abs(i - j) <= w * d) & ((i - j) % d == 0)
+    elif kind in ("longformer", "bigbird"):
+        a = (np.abs(i - j) <= w) | glob[:, None] | glob[None, :]
+        if kind == "bigbird":
+            for row in range(n):
+                if not glob[row]:
+                    for key in bigbird_random_keys(seed, row, n, m["random_keys"]):
+                        a[row, key] = True
+    elif kind == "block_local":
+        a = (i // m["block"]) == (j // m["block"])
+    elif kind == "strided":
+        l = m["stride"]
+        a = (j <= i) & (((i - j) < l) | ((i - j) % l == 0))
+    elif kind == "fixed":
+        l, c = m["stride"], m["summary"]
+        a = (j <= i) & (((j // l) == (i // l)) | ((j % l) >= l - c))
+    elif kind == "custom":
+        a = np.zeros((n, n), bool)
+        for q, k in m["cells"]:
+            if 0 <= q < n and 0 <= k < n:
+                a[q, k] = True
+    else:
+        raise ValueError(kind)
+    if m["causal"] and kind not in ("causal", "causal_sliding_window", "strided", "fixed"):
+        a = a & (j <= i)
+    return np.array(a, bool)
+
+
+def lsh_reference_mask(q, m, seed, head):
+    """Reformer: buckets = argmax([xR, -xR]) per round; same bucket in any round attends."""
+    n, d = q.shape
+    a = np.zeros((n, n), bool)
+    half = m["n_buckets"] // 2
+    for rnd in range(m["n_rounds"]):
+        R = normals(stream_key(seed, f"mask.lsh.layer0.head{head}.round{rnd}"), d * half).reshape(d, half)
+        proj = q.astype(np.float32).astype(np.float64) @ R
+        b = np.argmax(np.concatenate([proj, -proj], axis=1), axis=1)
+        a |= b[:, None] == b[None, :]
+    if m["causal"]:
+        a &= np.tril(np.ones((n, n), bool))
+    return a
+
+
+# ---- positions -------------------------------------------------------------------------------
+def learned(seed, n, d):
+    return np.stack([normals(stream_key(seed, f"positional.learned.p{p}"), d) for p in range(n)])
+
+
+def rope(x, base, fraction, convention):
+    """Su et al. 2021: rotate pairs by p * base^(-2m/d_rot)."""
+    x = x.copy()
+    n, dh = x.shape
+    d_rot = 2 * int(math.floor(min(max(fraction, 0), 1) * dh / 2 + 1e-9))
+    half = d_rot // 2
+    for m in range(half):
+        theta = base ** (-2.0 * m / d_rot)
+        a, b = (m, m + half) if convention == "rotate_half" else (2 * m, 2 * m + 1)
+        ang = np.arange(n) * theta
+        x1, x2 = x[:, a].copy(), x[:, b].copy()
+        x[:, a] = x1 * np.cos(ang) - x2 * np.sin(ang)
+        x[:, b] = x1 * np.sin(ang) + x2 * np.cos(ang)
+    return x
+
+
+def alibi_slopes(h):
+    """Press et al. 2022 and their reference code: geometric slopes, interleaved for non-powers of two."""
+    def pow2(k):
+        start = 2 ** (-8 / k)
+        return [start ** (i + 1) for i in range(k)]
+    if math.log2(h).is_integer():
+        return pow2(h)
+    c = 2 ** math.floor(math.log2(h))
+    return pow2(c) + pow2(2 * c)[0::2][: h - c]
+
+
+def t5_bucket(rel, bidirectional, num_buckets, max_distance):
+    """Raffel et al. 2020 relative buckets, as in the T5 reference implementation."""
+    ret = 0
+    n = -rel
+    if bidirectional:
+        num_buckets //= 2
+        ret += (n < 0) * num_buckets
+        n = abs(n)
+    else:
+        n = max(n, 0)
+    max_exact = num_buckets // 2
+    if n < max_exact:
+        return ret + n
+    val = max_exact + int(math.log(n / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact))
+    return ret + min(val, num_buckets - 1)
+
+
 def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional="sinusoidal",
-            score="scaled_dot", temperature=1.0, mask="causal"):
+            score="scaled_dot", temperature=1.0, mask="causal", mask_params=None, pos_params=None):
+    pos = {"kind": positional, "rope_base": 10000.0, "rope_fraction": 1.0, "rope_convention": "rotate_half",
+           "t5_num_buckets": 32, "t5_max_distance": 128, "t5_bidirectional": True}
+    pos.update(pos_params or {})
     return {
         "format": "attnlab.session", "version": 1, "text": text,
         "tokenizer": {"kind": tokenizer},
         "model": {"d_model": d_model, "n_heads": n_heads, "seed": seed},
-        "positional": {"kind": positional},
+        "positional": pos,
         "attention": {"score": {"kind": score},
                       "normalizer": {"kind": "softmax", "temperature": temperature},
-                      "mask": {"kind": mask}},
+                      "mask": mask_default(kind=mask, **(mask_params or {}))},
     }
 
 
 def forward(s):
-    tokens = tokenize(s["text"], s["tokenizer"]["kind"])
+    m = s["attention"]["mask"]
+    pos = s["positional"]
+    tokens = tokenize(s["text"], s["tokenizer"]["kind"], (m["pad_token"],))
     d = s["model"]["d_model"]
     h_n = s["model"]["n_heads"]
     seed = s["model"]["seed"]
     dh = d // h_n
     n = len(tokens)
     x = np.stack([normals(stream_key(seed, "token:" + t), d) for t in tokens])
-    if s["positional"]["kind"] == "sinusoidal":
+    if pos["kind"] == "sinusoidal":
         x = x + sinusoidal(n, d).astype(np.float32)
+    elif pos["kind"] == "learned":
+        x = x + learned(seed, n, d)
     wq, wk, wv, wo = (glorot(seed, "layer0." + w, d, d) for w in ("W_Q", "W_K", "W_V", "W_O"))
     q, k, v = x @ wq, x @ wk, x @ wv
     scale = 1.0 / math.sqrt(dh) if s["attention"]["score"]["kind"] == "scaled_dot" else 1.0
     temp = s["attention"]["normalizer"]["temperature"]
-    allowed = np.tril(np.ones((n, n), bool)) if s["attention"]["mask"]["kind"] == "causal" else np.ones((n, n), bool)
+    if m["kind"] != "lsh":
+        shared = reference_mask(m, n, tokens, seed)
+    slopes = alibi_slopes(h_n) if pos["kind"] == "alibi" else None
+    if pos["kind"] == "t5":
+        table = normals(stream_key(seed, "positional.t5"), pos["t5_num_buckets"] * h_n).reshape(pos["t5_num_buckets"], h_n)
+    rel = np.arange(n)[None, :] - np.arange(n)[:, None]  # key - query
     heads = []
     outs = []
     for h in range(h_n):
-        qh, kh, vh = (m[:, h * dh:(h + 1) * dh] for m in (q, k, v))
+        qh, kh, vh = (mat[:, h * dh:(h + 1) * dh] for mat in (q, k, v))
+        if pos["kind"] == "rope":
+            qh = rope(qh, pos["rope_base"], pos["rope_fraction"], pos["rope_convention"])
+            kh = rope(kh, pos["rope_base"], pos["rope_fraction"], pos["rope_convention"])
+        if m["kind"] == "lsh":
+            norms = np.linalg.norm(qh, axis=1, keepdims=True)
+            kh = qh / np.where(norms > 0, norms, 1)
+            allowed = lsh_reference_mask(qh, m, seed, h)
+        else:
+            allowed = shared
         logits = qh @ kh.T * scale
+        if slopes is not None:
+            logits = logits - slopes[h] * np.abs(rel)
+        if pos["kind"] == "t5":
+            buckets = np.vectorize(lambda r: t5_bucket(r, pos["t5_bidirectional"], pos["t5_num_buckets"],
+                                                       pos["t5_max_distance"]))(rel)
+            logits = logits + table[buckets, h]
         z = np.where(allowed, logits / temp, -np.inf)
-        z = z - z.max(axis=1, keepdims=True)
+        rowmax = z.max(axis=1, keepdims=True)
+        full = np.isfinite(rowmax)
+        z = z - np.where(full, rowmax, 0)
         e = np.where(allowed, np.exp(z), 0.0)
-        w = e / e.sum(axis=1, keepdims=True)
+        sums = e.sum(axis=1, keepdims=True)
+        w = np.where(sums > 0, e / np.where(sums > 0, sums, 1), 0.0)
         o = w @ vh
         outs.append(o)
         heads.append({
             "q": qh.tolist(), "k": kh.tolist(), "v": vh.tolist(),
             "logits": [[float(logits[i, j]) if allowed[i, j] else None for j in range(n)] for i in range(n)],
             "weights": w.tolist(), "output": o.tolist(),
+            "allowed": ["".join("1" if c else "0" for c in row) for row in allowed],
         })
     out = np.concatenate(outs, axis=1) @ wo
     return {"tokens": tokens, "input": x.tolist(), "heads": heads, "output": out.tolist()}
@@ -145,7 +310,53 @@ CASES = [
     ("none_temperature_three_chars", session("hello world", tokenizer="chars", temperature=3.0, mask="none", d_model=16, n_heads=1, seed=123456789012345)),
     ("single_token", session("Hi", d_model=6, n_heads=2, seed=0)),
     ("repeated_tokens", session("the the the cat the", d_model=32, n_heads=8, seed=99, positional="none")),
+    ("sliding_window_learned", session("a sliding window over a few more words than usual", mask="sliding_window",
+                                       mask_params={"window": 1}, positional="learned", d_model=12, n_heads=2)),
+    ("rope_rotate_half", session("rotary positions turn queries and keys", positional="rope", mask="none",
+                                 d_model=16, n_heads=2, seed=5)),
+    ("rope_interleaved_partial", session("rotary positions turn queries and keys", positional="rope", mask="causal",
+                                         pos_params={"rope_convention": "interleaved", "rope_fraction": 0.5,
+                                                     "rope_base": 100.0}, d_model=24, n_heads=2, seed=5)),
+    ("alibi_six_heads", session("linear biases replace position embeddings here", positional="alibi",
+                                d_model=24, n_heads=6, seed=8)),
+    ("t5_bidirectional", session("relative buckets for every distance between these words", positional="t5",
+                                 mask="none", pos_params={"t5_num_buckets": 8, "t5_max_distance": 6},
+                                 d_model=12, n_heads=3, seed=9)),
+    ("bigbird_causal", session("big bird mixes a window, global tokens and random keys together", mask="bigbird",
+                               mask_params={"window": 1, "globals": [0, 11], "random_keys": 2, "causal": True},
+                               positional="none", d_model=8, n_heads=2, seed=21)),
+    ("lsh_two_rounds", session("locality sensitive hashing puts similar queries in one bucket", mask="lsh",
+                               mask_params={"n_buckets": 4, "n_rounds": 2}, d_model=16, n_heads=2, seed=13)),
+    ("padding", session("short text [PAD] [PAD] [PAD]", mask="padding", positional="none", d_model=8, n_heads=2)),
+    ("custom_with_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [1, 1], [3, 2]]},
+                                      d_model=8, n_heads=1)),
 ]
+
+MASK_CASES = []
+for n in (1, 5, 9, 16):
+    for kind, params in [
+        ("none", {}), ("causal", {}),
+        ("sliding_window", {"window": 0}), ("sliding_window", {"window": 2}), ("sliding_window", {"window": 40}),
+        ("causal_sliding_window", {"window": 0}), ("causal_sliding_window", {"window": 3}),
+        ("causal_sliding_window", {"window": 40}),
+        ("dilated", {"window": 2, "dilation": 2}), ("dilated", {"window": 1, "dilation": 3}),
+        ("dilated", {"window": 0, "dilation": 5}),
+        ("longformer", {"window": 1, "globals": [0]}), ("longformer", {"window": 0, "globals": [0, n - 1]}),
+        ("longformer", {"window": 1, "globals": [n - 1, 50]}),
+        ("bigbird", {"window": 1, "globals": [0], "random_keys": 2}),
+        ("bigbird", {"window": 0, "globals": [n - 1], "random_keys": 3}),
+        ("bigbird", {"window": 1, "globals": [], "random_keys": 40}),
+        ("block_local", {"block": 1}), ("block_local", {"block": 3}), ("block_local", {"block": 40}),
+        ("strided", {"stride": 1}), ("strided", {"stride": 3}), ("strided", {"stride": 4}),
+        ("fixed", {"stride": 4, "summary": 1}), ("fixed", {"stride": 3, "summary": 3}),
+        ("fixed", {"stride": 1, "summary": 1}), ("fixed", {"stride": 5, "summary": 2}),
+        ("custom", {"cells": [[0, 0], [n - 1, 0], [2, 1], [99, 0]]}),
+        ("sliding_window", {"window": 1, "causal": True}), ("block_local", {"block": 4, "causal": True}),
+        ("dilated", {"window": 2, "dilation": 2, "causal": True}),
+        ("longformer", {"window": 1, "globals": [2], "causal": True}),
+        ("causal", {"causal": True}),
+    ]:
+        MASK_CASES.append((n, mask_default(kind=kind, **params)))
 
 
 def main():
@@ -165,6 +376,34 @@ def main():
     with open(os.path.join(OUT, "attention.json"), "w") as f:
         json.dump({"description": "numpy float64 forward of sessions (tests/reference/make_golden.py)",
                    "cases": cases}, f)
+    masks = []
+    for n, m in MASK_CASES:
+        a = reference_mask(m, n, seed=77)
+        masks.append({"n": n, "seed": 77, "mask": m, "allowed": ["".join("1" if c else "0" for c in row) for row in a]})
+    pad_tokens = ["hi", "[PAD]", "there", "[PAD]", "[PAD]"]
+    pm = mask_default(kind="padding")
+    masks.append({"n": 5, "seed": 77, "mask": pm, "tokens": pad_tokens,
+                  "allowed": ["".join("1" if c else "0" for c in row) for row in reference_mask(pm, 5, pad_tokens)]})
+    with open(os.path.join(OUT, "masks.json"), "w") as f:
+        json.dump({"description": "allowed patterns from each source's definition", "cases": masks}, f)
+
+    rng_x = normals(stream_key(1, "rope.x"), 7 * 8).reshape(7, 8)
+    positional = {
+        "alibi_slopes": {str(h): alibi_slopes(h) for h in (1, 2, 6, 8, 12, 16)},
+        "t5_buckets": [
+            {"bidirectional": bd, "num_buckets": nb, "max_distance": md,
+             "relative": list(range(-300, 301)),
+             "bucket": [t5_bucket(r, bd, nb, md) for r in range(-300, 301)]}
+            for bd, nb, md in [(True, 32, 128), (False, 32, 128), (True, 8, 20), (False, 16, 64)]],
+        "rope": [
+            {"x": rng_x.tolist(), "base": base, "fraction": frac, "convention": conv,
+             "rotated": rope(rng_x, base, frac, conv).tolist()}
+            for base, frac, conv in [(10000.0, 1.0, "rotate_half"), (10000.0, 1.0, "interleaved"),
+                                     (100.0, 0.5, "rotate_half"), (500.0, 0.75, "interleaved")]],
+        "learned": {"seed": 3, "n": 4, "d": 6, "table": learned(3, 4, 6).tolist()},
+    }
+    with open(os.path.join(OUT, "positional.json"), "w") as f:
+        json.dump(positional, f)
     pe = sinusoidal(7, 10)
     with open(os.path.join(OUT, "sinusoidal.json"), "w") as f:
         json.dump({"n": 7, "d": 10, "pe": pe.tolist()}, f)
