@@ -328,6 +328,28 @@ const OptionSpec& option(std::string_view path) {
   throw std::logic_error("no session option " + std::string(path));
 }
 
+namespace {
+const Field& field(std::string_view path) {
+  for (const auto& f : fields())
+    if (f.spec.path == path) return f;
+  throw std::logic_error("no session option " + std::string(path));
+}
+}  // namespace
+
+bool option_relevant(const Session& s, std::string_view path) { return field(path).relevant(s); }
+std::string option_get(const Session& s, std::string_view path) {
+  return field(path).get(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+std::string option_set(Session& s, std::string_view path, std::string_view json_value) {
+  json v;
+  try {
+    v = json::parse(json_value.begin(), json_value.end());
+  } catch (const json::parse_error&) {
+    return std::string(path) + ": not a JSON value";
+  }
+  return field(path).set(s, v);
+}
+
 std::string options_json() {
   ojson out = ojson::object();
   out["format"] = "attnlab.options";

@@ -110,6 +110,11 @@ const std::vector<OptionSpec>& session_options();
 const OptionSpec& option(std::string_view path);
 std::string options_json();  // every option as a JSON document (attnlab-cli options)
 
+// Generic access by path, for editors that draw a widget per option (values as JSON text).
+bool option_relevant(const Session& s, std::string_view path);  // is this option in force?
+std::string option_get(const Session& s, std::string_view path);
+std::string option_set(Session& s, std::string_view path, std::string_view json_value);  // problem, or ""
+
 // Limits that keep a session computable on a desktop.
 inline constexpr std::size_t kMaxTextBytes = 1 << 20;
 inline constexpr std::size_t kMaxTokens = 8192;

@@ -1,0 +1,55 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "pipeline.hpp"
+#include "positional.hpp"
+#include "views.hpp"
+
+using namespace attnlab;
+
+TEST_CASE("views: the gallery holds every mask kind, each as build_mask gives it") {
+  Session s;
+  s.text = "one two three four five six seven";
+  s.attention.mask.causal = true;
+  const auto tokens = tokenize(s);
+  const Matrix q = Matrix::Random(static_cast<int>(tokens.size()), 8);
+  const auto gallery = mask_gallery(s, tokens, &q);
+  CHECK(gallery.size() == option("attention.mask.kind").choices.size());
+  for (const auto& e : gallery) {
+    MaskSpec spec = s.attention.mask;
+    spec.kind = e.kind;
+    const MaskMatrix expected = e.kind == MaskKind::lsh ? lsh_mask(q, spec, s.model.seed, 0, 0)
+                                                        : build_mask(spec, int(tokens.size()), tokens, s.model.seed);
+    INFO(name(e.kind));
+    CHECK(e.allowed == expected);
+  }
+  CHECK(mask_gallery(s, tokens, nullptr).size() == gallery.size() - 1);  // no queries: no LSH
+}
+
+TEST_CASE("views: positional similarity - cosine for sinusoidal, distance-only for RoPE") {
+  Session s;
+  s.model = {16, 2, 1};
+  auto v = positional_view(s, 9);
+  REQUIRE(v.similarity.rows() == 9);
+  for (int i = 0; i < 9; ++i) CHECK(v.similarity(i, i) == doctest::Approx(1.0));
+  CHECK(v.encoding.rows() == 9);
+  s.positional.kind = PositionalKind::rope;
+  v = positional_view(s, 9);
+  CHECK(v.encoding.size() == 0);
+  CHECK(v.rope_angles.cols() == 4);  // d_head 8: 4 pairs
+  for (int a = 0; a < 9; ++a)
+    for (int b = 0; b < 9; ++b) CHECK(v.similarity(a, b) == doctest::Approx(v.similarity(std::abs(a - b), 0)));
+  CHECK(v.rope_angles(3, 0) == doctest::Approx(3.0));  // theta_0 = 1
+}
+
+TEST_CASE("views: ALiBi bias per head is -m |i - j| with the paper's slopes") {
+  Session s;
+  s.model = {16, 4, 1};
+  s.positional.kind = PositionalKind::alibi;
+  const auto v = positional_view(s, 5);
+  REQUIRE(v.bias.size() == 4);
+  for (int h = 0; h < 4; ++h)
+    for (int i = 0; i < 5; ++i)
+      for (int j = 0; j < 5; ++j) CHECK(v.bias[h](i, j) == doctest::Approx(-std::pow(2.0, -2.0 * (h + 1)) * std::abs(i - j)));
+}
