@@ -80,33 +80,46 @@ bool write_screenshot(const std::string& path, int w, int h) {
 void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms) {
   if (!st.incoming) return;
   const Snapshot& s = *st.incoming;
-  const std::size_t n = s.images.size();
-  st.in_weight_maps.resize(n);
-  st.in_logit_maps.resize(n);
+  auto& t = st.in_tex;
+  const std::size_t heads = s.images.size();
+  t.weights.resize(heads);
+  t.logits.resize(heads);
+  t.masks.resize(s.masks.size());
+  t.gallery.resize(s.gallery.size());
+  t.positional.resize(s.positional.size());
+  auto upload_image = [&](Heatmap& h, const ImageData& img) {
+    h.update(renderer, img.width, img.height, img.rg, img.vmin, img.vmax, img.diverging ? "rdbu_diverging" : "viridis");
+  };
+  const std::size_t total = 2 * heads + s.masks.size() + s.gallery.size() + s.positional.size();
   const auto t0 = std::chrono::steady_clock::now();
-  while (st.in_next < 2 * n) {
-    const std::size_t h = st.in_next / 2;
-    const HeadImage& img = s.images[h];
-    if (st.in_next % 2 == 0) {
-      st.in_weight_maps[h].update(renderer, img.width, img.height, img.weights_rg, 0.0f, s.weight_max);
+  while (st.in_next < total) {
+    std::size_t k = st.in_next;
+    if (k < 2 * heads) {
+      const HeadImage& img = s.images[k / 2];
+      if (k % 2 == 0) t.weights[k / 2].update(renderer, img.width, img.height, img.weights_rg, 0.0f, s.weight_max);
+      else t.logits[k / 2].update(renderer, img.width, img.height, img.logits_rg, s.logit_min, s.logit_max);
+    } else if ((k -= 2 * heads) < s.masks.size()) {
+      upload_image(t.masks[k], s.masks[k]);
+    } else if ((k -= s.masks.size()) < s.gallery.size()) {
+      upload_image(t.gallery[k], s.gallery[k]);
     } else {
-      st.in_logit_maps[h].update(renderer, img.width, img.height, img.logits_rg, s.logit_min, s.logit_max);
+      k -= s.gallery.size();
+      upload_image(t.positional[k], s.positional[k]);
     }
     ++st.in_next;
     if (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms) break;
   }
-  if (st.in_next == 2 * n) {
+  if (st.in_next == total) {
     st.shown = std::move(st.incoming);
     st.incoming.reset();
+    std::swap(st.tex, st.in_tex);
     // labels change only with the result: build and measure them once here, not every frame
     st.labels.clear();
     st.longest_label = 0;
-    for (const auto& t : st.shown->result->tokens) {
-      st.labels.push_back(token_label(t.text));
+    for (const auto& tok : st.shown->result->tokens) {
+      st.labels.push_back(token_label(tok.text));
       if (st.labels.size() <= 512) st.longest_label = std::max(st.longest_label, ImGui::CalcTextSize(st.labels.back().c_str()).x);
     }
-    std::swap(st.weight_maps, st.in_weight_maps);
-    std::swap(st.logit_maps, st.in_logit_maps);
   }
 }
 
@@ -121,11 +134,30 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   j["quantity"] = st.quantity == Quantity::weights ? "weights" : "logits";
   j["detail_head"] = st.detail_head;
   j["hover"] = {{"head", st.hover.head}, {"query", st.hover.query}, {"key", st.hover.key}};
+  nlohmann::json widgets = nlohmann::json::object();
+  for (const auto& [name, r] : st.widgets) widgets[name] = {r.x * scale.x, r.y * scale.y, r.z * scale.x, r.w * scale.y};
+  j["widgets"] = widgets;
+  j["windows"] = {{"mask", st.show_mask}, {"gallery", st.show_gallery}, {"positional", st.show_positional}};
   j["problems"] = st.problems_current() ? st.newest->problems : std::vector<std::string>{};
   if (st.shown && st.shown->result) {
     const Result& r = *st.shown->result;
     j["shown_generation"] = st.shown->generation;
     j["mask"] = name(r.session.attention.mask.kind);
+    j["positional"] = name(r.session.positional.kind);
+    if (!st.shown->mask_density.empty()) {
+      j["mask_density"] = st.shown->mask_density;
+      j["mask_cells"] = st.shown->mask_cells;
+    }
+    std::vector<std::string> allowed;  // head 0's pattern, a string per row
+    const MaskMatrix& a = *r.layers[0].heads[0].allowed;
+    for (Eigen::Index i = 0; i < a.rows() && a.rows() <= 64; ++i) {
+      std::string row;
+      for (Eigen::Index c = 0; c < a.cols(); ++c) row += a(i, c) ? '1' : '0';
+      allowed.push_back(row);
+    }
+    j["allowed"] = allowed;
+    j["gallery"] = st.shown->gallery.size();
+    j["positional_views"] = st.shown->positional.size();
     j["n_tokens"] = r.tokens.size();
     std::vector<std::string> tokens;
     for (const auto& t : r.tokens) tokens.push_back(t.text);
@@ -183,6 +215,9 @@ int main(int argc, char** argv) {
   cli.add_option("--width", opt.width, "window width")->check(CLI::Range(320, 16384));
   cli.add_option("--height", opt.height, "window height")->check(CLI::Range(240, 16384));
   cli.add_flag("--no-mouse", opt.no_mouse, "ignore the mouse (reproducible screenshots)");
+  std::vector<std::string> open_views;
+  cli.add_option("--view", open_views, "open a view window: mask, gallery, positional (repeatable)")
+      ->check(CLI::IsMember({"mask", "gallery", "positional"}));
   CLI11_PARSE(cli, argc, argv);
 
   AppState st;
@@ -212,6 +247,11 @@ int main(int argc, char** argv) {
     }
   }
   st.opened = st.session;
+  for (const auto& v : open_views) {
+    st.show_mask |= v == "mask";
+    st.show_gallery |= v == "gallery";
+    st.show_positional |= v == "positional";
+  }
   glfwSetErrorCallback([](int code, const char* msg) { std::fprintf(stderr, "attnlab: GLFW error %d: %s\n", code, msg); });
   if (!glfwInit()) {
     std::fprintf(stderr, "attnlab: cannot open a window (no display? run under xvfb-run for headless use)\n");
@@ -272,13 +312,29 @@ int main(int argc, char** argv) {
       ImGui_ImplGlfw_NewFrame();
       ImGui::NewFrame();
       st.hover = {};
+      st.widgets.clear();
 
       const ImGuiViewport* vp = ImGui::GetMainViewport();
       ImGui::SetNextWindowPos(vp->Pos);
       ImGui::SetNextWindowSize(vp->Size);
       ImGui::Begin("attnlab", nullptr,
                    ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoBringToFrontOnFocus |
-                       ImGuiWindowFlags_NoSavedSettings);
+                       ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_MenuBar);
+      if (ImGui::BeginMenuBar()) {
+        if (ImGui::BeginMenu("View")) {
+          RecordWidget(st, "menu.view");
+          ImGui::MenuItem("Mask", nullptr, &st.show_mask);
+          RecordWidget(st, "menu.view.mask");
+          ImGui::MenuItem("Mask gallery", nullptr, &st.show_gallery);
+          RecordWidget(st, "menu.view.gallery");
+          ImGui::MenuItem("Positional encoding", nullptr, &st.show_positional);
+          RecordWidget(st, "menu.view.positional");
+          ImGui::EndMenu();
+        } else {
+          RecordWidget(st, "menu.view");
+        }
+        ImGui::EndMenuBar();
+      }
       ImGui::TextUnformatted("attnlab");
       ImGui::SameLine();
       ImGui::TextDisabled("%s%s", st.session_path.empty() ? "built-in example" : st.session_path.c_str(),
@@ -292,7 +348,7 @@ int main(int argc, char** argv) {
         ImGui::SameLine();
         if (ImGui::SmallButton("dismiss")) banner.clear();
       }
-      const float side = ImGui::GetFontSize() * 23;
+      const float side = ImGui::GetFontSize() * 25;
       ImGui::BeginChild("side", ImVec2(side, 0), false);
       ShowTextPanel(st, worker);
       ShowControlsPanel(st, worker);
@@ -303,6 +359,9 @@ int main(int argc, char** argv) {
       ImGui::EndChild();
       ImGui::End();
       ShowHeadDetail(st);
+      ShowMaskWindow(st, worker);
+      ShowGalleryWindow(st, worker);
+      ShowPositionalWindow(st);
 
       ImGui::Render();
       int fb_w, fb_h;

@@ -4,7 +4,9 @@
 
 #include <imgui.h>
 
+#include <map>
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -33,9 +35,12 @@ struct AppState {
   std::shared_ptr<const Snapshot> shown;     // last good result, drawn
   std::shared_ptr<const Snapshot> newest;    // newest finished, possibly with problems
   std::shared_ptr<const Snapshot> incoming;  // newest good result, its textures uploading
-  std::vector<Heatmap> weight_maps, logit_maps;        // textures of `shown`
-  std::vector<Heatmap> in_weight_maps, in_logit_maps;  // textures of `incoming`, filled a few per frame
-  std::size_t in_next = 0;                              // next texture of `incoming` to upload
+  struct Textures {
+    std::vector<Heatmap> weights, logits, masks, gallery, positional;
+  };
+  Textures tex;          // of `shown`
+  Textures in_tex;       // of `incoming`, filled a few per frame
+  std::size_t in_next = 0;  // next texture of `incoming` to upload
   std::vector<std::string> labels;  // token labels of `shown` (whitespace made visible)
   float longest_label = 0;          // widest of the first 512 labels, in pixels
   std::uint64_t posted = 0;
@@ -46,6 +51,12 @@ struct AppState {
   // filled while drawing, read by the state dump
   std::vector<HeadRect> head_rects;
   Hover hover;
+  std::map<std::string, ImVec4> widgets;  // named widget rects this frame (x, y, w, h), for tests
+
+  // views
+  bool show_mask = false, show_gallery = false, show_positional = false;
+  int mask_head = 0;       // which head's pattern the mask view shows, when they differ
+  int paint = 0;           // custom mask painting: 0 idle, 1 adding, -1 erasing
   ImVec4 text_box{0, 0, 0, 0};  // x, y, w, h
 
   bool problems_current() const {  // the newest edit was rejected
@@ -57,12 +68,26 @@ struct AppState {
 void ShowTextPanel(AppState& st, Worker& worker);
 void ShowControlsPanel(AppState& st, Worker& worker);
 
+// panels/views.cpp
+void ShowMaskWindow(AppState& st, Worker& worker);
+void ShowGalleryWindow(AppState& st, Worker& worker);
+void ShowPositionalWindow(AppState& st);
+// Draws a prepared matrix with its texture; returns the hovered (row, col) or (-1, -1).
+std::pair<int, int> DrawImage(const AppState& st, const ImageData& img, const Heatmap& tex, ImVec2 origin,
+                              ImVec2 size, bool labels, ImVec4* cells_rect = nullptr);
+
 // panels/heads.cpp
 void ShowHeadGrid(AppState& st);
 void ShowHeadDetail(AppState& st);
 
 // One heatmap with token labels, hover tooltip and highlight. Returns true when clicked.
 bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out, Hover* hover_out);
-void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const char* label);
+void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const char* label,
+                  const char* colormap_name = "viridis");
+// Text read bottom to top from `pos`.
+void AddTextVertical(ImDrawList* dl, ImVec2 pos, ImU32 col, const char* text);
+std::string FitLabel(std::string s, float max_width);
+// Remembers a widget's rect under `name` (the last item drawn) for the state dump.
+void RecordWidget(AppState& st, const std::string& name);
 
 }  // namespace attnlab::app

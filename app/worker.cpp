@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numbers>
+
+#include "views.hpp"
 
 namespace attnlab::app {
 
@@ -37,7 +40,122 @@ HeadImage make_head_image(const HeadResult& h, int max_side) {
   return img;
 }
 
+ImageData make_image(const Matrix& values, const MaskMatrix* shown, int max_side) {
+  const int rows = static_cast<int>(values.rows()), cols = static_cast<int>(values.cols());
+  const int f = std::max(1, (std::max(rows, cols) + max_side - 1) / max_side);
+  ImageData img;
+  img.rows = rows;
+  img.cols = cols;
+  img.width = (cols + f - 1) / f;
+  img.height = (rows + f - 1) / f;
+  img.rg.assign(2 * std::size_t(img.width) * img.height, 0.0f);
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (int y = 0; y < img.height; ++y) {
+    for (int x = 0; x < img.width; ++x) {
+      float v = -std::numeric_limits<float>::infinity();
+      bool any = false;
+      for (int i = y * f; i < std::min(rows, (y + 1) * f); ++i)
+        for (int j = x * f; j < std::min(cols, (x + 1) * f); ++j) {
+          if (shown && !(*shown)(i, j)) continue;
+          if (!std::isfinite(values(i, j))) continue;
+          any = true;
+          v = std::max(v, values(i, j));
+        }
+      const std::size_t o = 2 * (std::size_t(y) * img.width + x);
+      img.rg[o] = any ? v : 0.0f;
+      img.rg[o + 1] = any ? 1.0f : 0.0f;
+      if (any) lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+  }
+  img.vmin = std::isfinite(lo) ? lo : 0.0f;
+  img.vmax = std::isfinite(hi) && hi > img.vmin ? hi : img.vmin + 1.0f;
+  return img;
+}
+
 namespace {
+
+ImageData signed_image(const Matrix& m, std::string title, std::string caption) {
+  ImageData img = make_image(m, nullptr, kMaxTextureSide);
+  const float r = std::max(std::abs(img.vmin), std::abs(img.vmax));
+  img.vmin = -r;
+  img.vmax = r;
+  img.diverging = true;
+  img.title = std::move(title);
+  img.caption = std::move(caption);
+  return img;
+}
+
+std::string density_caption(const MaskMatrix& m) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "density %.3f   %lld of %lld scores", mask_density(m),
+                static_cast<long long>(mask_cells(m)), static_cast<long long>(m.size()));
+  return buf;
+}
+
+ImageData mask_image(const MaskMatrix& m, std::string title) {
+  const Matrix ones = Matrix::Ones(m.rows(), m.cols());
+  ImageData img = make_image(ones, &m, kMaxTextureSide);
+  img.vmin = 0;
+  img.vmax = 1;
+  img.title = std::move(title);
+  img.caption = density_caption(m);
+  img.token_rows = img.token_cols = true;
+  return img;
+}
+
+void add_views(Snapshot& s) {
+  const Result& r = *s.result;
+  const auto& heads = r.layers[0].heads;
+  const int n = static_cast<int>(r.tokens.size());
+  // the mask in force: one image, or one per head when heads differ (LSH)
+  bool per_head = false;
+  for (std::size_t h = 1; h < heads.size(); ++h) per_head |= heads[h].allowed != heads[0].allowed;
+  for (std::size_t h = 0; h < (per_head ? heads.size() : 1); ++h) {
+    const MaskMatrix& m = *heads[h].allowed;
+    s.masks.push_back(mask_image(m, per_head ? "head " + std::to_string(h) : std::string(name(r.session.attention.mask.kind))));
+    s.mask_density.push_back(mask_density(m));
+    s.mask_cells.push_back(mask_cells(m));
+  }
+  // gallery: small multiples of every kind for the current tokens (LSH from head 0's queries)
+  for (auto& e : mask_gallery(r.session, r.tokens, &heads[0].q)) {
+    std::string title = name(e.kind);
+    if (r.session.attention.mask.causal && mask_combines_with_causal(e.kind)) title += " + causal";
+    s.gallery.push_back(mask_image(e.allowed, title));
+  }
+  // positional views
+  const PositionalView v = positional_view(r.session, n);
+  if (v.encoding.size()) {
+    ImageData e = signed_image(v.encoding, "encoding (positions x dimensions)", "added to the token embeddings");
+    e.token_rows = true;
+    s.positional.push_back(std::move(e));
+  }
+  if (v.similarity.size()) {
+    ImageData e = signed_image(v.similarity, "position-to-position similarity",
+                               r.session.positional.kind == PositionalKind::rope
+                                   ? "mean over pairs of cos((p - q) theta_m): depends on p - q only"
+                                   : "cosine of the encoding rows");
+    e.token_rows = e.token_cols = true;
+    s.positional.push_back(std::move(e));
+  }
+  if (v.rope_angles.size()) {
+    ImageData e = make_image(v.rope_angles, nullptr, kMaxTextureSide);
+    e.vmin = 0;
+    e.vmax = static_cast<float>(2 * std::numbers::pi);
+    e.title = "RoPE angle p theta_m mod 2 pi (positions x dimension pairs)";
+    e.caption = "fast pairs on the left, slow on the right";
+    e.token_rows = true;
+    s.positional.push_back(std::move(e));
+  }
+  for (std::size_t h = 0; h < v.bias.size(); ++h) {
+    char caption[96];
+    if (!v.slopes.empty()) std::snprintf(caption, sizeof caption, "-m |i - j|, slope m = %.5g", v.slopes[h]);
+    else std::snprintf(caption, sizeof caption, "T5 bucket bias B[bucket(j - i), %zu]", h);
+    ImageData e = signed_image(v.bias[h], "bias, head " + std::to_string(h), caption);
+    e.token_rows = e.token_cols = true;
+    s.positional.push_back(std::move(e));
+  }
+}
+
 std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&& o) {
   auto s = std::make_shared<Snapshot>();
   s->generation = generation;
@@ -58,6 +176,7 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
   s->weight_max = wmax > 0 ? wmax : 1;
   s->logit_min = std::isfinite(lmin) ? lmin : 0;
   s->logit_max = std::isfinite(lmax) && lmax > s->logit_min ? lmax : s->logit_min + 1;
+  add_views(*s);
   return s;
 }
 }  // namespace

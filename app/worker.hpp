@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <string>
 #include <vector>
 
 #include "pipeline.hpp"
@@ -24,12 +25,28 @@ struct HeadImage {
   std::vector<float> weights_rg, logits_rg;
 };
 
+// Any other matrix the window shows (masks, gallery, positional views), ready to upload.
+struct ImageData {
+  std::string title, caption;
+  int rows = 0, cols = 0;     // of the matrix shown (before pooling)
+  int width = 0, height = 0;  // of the texture
+  std::vector<float> rg;      // (value, shown) per texture cell
+  float vmin = 0, vmax = 1;
+  bool diverging = false;     // signed data: the diverging colormap, symmetric range
+  bool token_rows = false, token_cols = false;  // label rows / columns with the tokens
+};
+
 struct Snapshot {
   std::uint64_t generation = 0;
   std::shared_ptr<const Result> result;  // null when the session was invalid
   std::vector<std::string> problems;
   std::vector<HeadImage> images;  // one per head of layer 0
   float weight_max = 1, logit_min = 0, logit_max = 1;  // global ranges over all heads
+  std::vector<ImageData> masks;       // the allowed pattern: one, or one per head when they differ (LSH)
+  std::vector<double> mask_density;   // per entry of `masks`
+  std::vector<long long> mask_cells;  // score computations, per entry of `masks`
+  std::vector<ImageData> gallery;     // every mask kind with the session's parameters
+  std::vector<ImageData> positional;  // encoding, similarity, RoPE angles, biases per head
 };
 
 // Heatmap textures are max-pooled to at most this many cells per side: more than any tile or the
@@ -64,5 +81,7 @@ class Worker {
 
 // Exposed for tests: builds the texture data of one head.
 HeadImage make_head_image(const HeadResult& h, int max_side);
+// A matrix as texture data, max-pooled to max_side (mask: cells shown where it is 1).
+ImageData make_image(const Matrix& values, const MaskMatrix* shown, int max_side);
 
 }  // namespace attnlab::app

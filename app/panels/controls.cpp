@@ -2,7 +2,9 @@
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "../ui.hpp"
 #include "session.hpp"
@@ -28,29 +30,108 @@ void HelpMarker(const std::string& text) {
   }
 }
 
-// A combo over the choices that session_options() lists for `path`.
-template <class Enum>
-bool EnumCombo(const char* label, const char* path, Enum& value) {
-  const auto& spec = option(path);
-  int current = static_cast<int>(value);
-  bool changed = false;
-  if (ImGui::BeginCombo(label, spec.choices.at(current).c_str())) {
-    for (int i = 0; i < static_cast<int>(spec.choices.size()); ++i) {
-      if (ImGui::Selectable(spec.choices[i].c_str(), i == current)) {
-        value = static_cast<Enum>(i);
-        changed = i != current;
-      }
-    }
-    ImGui::EndCombo();
-  }
-  HelpMarker(spec.help);
-  return changed;
+std::string Trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-bool IntOption(const char* label, const char* path, int& value, int step) {
-  const auto& spec = option(path);
-  const bool changed = ImGui::InputInt(label, &value, step, step * 4);
-  HelpMarker(spec.help + " (" + std::to_string(int(spec.min)) + " to " + std::to_string(int(spec.max)) + ")");
+// Short label for a control: the last part of its path ("attention.mask.window" -> "window").
+std::string ShortLabel(const OptionSpec& o) {
+  std::string last = o.path.substr(o.path.rfind('.') + 1);
+  if (last == "kind") last = o.path.substr(0, o.path.rfind('.')).substr(o.path.substr(0, o.path.rfind('.')).rfind('.') + 1);
+  return last;
+}
+
+// One widget for option `o`, by its type, editing the session through the generic accessors.
+// Returns true when the session changed. Records the widget's rect under its path (and, for an
+// open combo, each choice under "path=choice") for the GUI tests.
+bool OptionWidget(AppState& st, const OptionSpec& o) {
+  Session& s = st.session;
+  const std::string label = ShortLabel(o) + "##" + o.path;
+  const std::string current = option_get(s, o.path);
+  const nlohmann::json value = nlohmann::json::parse(current);
+  std::string next;  // new value as JSON, when edited
+  if (o.type == "enum") {
+    const std::string cur = value.get<std::string>();
+    if (ImGui::BeginCombo(label.c_str(), cur.c_str(), ImGuiComboFlags_HeightLargest)) {
+      for (const auto& c : o.choices) {
+        if (ImGui::Selectable(c.c_str(), c == cur)) next = nlohmann::json(c).dump();
+        RecordWidget(st, o.path + "=" + c);
+      }
+      ImGui::EndCombo();
+    }
+  } else if (o.type == "int") {
+    int v = value.get<int>();
+    const int step = o.max > 1000 ? 1 : 1;
+    if (ImGui::InputInt(label.c_str(), &v, step, step * 4)) next = std::to_string(v);
+  } else if (o.type == "number") {
+    if (o.path == "attention.normalizer.temperature") {
+      float t = value.get<float>();
+      if (ImGui::SliderFloat(label.c_str(), &t, float(o.min), float(o.max), "%.3g", ImGuiSliderFlags_Logarithmic))
+        next = nlohmann::json(double(t)).dump();
+    } else if (o.max <= 1) {
+      float t = value.get<float>();
+      if (ImGui::SliderFloat(label.c_str(), &t, float(o.min), float(o.max), "%.2f")) next = nlohmann::json(double(t)).dump();
+    } else {
+      double d = value.get<double>();
+      if (ImGui::InputDouble(label.c_str(), &d, 0, 0, "%.6g")) next = nlohmann::json(d).dump();
+    }
+  } else if (o.type == "uint64") {
+    std::uint64_t v = value.get<std::uint64_t>();
+    if (ImGui::InputScalar(label.c_str(), ImGuiDataType_U64, &v)) next = std::to_string(v);
+  } else if (o.type == "bool") {
+    bool b = value.get<bool>();
+    if (ImGui::Checkbox(label.c_str(), &b)) next = b ? "true" : "false";
+  } else if (o.type == "string") {
+    std::string text = value.get<std::string>();
+    if (ImGui::InputText(label.c_str(), &text)) next = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } else if (o.type == "int_list") {
+    // "0, 11": typed as comma-separated positions; what does not parse is ignored
+    std::string text;
+    for (const auto& x : value) text += (text.empty() ? "" : ", ") + std::to_string(x.get<int>());
+    if (ImGui::InputText(label.c_str(), &text)) {
+      nlohmann::json list = nlohmann::json::array();
+      std::size_t at = 0;
+      while (at <= text.size()) {
+        const std::size_t comma = std::min(text.find(',', at), text.size());
+        const std::string part = Trim(text.substr(at, comma - at));
+        char* end = nullptr;
+        const long v = std::strtol(part.c_str(), &end, 10);
+        if (!part.empty() && end && *end == 0) list.push_back(v);
+        at = comma + 1;
+      }
+      next = list.dump();
+    }
+  } else if (o.type == "cell_list") {
+    ImGui::Text("%zu painted cells", value.size());
+    ImGui::SameLine();
+    if (ImGui::SmallButton("clear##cells")) next = "[]";
+    ImGui::SameLine();
+    if (ImGui::SmallButton("paint...")) st.show_mask = true;
+  }
+  RecordWidget(st, o.path);
+  HelpMarker(o.help + (o.type == "int" || o.type == "number"
+                           ? " (" + Trim(nlohmann::json(o.min).dump()) + " to " + Trim(nlohmann::json(o.max).dump()) + ")"
+                           : ""));
+  if (next.empty() || next == current) return false;
+  return option_set(s, o.path, next).empty();
+}
+
+// Every relevant option whose path starts with one of `prefixes`, in table order.
+bool OptionSection(AppState& st, const char* title, std::initializer_list<const char*> prefixes) {
+  Section(title);
+  bool changed = false;
+  for (const auto& o : session_options()) {
+    if (o.path == "text") continue;
+    bool match = false;
+    for (const char* p : prefixes) match |= o.path.rfind(p, 0) == 0;
+    if (!match || !option_relevant(st.session, o.path)) continue;
+    ImGui::PushID(o.path.c_str());
+    changed |= OptionWidget(st, o);
+    ImGui::PopID();
+    if (o.path == "model.n_heads" && st.session.n_heads_ok())
+      ImGui::TextDisabled("d_head = %d / %d = %d", st.session.model.d_model, st.session.model.n_heads, st.session.d_head());
+  }
   return changed;
 }
 
@@ -96,31 +177,15 @@ void ShowTextPanel(AppState& st, Worker& worker) {
 }
 
 void ShowControlsPanel(AppState& st, Worker& worker) {
-  Session& s = st.session;
   bool changed = false;
   ImGui::PushItemWidth(-ImGui::GetFontSize() * 8);
-
-  Section("Tokens and model");
-  changed |= EnumCombo("tokenizer", "tokenizer.kind", s.tokenizer.kind);
-  changed |= IntOption("d_model", "model.d_model", s.model.d_model, 8);
-  changed |= IntOption("n_heads", "model.n_heads", s.model.n_heads, 1);
-  if (s.n_heads_ok()) {
-    ImGui::TextDisabled("d_head = %d / %d = %d", s.model.d_model, s.model.n_heads, s.d_head());
+  changed |= OptionSection(st, "Tokens and model", {"tokenizer.", "model."});
+  changed |= OptionSection(st, "Positional encoding", {"positional."});
+  changed |= OptionSection(st, "Scores", {"attention.score.", "attention.normalizer."});
+  changed |= OptionSection(st, "Mask", {"attention.mask."});
+  if (st.shown && !st.shown->mask_density.empty()) {
+    ImGui::TextDisabled("density %.3f, %lld score computations", st.shown->mask_density[0], st.shown->mask_cells[0]);
   }
-  changed |= ImGui::InputScalar("seed", ImGuiDataType_U64, &s.model.seed);
-  HelpMarker(option("model.seed").help);
-
-  Section("Attention");
-  changed |= EnumCombo("positional", "positional.kind", s.positional.kind);
-  changed |= EnumCombo("score", "attention.score.kind", s.attention.score.kind);
-  changed |= EnumCombo("normalizer", "attention.normalizer.kind", s.attention.normalizer.kind);
-  float t = static_cast<float>(s.attention.normalizer.temperature);
-  if (ImGui::SliderFloat("temperature", &t, 0.01f, 100.0f, "%.3g", ImGuiSliderFlags_Logarithmic)) {
-    s.attention.normalizer.temperature = t;
-    changed = true;
-  }
-  HelpMarker(option("attention.normalizer.temperature").help + " (ctrl+click to type a value)");
-  changed |= EnumCombo("mask", "attention.mask.kind", s.attention.mask.kind);
 
   Section("Show");
   int q = static_cast<int>(st.quantity);
@@ -130,7 +195,7 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
   st.quantity = static_cast<Quantity>(q);
   ImGui::PopItemWidth();
 
-  if (changed) st.posted = worker.post(s);
+  if (changed) st.posted = worker.post(st.session);
 
   // Problems of the newest edit, beside the controls; the picture keeps the last good result.
   if (st.problems_current()) {

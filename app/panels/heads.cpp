@@ -13,8 +13,20 @@ namespace attnlab::app {
 
 namespace {
 
+const Heatmap* heatmap_for(const AppState& st, int head) {
+  const auto& maps = st.quantity == Quantity::weights ? st.tex.weights : st.tex.logits;
+  return head < static_cast<int>(maps.size()) ? &maps[head] : nullptr;
+}
+
+}  // namespace
+
+void RecordWidget(AppState& st, const std::string& name) {
+  const ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
+  st.widgets[name] = ImVec4(a.x, a.y, b.x - a.x, b.y - a.y);
+}
+
 // Cuts a label to max_width pixels, ending in an ellipsis.
-std::string fit_label(std::string s, float max_width) {
+std::string FitLabel(std::string s, float max_width) {
   if (ImGui::CalcTextSize(s.c_str()).x <= max_width) return s;
   while (!s.empty()) {
     // drop one UTF-8 code point from the end
@@ -40,16 +52,9 @@ void AddTextVertical(ImDrawList* dl, ImVec2 pos, ImU32 col, const char* text) {
   dl->PopClipRect();
 }
 
-const Heatmap* heatmap_for(const AppState& st, int head) {
-  const auto& maps = st.quantity == Quantity::weights ? st.weight_maps : st.logit_maps;
-  return head < static_cast<int>(maps.size()) ? &maps[head] : nullptr;
-}
-
-}  // namespace
-
-void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const char* label) {
+void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const char* label, const char* colormap_name) {
   ImDrawList* dl = ImGui::GetWindowDrawList();
-  const auto& map = colormap("viridis");
+  const auto& map = colormap(colormap_name);
   const float w = 14;
   const int segments = 64;
   for (int s = 0; s < segments; ++s) {
@@ -69,7 +74,7 @@ void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const cha
     const float y = origin.y + height * k / 4.0f;
     std::snprintf(buf, sizeof buf, "%.3g", v);
     dl->AddLine(ImVec2(origin.x + w, y), ImVec2(origin.x + w + 4, y), text);
-    dl->AddText(ImVec2(origin.x + w + 6, y - ImGui::GetFontSize() * 0.5f), text, buf);
+    dl->AddText(ImVec2(origin.x + w + 9, y - ImGui::GetFontSize() * 0.5f), text, buf);
   }
   AddTextVertical(dl, ImVec2(origin.x - ImGui::GetFontSize() - 2, origin.y + height), ImGui::GetColorU32(ImGuiCol_TextDisabled),
                   label);
@@ -136,12 +141,12 @@ bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadR
     const int stride = std::max(1, static_cast<int>(std::ceil(font / cell)));
     const ImU32 text = ImGui::GetColorU32(ImGuiCol_Text), dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
     for (int i = 0; i < n_q; i += stride) {
-      const std::string s = fit_label(st.labels[i], gutter - 6);
+      const std::string s = FitLabel(st.labels[i], gutter - 6);
       const float w = ImGui::CalcTextSize(s.c_str()).x;
       dl->AddText(ImVec2(p0.x - 4 - w, p0.y + (i + 0.5f) * cell - font * 0.5f), i == hi ? text : dim, s.c_str());
     }
     for (int j = 0; j < n_k; j += stride) {
-      const std::string s = fit_label(st.labels[j], gutter - 6);
+      const std::string s = FitLabel(st.labels[j], gutter - 6);
       AddTextVertical(dl, ImVec2(p0.x + (j + 0.5f) * cell - font * 0.5f, p0.y - 4), j == hj ? text : dim, s.c_str());
     }
   }

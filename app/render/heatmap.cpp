@@ -66,24 +66,30 @@ bool HeatmapRenderer::init() {
     return false;
   }
   glGenVertexArrays(1, &vao_);
-  glGenTextures(1, &lut_);
-  set_colormap(colormaps().front());
+  for (const auto& map : colormaps()) {
+    unsigned t = 0;
+    glGenTextures(1, &t);
+    glBindTexture(GL_TEXTURE_2D, t);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+    glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB32F, static_cast<int>(map.rgb.size()), 1, 0, GL_RGB, GL_FLOAT,
+                 map.rgb.data());
+    luts_.emplace_back(std::string(map.name), t);
+  }
   return true;
 }
 
-void HeatmapRenderer::set_colormap(const Colormap& map) {
-  glBindTexture(GL_TEXTURE_2D, lut_);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
-  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB32F, static_cast<int>(map.rgb.size()), 1, 0, GL_RGB, GL_FLOAT,
-               map.rgb.data());
+unsigned HeatmapRenderer::lut(std::string_view name) const {
+  for (const auto& [n, t] : luts_)
+    if (n == name) return t;
+  return luts_.front().second;
 }
 
 HeatmapRenderer::~HeatmapRenderer() {
   if (program_) glDeleteProgram(program_);
-  if (lut_) glDeleteTextures(1, &lut_);
+  for (auto& [n, t] : luts_) glDeleteTextures(1, &t);
   if (vao_) glDeleteVertexArrays(1, &vao_);
 }
 
@@ -112,7 +118,7 @@ void Heatmap::release() {
 }
 
 void Heatmap::update(const HeatmapRenderer& r, int width, int height, const std::vector<float>& rg, float vmin,
-                     float vmax) {
+                     float vmax, std::string_view colormap_name) {
   // Save the state ImGui's renderer relies on (before any binding below), restore at the end.
   int prev_fbo = 0, prev_viewport[4], prev_program = 0, prev_vao = 0, prev_active = 0, prev_tex = 0;
   glGetIntegerv(GL_FRAMEBUFFER_BINDING, &prev_fbo);
@@ -154,7 +160,7 @@ void Heatmap::update(const HeatmapRenderer& r, int width, int height, const std:
   glActiveTexture(GL_TEXTURE0);
   glBindTexture(GL_TEXTURE_2D, values_);
   glActiveTexture(GL_TEXTURE1);
-  glBindTexture(GL_TEXTURE_2D, r.lut());
+  glBindTexture(GL_TEXTURE_2D, r.lut(colormap_name));
   glUniform1i(glGetUniformLocation(r.program(), "values"), 0);
   glUniform1i(glGetUniformLocation(r.program(), "lut"), 1);
   glUniform1f(glGetUniformLocation(r.program(), "vmin"), vmin);

@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "colormap.hpp"
@@ -13,15 +16,15 @@ namespace attnlab::app {
 class HeatmapRenderer {
  public:
   bool init();  // compiles the shader; false (with a message on stderr) when GL is unusable
-  void set_colormap(const Colormap& map);
   ~HeatmapRenderer();
 
   unsigned program() const { return program_; }
-  unsigned lut() const { return lut_; }
+  unsigned lut(std::string_view name) const;  // a 256 x 1 colormap texture; viridis if unknown
   unsigned vao() const { return vao_; }
 
  private:
-  unsigned program_ = 0, lut_ = 0, vao_ = 0;
+  unsigned program_ = 0, vao_ = 0;
+  std::vector<std::pair<std::string, unsigned>> luts_;  // one per embedded colormap
 };
 
 class Heatmap {
@@ -35,7 +38,8 @@ class Heatmap {
 
   // rg: width * height pairs (value, allowed), row-major, row 0 at the top.
   // Masked cells (allowed 0) come out transparent, so the panel background shows through.
-  void update(const HeatmapRenderer& r, int width, int height, const std::vector<float>& rg, float vmin, float vmax);
+  void update(const HeatmapRenderer& r, int width, int height, const std::vector<float>& rg, float vmin, float vmax,
+              std::string_view colormap_name = "viridis");
   unsigned texture() const { return color_; }
   int width() const { return w_; }
   int height() const { return h_; }

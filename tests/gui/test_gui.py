@@ -10,6 +10,10 @@
                             a corrupt --session file with --screenshot exits 1 with one line.
   test_gui.py hover   APP   hovering a cell reports its (head, query, key) and draws the tooltip;
                             clicking a head opens it large.
+  test_gui.py masks   APP   three masks chosen in the mask combo with the mouse: each screenshot
+                            shows its pattern, and the screenshots differ exactly where the
+                            patterns differ; then a custom mask is painted and erased in the
+                            Mask window opened from the View menu.
 
 The app writes --state-file: where each head's heatmap is drawn, in framebuffer pixels.
 """
@@ -240,9 +244,87 @@ def test_hover():
         d.close()
 
 
+def center(rect):
+    x, y, w, h = rect
+    return x + w / 2, y + h / 2
+
+
+def choose(d, path, choice):
+    """Opens the combo `path` and clicks `choice` (rects from the state dump)."""
+    s = d.wait_for(lambda s: path in s["widgets"], f"the {path} combo")
+    d.click(*center(s["widgets"][path]))
+    item = f"{path}={choice}"
+    s = d.wait_for(lambda s: item in s["widgets"], f"the open combo listing {choice}")
+    d.click(*center(s["widgets"][item]))
+
+
+def head0_pixels(png, state):
+    """Per cell of head 0: is it the background colour?"""
+    bg = tuple(state["background"])
+    grid = cell_colours(png, {"heads": [state["heads"][0]]})[0]
+    return [[c == bg for c in row] for row in grid]
+
+
+def test_masks():
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the example session")
+        if not s:
+            return
+        shots = {}
+        for kind in ("sliding_window", "strided", "block_local"):
+            choose(d, "attention.mask.kind", kind)
+            s = d.wait_for(lambda s: settled(s) and s["mask"] == kind, f"mask {kind} shown")
+            if not s:
+                return
+            d.xdo("mousemove", "5", str(H - 5))
+            time.sleep(0.4)
+            s = d.wait_for(settled, "settled")
+            png = d.screenshot(kind)
+            background = head0_pixels(png, s)
+            allowed = [[c == "1" for c in row] for row in s["allowed"]]
+            wrong = [(i, j) for i, row in enumerate(allowed) for j, a in enumerate(row) if a == background[i][j]]
+            check(not wrong, f"{kind}: screenshot shows the pattern (background exactly where masked; wrong at {wrong[:5]})")
+            check(len(s["mask_density"]) == 1 and 0 < s["mask_density"][0] < 1, f"{kind}: density reported")
+            shots[kind] = (allowed, background)
+        kinds = list(shots)
+        for a in range(len(kinds)):
+            for b in range(a + 1, len(kinds)):
+                (pa, ba), (pb, bb) = shots[kinds[a]], shots[kinds[b]]
+                differ = [(i, j) for i in range(len(pa)) for j in range(len(pa)) if pa[i][j] != pb[i][j]]
+                check(differ, f"{kinds[a]} and {kinds[b]} patterns differ somewhere")
+                mismatch = [(i, j) for i in range(len(pa)) for j in range(len(pa))
+                            if (pa[i][j] != pb[i][j]) != (ba[i][j] != bb[i][j])]
+                check(not mismatch, f"{kinds[a]} vs {kinds[b]}: screenshots differ exactly where patterns do {mismatch[:5]}")
+
+        # custom: paint a cell and erase it in the Mask window
+        choose(d, "attention.mask.kind", "custom")
+        s = d.wait_for(lambda s: settled(s) and s["mask"] == "custom", "custom mask shown")
+        check(all(c == "0" for row in s["allowed"] for c in row), "a new custom mask starts empty")
+        d.click(*center(s["widgets"]["menu.view"]))
+        s = d.wait_for(lambda s: "menu.view.mask" in s["widgets"], "the View menu")
+        d.click(*center(s["widgets"]["menu.view.mask"]))
+        s = d.wait_for(lambda s: s["windows"]["mask"] and "mask.view" in s["widgets"], "the Mask window")
+        time.sleep(0.3)
+        s = d.state()
+        x, y, w, h = s["widgets"]["mask.view"]  # the drawn cells
+        n = s["n_tokens"]
+        cx, cy = x + (n - 0.5) * w / n, y + (n - 0.5) * h / n  # cell (query n-1, key n-1)
+        d.xdo("mousemove", str(int(cx)), str(int(cy)))
+        d.xdo("click", "1")
+        s = d.wait_for(lambda s: settled(s) and s["allowed"][n - 1][n - 1] == "1", "a painted cell")
+        check(s is not None and sum(c == "1" for row in s["allowed"] for c in row) == 1, "left click paints one cell")
+        d.xdo("click", "3")
+        s = d.wait_for(lambda s: settled(s) and s["allowed"][n - 1][n - 1] == "0", "the cell erased")
+        check(s is not None, "right click erases it")
+    finally:
+        d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
-{"causal": test_causal, "typing": test_typing, "invalid": test_invalid, "hover": test_hover}[MODE]()
+{"causal": test_causal, "typing": test_typing, "invalid": test_invalid, "hover": test_hover,
+ "masks": test_masks}[MODE]()
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)

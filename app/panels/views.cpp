@@ -1,0 +1,187 @@
+// The mask view (with the custom-mask painter), the mask gallery and the positional views.
+// All matrices come prepared from the worker (engine/views.hpp); this file only draws.
+#include <imgui.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "../ui.hpp"
+
+namespace attnlab::app {
+
+std::pair<int, int> DrawImage(const AppState& st, const ImageData& img, const Heatmap& tex, ImVec2 origin, ImVec2 size,
+                              bool labels, ImVec4* cells_rect) {
+  const float font = ImGui::GetFontSize();
+  const int rows = img.rows, cols = img.cols;
+  float gutter = labels ? std::min(st.longest_label + 8, std::min(size.x, size.y) * 0.3f) : 0;
+  float cw = (size.x - (img.token_rows ? gutter : 0)) / cols, ch = (size.y - (img.token_cols ? gutter : 0)) / rows;
+  if (img.token_rows && img.token_cols) cw = ch = std::min(cw, ch);  // square cells for position x position
+  if (std::min(cw, ch) * 3 < font) gutter = 0;
+  const ImVec2 p0(std::floor(origin.x + (img.token_rows ? gutter : 0)), std::floor(origin.y + (img.token_cols ? gutter : 0)));
+  if (gutter == 0) {
+    cw = size.x / cols;
+    ch = size.y / rows;
+    if (img.token_rows && img.token_cols) cw = ch = std::min(cw, ch);
+  }
+  const ImVec2 p1(p0.x + cw * cols, p0.y + ch * rows);
+  if (cells_rect) *cells_rect = ImVec4(p0.x, p0.y, p1.x - p0.x, p1.y - p0.y);
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  if (tex.texture()) dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(tex.texture())), p0, p1);
+  dl->AddRect(ImVec2(p0.x - 1, p0.y - 1), ImVec2(p1.x + 1, p1.y + 1), ImGui::GetColorU32(ImGuiCol_Border));
+  const ImU32 dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
+  const int n_labels = static_cast<int>(st.labels.size());
+  if (gutter > 0 && img.token_rows) {
+    const int stride = std::max(1, static_cast<int>(std::ceil(font / ch)));
+    for (int i = 0; i < rows && i < n_labels; i += stride) {
+      const std::string s = FitLabel(st.labels[i], gutter - 6);
+      dl->AddText(ImVec2(p0.x - 4 - ImGui::CalcTextSize(s.c_str()).x, p0.y + (i + 0.5f) * ch - font * 0.5f), dim, s.c_str());
+    }
+  }
+  if (gutter > 0 && img.token_cols) {
+    const int stride = std::max(1, static_cast<int>(std::ceil(font / cw)));
+    for (int j = 0; j < cols && j < n_labels; j += stride)
+      AddTextVertical(dl, ImVec2(p0.x + (j + 0.5f) * cw - font * 0.5f, p0.y - 4), dim, FitLabel(st.labels[j], gutter - 6).c_str());
+  }
+  const ImVec2 m = ImGui::GetMousePos();
+  if (ImGui::IsWindowHovered() && m.x >= p0.x && m.y >= p0.y && m.x < p1.x && m.y < p1.y) {
+    const int i = std::clamp(static_cast<int>((m.y - p0.y) / ch), 0, rows - 1);
+    const int j = std::clamp(static_cast<int>((m.x - p0.x) / cw), 0, cols - 1);
+    dl->AddRect(ImVec2(p0.x + j * cw, p0.y + i * ch), ImVec2(p0.x + (j + 1) * cw, p0.y + (i + 1) * ch),
+                IM_COL32(255, 255, 255, 255), 0, 0, 2.0f);
+    return {i, j};
+  }
+  return {-1, -1};
+}
+
+void ShowMaskWindow(AppState& st, Worker& worker) {
+  if (!st.show_mask) return;
+  ImGui::SetNextWindowSize(ImVec2(560, 620), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowPos(ImVec2(ImGui::GetMainViewport()->Size.x - 580, 60), ImGuiCond_FirstUseEver);
+  if (ImGui::Begin("Mask###mask", &st.show_mask) && st.shown && st.shown->result && !st.shown->masks.empty()) {
+    const Snapshot& s = *st.shown;
+    const int entries = static_cast<int>(s.masks.size());
+    if (entries > 1) {  // LSH: each head hashes its own queries
+      ImGui::SliderInt("head", &st.mask_head, 0, entries - 1);
+      RecordWidget(st, "mask.head");
+    }
+    const int e = std::clamp(st.mask_head, 0, entries - 1);
+    const auto& mask = st.session.attention.mask;
+    ImGui::Text("%s   density %.3f   %lld of %lld score computations", s.masks[e].title.c_str(), s.mask_density[e],
+                s.mask_cells[e], static_cast<long long>(s.masks[e].rows) * s.masks[e].cols);
+    const bool custom = s.result->session.attention.mask.kind == MaskKind::custom;
+    if (custom) ImGui::TextDisabled("paint: left button adds cells, right button erases (queries are rows)");
+    const ImVec2 o = ImGui::GetCursorScreenPos(), avail = ImGui::GetContentRegionAvail();
+    ImVec4 cells;
+    const auto [i, j] = DrawImage(st, s.masks[e], st.tex.masks.at(e), o, avail, true, &cells);
+    st.widgets["mask.view"] = cells;  // the cells themselves, for tests
+    if (i >= 0) {
+      const bool allowed = (*s.result->layers[0].heads[e].allowed)(i, j);
+      ImGui::SetTooltip("query %d \"%s\" -> key %d \"%s\": %s", i, st.labels[i].c_str(), j, st.labels[j].c_str(),
+                        allowed ? "attended" : "masked");
+      if (custom) {
+        // a stroke adds (left) or erases (right) every cell it passes over
+        if (ImGui::IsMouseClicked(ImGuiMouseButton_Left)) st.paint = 1;
+        if (ImGui::IsMouseClicked(ImGuiMouseButton_Right)) st.paint = -1;
+      }
+    }
+    if (!ImGui::IsMouseDown(ImGuiMouseButton_Left) && !ImGui::IsMouseDown(ImGuiMouseButton_Right)) st.paint = 0;
+    if (custom && st.paint != 0 && i >= 0 && mask.kind == MaskKind::custom) {
+      auto& cells = st.session.attention.mask.cells;
+      const std::array<int, 2> cell{i, j};
+      const auto it = std::find(cells.begin(), cells.end(), cell);
+      if (st.paint > 0 && it == cells.end()) {
+        cells.push_back(cell);
+        st.posted = worker.post(st.session);
+      } else if (st.paint < 0 && it != cells.end()) {
+        cells.erase(it);
+        st.posted = worker.post(st.session);
+      }
+    }
+  }
+  ImGui::End();
+}
+
+void ShowGalleryWindow(AppState& st, Worker& worker) {
+  if (!st.show_gallery) return;
+  ImGui::SetNextWindowSize(ImVec2(900, 640), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowPos(ImVec2(380, 120), ImGuiCond_FirstUseEver);
+  if (ImGui::Begin("Mask gallery###gallery", &st.show_gallery) && st.shown && st.shown->result) {
+    const Snapshot& s = *st.shown;
+    ImGui::TextDisabled("every pattern for these %zu tokens with the current parameters; click one to use it",
+                        s.result->tokens.size());
+    const int count = static_cast<int>(s.gallery.size());
+    const ImVec2 avail = ImGui::GetContentRegionAvail();
+    const float title = ImGui::GetTextLineHeightWithSpacing() * 2;
+    int cols = 1;
+    float tile = 0;
+    for (int c = 1; c <= count; ++c) {
+      const int r = (count + c - 1) / c;
+      const float t = std::min(avail.x / c, avail.y / r - title * 0.2f);
+      if (t > tile) tile = t, cols = c;
+    }
+    const ImVec2 start = ImGui::GetCursorScreenPos();
+    for (int k = 0; k < count; ++k) {
+      const ImVec2 o(start.x + (k % cols) * tile, start.y + (k / cols) * tile);
+      const ImageData& img = s.gallery[k];
+      ImGui::SetCursorScreenPos(o);
+      ImGui::TextUnformatted(img.title.c_str());
+      ImGui::SetCursorScreenPos(ImVec2(o.x, o.y + ImGui::GetTextLineHeight()));
+      ImGui::TextDisabled("%s", img.caption.substr(0, img.caption.find("   ")).c_str());
+      const ImVec2 io(o.x, o.y + title);
+      const float side = tile - title - 8;
+      if (side <= 4) continue;
+      DrawImage(st, img, st.tex.gallery.at(k), io, ImVec2(side, side), false);
+      ImGui::SetCursorScreenPos(io);
+      ImGui::PushID(k);
+      if (ImGui::InvisibleButton("pick", ImVec2(side, side))) {
+        const std::string kind = img.title.substr(0, img.title.find(' '));
+        if (option_set(st.session, "attention.mask.kind", "\"" + kind + "\"").empty()) st.posted = worker.post(st.session);
+      }
+      RecordWidget(st, "gallery." + img.title.substr(0, img.title.find(' ')));
+      if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s\n%s\nclick to use this mask", img.title.c_str(), img.caption.c_str());
+      ImGui::PopID();
+    }
+  }
+  ImGui::End();
+}
+
+void ShowPositionalWindow(AppState& st) {
+  if (!st.show_positional) return;
+  ImGui::SetNextWindowSize(ImVec2(900, 620), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowPos(ImVec2(400, 100), ImGuiCond_FirstUseEver);
+  if (ImGui::Begin("Positional encoding###positional", &st.show_positional) && st.shown && st.shown->result) {
+    const Snapshot& s = *st.shown;
+    ImGui::Text("%s", name(s.result->session.positional.kind));
+    if (s.positional.empty()) {
+      ImGui::TextDisabled("no positional encoding: attention sees a bag of tokens (permuting them permutes the weights)");
+    }
+    const int count = static_cast<int>(s.positional.size());
+    const ImVec2 avail = ImGui::GetContentRegionAvail();
+    const int cols = count <= 1 ? 1 : count <= 4 ? 2 : count <= 9 ? 3 : 4;
+    const int rows = std::max(1, (count + cols - 1) / cols);
+    const float w = avail.x / cols, h = avail.y / rows;
+    const ImVec2 start = ImGui::GetCursorScreenPos();
+    const float title = ImGui::GetTextLineHeightWithSpacing() * 2;
+    for (int k = 0; k < count; ++k) {
+      const ImageData& img = s.positional[k];
+      const ImVec2 o(start.x + (k % cols) * w, start.y + (k / cols) * h);
+      ImGui::SetCursorScreenPos(o);
+      ImGui::TextUnformatted(img.title.c_str());
+      ImGui::SetCursorScreenPos(ImVec2(o.x, o.y + ImGui::GetTextLineHeight()));
+      ImGui::TextDisabled("%s", img.caption.c_str());
+      const ImVec2 size(w - ImGui::GetFontSize() * 4.5f, h - title - 10);
+      if (size.x < 8 || size.y < 8) continue;
+      const auto [i, j] = DrawImage(st, img, st.tex.positional.at(k), ImVec2(o.x, o.y + title), size, true);
+      DrawColorBar(ImVec2(o.x + w - ImGui::GetFontSize() * 3.5f, o.y + title), size.y * 0.8f, img.vmin, img.vmax, "",
+                   img.diverging ? "rdbu_diverging" : "viridis");
+      if (i >= 0 && img.width == img.cols && img.height == img.rows) {
+        const float v = img.rg[2 * (std::size_t(i) * img.width + j)];
+        ImGui::SetTooltip("%s\nrow %d, column %d: %.4g", img.title.c_str(), i, j, v);
+      }
+    }
+  }
+  ImGui::End();
+}
+
+}  // namespace attnlab::app
