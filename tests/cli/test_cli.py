@@ -48,16 +48,24 @@ for name in examples:
     check(len(layer["input"]) == n and len(layer["input"][0]) == r["d_model"], f"{name}: input is (n, d_model)")
     check(len(layer["output"]) == n and len(layer["output"][0]) == r["d_model"], f"{name}: output is (n, d_model)")
     check(len(layer["heads"]) == r["n_heads"], f"{name}: one entry per head")
-    causal = r["session"]["attention"]["mask"]["kind"] == "causal"
+    kind = r["session"]["attention"]["mask"]["kind"]
+    causal = kind == "causal" or r["session"]["attention"]["mask"].get("causal", False)
     for h, head in enumerate(layer["heads"]):
         check(set(head) == {"q", "k", "v", "logits", "weights", "allowed", "output"}, f"{name}: head {h} keys")
         for m in ("q", "k", "v", "output"):
             check(len(head[m]) == n and all(len(row) == r["d_head"] for row in head[m]), f"{name}: head {h} {m} is (n, d_head)")
         for i in range(n):
-            check(abs(sum(head["weights"][i]) - 1) < 1e-5, f"{name}: head {h} row {i} sums to 1")
+            any_allowed = any(head["allowed"][i])
+            check(abs(sum(head["weights"][i]) - (1 if any_allowed else 0)) < 1e-5,
+                  f"{name}: head {h} row {i} sums to 1 (0 when fully masked)")
             for j in range(n):
                 allowed = head["allowed"][i][j]
-                check(allowed == (j <= i or not causal), f"{name}: head {h} allowed[{i}][{j}]")
+                if kind in ("none", "causal"):
+                    check(allowed == (j <= i or not causal), f"{name}: head {h} allowed[{i}][{j}]")
+                elif causal:
+                    check(not allowed or j <= i, f"{name}: head {h} allowed[{i}][{j}] respects causal")
+                if kind == "padding":
+                    check(allowed == (r["tokens"][j] != "[PAD]"), f"{name}: head {h} padding key {j}")
                 check((head["logits"][i][j] is None) == (not allowed), f"{name}: head {h} logits[{i}][{j}] null iff masked")
                 if not allowed:
                     check(head["weights"][i][j] == 0, f"{name}: head {h} masked weight [{i}][{j}] is 0")
