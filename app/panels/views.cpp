@@ -166,10 +166,12 @@ void ShowPositionalWindow(AppState& st) {
     for (int k = 0; k < count; ++k) {
       const ImageData& img = s.positional[k];
       const ImVec2 o(start.x + (k % cols) * w, start.y + (k / cols) * h);
+      ImGui::PushClipRect(o, ImVec2(o.x + w - 8, o.y + h), true);  // long captions stay in their panel
       ImGui::SetCursorScreenPos(o);
       ImGui::TextUnformatted(img.title.c_str());
       ImGui::SetCursorScreenPos(ImVec2(o.x, o.y + ImGui::GetTextLineHeight()));
       ImGui::TextDisabled("%s", img.caption.c_str());
+      ImGui::PopClipRect();
       const ImVec2 size(w - ImGui::GetFontSize() * 4.5f, h - title - 10);
       if (size.x < 8 || size.y < 8) continue;
       const auto [i, j] = DrawImage(st, img, st.tex.positional.at(k), ImVec2(o.x, o.y + title), size, true);
