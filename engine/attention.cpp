@@ -2,14 +2,33 @@
 
 #include "gemm.hpp"
 #include "positional.hpp"
+#include "rng.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 namespace attnlab {
 
 float score_scale(ScoreKind kind, int d_head) {
   return kind == ScoreKind::scaled_dot ? 1.0f / std::sqrt(static_cast<float>(d_head)) : 1.0f;
+}
+
+void sparsemax(const float* z, const std::uint8_t* allowed, int n, float* out) {
+  std::vector<float> sorted;
+  for (int j = 0; j < n; ++j)
+    if (allowed[j]) sorted.push_back(z[j]);
+  std::fill(out, out + n, 0.0f);
+  if (sorted.empty()) return;
+  std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+  // k(z) = max{k : 1 + k z_(k) > sum_{j <= k} z_(j)}; tau = (sum_{j <= k(z)} z_(j) - 1) / k(z)
+  double cumulative = 0, tau = 0;
+  for (std::size_t k = 1; k <= sorted.size(); ++k) {
+    cumulative += sorted[k - 1];
+    if (1.0 + k * double(sorted[k - 1]) > cumulative) tau = (cumulative - 1.0) / double(k);
+  }
+  for (int j = 0; j < n; ++j) out[j] = allowed[j] ? std::max(0.0f, static_cast<float>(z[j] - tau)) : 0.0f;
 }
 
 void masked_softmax(const Matrix& logits, const MaskMatrix& allowed, float temperature, Matrix& weights) {
@@ -65,45 +84,91 @@ std::vector<RowBlock> row_blocks(const MaskMatrix& allowed, int rows_per_block) 
   return blocks;
 }
 
-// One block of one head: logits, masked softmax and the weighted sum of values, for rows
-// [r0, r1), computing only the key span [c0, c1) (Vaswani et al. 2017, eq. 1, row by row).
-// `bias` (length 2 n_k - 1, may be empty): added to logit (i, j) at index j - i + n_k - 1.
-void attend_block(HeadResult& r, const RowBlock& b, const MaskMatrix& allowed, float scale, float inv_t,
-                  const std::vector<float>& bias) {
+// What one head needs for its blocks: the score, the normalizer and its parameters.
+struct HeadPlan {
+  const Matrix* qs = nullptr;  // score-space queries (n_q, d): q, q W (general) or unit q (cosine)
+  const Matrix* ks = nullptr;  // score-space keys (n_k, d)
+  float alpha = 1.0f;          // logits = alpha qs ks^T
+  bool additive = false;       // logits = v^T tanh(A_i + B_j) instead
+  Matrix a, b;                 // additive: A = q W^T (n_q, d), B = k U^T (n_k, d)
+  RowVector va;                // additive: v (d)
+  const std::vector<float>* bias = nullptr;  // positional bias by j - i (may be empty)
+  const MaskMatrix* allowed = nullptr;
+  NormalizerKind normalizer = NormalizerKind::softmax;
+  float inv_t = 1.0f;
+  float sigmoid_bias = 0.0f;
+  float dropout = 0.0f;
+  std::uint64_t dropout_key = 0;
+};
+
+// One block of one head: logits, normalizer and the weighted sum of values for rows [r0, r1),
+// computing only the key span [c0, c1) (Vaswani et al. 2017, eq. 1, row by row).
+void attend_block(HeadResult& r, const RowBlock& b, const HeadPlan& plan) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const int rows = b.r1 - b.r0, span = b.c1 - b.c0, n_k = static_cast<int>(r.k.rows());
+  const int n_q = static_cast<int>(r.q.rows());
   auto logits = r.logits.middleRows(b.r0, rows);    // (rows, n_k)
   auto weights = r.weights.middleRows(b.r0, rows);  // (rows, n_k)
   if (b.c0 > 0) logits.leftCols(b.c0).setConstant(neg_inf), weights.leftCols(b.c0).setZero();
   if (b.c1 < n_k) logits.rightCols(n_k - b.c1).setConstant(neg_inf), weights.rightCols(n_k - b.c1).setZero();
+  const int d_head = static_cast<int>(r.v.cols());
   if (span == 0) {
     r.output.middleRows(b.r0, rows).setZero();
     return;
   }
   auto l = logits.middleCols(b.c0, span);
   auto w = weights.middleCols(b.c0, span);
-  const int d_head = static_cast<int>(r.q.cols());
-  gemm_nt(rows, span, d_head, scale, &r.q(b.r0, 0), d_head, &r.k(b.c0, 0), d_head, &l(0, 0), n_k);
-  if (!bias.empty()) {
+  if (plan.additive) {
+    // Bahdanau et al. 2015, eq. (A.1.2): e_ij = v^T tanh(W q_i + U k_j)
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < span; ++j)
+        l(i, j) = (plan.va.array() * (plan.a.row(b.r0 + i) + plan.b.row(b.c0 + j)).array().tanh()).sum();
+  } else {
+    const int d = static_cast<int>(plan.qs->cols());
+    gemm_nt(rows, span, d, plan.alpha, &(*plan.qs)(b.r0, 0), d, &(*plan.ks)(b.c0, 0), d, &l(0, 0), n_k);
+  }
+  if (plan.bias && !plan.bias->empty()) {
     for (int i = 0; i < rows; ++i)  // a Toeplitz bias: row i reads a contiguous run
-      l.row(i) += Eigen::Map<const RowVector>(&bias[b.c0 - (b.r0 + i) + n_k - 1], span);
+      l.row(i) += Eigen::Map<const RowVector>(&(*plan.bias)[b.c0 - (b.r0 + i) + n_q - 1], span);
   }
   for (int i = 0; i < rows; ++i) {
     float* lp = &l(i, 0);
     float* wp = &w(i, 0);
-    const std::uint8_t* ap = allowed.row(b.r0 + i).data() + b.c0;
+    const std::uint8_t* ap = plan.allowed->row(b.r0 + i).data() + b.c0;
     if (!b.dense)
       for (int j = 0; j < span; ++j) lp[j] = ap[j] ? lp[j] : neg_inf;
-    // pass 1: row max; pass 2: exp, exact zeros where masked; pass 3: normalise
-    const float m = l.row(i).maxCoeff();
-    if (m == neg_inf) {
-      w.row(i).setZero();
-      continue;
+    switch (plan.normalizer) {
+      case NormalizerKind::softmax: {
+        // pass 1: row max; pass 2: exp, exact zeros where masked; pass 3: normalise
+        const float m = l.row(i).maxCoeff();
+        if (m == neg_inf) {
+          w.row(i).setZero();
+          break;
+        }
+        w.row(i) = ((l.row(i).array() - m) * plan.inv_t).exp().matrix();
+        if (!b.dense)
+          for (int j = 0; j < span; ++j) wp[j] = ap[j] ? wp[j] : 0.0f;
+        w.row(i) /= w.row(i).sum();
+        break;
+      }
+      case NormalizerKind::sparsemax: {
+        std::vector<float> z(span);
+        for (int j = 0; j < span; ++j) z[j] = ap[j] ? lp[j] * plan.inv_t : 0.0f;
+        sparsemax(z.data(), ap, span, wp);
+        break;
+      }
+      case NormalizerKind::sigmoid:
+        // Ramapuram et al. 2024: each weight sigmoid(logit + b) on its own; rows need not sum to 1
+        for (int j = 0; j < span; ++j)
+          wp[j] = ap[j] ? 1.0f / (1.0f + std::exp(-(lp[j] * plan.inv_t + plan.sigmoid_bias))) : 0.0f;
+        break;
     }
-    w.row(i) = ((l.row(i).array() - m) * inv_t).exp().matrix();
-    if (!b.dense)
-      for (int j = 0; j < span; ++j) wp[j] = ap[j] ? wp[j] : 0.0f;
-    w.row(i) /= w.row(i).sum();
+    if (plan.dropout > 0) {
+      // inverted dropout (Srivastava et al. 2014): keep with probability 1 - p, scale by 1 / (1 - p)
+      const float keep = 1.0f / (1.0f - plan.dropout);
+      const std::uint64_t row = static_cast<std::uint64_t>(b.r0 + i) * n_k + b.c0;
+      for (int j = 0; j < span; ++j) wp[j] = uniform(plan.dropout_key, row + j) < plan.dropout ? 0.0f : wp[j] * keep;
+    }
   }
   gemm_nn(rows, d_head, span, &w(0, 0), n_k, &r.v(b.c0, 0), d_head, &r.output(b.r0, 0), d_head);
 }
@@ -115,18 +180,19 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   const int n = static_cast<int>(x.rows());
   const int d_model = static_cast<int>(x.cols());
   const int n_heads = cfg.n_heads;
+  const int n_kv = cfg.n_kv_heads > 0 ? cfg.n_kv_heads : n_heads;
   const int d_head = d_model / n_heads;
-  const float scale = score_scale(cfg.score, d_head);
-  const float inv_t = static_cast<float>(1.0 / cfg.temperature);
+  const int kv_dim = n_kv * d_head;
+  const int group = n_heads / n_kv;  // query heads per K/V head
   auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
 
   out.input = x;
-  // Q, K and V in one GEMM over both cores: (n, d_model) x (d_model, 3 d_model).
+  // Q, K and V in one GEMM over both cores: (n, d_model) x (d_model, d_model + 2 kv_dim).
   Matrix qkv;
   if (w.w_qkv.size()) {
     matmul(x, w.w_qkv, qkv);
   } else {
-    qkv.resize(n, 3 * d_model);
+    qkv.resize(n, d_model + 2 * kv_dim);
     qkv << x * w.w_q, x * w.w_k, x * w.w_v;
   }
   if (cancelled()) return false;
@@ -146,9 +212,10 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
 #pragma omp parallel for
   for (int h = 0; h < n_heads; ++h) {  // each head keeps its own slices of Q, K and V
     HeadResult& r = out.heads[h];
+    r.kv_head = h / group;
     r.q = qkv.middleCols(h * d_head, d_head);
-    r.k = qkv.middleCols(d_model + h * d_head, d_head);
-    r.v = qkv.middleCols(2 * d_model + h * d_head, d_head);
+    r.k = qkv.middleCols(d_model + r.kv_head * d_head, d_head);
+    r.v = qkv.middleCols(d_model + kv_dim + r.kv_head * d_head, d_head);
     if (rope) {
       rope_rotate(r.q, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
       rope_rotate(r.k, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
@@ -179,10 +246,54 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
       blocks[h] = row_blocks(*masks[h], 64);
     }
   }
+
+  // Per head: score space, positional bias, normalizer.
   std::vector<std::vector<float>> bias(n_heads);
+  std::vector<HeadPlan> plans(n_heads);
+  std::vector<Matrix> qs(n_heads), ks(n_heads);
+  const std::string prefix = "layer" + std::to_string(cfg.layer) + ".head";
   for (int h = 0; h < n_heads; ++h) {
-    out.heads[h].allowed = masks[h];
+    HeadResult& r = out.heads[h];
+    HeadPlan& p = plans[h];
+    r.allowed = masks[h];
     bias[h] = relative_bias(cfg.positional, cfg.seed, h, n_heads, n);
+    p.bias = &bias[h];
+    p.allowed = masks[h].get();
+    p.qs = &r.q;
+    p.ks = &r.k;
+    p.alpha = score_scale(cfg.score, d_head);
+    const std::string hp = prefix + std::to_string(h) + ".";
+    switch (cfg.score) {
+      case ScoreKind::scaled_dot:
+      case ScoreKind::dot: break;
+      case ScoreKind::general:  // Luong et al. 2015, eq. (8): q^T W_a k
+        qs[h] = r.q * glorot_normal(cfg.seed, hp + "W_general", d_head, d_head);
+        p.qs = &qs[h];
+        break;
+      case ScoreKind::cosine: {  // cos(q, k) / tau
+        qs[h] = r.q;
+        ks[h] = r.k;
+        for (Matrix* m : {&qs[h], &ks[h]})
+          for (int i = 0; i < n; ++i)
+            if (const float norm = m->row(i).norm(); norm > 0) m->row(i) /= norm;
+        p.qs = &qs[h];
+        p.ks = &ks[h];
+        p.alpha = static_cast<float>(1.0 / cfg.cosine_temperature);
+        break;
+      }
+      case ScoreKind::additive: {  // Bahdanau et al. 2015: v^T tanh(W q + U k), W, U (d_head, d_head)
+        p.additive = true;
+        p.a = r.q * glorot_normal(cfg.seed, hp + "W_additive_q", d_head, d_head).transpose();
+        p.b = r.k * glorot_normal(cfg.seed, hp + "W_additive_k", d_head, d_head).transpose();
+        p.va = glorot_normal(cfg.seed, hp + "v_additive", 1, d_head);
+        break;
+      }
+    }
+    p.normalizer = cfg.normalizer;
+    p.inv_t = static_cast<float>(1.0 / cfg.temperature);
+    p.sigmoid_bias = static_cast<float>(cfg.sigmoid_bias_auto ? -std::log(static_cast<double>(n)) : cfg.sigmoid_bias);
+    p.dropout = static_cast<float>(cfg.dropout);
+    p.dropout_key = stream_key(cfg.seed, "dropout." + hp.substr(0, hp.size() - 1));
   }
 
   // (head, row block) tasks over both cores; causal blocks differ in cost, hence dynamic.
@@ -197,7 +308,7 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
       continue;
     }
     const int h = t / n_blocks;
-    attend_block(out.heads[h], blocks[h][t % n_blocks], *masks[h], scale, inv_t, bias[h]);
+    attend_block(out.heads[h], blocks[h][t % n_blocks], plans[h]);
   }
   if (stop || cancelled()) return false;
 

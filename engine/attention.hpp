@@ -13,9 +13,10 @@
 namespace attnlab {
 
 struct HeadResult {
+  int kv_head = 0;  // the K/V head this query head reads (mqa, gqa share them)
   Matrix q, k, v;   // (n_q, d_head), (n_k, d_head), (n_k, d_head)
-  Matrix logits;    // (n_q, n_k) score * scale, -inf where masked (temperature not applied)
-  Matrix weights;   // (n_q, n_k) normalizer(logits / temperature); exactly 0 where masked
+  Matrix logits;    // (n_q, n_k) score (+ positional bias), -inf where masked (temperature not applied)
+  Matrix weights;   // (n_q, n_k) normalizer(logits / temperature), after dropout; exactly 0 where masked
   Matrix output;    // (n_q, d_head) weights * v
   std::shared_ptr<const MaskMatrix> allowed;  // (n_q, n_k) 1 = attended
 };
@@ -28,8 +29,14 @@ struct LayerResult {
 
 struct AttentionConfig {
   int n_heads = 1;
+  int n_kv_heads = 0;  // 0: n_heads (mha)
   ScoreKind score = ScoreKind::scaled_dot;
+  double cosine_temperature = 0.1;
+  NormalizerKind normalizer = NormalizerKind::softmax;
   double temperature = 1.0;
+  bool sigmoid_bias_auto = true;
+  double sigmoid_bias = 0.0;
+  double dropout = 0.0;
   Session::Attention::Mask mask;   // kind and parameters (default: causal)
   Session::Positional positional;  // rope, alibi and t5 act inside the layer; others are ignored here
   std::uint64_t seed = 0;          // BigBird random keys, LSH rotations, T5 bias table
@@ -39,6 +46,10 @@ struct AttentionConfig {
 
 // 1/sqrt(d_head) for scaled_dot (Vaswani et al. 2017, eq. 1), 1 for dot.
 float score_scale(ScoreKind kind, int d_head);
+
+// Sparsemax (Martins & Astudillo 2016, Alg. 1) of z over the cells where `allowed`: the
+// Euclidean projection onto the probability simplex; weights outside the support are exactly 0.
+void sparsemax(const float* z, const std::uint8_t* allowed, int n, float* out);
 
 // Row-wise softmax(logits / temperature) over the allowed cells, max subtracted first.
 // Masked cells get exactly 0; a row with no allowed cell is all zeros.

@@ -25,10 +25,11 @@ void LayerWeights::fuse() {
   w_qkv << w_q, w_k, w_v;
 }
 
-LayerWeights layer_weights(std::uint64_t seed, int layer, int d_model) {
+LayerWeights layer_weights(std::uint64_t seed, int layer, int d_model, int kv_dim) {
+  if (kv_dim < 0) kv_dim = d_model;
   const std::string p = "layer" + std::to_string(layer) + ".";
-  LayerWeights w{glorot_normal(seed, p + "W_Q", d_model, d_model), glorot_normal(seed, p + "W_K", d_model, d_model),
-                 glorot_normal(seed, p + "W_V", d_model, d_model), glorot_normal(seed, p + "W_O", d_model, d_model), {}};
+  LayerWeights w{glorot_normal(seed, p + "W_Q", d_model, d_model), glorot_normal(seed, p + "W_O", d_model, d_model),
+                 glorot_normal(seed, p + "W_K", d_model, kv_dim), glorot_normal(seed, p + "W_V", d_model, kv_dim), {}};
   w.fuse();
   return w;
 }

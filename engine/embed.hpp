@@ -18,11 +18,12 @@ Matrix glorot_normal(std::uint64_t seed, std::string_view label, int fan_in, int
 
 // Projections of one attention layer; x (n, d_model) times W gives (n, d_model).
 struct LayerWeights {
-  Matrix w_q, w_k, w_v, w_o;  // each (d_model, d_model)
-  Matrix w_qkv;               // (d_model, 3 d_model) = [w_q | w_k | w_v]: one GEMM projects all three
+  Matrix w_q, w_o;            // (d_model, d_model)
+  Matrix w_k, w_v;            // (d_model, kv_dim), kv_dim = n_kv_heads d_head (= d_model for mha)
+  Matrix w_qkv;               // (d_model, d_model + 2 kv_dim) = [w_q | w_k | w_v]: one GEMM for all three
   void fuse();                // fills w_qkv from w_q, w_k, w_v
 };
 // Streams "layer<l>.W_Q", "layer<l>.W_K", "layer<l>.W_V", "layer<l>.W_O".
-LayerWeights layer_weights(std::uint64_t seed, int layer, int d_model);
+LayerWeights layer_weights(std::uint64_t seed, int layer, int d_model, int kv_dim = -1);
 
 }  // namespace attnlab

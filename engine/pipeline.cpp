@@ -12,10 +12,12 @@ constexpr std::size_t kMaxCachedEmbeddings = 1 << 16;
 }
 
 const LayerWeights& Engine::weights(const Session& s) {
-  if (s.model.seed != cache_seed_ || s.model.d_model != cache_d_model_ || !weights_) {
+  const int kv_dim = s.model.kv_heads() * s.d_head();
+  if (s.model.seed != cache_seed_ || s.model.d_model != cache_d_model_ || kv_dim != cache_kv_dim_ || !weights_) {
     cache_seed_ = s.model.seed;
     cache_d_model_ = s.model.d_model;
-    weights_ = std::make_unique<LayerWeights>(layer_weights(s.model.seed, 0, s.model.d_model));
+    cache_kv_dim_ = kv_dim;
+    weights_ = std::make_unique<LayerWeights>(layer_weights(s.model.seed, 0, s.model.d_model, kv_dim));
     embeddings_.clear();
     learned_.resize(0, 0);
   }
@@ -63,8 +65,14 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
   const Matrix x = layer_input(s, r->tokens);
   AttentionConfig cfg;
   cfg.n_heads = s.model.n_heads;
+  cfg.n_kv_heads = s.model.kv_heads();
   cfg.score = s.attention.score.kind;
+  cfg.cosine_temperature = s.attention.score.cosine_temperature;
+  cfg.normalizer = s.attention.normalizer.kind;
   cfg.temperature = s.attention.normalizer.temperature;
+  cfg.sigmoid_bias_auto = s.attention.normalizer.sigmoid_bias_auto;
+  cfg.sigmoid_bias = s.attention.normalizer.sigmoid_bias;
+  cfg.dropout = s.attention.dropout;
   cfg.mask = s.attention.mask;
   cfg.positional = s.positional;
   cfg.seed = s.model.seed;

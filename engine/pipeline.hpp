@@ -42,6 +42,7 @@ class Engine {
 
   std::uint64_t cache_seed_ = 0;
   int cache_d_model_ = -1;
+  int cache_kv_dim_ = -1;
   std::unique_ptr<LayerWeights> weights_;
   std::unordered_map<std::string, std::vector<float>> embeddings_;
   Matrix sinusoidal_;  // (rows >= n, d_model) grown on demand: the table depends on n and d only

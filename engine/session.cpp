@@ -19,8 +19,9 @@ namespace {
 const std::vector<std::string> kTokenizers = {"words", "chars"};
 const std::vector<std::string> kPositionals = {"none", "sinusoidal", "learned", "rope", "alibi", "t5"};
 const std::vector<std::string> kRopeConventions = {"rotate_half", "interleaved"};
-const std::vector<std::string> kScores = {"scaled_dot", "dot"};
-const std::vector<std::string> kNormalizers = {"softmax"};
+const std::vector<std::string> kScores = {"scaled_dot", "dot", "additive", "general", "cosine"};
+const std::vector<std::string> kNormalizers = {"softmax", "sparsemax", "sigmoid"};
+const std::vector<std::string> kKvSharing = {"mha", "mqa", "gqa"};
 const std::vector<std::string> kMasks = {"none",       "causal",    "padding",     "sliding_window",
                                          "causal_sliding_window", "dilated", "longformer", "bigbird",
                                          "block_local", "strided",  "fixed",       "lsh",
@@ -32,6 +33,7 @@ const char* name(PositionalKind k) { return kPositionals[int(k)].c_str(); }
 const char* name(RopeConvention k) { return kRopeConventions[int(k)].c_str(); }
 const char* name(ScoreKind k) { return kScores[int(k)].c_str(); }
 const char* name(NormalizerKind k) { return kNormalizers[int(k)].c_str(); }
+const char* name(KvSharing k) { return kKvSharing[int(k)].c_str(); }
 const char* name(MaskKind k) { return kMasks[int(k)].c_str(); }
 
 bool mask_combines_with_causal(MaskKind k) {
@@ -189,6 +191,14 @@ std::vector<Field> make_fields() {
     seed.relevant = kAlways;
     f.push_back(seed);
   }
+  f.push_back(enum_field<KvSharing>(
+      "model.kv_sharing", kKvSharing,
+      "mha: every head its own K and V; mqa: one K/V head for all (Shazeer 2019); gqa: n_kv_heads groups "
+      "(Ainslie et al. 2023)",
+      [](auto& s) -> auto& { return s.model.kv_sharing; }));
+  f.push_back(int_field("model.n_kv_heads", 1, 128, "K/V heads for gqa; must divide n_heads",
+                        [](auto& s) -> auto& { return s.model.n_kv_heads; },
+                        [](const Session& s) { return s.model.kv_sharing == KvSharing::gqa; }, "model.kv_sharing = gqa"));
   f.push_back(enum_field<PositionalKind>(
       "positional.kind", kPositionals,
       "none; sinusoidal or learned absolute (added to the embeddings); rope (rotates q and k); alibi or t5 "
@@ -216,13 +226,37 @@ std::vector<Field> make_fields() {
   f.push_back(bool_field("positional.t5_bidirectional", "T5 buckets: separate buckets for keys after the query",
                          [](auto& s) -> auto& { return s.positional.t5_bidirectional; },
                          positional_is(PositionalKind::t5), "positional.kind = t5"));
-  f.push_back(enum_field<ScoreKind>("attention.score.kind", kScores, "scaled_dot: q.k / sqrt(d_head); dot: q.k",
-                                    [](auto& s) -> auto& { return s.attention.score.kind; }));
-  f.push_back(enum_field<NormalizerKind>("attention.normalizer.kind", kNormalizers, "softmax(logits / temperature)",
-                                         [](auto& s) -> auto& { return s.attention.normalizer.kind; }));
+  f.push_back(enum_field<ScoreKind>(
+      "attention.score.kind", kScores,
+      "scaled_dot: q.k / sqrt(d_head); dot: q.k; additive: v^T tanh(W q + U k) (Bahdanau); general: q^T W k "
+      "(Luong); cosine: cos(q, k) / temperature",
+      [](auto& s) -> auto& { return s.attention.score.kind; }));
+  f.push_back(number_field("attention.score.cosine_temperature", 0.01, 10, "cosine score: cos(q, k) / temperature",
+                           [](auto& s) -> auto& { return s.attention.score.cosine_temperature; },
+                           [](const Session& s) { return s.attention.score.kind == ScoreKind::cosine; },
+                           "attention.score.kind = cosine"));
+  f.push_back(enum_field<NormalizerKind>(
+      "attention.normalizer.kind", kNormalizers,
+      "softmax; sparsemax: Euclidean projection onto the simplex, exact zeros (Martins & Astudillo 2016); "
+      "sigmoid: each weight sigmoid(logit + bias) on its own",
+      [](auto& s) -> auto& { return s.attention.normalizer.kind; }));
   f.push_back(number_field("attention.normalizer.temperature", 0.01, 100,
-                           "divides the logits before softmax: low is sharp, high is flat",
+                           "divides the logits before normalizing: low is sharp, high is flat",
                            [](auto& s) -> auto& { return s.attention.normalizer.temperature; }));
+  f.push_back(bool_field("attention.normalizer.sigmoid_bias_auto", "sigmoid bias -log(n_k), so rows start near weight 1/n_k",
+                         [](auto& s) -> auto& { return s.attention.normalizer.sigmoid_bias_auto; },
+                         [](const Session& s) { return s.attention.normalizer.kind == NormalizerKind::sigmoid; },
+                         "attention.normalizer.kind = sigmoid"));
+  f.push_back(number_field("attention.normalizer.sigmoid_bias", -100, 100, "sigmoid bias b: weight = sigmoid(logit / T + b)",
+                           [](auto& s) -> auto& { return s.attention.normalizer.sigmoid_bias; },
+                           [](const Session& s) {
+                             return s.attention.normalizer.kind == NormalizerKind::sigmoid &&
+                                    !s.attention.normalizer.sigmoid_bias_auto;
+                           },
+                           "attention.normalizer.kind = sigmoid and sigmoid_bias_auto = false"));
+  f.push_back(number_field("attention.dropout", 0, 0.9,
+                           "drop each weight with this probability and scale the kept ones by 1 / (1 - p) (seeded)",
+                           [](auto& s) -> auto& { return s.attention.dropout; }));
   f.push_back(enum_field<MaskKind>("attention.mask.kind", kMasks,
                                    "which keys each query may attend to (docs/variants.md)",
                                    [](auto& s) -> auto& { return s.attention.mask.kind; }));
@@ -485,6 +519,11 @@ Validation validate(const Session& s) {
   if (s.model.d_model >= 1 && s.model.n_heads >= 1 && s.model.d_model % s.model.n_heads != 0) {
     p.push_back("d_model " + std::to_string(s.model.d_model) + " is not divisible by " +
                 std::to_string(s.model.n_heads) + " heads (d_head = d_model / n_heads must be whole)");
+  }
+  if (s.model.kv_sharing == KvSharing::gqa && s.model.n_kv_heads >= 1 && s.model.n_heads >= 1 &&
+      s.model.n_heads % s.model.n_kv_heads != 0) {
+    p.push_back("n_kv_heads (" + std::to_string(s.model.n_kv_heads) + ") must divide n_heads (" +
+                std::to_string(s.model.n_heads) + ")");
   }
   const auto& m = s.attention.mask;
   if (m.kind == MaskKind::fixed && m.summary > m.stride)

@@ -17,8 +17,9 @@ namespace attnlab {
 enum class TokenizerKind { words, chars };
 enum class PositionalKind { none, sinusoidal, learned, rope, alibi, t5 };
 enum class RopeConvention { rotate_half, interleaved };
-enum class ScoreKind { scaled_dot, dot };
-enum class NormalizerKind { softmax };
+enum class ScoreKind { scaled_dot, dot, additive, general, cosine };
+enum class NormalizerKind { softmax, sparsemax, sigmoid };
+enum class KvSharing { mha, mqa, gqa };
 // allowed[i][j], i = query, j = key (docs/variants.md has each pattern's definition and source).
 enum class MaskKind {
   none,
@@ -46,6 +47,11 @@ struct Session {
     int d_model = 64;
     int n_heads = 4;
     std::uint64_t seed = 42;
+    KvSharing kv_sharing = KvSharing::mha;  // query head h reads K/V head h / (n_heads / n_kv_heads)
+    int n_kv_heads = 2;                     // for gqa (mha: n_heads, mqa: 1)
+    int kv_heads() const {
+      return kv_sharing == KvSharing::mha ? n_heads : kv_sharing == KvSharing::mqa ? 1 : n_kv_heads;
+    }
     bool operator==(const Model&) const = default;
   } model;
   struct Positional {
@@ -61,13 +67,17 @@ struct Session {
   struct Attention {
     struct Score {
       ScoreKind kind = ScoreKind::scaled_dot;
+      double cosine_temperature = 0.1;  // cosine: logits = cos(q, k) / this
       bool operator==(const Score&) const = default;
     } score;
     struct Normalizer {
       NormalizerKind kind = NormalizerKind::softmax;
       double temperature = 1.0;
+      bool sigmoid_bias_auto = true;  // sigmoid bias -log n_k (Ramapuram et al. 2024)
+      double sigmoid_bias = 0.0;      // used when not auto
       bool operator==(const Normalizer&) const = default;
     } normalizer;
+    double dropout = 0.0;  // probability of dropping a weight (inverted scaling by 1 / (1 - p))
     struct Mask {
       MaskKind kind = MaskKind::causal;
       int window = 2;                  // w: keys each side (sliding), or back (causal sliding)
@@ -126,6 +136,7 @@ const char* name(PositionalKind k);
 const char* name(RopeConvention k);
 const char* name(ScoreKind k);
 const char* name(NormalizerKind k);
+const char* name(KvSharing k);
 const char* name(MaskKind k);
 
 struct SessionParse {

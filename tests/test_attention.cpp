@@ -251,3 +251,61 @@ TEST_CASE("attention: random sessions give problems or a finite result, never a 
   CHECK(results > 10);  // the sweep exercises both sides (18 valid, 282 rejected with this seed)
   CHECK(rejected > 30);
 }
+
+TEST_CASE("attention: sparsemax rows sum to 1 with exact zeros") {
+  Session s = small("sparsemax gives exact zeros to keys that would get little weight under softmax", MaskKind::none);
+  s.attention.normalizer.kind = NormalizerKind::sparsemax;
+  const auto r = run(s);
+  int zeros = 0;
+  for (const auto& h : r->layers[0].heads) {
+    for (Eigen::Index i = 0; i < h.weights.rows(); ++i) {
+      CHECK(h.weights.row(i).sum() == doctest::Approx(1.0).epsilon(1e-5));
+      CHECK(h.weights.row(i).minCoeff() >= 0.0f);
+      zeros += static_cast<int>((h.weights.row(i).array() == 0.0f).count());
+    }
+  }
+  CHECK(zeros > 0);
+  // by hand: z = (1, 0.5, -1) projects to (0.75, 0.25, 0)
+  const float z[3] = {1.0f, 0.5f, -1.0f};
+  const std::uint8_t all[3] = {1, 1, 1};
+  float p[3];
+  sparsemax(z, all, 3, p);
+  CHECK(p[0] == doctest::Approx(0.75));
+  CHECK(p[1] == doctest::Approx(0.25));
+  CHECK(p[2] == 0.0f);
+}
+
+TEST_CASE("attention: MQA and GQA heads in a group read identical K and V") {
+  for (auto [sharing, n_kv] : {std::pair{KvSharing::mqa, 1}, std::pair{KvSharing::gqa, 2}, std::pair{KvSharing::gqa, 3}}) {
+    Session s = small("grouped query attention shares keys and values");
+    s.model = {48, 6, 4};
+    s.model.kv_sharing = sharing;
+    s.model.n_kv_heads = n_kv;
+    const auto r = run(s);
+    const auto& heads = r->layers[0].heads;
+    const int group = 6 / n_kv;
+    for (int h = 0; h < 6; ++h) {
+      INFO("sharing " << name(sharing) << ", n_kv " << n_kv << ", head " << h);
+      CHECK(heads[h].kv_head == h / group);
+      CHECK(heads[h].k == heads[(h / group) * group].k);
+      CHECK(heads[h].v == heads[(h / group) * group].v);
+      if (h % group == 0 && h > 0) CHECK(heads[h].k != heads[h - 1].k);  // different groups differ
+    }
+  }
+  Session bad = small("x");
+  bad.model = {48, 6, 4};
+  bad.model.kv_sharing = KvSharing::gqa;
+  bad.model.n_kv_heads = 4;
+  REQUIRE(validate(bad).problems.size() == 1);
+  CHECK(validate(bad).problems[0] == "n_kv_heads (4) must divide n_heads (6)");
+}
+
+TEST_CASE("attention: dropout zeroes about p of the weights, the same way for the same seed") {
+  Session s = small("dropout is shown so its effect on a single forward pass can be seen clearly here", MaskKind::none);
+  s.attention.dropout = 0.5;
+  const auto a = run(s), b = run(s);
+  long zeros = 0, cells = 0;
+  for (const auto& h : a->layers[0].heads) zeros += (h.weights.array() == 0.0f).count(), cells += h.weights.size();
+  CHECK(double(zeros) / cells == doctest::Approx(0.5).epsilon(0.15));
+  CHECK(a->layers[0].heads[0].weights == b->layers[0].heads[0].weights);
+}

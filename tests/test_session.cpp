@@ -97,13 +97,24 @@ TEST_CASE("session: options table covers every key that to_json writes") {
   // Across sessions of every mask and positional kind, the keys written are exactly the options.
   std::set<std::string> written;
   const auto opts = nlohmann::json::parse(options_json());
-  const auto& masks = option("attention.mask.kind").choices;
-  const auto& positionals = option("positional.kind").choices;
-  for (std::size_t m = 0; m < masks.size(); ++m) {
-    for (std::size_t p = 0; p < positionals.size(); ++p) {
+  // every choice of every enum, and every bool flipped, alone and on top of each enum choice
+  std::vector<Session> sessions;
+  for (const auto& o : session_options()) {
+    if (o.type != "enum") continue;
+    for (const auto& c : o.choices) {
       Session s;
-      s.attention.mask.kind = static_cast<MaskKind>(m);
-      s.positional.kind = static_cast<PositionalKind>(p);
+      REQUIRE(option_set(s, o.path, "\"" + c + "\"").empty());
+      sessions.push_back(s);
+      for (const auto& b : session_options()) {
+        if (b.type != "bool") continue;
+        Session t = s;
+        option_set(t, b.path, option_get(t, b.path) == "true" ? "false" : "true");
+        sessions.push_back(t);
+      }
+    }
+  }
+  for (const Session& s : sessions) {
+    {
       const auto j = nlohmann::json::parse(to_json(s));
       const auto flat = j.flatten();
       for (const auto& [k, v] : flat.items()) {

@@ -224,18 +224,34 @@ def t5_bucket(rel, bidirectional, num_buckets, max_distance):
     return ret + min(val, num_buckets - 1)
 
 
+def sparsemax_ref(z):
+    """Martins & Astudillo 2016, Algorithm 1 (sort-based projection onto the simplex)."""
+    zs = np.sort(z)[::-1]
+    cs = np.cumsum(zs)
+    k = np.arange(1, len(z) + 1)
+    support = 1 + k * zs > cs
+    kz = k[support].max()
+    tau = (cs[kz - 1] - 1) / kz
+    return np.maximum(z - tau, 0)
+
+
 def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional="sinusoidal",
-            score="scaled_dot", temperature=1.0, mask="causal", mask_params=None, pos_params=None):
+            score="scaled_dot", temperature=1.0, mask="causal", mask_params=None, pos_params=None,
+            normalizer="softmax", kv_sharing="mha", n_kv_heads=2, cosine_temperature=0.1,
+            sigmoid_bias_auto=True, sigmoid_bias=0.0, dropout=0.0):
     pos = {"kind": positional, "rope_base": 10000.0, "rope_fraction": 1.0, "rope_convention": "rotate_half",
            "t5_num_buckets": 32, "t5_max_distance": 128, "t5_bidirectional": True}
     pos.update(pos_params or {})
     return {
         "format": "attnlab.session", "version": 1, "text": text,
         "tokenizer": {"kind": tokenizer},
-        "model": {"d_model": d_model, "n_heads": n_heads, "seed": seed},
+        "model": {"d_model": d_model, "n_heads": n_heads, "seed": seed, "kv_sharing": kv_sharing,
+                  "n_kv_heads": n_kv_heads},
         "positional": pos,
-        "attention": {"score": {"kind": score},
-                      "normalizer": {"kind": "softmax", "temperature": temperature},
+        "attention": {"score": {"kind": score, "cosine_temperature": cosine_temperature},
+                      "normalizer": {"kind": normalizer, "temperature": temperature,
+                                     "sigmoid_bias_auto": sigmoid_bias_auto, "sigmoid_bias": sigmoid_bias},
+                      "dropout": dropout,
                       "mask": mask_default(kind=mask, **(mask_params or {}))},
     }
 
@@ -254,9 +270,15 @@ def forward(s):
         x = x + sinusoidal(n, d).astype(np.float32)
     elif pos["kind"] == "learned":
         x = x + learned(seed, n, d)
-    wq, wk, wv, wo = (glorot(seed, "layer0." + w, d, d) for w in ("W_Q", "W_K", "W_V", "W_O"))
+    sharing = s["model"].get("kv_sharing", "mha")
+    n_kv = {"mha": h_n, "mqa": 1, "gqa": s["model"].get("n_kv_heads", h_n)}[sharing]
+    wq, wo = glorot(seed, "layer0.W_Q", d, d), glorot(seed, "layer0.W_O", d, d)
+    wk, wv = glorot(seed, "layer0.W_K", d, n_kv * dh), glorot(seed, "layer0.W_V", d, n_kv * dh)
     q, k, v = x @ wq, x @ wk, x @ wv
-    scale = 1.0 / math.sqrt(dh) if s["attention"]["score"]["kind"] == "scaled_dot" else 1.0
+    score = s["attention"]["score"]["kind"]
+    scale = 1.0 / math.sqrt(dh) if score == "scaled_dot" else 1.0
+    norm = s["attention"]["normalizer"]
+    dropout = s["attention"].get("dropout", 0.0)
     temp = s["attention"]["normalizer"]["temperature"]
     if m["kind"] != "lsh":
         shared = reference_mask(m, n, tokens, seed)
@@ -267,7 +289,9 @@ def forward(s):
     heads = []
     outs = []
     for h in range(h_n):
-        qh, kh, vh = (mat[:, h * dh:(h + 1) * dh] for mat in (q, k, v))
+        g = h // (h_n // n_kv)  # the K/V head this query head reads
+        qh = q[:, h * dh:(h + 1) * dh]
+        kh, vh = k[:, g * dh:(g + 1) * dh], v[:, g * dh:(g + 1) * dh]
         if pos["kind"] == "rope":
             qh = rope(qh, pos["rope_base"], pos["rope_fraction"], pos["rope_convention"])
             kh = rope(kh, pos["rope_base"], pos["rope_fraction"], pos["rope_convention"])
@@ -277,20 +301,45 @@ def forward(s):
             allowed = lsh_reference_mask(qh, m, seed, h)
         else:
             allowed = shared
-        logits = qh @ kh.T * scale
+        hp = f"layer0.head{h}."
+        if score == "general":  # Luong et al. 2015: q^T W k
+            logits = (qh @ glorot(seed, hp + "W_general", dh, dh)) @ kh.T
+        elif score == "cosine":
+            unit = lambda m: m / np.where(np.linalg.norm(m, axis=1, keepdims=True) > 0,
+                                          np.linalg.norm(m, axis=1, keepdims=True), 1)
+            logits = unit(qh) @ unit(kh).T / s["attention"]["score"]["cosine_temperature"]
+        elif score == "additive":  # Bahdanau et al. 2015: v^T tanh(W q + U k)
+            A = qh @ glorot(seed, hp + "W_additive_q", dh, dh).T
+            B = kh @ glorot(seed, hp + "W_additive_k", dh, dh).T
+            va = glorot(seed, hp + "v_additive", 1, dh)[0]
+            logits = np.tanh(A[:, None, :] + B[None, :, :]) @ va
+        else:
+            logits = qh @ kh.T * scale
         if slopes is not None:
             logits = logits - slopes[h] * np.abs(rel)
         if pos["kind"] == "t5":
             buckets = np.vectorize(lambda r: t5_bucket(r, pos["t5_bidirectional"], pos["t5_num_buckets"],
                                                        pos["t5_max_distance"]))(rel)
             logits = logits + table[buckets, h]
-        z = np.where(allowed, logits / temp, -np.inf)
-        rowmax = z.max(axis=1, keepdims=True)
-        full = np.isfinite(rowmax)
-        z = z - np.where(full, rowmax, 0)
-        e = np.where(allowed, np.exp(z), 0.0)
-        sums = e.sum(axis=1, keepdims=True)
-        w = np.where(sums > 0, e / np.where(sums > 0, sums, 1), 0.0)
+        if norm["kind"] == "softmax":
+            z = np.where(allowed, logits / temp, -np.inf)
+            rowmax = z.max(axis=1, keepdims=True)
+            full = np.isfinite(rowmax)
+            z = z - np.where(full, rowmax, 0)
+            e = np.where(allowed, np.exp(z), 0.0)
+            sums = e.sum(axis=1, keepdims=True)
+            w = np.where(sums > 0, e / np.where(sums > 0, sums, 1), 0.0)
+        elif norm["kind"] == "sparsemax":
+            w = np.zeros((n, n))
+            for i in range(n):
+                if allowed[i].any():
+                    w[i, allowed[i]] = sparsemax_ref(logits[i, allowed[i]] / temp)
+        else:  # sigmoid
+            b = -math.log(n) if norm["sigmoid_bias_auto"] else norm["sigmoid_bias"]
+            w = np.where(allowed, 1 / (1 + np.exp(-(logits / temp + b))), 0.0)
+        if dropout > 0:  # inverted dropout, uniform draw i * n + j of stream dropout.layer0.head<h>
+            u = uniforms(stream_key(seed, f"dropout.layer0.head{h}"), n * n).reshape(n, n)
+            w = np.where(u < dropout, 0.0, w / (1 - dropout))
         o = w @ vh
         outs.append(o)
         heads.append({
@@ -328,6 +377,24 @@ CASES = [
     ("lsh_two_rounds", session("locality sensitive hashing puts similar queries in one bucket", mask="lsh",
                                mask_params={"n_buckets": 4, "n_rounds": 2}, d_model=16, n_heads=2, seed=13)),
     ("padding", session("short text [PAD] [PAD] [PAD]", mask="padding", positional="none", d_model=8, n_heads=2)),
+    ("general_score", session("Luong general score puts a matrix between query and key", score="general",
+                              d_model=16, n_heads=2, seed=31)),
+    ("cosine_score", session("cosine scores are bounded between minus one and one", score="cosine",
+                             cosine_temperature=0.2, mask="none", d_model=16, n_heads=2, seed=32)),
+    ("additive_score", session("Bahdanau additive attention", score="additive", d_model=12, n_heads=3, seed=33)),
+    ("sparsemax", session("sparsemax gives exact zeros to unlikely keys in long rows", normalizer="sparsemax",
+                          temperature=0.5, mask="none", d_model=16, n_heads=2, seed=34)),
+    ("sparsemax_causal", session("sparsemax under a causal mask", normalizer="sparsemax", d_model=8, n_heads=2, seed=35)),
+    ("sigmoid_auto_bias", session("sigmoid attention weighs each key on its own", normalizer="sigmoid",
+                                  mask="none", d_model=16, n_heads=2, seed=36)),
+    ("sigmoid_bias", session("sigmoid attention with a chosen bias", normalizer="sigmoid", sigmoid_bias_auto=False,
+                             sigmoid_bias=-1.5, d_model=8, n_heads=1, seed=37)),
+    ("dropout", session("dropout drops some weights and scales the rest", dropout=0.3, mask="none",
+                        d_model=16, n_heads=2, seed=38)),
+    ("mqa", session("multi query attention shares one key and value head", kv_sharing="mqa",
+                    d_model=16, n_heads=4, seed=39)),
+    ("gqa", session("grouped query attention shares keys and values in groups", kv_sharing="gqa", n_kv_heads=2,
+                    positional="rope", d_model=32, n_heads=4, seed=40)),
     ("custom_with_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [1, 1], [3, 2]]},
                                       d_model=8, n_heads=1)),
 ]
