@@ -27,6 +27,7 @@ struct LayerResult {
   Matrix output;                  // (n, d_model) concat(head outputs) * W_O
 };
 
+
 struct AttentionConfig {
   int n_heads = 1;
   int n_kv_heads = 0;  // 0: n_heads (mha)

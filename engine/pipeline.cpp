@@ -82,6 +82,12 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
     out.cancelled = true;
     return out;
   }
+  for (const LayerResult& layer : r->layers) {
+    LayerMetrics m;
+    for (const HeadResult& h : layer.heads) m.heads.push_back(head_metrics(h));
+    m.head_similarity = head_similarity(layer.heads);
+    r->metrics.push_back(std::move(m));
+  }
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
   return out;

@@ -8,15 +8,22 @@
 #include <vector>
 
 #include "attention.hpp"
+#include "metrics.hpp"
 #include "session.hpp"
 #include "tokenize.hpp"
 
 namespace attnlab {
 
+struct LayerMetrics {
+  std::vector<HeadMetrics> heads;  // per head
+  Matrix head_similarity;          // (n_heads, n_heads) Jensen-Shannon divergence
+};
+
 struct Result {
   Session session;
   std::vector<Token> tokens;
   std::vector<LayerResult> layers;  // one per layer (one for now)
+  std::vector<LayerMetrics> metrics;  // one per layer
   int d_head = 0;
   double compute_ms = 0;  // wall time of Engine::compute, for the status bar
 };

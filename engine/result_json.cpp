@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <string>
 #include <nlohmann/json.hpp>
 
 namespace attnlab {
@@ -16,6 +17,13 @@ void write_float(std::ostream& os, float x) {
   char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, x);  // shortest text that reads back exactly
   os.write(buf, end - buf);
+}
+
+std::string num(double x) {
+  if (!std::isfinite(x)) return "null";
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, end);
 }
 
 void write_matrix(std::ostream& os, const Matrix& m) {
@@ -78,9 +86,22 @@ void write_result_json(std::ostream& os, const Result& r) {
       write_mask(os, *H.allowed);
       os << ",\n\"output\":";
       write_matrix(os, H.output);
+      os << ",\"kv_head\":" << H.kv_head;
+      if (l < r.metrics.size()) {
+        const HeadMetrics& m = r.metrics[l].heads[h];
+        os << ",\"metrics\":{\"entropy\":" << num(m.entropy) << ",\"entropy_normalized\":"
+           << num(m.entropy_normalized) << ",\"mean_distance\":" << num(m.mean_distance)
+           << ",\"max_weight\":" << num(m.max_weight) << ",\"first_token\":" << num(m.first_token)
+           << ",\"density\":" << num(m.density) << '}';
+      }
       os << '}';
     }
-    os << "]}";
+    os << ']';
+    if (l < r.metrics.size()) {
+      os << ",\n\"head_similarity\":";
+      write_matrix(os, r.metrics[l].head_similarity);
+    }
+    os << '}';
   }
   os << "]}\n";
 }

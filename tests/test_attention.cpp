@@ -5,6 +5,7 @@
 #include <random>
 
 #include "attention.hpp"
+#include "metrics.hpp"
 #include "pipeline.hpp"
 #include "test_util.hpp"
 
@@ -65,6 +66,20 @@ TEST_CASE("attention: every intermediate matches the numpy reference") {
         }
       }
       test::check_matrix(L.output, e["output"], 1e-4, 1e-5, name + ": layer output");
+      // metrics and head similarity against the reference's own computation from its weights
+      REQUIRE(r->metrics.size() == 1);
+      for (std::size_t h = 0; h < L.heads.size(); ++h) {
+        const auto& em = e["heads"][h]["metrics"];
+        const HeadMetrics& m = r->metrics[0].heads[h];
+        INFO(name << ": head " << h << " metrics");
+        CHECK(m.entropy == doctest::Approx(em["entropy"].get<double>()).epsilon(1e-4));
+        CHECK(m.entropy_normalized == doctest::Approx(em["entropy_normalized"].get<double>()).epsilon(1e-4));
+        CHECK(m.mean_distance == doctest::Approx(em["mean_distance"].get<double>()).epsilon(1e-4));
+        CHECK(m.max_weight == doctest::Approx(em["max_weight"].get<double>()).epsilon(1e-4));
+        CHECK(m.first_token == doctest::Approx(em["first_token"].get<double>()).epsilon(1e-4));
+        CHECK(m.density == doctest::Approx(em["density"].get<double>()).epsilon(1e-9));
+      }
+      test::check_matrix(r->metrics[0].head_similarity, e["head_similarity"], 2e-5, 1e-3, name + ": head similarity");
     }
   }
 }
@@ -308,4 +323,30 @@ TEST_CASE("attention: dropout zeroes about p of the weights, the same way for th
   for (const auto& h : a->layers[0].heads) zeros += (h.weights.array() == 0.0f).count(), cells += h.weights.size();
   CHECK(double(zeros) / cells == doctest::Approx(0.5).epsilon(0.15));
   CHECK(a->layers[0].heads[0].weights == b->layers[0].heads[0].weights);
+}
+
+TEST_CASE("metrics: by hand - uniform causal rows, one-hot rows, identical heads") {
+  HeadResult h;
+  h.weights.resize(3, 3);
+  h.weights << 1, 0, 0,  //
+      0.5, 0.5, 0,       //
+      1.0f / 3, 1.0f / 3, 1.0f / 3;
+  auto allowed = std::make_shared<MaskMatrix>(3, 3);
+  *allowed << 1, 0, 0, 1, 1, 0, 1, 1, 1;
+  h.allowed = allowed;
+  const HeadMetrics m = head_metrics(h);
+  CHECK(m.entropy == doctest::Approx((0 + std::log(2.0) + std::log(3.0)) / 3));
+  CHECK(m.entropy_normalized == doctest::Approx(1.0));  // rows 1 and 2 are uniform over their keys
+  CHECK(m.mean_distance == doctest::Approx((0 + 0.5 + (2 + 1 + 0) / 3.0) / 3));
+  CHECK(m.first_token == doctest::Approx((1 + 0.5 + 1 / 3.0) / 3));
+  CHECK(m.density == doctest::Approx(6.0 / 9));
+  std::vector<HeadResult> same = {h, h};
+  CHECK(head_similarity(same)(0, 1) == doctest::Approx(0.0));
+  HeadResult g = h;
+  g.weights << 1, 0, 0, 1, 0, 0, 1, 0, 0;  // row 1: JS((.5,.5),(1,0)); row 2: JS(uniform, one-hot)
+  std::vector<HeadResult> two = {h, g};
+  const double js1 = 0.5 * (0.5 * std::log(0.5 / 0.75) + 0.5 * std::log(0.5 / 0.25)) + 0.5 * std::log(1 / 0.75);
+  const double js2 = 0.5 * (std::log((1 / 3.0) / (2 / 3.0)) / 3 + 2 * (1 / 3.0) * std::log((1 / 3.0) / (1 / 6.0))) +
+                     0.5 * std::log(1 / (2 / 3.0));
+  CHECK(head_similarity(two)(0, 1) == doctest::Approx((0 + js1 + js2) / 3).epsilon(1e-5));
 }

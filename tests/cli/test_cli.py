@@ -44,14 +44,18 @@ for name in examples:
     check(r["n_tokens"] == n and n > 0, f"{name}: n_tokens matches tokens")
     check(len(r["layers"]) == 1, f"{name}: one layer")
     layer = r["layers"][0]
-    check(set(layer) >= {"input", "output", "heads"}, f"{name}: layer keys input, output, heads")
+    check(set(layer) >= {"input", "output", "heads", "head_similarity"}, f"{name}: layer keys")
+    check(len(layer["head_similarity"]) == r["n_heads"], f"{name}: head_similarity is (n_heads, n_heads)")
     check(len(layer["input"]) == n and len(layer["input"][0]) == r["d_model"], f"{name}: input is (n, d_model)")
     check(len(layer["output"]) == n and len(layer["output"][0]) == r["d_model"], f"{name}: output is (n, d_model)")
     check(len(layer["heads"]) == r["n_heads"], f"{name}: one entry per head")
     kind = r["session"]["attention"]["mask"]["kind"]
     causal = kind == "causal" or r["session"]["attention"]["mask"].get("causal", False)
     for h, head in enumerate(layer["heads"]):
-        check(set(head) == {"q", "k", "v", "logits", "weights", "allowed", "output"}, f"{name}: head {h} keys")
+        check(set(head) >= {"q", "k", "v", "logits", "weights", "allowed", "output", "kv_head", "metrics"},
+              f"{name}: head {h} keys")
+        check(set(head["metrics"]) == {"entropy", "entropy_normalized", "mean_distance", "max_weight", "first_token",
+                                       "density"}, f"{name}: head {h} metrics keys")
         for m in ("q", "k", "v", "output"):
             check(len(head[m]) == n and all(len(row) == r["d_head"] for row in head[m]), f"{name}: head {h} {m} is (n, d_head)")
         for i in range(n):

@@ -349,7 +349,50 @@ def forward(s):
             "allowed": ["".join("1" if c else "0" for c in row) for row in allowed],
         })
     out = np.concatenate(outs, axis=1) @ wo
-    return {"tokens": tokens, "input": x.tolist(), "heads": heads, "output": out.tolist()}
+    dists = [np.array(hd["weights"]) for hd in heads]
+    for hd, w in zip(heads, dists):
+        hd["metrics"] = head_metrics_ref(w, np.array([[c == "1" for c in row] for row in hd["allowed"]]))
+    js = [[mean_js(dists[a], dists[b]) for b in range(h_n)] for a in range(h_n)]
+    return {"tokens": tokens, "input": x.tolist(), "heads": heads, "output": out.tolist(), "head_similarity": js}
+
+
+def row_dists(w):
+    """Rows as distributions (w / row sum); None for rows with no weight."""
+    return [row / row.sum() if row.sum() > 0 else None for row in w]
+
+
+def head_metrics_ref(w, allowed):
+    n_q, n_k = w.shape
+    ent, ent_n, dist, mx, first, rows, nrows = 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0
+    for i, p in enumerate(row_dists(w)):
+        if p is None:
+            continue
+        rows += 1
+        nz = p[p > 0]
+        h = float(-(nz * np.log(nz)).sum())
+        ent += h
+        dist += float((p * np.abs(i - np.arange(n_k))).sum())
+        mx += float(p.max())
+        first += float(p[0])
+        if allowed[i].sum() >= 2:
+            ent_n += h / math.log(allowed[i].sum())
+            nrows += 1
+    r = max(rows, 1)
+    return {"entropy": ent / r, "entropy_normalized": ent_n / max(nrows, 1), "mean_distance": dist / r,
+            "max_weight": mx / r, "first_token": first / r, "density": float(allowed.mean())}
+
+
+def mean_js(wa, wb):
+    """Jensen-Shannon divergence (nats) of each row's distributions, averaged over rows."""
+    total, rows = 0.0, 0
+    for p, q in zip(row_dists(wa), row_dists(wb)):
+        if p is None or q is None:
+            continue
+        m = (p + q) / 2
+        kl = lambda a: float((a[a > 0] * np.log(a[a > 0] / m[a > 0])).sum())
+        total += 0.5 * kl(p) + 0.5 * kl(q)
+        rows += 1
+    return total / rows if rows else 0.0
 
 
 CASES = [
