@@ -316,6 +316,8 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
 #pragma omp parallel for
   for (int h = 0; h < n_heads; ++h) concat.middleCols(h * d_head, d_head) = out.heads[h].output;
   matmul(concat, w.w_o, out.output);
+  out.attention_input = out.input;
+  out.attention_output = out.output;
   return true;
 }
 

@@ -22,9 +22,11 @@ struct HeadResult {
 };
 
 struct LayerResult {
-  Matrix input;                   // (n, d_model) embeddings (+ positional)
+  Matrix input;                   // (n, d_model) the residual stream entering the layer (layer 0: embeddings + positions)
+  Matrix attention_input;         // (n, d_model) what Q, K and V project: input, or LN(input) in a pre_ln block
   std::vector<HeadResult> heads;  // n_heads
-  Matrix output;                  // (n, d_model) concat(head outputs) * W_O
+  Matrix attention_output;        // (n, d_model) concat(head outputs) * W_O
+  Matrix output;                  // (n, d_model) attention_output, or the pre_ln block's output
 };
 
 

@@ -11,21 +11,34 @@ namespace {
 constexpr std::size_t kMaxCachedEmbeddings = 1 << 16;
 }
 
-const LayerWeights& Engine::weights(const Session& s) {
+const LayerWeights& Engine::weights(const Session& s, int layer) {
   const int kv_dim = s.model.kv_heads() * s.d_head();
-  if (s.model.seed != cache_seed_ || s.model.d_model != cache_d_model_ || kv_dim != cache_kv_dim_ || !weights_) {
+  if (s.model.seed != cache_seed_ || s.model.d_model != cache_d_model_ || kv_dim != cache_kv_dim_) {
     cache_seed_ = s.model.seed;
     cache_d_model_ = s.model.d_model;
     cache_kv_dim_ = kv_dim;
-    weights_ = std::make_unique<LayerWeights>(layer_weights(s.model.seed, 0, s.model.d_model, kv_dim));
+    weights_.clear();
+    ffn_.clear();
     embeddings_.clear();
     learned_.resize(0, 0);
   }
-  return *weights_;
+  if (static_cast<int>(weights_.size()) <= layer) weights_.resize(layer + 1);
+  if (!weights_[layer])
+    weights_[layer] = std::make_unique<LayerWeights>(layer_weights(s.model.seed, layer, s.model.d_model, kv_dim));
+  return *weights_[layer];
+}
+
+const FfnWeights& Engine::ffn(const Session& s, int layer) {
+  weights(s, layer);  // keys the caches to (seed, d_model, kv_dim)
+  if (s.model.ffn_mult != cache_ffn_mult_) ffn_.clear(), cache_ffn_mult_ = s.model.ffn_mult;
+  if (static_cast<int>(ffn_.size()) <= layer) ffn_.resize(layer + 1);
+  if (!ffn_[layer])
+    ffn_[layer] = std::make_unique<FfnWeights>(ffn_weights(s.model.seed, layer, s.model.d_model, s.model.ffn_mult));
+  return *ffn_[layer];
 }
 
 Matrix Engine::layer_input(const Session& s, const std::vector<Token>& tokens) {
-  weights(s);  // keys the embedding cache to (seed, d_model)
+  weights(s, 0);  // keys the embedding cache to (seed, d_model)
   const int n = static_cast<int>(tokens.size());
   const int d = s.model.d_model;
   if (embeddings_.size() > kMaxCachedEmbeddings) embeddings_.clear();
@@ -62,7 +75,6 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
   r->tokens = std::move(v.tokens);
   r->d_head = s.d_head();
 
-  const Matrix x = layer_input(s, r->tokens);
   AttentionConfig cfg;
   cfg.n_heads = s.model.n_heads;
   cfg.n_kv_heads = s.model.kv_heads();
@@ -77,11 +89,30 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
   cfg.positional = s.positional;
   cfg.seed = s.model.seed;
   cfg.tokens = &r->tokens;
-  r->layers.resize(1);
-  if (!attention_layer(x, weights(s), cfg, r->layers[0], cancel)) {
-    out.cancelled = true;
-    return out;
+  Matrix x = layer_input(s, r->tokens);  // the residual stream
+  r->layers.resize(s.model.n_layers);
+  for (int l = 0; l < s.model.n_layers; ++l) {
+    cfg.layer = l;
+    LayerResult& layer = r->layers[l];
+    if (s.model.block == BlockKind::attention) {
+      if (!attention_layer(x, weights(s, l), cfg, layer, cancel)) return out.cancelled = true, out;
+      x = layer.output;
+    } else {
+      // pre-LN block (Xiong et al. 2020): x + MHA(LN(x)), then x + FFN(LN(x))
+      if (!attention_layer(layer_norm(x), weights(s, l), cfg, layer, cancel)) return out.cancelled = true, out;
+      layer.input = x;
+      x += layer.attention_output;
+      x += attnlab::ffn(layer_norm(x), ffn(s, l));
+      layer.output = x;
+    }
   }
+  std::vector<Matrix> mean_weights;
+  for (const LayerResult& layer : r->layers) {
+    Matrix m = Matrix::Zero(layer.heads[0].weights.rows(), layer.heads[0].weights.cols());
+    for (const HeadResult& h : layer.heads) m += h.weights;
+    mean_weights.push_back(m / static_cast<float>(layer.heads.size()));
+  }
+  r->rollout = attention_rollout(mean_weights, s.analysis.rollout_residual);
   for (const LayerResult& layer : r->layers) {
     LayerMetrics m;
     for (const HeadResult& h : layer.heads) m.heads.push_back(head_metrics(h));

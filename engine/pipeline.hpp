@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "attention.hpp"
+#include "block.hpp"
 #include "metrics.hpp"
 #include "session.hpp"
 #include "tokenize.hpp"
@@ -24,6 +25,7 @@ struct Result {
   std::vector<Token> tokens;
   std::vector<LayerResult> layers;  // one per layer (one for now)
   std::vector<LayerMetrics> metrics;  // one per layer
+  std::vector<Matrix> rollout;        // per layer l: attention rollout through layers 0..l (n, n)
   int d_head = 0;
   double compute_ms = 0;  // wall time of Engine::compute, for the status bar
 };
@@ -45,12 +47,15 @@ class Engine {
   Matrix layer_input(const Session& s, const std::vector<Token>& tokens);
 
  private:
-  const LayerWeights& weights(const Session& s);
+  const LayerWeights& weights(const Session& s, int layer);
+  const FfnWeights& ffn(const Session& s, int layer);
 
   std::uint64_t cache_seed_ = 0;
   int cache_d_model_ = -1;
   int cache_kv_dim_ = -1;
-  std::unique_ptr<LayerWeights> weights_;
+  int cache_ffn_mult_ = -1;
+  std::vector<std::unique_ptr<LayerWeights>> weights_;  // per layer, made on first use
+  std::vector<std::unique_ptr<FfnWeights>> ffn_;
   std::unordered_map<std::string, std::vector<float>> embeddings_;
   Matrix sinusoidal_;  // (rows >= n, d_model) grown on demand: the table depends on n and d only
   Matrix learned_;     // (rows >= n, d_model) for the cached (seed, d_model)

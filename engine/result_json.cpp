@@ -69,6 +69,14 @@ void write_result_json(std::ostream& os, const Result& r) {
     write_matrix(os, L.input);
     os << ",\n\"output\":";
     write_matrix(os, L.output);
+    os << ",\n\"attention_input\":";
+    write_matrix(os, L.attention_input);
+    os << ",\n\"attention_output\":";
+    write_matrix(os, L.attention_output);
+    if (l < r.rollout.size()) {
+      os << ",\n\"rollout\":";
+      write_matrix(os, r.rollout[l]);
+    }
     os << ",\n\"heads\":[";
     for (std::size_t h = 0; h < L.heads.size(); ++h) {
       const HeadResult& H = L.heads[h];

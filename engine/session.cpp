@@ -22,6 +22,7 @@ const std::vector<std::string> kRopeConventions = {"rotate_half", "interleaved"}
 const std::vector<std::string> kScores = {"scaled_dot", "dot", "additive", "general", "cosine"};
 const std::vector<std::string> kNormalizers = {"softmax", "sparsemax", "sigmoid"};
 const std::vector<std::string> kKvSharing = {"mha", "mqa", "gqa"};
+const std::vector<std::string> kBlocks = {"attention", "pre_ln"};
 const std::vector<std::string> kMasks = {"none",       "causal",    "padding",     "sliding_window",
                                          "causal_sliding_window", "dilated", "longformer", "bigbird",
                                          "block_local", "strided",  "fixed",       "lsh",
@@ -34,6 +35,7 @@ const char* name(RopeConvention k) { return kRopeConventions[int(k)].c_str(); }
 const char* name(ScoreKind k) { return kScores[int(k)].c_str(); }
 const char* name(NormalizerKind k) { return kNormalizers[int(k)].c_str(); }
 const char* name(KvSharing k) { return kKvSharing[int(k)].c_str(); }
+const char* name(BlockKind k) { return kBlocks[int(k)].c_str(); }
 const char* name(MaskKind k) { return kMasks[int(k)].c_str(); }
 
 bool mask_combines_with_causal(MaskKind k) {
@@ -199,6 +201,15 @@ std::vector<Field> make_fields() {
   f.push_back(int_field("model.n_kv_heads", 1, 128, "K/V heads for gqa; must divide n_heads",
                         [](auto& s) -> auto& { return s.model.n_kv_heads; },
                         [](const Session& s) { return s.model.kv_sharing == KvSharing::gqa; }, "model.kv_sharing = gqa"));
+  f.push_back(int_field("model.n_layers", 1, 24, "layers, each with its own seeded weights",
+                        [](auto& s) -> auto& { return s.model.n_layers; }));
+  f.push_back(enum_field<BlockKind>(
+      "model.block", kBlocks,
+      "attention: each layer is multi-head attention alone; pre_ln: x + MHA(LN(x)), then x + FFN(LN(x)) with GELU",
+      [](auto& s) -> auto& { return s.model.block; }));
+  f.push_back(int_field("model.ffn_mult", 1, 8, "pre_ln: FFN hidden width = ffn_mult * d_model",
+                        [](auto& s) -> auto& { return s.model.ffn_mult; },
+                        [](const Session& s) { return s.model.block == BlockKind::pre_ln; }, "model.block = pre_ln"));
   f.push_back(enum_field<PositionalKind>(
       "positional.kind", kPositionals,
       "none; sinusoidal or learned absolute (added to the embeddings); rope (rotates q and k); alibi or t5 "
@@ -330,6 +341,10 @@ std::vector<Field> make_fields() {
     c.relevant = mask_in({M::custom});
     f.push_back(c);
   }
+  f.push_back(bool_field("analysis.rollout_residual",
+                         "attention rollout: mix each layer's head-averaged weights half and half with the identity "
+                         "(the residual connection) before multiplying across layers",
+                         [](auto& s) -> auto& { return s.analysis.rollout_residual; }));
   f.push_back(bool_field("attention.mask.causal", "also apply the causal mask (intersection)",
                          [](auto& s) -> auto& { return s.attention.mask.causal; },
                          [](const Session& s) { return mask_combines_with_causal(s.attention.mask.kind); },
@@ -405,7 +420,7 @@ std::string options_json() {
   out["options"] = list;
   out["limits"] = {{"max_tokens", kMaxTokens},
                    {"max_attention_bytes", kMaxAttentionBytes},
-                   {"rule", "n_heads * n_tokens^2 * 8 bytes (logits and weights) must not exceed max_attention_bytes"}};
+                   {"rule", "n_layers * n_heads * n_tokens^2 * 8 bytes (logits and weights) must not exceed max_attention_bytes"}};
   return out.dump(2);
 }
 
@@ -567,13 +582,14 @@ Validation validate(const Session& s) {
   } else if (n > kMaxTokens) {
     p.push_back("the text has " + std::to_string(n) + " tokens; the limit is " + std::to_string(kMaxTokens));
   } else if (s.model.n_heads >= 1) {
-    const double bytes = double(s.model.n_heads) * double(n) * double(n) * 8.0;
+    const int layers = std::max(1, s.model.n_layers);
+    const double bytes = double(layers) * double(s.model.n_heads) * double(n) * double(n) * 8.0;
     if (bytes > kMaxAttentionBytes) {
       char buf[200];
       std::snprintf(buf, sizeof buf,
-                    "%zu tokens x %d heads need %.1f GB of attention matrices; the limit is %.1f GB (use fewer heads or "
-                    "shorter text)",
-                    n, s.model.n_heads, bytes / 1e9, kMaxAttentionBytes / 1e9);
+                    "%zu tokens x %d heads x %d layers need %.1f GB of attention matrices; the limit is %.1f GB (use "
+                    "fewer heads or layers, or shorter text)",
+                    n, s.model.n_heads, layers, bytes / 1e9, kMaxAttentionBytes / 1e9);
       p.push_back(buf);
     }
   }

@@ -20,6 +20,7 @@ enum class RopeConvention { rotate_half, interleaved };
 enum class ScoreKind { scaled_dot, dot, additive, general, cosine };
 enum class NormalizerKind { softmax, sparsemax, sigmoid };
 enum class KvSharing { mha, mqa, gqa };
+enum class BlockKind { attention, pre_ln };
 // allowed[i][j], i = query, j = key (docs/variants.md has each pattern's definition and source).
 enum class MaskKind {
   none,
@@ -49,6 +50,9 @@ struct Session {
     std::uint64_t seed = 42;
     KvSharing kv_sharing = KvSharing::mha;  // query head h reads K/V head h / (n_heads / n_kv_heads)
     int n_kv_heads = 2;                     // for gqa (mha: n_heads, mqa: 1)
+    int n_layers = 1;
+    BlockKind block = BlockKind::attention;  // a bare attention layer, or a pre-LN transformer block
+    int ffn_mult = 4;                        // pre_ln: FFN width = ffn_mult * d_model
     int kv_heads() const {
       return kv_sharing == KvSharing::mha ? n_heads : kv_sharing == KvSharing::mqa ? 1 : n_kv_heads;
     }
@@ -96,6 +100,10 @@ struct Session {
     } mask;
     bool operator==(const Attention&) const = default;
   } attention;
+  struct Analysis {
+    bool rollout_residual = true;  // attention rollout with the residual term (Abnar & Zuidema 2020)
+    bool operator==(const Analysis&) const = default;
+  } analysis;
 
   int d_head() const { return n_heads_ok() ? model.d_model / model.n_heads : 0; }
   bool n_heads_ok() const { return model.n_heads > 0 && model.d_model % model.n_heads == 0; }
@@ -137,6 +145,7 @@ const char* name(RopeConvention k);
 const char* name(ScoreKind k);
 const char* name(NormalizerKind k);
 const char* name(KvSharing k);
+const char* name(BlockKind k);
 const char* name(MaskKind k);
 
 struct SessionParse {

@@ -46,40 +46,44 @@ TEST_CASE("attention: every intermediate matches the numpy reference") {
       const auto& e = c["expected"];
       REQUIRE(r->tokens.size() == e["tokens"].size());
       for (std::size_t i = 0; i < r->tokens.size(); ++i) CHECK(r->tokens[i].text == e["tokens"][i].get<std::string>());
-      const LayerResult& L = r->layers.at(0);
-      test::check_matrix(L.input, e["input"], 1e-5, 1e-5, name + ": input");
-      REQUIRE(L.heads.size() == e["heads"].size());
-      for (std::size_t h = 0; h < L.heads.size(); ++h) {
-        const auto& eh = e["heads"][h];
-        const std::string where = name + ": head " + std::to_string(h);
-        test::check_matrix(L.heads[h].q, eh["q"], 1e-4, 1e-5, where + " q");
-        test::check_matrix(L.heads[h].k, eh["k"], 1e-4, 1e-5, where + " k");
-        test::check_matrix(L.heads[h].v, eh["v"], 1e-4, 1e-5, where + " v");
-        test::check_matrix(L.heads[h].logits, eh["logits"], 1e-4, 1e-5, where + " logits");
-        test::check_matrix(L.heads[h].weights, eh["weights"], 1e-5, 1e-5, where + " weights");
-        test::check_matrix(L.heads[h].output, eh["output"], 1e-4, 1e-5, where + " output");
-        const MaskMatrix& a = *L.heads[h].allowed;
-        for (Eigen::Index i = 0; i < a.rows(); ++i) {
-          std::string row;
-          for (Eigen::Index j = 0; j < a.cols(); ++j) row += a(i, j) ? '1' : '0';
-          CHECK_MESSAGE(row == eh["allowed"][i].get<std::string>(), where << " allowed row " << i);
+      REQUIRE(r->layers.size() == e["layers"].size());
+      for (std::size_t li = 0; li < r->layers.size(); ++li) {
+        const LayerResult& L = r->layers[li];
+        const auto& el = e["layers"][li];
+        const std::string ln = name + ": layer " + std::to_string(li);
+        test::check_matrix(L.input, el["input"], 1e-4, 1e-4, ln + " input");
+        test::check_matrix(L.attention_input, el["attention_input"], 1e-4, 1e-4, ln + " attention input");
+        REQUIRE(L.heads.size() == el["heads"].size());
+        for (std::size_t h = 0; h < L.heads.size(); ++h) {
+          const auto& eh = el["heads"][h];
+          const std::string where = ln + " head " + std::to_string(h);
+          test::check_matrix(L.heads[h].q, eh["q"], 1e-4, 1e-4, where + " q");
+          test::check_matrix(L.heads[h].k, eh["k"], 1e-4, 1e-4, where + " k");
+          test::check_matrix(L.heads[h].v, eh["v"], 1e-4, 1e-4, where + " v");
+          test::check_matrix(L.heads[h].logits, eh["logits"], 1e-4, 1e-4, where + " logits");
+          test::check_matrix(L.heads[h].weights, eh["weights"], 1e-5, 1e-4, where + " weights");
+          test::check_matrix(L.heads[h].output, eh["output"], 1e-4, 1e-4, where + " output");
+          const MaskMatrix& a = *L.heads[h].allowed;
+          for (Eigen::Index i = 0; i < a.rows(); ++i) {
+            std::string row;
+            for (Eigen::Index j = 0; j < a.cols(); ++j) row += a(i, j) ? '1' : '0';
+            CHECK_MESSAGE(row == eh["allowed"][i].get<std::string>(), where << " allowed row " << i);
+          }
+          const auto& em = eh["metrics"];
+          const HeadMetrics& m = r->metrics[li].heads[h];
+          INFO(where << " metrics");
+          CHECK(m.entropy == doctest::Approx(em["entropy"].get<double>()).epsilon(1e-4));
+          CHECK(m.entropy_normalized == doctest::Approx(em["entropy_normalized"].get<double>()).epsilon(1e-4));
+          CHECK(m.mean_distance == doctest::Approx(em["mean_distance"].get<double>()).epsilon(1e-4));
+          CHECK(m.max_weight == doctest::Approx(em["max_weight"].get<double>()).epsilon(1e-4));
+          CHECK(m.first_token == doctest::Approx(em["first_token"].get<double>()).epsilon(1e-4));
+          CHECK(m.density == doctest::Approx(em["density"].get<double>()).epsilon(1e-9));
         }
+        test::check_matrix(L.attention_output, el["attention_output"], 1e-4, 1e-4, ln + " attention output");
+        test::check_matrix(L.output, el["output"], 1e-4, 1e-4, ln + " output");
+        test::check_matrix(r->metrics[li].head_similarity, el["head_similarity"], 2e-5, 1e-3, ln + " head similarity");
+        test::check_matrix(r->rollout[li], el["rollout"], 1e-5, 1e-4, ln + " rollout");
       }
-      test::check_matrix(L.output, e["output"], 1e-4, 1e-5, name + ": layer output");
-      // metrics and head similarity against the reference's own computation from its weights
-      REQUIRE(r->metrics.size() == 1);
-      for (std::size_t h = 0; h < L.heads.size(); ++h) {
-        const auto& em = e["heads"][h]["metrics"];
-        const HeadMetrics& m = r->metrics[0].heads[h];
-        INFO(name << ": head " << h << " metrics");
-        CHECK(m.entropy == doctest::Approx(em["entropy"].get<double>()).epsilon(1e-4));
-        CHECK(m.entropy_normalized == doctest::Approx(em["entropy_normalized"].get<double>()).epsilon(1e-4));
-        CHECK(m.mean_distance == doctest::Approx(em["mean_distance"].get<double>()).epsilon(1e-4));
-        CHECK(m.max_weight == doctest::Approx(em["max_weight"].get<double>()).epsilon(1e-4));
-        CHECK(m.first_token == doctest::Approx(em["first_token"].get<double>()).epsilon(1e-4));
-        CHECK(m.density == doctest::Approx(em["density"].get<double>()).epsilon(1e-9));
-      }
-      test::check_matrix(r->metrics[0].head_similarity, e["head_similarity"], 2e-5, 1e-3, name + ": head similarity");
     }
   }
 }
@@ -349,4 +353,22 @@ TEST_CASE("metrics: by hand - uniform causal rows, one-hot rows, identical heads
   const double js2 = 0.5 * (std::log((1 / 3.0) / (2 / 3.0)) / 3 + 2 * (1 / 3.0) * std::log((1 / 3.0) / (1 / 6.0))) +
                      0.5 * std::log(1 / (2 / 3.0));
   CHECK(head_similarity(two)(0, 1) == doctest::Approx((0 + js1 + js2) / 3).epsilon(1e-5));
+}
+
+TEST_CASE("rollout: one layer with no residual equals that layer's head-averaged weights") {
+  Session s = small("rollout of a single layer is just its attention");
+  s.analysis.rollout_residual = false;
+  const auto r = run(s);
+  Matrix mean = Matrix::Zero(r->layers[0].heads[0].weights.rows(), r->layers[0].heads[0].weights.cols());
+  for (const auto& h : r->layers[0].heads) mean += h.weights;
+  mean /= float(r->layers[0].heads.size());
+  REQUIRE(r->rollout.size() == 1);
+  CHECK(r->rollout[0].isApprox(mean, 1e-6f));
+  s.model.n_heads = 1;
+  s.model.d_model = 8;
+  const auto one = run(s);
+  CHECK(one->rollout[0] == one->layers[0].heads[0].weights);
+  s.analysis.rollout_residual = true;  // with the residual: (W + I) / 2, rows still sum to 1
+  const auto res = run(s);
+  CHECK(res->rollout[0].isApprox(0.5f * (one->layers[0].heads[0].weights + Matrix::Identity(res->rollout[0].rows(), res->rollout[0].cols())), 1e-6f));
 }

@@ -160,7 +160,7 @@ def reference_mask(m, n, tokens=None, seed=0):
     return np.array(a, bool)
 
 
-def lsh_reference_mask(q, m, seed, head):
+def lsh_reference_mask(q, m, seed, head, layer=0):
     """Reformer: buckets = argmax([xR, -xR]) per round; same bucket in any round attends."""
     n, d = q.shape
     a = np.zeros((n, n), bool)
@@ -238,7 +238,8 @@ def sparsemax_ref(z):
 def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional="sinusoidal",
             score="scaled_dot", temperature=1.0, mask="causal", mask_params=None, pos_params=None,
             normalizer="softmax", kv_sharing="mha", n_kv_heads=2, cosine_temperature=0.1,
-            sigmoid_bias_auto=True, sigmoid_bias=0.0, dropout=0.0):
+            sigmoid_bias_auto=True, sigmoid_bias=0.0, dropout=0.0, n_layers=1, block="attention", ffn_mult=4,
+            rollout_residual=True):
     pos = {"kind": positional, "rope_base": 10000.0, "rope_fraction": 1.0, "rope_convention": "rotate_half",
            "t5_num_buckets": 32, "t5_max_distance": 128, "t5_bidirectional": True}
     pos.update(pos_params or {})
@@ -246,7 +247,8 @@ def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional=
         "format": "attnlab.session", "version": 1, "text": text,
         "tokenizer": {"kind": tokenizer},
         "model": {"d_model": d_model, "n_heads": n_heads, "seed": seed, "kv_sharing": kv_sharing,
-                  "n_kv_heads": n_kv_heads},
+                  "n_kv_heads": n_kv_heads, "n_layers": n_layers, "block": block, "ffn_mult": ffn_mult},
+        "analysis": {"rollout_residual": rollout_residual},
         "positional": pos,
         "attention": {"score": {"kind": score, "cosine_temperature": cosine_temperature},
                       "normalizer": {"kind": normalizer, "temperature": temperature,
@@ -270,10 +272,62 @@ def forward(s):
         x = x + sinusoidal(n, d).astype(np.float32)
     elif pos["kind"] == "learned":
         x = x + learned(seed, n, d)
+    layers = []
+    stream = x
+    for layer in range(s["model"].get("n_layers", 1)):
+        if s["model"].get("block", "attention") == "attention":
+            res = attention_layer_ref(s, stream, layer, tokens)
+            res["input"] = stream.tolist()
+            stream = np.array(res["attention_output"])
+        else:  # pre-LN block: x + MHA(LN(x)), then x + FFN(LN(x))
+            res = attention_layer_ref(s, layer_norm(stream), layer, tokens)
+            res["input"] = stream.tolist()
+            stream = stream + np.array(res["attention_output"])
+            mult = s["model"]["ffn_mult"]
+            w1 = glorot(seed, f"layer{layer}.W_ff1", d, mult * d)
+            w2 = glorot(seed, f"layer{layer}.W_ff2", mult * d, d)
+            h = layer_norm(stream) @ w1
+            stream = stream + gelu(h) @ w2
+        res["output"] = stream.tolist()
+        layers.append(res)
+    # attention rollout (Abnar & Zuidema 2020)
+    acc = None
+    for res in layers:
+        a = np.mean([np.array(hd["weights"]) for hd in res["heads"]], axis=0)
+        if s.get("analysis", {}).get("rollout_residual", True):
+            a = 0.5 * (a + np.eye(len(a)))
+        sums = a.sum(axis=1, keepdims=True)
+        a = np.where(sums > 0, a / np.where(sums > 0, sums, 1), a)
+        acc = a if acc is None else a @ acc
+        res["rollout"] = acc.tolist()
+    first = layers[0]
+    return {"tokens": tokens, "input": first["input"], "heads": first["heads"], "output": first["output"],
+            "head_similarity": first["head_similarity"], "layers": layers}
+
+
+def layer_norm(x):
+    mu = x.mean(axis=1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=1, keepdims=True)
+    return (x - mu) / np.sqrt(var + 1e-5)
+
+
+def gelu(x):
+    from math import erf
+    return 0.5 * x * (1 + np.vectorize(erf)(x / math.sqrt(2)))
+
+
+def attention_layer_ref(s, x, layer, tokens):
+    m = s["attention"]["mask"]
+    pos = s["positional"]
+    d = s["model"]["d_model"]
+    h_n = s["model"]["n_heads"]
+    seed = s["model"]["seed"]
+    dh = d // h_n
+    n = len(x)
     sharing = s["model"].get("kv_sharing", "mha")
     n_kv = {"mha": h_n, "mqa": 1, "gqa": s["model"].get("n_kv_heads", h_n)}[sharing]
-    wq, wo = glorot(seed, "layer0.W_Q", d, d), glorot(seed, "layer0.W_O", d, d)
-    wk, wv = glorot(seed, "layer0.W_K", d, n_kv * dh), glorot(seed, "layer0.W_V", d, n_kv * dh)
+    wq, wo = glorot(seed, f"layer{layer}.W_Q", d, d), glorot(seed, f"layer{layer}.W_O", d, d)
+    wk, wv = glorot(seed, f"layer{layer}.W_K", d, n_kv * dh), glorot(seed, f"layer{layer}.W_V", d, n_kv * dh)
     q, k, v = x @ wq, x @ wk, x @ wv
     score = s["attention"]["score"]["kind"]
     scale = 1.0 / math.sqrt(dh) if score == "scaled_dot" else 1.0
@@ -298,10 +352,10 @@ def forward(s):
         if m["kind"] == "lsh":
             norms = np.linalg.norm(qh, axis=1, keepdims=True)
             kh = qh / np.where(norms > 0, norms, 1)
-            allowed = lsh_reference_mask(qh, m, seed, h)
+            allowed = lsh_reference_mask(qh, m, seed, h, layer)
         else:
             allowed = shared
-        hp = f"layer0.head{h}."
+        hp = f"layer{layer}.head{h}."
         if score == "general":  # Luong et al. 2015: q^T W k
             logits = (qh @ glorot(seed, hp + "W_general", dh, dh)) @ kh.T
         elif score == "cosine":
@@ -338,7 +392,7 @@ def forward(s):
             b = -math.log(n) if norm["sigmoid_bias_auto"] else norm["sigmoid_bias"]
             w = np.where(allowed, 1 / (1 + np.exp(-(logits / temp + b))), 0.0)
         if dropout > 0:  # inverted dropout, uniform draw i * n + j of stream dropout.layer0.head<h>
-            u = uniforms(stream_key(seed, f"dropout.layer0.head{h}"), n * n).reshape(n, n)
+            u = uniforms(stream_key(seed, f"dropout.layer{layer}.head{h}"), n * n).reshape(n, n)
             w = np.where(u < dropout, 0.0, w / (1 - dropout))
         o = w @ vh
         outs.append(o)
@@ -353,7 +407,7 @@ def forward(s):
     for hd, w in zip(heads, dists):
         hd["metrics"] = head_metrics_ref(w, np.array([[c == "1" for c in row] for row in hd["allowed"]]))
     js = [[mean_js(dists[a], dists[b]) for b in range(h_n)] for a in range(h_n)]
-    return {"tokens": tokens, "input": x.tolist(), "heads": heads, "output": out.tolist(), "head_similarity": js}
+    return {"attention_input": x.tolist(), "heads": heads, "attention_output": out.tolist(), "head_similarity": js}
 
 
 def row_dists(w):
@@ -438,6 +492,10 @@ CASES = [
                     d_model=16, n_heads=4, seed=39)),
     ("gqa", session("grouped query attention shares keys and values in groups", kv_sharing="gqa", n_kv_heads=2,
                     positional="rope", d_model=32, n_heads=4, seed=40)),
+    ("three_pre_ln_layers_gqa", session("three transformer blocks deep with grouped heads", block="pre_ln", n_layers=3,
+                                        kv_sharing="gqa", n_kv_heads=2, d_model=16, n_heads=4, seed=41, ffn_mult=2)),
+    ("two_attention_layers_no_residual_rollout", session("stacked attention without blocks", n_layers=2,
+                                                         rollout_residual=False, d_model=8, n_heads=2, seed=42)),
     ("custom_with_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [1, 1], [3, 2]]},
                                       d_model=8, n_heads=1)),
 ]
