@@ -81,19 +81,31 @@ class Display:
     """An Xvfb server and the app on it, driven with xdotool."""
 
     def __init__(self, *app_args):
-        r, w = os.pipe()
-        self.xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
-                                     pass_fds=[w], stderr=subprocess.DEVNULL)
-        os.close(w)
-        self.display = ":" + os.read(r, 16).decode().strip()
-        os.close(r)
-        self.env = dict(os.environ, DISPLAY=self.display)
-        # the server answers before the app starts (a display just freed by the previous test
-        # can be handed out again before it accepts connections)
-        for _ in range(100):
-            if subprocess.run(["xdotool", "getmouselocation"], env=self.env, capture_output=True).returncode == 0:
+        # An explicit display number without a lock file, checked to answer before the app
+        # starts; another number when it does not (Xvfb -displayfd handed out :0 while it could
+        # not be opened, when tests ran back to back).
+        import random
+        self.xvfb = None
+        for _ in range(20):
+            num = random.randint(100, 900)
+            if os.path.exists(f"/tmp/.X{num}-lock") or os.path.exists(f"/tmp/.X11-unix/X{num}"):
+                continue
+            xvfb = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env = dict(os.environ, DISPLAY=f":{num}")
+            for _ in range(50):
+                if xvfb.poll() is not None:
+                    break
+                if subprocess.run(["xdotool", "getmouselocation"], env=env, capture_output=True).returncode == 0:
+                    self.xvfb, self.display, self.env = xvfb, f":{num}", env
+                    break
+                time.sleep(0.1)
+            if self.xvfb:
                 break
-            time.sleep(0.1)
+            xvfb.kill()
+            xvfb.wait()
+        if not self.xvfb:
+            raise RuntimeError("no Xvfb display could be started")
         self.state_path = os.path.join(TMP, "state.json")
         self.app = subprocess.Popen([APP, "--state-file", self.state_path, "--width", str(W), "--height", str(H),
                                      *app_args], env=self.env)
