@@ -120,6 +120,12 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
       st.labels.push_back(token_label(tok.text));
       if (st.labels.size() <= 512) st.longest_label = std::max(st.longest_label, ImGui::CalcTextSize(st.labels.back().c_str()).x);
     }
+    st.key_labels.clear();
+    for (const auto& tok : st.shown->result->keys()) {
+      st.key_labels.push_back(token_label(tok.text));
+      if (st.key_labels.size() <= 512)
+        st.longest_label = std::max(st.longest_label, ImGui::CalcTextSize(st.key_labels.back().c_str()).x);
+    }
   }
 }
 
@@ -162,6 +168,9 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
     std::vector<std::string> tokens;
     for (const auto& t : r.tokens) tokens.push_back(t.text);
     j["tokens"] = tokens;
+    std::vector<std::string> keys;
+    for (const auto& t : r.key_tokens) keys.push_back(t.text);
+    j["key_tokens"] = keys;
     nlohmann::json heads = nlohmann::json::array();
     for (const auto& h : st.head_rects) {
       heads.push_back({{"head", h.head}, {"x", h.x * scale.x}, {"y", h.y * scale.y}, {"w", h.w * scale.x},

@@ -41,7 +41,8 @@ struct AppState {
   Textures tex;          // of `shown`
   Textures in_tex;       // of `incoming`, filled a few per frame
   std::size_t in_next = 0;  // next texture of `incoming` to upload
-  std::vector<std::string> labels;  // token labels of `shown` (whitespace made visible)
+  std::vector<std::string> labels;      // token labels of `shown` (whitespace made visible)
+  std::vector<std::string> key_labels;  // key token labels: the context's in cross-attention, else = labels
   float longest_label = 0;          // widest of the first 512 labels, in pixels
   std::uint64_t posted = 0;
 

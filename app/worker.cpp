@@ -117,13 +117,14 @@ void add_views(Snapshot& s) {
     s.mask_cells.push_back(mask_cells(m));
   }
   // gallery: small multiples of every kind for the current tokens (LSH from head 0's queries)
-  for (auto& e : mask_gallery(r.session, r.tokens, &heads[0].q)) {
+  // gallery: every pattern is defined for one sequence, so none for cross-attention
+  for (auto& e : r.key_tokens.empty() ? mask_gallery(r.session, r.tokens, &heads[0].q) : std::vector<GalleryEntry>{}) {
     std::string title = name(e.kind);
     if (r.session.attention.mask.causal && mask_combines_with_causal(e.kind)) title += " + causal";
     s.gallery.push_back(mask_image(e.allowed, title));
   }
   // positional views
-  const PositionalView v = positional_view(r.session, n);
+  const PositionalView v = r.key_tokens.empty() ? positional_view(r.session, n) : PositionalView{};
   if (v.encoding.size()) {
     ImageData e = signed_image(v.encoding, "encoding (positions x dimensions)", "added to the token embeddings");
     e.token_rows = true;

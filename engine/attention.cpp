@@ -177,7 +177,9 @@ void attend_block(HeadResult& r, const RowBlock& b, const HeadPlan& plan) {
 
 bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
                      const std::atomic<bool>* cancel) {
-  const int n = static_cast<int>(x.rows());
+  const int n = static_cast<int>(x.rows());  // queries
+  const bool cross = cfg.kv_input != nullptr;
+  const int n_k = cross ? static_cast<int>(cfg.kv_input->rows()) : n;
   const int d_model = static_cast<int>(x.cols());
   const int n_heads = cfg.n_heads;
   const int n_kv = cfg.n_kv_heads > 0 ? cfg.n_kv_heads : n_heads;
@@ -187,9 +189,15 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
 
   out.input = x;
-  // Q, K and V in one GEMM over both cores: (n, d_model) x (d_model, d_model + 2 kv_dim).
-  Matrix qkv;
-  if (w.w_qkv.size()) {
+  // Q, K and V in one GEMM over both cores: (n, d_model) x (d_model, d_model + 2 kv_dim);
+  // cross-attention projects the queries and the context's keys and values separately.
+  Matrix qkv, q_all, kv_all;
+  if (cross) {
+    matmul(x, w.w_q, q_all);
+    Matrix w_kv(d_model, 2 * kv_dim);
+    w_kv << w.w_k, w.w_v;
+    matmul(*cfg.kv_input, w_kv, kv_all);
+  } else if (w.w_qkv.size()) {
     matmul(x, w.w_qkv, qkv);
   } else {
     qkv.resize(n, d_model + 2 * kv_dim);
@@ -201,10 +209,10 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   out.heads.resize(n_heads);
   for (HeadResult& r : out.heads) {
     r.q.resize(n, d_head);
-    r.k.resize(n, d_head);
-    r.v.resize(n, d_head);
-    r.logits.resize(n, n);
-    r.weights.resize(n, n);
+    r.k.resize(n_k, d_head);
+    r.v.resize(n_k, d_head);
+    r.logits.resize(n, n_k);
+    r.weights.resize(n, n_k);
     r.output.resize(n, d_head);
   }
   const bool lsh = cfg.mask.kind == MaskKind::lsh;
@@ -213,9 +221,15 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   for (int h = 0; h < n_heads; ++h) {  // each head keeps its own slices of Q, K and V
     HeadResult& r = out.heads[h];
     r.kv_head = h / group;
-    r.q = qkv.middleCols(h * d_head, d_head);
-    r.k = qkv.middleCols(d_model + r.kv_head * d_head, d_head);
-    r.v = qkv.middleCols(d_model + kv_dim + r.kv_head * d_head, d_head);
+    if (cross) {
+      r.q = q_all.middleCols(h * d_head, d_head);
+      r.k = kv_all.middleCols(r.kv_head * d_head, d_head);
+      r.v = kv_all.middleCols(kv_dim + r.kv_head * d_head, d_head);
+    } else {
+      r.q = qkv.middleCols(h * d_head, d_head);
+      r.k = qkv.middleCols(d_model + r.kv_head * d_head, d_head);
+      r.v = qkv.middleCols(d_model + kv_dim + r.kv_head * d_head, d_head);
+    }
     if (rope) {
       rope_rotate(r.q, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
       rope_rotate(r.k, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
@@ -234,7 +248,9 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   std::vector<std::shared_ptr<const MaskMatrix>> masks(n_heads);
   std::vector<std::vector<RowBlock>> blocks(n_heads);
   if (!lsh) {
-    auto shared = std::make_shared<const MaskMatrix>(build_mask(cfg.mask, n, cfg.tokens ? *cfg.tokens : no_tokens, cfg.seed));
+    auto shared = std::make_shared<const MaskMatrix>(
+        cross ? build_cross_mask(cfg.mask, n, n_k, cfg.key_tokens ? *cfg.key_tokens : no_tokens)
+              : build_mask(cfg.mask, n, cfg.tokens ? *cfg.tokens : no_tokens, cfg.seed));
     // 64 query rows at a time: a block's logits and weights (64 x n_k) stay in cache from the
     // score GEMM through softmax to the weighted sum.
     const auto shared_blocks = row_blocks(*shared, 64);
@@ -256,7 +272,7 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
     HeadResult& r = out.heads[h];
     HeadPlan& p = plans[h];
     r.allowed = masks[h];
-    bias[h] = relative_bias(cfg.positional, cfg.seed, h, n_heads, n);
+    bias[h] = relative_bias(cfg.positional, cfg.seed, h, n_heads, n, n_k);
     p.bias = &bias[h];
     p.allowed = masks[h].get();
     p.qs = &r.q;
@@ -274,7 +290,7 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
         qs[h] = r.q;
         ks[h] = r.k;
         for (Matrix* m : {&qs[h], &ks[h]})
-          for (int i = 0; i < n; ++i)
+          for (Eigen::Index i = 0; i < m->rows(); ++i)
             if (const float norm = m->row(i).norm(); norm > 0) m->row(i) /= norm;
         p.qs = &qs[h];
         p.ks = &ks[h];
@@ -291,7 +307,7 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
     }
     p.normalizer = cfg.normalizer;
     p.inv_t = static_cast<float>(1.0 / cfg.temperature);
-    p.sigmoid_bias = static_cast<float>(cfg.sigmoid_bias_auto ? -std::log(static_cast<double>(n)) : cfg.sigmoid_bias);
+    p.sigmoid_bias = static_cast<float>(cfg.sigmoid_bias_auto ? -std::log(static_cast<double>(n_k)) : cfg.sigmoid_bias);
     p.dropout = static_cast<float>(cfg.dropout);
     p.dropout_key = stream_key(cfg.seed, "dropout." + hp.substr(0, hp.size() - 1));
   }

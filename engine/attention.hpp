@@ -45,6 +45,9 @@ struct AttentionConfig {
   std::uint64_t seed = 0;          // BigBird random keys, LSH rotations, T5 bias table
   int layer = 0;
   const std::vector<Token>* tokens = nullptr;  // for the padding mask
+  // cross-attention: keys and values come from this (n_k, d_model) input instead of x
+  const Matrix* kv_input = nullptr;
+  const std::vector<Token>* key_tokens = nullptr;
 };
 
 // 1/sqrt(d_head) for scaled_dot (Vaswani et al. 2017, eq. 1), 1 for dot.
@@ -58,7 +61,7 @@ void sparsemax(const float* z, const std::uint8_t* allowed, int n, float* out);
 // Masked cells get exactly 0; a row with no allowed cell is all zeros.
 void masked_softmax(const Matrix& logits, const MaskMatrix& allowed, float temperature, Matrix& weights);
 
-// x (n, d_model) -> every intermediate. Heads run in parallel (OpenMP). Returns false when
+// x (n_q, d_model) -> every intermediate (keys and values from cfg.kv_input when set). Heads run in parallel (OpenMP). Returns false when
 // `cancel` became true part way (the layer is then incomplete and must be dropped).
 bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
                      const std::atomic<bool>* cancel = nullptr);

@@ -92,6 +92,19 @@ MaskMatrix build_mask(const MaskSpec& m, int n, const std::vector<Token>& tokens
   return out;
 }
 
+MaskMatrix build_cross_mask(const MaskSpec& m, int n_q, int n_k, const std::vector<Token>& key_tokens) {
+  MaskMatrix out = MaskMatrix::Ones(n_q, n_k);
+  if (m.kind == MaskKind::padding) {
+    for (int j = 0; j < n_k && j < int(key_tokens.size()); ++j)
+      if (key_tokens[j].text == m.pad_token) out.col(j).setZero();
+  } else if (m.kind == MaskKind::custom) {
+    out.setZero();
+    for (const auto& c : m.cells)
+      if (c[0] >= 0 && c[1] >= 0 && c[0] < n_q && c[1] < n_k) out(c[0], c[1]) = 1;
+  }
+  return out;
+}
+
 std::vector<int> lsh_buckets(const Matrix& q, int n_buckets, std::uint64_t seed, int layer, int head, int round) {
   const int n = static_cast<int>(q.rows()), d = static_cast<int>(q.cols()), half = n_buckets / 2;
   Matrix r(d, half);  // (d_head, n_buckets / 2)

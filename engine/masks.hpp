@@ -18,6 +18,10 @@ using MaskSpec = Session::Attention::Mask;
 // where mask_combines_with_causal(kind).
 MaskMatrix build_mask(const MaskSpec& spec, int n, const std::vector<Token>& tokens, std::uint64_t seed);
 
+// Cross-attention (n_q queries, n_k keys of another text): none, padding (on the key tokens) and
+// custom are defined; other kinds need one sequence (validate() rejects them).
+MaskMatrix build_cross_mask(const MaskSpec& spec, int n_q, int n_k, const std::vector<Token>& key_tokens);
+
 // BigBird's r random keys of query row i: r distinct keys of 0..n-1 by a partial Fisher-Yates
 // shuffle driven by stream "mask.bigbird.row<i>" (uniform draws 0..r-1).
 std::vector<int> bigbird_random_keys(std::uint64_t seed, int row, int n, int r);

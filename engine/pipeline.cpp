@@ -73,6 +73,7 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
   auto r = std::make_shared<Result>();
   r->session = s;
   r->tokens = std::move(v.tokens);
+  r->key_tokens = std::move(v.key_tokens);
   r->d_head = s.d_head();
 
   AttentionConfig cfg;
@@ -90,6 +91,15 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
   cfg.seed = s.model.seed;
   cfg.tokens = &r->tokens;
   Matrix x = layer_input(s, r->tokens);  // the residual stream
+  // cross-attention: every layer attends to the context's embeddings (+ positions), the
+  // "memory" of an encoder-decoder model (Vaswani et al. 2017, sec. 3.2.3)
+  Matrix context, context_ln;
+  if (s.context.enabled) {
+    context = layer_input(s, r->key_tokens);
+    if (s.model.block == BlockKind::pre_ln) context_ln = layer_norm(context);
+    cfg.kv_input = s.model.block == BlockKind::pre_ln ? &context_ln : &context;
+    cfg.key_tokens = &r->key_tokens;
+  }
   r->layers.resize(s.model.n_layers);
   for (int l = 0; l < s.model.n_layers; ++l) {
     cfg.layer = l;
@@ -112,7 +122,7 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
     for (const HeadResult& h : layer.heads) m += h.weights;
     mean_weights.push_back(m / static_cast<float>(layer.heads.size()));
   }
-  r->rollout = attention_rollout(mean_weights, s.analysis.rollout_residual);
+  if (!s.context.enabled) r->rollout = attention_rollout(mean_weights, s.analysis.rollout_residual);
   for (const LayerResult& layer : r->layers) {
     LayerMetrics m;
     for (const HeadResult& h : layer.heads) m.heads.push_back(head_metrics(h));

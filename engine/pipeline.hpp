@@ -22,10 +22,12 @@ struct LayerMetrics {
 
 struct Result {
   Session session;
-  std::vector<Token> tokens;
+  std::vector<Token> tokens;      // queries (and keys in self-attention)
+  std::vector<Token> key_tokens;  // cross-attention: the context's tokens (keys and values), else empty
   std::vector<LayerResult> layers;  // one per layer (one for now)
   std::vector<LayerMetrics> metrics;  // one per layer
-  std::vector<Matrix> rollout;        // per layer l: attention rollout through layers 0..l (n, n)
+  std::vector<Matrix> rollout;        // per layer l: attention rollout through layers 0..l (n, n); empty for cross
+  const std::vector<Token>& keys() const { return key_tokens.empty() ? tokens : key_tokens; }
   int d_head = 0;
   double compute_ms = 0;  // wall time of Engine::compute, for the status bar
 };

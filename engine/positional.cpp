@@ -90,19 +90,20 @@ Matrix t5_bias_table(std::uint64_t seed, int num_buckets, int n_heads) {
   return t;
 }
 
-std::vector<float> relative_bias(const Session::Positional& p, std::uint64_t seed, int head, int n_heads, int n) {
+std::vector<float> relative_bias(const Session::Positional& p, std::uint64_t seed, int head, int n_heads, int n_q,
+                                 int n_k) {
   std::vector<float> bias;
   if (p.kind == PositionalKind::alibi) {
     // -m |i - j|: the paper's -m (i - j) for keys before the query, mirrored for keys after it
     // (bidirectional use); a causal mask hides the mirrored half anyway.
     const double m = alibi_slopes(n_heads)[head];
-    bias.resize(2 * n - 1);
-    for (int r = -(n - 1); r <= n - 1; ++r) bias[r + n - 1] = static_cast<float>(-m * std::abs(r));
+    bias.resize(n_q + n_k - 1);
+    for (int r = -(n_q - 1); r <= n_k - 1; ++r) bias[r + n_q - 1] = static_cast<float>(-m * std::abs(r));
   } else if (p.kind == PositionalKind::t5) {
     const Matrix table = t5_bias_table(seed, p.t5_num_buckets, n_heads);
-    bias.resize(2 * n - 1);
-    for (int r = -(n - 1); r <= n - 1; ++r)
-      bias[r + n - 1] = table(t5_bucket(r, p.t5_bidirectional, p.t5_num_buckets, p.t5_max_distance), head);
+    bias.resize(n_q + n_k - 1);
+    for (int r = -(n_q - 1); r <= n_k - 1; ++r)
+      bias[r + n_q - 1] = table(t5_bucket(r, p.t5_bidirectional, p.t5_num_buckets, p.t5_max_distance), head);
   }
   return bias;
 }

@@ -36,7 +36,8 @@ int t5_bucket(int relative_position, bool bidirectional, int num_buckets, int ma
 Matrix t5_bias_table(std::uint64_t seed, int num_buckets, int n_heads);
 
 // The bias a relative encoding adds to head h's logits, as a function of j - i: entry
-// (j - i) + (n - 1) of the returned vector (length 2n - 1). Empty for kinds without a bias.
-std::vector<float> relative_bias(const Session::Positional& p, std::uint64_t seed, int head, int n_heads, int n);
+// (j - i) + (n_q - 1) of the returned vector (length n_q + n_k - 1). Empty for kinds without a bias.
+std::vector<float> relative_bias(const Session::Positional& p, std::uint64_t seed, int head, int n_heads, int n_q,
+                                 int n_k);
 
 }  // namespace attnlab

@@ -1,7 +1,9 @@
 // Result -> JSON, streamed (a 1024-token result is hundreds of MB; no DOM is built).
 // Keys (read by other tools, keep them): format, version, session, tokens, token_spans,
-// n_tokens, d_model, n_heads, d_head, layers[l].{input, output, heads[h].{q, k, v, logits,
-// weights, allowed, output}}. Masked logits are null.
+// key_tokens (cross-attention; empty otherwise), n_tokens, n_keys, d_model, n_heads, d_head,
+// layers[l].{input, output, attention_input, attention_output, rollout (self-attention only),
+// head_similarity, heads[h].{q, k, v, logits, weights, allowed, output, kv_head, metrics}}.
+// Masked logits are null.
 #pragma once
 
 #include <ostream>

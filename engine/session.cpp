@@ -341,6 +341,12 @@ std::vector<Field> make_fields() {
     c.relevant = mask_in({M::custom});
     f.push_back(c);
   }
+  f.push_back(bool_field("context.enabled",
+                         "cross-attention: queries from the text, keys and values from the context text",
+                         [](auto& s) -> auto& { return s.context.enabled; }));
+  f.push_back(string_field("context.text", double(kMaxTextBytes), "the text that supplies keys and values (UTF-8)",
+                           [](auto& s) -> auto& { return s.context.text; },
+                           [](const Session& s) { return s.context.enabled; }, "context.enabled = true"));
   f.push_back(bool_field("analysis.rollout_residual",
                          "attention rollout: mix each layer's head-averaged weights half and half with the identity "
                          "(the residual connection) before multiplying across layers",
@@ -500,10 +506,17 @@ std::string to_json(const Session& s) {
   return j.dump(2, ' ', false, ojson::error_handler_t::replace);
 }
 
-std::vector<Token> tokenize(const Session& s) {
+namespace {
+std::vector<Token> tokenize_text(const Session& s, const std::string& text) {
   const std::vector<std::string> specials = {s.attention.mask.pad_token};
-  return s.tokenizer.kind == TokenizerKind::words ? tokenize_words(s.text, specials) : tokenize_chars(s.text, specials);
+  return s.tokenizer.kind == TokenizerKind::words ? tokenize_words(text, specials) : tokenize_chars(text, specials);
 }
+}  // namespace
+
+std::vector<Token> tokenize(const Session& s) { return tokenize_text(s, s.text); }
+std::vector<Token> tokenize_context(const Session& s) { return tokenize_text(s, s.context.text); }
+
+bool mask_allows_cross(MaskKind k) { return k == MaskKind::none || k == MaskKind::padding || k == MaskKind::custom; }
 
 namespace {
 std::string fmt_number(double x) {
@@ -565,25 +578,43 @@ Validation validate(const Session& s) {
                   ") must exceed the exact buckets (" + std::to_string(max_exact) + ")");
   }
 
-  bool text_ok = true;
-  if (s.text.size() > kMaxTextBytes) {
-    p.push_back("text is " + std::to_string(s.text.size()) + " bytes; the limit is " + std::to_string(kMaxTextBytes));
-    text_ok = false;
-  } else if (auto bad = utf8_first_invalid(s.text)) {
-    p.push_back("text is not valid UTF-8 at byte " + std::to_string(*bad));
-    text_ok = false;
+  const bool cross = s.context.enabled;
+  if (cross && !mask_allows_cross(m.kind)) {
+    p.push_back(std::string("cross-attention: mask '") + name(m.kind) +
+                "' needs queries and keys from one sequence; use none, padding or custom");
   }
-  if (!text_ok) return v;
 
-  v.tokens = tokenize(s);
-  const std::size_t n = v.tokens.size();
-  if (n == 0) {
-    p.push_back("the text has no tokens: type something to attend over");
-  } else if (n > kMaxTokens) {
-    p.push_back("the text has " + std::to_string(n) + " tokens; the limit is " + std::to_string(kMaxTokens));
-  } else if (s.model.n_heads >= 1) {
+  // the text (and the context), checked the same way
+  auto check_text = [&](const std::string& text, const char* what, std::vector<Token>& tokens) {
+    if (text.size() > kMaxTextBytes) {
+      p.push_back(std::string(what) + " is " + std::to_string(text.size()) + " bytes; the limit is " +
+                  std::to_string(kMaxTextBytes));
+      return false;
+    }
+    if (auto bad = utf8_first_invalid(text)) {
+      p.push_back(std::string(what) + " is not valid UTF-8 at byte " + std::to_string(*bad));
+      return false;
+    }
+    tokens = what == std::string("text") ? tokenize(s) : tokenize_context(s);
+    if (tokens.empty()) {
+      p.push_back(std::string("the ") + what + " has no tokens: type something to attend " +
+                  (what == std::string("text") ? "over" : "to"));
+      return false;
+    }
+    if (tokens.size() > kMaxTokens) {
+      p.push_back(std::string("the ") + what + " has " + std::to_string(tokens.size()) + " tokens; the limit is " +
+                  std::to_string(kMaxTokens));
+      return false;
+    }
+    return true;
+  };
+  const bool text_ok = check_text(s.text, "text", v.tokens);
+  const bool context_ok = !cross || check_text(s.context.text, "context", v.key_tokens);
+  if (text_ok && context_ok && s.model.n_heads >= 1) {
+    const std::size_t n = v.tokens.size();
+    const std::size_t n_k = cross ? v.key_tokens.size() : n;
     const int layers = std::max(1, s.model.n_layers);
-    const double bytes = double(layers) * double(s.model.n_heads) * double(n) * double(n) * 8.0;
+    const double bytes = double(layers) * double(s.model.n_heads) * double(n) * double(n_k) * 8.0;
     if (bytes > kMaxAttentionBytes) {
       char buf[200];
       std::snprintf(buf, sizeof buf,

@@ -100,6 +100,11 @@ struct Session {
     } mask;
     bool operator==(const Attention&) const = default;
   } attention;
+  struct Context {  // cross-attention: this text supplies the keys and values
+    bool enabled = false;
+    std::string text = "The tired cat slept on a warm mat.";
+    bool operator==(const Context&) const = default;
+  } context;
   struct Analysis {
     bool rollout_residual = true;  // attention rollout with the residual term (Abnar & Zuidema 2020)
     bool operator==(const Analysis&) const = default;
@@ -159,12 +164,17 @@ std::string to_json(const Session& s);  // pretty JSON, every key written
 
 struct Validation {
   std::vector<std::string> problems;
-  std::vector<Token> tokens;  // the tokenized text, when the text itself is fine
+  std::vector<Token> tokens;      // the tokenized text, when the text itself is fine
+  std::vector<Token> key_tokens;  // the tokenized context (cross-attention), else empty
   bool ok() const { return problems.empty(); }
 };
 // Every problem of a session, each with its value and the rule it breaks.
 Validation validate(const Session& s);
 
 std::vector<Token> tokenize(const Session& s);
+std::vector<Token> tokenize_context(const Session& s);  // the context text, with the same tokenizer
+
+// Mask kinds defined between two different sequences (cross-attention).
+bool mask_allows_cross(MaskKind k);
 
 }  // namespace attnlab

@@ -47,7 +47,7 @@ PositionalView positional_view(const Session& s, int n) {
     case PositionalKind::t5:
       if (p.kind == PositionalKind::alibi) v.slopes = alibi_slopes(s.model.n_heads);
       for (int h = 0; h < s.model.n_heads; ++h) {
-        const auto rel = relative_bias(p, s.model.seed, h, s.model.n_heads, n);
+        const auto rel = relative_bias(p, s.model.seed, h, s.model.n_heads, n, n);
         Matrix b(n, n);
         for (int i = 0; i < n; ++i)
           for (int j = 0; j < n; ++j) b(i, j) = rel[j - i + n - 1];

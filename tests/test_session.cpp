@@ -181,3 +181,17 @@ TEST_CASE("session: mask and positional parameters are validated when in force")
   p = parse_session(R"({"attention": {"mask": {"cells": [[0, 1], [2]]}}})");
   CHECK(has_problem(p.problems, "attention.mask.cells must be a list of [query, key] pairs"));
 }
+
+TEST_CASE("session: cross-attention needs a context with tokens and a two-sequence mask") {
+  Session s;
+  s.context.enabled = true;
+  CHECK(has_problem(validate(s).problems,
+                    "cross-attention: mask 'causal' needs queries and keys from one sequence; use none, padding or custom"));
+  s.attention.mask.kind = MaskKind::none;
+  CHECK(validate(s).ok());
+  CHECK(validate(s).key_tokens.size() == 9);  // The tired cat slept on a warm mat .
+  s.context.text = "  ";
+  CHECK(has_problem(validate(s).problems, "the context has no tokens: type something to attend to"));
+  s.context.text = "bad \xff";
+  CHECK(has_problem(validate(s).problems, "context is not valid UTF-8 at byte 4"));
+}

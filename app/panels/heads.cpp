@@ -124,7 +124,7 @@ bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadR
     const bool allowed = (*hr.allowed)(hi, hj);
     ImGui::BeginTooltip();
     ImGui::Text("head %d   query %d \"%s\"  ->  key %d \"%s\"", head, hi, st.labels[hi].c_str(), hj,
-                st.labels[hj].c_str());
+                st.key_labels[hj].c_str());
     if (allowed) {
       ImGui::Text("weight %.4f", hr.weights(hi, hj));
       ImGui::Text("logit  %.4f   (score x %s)", hr.logits(hi, hj),
@@ -146,7 +146,7 @@ bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadR
       dl->AddText(ImVec2(p0.x - 4 - w, p0.y + (i + 0.5f) * cell - font * 0.5f), i == hi ? text : dim, s.c_str());
     }
     for (int j = 0; j < n_k; j += stride) {
-      const std::string s = FitLabel(st.labels[j], gutter - 6);
+      const std::string s = FitLabel(st.key_labels[j], gutter - 6);
       AddTextVertical(dl, ImVec2(p0.x + (j + 0.5f) * cell - font * 0.5f, p0.y - 4), j == hj ? text : dim, s.c_str());
     }
   }

@@ -31,6 +31,7 @@ std::pair<int, int> DrawImage(const AppState& st, const ImageData& img, const He
   dl->AddRect(ImVec2(p0.x - 1, p0.y - 1), ImVec2(p1.x + 1, p1.y + 1), ImGui::GetColorU32(ImGuiCol_Border));
   const ImU32 dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
   const int n_labels = static_cast<int>(st.labels.size());
+  const int n_key_labels = static_cast<int>(st.key_labels.size());
   if (gutter > 0 && img.token_rows) {
     const int stride = std::max(1, static_cast<int>(std::ceil(font / ch)));
     for (int i = 0; i < rows && i < n_labels; i += stride) {
@@ -40,8 +41,11 @@ std::pair<int, int> DrawImage(const AppState& st, const ImageData& img, const He
   }
   if (gutter > 0 && img.token_cols) {
     const int stride = std::max(1, static_cast<int>(std::ceil(font / cw)));
-    for (int j = 0; j < cols && j < n_labels; j += stride)
-      AddTextVertical(dl, ImVec2(p0.x + (j + 0.5f) * cw - font * 0.5f, p0.y - 4), dim, FitLabel(st.labels[j], gutter - 6).c_str());
+    // columns are keys: the context's tokens in cross-attention (mask images), else the text's
+    const bool keys = img.cols == n_key_labels && n_key_labels != n_labels;
+    for (int j = 0; j < cols && j < (keys ? n_key_labels : n_labels); j += stride)
+      AddTextVertical(dl, ImVec2(p0.x + (j + 0.5f) * cw - font * 0.5f, p0.y - 4), dim,
+                      FitLabel(keys ? st.key_labels[j] : st.labels[j], gutter - 6).c_str());
   }
   const ImVec2 m = ImGui::GetMousePos();
   if (ImGui::IsWindowHovered() && m.x >= p0.x && m.y >= p0.y && m.x < p1.x && m.y < p1.y) {
@@ -77,7 +81,7 @@ void ShowMaskWindow(AppState& st, Worker& worker) {
     st.widgets["mask.view"] = cells;  // the cells themselves, for tests
     if (i >= 0) {
       const bool allowed = (*s.result->layers[0].heads[e].allowed)(i, j);
-      ImGui::SetTooltip("query %d \"%s\" -> key %d \"%s\": %s", i, st.labels[i].c_str(), j, st.labels[j].c_str(),
+      ImGui::SetTooltip("query %d \"%s\" -> key %d \"%s\": %s", i, st.labels[i].c_str(), j, st.key_labels[j].c_str(),
                         allowed ? "attended" : "masked");
       if (custom) {
         // a stroke adds (left) or erases (right) every cell it passes over

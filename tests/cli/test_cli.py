@@ -56,20 +56,25 @@ for name in examples:
               f"{name}: head {h} keys")
         check(set(head["metrics"]) == {"entropy", "entropy_normalized", "mean_distance", "max_weight", "first_token",
                                        "density"}, f"{name}: head {h} metrics keys")
-        for m in ("q", "k", "v", "output"):
-            check(len(head[m]) == n and all(len(row) == r["d_head"] for row in head[m]), f"{name}: head {h} {m} is (n, d_head)")
+        n_keys = r["n_keys"]
+        check(n_keys == (len(r["key_tokens"]) or n), f"{name}: n_keys matches the key tokens")
+        for m, rows in (("q", n), ("k", n_keys), ("v", n_keys), ("output", n)):
+            check(len(head[m]) == rows and all(len(row) == r["d_head"] for row in head[m]),
+                  f"{name}: head {h} {m} is ({rows}, d_head)")
+        check(all(len(row) == n_keys for row in head["weights"]), f"{name}: head {h} weights are (n, n_keys)")
         for i in range(n):
             any_allowed = any(head["allowed"][i])
             check(abs(sum(head["weights"][i]) - (1 if any_allowed else 0)) < 1e-5,
                   f"{name}: head {h} row {i} sums to 1 (0 when fully masked)")
-            for j in range(n):
+            for j in range(n_keys):
                 allowed = head["allowed"][i][j]
                 if kind in ("none", "causal"):
                     check(allowed == (j <= i or not causal), f"{name}: head {h} allowed[{i}][{j}]")
                 elif causal:
                     check(not allowed or j <= i, f"{name}: head {h} allowed[{i}][{j}] respects causal")
                 if kind == "padding":
-                    check(allowed == (r["tokens"][j] != "[PAD]"), f"{name}: head {h} padding key {j}")
+                    keys = r["key_tokens"] or r["tokens"]
+                    check(allowed == (keys[j] != "[PAD]"), f"{name}: head {h} padding key {j}")
                 check((head["logits"][i][j] is None) == (not allowed), f"{name}: head {h} logits[{i}][{j}] null iff masked")
                 if not allowed:
                     check(head["weights"][i][j] == 0, f"{name}: head {h} masked weight [{i}][{j}] is 0")

@@ -239,7 +239,7 @@ def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional=
             score="scaled_dot", temperature=1.0, mask="causal", mask_params=None, pos_params=None,
             normalizer="softmax", kv_sharing="mha", n_kv_heads=2, cosine_temperature=0.1,
             sigmoid_bias_auto=True, sigmoid_bias=0.0, dropout=0.0, n_layers=1, block="attention", ffn_mult=4,
-            rollout_residual=True):
+            rollout_residual=True, context=None):
     pos = {"kind": positional, "rope_base": 10000.0, "rope_fraction": 1.0, "rope_convention": "rotate_half",
            "t5_num_buckets": 32, "t5_max_distance": 128, "t5_bidirectional": True}
     pos.update(pos_params or {})
@@ -249,6 +249,7 @@ def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional=
         "model": {"d_model": d_model, "n_heads": n_heads, "seed": seed, "kv_sharing": kv_sharing,
                   "n_kv_heads": n_kv_heads, "n_layers": n_layers, "block": block, "ffn_mult": ffn_mult},
         "analysis": {"rollout_residual": rollout_residual},
+        "context": {"enabled": context is not None, "text": context or "The tired cat slept on a warm mat."},
         "positional": pos,
         "attention": {"score": {"kind": score, "cosine_temperature": cosine_temperature},
                       "normalizer": {"kind": normalizer, "temperature": temperature,
@@ -267,20 +268,27 @@ def forward(s):
     seed = s["model"]["seed"]
     dh = d // h_n
     n = len(tokens)
-    x = np.stack([normals(stream_key(seed, "token:" + t), d) for t in tokens])
-    if pos["kind"] == "sinusoidal":
-        x = x + sinusoidal(n, d).astype(np.float32)
-    elif pos["kind"] == "learned":
-        x = x + learned(seed, n, d)
+    def embed(toks):
+        e = np.stack([normals(stream_key(seed, "token:" + t), d) for t in toks])
+        if pos["kind"] == "sinusoidal":
+            e = e + sinusoidal(len(toks), d).astype(np.float32)
+        elif pos["kind"] == "learned":
+            e = e + learned(seed, len(toks), d)
+        return e
+    x = embed(tokens)
+    ctx = s.get("context", {})
+    key_tokens = tokenize(ctx["text"], s["tokenizer"]["kind"], (m["pad_token"],)) if ctx.get("enabled") else None
+    memory = embed(key_tokens) if key_tokens else None
     layers = []
     stream = x
     for layer in range(s["model"].get("n_layers", 1)):
         if s["model"].get("block", "attention") == "attention":
-            res = attention_layer_ref(s, stream, layer, tokens)
+            res = attention_layer_ref(s, stream, layer, tokens, memory, key_tokens)
             res["input"] = stream.tolist()
             stream = np.array(res["attention_output"])
         else:  # pre-LN block: x + MHA(LN(x)), then x + FFN(LN(x))
-            res = attention_layer_ref(s, layer_norm(stream), layer, tokens)
+            res = attention_layer_ref(s, layer_norm(stream), layer, tokens,
+                                      None if memory is None else layer_norm(memory), key_tokens)
             res["input"] = stream.tolist()
             stream = stream + np.array(res["attention_output"])
             mult = s["model"]["ffn_mult"]
@@ -290,9 +298,9 @@ def forward(s):
             stream = stream + gelu(h) @ w2
         res["output"] = stream.tolist()
         layers.append(res)
-    # attention rollout (Abnar & Zuidema 2020)
+    # attention rollout (Abnar & Zuidema 2020), self-attention only
     acc = None
-    for res in layers:
+    for res in ([] if memory is not None else layers):
         a = np.mean([np.array(hd["weights"]) for hd in res["heads"]], axis=0)
         if s.get("analysis", {}).get("rollout_residual", True):
             a = 0.5 * (a + np.eye(len(a)))
@@ -301,8 +309,8 @@ def forward(s):
         acc = a if acc is None else a @ acc
         res["rollout"] = acc.tolist()
     first = layers[0]
-    return {"tokens": tokens, "input": first["input"], "heads": first["heads"], "output": first["output"],
-            "head_similarity": first["head_similarity"], "layers": layers}
+    return {"tokens": tokens, "key_tokens": key_tokens or [], "input": first["input"], "heads": first["heads"],
+            "output": first["output"], "head_similarity": first["head_similarity"], "layers": layers}
 
 
 def layer_norm(x):
@@ -316,7 +324,7 @@ def gelu(x):
     return 0.5 * x * (1 + np.vectorize(erf)(x / math.sqrt(2)))
 
 
-def attention_layer_ref(s, x, layer, tokens):
+def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
     m = s["attention"]["mask"]
     pos = s["positional"]
     d = s["model"]["d_model"]
@@ -328,18 +336,29 @@ def attention_layer_ref(s, x, layer, tokens):
     n_kv = {"mha": h_n, "mqa": 1, "gqa": s["model"].get("n_kv_heads", h_n)}[sharing]
     wq, wo = glorot(seed, f"layer{layer}.W_Q", d, d), glorot(seed, f"layer{layer}.W_O", d, d)
     wk, wv = glorot(seed, f"layer{layer}.W_K", d, n_kv * dh), glorot(seed, f"layer{layer}.W_V", d, n_kv * dh)
-    q, k, v = x @ wq, x @ wk, x @ wv
+    kv_in = x if memory is None else memory
+    q, k, v = x @ wq, kv_in @ wk, kv_in @ wv
+    n_k = len(kv_in)
     score = s["attention"]["score"]["kind"]
     scale = 1.0 / math.sqrt(dh) if score == "scaled_dot" else 1.0
     norm = s["attention"]["normalizer"]
     dropout = s["attention"].get("dropout", 0.0)
     temp = s["attention"]["normalizer"]["temperature"]
-    if m["kind"] != "lsh":
+    if memory is not None:  # cross-attention: none, padding on the context keys, or custom cells
+        shared = np.ones((n, n_k), bool)
+        if m["kind"] == "padding":
+            shared[:, [t == m["pad_token"] for t in key_tokens]] = False
+        elif m["kind"] == "custom":
+            shared[:] = False
+            for qi, kj in m["cells"]:
+                if 0 <= qi < n and 0 <= kj < n_k:
+                    shared[qi, kj] = True
+    elif m["kind"] != "lsh":
         shared = reference_mask(m, n, tokens, seed)
     slopes = alibi_slopes(h_n) if pos["kind"] == "alibi" else None
     if pos["kind"] == "t5":
         table = normals(stream_key(seed, "positional.t5"), pos["t5_num_buckets"] * h_n).reshape(pos["t5_num_buckets"], h_n)
-    rel = np.arange(n)[None, :] - np.arange(n)[:, None]  # key - query
+    rel = np.arange(n_k)[None, :] - np.arange(n)[:, None]  # key - query
     heads = []
     outs = []
     for h in range(h_n):
@@ -384,21 +403,21 @@ def attention_layer_ref(s, x, layer, tokens):
             sums = e.sum(axis=1, keepdims=True)
             w = np.where(sums > 0, e / np.where(sums > 0, sums, 1), 0.0)
         elif norm["kind"] == "sparsemax":
-            w = np.zeros((n, n))
+            w = np.zeros((n, n_k))
             for i in range(n):
                 if allowed[i].any():
                     w[i, allowed[i]] = sparsemax_ref(logits[i, allowed[i]] / temp)
         else:  # sigmoid
-            b = -math.log(n) if norm["sigmoid_bias_auto"] else norm["sigmoid_bias"]
+            b = -math.log(n_k) if norm["sigmoid_bias_auto"] else norm["sigmoid_bias"]
             w = np.where(allowed, 1 / (1 + np.exp(-(logits / temp + b))), 0.0)
         if dropout > 0:  # inverted dropout, uniform draw i * n + j of stream dropout.layer0.head<h>
-            u = uniforms(stream_key(seed, f"dropout.layer{layer}.head{h}"), n * n).reshape(n, n)
+            u = uniforms(stream_key(seed, f"dropout.layer{layer}.head{h}"), n * n_k).reshape(n, n_k)
             w = np.where(u < dropout, 0.0, w / (1 - dropout))
         o = w @ vh
         outs.append(o)
         heads.append({
             "q": qh.tolist(), "k": kh.tolist(), "v": vh.tolist(),
-            "logits": [[float(logits[i, j]) if allowed[i, j] else None for j in range(n)] for i in range(n)],
+            "logits": [[float(logits[i, j]) if allowed[i, j] else None for j in range(n_k)] for i in range(n)],
             "weights": w.tolist(), "output": o.tolist(),
             "allowed": ["".join("1" if c else "0" for c in row) for row in allowed],
         })
@@ -496,6 +515,14 @@ CASES = [
                                         kv_sharing="gqa", n_kv_heads=2, d_model=16, n_heads=4, seed=41, ffn_mult=2)),
     ("two_attention_layers_no_residual_rollout", session("stacked attention without blocks", n_layers=2,
                                                          rollout_residual=False, d_model=8, n_heads=2, seed=42)),
+    ("cross_none", session("Where did the cat sleep?", context="The tired cat slept on a warm mat by the door.",
+                           mask="none", d_model=16, n_heads=2, seed=51)),
+    ("cross_padding_rope_gqa", session("who slept", context="a cat slept [PAD] [PAD]", mask="padding",
+                                       positional="rope", kv_sharing="gqa", n_kv_heads=2, d_model=16, n_heads=4,
+                                       seed=52)),
+    ("cross_alibi_two_pre_ln", session("two decoder blocks read the memory", context="memory of the encoder",
+                                       mask="none", positional="alibi", block="pre_ln", n_layers=2, d_model=12,
+                                       n_heads=3, seed=53, ffn_mult=2)),
     ("custom_with_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [1, 1], [3, 2]]},
                                       d_model=8, n_heads=1)),
 ]
