@@ -87,24 +87,28 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
   t.masks.resize(s.masks.size());
   t.gallery.resize(s.gallery.size());
   t.positional.resize(s.positional.size());
+  t.analysis.resize(s.analysis.size());
   auto upload_image = [&](Heatmap& h, const ImageData& img) {
     h.update(renderer, img.width, img.height, img.rg, img.vmin, img.vmax, img.diverging ? "rdbu_diverging" : "viridis");
   };
-  const std::size_t total = 2 * heads + s.masks.size() + s.gallery.size() + s.positional.size();
+  const std::size_t total = 2 * heads + s.masks.size() + s.gallery.size() + s.positional.size() + s.analysis.size();
   const auto t0 = std::chrono::steady_clock::now();
   while (st.in_next < total) {
     std::size_t k = st.in_next;
     if (k < 2 * heads) {
       const HeadImage& img = s.images[k / 2];
-      if (k % 2 == 0) t.weights[k / 2].update(renderer, img.width, img.height, img.weights_rg, 0.0f, s.weight_max);
-      else t.logits[k / 2].update(renderer, img.width, img.height, img.logits_rg, s.logit_min, s.logit_max);
+      const std::size_t layer = (k / 2) / s.n_heads;
+      if (k % 2 == 0) t.weights[k / 2].update(renderer, img.width, img.height, img.weights_rg, 0.0f, s.weight_max[layer]);
+      else t.logits[k / 2].update(renderer, img.width, img.height, img.logits_rg, s.logit_min[layer], s.logit_max[layer]);
     } else if ((k -= 2 * heads) < s.masks.size()) {
       upload_image(t.masks[k], s.masks[k]);
     } else if ((k -= s.masks.size()) < s.gallery.size()) {
       upload_image(t.gallery[k], s.gallery[k]);
-    } else {
-      k -= s.gallery.size();
+    } else if ((k -= s.gallery.size()) < s.positional.size()) {
       upload_image(t.positional[k], s.positional[k]);
+    } else {
+      k -= s.positional.size();
+      upload_image(t.analysis[k], s.analysis[k]);
     }
     ++st.in_next;
     if (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms) break;
@@ -143,7 +147,9 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   nlohmann::json widgets = nlohmann::json::object();
   for (const auto& [name, r] : st.widgets) widgets[name] = {r.x * scale.x, r.y * scale.y, r.z * scale.x, r.w * scale.y};
   j["widgets"] = widgets;
-  j["windows"] = {{"mask", st.show_mask}, {"gallery", st.show_gallery}, {"positional", st.show_positional}};
+  j["windows"] = {{"mask", st.show_mask}, {"gallery", st.show_gallery}, {"positional", st.show_positional},
+                  {"metrics", st.show_metrics}};
+  j["layer"] = st.layer;
   j["problems"] = st.problems_current() ? st.newest->problems : std::vector<std::string>{};
   if (st.shown && st.shown->result) {
     const Result& r = *st.shown->result;
@@ -177,6 +183,10 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
                        {"h", h.h * scale.y}, {"n_q", h.n_q}, {"n_k", h.n_k}});
     }
     j["heads"] = heads;
+    j["n_layers"] = r.layers.size();
+    std::vector<int> kv;
+    for (const auto& h : r.layers[0].heads) kv.push_back(h.kv_head);
+    j["kv_heads"] = kv;
   }
   return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -226,7 +236,7 @@ int main(int argc, char** argv) {
   cli.add_flag("--no-mouse", opt.no_mouse, "ignore the mouse (reproducible screenshots)");
   std::vector<std::string> open_views;
   cli.add_option("--view", open_views, "open a view window: mask, gallery, positional (repeatable)")
-      ->check(CLI::IsMember({"mask", "gallery", "positional"}));
+      ->check(CLI::IsMember({"mask", "gallery", "positional", "metrics"}));
   CLI11_PARSE(cli, argc, argv);
 
   AppState st;
@@ -260,6 +270,7 @@ int main(int argc, char** argv) {
     st.show_mask |= v == "mask";
     st.show_gallery |= v == "gallery";
     st.show_positional |= v == "positional";
+    st.show_metrics |= v == "metrics";
   }
   glfwSetErrorCallback([](int code, const char* msg) { std::fprintf(stderr, "attnlab: GLFW error %d: %s\n", code, msg); });
   if (!glfwInit()) {
@@ -338,6 +349,8 @@ int main(int argc, char** argv) {
           RecordWidget(st, "menu.view.gallery");
           ImGui::MenuItem("Positional encoding", nullptr, &st.show_positional);
           RecordWidget(st, "menu.view.positional");
+          ImGui::MenuItem("Metrics and rollout", nullptr, &st.show_metrics);
+          RecordWidget(st, "menu.view.metrics");
           ImGui::EndMenu();
         } else {
           RecordWidget(st, "menu.view");
@@ -371,6 +384,7 @@ int main(int argc, char** argv) {
       ShowMaskWindow(st, worker);
       ShowGalleryWindow(st, worker);
       ShowPositionalWindow(st);
+      ShowMetricsWindow(st);
 
       ImGui::Render();
       int fb_w, fb_h;

@@ -36,7 +36,7 @@ struct AppState {
   std::shared_ptr<const Snapshot> newest;    // newest finished, possibly with problems
   std::shared_ptr<const Snapshot> incoming;  // newest good result, its textures uploading
   struct Textures {
-    std::vector<Heatmap> weights, logits, masks, gallery, positional;
+    std::vector<Heatmap> weights, logits, masks, gallery, positional, analysis;
   };
   Textures tex;          // of `shown`
   Textures in_tex;       // of `incoming`, filled a few per frame
@@ -55,7 +55,8 @@ struct AppState {
   std::map<std::string, ImVec4> widgets;  // named widget rects this frame (x, y, w, h), for tests
 
   // views
-  bool show_mask = false, show_gallery = false, show_positional = false;
+  bool show_mask = false, show_gallery = false, show_positional = false, show_metrics = false;
+  int layer = 0;           // the layer the head grid shows
   int mask_head = 0;       // which head's pattern the mask view shows, when they differ
   int paint = 0;           // custom mask painting: 0 idle, 1 adding, -1 erasing
   ImVec4 text_box{0, 0, 0, 0};  // x, y, w, h
@@ -73,6 +74,7 @@ void ShowControlsPanel(AppState& st, Worker& worker);
 void ShowMaskWindow(AppState& st, Worker& worker);
 void ShowGalleryWindow(AppState& st, Worker& worker);
 void ShowPositionalWindow(AppState& st);
+void ShowMetricsWindow(AppState& st);
 // Draws a prepared matrix with its texture; returns the hovered (row, col) or (-1, -1).
 std::pair<int, int> DrawImage(const AppState& st, const ImageData& img, const Heatmap& tex, ImVec2 origin,
                               ImVec2 size, bool labels, ImVec4* cells_rect = nullptr);

@@ -123,6 +123,23 @@ void add_views(Snapshot& s) {
     if (r.session.attention.mask.causal && mask_combines_with_causal(e.kind)) title += " + causal";
     s.gallery.push_back(mask_image(e.allowed, title));
   }
+  // per layer: head similarity (JS divergence) and attention rollout
+  for (std::size_t l = 0; l < r.metrics.size(); ++l) {
+    ImageData sim = make_image(r.metrics[l].head_similarity, nullptr, kMaxTextureSide);
+    sim.vmin = 0;
+    sim.vmax = static_cast<float>(std::log(2.0));  // the largest JS divergence, in nats
+    sim.title = "head similarity (Jensen-Shannon divergence, nats), layer " + std::to_string(l);
+    sim.caption = "0: the heads attend alike; ln 2: disjoint";
+    s.analysis.push_back(std::move(sim));
+  }
+  for (std::size_t l = 0; l < r.rollout.size(); ++l) {
+    ImageData roll = make_image(r.rollout[l], nullptr, kMaxTextureSide);
+    roll.vmin = 0;
+    roll.title = "attention rollout through layer " + std::to_string(l);
+    roll.caption = r.session.analysis.rollout_residual ? "with the residual term (A + I) / 2" : "without the residual term";
+    roll.token_rows = roll.token_cols = true;
+    s.analysis.push_back(std::move(roll));
+  }
   // positional views
   const PositionalView v = r.key_tokens.empty() ? positional_view(r.session, n) : PositionalView{};
   if (v.encoding.size()) {
@@ -163,20 +180,22 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
   s->problems = std::move(o.problems);
   s->result = std::move(o.result);
   if (!s->result) return s;
-  const auto& heads = s->result->layers.at(0).heads;
-  s->images.resize(heads.size());
-  float wmax = 0, lmin = std::numeric_limits<float>::infinity(), lmax = -lmin;
-  for (std::size_t h = 0; h < heads.size(); ++h) {
-    s->images[h] = make_head_image(heads[h], kMaxTextureSide);
-    wmax = std::max(wmax, heads[h].weights.maxCoeff());
-    for (Eigen::Index i = 0; i < heads[h].logits.size(); ++i) {
-      const float v = heads[h].logits.data()[i];
-      if (std::isfinite(v)) lmin = std::min(lmin, v), lmax = std::max(lmax, v);
+  const Result& r = *s->result;
+  s->n_heads = static_cast<int>(r.layers.at(0).heads.size());
+  for (const LayerResult& layer : r.layers) {
+    float wmax = 0, lmin = std::numeric_limits<float>::infinity(), lmax = -lmin;
+    for (const HeadResult& h : layer.heads) {
+      s->images.push_back(make_head_image(h, kMaxTextureSide));
+      wmax = std::max(wmax, h.weights.maxCoeff());
+      for (Eigen::Index i = 0; i < h.logits.size(); ++i) {
+        const float v = h.logits.data()[i];
+        if (std::isfinite(v)) lmin = std::min(lmin, v), lmax = std::max(lmax, v);
+      }
     }
+    s->weight_max.push_back(wmax > 0 ? wmax : 1);
+    s->logit_min.push_back(std::isfinite(lmin) ? lmin : 0);
+    s->logit_max.push_back(std::isfinite(lmax) && lmax > s->logit_min.back() ? lmax : s->logit_min.back() + 1);
   }
-  s->weight_max = wmax > 0 ? wmax : 1;
-  s->logit_min = std::isfinite(lmin) ? lmin : 0;
-  s->logit_max = std::isfinite(lmax) && lmax > s->logit_min ? lmax : s->logit_min + 1;
   add_views(*s);
   return s;
 }

@@ -40,13 +40,15 @@ struct Snapshot {
   std::uint64_t generation = 0;
   std::shared_ptr<const Result> result;  // null when the session was invalid
   std::vector<std::string> problems;
-  std::vector<HeadImage> images;  // one per head of layer 0
-  float weight_max = 1, logit_min = 0, logit_max = 1;  // global ranges over all heads
+  int n_heads = 0;
+  std::vector<HeadImage> images;  // per layer and head: images[layer * n_heads + head]
+  std::vector<float> weight_max, logit_min, logit_max;  // per layer, ranges over its heads
   std::vector<ImageData> masks;       // the allowed pattern: one, or one per head when they differ (LSH)
   std::vector<double> mask_density;   // per entry of `masks`
   std::vector<long long> mask_cells;  // score computations, per entry of `masks`
   std::vector<ImageData> gallery;     // every mask kind with the session's parameters
   std::vector<ImageData> positional;  // encoding, similarity, RoPE angles, biases per head
+  std::vector<ImageData> analysis;    // per layer: head similarity, then (self-attention) rollout
 };
 
 // Heatmap textures are max-pooled to at most this many cells per side: more than any tile or the

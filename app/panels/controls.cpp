@@ -84,7 +84,10 @@ bool OptionWidget(AppState& st, const OptionSpec& o) {
     if (ImGui::Checkbox(label.c_str(), &b)) next = b ? "true" : "false";
   } else if (o.type == "string") {
     std::string text = value.get<std::string>();
-    if (ImGui::InputText(label.c_str(), &text)) next = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const bool multiline = o.path == "context.text";
+    if (multiline ? ImGui::InputTextMultiline(label.c_str(), &text, ImVec2(0, ImGui::GetTextLineHeight() * 3))
+                  : ImGui::InputText(label.c_str(), &text))
+      next = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else if (o.type == "int_list") {
     // "0, 11": typed as comma-separated positions; what does not parse is ignored
     std::string text;
@@ -181,8 +184,10 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
   ImGui::PushItemWidth(-ImGui::GetFontSize() * 8);
   changed |= OptionSection(st, "Tokens and model", {"tokenizer.", "model."});
   changed |= OptionSection(st, "Positional encoding", {"positional."});
-  changed |= OptionSection(st, "Scores", {"attention.score.", "attention.normalizer."});
+  changed |= OptionSection(st, "Scores", {"attention.score.", "attention.normalizer.", "attention.dropout"});
   changed |= OptionSection(st, "Mask", {"attention.mask."});
+  changed |= OptionSection(st, "Cross-attention", {"context."});
+  changed |= OptionSection(st, "Analysis", {"analysis."});
   if (st.shown && !st.shown->mask_density.empty()) {
     ImGui::TextDisabled("density %.3f, %lld score computations", st.shown->mask_density[0], st.shown->mask_cells[0]);
   }

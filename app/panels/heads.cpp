@@ -15,7 +15,8 @@ namespace {
 
 const Heatmap* heatmap_for(const AppState& st, int head) {
   const auto& maps = st.quantity == Quantity::weights ? st.tex.weights : st.tex.logits;
-  return head < static_cast<int>(maps.size()) ? &maps[head] : nullptr;
+  const std::size_t k = static_cast<std::size_t>(st.layer) * st.shown->n_heads + head;
+  return k < maps.size() ? &maps[k] : nullptr;
 }
 
 }  // namespace
@@ -82,7 +83,7 @@ void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const cha
 
 bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out, Hover* hover_out) {
   const Result& r = *st.shown->result;
-  const HeadResult& hr = r.layers[0].heads[head];
+  const HeadResult& hr = r.layers[st.layer].heads[head];
   const int n_q = static_cast<int>(hr.weights.rows()), n_k = static_cast<int>(hr.weights.cols());
   const float font = ImGui::GetFontSize();
 
@@ -162,12 +163,30 @@ void ShowHeadGrid(AppState& st) {
   }
   const Snapshot& snap = *st.shown;
   const Result& r = *snap.result;
-  const int n_heads = static_cast<int>(r.layers[0].heads.size());
+  const int n_layers = static_cast<int>(r.layers.size());
+  st.layer = std::clamp(st.layer, 0, n_layers - 1);
+  const int n_heads = static_cast<int>(r.layers[st.layer].heads.size());
   const bool weights = st.quantity == Quantity::weights;
-  const float vmin = weights ? 0.0f : snap.logit_min, vmax = weights ? snap.weight_max : snap.logit_max;
+  const float vmin = weights ? 0.0f : snap.logit_min[st.layer];
+  const float vmax = weights ? snap.weight_max[st.layer] : snap.logit_max[st.layer];
 
-  ImGui::Text("layer 0   %d heads   %zu tokens   d_head %d   %s", n_heads, r.tokens.size(), r.d_head,
-              weights ? "attention weights" : "logits (masked cells blank)");
+  if (n_layers > 1) {
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+    ImGui::SliderInt("layer", &st.layer, 0, n_layers - 1);
+    RecordWidget(st, "layer");
+    ImGui::SameLine();
+  } else {
+    ImGui::Text("layer 0  ");
+    ImGui::SameLine();
+  }
+  const std::size_t n_keys = r.keys().size();
+  if (r.key_tokens.empty()) {
+    ImGui::Text("%d heads   %zu tokens   d_head %d   %s", n_heads, r.tokens.size(), r.d_head,
+                weights ? "attention weights" : "logits (masked cells blank)");
+  } else {
+    ImGui::Text("%d heads   cross-attention: %zu queries x %zu context keys   d_head %d   %s", n_heads, r.tokens.size(),
+                n_keys, r.d_head, weights ? "attention weights" : "logits (masked cells blank)");
+  }
   ImGui::SameLine();
   ImGui::TextDisabled("  computed in %.1f ms", r.compute_ms);
 
@@ -190,7 +209,10 @@ void ShowHeadGrid(AppState& st) {
   for (int h = 0; h < n_heads; ++h) {
     const ImVec2 o(start.x + (h % cols) * tile, start.y + (h / cols) * tile);
     ImGui::SetCursorScreenPos(o);
-    ImGui::Text("head %d", h);
+    const int kv = r.layers[st.layer].heads[h].kv_head;
+    if (r.session.model.kv_sharing == KvSharing::mha) ImGui::Text("head %d", h);
+    else ImGui::Text("head %d   K/V %d  (shared by heads %d-%d)", h, kv, kv * (n_heads / r.session.model.kv_heads()),
+                     (kv + 1) * (n_heads / r.session.model.kv_heads()) - 1);
     const ImVec2 area(tile - font * 0.8f, tile - title - font * 0.8f);
     if (DrawHeatmap(st, h, ImVec2(o.x, o.y + title), area, &st.head_rects[h], &st.hover)) st.detail_head = h;
   }
@@ -201,7 +223,7 @@ void ShowHeadGrid(AppState& st) {
 
 void ShowHeadDetail(AppState& st) {
   if (st.detail_head < 0 || !st.shown || !st.shown->result) return;
-  const int n_heads = static_cast<int>(st.shown->result->layers[0].heads.size());
+  const int n_heads = static_cast<int>(st.shown->result->layers[st.layer].heads.size());
   if (st.detail_head >= n_heads) {
     st.detail_head = -1;
     return;
@@ -209,7 +231,7 @@ void ShowHeadDetail(AppState& st) {
   bool open = true;
   ImGui::SetNextWindowSize(ImVec2(760, 760), ImGuiCond_FirstUseEver);
   ImGui::SetNextWindowPos(ImVec2(420, 80), ImGuiCond_FirstUseEver);
-  const std::string title = "head " + std::to_string(st.detail_head) + "###detail";
+  const std::string title = "layer " + std::to_string(st.layer) + ", head " + std::to_string(st.detail_head) + "###detail";
   if (ImGui::Begin(title.c_str(), &open)) {
     const Snapshot& snap = *st.shown;
     const bool weights = st.quantity == Quantity::weights;
@@ -218,7 +240,7 @@ void ShowHeadDetail(AppState& st) {
     const float bar_w = ImGui::GetFontSize() * 5.5f;
     DrawHeatmap(st, st.detail_head, o, ImVec2(avail.x - bar_w, avail.y), nullptr, &st.hover);
     DrawColorBar(ImVec2(o.x + avail.x - bar_w + ImGui::GetFontSize() * 1.5f, o.y + ImGui::GetFontSize()),
-                 avail.y * 0.6f, weights ? 0.0f : snap.logit_min, weights ? snap.weight_max : snap.logit_max,
+                 avail.y * 0.6f, weights ? 0.0f : snap.logit_min[st.layer], weights ? snap.weight_max[st.layer] : snap.logit_max[st.layer],
                  weights ? "weight" : "logit");
   }
   ImGui::End();

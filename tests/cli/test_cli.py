@@ -42,7 +42,7 @@ for name in examples:
         check(key in r, f"{name}: key '{key}'")
     n = len(r["tokens"])
     check(r["n_tokens"] == n and n > 0, f"{name}: n_tokens matches tokens")
-    check(len(r["layers"]) == 1, f"{name}: one layer")
+    check(len(r["layers"]) == r["session"]["model"]["n_layers"], f"{name}: one entry per layer")
     layer = r["layers"][0]
     check(set(layer) >= {"input", "output", "heads", "head_similarity"}, f"{name}: layer keys")
     check(len(layer["head_similarity"]) == r["n_heads"], f"{name}: head_similarity is (n_heads, n_heads)")
