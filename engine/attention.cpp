@@ -328,6 +328,61 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   }
   if (stop || cancelled()) return false;
 
+  if (cfg.kernel.kind != KernelKind::exact) {
+    const auto& kn = cfg.kernel;
+    const bool causal_kernel = cfg.mask.kind == MaskKind::causal || cfg.mask.causal;
+    const std::string lp = "layer" + std::to_string(cfg.layer) + ".";
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int h = 0; h < n_heads; ++h) {
+      HeadResult& r = out.heads[h];
+      const HeadPlan& p = plans[h];
+      const Matrix exact_w = r.weights, exact_o = r.output;
+      Matrix w, o;
+      switch (kn.kind) {
+        case KernelKind::flash: {
+          const float neg_inf = -std::numeric_limits<float>::infinity();
+          // each tile scores itself: score, positional bias, mask, temperature
+          auto tile = [&](int r0, int rows, int c0, int cols, Matrix& sc) {
+            sc.resize(rows, cols);
+            if (p.additive) {
+              for (int i = 0; i < rows; ++i)
+                for (int j = 0; j < cols; ++j)
+                  sc(i, j) = (p.va.array() * (p.a.row(r0 + i) + p.b.row(c0 + j)).array().tanh()).sum();
+            } else {
+              const int d = static_cast<int>(p.qs->cols());
+              gemm_nt(rows, cols, d, p.alpha, &(*p.qs)(r0, 0), d, &(*p.ks)(c0, 0), d, sc.data(), cols);
+            }
+            for (int i = 0; i < rows; ++i)
+              for (int j = 0; j < cols; ++j) {
+                float x = sc(i, j);
+                if (!p.bias->empty()) x += (*p.bias)[(c0 + j) - (r0 + i) + n - 1];
+                sc(i, j) = (*p.allowed)(r0 + i, c0 + j) ? x * p.inv_t : neg_inf;
+              }
+          };
+          flash_attention(n, n_k, r.v, kn.block_rows, kn.block_cols, tile, w, o,
+                          n <= kMaxFlashTraceTokens && n_k <= kMaxFlashTraceTokens ? &r.flash_trace : nullptr);
+          break;
+        }
+        case KernelKind::linear: linear_attention(r.q, r.k, r.v, causal_kernel, w, o); break;
+        case KernelKind::performer: {
+          const Matrix omega = performer_features(stream_key(cfg.seed, lp + "head" + std::to_string(h) + ".performer"),
+                                                  kn.features, d_head, kn.orthogonal);
+          performer_attention(r.q, r.k, r.v, omega, causal_kernel, w, o);
+          break;
+        }
+        case KernelKind::linformer:
+          linformer_attention(r.q, r.k, r.v, kn.projected_length, stream_key(cfg.seed, lp + "linformer.E"),
+                              stream_key(cfg.seed, lp + "linformer.F"), w, o);
+          break;
+        case KernelKind::nystrom: nystrom_attention(r.q, r.k, r.v, kn.landmarks, w, o); break;
+        case KernelKind::exact: break;
+      }
+      r.approx = approx_error(w, o, exact_w, exact_o);
+      r.weights = std::move(w);
+      r.output = std::move(o);
+    }
+  }
+
   Matrix concat(n, d_model);  // (n, n_heads * d_head)
 #pragma omp parallel for
   for (int h = 0; h < n_heads; ++h) concat.middleCols(h * d_head, d_head) = out.heads[h].output;

@@ -2,10 +2,12 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 #include <memory>
 #include <vector>
 
 #include "embed.hpp"
+#include "kernels.hpp"
 #include "masks.hpp"
 #include "session.hpp"
 #include "tensor.hpp"
@@ -19,7 +21,13 @@ struct HeadResult {
   Matrix weights;   // (n_q, n_k) normalizer(logits / temperature), after dropout; exactly 0 where masked
   Matrix output;    // (n_q, d_head) weights * v
   std::shared_ptr<const MaskMatrix> allowed;  // (n_q, n_k) 1 = attended
+  // with a kernel other than exact: weights and output are the kernel's (effective weights for
+  // approximations), compared with exact softmax attention here
+  std::optional<ApproxError> approx;
+  std::vector<FlashTile> flash_trace;  // flash, for up to kMaxFlashTraceTokens queries
 };
+
+inline constexpr int kMaxFlashTraceTokens = 256;
 
 struct LayerResult {
   Matrix input;                   // (n, d_model) the residual stream entering the layer (layer 0: embeddings + positions)
@@ -40,6 +48,7 @@ struct AttentionConfig {
   bool sigmoid_bias_auto = true;
   double sigmoid_bias = 0.0;
   double dropout = 0.0;
+  Session::Attention::Kernel kernel;
   Session::Attention::Mask mask;   // kind and parameters (default: causal)
   Session::Positional positional;  // rope, alibi and t5 act inside the layer; others are ignored here
   std::uint64_t seed = 0;          // BigBird random keys, LSH rotations, T5 bias table

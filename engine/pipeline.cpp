@@ -85,7 +85,14 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
   cfg.temperature = s.attention.normalizer.temperature;
   cfg.sigmoid_bias_auto = s.attention.normalizer.sigmoid_bias_auto;
   cfg.sigmoid_bias = s.attention.normalizer.sigmoid_bias;
-  cfg.dropout = s.attention.dropout;
+  cfg.dropout = s.attention.kernel.kind == KernelKind::exact ? s.attention.dropout : 0.0;
+  cfg.kernel = s.attention.kernel;
+  if (kernel_is_approximation(s.attention.kernel.kind)) {
+    // approximations stand in for softmax(q.k / sqrt(d_head)): that is the reference they are measured against
+    cfg.score = ScoreKind::scaled_dot;
+    cfg.normalizer = NormalizerKind::softmax;
+    cfg.temperature = 1.0;
+  }
   cfg.mask = s.attention.mask;
   cfg.positional = s.positional;
   cfg.seed = s.model.seed;

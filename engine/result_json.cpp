@@ -98,6 +98,11 @@ void write_result_json(std::ostream& os, const Result& r) {
       os << ",\n\"output\":";
       write_matrix(os, H.output);
       os << ",\"kv_head\":" << H.kv_head;
+      if (H.approx) {
+        os << ",\"approximation\":{\"kernel\":\"" << name(r.session.attention.kernel.kind)
+           << "\",\"max_weight_error\":" << num(H.approx->max_weight_error)
+           << ",\"output_error\":" << num(H.approx->output_error) << '}';
+      }
       if (l < r.metrics.size()) {
         const HeadMetrics& m = r.metrics[l].heads[h];
         os << ",\"metrics\":{\"entropy\":" << num(m.entropy) << ",\"entropy_normalized\":"

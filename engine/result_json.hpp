@@ -2,7 +2,8 @@
 // Keys (read by other tools, keep them): format, version, session, tokens, token_spans,
 // key_tokens (cross-attention; empty otherwise), n_tokens, n_keys, d_model, n_heads, d_head,
 // layers[l].{input, output, attention_input, attention_output, rollout (self-attention only),
-// head_similarity, heads[h].{q, k, v, logits, weights, allowed, output, kv_head, metrics}}.
+// head_similarity, heads[h].{q, k, v, logits, weights, allowed, output, kv_head, metrics,
+// approximation (kernel other than exact: kernel, max_weight_error, output_error)}}.
 // Masked logits are null.
 #pragma once
 

@@ -23,6 +23,7 @@ const std::vector<std::string> kScores = {"scaled_dot", "dot", "additive", "gene
 const std::vector<std::string> kNormalizers = {"softmax", "sparsemax", "sigmoid"};
 const std::vector<std::string> kKvSharing = {"mha", "mqa", "gqa"};
 const std::vector<std::string> kBlocks = {"attention", "pre_ln"};
+const std::vector<std::string> kKernels = {"exact", "flash", "linear", "performer", "linformer", "nystrom"};
 const std::vector<std::string> kMasks = {"none",       "causal",    "padding",     "sliding_window",
                                          "causal_sliding_window", "dilated", "longformer", "bigbird",
                                          "block_local", "strided",  "fixed",       "lsh",
@@ -36,6 +37,7 @@ const char* name(ScoreKind k) { return kScores[int(k)].c_str(); }
 const char* name(NormalizerKind k) { return kNormalizers[int(k)].c_str(); }
 const char* name(KvSharing k) { return kKvSharing[int(k)].c_str(); }
 const char* name(BlockKind k) { return kBlocks[int(k)].c_str(); }
+const char* name(KernelKind k) { return kKernels[int(k)].c_str(); }
 const char* name(MaskKind k) { return kMasks[int(k)].c_str(); }
 
 bool mask_combines_with_causal(MaskKind k) {
@@ -241,33 +243,73 @@ std::vector<Field> make_fields() {
       "attention.score.kind", kScores,
       "scaled_dot: q.k / sqrt(d_head); dot: q.k; additive: v^T tanh(W q + U k) (Bahdanau); general: q^T W k "
       "(Luong); cosine: cos(q, k) / temperature",
-      [](auto& s) -> auto& { return s.attention.score.kind; }));
+      [](auto& s) -> auto& { return s.attention.score.kind; },
+      [](const Session& s) { return !kernel_is_approximation(s.attention.kernel.kind); },
+      "attention.kernel.kind in exact, flash"));
   f.push_back(number_field("attention.score.cosine_temperature", 0.01, 10, "cosine score: cos(q, k) / temperature",
                            [](auto& s) -> auto& { return s.attention.score.cosine_temperature; },
-                           [](const Session& s) { return s.attention.score.kind == ScoreKind::cosine; },
+                           [](const Session& s) {
+                             return s.attention.score.kind == ScoreKind::cosine &&
+                                    !kernel_is_approximation(s.attention.kernel.kind);
+                           },
                            "attention.score.kind = cosine"));
   f.push_back(enum_field<NormalizerKind>(
       "attention.normalizer.kind", kNormalizers,
       "softmax; sparsemax: Euclidean projection onto the simplex, exact zeros (Martins & Astudillo 2016); "
       "sigmoid: each weight sigmoid(logit + bias) on its own",
-      [](auto& s) -> auto& { return s.attention.normalizer.kind; }));
+      [](auto& s) -> auto& { return s.attention.normalizer.kind; },
+      [](const Session& s) { return !kernel_is_approximation(s.attention.kernel.kind); },
+      "attention.kernel.kind in exact, flash"));
   f.push_back(number_field("attention.normalizer.temperature", 0.01, 100,
                            "divides the logits before normalizing: low is sharp, high is flat",
-                           [](auto& s) -> auto& { return s.attention.normalizer.temperature; }));
+                           [](auto& s) -> auto& { return s.attention.normalizer.temperature; },
+                           [](const Session& s) { return !kernel_is_approximation(s.attention.kernel.kind); },
+                           "attention.kernel.kind in exact, flash"));
   f.push_back(bool_field("attention.normalizer.sigmoid_bias_auto", "sigmoid bias -log(n_k), so rows start near weight 1/n_k",
                          [](auto& s) -> auto& { return s.attention.normalizer.sigmoid_bias_auto; },
-                         [](const Session& s) { return s.attention.normalizer.kind == NormalizerKind::sigmoid; },
+                         [](const Session& s) {
+                           return s.attention.normalizer.kind == NormalizerKind::sigmoid &&
+                                  !kernel_is_approximation(s.attention.kernel.kind);
+                         },
                          "attention.normalizer.kind = sigmoid"));
   f.push_back(number_field("attention.normalizer.sigmoid_bias", -100, 100, "sigmoid bias b: weight = sigmoid(logit / T + b)",
                            [](auto& s) -> auto& { return s.attention.normalizer.sigmoid_bias; },
                            [](const Session& s) {
                              return s.attention.normalizer.kind == NormalizerKind::sigmoid &&
-                                    !s.attention.normalizer.sigmoid_bias_auto;
+                                    !s.attention.normalizer.sigmoid_bias_auto &&
+                                    !kernel_is_approximation(s.attention.kernel.kind);
                            },
                            "attention.normalizer.kind = sigmoid and sigmoid_bias_auto = false"));
   f.push_back(number_field("attention.dropout", 0, 0.9,
                            "drop each weight with this probability and scale the kept ones by 1 / (1 - p) (seeded)",
-                           [](auto& s) -> auto& { return s.attention.dropout; }));
+                           [](auto& s) -> auto& { return s.attention.dropout; },
+                           [](const Session& s) { return s.attention.kernel.kind == KernelKind::exact; },
+                           "attention.kernel.kind = exact"));
+  auto kernel_is = [](KernelKind k) { return [k](const Session& s) { return s.attention.kernel.kind == k; }; };
+  f.push_back(enum_field<KernelKind>(
+      "attention.kernel.kind", kKernels,
+      "exact; flash: tiled online softmax, exact (Dao et al. 2022); linear (Katharopoulos et al. 2020), performer "
+      "(Choromanski et al. 2021), linformer (Wang et al. 2020), nystrom (Xiong et al. 2021) approximate "
+      "softmax(q.k / sqrt(d_head)) and show their error",
+      [](auto& s) -> auto& { return s.attention.kernel.kind; }));
+  f.push_back(int_field("attention.kernel.block_rows", 1, 1024, "flash: query rows per tile (B_r)",
+                        [](auto& s) -> auto& { return s.attention.kernel.block_rows; }, kernel_is(KernelKind::flash),
+                        "attention.kernel.kind = flash"));
+  f.push_back(int_field("attention.kernel.block_cols", 1, 1024, "flash: keys per tile (B_c)",
+                        [](auto& s) -> auto& { return s.attention.kernel.block_cols; }, kernel_is(KernelKind::flash),
+                        "attention.kernel.kind = flash"));
+  f.push_back(int_field("attention.kernel.features", 1, 8192, "performer: random features m",
+                        [](auto& s) -> auto& { return s.attention.kernel.features; },
+                        kernel_is(KernelKind::performer), "attention.kernel.kind = performer"));
+  f.push_back(bool_field("attention.kernel.orthogonal", "performer: orthogonal random features (lower variance)",
+                         [](auto& s) -> auto& { return s.attention.kernel.orthogonal; },
+                         kernel_is(KernelKind::performer), "attention.kernel.kind = performer"));
+  f.push_back(int_field("attention.kernel.projected_length", 1, 4096, "linformer: keys and values projected to length k",
+                        [](auto& s) -> auto& { return s.attention.kernel.projected_length; },
+                        kernel_is(KernelKind::linformer), "attention.kernel.kind = linformer"));
+  f.push_back(int_field("attention.kernel.landmarks", 1, 1024, "nystrom: landmarks m (segment means; at most n)",
+                        [](auto& s) -> auto& { return s.attention.kernel.landmarks; },
+                        kernel_is(KernelKind::nystrom), "attention.kernel.kind = nystrom"));
   f.push_back(enum_field<MaskKind>("attention.mask.kind", kMasks,
                                    "which keys each query may attend to (docs/variants.md)",
                                    [](auto& s) -> auto& { return s.attention.mask.kind; }));
@@ -578,6 +620,22 @@ Validation validate(const Session& s) {
                   ") must exceed the exact buckets (" + std::to_string(max_exact) + ")");
   }
 
+  const auto& kern = s.attention.kernel;
+  if (kern.kind == KernelKind::flash) {
+    if (s.attention.normalizer.kind != NormalizerKind::softmax)
+      p.push_back(std::string("flash computes softmax; normalizer '") + name(s.attention.normalizer.kind) +
+                  "' needs the exact kernel");
+  } else if (kernel_is_approximation(kern.kind)) {
+    const bool causal_ok = kern.kind == KernelKind::linear || kern.kind == KernelKind::performer;
+    const bool mask_ok = m.kind == MaskKind::none ? !m.causal || causal_ok
+                                                  : m.kind == MaskKind::causal && causal_ok;
+    if (!mask_ok)
+      p.push_back(std::string("kernel '") + name(kern.kind) + "' supports mask " +
+                  (causal_ok ? "none or causal" : "none") + ", not '" + name(m.kind) + (m.causal ? " + causal" : "") + "'");
+    if (s.positional.kind == PositionalKind::alibi || s.positional.kind == PositionalKind::t5)
+      p.push_back(std::string("kernel '") + name(kern.kind) + "' cannot add the " + name(s.positional.kind) +
+                  " bias to its scores; use none, sinusoidal, learned or rope");
+  }
   const bool cross = s.context.enabled;
   if (cross && !mask_allows_cross(m.kind)) {
     p.push_back(std::string("cross-attention: mask '") + name(m.kind) +

@@ -21,6 +21,7 @@ enum class ScoreKind { scaled_dot, dot, additive, general, cosine };
 enum class NormalizerKind { softmax, sparsemax, sigmoid };
 enum class KvSharing { mha, mqa, gqa };
 enum class BlockKind { attention, pre_ln };
+enum class KernelKind { exact, flash, linear, performer, linformer, nystrom };
 // allowed[i][j], i = query, j = key (docs/variants.md has each pattern's definition and source).
 enum class MaskKind {
   none,
@@ -82,6 +83,16 @@ struct Session {
       bool operator==(const Normalizer&) const = default;
     } normalizer;
     double dropout = 0.0;  // probability of dropping a weight (inverted scaling by 1 / (1 - p))
+    struct Kernel {  // how attention is computed: exactly, tiled ("flash"), or approximated
+      KernelKind kind = KernelKind::exact;
+      int block_rows = 4;        // flash B_r
+      int block_cols = 4;        // flash B_c
+      int features = 64;         // performer m
+      bool orthogonal = true;    // performer: orthogonal random features
+      int projected_length = 4;  // linformer k
+      int landmarks = 4;         // nystrom m
+      bool operator==(const Kernel&) const = default;
+    } kernel;
     struct Mask {
       MaskKind kind = MaskKind::causal;
       int window = 2;                  // w: keys each side (sliding), or back (causal sliding)
@@ -151,6 +162,9 @@ const char* name(ScoreKind k);
 const char* name(NormalizerKind k);
 const char* name(KvSharing k);
 const char* name(BlockKind k);
+const char* name(KernelKind k);
+// Approximations replace the score and the normalizer: softmax(q.k / sqrt(d_head)) is what they approximate.
+inline bool kernel_is_approximation(KernelKind k) { return k != KernelKind::exact && k != KernelKind::flash; }
 const char* name(MaskKind k);
 
 struct SessionParse {

@@ -71,6 +71,16 @@ TEST_CASE("attention: every intermediate matches the numpy reference") {
             for (Eigen::Index j = 0; j < a.cols(); ++j) row += a(i, j) ? '1' : '0';
             CHECK_MESSAGE(row == eh["allowed"][i].get<std::string>(), where << " allowed row " << i);
           }
+          if (r->session.attention.kernel.kind == KernelKind::flash) {  // exact: its expected values are standard attention
+            REQUIRE(L.heads[h].approx);
+            CHECK(L.heads[h].approx->max_weight_error < 1e-5);
+            CHECK(L.heads[h].approx->output_error < 1e-5);
+          } else if (L.heads[h].approx || eh.contains("approximation")) {
+            REQUIRE(L.heads[h].approx.has_value() == eh.contains("approximation"));
+            const auto& ea = eh["approximation"];
+            CHECK(L.heads[h].approx->max_weight_error == doctest::Approx(ea["max_weight_error"].get<double>()).epsilon(1e-3));
+            CHECK(L.heads[h].approx->output_error == doctest::Approx(ea["output_error"].get<double>()).epsilon(1e-3));
+          }
           const auto& em = eh["metrics"];
           const HeadMetrics& m = r->metrics[li].heads[h];
           INFO(where << " metrics");
@@ -374,4 +384,95 @@ TEST_CASE("rollout: one layer with no residual equals that layer's head-averaged
   s.analysis.rollout_residual = true;  // with the residual: (W + I) / 2, rows still sum to 1
   const auto res = run(s);
   CHECK(res->rollout[0].isApprox(0.5f * (one->layers[0].heads[0].weights + Matrix::Identity(res->rollout[0].rows(), res->rollout[0].cols())), 1e-6f));
+}
+
+TEST_CASE("kernels: flash equals standard attention to 1e-5 for tile sizes that do and do not divide n") {
+  Session s = small("flash attention is exact because the online softmax rescales what it has summed so far");
+  s.positional.kind = PositionalKind::t5;
+  s.attention.normalizer.temperature = 0.8;
+  const auto exact = run(s);
+  const int n = static_cast<int>(exact->tokens.size());
+  for (int br : {1, 3, 4, 7, 64})
+    for (int bc : {1, 5, 8, 64}) {
+      s.attention.kernel = {};
+      s.attention.kernel.kind = KernelKind::flash;
+      s.attention.kernel.block_rows = br;
+      s.attention.kernel.block_cols = bc;
+      const auto f = run(s);
+      for (std::size_t h = 0; h < f->layers[0].heads.size(); ++h) {
+        INFO("B_r " << br << ", B_c " << bc << ", head " << h);
+        const auto &a = exact->layers[0].heads[h], &b = f->layers[0].heads[h];
+        CHECK((a.weights - b.weights).cwiseAbs().maxCoeff() < 1e-5f);
+        CHECK((a.output - b.output).cwiseAbs().maxCoeff() < 1e-5f);
+        // the trace: one entry per tile; the last tile of a row block holds the row's true max and sum
+        CHECK(b.flash_trace.size() == std::size_t(((n + br - 1) / br) * ((n + bc - 1) / bc)));
+        const FlashTile& last = b.flash_trace[((n + br - 1) / br) * ((n + bc - 1) / bc) - 1];
+        const int i = last.r1 - 1;
+        const float t = static_cast<float>(s.attention.normalizer.temperature);
+        float m = -INFINITY;
+        for (int j = 0; j < n; ++j)
+          if ((*a.allowed)(i, j)) m = std::max(m, a.logits(i, j) / t);
+        double l = 0;
+        for (int j = 0; j < n; ++j)
+          if ((*a.allowed)(i, j)) l += std::exp(a.logits(i, j) / t - m);
+        CHECK(last.m.back() == doctest::Approx(m).epsilon(1e-5));
+        CHECK(last.l.back() == doctest::Approx(l).epsilon(1e-4));
+      }
+    }
+}
+
+TEST_CASE("kernels: Performer's error against softmax falls as the number of features grows") {
+  for (bool orthogonal : {false, true}) {
+    double err_small = 0, err_large = 0;
+    for (std::uint64_t seed : {1, 2, 3}) {
+      Session s = small("random features approximate the softmax kernel better the more of them there are",
+                        MaskKind::none);
+      s.model.seed = seed;
+      s.attention.kernel.kind = KernelKind::performer;
+      s.attention.kernel.orthogonal = orthogonal;
+      s.attention.kernel.features = 4;
+      for (const auto& h : run(s)->layers[0].heads) err_small += h.approx->output_error;
+      s.attention.kernel.features = 4096;
+      for (const auto& h : run(s)->layers[0].heads) err_large += h.approx->output_error;
+    }
+    // FAVOR+'s variance grows like exp(|q + k|^2 / sqrt d), large for random embeddings, so the
+    // error falls slowly (numpy: 1.13 at m = 4, 0.49 at 64, 0.27 at 1024, 0.15 at 8192)
+    INFO("orthogonal " << orthogonal << ": error m=4 " << err_small << ", m=4096 " << err_large);
+    CHECK(err_large < 0.6 * err_small);
+  }
+}
+
+TEST_CASE("kernels: causal linear attention ignores future tokens") {
+  for (auto kind : {KernelKind::linear, KernelKind::performer}) {
+    Session a = small("the cat sat on the mat");
+    a.attention.kernel.kind = kind;
+    Session b = a;
+    b.text = "the cat sat on the dog";
+    const auto ra = run(a), rb = run(b);
+    for (std::size_t h = 0; h < ra->layers[0].heads.size(); ++h) {
+      const auto &ha = ra->layers[0].heads[h], &hb = rb->layers[0].heads[h];
+      CHECK(ha.output.topRows(5).isApprox(hb.output.topRows(5), 1e-6f));
+      CHECK(ha.weights.topRows(5).isApprox(hb.weights.topRows(5), 1e-6f));
+      CHECK(ha.output.row(5) != hb.output.row(5));
+      for (int i = 0; i < 6; ++i)
+        for (int j = i + 1; j < 6; ++j) CHECK(ha.weights(i, j) == 0.0f);
+    }
+  }
+}
+
+TEST_CASE("kernels: validation says which masks and biases each kernel supports") {
+  Session s;
+  s.attention.kernel.kind = KernelKind::linformer;
+  CHECK(validate(s).problems.at(0) == "kernel 'linformer' supports mask none, not 'causal'");
+  s.attention.kernel.kind = KernelKind::linear;
+  s.attention.mask.kind = MaskKind::sliding_window;
+  CHECK(validate(s).problems.at(0) == "kernel 'linear' supports mask none or causal, not 'sliding_window'");
+  s.attention.mask.kind = MaskKind::causal;
+  s.positional.kind = PositionalKind::alibi;
+  CHECK(validate(s).problems.at(0) ==
+        "kernel 'linear' cannot add the alibi bias to its scores; use none, sinusoidal, learned or rope");
+  s = Session{};
+  s.attention.kernel.kind = KernelKind::flash;
+  s.attention.normalizer.kind = NormalizerKind::sparsemax;
+  CHECK(validate(s).problems.at(0) == "flash computes softmax; normalizer 'sparsemax' needs the exact kernel");
 }

@@ -235,11 +235,70 @@ def sparsemax_ref(z):
     return np.maximum(z - tau, 0)
 
 
+def performer_omega(key, m, d, orthogonal):
+    """Gaussian features; orthogonal: modified Gram-Schmidt per block of d rows, rows scaled by chi(d) norms."""
+    blocks = -(-m // d) if orthogonal else 1
+    rows = blocks * d if orthogonal else m
+    g = normals(key, rows * d).reshape(rows, d)
+    if not orthogonal:
+        return g
+    chi = normals(key ^ 0x5DEECE66D, rows * d).reshape(rows, d)
+    w = np.zeros((rows, d))
+    for b in range(blocks):
+        for r in range(b * d, (b + 1) * d):
+            x = g[r].copy()
+            for p in range(b * d, r):
+                x = x - (x @ w[p]) * w[p]
+            w[r] = x / np.linalg.norm(x)
+        for r in range(b * d, (b + 1) * d):
+            w[r] = w[r] * np.linalg.norm(chi[r])
+    return w[:m]
+
+
+def softmax_rows(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def kernel_ref(kind, kp, q, k, v, causal, seed, layer, head):
+    """Effective weights and output of an efficient kernel, from each paper's formulas."""
+    d = q.shape[1]
+    if kind in ("linear", "performer"):
+        if kind == "linear":  # Katharopoulos et al. 2020: elu + 1
+            phi = lambda x: np.where(x > 0, x + 1, np.exp(x))
+        else:  # Choromanski et al. 2021, FAVOR+
+            om = performer_omega(stream_key(seed, f"layer{layer}.head{head}.performer"), kp["features"], d,
+                                 kp["orthogonal"])
+            phi = lambda x: np.exp((x * d ** -0.25) @ om.T - 0.5 * ((x * d ** -0.25) ** 2).sum(axis=1, keepdims=True)) \
+                / math.sqrt(kp["features"])
+        w = phi(q) @ phi(k).T
+        if causal:
+            w = np.tril(w)
+        w = w / w.sum(axis=1, keepdims=True)
+        return w, w @ v
+    if kind == "linformer":  # Wang et al. 2020
+        kk, n_k = kp["projected_length"], len(k)
+        E = normals(stream_key(seed, f"layer{layer}.linformer.E"), kk * n_k, 1 / math.sqrt(kk)).reshape(kk, n_k)
+        F = normals(stream_key(seed, f"layer{layer}.linformer.F"), kk * n_k, 1 / math.sqrt(kk)).reshape(kk, n_k)
+        P = softmax_rows(q @ (E @ k).T / math.sqrt(d))
+        return P @ F, P @ (F @ v)
+    if kind == "nystrom":  # Xiong et al. 2021
+        m = min(kp["landmarks"], len(q), len(k))
+        seg = lambda x: np.stack([x[s * len(x) // m:(s + 1) * len(x) // m].mean(axis=0) for s in range(m)])
+        ql, kl = seg(q), seg(k)
+        F = softmax_rows(q @ kl.T / math.sqrt(d))
+        A = softmax_rows(ql @ kl.T / math.sqrt(d))
+        B = softmax_rows(ql @ k.T / math.sqrt(d))
+        S = F @ np.linalg.pinv(A, rcond=1e-6) @ B
+        return S, S @ v
+    raise ValueError(kind)
+
+
 def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional="sinusoidal",
             score="scaled_dot", temperature=1.0, mask="causal", mask_params=None, pos_params=None,
             normalizer="softmax", kv_sharing="mha", n_kv_heads=2, cosine_temperature=0.1,
             sigmoid_bias_auto=True, sigmoid_bias=0.0, dropout=0.0, n_layers=1, block="attention", ffn_mult=4,
-            rollout_residual=True, context=None):
+            rollout_residual=True, context=None, kernel="exact", kernel_params=None):
     pos = {"kind": positional, "rope_base": 10000.0, "rope_fraction": 1.0, "rope_convention": "rotate_half",
            "t5_num_buckets": 32, "t5_max_distance": 128, "t5_bidirectional": True}
     pos.update(pos_params or {})
@@ -255,6 +314,9 @@ def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional=
                       "normalizer": {"kind": normalizer, "temperature": temperature,
                                      "sigmoid_bias_auto": sigmoid_bias_auto, "sigmoid_bias": sigmoid_bias},
                       "dropout": dropout,
+                      "kernel": dict({"kind": kernel, "block_rows": 4, "block_cols": 4, "features": 64,
+                                      "orthogonal": True, "projected_length": 4, "landmarks": 4},
+                                     **(kernel_params or {})),
                       "mask": mask_default(kind=mask, **(mask_params or {}))},
     }
 
@@ -414,6 +476,14 @@ def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
             u = uniforms(stream_key(seed, f"dropout.layer{layer}.head{h}"), n * n_k).reshape(n, n_k)
             w = np.where(u < dropout, 0.0, w / (1 - dropout))
         o = w @ vh
+        kern = s["attention"].get("kernel", {"kind": "exact"})
+        approx = None
+        if kern["kind"] not in ("exact", "flash"):  # flash is exact: the standard result is its expected value
+            causal_k = m["kind"] == "causal" or m.get("causal", False)
+            wa, oa = kernel_ref(kern["kind"], kern, qh, kh, vh, causal_k, seed, layer, h)
+            approx = {"max_weight_error": float(np.abs(wa - w).max()),
+                      "output_error": float(np.linalg.norm(oa - o) / np.linalg.norm(o))}
+            w, o = wa, oa
         outs.append(o)
         heads.append({
             "q": qh.tolist(), "k": kh.tolist(), "v": vh.tolist(),
@@ -421,6 +491,8 @@ def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
             "weights": w.tolist(), "output": o.tolist(),
             "allowed": ["".join("1" if c else "0" for c in row) for row in allowed],
         })
+        if approx:
+            heads[-1]["approximation"] = approx
     out = np.concatenate(outs, axis=1) @ wo
     dists = [np.array(hd["weights"]) for hd in heads]
     for hd, w in zip(heads, dists):
@@ -523,6 +595,21 @@ CASES = [
     ("cross_alibi_two_pre_ln", session("two decoder blocks read the memory", context="memory of the encoder",
                                        mask="none", positional="alibi", block="pre_ln", n_layers=2, d_model=12,
                                        n_heads=3, seed=53, ffn_mult=2)),
+    ("flash_tiles_not_dividing", session("flash attention tiles the rows and keys in blocks", kernel="flash",
+                                         kernel_params={"block_rows": 3, "block_cols": 5}, positional="alibi",
+                                         mask="sliding_window", mask_params={"window": 2, "causal": True},
+                                         temperature=0.7, d_model=16, n_heads=2, seed=61)),
+    ("linear_noncausal", session("linear attention with an elu feature map", kernel="linear", mask="none",
+                                 d_model=16, n_heads=2, seed=62)),
+    ("linear_causal", session("causal linear attention by prefix sums", kernel="linear", d_model=16, n_heads=2, seed=63)),
+    ("performer_orthogonal", session("performer random features approximate softmax", kernel="performer",
+                                     mask="none", kernel_params={"features": 32}, d_model=16, n_heads=2, seed=64)),
+    ("performer_iid_causal", session("performer causal with plain features", kernel="performer",
+                                     kernel_params={"features": 16, "orthogonal": False}, d_model=16, n_heads=2, seed=65)),
+    ("linformer", session("linformer projects keys and values to a short length", kernel="linformer", mask="none",
+                          kernel_params={"projected_length": 3}, d_model=16, n_heads=2, seed=66)),
+    ("nystrom", session("nystrom former uses landmarks from segment means of queries and keys", kernel="nystrom",
+                        mask="none", kernel_params={"landmarks": 3}, d_model=16, n_heads=2, seed=67)),
     ("custom_with_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [1, 1], [3, 2]]},
                                       d_model=8, n_heads=1)),
 ]
