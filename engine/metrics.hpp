@@ -9,7 +9,8 @@
 namespace attnlab {
 
 // Each row is read as a distribution p_i = w_i / sum_j w_ij (rows with zero sum are skipped), so
-// sigmoid attention and dropout are summarised on the same footing as softmax.
+// sigmoid attention and dropout are summarised on the same footing as softmax. Effective
+// weights below zero (Linformer, Nystromformer) count as zero.
 struct HeadMetrics {
   double entropy = 0;             // mean_i -sum_j p_ij ln p_ij (nats)
   double entropy_normalized = 0;  // mean_i H_i / ln(allowed_i), over rows with >= 2 allowed keys (0..1)

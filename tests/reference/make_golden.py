@@ -502,7 +502,8 @@ def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
 
 
 def row_dists(w):
-    """Rows as distributions (w / row sum); None for rows with no weight."""
+    """Rows as distributions (w / row sum, negative effective weights as 0); None for rows with no weight."""
+    w = np.maximum(w, 0)
     return [row / row.sum() if row.sum() > 0 else None for row in w]
 
 
