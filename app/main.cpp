@@ -148,7 +148,8 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   for (const auto& [name, r] : st.widgets) widgets[name] = {r.x * scale.x, r.y * scale.y, r.z * scale.x, r.w * scale.y};
   j["widgets"] = widgets;
   j["windows"] = {{"mask", st.show_mask}, {"gallery", st.show_gallery}, {"positional", st.show_positional},
-                  {"metrics", st.show_metrics}};
+                  {"metrics", st.show_metrics}, {"flash", st.show_flash}};
+  j["flash_step"] = st.flash_step;
   j["layer"] = st.layer;
   j["problems"] = st.problems_current() ? st.newest->problems : std::vector<std::string>{};
   if (st.shown && st.shown->result) {
@@ -187,6 +188,12 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
     std::vector<int> kv;
     for (const auto& h : r.layers[0].heads) kv.push_back(h.kv_head);
     j["kv_heads"] = kv;
+    j["kernel"] = name(r.session.attention.kernel.kind);
+    nlohmann::json approx = nlohmann::json::array();
+    for (const auto& h : r.layers[0].heads)
+      approx.push_back(h.approx ? nlohmann::json{h.approx->max_weight_error, h.approx->output_error} : nlohmann::json());
+    j["approximation"] = approx;
+    j["flash_tiles"] = r.layers[0].heads[0].flash_trace.size();
   }
   return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -236,7 +243,7 @@ int main(int argc, char** argv) {
   cli.add_flag("--no-mouse", opt.no_mouse, "ignore the mouse (reproducible screenshots)");
   std::vector<std::string> open_views;
   cli.add_option("--view", open_views, "open a view window: mask, gallery, positional (repeatable)")
-      ->check(CLI::IsMember({"mask", "gallery", "positional", "metrics"}));
+      ->check(CLI::IsMember({"mask", "gallery", "positional", "metrics", "flash"}));
   CLI11_PARSE(cli, argc, argv);
 
   AppState st;
@@ -271,6 +278,7 @@ int main(int argc, char** argv) {
     st.show_gallery |= v == "gallery";
     st.show_positional |= v == "positional";
     st.show_metrics |= v == "metrics";
+    st.show_flash |= v == "flash";
   }
   glfwSetErrorCallback([](int code, const char* msg) { std::fprintf(stderr, "attnlab: GLFW error %d: %s\n", code, msg); });
   if (!glfwInit()) {
@@ -351,6 +359,8 @@ int main(int argc, char** argv) {
           RecordWidget(st, "menu.view.positional");
           ImGui::MenuItem("Metrics and rollout", nullptr, &st.show_metrics);
           RecordWidget(st, "menu.view.metrics");
+          ImGui::MenuItem("Flash attention, tile by tile", nullptr, &st.show_flash);
+          RecordWidget(st, "menu.view.flash");
           ImGui::EndMenu();
         } else {
           RecordWidget(st, "menu.view");
@@ -385,6 +395,7 @@ int main(int argc, char** argv) {
       ShowGalleryWindow(st, worker);
       ShowPositionalWindow(st);
       ShowMetricsWindow(st);
+      ShowFlashWindow(st);
 
       ImGui::Render();
       int fb_w, fb_h;

@@ -55,7 +55,8 @@ struct AppState {
   std::map<std::string, ImVec4> widgets;  // named widget rects this frame (x, y, w, h), for tests
 
   // views
-  bool show_mask = false, show_gallery = false, show_positional = false, show_metrics = false;
+  bool show_mask = false, show_gallery = false, show_positional = false, show_metrics = false, show_flash = false;
+  int flash_head = 0, flash_step = 0;  // flash teaching view: which head, how many tiles done
   int layer = 0;           // the layer the head grid shows
   int mask_head = 0;       // which head's pattern the mask view shows, when they differ
   int paint = 0;           // custom mask painting: 0 idle, 1 adding, -1 erasing
@@ -75,6 +76,7 @@ void ShowMaskWindow(AppState& st, Worker& worker);
 void ShowGalleryWindow(AppState& st, Worker& worker);
 void ShowPositionalWindow(AppState& st);
 void ShowMetricsWindow(AppState& st);
+void ShowFlashWindow(AppState& st);
 // Draws a prepared matrix with its texture; returns the hovered (row, col) or (-1, -1).
 std::pair<int, int> DrawImage(const AppState& st, const ImageData& img, const Heatmap& tex, ImVec2 origin,
                               ImVec2 size, bool labels, ImVec4* cells_rect = nullptr);

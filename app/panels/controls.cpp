@@ -186,6 +186,7 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
   changed |= OptionSection(st, "Positional encoding", {"positional."});
   changed |= OptionSection(st, "Scores", {"attention.score.", "attention.normalizer.", "attention.dropout"});
   changed |= OptionSection(st, "Mask", {"attention.mask."});
+  changed |= OptionSection(st, "Kernel", {"attention.kernel."});
   changed |= OptionSection(st, "Cross-attention", {"context."});
   changed |= OptionSection(st, "Analysis", {"analysis."});
   if (st.shown && !st.shown->mask_density.empty()) {

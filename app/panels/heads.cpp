@@ -209,10 +209,17 @@ void ShowHeadGrid(AppState& st) {
   for (int h = 0; h < n_heads; ++h) {
     const ImVec2 o(start.x + (h % cols) * tile, start.y + (h / cols) * tile);
     ImGui::SetCursorScreenPos(o);
-    const int kv = r.layers[st.layer].heads[h].kv_head;
+    const HeadResult& head = r.layers[st.layer].heads[h];
+    const int kv = head.kv_head;
     if (r.session.model.kv_sharing == KvSharing::mha) ImGui::Text("head %d", h);
     else ImGui::Text("head %d   K/V %d  (shared by heads %d-%d)", h, kv, kv * (n_heads / r.session.model.kv_heads()),
                      (kv + 1) * (n_heads / r.session.model.kv_heads()) - 1);
+    if (head.approx) {  // the kernel against exact softmax attention
+      ImGui::SameLine();
+      ImGui::TextColored(ImVec4(0.95f, 0.75f, 0.35f, 1.0f), "  %s: max |dw| %.3g, output error %.2g%%",
+                         name(r.session.attention.kernel.kind), head.approx->max_weight_error,
+                         100.0 * head.approx->output_error);
+    }
     const ImVec2 area(tile - font * 0.8f, tile - title - font * 0.8f);
     if (DrawHeatmap(st, h, ImVec2(o.x, o.y + title), area, &st.head_rects[h], &st.hover)) st.detail_head = h;
   }
