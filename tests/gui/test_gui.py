@@ -14,6 +14,10 @@
                             shows its pattern, and the screenshots differ exactly where the
                             patterns differ; then a custom mask is painted and erased in the
                             Mask window opened from the View menu.
+  test_gui.py family  APP   GQA, cross-attention and an approximation chosen with the mouse:
+                            K/V heads grouped, heatmaps n_q x n_k with the context, Performer's
+                            error shown and its picture different; flash is exact and its tile
+                            view steps with Next.
 
 The app writes --state-file: where each head's heatmap is drawn, in framebuffer pixels.
 """
@@ -261,9 +265,22 @@ def center(rect):
     return x + w / 2, y + h / 2
 
 
+def reveal(d, path):
+    """Scrolls the side panel with the mouse wheel until widget `path` is on screen."""
+    s = d.wait_for(lambda s: path in s["widgets"], f"the {path} control")
+    for _ in range(30):
+        x, y, w, h = s["widgets"][path]
+        if y >= 40 and y + h <= H - 10:
+            return s
+        d.xdo("mousemove", "150", str(H // 2))
+        d.xdo("click", "5" if y + h > H - 10 else "4")
+        s = d.state()
+    return s
+
+
 def choose(d, path, choice):
     """Opens the combo `path` and clicks `choice` (rects from the state dump)."""
-    s = d.wait_for(lambda s: path in s["widgets"], f"the {path} combo")
+    s = reveal(d, path)
     d.click(*center(s["widgets"][path]))
     item = f"{path}={choice}"
     s = d.wait_for(lambda s: item in s["widgets"], f"the open combo listing {choice}")
@@ -333,10 +350,69 @@ def test_masks():
         d.close()
 
 
+def test_family():
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the example session")
+        if not s:
+            return
+        choose(d, "model.kv_sharing", "gqa")
+        s = d.wait_for(lambda s: settled(s) and s["kv_heads"] == [0, 0, 1, 1], "GQA: heads 0-1 read K/V 0, 2-3 K/V 1")
+        check(s is not None, "GQA chosen in the window groups the K/V heads")
+
+        choose(d, "attention.mask.kind", "none")
+        s = d.wait_for(lambda s: settled(s) and s["mask"] == "none", "mask none")
+        s = reveal(d, "context.enabled")
+        d.click(*center(s["widgets"]["context.enabled"]))
+        s = d.wait_for(lambda s: settled(s) and s.get("key_tokens"), "cross-attention on")
+        if not s:
+            return
+        n_q, n_k = len(s["tokens"]), len(s["key_tokens"])
+        check(n_k == 9 and n_q == 11, f"queries from the text (11), keys from the context (9): {n_q} x {n_k}")
+        check(all(h["n_q"] == n_q and h["n_k"] == n_k for h in s["heads"]), "every head is n_q x n_k")
+        h0 = s["heads"][0]
+        check(abs(h0["w"] / h0["h"] - n_k / n_q) < 0.02, f"the heatmap is {n_q} x {n_k} cells on screen")
+        d.xdo("mousemove", "5", str(H - 5))
+        time.sleep(0.4)
+        s = d.wait_for(settled, "settled")
+        cross_png = d.screenshot("cross")
+        grid = cell_colours(cross_png, {"heads": [s["heads"][0]]})[0]
+        check(all(c != tuple(s["background"]) for row in grid for c in row), "cross-attention with no mask: every cell drawn")
+
+        choose(d, "attention.kernel.kind", "performer")
+        s = d.wait_for(lambda s: settled(s) and s["kernel"] == "performer", "Performer")
+        if not s:
+            return
+        check(all(a is not None and a[0] > 0 and a[1] > 0 for a in s["approximation"]),
+              f"Performer reports its error against softmax: {s['approximation']}")
+        d.xdo("mousemove", "5", str(H - 5))
+        time.sleep(0.4)
+        s = d.wait_for(settled, "settled")
+        perf = cell_colours(d.screenshot("performer"), {"heads": [s["heads"][0]]})[0]
+        changed = sum(1 for a, b in zip(sum(grid, []), sum(perf, [])) if a != b)
+        check(changed > len(sum(grid, [])) // 2, f"Performer's weights differ from exact softmax on screen ({changed} cells)")
+
+        choose(d, "attention.kernel.kind", "flash")
+        s = d.wait_for(lambda s: settled(s) and s["kernel"] == "flash", "flash")
+        check(all(a is not None and a[0] <= 1e-5 and a[1] <= 1e-5 for a in s["approximation"]),
+              f"flash equals softmax: {s['approximation']}")
+        d.click(*center(s["widgets"]["menu.view"]))
+        s = d.wait_for(lambda s: "menu.view.flash" in s["widgets"], "the View menu")
+        d.click(*center(s["widgets"]["menu.view.flash"]))
+        s = d.wait_for(lambda s: "flash.next" in s["widgets"], "the flash window")
+        check(s["flash_step"] == 1 and s["flash_tiles"] == 9, f"tile 1 of 9 (3 x 3 tiles of 4): {s['flash_step']}, {s['flash_tiles']}")
+        d.click(*center(s["widgets"]["flash.next"]))
+        d.click(*center(s["widgets"]["flash.next"]))
+        s = d.wait_for(lambda s: s["flash_step"] == 3, "two steps with Next")
+        check(s is not None, "Next steps through the tiles")
+    finally:
+        d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
 {"causal": test_causal, "typing": test_typing, "invalid": test_invalid, "hover": test_hover,
- "masks": test_masks}[MODE]()
+ "masks": test_masks, "family": test_family}[MODE]()
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
