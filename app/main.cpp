@@ -335,6 +335,11 @@ int main(int argc, char** argv) {
         }
       }
       upload_some(st, renderer, 8.0);
+      worker.set_want_metrics(st.show_metrics);
+      if (st.show_metrics && st.shown && st.shown->result && st.shown->result->metrics.empty() && !st.incoming &&
+          !worker.busy() && st.newest == st.shown) {
+        st.posted = worker.post(st.session);  // the Metrics window was opened: compute them now
+      }
 
       ImGui_ImplOpenGL3_NewFrame();
       ImGui_ImplGlfw_NewFrame();

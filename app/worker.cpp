@@ -124,7 +124,7 @@ void add_views(Snapshot& s) {
     s.gallery.push_back(mask_image(e.allowed, title));
   }
   // per layer: head similarity (JS divergence) and attention rollout
-  for (std::size_t l = 0; l < r.metrics.size(); ++l) {
+  for (std::size_t l = 0; l < r.metrics.size(); ++l) {  // empty while the Metrics window is closed
     ImageData sim = make_image(r.metrics[l].head_similarity, nullptr, kMaxTextureSide);
     sim.vmin = 0;
     sim.vmax = static_cast<float>(std::log(2.0));  // the largest JS divergence, in nats
@@ -251,7 +251,7 @@ void Worker::run() {
     }
     Outcome o;
     try {
-      o = engine_.compute(s, &cancel_);
+      o = engine_.compute(s, &cancel_, {want_metrics_.load()});
     } catch (const std::bad_alloc&) {
       o.problems = {"out of memory computing this session: use fewer tokens or heads"};
     } catch (const std::exception& e) {

@@ -67,6 +67,8 @@ class Worker {
   std::shared_ptr<const Snapshot> latest() const;  // newest finished, or null before the first
   bool busy() const { return busy_.load(); }       // a request is pending or being computed
   std::uint64_t posted() const;
+  // Per-head metrics are computed only while someone shows them (the Metrics window).
+  void set_want_metrics(bool want) { want_metrics_ = want; }
 
  private:
   void run();
@@ -76,7 +78,7 @@ class Worker {
   std::optional<Session> pending_;
   std::uint64_t pending_generation_ = 0;
   std::shared_ptr<const Snapshot> latest_;
-  std::atomic<bool> cancel_{false}, quit_{false}, busy_{false};
+  std::atomic<bool> cancel_{false}, quit_{false}, busy_{false}, want_metrics_{false};
   Engine engine_;
   std::thread thread_;
 };

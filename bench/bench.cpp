@@ -3,7 +3,9 @@
 //                        per-head logits and weights kept, random tokens (QKV + heads + W_O)
 //   mha_self_attention_causal  the same under a causal mask
 //   keystroke_to_result  the app's path after a one-character edit: validate, tokenize,
-//                        embed (cached), attention, Result; warm Engine as in the worker
+//                        embed (cached), attention, rollout, Result; warm Engine as in the worker
+//                        (per-head metrics are computed only while the Metrics window is open)
+//   keystroke_to_result_with_metrics  the same with the per-head metrics and head similarity
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -56,7 +58,7 @@ std::string random_words(int n, std::uint64_t seed) {
   return text;
 }
 
-void BM_keystroke_to_result(benchmark::State& state) {
+void run_keystroke(benchmark::State& state, bool metrics) {
   const int n = static_cast<int>(state.range(0));
   Session s;
   s.text = random_words(n - 1, 2) + "x";
@@ -66,11 +68,15 @@ void BM_keystroke_to_result(benchmark::State& state) {
   int k = 0;
   for (auto _ : state) {
     s.text.back() = static_cast<char>('a' + (k++ % 26));  // the user edits the last word
-    Outcome o = engine.compute(s);
+    Outcome o = engine.compute(s, nullptr, {metrics});
     benchmark::DoNotOptimize(o.result.get());
     if (!o.result || o.result->tokens.size() != static_cast<std::size_t>(n)) state.SkipWithError("wrong token count");
   }
 }
+
+// as the window computes while the Metrics window is closed, and with the per-head metrics
+void BM_keystroke_to_result(benchmark::State& state) { run_keystroke(state, false); }
+void BM_keystroke_to_result_with_metrics(benchmark::State& state) { run_keystroke(state, true); }
 
 // Prints "<case> n=<n> <time> ms" for each aggregate "median" (and any single run).
 class LineReporter : public benchmark::BenchmarkReporter {
@@ -103,6 +109,7 @@ class LineReporter : public benchmark::BenchmarkReporter {
 BENCHMARK(BM_mha_self_attention)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()
     ->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_mha_self_attention_causal)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
+BENCHMARK(BM_keystroke_to_result_with_metrics)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_keystroke_to_result)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
 
 int main(int argc, char** argv) {

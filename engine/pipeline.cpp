@@ -62,7 +62,7 @@ Matrix Engine::layer_input(const Session& s, const std::vector<Token>& tokens) {
   return x;
 }
 
-Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
+Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel, ComputeOptions options) {
   const auto t0 = std::chrono::steady_clock::now();
   Outcome out;
   Validation v = validate(s);
@@ -130,7 +130,7 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel) {
     mean_weights.push_back(m / static_cast<float>(layer.heads.size()));
   }
   if (!s.context.enabled) r->rollout = attention_rollout(mean_weights, s.analysis.rollout_residual);
-  for (const LayerResult& layer : r->layers) {
+  for (const LayerResult& layer : options.metrics ? r->layers : std::vector<LayerResult>{}) {
     LayerMetrics m;
     for (const HeadResult& h : layer.heads) m.heads.push_back(head_metrics(h));
     m.head_similarity = head_similarity(layer.heads);

@@ -201,6 +201,11 @@ void ShowMetricsWindow(AppState& st) {
   if (ImGui::Begin("Metrics and rollout###metrics", &st.show_metrics) && st.shown && st.shown->result) {
     const Snapshot& s = *st.shown;
     const Result& r = *s.result;
+    if (r.metrics.empty()) {
+      ImGui::TextDisabled("computing the metrics...");
+      ImGui::End();
+      return;
+    }
     const int l = std::clamp(st.layer, 0, static_cast<int>(r.metrics.size()) - 1);
     ImGui::Text("layer %d (choose the layer above the heads)", l);
     if (ImGui::BeginTable("metrics", 7, ImGuiTableFlags_Borders | ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit)) {
