@@ -54,6 +54,14 @@ for name in examples:
     for h, head in enumerate(layer["heads"]):
         check(set(head) >= {"q", "k", "v", "logits", "weights", "allowed", "output", "kv_head", "metrics"},
               f"{name}: head {h} keys")
+        kernel = r["session"]["attention"].get("kernel", {}).get("kind", "exact")
+        check(("approximation" in head) == (kernel != "exact"), f"{name}: head {h} approximation iff kernel not exact")
+        if "approximation" in head:
+            a = head["approximation"]
+            check(a["kernel"] == kernel and a["max_weight_error"] >= 0 and a["output_error"] >= 0,
+                  f"{name}: head {h} approximation errors")
+            if kernel == "flash":
+                check(a["max_weight_error"] < 1e-5 and a["output_error"] < 1e-5, f"{name}: flash is exact")
         check(set(head["metrics"]) == {"entropy", "entropy_normalized", "mean_distance", "max_weight", "first_token",
                                        "density"}, f"{name}: head {h} metrics keys")
         n_keys = r["n_keys"]
