@@ -54,9 +54,12 @@ bool OptionWidget(AppState& st, const OptionSpec& o) {
   if (o.type == "enum") {
     const std::string cur = value.get<std::string>();
     if (ImGui::BeginCombo(label.c_str(), cur.c_str(), ImGuiComboFlags_HeightLargest)) {
+      // On its first frame the popup is laid out hidden, before it is moved to fit the screen
+      // (above the combo near the bottom): its items are recorded from the second frame on.
+      const bool placed = !ImGui::IsWindowAppearing();
       for (const auto& c : o.choices) {
         if (ImGui::Selectable(c.c_str(), c == cur)) next = nlohmann::json(c).dump();
-        RecordWidget(st, o.path + "=" + c);
+        if (placed) RecordWidget(st, o.path + "=" + c);
       }
       ImGui::EndCombo();
     }

@@ -120,13 +120,20 @@ class Display:
         except (OSError, ValueError):
             return None
 
-    def wait_for(self, pred, what, timeout=30):
+    def poll(self, pred, timeout):
+        """The first state that satisfies pred within timeout seconds, or None."""
         end = time.time() + timeout
         while time.time() < end:
             s = self.state()
             if s and pred(s):
                 return s
             time.sleep(0.1)
+        return None
+
+    def wait_for(self, pred, what, timeout=30):
+        s = self.poll(pred, timeout)
+        if s:
+            return s
         check(False, f"timed out waiting for {what}; last state: {json.dumps(self.state())[:400]}")
         return None
 
@@ -274,7 +281,8 @@ def reveal(d, path):
             return s
         d.xdo("mousemove", "150", str(H // 2))
         d.xdo("click", "5" if y + h > H - 10 else "4")
-        s = d.state()
+        # the next state drawn after the scroll (a loaded machine may take longer than one pause)
+        s = d.poll(lambda t: t["widgets"].get(path) != [x, y, w, h], timeout=3) or d.state()
     return s
 
 
@@ -283,6 +291,8 @@ def choose(d, path, choice):
     s = reveal(d, path)
     d.click(*center(s["widgets"][path]))
     item = f"{path}={choice}"
+    s = d.wait_for(lambda s: item in s["widgets"], f"the open combo listing {choice}")
+    time.sleep(0.2)  # and where it stays: read again before clicking
     s = d.wait_for(lambda s: item in s["widgets"], f"the open combo listing {choice}")
     d.click(*center(s["widgets"][item]))
 
