@@ -1,6 +1,8 @@
 // attnlab-cli: headless commands over the same engine as the window.
 //   attnlab-cli compute SESSION.json [-o OUT.json]   Result as JSON (stdout without -o)
 //   attnlab-cli options                               every session option as JSON
+//   attnlab-cli render SESSION.json --view V -o F.png  a figure (no display needed)
+//   attnlab-cli export SESSION.json --matrix M -o F.csv|.npy|.json|.tsv   one matrix
 // Errors: one line on stderr, exit 1 (2 for usage); an output file is written whole or not at all.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -9,7 +11,14 @@
 #include <iostream>
 #include <sstream>
 
+#include "colormap.hpp"
+#include <nlohmann/json.hpp>
+
+#include "export.hpp"
+#include "figure_views.hpp"
 #include "memory.hpp"
+#include "steps.hpp"
+#include "tokenize.hpp"
 #include "pipeline.hpp"
 #include "result_json.hpp"
 #include "session.hpp"
@@ -88,6 +97,93 @@ int compute_command(const std::string& session_path, const std::string& out_path
   return 0;
 }
 
+bool load(const std::string& session_path, std::shared_ptr<const Result>& out, int& rc) {
+  std::string text, err;
+  if (!read_file(session_path, text, err)) return rc = fail(err), false;
+  auto parsed = parse_session(text);
+  if (!parsed.session) return rc = fail(session_path + ": " + join(parsed.problems)), false;
+  Outcome o = compute(*parsed.session);
+  if (!o.result) return rc = fail(session_path + ": " + join(o.problems)), false;
+  out = o.result;
+  return true;
+}
+
+struct RenderArgs {
+  std::string session, out, layout, view = "heads", colormap = "viridis", range = "global", step = "weights";
+  int layer = 0, head = 0, columns = 0;
+  float scale = 1;
+  bool logits = false, log = false, light = false, no_numbers = false;
+};
+
+int render_command(const RenderArgs& a) {
+  ViewRequest q;
+  if (!parse_figure_view(a.view, q.view)) return fail("unknown view '" + a.view + "' (heads, detail, model, mask, positional, gallery, similarity, step)");
+  FigureStyle st;
+  if (!parse_range_mode(a.range, st.range)) return fail("unknown range '" + a.range + "' (global, per_head, per_row)");
+  if (!(a.scale == 1 || a.scale == 2 || a.scale == 4)) return fail("scale must be 1, 2 or 4");
+  st.scale = a.scale;
+  st.colormap = a.colormap;
+  if (&colormap(a.colormap) == &colormaps().front() && a.colormap != colormaps().front().name)
+    return fail("unknown colormap '" + a.colormap + "'");
+  st.log = a.log;
+  st.light = a.light;
+  st.numbers = !a.no_numbers;
+  st.columns = a.columns;
+  if (q.view == FigureView::detail || q.view == FigureView::step) st.panel_side = 560;
+  if (q.view == FigureView::model) st.panel_side = 160;
+  q.layer = a.layer;
+  q.head = a.head;
+  q.logits = a.logits;
+  q.step = a.step;
+  std::shared_ptr<const Result> r;
+  int rc = 0;
+  if (!load(a.session, r, rc)) return rc;
+  if (q.view == FigureView::model && st.columns == 0) st.columns = static_cast<int>(r->layers[0].heads.size());
+  std::vector<FigurePanel> panels;
+  std::string title, err;
+  if (!view_panels(*r, q, panels, title, err)) return fail(a.session + ": " + err);
+  if (a.out.empty()) return fail("-o FILE.png is required");
+  FigureLayout layout;
+  if (!write_png(a.out, render_figure(title, panels, st, &layout), err)) return fail(err);
+  if (!a.layout.empty()) {  // where the cells were drawn, for tests and scripts
+    nlohmann::json j;
+    j["panels"] = layout.cells;
+    j["background"] = layout.background;
+    std::vector<std::array<long, 2>> shapes;
+    for (const auto& p : panels) shapes.push_back({long(p.values.rows()), long(p.values.cols())});
+    j["shapes"] = shapes;
+    if (!write_file_atomic(a.layout, j.dump() + "\n", err)) return fail(err);
+  }
+  return 0;
+}
+
+int export_command(const std::string& session_path, const std::string& matrix, int layer, int head,
+                   const std::string& out_path) {
+  MatrixFormat f;
+  if (!format_from_path(out_path, f)) return fail(out_path + ": the name must end in .csv, .npy, .json or .tsv");
+  std::shared_ptr<const Result> r;
+  int rc = 0;
+  if (!load(session_path, r, rc)) return rc;
+  if (layer < 0 || layer >= int(r->layers.size())) return fail("layer " + std::to_string(layer) + " out of range");
+  if (head < 0 || head >= int(r->layers[layer].heads.size())) return fail("head " + std::to_string(head) + " out of range");
+  for (Step& s : head_steps(*r, layer, head)) {
+    if (s.id != matrix) continue;
+    LabeledMatrix m{s.id, std::move(s.values), {}, {}};
+    auto labels = [&](Axis a, int count) {
+      std::vector<std::string> out;
+      const auto& toks = a == Axis::keys ? r->keys() : r->tokens;
+      for (int i = 0; i < count; ++i) out.push_back(a == Axis::dims ? "d" + std::to_string(i) : token_label(toks[i].text));
+      return out;
+    };
+    m.row_labels = labels(s.rows, static_cast<int>(m.values.rows()));
+    m.col_labels = labels(s.cols, static_cast<int>(m.values.cols()));
+    std::string err;
+    if (!write_file_atomic(out_path, encode_matrix(m, f), err)) return fail(err);
+    return 0;
+  }
+  return fail("unknown matrix '" + matrix + "' (input, q, k, v, scores, scaled, biased, masked, weights, context, output)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,6 +197,33 @@ int main(int argc, char** argv) {
   compute_cmd->add_option("-o,--output", out_path, "output file (default: stdout)");
 
   auto* options_cmd = app.add_subcommand("options", "print every session option with its allowed values as JSON");
+
+  RenderArgs ra;
+  auto* render_cmd = app.add_subcommand("render", "draw a view of a session to a PNG (no display needed)");
+  render_cmd->add_option("session", ra.session, "session JSON file (- for stdin)")->required();
+  render_cmd->add_option("--view", ra.view, "heads, detail, model, mask, positional, gallery, similarity or step");
+  render_cmd->add_option("-o,--output", ra.out, "PNG file to write")->required();
+  render_cmd->add_option("--layer", ra.layer, "layer (default 0)");
+  render_cmd->add_option("--head", ra.head, "head, for detail and step (default 0)");
+  render_cmd->add_option("--step", ra.step, "step view: input, q, k, v, scores, scaled, biased, masked, weights, context, output");
+  render_cmd->add_option("--scale", ra.scale, "1, 2 or 4 (default 1)");
+  render_cmd->add_option("--colormap", ra.colormap, "viridis, magma, inferno, cividis, greys");
+  render_cmd->add_option("--range", ra.range, "global, per_head or per_row");
+  render_cmd->add_option("--columns", ra.columns, "panels per row (default: about square)");
+  render_cmd->add_flag("--logits", ra.logits, "logits instead of weights");
+  render_cmd->add_flag("--log", ra.log, "log colour scale for weights");
+  render_cmd->add_flag("--light", ra.light, "white background");
+  render_cmd->add_option("--layout", ra.layout, "also write where each panel's cells are (JSON)");
+  render_cmd->add_flag("--no-numbers", ra.no_numbers, "no values printed in large cells");
+
+  std::string ex_session, ex_matrix = "weights", ex_out;
+  int ex_layer = 0, ex_head = 0;
+  auto* export_cmd = app.add_subcommand("export", "write one matrix of one head as CSV, NumPy .npy, JSON or TSV");
+  export_cmd->add_option("session", ex_session, "session JSON file (- for stdin)")->required();
+  export_cmd->add_option("--matrix", ex_matrix, "input, q, k, v, scores, scaled, biased, masked, weights, context, output");
+  export_cmd->add_option("--layer", ex_layer, "layer (default 0)");
+  export_cmd->add_option("--head", ex_head, "head (default 0)");
+  export_cmd->add_option("-o,--output", ex_out, "file; the format follows its extension")->required();
 
   try {
     app.parse(argc, argv);
@@ -117,6 +240,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*compute_cmd) return compute_command(session_path, out_path);
+    if (*render_cmd) return render_command(ra);
+    if (*export_cmd) return export_command(ex_session, ex_matrix, ex_layer, ex_head, ex_out);
   } catch (const std::bad_alloc&) {
     return fail("out of memory");
   } catch (const std::exception& e) {

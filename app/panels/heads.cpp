@@ -5,7 +5,7 @@
 #include <cmath>
 #include <string>
 
-#include "../render/colormap.hpp"
+#include "colormap.hpp"
 #include "../ui.hpp"
 #include "tokenize.hpp"
 

@@ -146,5 +146,113 @@ check(p.returncode == 2, "unknown command: exit 2")
 p = run("compute", os.path.join(ROOT, "assets", "sessions", examples[0]), "-o", "/nonexistent-dir/x.json")
 check(p.returncode == 1 and b"cannot write" in p.stderr, "unwritable output: cannot write")
 
+# --- render: figures without a display ------------------------------------------------------------
+import numpy as np
+from PIL import Image
+
+VIRIDIS_TOP = (253, 231, 37)  # the last entry of assets/colormaps/viridis.csv, rounded
+example = os.path.join(ROOT, "assets", "sessions", "example.json")
+no_display = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+
+
+def render(session, *args):
+    png, lay = os.path.join(tmp, "fig.png"), os.path.join(tmp, "fig.json")
+    for f in (png, lay):
+        if os.path.exists(f):
+            os.remove(f)
+    p = subprocess.run([CLI, "render", session, "-o", png, "--layout", lay, *args], capture_output=True, timeout=120,
+                       env=no_display)
+    if p.returncode != 0:
+        return p, None, None
+    return p, Image.open(png).convert("RGB"), json.load(open(lay))
+
+
+def cell_px(img, rect, shape, i, j, corner=False):
+    x, y, w, h = rect
+    cw, ch = w / shape[1], h / shape[0]
+    return img.getpixel((int(x + (j + (0.15 if corner else 0.5)) * cw), int(y + (i + (0.15 if corner else 0.5)) * ch)))
+
+
+r = json.loads(run("compute", example).stdout)
+weights = [np.array(h["weights"], dtype=float) for h in r["layers"][0]["heads"]]
+p, img, lay = render(example, "--view", "heads", "--no-numbers")
+check(p.returncode == 0, f"render heads without DISPLAY exits 0 ({p.stderr.decode()!r})")
+if img:
+    bg = tuple(lay["background"])
+    check(len(lay["panels"]) == r["n_heads"], "render heads: one panel per head")
+    for k, (rect, shape) in enumerate(zip(lay["panels"], lay["shapes"])):
+        n = shape[0]
+        wrong = [(i, j) for i in range(n) for j in range(n) if (cell_px(img, rect, shape, i, j) == bg) != (j > i)]
+        check(not wrong, f"render heads: panel {k} is background exactly above the diagonal (causal), wrong at {wrong[:4]}")
+p, img, lay = render(example, "--view", "heads", "--range", "per_row")
+if check(img is not None, "render --range per_row"):
+    for k, (rect, shape) in enumerate(zip(lay["panels"], lay["shapes"])):
+        top = [cell_px(img, rect, shape, i, int(np.argmax(weights[k][i])), corner=True) for i in range(shape[0])]
+        check(all(c == VIRIDIS_TOP for c in top), f"per_row: every row's largest weight has viridis' top colour (head {k}: {top[:3]})")
+p, one, lay1 = render(example, "--view", "detail", "--head", "2")
+p, two, lay2 = render(example, "--view", "detail", "--head", "2", "--scale", "2")
+if check(one is not None and two is not None, "render detail at 1x and 2x"):
+    check(abs(two.width - 2 * one.width) <= 2 and abs(two.height - 2 * one.height) <= 2,
+          f"2x is twice the size: {one.size} -> {two.size}")
+p, img, lay = render(example, "--view", "heads", "--light")
+check(img is not None and img.getpixel((2, 2)) == (255, 255, 255) and tuple(lay["background"]) == (255, 255, 255),
+      "--light: white background")
+for session in ("example.json", "bigbird-rope.json", "alibi-causal-window.json", "three-blocks-gqa.json"):
+    for view in ("heads", "detail", "model", "mask", "positional", "gallery", "similarity"):
+        p, img, lay = render(os.path.join(ROOT, "assets", "sessions", session), "--view", view)
+        if session == "example.json" and view == "positional":  # sinusoidal: encoding + similarity
+            check(img is not None and len(lay["panels"]) == 2, "positional view of sinusoidal: encoding and similarity")
+        check(p.returncode == 0 and img is not None and img.width > 100,
+              f"render {session} --view {view} ({p.stderr.decode()!r})")
+gqa = json.load(open(os.path.join(ROOT, "assets", "sessions", "three-blocks-gqa.json")))
+p, img, lay = render(os.path.join(ROOT, "assets", "sessions", "three-blocks-gqa.json"), "--view", "model")
+check(img is not None and len(lay["panels"]) == gqa["model"]["n_layers"] * gqa["model"]["n_heads"] > 1, f"model view: layers x heads panels ({lay and len(lay['panels'])})")
+for step in ("input", "q", "k", "v", "scores", "scaled", "biased", "masked", "weights", "context", "output"):
+    p, img, lay = render(example, "--view", "step", "--step", step, "--head", "1")
+    check(p.returncode == 0 and img is not None, f"render step {step}")
+render_bad = {
+    ("--view", "sideways"): "unknown view 'sideways'",
+    ("--view", "detail", "--head", "9"): "head 9 out of range",
+    ("--view", "heads", "--layer", "3"): "layer 3 out of range",
+    ("--view", "heads", "--scale", "3"): "scale must be 1, 2 or 4",
+    ("--view", "heads", "--colormap", "jet"): "unknown colormap 'jet'",
+    ("--view", "step", "--step", "bogus"): "no step 'bogus'",
+}
+for args, message in render_bad.items():
+    p, img, _ = render(example, *args)
+    err = p.stderr.decode()
+    check(p.returncode == 1 and message in err and err.count("\n") == 1, f"render {args}: {message!r} (got {err!r})")
+    check(not os.path.exists(os.path.join(tmp, "fig.png")), f"render {args}: no PNG left")
+p, img, _ = render(os.path.join(ROOT, "assets", "sessions", "cross-attention.json"), "--view", "positional")
+check(p.returncode == 1 and b"self-attention" in p.stderr, "positional view under cross-attention: a reason")
+
+# --- export: one matrix as .npy, CSV, JSON, TSV ---------------------------------------------------------
+logits = np.array([[(-np.inf if v is None else v) for v in row] for row in r["layers"][0]["heads"][1]["logits"]])
+for ext in ("npy", "csv", "json", "tsv"):
+    out = os.path.join(tmp, "m." + ext)
+    for matrix, want in (("weights", weights[1]), ("masked", logits)):
+        p = run("export", example, "--matrix", matrix, "--head", "1", "-o", out)
+        if not check(p.returncode == 0, f"export {matrix} .{ext} ({p.stderr.decode()!r})"):
+            continue
+        if ext == "npy":
+            got = np.load(out)
+            check(got.dtype == np.float32, ".npy is float32")
+        elif ext == "json":
+            j = json.load(open(out))
+            check(j["shape"] == [11, 11] and j["rows"][0] == "The" and j["cols"][1] == "cat", "JSON shape and labels")
+            got = np.array([[(-np.inf if v is None else v) for v in row] for row in j["values"]])
+        else:
+            lines = open(out).read().splitlines()
+            sep = "," if ext == "csv" else "\t"
+            check(lines[0].split(sep)[1:3] == ["The", "cat"] and lines[1].split(sep)[0] == "The", f".{ext} header and row labels")
+            got = np.array([[float(v) for v in line.split(sep)[1:]] for line in lines[1:]])
+        check(got.shape == want.shape and np.array_equal(np.isinf(got), np.isinf(want))
+              and np.allclose(got[np.isfinite(want)], want[np.isfinite(want)], atol=1e-6),
+              f"export {matrix} .{ext} holds the Result's values (-inf where masked)")
+p = run("export", example, "-o", os.path.join(tmp, "m.xlsx"))
+check(p.returncode == 1 and b"must end in .csv, .npy, .json or .tsv" in p.stderr, "export: unknown extension")
+p = run("export", example, "--matrix", "nope", "-o", os.path.join(tmp, "m.csv"))
+check(p.returncode == 1 and b"unknown matrix 'nope'" in p.stderr, "export: unknown matrix")
+
 print(f"{passed} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -5,7 +5,7 @@
 
 #include "colormap_data.hpp"  // generated: kColormapCsv[] = {{name, csv text}, ...}
 
-namespace attnlab::app {
+namespace attnlab {
 
 const std::vector<Colormap>& colormaps() {
   static const std::vector<Colormap> maps = [] {
@@ -32,4 +32,4 @@ const Colormap& colormap(std::string_view name) {
   return colormaps().front();
 }
 
-}  // namespace attnlab::app
+}  // namespace attnlab

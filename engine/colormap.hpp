@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-namespace attnlab::app {
+namespace attnlab {
 
 struct Colormap {
   std::string_view name;
@@ -17,4 +17,4 @@ struct Colormap {
 const std::vector<Colormap>& colormaps();
 const Colormap& colormap(std::string_view name);  // viridis when the name is unknown
 
-}  // namespace attnlab::app
+}  // namespace attnlab
