@@ -31,7 +31,8 @@ struct Options {
   std::string session_path, screenshot_path, state_path;
   int frames = 3;
   int width = 1600, height = 1000;
-  bool no_mouse = false;
+  bool no_mouse = false, example = false, light = false;
+  float font_scale = 0;
 };
 
 std::string join(const std::vector<std::string>& v) {
@@ -88,27 +89,35 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
   t.gallery.resize(s.gallery.size());
   t.positional.resize(s.positional.size());
   t.analysis.resize(s.analysis.size());
+  t.steps.resize(s.steps.size());
+  const std::string& cmap = s.display.colormap;
   auto upload_image = [&](Heatmap& h, const ImageData& img) {
-    h.update(renderer, img.width, img.height, img.rg, img.vmin, img.vmax, img.diverging ? "rdbu_diverging" : "viridis");
+    h.update(renderer, img.width, img.height, img.rg, img.vmin, img.vmax, img.diverging ? "rdbu_diverging" : cmap);
   };
-  const std::size_t total = 2 * heads + s.masks.size() + s.gallery.size() + s.positional.size() + s.analysis.size();
+  const std::size_t total =
+      2 * heads + s.masks.size() + s.gallery.size() + s.positional.size() + s.analysis.size() + s.steps.size();
   const auto t0 = std::chrono::steady_clock::now();
   while (st.in_next < total) {
     std::size_t k = st.in_next;
     if (k < 2 * heads) {
       const HeadImage& img = s.images[k / 2];
       const std::size_t layer = (k / 2) / s.n_heads;
-      if (k % 2 == 0) t.weights[k / 2].update(renderer, img.width, img.height, img.weights_rg, 0.0f, s.weight_max[layer]);
-      else t.logits[k / 2].update(renderer, img.width, img.height, img.logits_rg, s.logit_min[layer], s.logit_max[layer]);
+      const bool own = s.display.range == RangeMode::per_head;
+      const ValueRange w = own ? s.head_weight_range[k / 2] : s.weight_range[layer];
+      const ValueRange l = own ? s.head_logit_range[k / 2] : s.logit_range[layer];
+      if (k % 2 == 0) t.weights[k / 2].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi, cmap);
+      else t.logits[k / 2].update(renderer, img.width, img.height, img.logits_rg, l.lo, l.hi, cmap);
     } else if ((k -= 2 * heads) < s.masks.size()) {
       upload_image(t.masks[k], s.masks[k]);
     } else if ((k -= s.masks.size()) < s.gallery.size()) {
       upload_image(t.gallery[k], s.gallery[k]);
     } else if ((k -= s.gallery.size()) < s.positional.size()) {
       upload_image(t.positional[k], s.positional[k]);
-    } else {
-      k -= s.positional.size();
+    } else if ((k -= s.positional.size()) < s.analysis.size()) {
       upload_image(t.analysis[k], s.analysis[k]);
+    } else {
+      k -= s.analysis.size();
+      upload_image(t.steps[k], s.steps[k].image);
     }
     ++st.in_next;
     if (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms) break;
@@ -150,11 +159,53 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   j["windows"] = {{"mask", st.show_mask}, {"gallery", st.show_gallery}, {"positional", st.show_positional},
                   {"metrics", st.show_metrics}, {"flash", st.show_flash}};
   j["flash_step"] = st.flash_step;
+  j["windows"]["model"] = st.show_model;
+  j["windows"]["pipeline"] = st.show_pipeline;
+  j["windows"]["lines"] = st.show_lines;
+  j["windows"]["compare"] = st.show_compare;
+  j["windows"]["help"] = st.show_help;
+  j["windows"]["export"] = st.show_export;
+  j["windows"]["browser"] = st.browser.open;
+  j["windows"]["lesson"] = st.lesson >= 0;
+  j["text"] = st.session.text;
+  j["temperature"] = st.session.attention.normalizer.temperature;
+  j["undo"] = st.undo.size();
+  j["redo"] = st.redo.size();
+  j["display"] = {{"colormap", st.display.colormap}, {"range", name(st.display.range)}, {"log", st.display.log},
+                  {"numbers", st.numbers}};
+  j["light"] = st.light;
+  j["font_scale"] = st.font_scale;
+  j["font_size"] = ImGui::GetFontSize();
+  j["hide_controls"] = st.hide_controls;
+  j["fullscreen"] = st.fullscreen;
+  j["session_path"] = st.session_path;
+  j["recent"] = st.recent;
+  j["status"] = st.status;
+  j["config_dir"] = st.config_dir;
+  j["lessons"] = st.lessons.size();
+  j["lesson"] = st.lesson;
+  j["lesson_step"] = st.lesson_step;
+  j["lines_token"] = st.lines_token;
+  j["lines_drawn"] = st.lines_drawn;
+  j["zoom"] = st.zoom;
+  j["pan"] = {st.pan.x, st.pan.y};
+  j["compare_hover"] = {st.compare_hover.query, st.compare_hover.key};
+  j["diff_max"] = st.diff_max;
+  j["b_temperature"] = st.session_b.attention.normalizer.temperature;
+  j["b_shown"] = st.b_shown && st.b_shown->result ? st.b_shown->generation : 0;
+  j["b_posted"] = st.b_posted;
   j["layer"] = st.layer;
   j["problems"] = st.problems_current() ? st.newest->problems : std::vector<std::string>{};
   if (st.shown && st.shown->result) {
     const Result& r = *st.shown->result;
     j["shown_generation"] = st.shown->generation;
+    j["shown_display"] = {{"colormap", st.shown->display.colormap}, {"range", name(st.shown->display.range)},
+                          {"log", st.shown->display.log}};
+    if (!st.shown->steps.empty() && !st.tex.steps.empty()) {
+      const auto& stp = st.shown->steps[std::min<std::size_t>(st.pipeline_step, st.shown->steps.size() - 1)];
+      j["pipeline"] = {{"step", st.pipeline_step}, {"id", stp.id}, {"steps", st.shown->steps.size()},
+                       {"rows", stp.image.rows}, {"cols", stp.image.cols}};
+    }
     j["mask"] = name(r.session.attention.mask.kind);
     j["positional"] = name(r.session.positional.kind);
     if (!st.shown->mask_density.empty()) {
@@ -198,8 +249,9 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void load_fonts() {
+void load_fonts(float scale) {
   ImGuiIO& io = ImGui::GetIO();
+  io.Fonts->Clear();
   const char* path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
   std::error_code ec;
   if (!fs::exists(path, ec)) {  // Debian's ImGui asserts on a missing font file: check first
@@ -215,17 +267,84 @@ void load_fonts() {
                                   0x2200, 0x22FF, 0x2300, 0x23FF, 0x2400, 0x243F, 0x25A0, 0x25FF, 0};
   b.AddRanges(extra);
   b.BuildRanges(&ranges);
-  io.Fonts->AddFontFromFileTTF(path, 17.0f, nullptr, ranges.Data);
+  // rasterised at the size it is shown, so it stays sharp at every scale
+  io.Fonts->AddFontFromFileTTF(path, std::round(17.0f * scale), nullptr, ranges.Data);
 }
 
-void style() {
-  ImGui::StyleColorsDark();
+// Dark for the desk; light and high-contrast for projectors. Sizes follow the font scale.
+void style(bool light, float scale) {
   ImGuiStyle& s = ImGui::GetStyle();
+  s = ImGuiStyle();
+  if (light) {
+    ImGui::StyleColorsLight();
+    s.Colors[ImGuiCol_WindowBg] = ImVec4(1, 1, 1, 1);  // opaque: masked cells show exactly this
+    s.Colors[ImGuiCol_Text] = ImVec4(0, 0, 0, 1);
+    s.Colors[ImGuiCol_TextDisabled] = ImVec4(0.25f, 0.25f, 0.25f, 1);
+    s.Colors[ImGuiCol_Border] = ImVec4(0, 0, 0, 0.6f);
+    s.Colors[ImGuiCol_FrameBg] = ImVec4(0.88f, 0.88f, 0.9f, 1);
+    s.Colors[ImGuiCol_PopupBg] = ImVec4(1, 1, 0.96f, 1);
+  } else {
+    ImGui::StyleColorsDark();
+    s.Colors[ImGuiCol_WindowBg] = ImVec4(0.11f, 0.11f, 0.12f, 1.0f);  // opaque: masked cells show exactly this
+  }
   s.WindowRounding = 0;
   s.FrameRounding = 3;
   s.GrabRounding = 3;
-  s.Colors[ImGuiCol_WindowBg] = ImVec4(0.11f, 0.11f, 0.12f, 1.0f);  // opaque: masked cells show exactly this
   s.Colors[ImGuiCol_ChildBg] = ImVec4(0, 0, 0, 0);
+  s.ScaleAllSizes(scale);
+}
+
+std::vector<std::string> g_dropped;  // paths dropped on the window (GLFW callback), handled next frame
+
+void set_fullscreen(GLFWwindow* w, bool on, int width, int height) {
+  GLFWmonitor* m = glfwGetPrimaryMonitor();
+  const GLFWvidmode* mode = m ? glfwGetVideoMode(m) : nullptr;
+  if (on && mode) glfwSetWindowMonitor(w, m, 0, 0, mode->width, mode->height, mode->refreshRate);
+  else glfwSetWindowMonitor(w, nullptr, 40, 40, width, height, 0);
+}
+
+void TogglePresentation(AppState& st, GLFWwindow* window, const Options& opt) {
+  static struct { bool light, hide, fullscreen; float scale; } saved{};
+  const bool on = !(st.fullscreen && st.light && st.hide_controls);
+  if (on) {
+    saved = {st.light, st.hide_controls, st.fullscreen, st.font_scale};
+    st.light = st.hide_controls = st.fullscreen = true;
+    st.font_scale = std::max(st.font_scale, 1.75f);
+  } else {
+    st.light = saved.light;
+    st.hide_controls = saved.hide;
+    st.fullscreen = saved.fullscreen;
+    st.font_scale = saved.scale > 0 ? saved.scale : 1.0f;
+  }
+  set_fullscreen(window, st.fullscreen, opt.width, opt.height);
+}
+
+// Global keys. GLFW key codes index ImGui 1.86's key state (the GLFW backend maps them 1:1).
+void HandleShortcuts(AppState& st, Worker& worker, GLFWwindow* window, const Options& opt) {
+  const ImGuiIO& io = ImGui::GetIO();
+  auto pressed = [](int key) { return ImGui::IsKeyPressed(key, false); };
+  if (pressed(GLFW_KEY_F1)) st.show_help = !st.show_help;
+  if (pressed(GLFW_KEY_F5)) TogglePresentation(st, window, opt);
+  if (pressed(GLFW_KEY_F9)) st.hide_controls = !st.hide_controls;
+  if (pressed(GLFW_KEY_F11)) {
+    st.fullscreen = !st.fullscreen;
+    set_fullscreen(window, st.fullscreen, opt.width, opt.height);
+  }
+  if (!io.KeyCtrl) return;
+  if (pressed(GLFW_KEY_O)) st.browser = {true, false, "", "", ""};
+  if (pressed(GLFW_KEY_S)) {
+    if (io.KeyShift || st.session_path.empty()) st.browser = {true, true, "", "session.json", ""};
+    else SaveSessionFile(st, st.session_path);
+  }
+  if (pressed(GLFW_KEY_E)) st.show_export = true;
+  if (pressed(GLFW_KEY_Q)) glfwSetWindowShouldClose(window, 1);
+  if (pressed(GLFW_KEY_EQUAL) || pressed(GLFW_KEY_KP_ADD)) st.font_scale = std::min(3.0f, st.font_scale + 0.25f);
+  if (pressed(GLFW_KEY_MINUS) || pressed(GLFW_KEY_KP_SUBTRACT)) st.font_scale = std::max(1.0f, st.font_scale - 0.25f);
+  if (pressed(GLFW_KEY_C) && !io.WantTextInput) CopyHoveredToClipboard(st);
+  // the text box keeps its own Ctrl+Z while it is being edited; its edits are in the history too
+  if (io.WantTextInput) return;
+  if (pressed(GLFW_KEY_Z)) io.KeyShift ? Redo(st, worker) : Undo(st, worker);
+  if (pressed(GLFW_KEY_Y)) Redo(st, worker);
 }
 
 }  // namespace
@@ -243,7 +362,10 @@ int main(int argc, char** argv) {
   cli.add_flag("--no-mouse", opt.no_mouse, "ignore the mouse (reproducible screenshots)");
   std::vector<std::string> open_views;
   cli.add_option("--view", open_views, "open a view window: mask, gallery, positional (repeatable)")
-      ->check(CLI::IsMember({"mask", "gallery", "positional", "metrics", "flash"}));
+      ->check(CLI::IsMember({"mask", "gallery", "positional", "metrics", "flash", "model", "pipeline", "lines", "compare", "help"}));
+  cli.add_flag("--example", opt.example, "start on the built-in example, not where the last run left off");
+  cli.add_option("--font-scale", opt.font_scale, "font scale, 1 to 3")->check(CLI::Range(1.0, 3.0));
+  cli.add_flag("--light", opt.light, "light, high-contrast theme");
   CLI11_PARSE(cli, argc, argv);
 
   AppState st;
@@ -251,6 +373,12 @@ int main(int argc, char** argv) {
   {
     auto p = parse_session(kExampleSession);
     st.session = p.session.value_or(Session{});
+  }
+  LoadPrefs(st);
+  LoadLessons(st, ATTNLAB_ASSET_DIR "/lessons");
+  if (opt.session_path.empty() && opt.screenshot_path.empty() && !opt.example && !st.last_session.empty()) {
+    // where the last run left off (an invalid one is shown with its problems, as it was)
+    if (auto p = parse_session(st.last_session); p.session) st.session = *p.session;
   }
   if (!opt.session_path.empty()) {
     std::string err;
@@ -272,13 +400,18 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  st.opened = st.session;
+  st.opened = st.committed = st.session;
   for (const auto& v : open_views) {
     st.show_mask |= v == "mask";
     st.show_gallery |= v == "gallery";
     st.show_positional |= v == "positional";
     st.show_metrics |= v == "metrics";
     st.show_flash |= v == "flash";
+    st.show_model |= v == "model";
+    st.show_pipeline |= v == "pipeline";
+    st.show_lines |= v == "lines";
+    st.show_compare |= v == "compare";
+    st.show_help |= v == "help";
   }
   glfwSetErrorCallback([](int code, const char* msg) { std::fprintf(stderr, "attnlab: GLFW error %d: %s\n", code, msg); });
   if (!glfwInit()) {
@@ -305,10 +438,22 @@ int main(int argc, char** argv) {
   IMGUI_CHECKVERSION();
   ImGui::CreateContext();
   ImGuiIO& io = ImGui::GetIO();
-  io.IniFilename = nullptr;  // layouts do not leak between runs (persisted preferences come later)
+  // window layout persists beside the preferences, in the user's config directory (XDG)
+  static std::string ini;
+  if (!st.config_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(st.config_dir, ec);
+    ini = st.config_dir + "/imgui.ini";
+    io.IniFilename = ini.c_str();
+  } else {
+    io.IniFilename = nullptr;
+  }
   if (opt.no_mouse) io.ConfigFlags |= ImGuiConfigFlags_NoMouse;
-  style();
-  load_fonts();
+  if (opt.font_scale > 0) st.font_scale = opt.font_scale;
+  if (opt.light) st.light = true;
+  glfwSetDropCallback(window, [](GLFWwindow*, int n, const char** paths) {
+    for (int i = 0; i < n; ++i) g_dropped.emplace_back(paths[i]);
+  });
   ImGui_ImplGlfw_InitForOpenGL(window, true);
   ImGui_ImplOpenGL3_Init("#version 330 core");
 
@@ -316,8 +461,13 @@ int main(int argc, char** argv) {
   {
     HeatmapRenderer renderer;
     if (!renderer.init()) return 1;
-    Worker worker;
-    st.posted = worker.post(st.session);
+    Worker worker, worker_b;
+    st.worker_b = &worker_b;
+    st.posted = worker.post(st.session, st.display);
+    bool applied_light = !st.light;
+    float pending_font_scale = 0;
+    const Snapshot* diff_a = nullptr;
+    const Snapshot* diff_b = nullptr;
 
     const auto started = std::chrono::steady_clock::now();
     int ready_frames = 0;
@@ -335,10 +485,77 @@ int main(int argc, char** argv) {
         }
       }
       upload_some(st, renderer, 8.0);
-      worker.set_want_metrics(st.show_metrics);
-      if (st.show_metrics && st.shown && st.shown->result && st.shown->result->metrics.empty() && !st.incoming &&
-          !worker.busy() && st.newest == st.shown) {
-        st.posted = worker.post(st.session);  // the Metrics window was opened: compute them now
+      worker.set_want_metrics(st.show_metrics || st.show_compare);
+      worker_b.set_want_metrics(true);
+      if (pending_font_scale > 0) st.font_scale = pending_font_scale, pending_font_scale = 0;
+      // theme and font scale (the atlas is rebuilt at the new size, between frames)
+      if (st.font_scale != st.applied_font_scale || st.light != applied_light) {
+        st.font_scale = std::clamp(st.font_scale, 1.0f, 3.0f);
+        style(st.light, st.font_scale);
+        if (st.font_scale != st.applied_font_scale) {
+          load_fonts(st.font_scale);
+          ImGui_ImplOpenGL3_DestroyFontsTexture();
+          ImGui_ImplOpenGL3_CreateFontsTexture();
+        }
+        st.applied_font_scale = st.font_scale;
+        applied_light = st.light;
+      }
+      // the pipeline view wants the steps of the open head
+      {
+        DisplayOptions want = st.display;
+        want.steps_layer = st.show_pipeline ? st.layer : -1;
+        want.steps_head = st.show_pipeline ? std::max(0, st.detail_head) : -1;
+        if (!(want == st.display)) {
+          st.display = want;
+          Repost(st, worker);
+        }
+      }
+      if (!g_dropped.empty()) {  // a file dropped on the window: the first session among them
+        for (const auto& p : g_dropped)
+          if (fs::path(p).extension() == ".json") {
+            OpenSessionFile(st, worker, p);
+            break;
+          }
+        g_dropped.clear();
+      }
+      // compare: B is computed by its own worker; its textures and B - A follow new results
+      if (st.show_compare) {
+        if (!st.b_posted) {
+          st.session_b = st.session;
+          st.b_posted = worker_b.post(st.session_b, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
+        }
+        if (auto b = worker_b.latest(); b && b->result && b != st.b_shown) st.b_shown = b;
+        if (st.b_shown && st.shown && st.shown->result && (diff_a != st.shown.get() || diff_b != st.b_shown.get())) {
+          diff_a = st.shown.get();
+          diff_b = st.b_shown.get();
+          const Snapshot& b = *st.b_shown;
+          st.b_tex.resize(b.n_heads);
+          for (int h = 0; h < b.n_heads; ++h) {
+            const HeadImage& img = b.images[h];
+            const ValueRange w = st.shown->weight_range[0];
+            st.b_tex[h].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi, b.display.colormap);
+          }
+          st.diff_img.clear();
+          st.diff_tex.resize(std::min(b.n_heads, st.shown->n_heads));
+          for (int h = 0; h < int(st.diff_tex.size()); ++h) {
+            const Matrix& wa = st.shown->result->layers[0].heads[h].weights;
+            const Matrix& wb = b.result->layers[0].heads[h].weights;
+            if (wa.rows() != wb.rows() || wa.cols() != wb.cols()) {
+              st.diff_tex.resize(h);
+              break;
+            }
+            ImageData d = make_image(Matrix(wb - wa), nullptr, kMaxTextureSide);
+            const float m = std::max({std::abs(d.vmin), std::abs(d.vmax)});
+            d.vmin = -m;
+            d.vmax = m;
+            st.diff_tex[h].update(renderer, d.width, d.height, d.rg, m > 0 ? -m : -1, m > 0 ? m : 1, "rdbu_diverging");
+            st.diff_img.push_back(std::move(d));
+          }
+        }
+      }
+      if ((st.show_metrics || st.show_compare) && st.shown && st.shown->result && st.shown->result->metrics.empty() &&
+          !st.incoming && !worker.busy() && st.newest == st.shown) {
+        st.posted = worker.post(st.session, st.display);  // metrics were asked for: compute them now
       }
 
       ImGui_ImplOpenGL3_NewFrame();
@@ -354,21 +571,91 @@ int main(int argc, char** argv) {
                    ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoBringToFrontOnFocus |
                        ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_MenuBar);
       if (ImGui::BeginMenuBar()) {
-        if (ImGui::BeginMenu("View")) {
-          RecordWidget(st, "menu.view");
-          ImGui::MenuItem("Mask", nullptr, &st.show_mask);
-          RecordWidget(st, "menu.view.mask");
-          ImGui::MenuItem("Mask gallery", nullptr, &st.show_gallery);
-          RecordWidget(st, "menu.view.gallery");
-          ImGui::MenuItem("Positional encoding", nullptr, &st.show_positional);
-          RecordWidget(st, "menu.view.positional");
-          ImGui::MenuItem("Metrics and rollout", nullptr, &st.show_metrics);
-          RecordWidget(st, "menu.view.metrics");
-          ImGui::MenuItem("Flash attention, tile by tile", nullptr, &st.show_flash);
-          RecordWidget(st, "menu.view.flash");
+        auto item = [&](const char* label, const char* shortcut, bool* flag, const char* id, bool enabled = true) {
+          const bool clicked = ImGui::MenuItem(label, shortcut, flag, enabled);
+          RecordWidget(st, id);
+          return clicked;
+        };
+        auto menu = [&](const char* label, const char* id) {
+          const bool open = ImGui::BeginMenu(label);
+          RecordWidget(st, id);
+          return open;
+        };
+        if (menu("File", "menu.file")) {
+          if (item("Open...", "Ctrl+O", nullptr, "menu.file.open")) st.browser = {true, false, "", "", ""};
+          if (item("Save", "Ctrl+S", nullptr, "menu.file.save")) {
+            if (st.session_path.empty()) st.browser = {true, true, "", "session.json", ""};
+            else SaveSessionFile(st, st.session_path);
+          }
+          if (item("Save as...", "Ctrl+Shift+S", nullptr, "menu.file.save_as")) st.browser = {true, true, "", "session.json", ""};
+          if (ImGui::BeginMenu("Open recent", !st.recent.empty())) {
+            for (std::size_t k = 0; k < st.recent.size(); ++k) {
+              const std::string path = st.recent[k];
+              if (ImGui::MenuItem(path.c_str())) OpenSessionFile(st, worker, path);
+              RecordWidget(st, "menu.file.recent=" + std::to_string(k));
+            }
+            ImGui::EndMenu();
+          }
+          RecordWidget(st, "menu.file.recent");
+          item("Export figure or matrix...", "Ctrl+E", &st.show_export, "menu.file.export");
+          ImGui::Separator();
+          if (item("Quit", "Ctrl+Q", nullptr, "menu.file.quit")) glfwSetWindowShouldClose(window, 1);
           ImGui::EndMenu();
-        } else {
-          RecordWidget(st, "menu.view");
+        }
+        if (menu("Edit", "menu.edit")) {
+          if (item("Undo", "Ctrl+Z", nullptr, "menu.edit.undo", !st.undo.empty())) Undo(st, worker);
+          if (item("Redo", "Ctrl+Shift+Z", nullptr, "menu.edit.redo", !st.redo.empty())) Redo(st, worker);
+          ImGui::EndMenu();
+        }
+        if (menu("View", "menu.view")) {
+          item("Model view (all layers x heads)", nullptr, &st.show_model, "menu.view.model");
+          item("Step by step (one head's pipeline)", nullptr, &st.show_pipeline, "menu.view.pipeline");
+          item("Line view", nullptr, &st.show_lines, "menu.view.lines");
+          item("Compare A / B", nullptr, &st.show_compare, "menu.view.compare");
+          ImGui::Separator();
+          item("Mask", nullptr, &st.show_mask, "menu.view.mask");
+          item("Mask gallery", nullptr, &st.show_gallery, "menu.view.gallery");
+          item("Positional encoding", nullptr, &st.show_positional, "menu.view.positional");
+          item("Metrics, head similarity and rollout", nullptr, &st.show_metrics, "menu.view.metrics");
+          item("Flash attention, tile by tile", nullptr, &st.show_flash, "menu.view.flash");
+          ImGui::EndMenu();
+        }
+        if (menu("Lessons", "menu.lessons")) {
+          for (std::size_t k = 0; k < st.lessons.size(); ++k) {
+            if (ImGui::MenuItem(st.lessons[k].title.c_str(), nullptr, st.lesson == int(k))) {
+              st.lesson = static_cast<int>(k);
+              st.lesson_step = 0;
+              st.session = st.lessons[k].steps[0].session;
+              Edited(st, worker);
+            }
+            RecordWidget(st, "menu.lessons=" + std::to_string(k));
+          }
+          ImGui::EndMenu();
+        }
+        if (menu("Present", "menu.present")) {
+          bool presenting = st.fullscreen && st.light && st.hide_controls;
+          if (item("Presentation mode", "F5", &presenting, "menu.present.mode")) TogglePresentation(st, window, opt);
+          item("Light theme (projectors)", nullptr, &st.light, "menu.present.light");
+          item("Hide controls", "F9", &st.hide_controls, "menu.present.hide");
+          bool fs = st.fullscreen;
+          if (item("Full screen", "F11", &fs, "menu.present.fullscreen")) {
+            st.fullscreen = fs;
+            set_fullscreen(window, fs, opt.width, opt.height);
+          }
+          ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+          float scale = st.font_scale;
+          if (ImGui::SliderFloat("font scale", &scale, 1.0f, 3.0f, "%.2gx")) pending_font_scale = scale;
+          RecordWidget(st, "menu.present.font");
+          ImGui::EndMenu();
+        }
+        if (menu("Help", "menu.help")) {
+          item("Keyboard shortcuts", "F1", &st.show_help, "menu.help.keys");
+          ImGui::EndMenu();
+        }
+        if (!st.status.empty()) {
+          ImGui::SameLine(0, ImGui::GetFontSize() * 2);
+          ImGui::TextColored(st.status_error ? ImVec4(1.0f, 0.45f, 0.4f, 1.0f) : ImVec4(0.45f, 0.8f, 0.45f, 1.0f), "%s",
+                             st.status.c_str());
         }
         ImGui::EndMenuBar();
       }
@@ -385,12 +672,19 @@ int main(int argc, char** argv) {
         ImGui::SameLine();
         if (ImGui::SmallButton("dismiss")) banner.clear();
       }
-      const float side = ImGui::GetFontSize() * 25;
-      ImGui::BeginChild("side", ImVec2(side, 0), false);
-      ShowTextPanel(st, worker);
-      ShowControlsPanel(st, worker);
-      ImGui::EndChild();
-      ImGui::SameLine();
+      if (!st.hide_controls) {
+        const float side = ImGui::GetFontSize() * 25;
+        ImGui::BeginChild("side", ImVec2(side, 0), false);
+        if (st.edit_b && st.show_compare) {  // the same controls, on compare's session B
+          ImGui::TextColored(ImVec4(0.95f, 0.7f, 0.3f, 1.0f), "Editing session B (Compare window)");
+          std::swap(st.session, st.session_b);
+        }
+        ShowTextPanel(st, worker);
+        ShowControlsPanel(st, worker);
+        if (st.edit_b && st.show_compare) std::swap(st.session, st.session_b);
+        ImGui::EndChild();
+        ImGui::SameLine();
+      }
       ImGui::BeginChild("heads", ImVec2(0, 0), false, ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse);
       ShowHeadGrid(st);
       ImGui::EndChild();
@@ -401,6 +695,15 @@ int main(int argc, char** argv) {
       ShowPositionalWindow(st);
       ShowMetricsWindow(st);
       ShowFlashWindow(st);
+      ShowModelWindow(st);
+      ShowPipelineWindow(st, worker);
+      ShowLinesWindow(st);
+      ShowCompareWindow(st, worker, worker_b, renderer);
+      ShowLessonWindow(st, worker);
+      ShowExportWindow(st);
+      ShowFileBrowser(st, worker);
+      ShowHelpWindow(st);
+      HandleShortcuts(st, worker, window, opt);
 
       ImGui::Render();
       int fb_w, fb_h;
@@ -434,6 +737,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  SavePrefs(st);  // preferences, recent files and the session, for the next start
   ImGui_ImplOpenGL3_Shutdown();
   ImGui_ImplGlfw_Shutdown();
   ImGui::DestroyContext();

@@ -27,6 +27,21 @@ struct Hover {  // the cell under the mouse this frame
   int head = -1, query = -1, key = -1;
 };
 
+struct Lesson {  // assets/lessons/*.json
+  std::string title;
+  struct Step {
+    std::string title, text;
+    Session session;
+    std::string view;  // a window to open with the step: pipeline, lines, mask, positional, model, ...
+  };
+  std::vector<Step> steps;
+};
+
+struct FileBrowser {  // the in-app open / save dialog
+  bool open = false, saving = false;
+  std::string dir, name, error;
+};
+
 struct AppState {
   Session session;           // the configuration being edited
   Session opened;            // as it was opened, to mark edits
@@ -36,7 +51,7 @@ struct AppState {
   std::shared_ptr<const Snapshot> newest;    // newest finished, possibly with problems
   std::shared_ptr<const Snapshot> incoming;  // newest good result, its textures uploading
   struct Textures {
-    std::vector<Heatmap> weights, logits, masks, gallery, positional, analysis;
+    std::vector<Heatmap> weights, logits, masks, gallery, positional, analysis, steps;
   };
   Textures tex;          // of `shown`
   Textures in_tex;       // of `incoming`, filled a few per frame
@@ -48,6 +63,53 @@ struct AppState {
 
   Quantity quantity = Quantity::weights;
   int detail_head = -1;  // head opened large, -1 = none
+  DisplayOptions display;  // colormap, range mode, log scale, the pipeline's head
+  bool numbers = true;     // values printed in cells big enough to hold them
+
+  // history: every session edit can be undone (typing within a second is one step)
+  std::vector<Session> undo, redo;
+  Session committed;  // the session as of the last history entry
+  double last_text_edit = -10;
+
+  // files and preferences
+  std::string config_dir;               // $XDG_CONFIG_HOME/attnlab (or ~/.config/attnlab)
+  std::vector<std::string> recent;      // most recent first
+  std::string last_session;             // the session JSON left at the last exit (prefs)
+  FileBrowser browser;
+  std::string status;                   // the last file operation's outcome, shown in the menu bar
+  bool status_error = false;
+
+  // classroom
+  bool light = false, hide_controls = false, fullscreen = false;
+  float font_scale = 1.0f, applied_font_scale = 0.0f;
+  std::vector<Lesson> lessons;
+  int lesson = -1, lesson_step = 0;
+
+  // views
+  bool show_model = false, show_pipeline = false, show_lines = false, show_compare = false, show_help = false,
+       show_export = false;
+  int pipeline_step = 0;                // index into Snapshot::steps
+  int lines_head = -1;                  // line view: -1 all heads, else one
+  int lines_token = -1;                 // line view: hovered token (query side), isolates its lines
+  int lines_drawn = 0;                  // line view: lines drawn this frame
+  float zoom = 1.0f;                    // head detail: cells per view divided, >= 1
+  ImVec2 pan{0, 0};                     // head detail: first visible (col, row), in cells
+  int export_scale = 1;                 // export dialog
+  std::string export_path;
+  int export_what = 0;
+
+  // compare: a second session B, computed by its own worker
+  Session session_b;
+  bool edit_b = false;                  // the side panel edits B
+  std::shared_ptr<const Snapshot> b_shown;
+  std::vector<Heatmap> b_tex;           // weights of B's layer 0..: as tex.weights
+  std::vector<Heatmap> diff_tex;        // B - A per head, when the shapes match
+  std::vector<ImageData> diff_img;
+  std::uint64_t b_posted = 0;
+  Worker* worker_b = nullptr;
+  int compare_head = 0;
+  Hover compare_hover;                  // linked: the same cell highlighted in A, B and B - A
+  float diff_max = 0;                   // max |B - A| of the compared head
 
   // filled while drawing, read by the state dump
   std::vector<HeadRect> head_rects;
@@ -66,6 +128,29 @@ struct AppState {
     return newest && newest->generation == posted && !newest->problems.empty();
   }
 };
+
+// app_ops.cpp: every session edit goes through Edited (history, then the worker)
+void Edited(AppState& st, Worker& worker, bool text_edit = false);
+void Repost(AppState& st, Worker& worker);  // display options changed: same session, new pictures
+void Undo(AppState& st, Worker& worker);
+void Redo(AppState& st, Worker& worker);
+bool OpenSessionFile(AppState& st, Worker& worker, const std::string& path);  // false: st.status says why
+bool SaveSessionFile(AppState& st, const std::string& path);
+void LoadPrefs(AppState& st);
+void SavePrefs(const AppState& st);
+void LoadLessons(AppState& st, const std::string& dir);
+void ShowFileBrowser(AppState& st, Worker& worker);
+void ShowHelpWindow(AppState& st);
+void ShowLessonWindow(AppState& st, Worker& worker);
+void ShowExportWindow(AppState& st);
+void CopyHoveredToClipboard(AppState& st);
+
+// panels/explore.cpp
+void ShowModelWindow(AppState& st);
+void ShowPipelineWindow(AppState& st, Worker& worker);
+void ShowLinesWindow(AppState& st);
+void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const HeatmapRenderer& renderer);
+void ShowDisplaySection(AppState& st, Worker& worker);
 
 // panels/controls.cpp
 void ShowTextPanel(AppState& st, Worker& worker);
@@ -86,7 +171,12 @@ void ShowHeadGrid(AppState& st);
 void ShowHeadDetail(AppState& st);
 
 // One heatmap with token labels, hover tooltip and highlight. Returns true when clicked.
-bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out, Hover* hover_out);
+// `layer` -1: the grid's layer. zoomable: the mouse wheel zooms and dragging pans (detail view).
+bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out, Hover* hover_out,
+                 int layer = -1, bool zoomable = false);
+// The colour range a head is drawn with (display mode, quantity) and the colour bar's label.
+ValueRange RangeFor(const AppState& st, const Snapshot& snap, int layer, int head);
+std::string RangeLabel(const AppState& st, const Snapshot& snap);
 void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const char* label,
                   const char* colormap_name = "viridis");
 // Text read bottom to top from `pos`.

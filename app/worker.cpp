@@ -5,11 +5,21 @@
 #include <limits>
 #include <numbers>
 
+#include "positional.hpp"
 #include "views.hpp"
 
 namespace attnlab::app {
 
-HeadImage make_head_image(const HeadResult& h, int max_side) {
+HeadImage make_head_image(const HeadResult& h_in, int max_side, const DisplayOptions& d) {
+  // the display transforms first (log scale for weights, per-row ranges), then pooling
+  HeadResult h;
+  h.allowed = h_in.allowed;
+  h.weights = d.log ? Matrix(h_in.weights.unaryExpr([](float v) { return display_value(v, true); })) : h_in.weights;
+  h.logits = h_in.logits;
+  if (d.range == RangeMode::per_row) {
+    normalise_rows(h.weights, h.allowed.get(), !d.log);
+    normalise_rows(h.logits, h.allowed.get(), false);
+  }
   const int n_q = static_cast<int>(h.weights.rows()), n_k = static_cast<int>(h.weights.cols());
   const int f = std::max(1, (std::max(n_q, n_k) + max_side - 1) / max_side);  // pooling factor
   HeadImage img;
@@ -174,27 +184,51 @@ void add_views(Snapshot& s) {
   }
 }
 
-std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&& o) {
+std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&& o, const DisplayOptions& display) {
   auto s = std::make_shared<Snapshot>();
   s->generation = generation;
+  s->display = display;
   s->problems = std::move(o.problems);
   s->result = std::move(o.result);
   if (!s->result) return s;
   const Result& r = *s->result;
   s->n_heads = static_cast<int>(r.layers.at(0).heads.size());
+  const DisplayOptions& d = s->display;
+  const bool per_row = d.range == RangeMode::per_row;
   for (const LayerResult& layer : r.layers) {
-    float wmax = 0, lmin = std::numeric_limits<float>::infinity(), lmax = -lmin;
+    ValueRange wl{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}, ll = wl;
     for (const HeadResult& h : layer.heads) {
-      s->images.push_back(make_head_image(h, kMaxTextureSide));
-      wmax = std::max(wmax, h.weights.maxCoeff());
-      for (Eigen::Index i = 0; i < h.logits.size(); ++i) {
-        const float v = h.logits.data()[i];
-        if (std::isfinite(v)) lmin = std::min(lmin, v), lmax = std::max(lmax, v);
-      }
+      s->images.push_back(make_head_image(h, kMaxTextureSide, d));
+      const ValueRange w = per_row ? ValueRange{0, 1} : value_range(h.weights, h.allowed.get(), d.log, true);
+      const ValueRange l = per_row ? ValueRange{0, 1} : value_range(h.logits, h.allowed.get(), false, false);
+      s->head_weight_range.push_back(w);
+      s->head_logit_range.push_back(l);
+      wl = merge(wl, w);
+      ll = merge(ll, l);
     }
-    s->weight_max.push_back(wmax > 0 ? wmax : 1);
-    s->logit_min.push_back(std::isfinite(lmin) ? lmin : 0);
-    s->logit_max.push_back(std::isfinite(lmax) && lmax > s->logit_min.back() ? lmax : s->logit_min.back() + 1);
+    s->weight_range.push_back(wl);
+    s->logit_range.push_back(ll);
+  }
+  for (int h = 0; h < s->n_heads; ++h)
+    s->bias.push_back(relative_bias(r.session.positional, r.session.model.seed, h, s->n_heads,
+                                    static_cast<int>(r.tokens.size()), static_cast<int>(r.keys().size())));
+  if (d.steps_layer >= 0 && d.steps_layer < int(r.layers.size()) && d.steps_head >= 0 && d.steps_head < s->n_heads) {
+    for (Step& st : head_steps(r, d.steps_layer, d.steps_head)) {
+      StepImage si{st.id, st.title, st.formula, make_image(st.values, nullptr, kMaxTextureSide)};
+      if (st.signed_values) {
+        const float m = std::max(std::abs(si.image.vmin), std::abs(si.image.vmax));
+        si.image.vmin = -m;
+        si.image.vmax = m > 0 ? m : 1;
+        si.image.diverging = true;
+      } else {
+        si.image.vmin = 0;
+      }
+      si.image.token_rows = st.rows != Axis::dims;
+      si.image.token_cols = st.cols != Axis::dims;
+      si.image.title = st.title;
+      si.image.caption = st.formula;
+      s->steps.push_back(std::move(si));
+    }
   }
   add_views(*s);
   return s;
@@ -211,6 +245,14 @@ Worker::~Worker() {
   }
   cv_.notify_all();
   thread_.join();
+}
+
+std::uint64_t Worker::post(const Session& s, const DisplayOptions& d) {
+  {
+    std::lock_guard lock(mu_);
+    display_ = d;
+  }
+  return post(s);
 }
 
 std::uint64_t Worker::post(const Session& s) {
@@ -239,6 +281,7 @@ std::shared_ptr<const Snapshot> Worker::latest() const {
 void Worker::run() {
   for (;;) {
     Session s;
+    DisplayOptions display;
     std::uint64_t g;
     {
       std::unique_lock lock(mu_);
@@ -247,6 +290,7 @@ void Worker::run() {
       s = std::move(*pending_);
       pending_.reset();
       g = pending_generation_;
+      display = display_;
       cancel_ = false;
     }
     Outcome o;
@@ -258,7 +302,7 @@ void Worker::run() {
       o.problems = {std::string("internal error: ") + e.what()};
     }
     if (o.cancelled) continue;  // a newer request is pending
-    auto snap = make_snapshot(g, std::move(o));
+    auto snap = make_snapshot(g, std::move(o), display);
     std::lock_guard lock(mu_);
     latest_ = std::move(snap);
     if (!pending_) busy_ = false;

@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "display.hpp"
 #include "pipeline.hpp"
+#include "steps.hpp"
 
 namespace attnlab::app {
 
@@ -36,13 +38,34 @@ struct ImageData {
   bool token_rows = false, token_cols = false;  // label rows / columns with the tokens
 };
 
+// How the window wants values shown; part of every request, since changing it re-prepares the
+// textures (the engine's caches make the recomputation cheap).
+struct DisplayOptions {
+  std::string colormap = "viridis";
+  RangeMode range = RangeMode::global;
+  bool log = false;            // weights on a log10 scale (floor 1e-4)
+  int steps_layer = -1, steps_head = -1;  // the head whose pipeline steps to prepare (-1: none)
+  bool operator==(const DisplayOptions&) const = default;
+};
+
+struct StepImage {  // one step of the pipeline view
+  std::string id, title, formula;
+  ImageData image;
+};
+
 struct Snapshot {
   std::uint64_t generation = 0;
+  DisplayOptions display;
   std::shared_ptr<const Result> result;  // null when the session was invalid
   std::vector<std::string> problems;
   int n_heads = 0;
   std::vector<HeadImage> images;  // per layer and head: images[layer * n_heads + head]
-  std::vector<float> weight_max, logit_min, logit_max;  // per layer, ranges over its heads
+  // colour ranges of the values in the textures (after log / per-row transforms): per layer over
+  // its heads, and per layer and head (images' indexing)
+  std::vector<ValueRange> weight_range, logit_range;
+  std::vector<ValueRange> head_weight_range, head_logit_range;
+  std::vector<std::vector<float>> bias;  // per head: the relative positional bias by j - i (ALiBi, T5), else empty
+  std::vector<StepImage> steps;          // the pipeline of display.steps_head, when asked
   std::vector<ImageData> masks;       // the allowed pattern: one, or one per head when they differ (LSH)
   std::vector<double> mask_density;   // per entry of `masks`
   std::vector<long long> mask_cells;  // score computations, per entry of `masks`
@@ -64,6 +87,7 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   std::uint64_t post(const Session& s);  // returns the request's generation
+  std::uint64_t post(const Session& s, const DisplayOptions& d);  // and changes how values are shown
   std::shared_ptr<const Snapshot> latest() const;  // newest finished, or null before the first
   bool busy() const { return busy_.load(); }       // a request is pending or being computed
   std::uint64_t posted() const;
@@ -76,6 +100,7 @@ class Worker {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::optional<Session> pending_;
+  DisplayOptions display_;
   std::uint64_t pending_generation_ = 0;
   std::shared_ptr<const Snapshot> latest_;
   std::atomic<bool> cancel_{false}, quit_{false}, busy_{false}, want_metrics_{false};
@@ -84,7 +109,7 @@ class Worker {
 };
 
 // Exposed for tests: builds the texture data of one head.
-HeadImage make_head_image(const HeadResult& h, int max_side);
+HeadImage make_head_image(const HeadResult& h, int max_side, const DisplayOptions& d = {});
 // A matrix as texture data, max-pooled to max_side (mask: cells shown where it is 1).
 ImageData make_image(const Matrix& values, const MaskMatrix* shown, int max_side);
 

@@ -147,7 +147,7 @@ void ShowTextPanel(AppState& st, Worker& worker) {
   ImGui::TextUnformatted("Text");
   const ImVec2 box(-FLT_MIN, ImGui::GetTextLineHeight() * 5);
   const ImVec2 p = ImGui::GetCursorScreenPos();
-  if (ImGui::InputTextMultiline("##text", &st.session.text, box)) st.posted = worker.post(st.session);
+  if (ImGui::InputTextMultiline("##text", &st.session.text, box)) Edited(st, worker, true);
   const ImVec2 sz = ImGui::GetItemRectSize();
   st.text_box = ImVec4(p.x, p.y, sz.x, sz.y);
 
@@ -202,9 +202,10 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
   ImGui::SameLine();
   ImGui::RadioButton("logits", &q, 1);
   st.quantity = static_cast<Quantity>(q);
+  ShowDisplaySection(st, worker);
   ImGui::PopItemWidth();
 
-  if (changed) st.posted = worker.post(st.session);
+  if (changed) Edited(st, worker);
 
   // Problems of the newest edit, beside the controls; the picture keeps the last good result.
   if (st.problems_current()) {

@@ -13,11 +13,6 @@ namespace attnlab::app {
 
 namespace {
 
-const Heatmap* heatmap_for(const AppState& st, int head) {
-  const auto& maps = st.quantity == Quantity::weights ? st.tex.weights : st.tex.logits;
-  const std::size_t k = static_cast<std::size_t>(st.layer) * st.shown->n_heads + head;
-  return k < maps.size() ? &maps[k] : nullptr;
-}
 
 }  // namespace
 
@@ -81,78 +76,158 @@ void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const cha
                   label);
 }
 
-bool DrawHeatmap(const AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out, Hover* hover_out) {
-  const Result& r = *st.shown->result;
-  const HeadResult& hr = r.layers[st.layer].heads[head];
+ValueRange RangeFor(const AppState& st, const Snapshot& snap, int layer, int head) {
+  const bool weights = st.quantity == Quantity::weights;
+  if (snap.display.range == RangeMode::per_head) {
+    const std::size_t k = std::size_t(layer) * snap.n_heads + head;
+    return weights ? snap.head_weight_range[k] : snap.head_logit_range[k];
+  }
+  return weights ? snap.weight_range[layer] : snap.logit_range[layer];
+}
+
+std::string RangeLabel(const AppState& st, const Snapshot& snap) {
+  const bool weights = st.quantity == Quantity::weights;
+  std::string l = weights ? (snap.display.log ? "log10 weight" : "weight") : "logit";
+  if (snap.display.range == RangeMode::per_row) l += " (per row: row min .. row max)";
+  else if (snap.display.range == RangeMode::per_head) l += " (head 0's range; each head its own)";
+  return l;
+}
+
+bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out, Hover* hover_out, int layer,
+                 bool zoomable) {
+  const Snapshot& snap = *st.shown;
+  const Result& r = *snap.result;
+  if (layer < 0) layer = st.layer;
+  const HeadResult& hr = r.layers[layer].heads[head];
   const int n_q = static_cast<int>(hr.weights.rows()), n_k = static_cast<int>(hr.weights.cols());
   const float font = ImGui::GetFontSize();
+  const bool weights = st.quantity == Quantity::weights;
+
+  // the visible window of cells: all of them, or a zoomed part (detail view)
+  const float zoom = zoomable ? std::max(1.0f, st.zoom) : 1.0f;
+  const float vis_k = n_k / zoom, vis_q = n_q / zoom;
+  ImVec2 pan = zoomable ? st.pan : ImVec2(0, 0);
+  pan.x = std::clamp(pan.x, 0.0f, n_k - vis_k);
+  pan.y = std::clamp(pan.y, 0.0f, n_q - vis_q);
 
   // Label gutters on the left (queries) and top (keys), when cells are tall enough to label.
   float gutter = std::min(st.longest_label + 8, std::min(size.x, size.y) * 0.3f);
-  float cell = std::min((size.x - gutter) / n_k, (size.y - gutter) / n_q);
+  float cell = std::min((size.x - gutter) / vis_k, (size.y - gutter) / vis_q);
   if (cell * 3 < font) {  // labels would be unreadable even one in three: drop the gutters
     gutter = 0;
-    cell = std::min(size.x / n_k, size.y / n_q);
+    cell = std::min(size.x / vis_k, size.y / vis_q);
   }
   cell = std::max(cell, 0.01f);
   const ImVec2 p0(std::floor(origin.x + gutter), std::floor(origin.y + gutter));
-  const ImVec2 hs(cell * n_k, cell * n_q);
+  const ImVec2 hs(cell * vis_k, cell * vis_q);
   const ImVec2 p1(p0.x + hs.x, p0.y + hs.y);
   ImDrawList* dl = ImGui::GetWindowDrawList();
+  auto cell_x = [&](float j) { return p0.x + (j - pan.x) * cell; };
+  auto cell_y = [&](float i) { return p0.y + (i - pan.y) * cell; };
 
-  if (const Heatmap* hm = heatmap_for(st, head); hm && hm->texture()) {
-    dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(hm->texture())), p0, p1);
+  const auto& maps = weights ? st.tex.weights : st.tex.logits;
+  const std::size_t tk = std::size_t(layer) * snap.n_heads + head;
+  if (tk < maps.size() && maps[tk].texture()) {
+    dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(maps[tk].texture())), p0, p1,
+                 ImVec2(pan.x / n_k, pan.y / n_q), ImVec2((pan.x + vis_k) / n_k, (pan.y + vis_q) / n_q));
   }
   dl->AddRect(ImVec2(p0.x - 1, p0.y - 1), ImVec2(p1.x + 1, p1.y + 1), ImGui::GetColorU32(ImGuiCol_Border));
+  dl->PushClipRect(p0, p1, true);
+
+  // numbers in the cells, when a cell holds "0.00"
+  const HeadImage& img = snap.images[tk];
+  if (st.numbers && cell >= ImGui::CalcTextSize("-0.00").x + 4 && img.width == n_k && img.height == n_q) {
+    const ValueRange range = RangeFor(st, snap, layer, head);
+    const auto& map = colormap(snap.display.colormap);
+    const auto& rg = weights ? img.weights_rg : img.logits_rg;
+    for (int i = static_cast<int>(pan.y); i < std::min(n_q, static_cast<int>(std::ceil(pan.y + vis_q))); ++i)
+      for (int j = static_cast<int>(pan.x); j < std::min(n_k, static_cast<int>(std::ceil(pan.x + vis_k))); ++j) {
+        if (!(*hr.allowed)(i, j)) continue;
+        const float v = weights ? hr.weights(i, j) : hr.logits(i, j);
+        char buf[16];
+        std::snprintf(buf, sizeof buf, std::abs(v) < 10 ? "%.2f" : "%.0f", double(v));
+        const float t = std::clamp((rg[2 * (std::size_t(i) * n_k + j)] - range.lo) / (range.hi - range.lo), 0.0f, 1.0f);
+        const auto& c = map.rgb[static_cast<std::size_t>(t * 255)];
+        const float lum = 0.2126f * c[0] + 0.7152f * c[1] + 0.0722f * c[2];
+        const ImVec2 ts = ImGui::CalcTextSize(buf);
+        dl->AddText(ImVec2(cell_x(j + 0.5f) - ts.x / 2, cell_y(i + 0.5f) - ts.y / 2),
+                    lum > 0.55f ? IM_COL32(0, 0, 0, 255) : IM_COL32(255, 255, 255, 255), buf);
+      }
+  }
 
   // hover and click over the cells
   ImGui::SetCursorScreenPos(p0);
-  ImGui::PushID(head);
+  ImGui::PushID(head + 1000 * layer);
   const bool clicked = ImGui::InvisibleButton("cells", ImVec2(std::max(hs.x, 1.0f), std::max(hs.y, 1.0f)));
   const bool hovered = ImGui::IsItemHovered();
+  const bool active = ImGui::IsItemActive();
   ImGui::PopID();
   int hi = -1, hj = -1;
+  if (zoomable && hovered) {  // wheel zooms about the cell under the mouse
+    const float wheel = ImGui::GetIO().MouseWheel;
+    if (wheel != 0) {
+      const ImVec2 m = ImGui::GetMousePos();
+      const float cj = pan.x + (m.x - p0.x) / cell, ci = pan.y + (m.y - p0.y) / cell;
+      const float nz = std::clamp(st.zoom * std::pow(1.25f, wheel), 1.0f, float(std::max(n_q, n_k)));
+      const float f = st.zoom / nz;
+      st.pan = ImVec2(cj - (cj - pan.x) * f, ci - (ci - pan.y) * f);
+      st.zoom = nz;
+    }
+  }
+  if (zoomable && active && ImGui::IsMouseDragging(ImGuiMouseButton_Left, 2.0f)) {
+    const ImVec2 d = ImGui::GetIO().MouseDelta;
+    st.pan = ImVec2(pan.x - d.x / cell, pan.y - d.y / cell);
+  } else if (zoomable) {
+    st.pan = pan;
+  }
   if (hovered) {
     const ImVec2 m = ImGui::GetMousePos();
-    hi = std::clamp(static_cast<int>((m.y - p0.y) / cell), 0, n_q - 1);
-    hj = std::clamp(static_cast<int>((m.x - p0.x) / cell), 0, n_k - 1);
+    hi = std::clamp(static_cast<int>(pan.y + (m.y - p0.y) / cell), 0, n_q - 1);
+    hj = std::clamp(static_cast<int>(pan.x + (m.x - p0.x) / cell), 0, n_k - 1);
     if (hover_out) *hover_out = {head, hi, hj};
     const ImU32 band = IM_COL32(255, 255, 255, 40);
-    dl->AddRectFilled(ImVec2(p0.x, p0.y + hi * cell), ImVec2(p1.x, p0.y + (hi + 1) * cell), band);
-    dl->AddRectFilled(ImVec2(p0.x + hj * cell, p0.y), ImVec2(p0.x + (hj + 1) * cell, p1.y), band);
-    dl->AddRect(ImVec2(p0.x + hj * cell, p0.y + hi * cell), ImVec2(p0.x + (hj + 1) * cell, p0.y + (hi + 1) * cell),
-                IM_COL32(255, 255, 255, 255), 0, 0, 2.0f);
+    dl->AddRectFilled(ImVec2(p0.x, cell_y(hi)), ImVec2(p1.x, cell_y(hi + 1)), band);
+    dl->AddRectFilled(ImVec2(cell_x(hj), p0.y), ImVec2(cell_x(hj + 1), p1.y), band);
+    dl->AddRect(ImVec2(cell_x(hj), cell_y(hi)), ImVec2(cell_x(hj + 1), cell_y(hi + 1)), IM_COL32(255, 255, 255, 255), 0,
+                0, 2.0f);
     const bool allowed = (*hr.allowed)(hi, hj);
     ImGui::BeginTooltip();
-    ImGui::Text("head %d   query %d \"%s\"  ->  key %d \"%s\"", head, hi, st.labels[hi].c_str(), hj,
+    ImGui::Text("layer %d  head %d   query %d \"%s\"  ->  key %d \"%s\"", layer, head, hi, st.labels[hi].c_str(), hj,
                 st.key_labels[hj].c_str());
+    const std::vector<float>& bias = snap.bias[head];
     if (allowed) {
       ImGui::Text("weight %.4f", hr.weights(hi, hj));
-      ImGui::Text("logit  %.4f   (score x %s)", hr.logits(hi, hj),
-                  r.session.attention.score.kind == ScoreKind::scaled_dot ? "1/sqrt(d_head)" : "1");
+      ImGui::Text("logit  %.4f   (score x %s%s)", hr.logits(hi, hj),
+                  r.session.attention.score.kind == ScoreKind::scaled_dot ? "1/sqrt(d_head)" : "1",
+                  bias.empty() ? "" : " + bias");
     } else {
-      ImGui::Text("masked (%s): weight 0, logit -inf", name(r.session.attention.mask.kind));
+      ImGui::Text("masked: weight 0, logit -inf");
     }
-    ImGui::TextDisabled("click to open head %d large", head);
+    ImGui::Text("mask %s: %s", name(r.session.attention.mask.kind), allowed ? "allowed" : "forbidden");
+    if (!bias.empty())
+      ImGui::Text("bias   %+.4f   (%s, distance %d)", bias[hj - hi + n_q - 1], name(r.session.positional.kind), hj - hi);
+    ImGui::TextDisabled(zoomable ? "wheel: zoom   drag: pan   Ctrl+C: copy this head as TSV"
+                                 : "click to open head %d large   Ctrl+C: copy this head as TSV", head);
     ImGui::EndTooltip();
   }
+  dl->PopClipRect();
 
   // labels, one in `stride` when cells are smaller than the font
   if (gutter > 0) {
     const int stride = std::max(1, static_cast<int>(std::ceil(font / cell)));
     const ImU32 text = ImGui::GetColorU32(ImGuiCol_Text), dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
-    for (int i = 0; i < n_q; i += stride) {
+    for (int i = static_cast<int>(pan.y); i < std::min(n_q, static_cast<int>(std::ceil(pan.y + vis_q))); i += stride) {
       const std::string s = FitLabel(st.labels[i], gutter - 6);
       const float w = ImGui::CalcTextSize(s.c_str()).x;
-      dl->AddText(ImVec2(p0.x - 4 - w, p0.y + (i + 0.5f) * cell - font * 0.5f), i == hi ? text : dim, s.c_str());
+      dl->AddText(ImVec2(p0.x - 4 - w, cell_y(i + 0.5f) - font * 0.5f), i == hi ? text : dim, s.c_str());
     }
-    for (int j = 0; j < n_k; j += stride) {
+    for (int j = static_cast<int>(pan.x); j < std::min(n_k, static_cast<int>(std::ceil(pan.x + vis_k))); j += stride) {
       const std::string s = FitLabel(st.key_labels[j], gutter - 6);
-      AddTextVertical(dl, ImVec2(p0.x + (j + 0.5f) * cell - font * 0.5f, p0.y - 4), j == hj ? text : dim, s.c_str());
+      AddTextVertical(dl, ImVec2(cell_x(j + 0.5f) - font * 0.5f, p0.y - 4), j == hj ? text : dim, s.c_str());
     }
   }
   if (rect_out) *rect_out = {head, p0.x, p0.y, hs.x, hs.y, n_q, n_k};
-  return clicked;
+  return clicked && !ImGui::IsMouseDragging(ImGuiMouseButton_Left);
 }
 
 void ShowHeadGrid(AppState& st) {
@@ -167,8 +242,7 @@ void ShowHeadGrid(AppState& st) {
   st.layer = std::clamp(st.layer, 0, n_layers - 1);
   const int n_heads = static_cast<int>(r.layers[st.layer].heads.size());
   const bool weights = st.quantity == Quantity::weights;
-  const float vmin = weights ? 0.0f : snap.logit_min[st.layer];
-  const float vmax = weights ? snap.weight_max[st.layer] : snap.logit_max[st.layer];
+  const ValueRange range = RangeFor(st, snap, st.layer, 0);
 
   if (n_layers > 1) {
     ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
@@ -224,7 +298,7 @@ void ShowHeadGrid(AppState& st) {
     if (DrawHeatmap(st, h, ImVec2(o.x, o.y + title), area, &st.head_rects[h], &st.hover)) st.detail_head = h;
   }
   DrawColorBar(ImVec2(start.x + grid_w + font * 1.5f, start.y + title + font * 2), std::min(grid_h * 0.6f, 400.0f),
-               vmin, vmax, weights ? "weight" : "logit");
+               range.lo, range.hi, RangeLabel(st, snap).c_str(), snap.display.colormap.c_str());
   ImGui::SetCursorScreenPos(ImVec2(start.x, start.y + avail.y));
 }
 
@@ -241,14 +315,22 @@ void ShowHeadDetail(AppState& st) {
   const std::string title = "layer " + std::to_string(st.layer) + ", head " + std::to_string(st.detail_head) + "###detail";
   if (ImGui::Begin(title.c_str(), &open)) {
     const Snapshot& snap = *st.shown;
-    const bool weights = st.quantity == Quantity::weights;
+    ImGui::Text("zoom %.2gx", st.zoom);
+    ImGui::SameLine();
+    if (ImGui::SmallButton("reset zoom")) st.zoom = 1, st.pan = ImVec2(0, 0);
+    RecordWidget(st, "detail.reset_zoom");
+    ImGui::SameLine();
+    if (ImGui::SmallButton("step by step")) st.show_pipeline = true, st.pipeline_step = 0;
+    RecordWidget(st, "detail.pipeline");
     const ImVec2 avail = ImGui::GetContentRegionAvail();
     const ImVec2 o = ImGui::GetCursorScreenPos();
     const float bar_w = ImGui::GetFontSize() * 5.5f;
-    DrawHeatmap(st, st.detail_head, o, ImVec2(avail.x - bar_w, avail.y), nullptr, &st.hover);
+    HeadRect rect;
+    DrawHeatmap(st, st.detail_head, o, ImVec2(avail.x - bar_w, avail.y), &rect, &st.hover, -1, true);
+    st.widgets["detail.cells"] = ImVec4(rect.x, rect.y, rect.w, rect.h);
+    const ValueRange range = RangeFor(st, snap, st.layer, st.detail_head);
     DrawColorBar(ImVec2(o.x + avail.x - bar_w + ImGui::GetFontSize() * 1.5f, o.y + ImGui::GetFontSize()),
-                 avail.y * 0.6f, weights ? 0.0f : snap.logit_min[st.layer], weights ? snap.weight_max[st.layer] : snap.logit_max[st.layer],
-                 weights ? "weight" : "logit");
+                 avail.y * 0.6f, range.lo, range.hi, RangeLabel(st, snap).c_str(), snap.display.colormap.c_str());
   }
   ImGui::End();
   if (!open) st.detail_head = -1;

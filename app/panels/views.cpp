@@ -96,10 +96,10 @@ void ShowMaskWindow(AppState& st, Worker& worker) {
       const auto it = std::find(cells.begin(), cells.end(), cell);
       if (st.paint > 0 && it == cells.end()) {
         cells.push_back(cell);
-        st.posted = worker.post(st.session);
+        Edited(st, worker);
       } else if (st.paint < 0 && it != cells.end()) {
         cells.erase(it);
-        st.posted = worker.post(st.session);
+        Edited(st, worker);
       }
     }
   }
@@ -140,7 +140,7 @@ void ShowGalleryWindow(AppState& st, Worker& worker) {
       ImGui::PushID(k);
       if (ImGui::InvisibleButton("pick", ImVec2(side, side))) {
         const std::string kind = img.title.substr(0, img.title.find(' '));
-        if (option_set(st.session, "attention.mask.kind", "\"" + kind + "\"").empty()) st.posted = worker.post(st.session);
+        if (option_set(st.session, "attention.mask.kind", "\"" + kind + "\"").empty()) Edited(st, worker);
       }
       RecordWidget(st, "gallery." + img.title.substr(0, img.title.find(' ')));
       if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s\n%s\nclick to use this mask", img.title.c_str(), img.caption.c_str());

@@ -35,6 +35,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MODE, APP = sys.argv[1], sys.argv[2]
 W, H = 1280, 800
 TMP = tempfile.mkdtemp(prefix="attnlab-gui-")
+# preferences, recent files and the restored session live here, never in the user's own config
+CONFIG = os.path.join(TMP, "config")
+os.environ["XDG_CONFIG_HOME"] = CONFIG
 checks = {"passed": 0, "failed": 0}
 
 
@@ -84,7 +87,7 @@ def screenshot_run(session, name):
 class Display:
     """An Xvfb server and the app on it, driven with xdotool."""
 
-    def __init__(self, *app_args):
+    def __init__(self, *app_args, env=None):
         # An explicit display number without a lock file, checked to answer before the app
         # starts; another number when it does not (Xvfb -displayfd handed out :0 while it could
         # not be opened, when tests ran back to back).
@@ -96,7 +99,7 @@ class Display:
                 continue
             xvfb = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            env = dict(os.environ, DISPLAY=f":{num}")
+            env = dict(os.environ, DISPLAY=f":{num}", **(env or {}))
             for _ in range(50):
                 if xvfb.poll() is not None:
                     break

@@ -1,0 +1,456 @@
+// Session edits and history, files (open, save, recent, the in-app browser), preferences in the
+// XDG config directory, lessons, export and the clipboard, and the help window.
+#include <imgui.h>
+#include <imgui_stdlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "export.hpp"
+#include "steps.hpp"
+#include "figure_views.hpp"
+#include "tokenize.hpp"
+#include "ui.hpp"
+
+namespace fs = std::filesystem;
+
+namespace attnlab::app {
+
+namespace {
+
+constexpr std::size_t kMaxUndo = 200;
+constexpr std::size_t kMaxRecent = 8;
+
+void Post(AppState& st, Worker& worker) { st.posted = worker.post(st.session, st.display); }
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : "; ") + x;
+  return s;
+}
+
+void Remember(AppState& st, const std::string& path) {
+  std::error_code ec;
+  const std::string abs = fs::absolute(path, ec).lexically_normal().string();
+  st.recent.erase(std::remove(st.recent.begin(), st.recent.end(), abs), st.recent.end());
+  st.recent.insert(st.recent.begin(), abs);
+  if (st.recent.size() > kMaxRecent) st.recent.resize(kMaxRecent);
+}
+
+}  // namespace
+
+void Edited(AppState& st, Worker& worker, bool text_edit) {
+  if (st.edit_b && st.worker_b) {  // the side panel is editing compare's session B
+    st.b_posted = st.worker_b->post(st.session, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
+    return;
+  }
+  // typing within a second of the last keystroke extends the same history entry
+  const double now = ImGui::GetTime();
+  const bool same_entry = text_edit && now - st.last_text_edit < 1.0 && !st.undo.empty();
+  st.last_text_edit = text_edit ? now : -10;
+  if (!same_entry && !(st.committed == st.session)) {
+    st.undo.push_back(st.committed);
+    if (st.undo.size() > kMaxUndo) st.undo.erase(st.undo.begin());
+  }
+  st.committed = st.session;
+  st.redo.clear();
+  Post(st, worker);
+}
+
+void Repost(AppState& st, Worker& worker) {
+  Post(st, worker);
+  if (st.show_compare && st.worker_b) st.b_posted = st.worker_b->post(st.session_b, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
+}
+
+void Undo(AppState& st, Worker& worker) {
+  if (st.undo.empty()) return;
+  st.redo.push_back(st.session);
+  st.session = st.undo.back();
+  st.undo.pop_back();
+  st.committed = st.session;
+  st.last_text_edit = -10;
+  Post(st, worker);
+}
+
+void Redo(AppState& st, Worker& worker) {
+  if (st.redo.empty()) return;
+  st.undo.push_back(st.session);
+  st.session = st.redo.back();
+  st.redo.pop_back();
+  st.committed = st.session;
+  st.last_text_edit = -10;
+  Post(st, worker);
+}
+
+bool OpenSessionFile(AppState& st, Worker& worker, const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::error_code ec;
+  if (!f || fs::is_directory(path, ec)) {
+    st.status = "could not open " + path + ": " + (fs::is_directory(path, ec) ? "it is a directory" : std::strerror(errno));
+    st.status_error = true;
+    return false;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  auto p = parse_session(ss.str());
+  if (!p.session) {  // the current session stays as it was
+    st.status = "could not open " + path + ": " + Join(p.problems);
+    st.status_error = true;
+    return false;
+  }
+  st.undo.push_back(st.session);  // opening is an edit too: Ctrl+Z goes back
+  st.redo.clear();
+  st.session = *p.session;
+  st.committed = st.opened = st.session;
+  st.session_path = path;
+  st.status = "opened " + path;
+  st.status_error = false;
+  Remember(st, path);
+  Post(st, worker);
+  SavePrefs(st);
+  return true;
+}
+
+bool SaveSessionFile(AppState& st, const std::string& path) {
+  std::string err;
+  if (!write_file_atomic(path, to_json(st.session) + "\n", err)) {
+    st.status = "not saved: " + err;
+    st.status_error = true;
+    return false;
+  }
+  st.session_path = path;
+  st.opened = st.session;
+  st.status = "saved " + path;
+  st.status_error = false;
+  Remember(st, path);
+  SavePrefs(st);
+  return true;
+}
+
+// --- preferences: $XDG_CONFIG_HOME/attnlab/prefs.json ---------------------------------------
+
+void LoadPrefs(AppState& st) {
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) st.config_dir = std::string(x) + "/attnlab";
+  else if (const char* h = std::getenv("HOME"); h && *h) st.config_dir = std::string(h) + "/.config/attnlab";
+  if (st.config_dir.empty()) return;
+  std::ifstream f(st.config_dir + "/prefs.json");
+  if (!f) return;
+  try {
+    const auto j = nlohmann::json::parse(f);
+    st.font_scale = std::clamp(j.value("font_scale", 1.0f), 1.0f, 3.0f);
+    st.light = j.value("light", false);
+    st.numbers = j.value("numbers", true);
+    st.display.colormap = j.value("colormap", std::string("viridis"));
+    parse_range_mode(j.value("range", std::string("global")), st.display.range);
+    st.display.log = j.value("log", false);
+    for (const auto& r : j.value("recent", std::vector<std::string>{})) st.recent.push_back(r);
+    if (st.recent.size() > kMaxRecent) st.recent.resize(kMaxRecent);
+    if (j.contains("last_session") && j["last_session"].is_string()) st.last_session = j["last_session"];
+  } catch (const std::exception&) {
+    st.status = "ignored unreadable preferences in " + st.config_dir + "/prefs.json";
+    st.status_error = true;
+  }
+}
+
+void SavePrefs(const AppState& st) {
+  if (st.config_dir.empty()) return;
+  std::error_code ec;
+  fs::create_directories(st.config_dir, ec);
+  nlohmann::json j;
+  j["font_scale"] = st.font_scale;
+  j["light"] = st.light;
+  j["numbers"] = st.numbers;
+  j["colormap"] = st.display.colormap;
+  j["range"] = name(st.display.range);
+  j["log"] = st.display.log;
+  j["recent"] = st.recent;
+  // the session being worked on, restored on the next start
+  j["last_session"] = to_json(st.session);
+  std::string err;
+  write_file_atomic(st.config_dir + "/prefs.json", j.dump(1) + "\n", err);
+}
+
+// --- lessons ----------------------------------------------------------------------------------
+
+void LoadLessons(AppState& st, const std::string& dir) {
+  std::error_code ec;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".json") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& path : files) {
+    try {
+      std::ifstream f(path);
+      const auto j = nlohmann::json::parse(f);
+      Lesson l;
+      l.title = j.at("title").get<std::string>();
+      const Session base = parse_session(j.value("session", nlohmann::json::object()).dump()).session.value_or(Session{});
+      for (const auto& s : j.at("steps")) {
+        Lesson::Step step;
+        step.title = s.at("title").get<std::string>();
+        step.text = s.at("text").get<std::string>();
+        step.view = s.value("view", std::string());
+        // a step's session: the lesson's base with the step's changes (by option path)
+        step.session = base;
+        const nlohmann::json set = s.value("set", nlohmann::json::object());
+        for (const auto& [key, value] : set.items()) {
+          if (auto err = option_set(step.session, key, value.dump()); !err.empty())
+            throw std::runtime_error(key + ": " + err);
+        }
+        l.steps.push_back(std::move(step));
+      }
+      if (!l.steps.empty()) st.lessons.push_back(std::move(l));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "attnlab: lesson %s skipped: %s\n", path.c_str(), e.what());
+    }
+  }
+}
+
+void ShowLessonWindow(AppState& st, Worker& worker) {
+  if (st.lesson < 0 || st.lesson >= static_cast<int>(st.lessons.size())) return;
+  const Lesson& l = st.lessons[st.lesson];
+  bool open = true;
+  ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 30, ImGui::GetFontSize() * 16), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowPos(ImVec2(ImGui::GetFontSize() * 26, ImGui::GetFontSize() * 30), ImGuiCond_FirstUseEver);
+  if (ImGui::Begin(("Lesson: " + l.title + "###lesson").c_str(), &open)) {
+    const int n = static_cast<int>(l.steps.size());
+    st.lesson_step = std::clamp(st.lesson_step, 0, n - 1);
+    const auto& s = l.steps[st.lesson_step];
+    ImGui::Text("Step %d of %d: %s", st.lesson_step + 1, n, s.title.c_str());
+    ImGui::Separator();
+    ImGui::PushTextWrapPos(0);
+    ImGui::TextUnformatted(s.text.c_str());
+    ImGui::PopTextWrapPos();
+    ImGui::Separator();
+    int go = -1;
+    ImGui::BeginDisabled(st.lesson_step == 0);
+    if (ImGui::Button("< Previous")) go = st.lesson_step - 1;
+    ImGui::EndDisabled();
+    RecordWidget(st, "lesson.previous");
+    ImGui::SameLine();
+    ImGui::BeginDisabled(st.lesson_step + 1 >= n);
+    if (ImGui::Button("Next >")) go = st.lesson_step + 1;
+    ImGui::EndDisabled();
+    RecordWidget(st, "lesson.next");
+    if (go >= 0) {
+      st.lesson_step = go;
+      const auto& step = l.steps[go];
+      st.session = step.session;
+      st.show_pipeline |= step.view == "pipeline";
+      st.show_lines |= step.view == "lines";
+      st.show_mask |= step.view == "mask";
+      st.show_positional |= step.view == "positional";
+      st.show_model |= step.view == "model";
+      st.show_gallery |= step.view == "gallery";
+      st.show_metrics |= step.view == "metrics";
+      st.show_flash |= step.view == "flash";
+      Edited(st, worker);
+    }
+  }
+  ImGui::End();
+  if (!open) st.lesson = -1;
+}
+
+// --- the file browser -------------------------------------------------------------------------
+
+void ShowFileBrowser(AppState& st, Worker& worker) {
+  FileBrowser& b = st.browser;
+  if (!b.open) return;
+  if (b.dir.empty()) {
+    std::error_code ec;
+    b.dir = st.session_path.empty() ? fs::current_path(ec).string() : fs::absolute(st.session_path, ec).parent_path().string();
+  }
+  ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 36, ImGui::GetFontSize() * 26), ImGuiCond_Appearing);
+  ImGui::SetNextWindowPos(ImGui::GetMainViewport()->GetCenter(), ImGuiCond_Appearing, ImVec2(0.5f, 0.5f));
+  bool open = true;
+  if (ImGui::Begin(b.saving ? "Save session###browser" : "Open session###browser", &open)) {
+    ImGui::TextDisabled("%s", b.dir.c_str());
+    if (ImGui::SmallButton("up")) b.dir = fs::path(b.dir).parent_path().string();
+    RecordWidget(st, "browser.up");
+    ImGui::BeginChild("entries", ImVec2(0, -ImGui::GetFrameHeightWithSpacing() * 2.2f), true);
+    std::error_code ec;
+    std::vector<fs::directory_entry> entries;
+    for (const auto& e : fs::directory_iterator(b.dir, fs::directory_options::skip_permission_denied, ec)) {
+      if (e.path().filename().string().starts_with(".")) continue;
+      if (e.is_directory(ec) || e.path().extension() == ".json") entries.push_back(e);
+    }
+    std::sort(entries.begin(), entries.end(), [](const auto& x, const auto& y) {
+      std::error_code e;
+      if (x.is_directory(e) != y.is_directory(e)) return x.is_directory(e);
+      return x.path().filename() < y.path().filename();
+    });
+    std::string chosen;
+    for (const auto& e : entries) {
+      const bool dir = e.is_directory(ec);
+      const std::string label = e.path().filename().string() + (dir ? "/" : "");
+      if (ImGui::Selectable(label.c_str(), b.name == label, ImGuiSelectableFlags_AllowDoubleClick)) {
+        if (dir) b.dir = e.path().string();
+        else {
+          b.name = label;
+          if (ImGui::IsMouseDoubleClicked(0)) chosen = e.path().string();
+        }
+      }
+      RecordWidget(st, "browser.entry=" + label);
+    }
+    ImGui::EndChild();
+    ImGui::SetNextItemWidth(-ImGui::GetFontSize() * 6);
+    const bool enter = ImGui::InputText("##name", &b.name, ImGuiInputTextFlags_EnterReturnsTrue);
+    RecordWidget(st, "browser.name");
+    ImGui::SameLine();
+    if (ImGui::Button(b.saving ? "Save" : "Open") || enter) chosen = (fs::path(b.dir) / b.name).string();
+    RecordWidget(st, "browser.ok");
+    if (!chosen.empty()) {
+      if (b.saving && fs::path(chosen).extension() != ".json") chosen += ".json";
+      const bool ok = b.saving ? SaveSessionFile(st, chosen) : OpenSessionFile(st, worker, chosen);
+      if (ok) open = false;
+      else b.error = st.status;
+    }
+    if (!b.error.empty()) ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.4f, 1.0f), "%s", b.error.c_str());
+  }
+  ImGui::End();
+  if (!open) b.open = false, b.error.clear();
+}
+
+// --- export -----------------------------------------------------------------------------------
+
+namespace {
+
+const char* kExportWhat[] = {"heads (this layer)", "head detail", "model (all layers)", "mask", "positional",
+                             "pipeline step", "weights matrix", "logits matrix", "pipeline step matrix"};
+
+}  // namespace
+
+void ShowExportWindow(AppState& st) {
+  if (!st.show_export || !st.shown || !st.shown->result) return;
+  const Result& r = *st.shown->result;
+  ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 30, 0), ImGuiCond_Appearing);
+  if (ImGui::Begin("Export###export", &st.show_export)) {
+    ImGui::Combo("what", &st.export_what, kExportWhat, IM_ARRAYSIZE(kExportWhat));
+    RecordWidget(st, "export.what");
+    const bool figure = st.export_what <= 5;
+    const int head = std::max(0, st.detail_head);
+    if (figure) {
+      ImGui::TextUnformatted("scale");
+      for (int s : {1, 2, 4}) {
+        ImGui::SameLine();
+        ImGui::RadioButton((std::to_string(s) + "x").c_str(), &st.export_scale, s);
+        RecordWidget(st, "export.scale=" + std::to_string(s));
+      }
+    }
+    ImGui::TextDisabled(figure ? "PNG with labels and colour bar" : "the extension picks the format: .csv .npy .json .tsv");
+    ImGui::TextDisabled("layer %d, head %d (the open detail head)", st.layer, head);
+    if (st.export_path.empty()) st.export_path = figure ? "attnlab-figure.png" : "attnlab-matrix.csv";
+    ImGui::SetNextItemWidth(-ImGui::GetFontSize() * 6);
+    ImGui::InputText("##path", &st.export_path);
+    RecordWidget(st, "export.path");
+    ImGui::SameLine();
+    if (ImGui::Button("Export")) {
+      std::string err;
+      bool ok = false;
+      ViewRequest q;
+      q.layer = st.layer;
+      q.head = head;
+      q.logits = st.quantity == Quantity::logits;
+      const std::size_t step = std::min<std::size_t>(st.pipeline_step, st.shown->steps.empty() ? 0 : st.shown->steps.size() - 1);
+      q.step = st.shown->steps.empty() ? "weights" : st.shown->steps[step].id;
+      if (figure) {
+        const FigureView views[] = {FigureView::heads, FigureView::detail, FigureView::model, FigureView::mask,
+                                    FigureView::positional, FigureView::step};
+        q.view = views[st.export_what];
+        FigureStyle fs;
+        fs.scale = static_cast<float>(st.export_scale);
+        fs.colormap = st.display.colormap;
+        fs.range = st.display.range;
+        fs.log = st.display.log;
+        fs.numbers = st.numbers;
+        fs.light = st.light;
+        if (q.view == FigureView::detail || q.view == FigureView::step) fs.panel_side = 560;
+        if (q.view == FigureView::model) fs.panel_side = 160, fs.columns = st.shown->n_heads;
+        std::vector<FigurePanel> panels;
+        std::string title;
+        ok = view_panels(r, q, panels, title, err) && write_png(st.export_path, render_figure(title, panels, fs), err);
+      } else {
+        MatrixFormat f;
+        if (!format_from_path(st.export_path, f)) {
+          err = st.export_path + ": the name must end in .csv, .npy, .json or .tsv";
+        } else {
+          const std::string id = st.export_what == 6 ? "weights" : st.export_what == 7 ? "masked" : q.step;
+          for (Step& s : head_steps(r, q.layer, q.head)) {
+            if (s.id != id) continue;
+            LabeledMatrix m{s.id, std::move(s.values), {}, {}};
+            auto labels = [&](Axis a, int n) {
+              std::vector<std::string> out;
+              for (int i = 0; i < n; ++i)
+                out.push_back(a == Axis::dims ? "d" + std::to_string(i)
+                                              : token_label((a == Axis::keys ? r.keys() : r.tokens)[i].text));
+              return out;
+            };
+            m.row_labels = labels(s.rows, static_cast<int>(m.values.rows()));
+            m.col_labels = labels(s.cols, static_cast<int>(m.values.cols()));
+            ok = write_file_atomic(st.export_path, encode_matrix(m, f), err);
+          }
+        }
+      }
+      st.status = ok ? "exported " + st.export_path : "export failed: " + err;
+      st.status_error = !ok;
+    }
+    RecordWidget(st, "export.go");
+    if (!st.status.empty()) ImGui::TextColored(st.status_error ? ImVec4(1, 0.45f, 0.4f, 1) : ImVec4(0.5f, 0.9f, 0.5f, 1), "%s", st.status.c_str());
+  }
+  ImGui::End();
+}
+
+void CopyHoveredToClipboard(AppState& st) {
+  if (!st.shown || !st.shown->result || st.hover.head < 0) return;
+  const Result& r = *st.shown->result;
+  const HeadResult& h = r.layers[st.layer].heads[st.hover.head];
+  LabeledMatrix m{st.quantity == Quantity::weights ? "weights" : "logits",
+                  st.quantity == Quantity::weights ? h.weights : h.logits, {}, {}};
+  for (const auto& t : r.tokens) m.row_labels.push_back(token_label(t.text));
+  for (const auto& t : r.keys()) m.col_labels.push_back(token_label(t.text));
+  const std::string tsv = to_delimited(m, '\t');
+  ImGui::SetClipboardText(tsv.c_str());
+  st.status = "copied head " + std::to_string(st.hover.head) + " (" + std::to_string(m.values.rows()) + " x " +
+              std::to_string(m.values.cols()) + ") as TSV";
+  st.status_error = false;
+}
+
+// --- help -------------------------------------------------------------------------------------
+
+void ShowHelpWindow(AppState& st) {
+  if (!st.show_help) return;
+  ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 28, 0), ImGuiCond_Appearing);
+  if (ImGui::Begin("Keyboard shortcuts###help", &st.show_help)) {
+    static const char* keys[][2] = {
+        {"F1", "this help"},
+        {"Ctrl+O / Ctrl+S", "open / save a session (Ctrl+Shift+S: save as)"},
+        {"Ctrl+Z / Ctrl+Shift+Z", "undo / redo any session edit (Ctrl+Y too)"},
+        {"Ctrl+E", "export a figure (PNG 1x/2x/4x) or a matrix (CSV, .npy, JSON)"},
+        {"Ctrl+C over a heatmap", "copy that head's matrix as tab-separated text"},
+        {"F5", "presentation mode: full screen, large light theme, controls hidden"},
+        {"F9", "hide / show the controls"},
+        {"F11", "full screen"},
+        {"Ctrl+= / Ctrl+-", "font larger / smaller (1x to 3x)"},
+        {"wheel, drag (head detail)", "zoom and pan"},
+        {"drop a .json on the window", "open that session"},
+    };
+    if (ImGui::BeginTable("keys", 2, ImGuiTableFlags_RowBg)) {
+      for (const auto& k : keys) {
+        ImGui::TableNextColumn();
+        ImGui::TextUnformatted(k[0]);
+        ImGui::TableNextColumn();
+        ImGui::TextUnformatted(k[1]);
+      }
+      ImGui::EndTable();
+    }
+  }
+  ImGui::End();
+}
+
+}  // namespace attnlab::app
