@@ -331,7 +331,17 @@ void ShowExportWindow(AppState& st) {
   const Result& r = *st.shown->result;
   ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 30, 0), ImGuiCond_Appearing);
   if (ImGui::Begin("Export###export", &st.show_export)) {
-    ImGui::Combo("what", &st.export_what, kExportWhat, IM_ARRAYSIZE(kExportWhat));
+    if (ImGui::BeginCombo("what", kExportWhat[st.export_what], ImGuiComboFlags_HeightLargest)) {
+      const bool placed = !ImGui::IsWindowAppearing();
+      for (int k = 0; k < IM_ARRAYSIZE(kExportWhat); ++k) {
+        if (ImGui::Selectable(kExportWhat[k], k == st.export_what)) {
+          if ((k <= 5) != (st.export_what <= 5)) st.export_path.clear();  // PNG <-> matrix: a fitting name
+          st.export_what = k;
+        }
+        if (placed) RecordWidget(st, "export.what=" + std::to_string(k));
+      }
+      ImGui::EndCombo();
+    }
     RecordWidget(st, "export.what");
     const bool figure = st.export_what <= 5;
     const int head = std::max(0, st.detail_head);

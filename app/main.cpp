@@ -188,6 +188,8 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   j["lines_token"] = st.lines_token;
   j["lines_drawn"] = st.lines_drawn;
   j["zoom"] = st.zoom;
+  j["export_what"] = st.export_what;
+  j["export_path"] = st.export_path;
   j["pan"] = {st.pan.x, st.pan.y};
   j["compare_hover"] = {st.compare_hover.query, st.compare_hover.key};
   j["diff_max"] = st.diff_max;
@@ -544,8 +546,9 @@ int main(int argc, char** argv) {
               st.diff_tex.resize(h);
               break;
             }
-            ImageData d = make_image(Matrix(wb - wa), nullptr, kMaxTextureSide);
-            const float m = std::max({std::abs(d.vmin), std::abs(d.vmax)});
+            const Matrix diff = wb - wa;
+            ImageData d = make_image(diff, nullptr, kMaxTextureSide);
+            const float m = diff.size() ? diff.cwiseAbs().maxCoeff() : 0.0f;
             d.vmin = -m;
             d.vmax = m;
             st.diff_tex[h].update(renderer, d.width, d.height, d.rg, m > 0 ? -m : -1, m > 0 ? m : 1, "rdbu_diverging");

@@ -11,7 +11,7 @@ packages=(
   # window
   libglfw3-dev libimgui-dev python3-glad libstb-dev fonts-dejavu-core
   # headless GUI tests and the numpy reference
-  xvfb xauth libgl1-mesa-dri xdotool imagemagick python3 python3-numpy python3-pil
+  xvfb xauth libgl1-mesa-dri xdotool xclip imagemagick python3 python3-numpy python3-pil
 )
 
 missing=()

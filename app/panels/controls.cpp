@@ -217,6 +217,7 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
     ImGui::PopStyleColor();
     ImGui::TextDisabled("showing the last valid result");
   }
+  ImGui::Dummy(ImVec2(0, ImGui::GetFontSize() * 2));  // the last control scrolls clear of the edge
 }
 
 }  // namespace attnlab::app

@@ -254,8 +254,9 @@ void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const Hea
     st.edit_b = false;
     return;
   }
-  ImGui::SetNextWindowSize(ImVec2(1100, 560), ImGuiCond_FirstUseEver);
-  ImGui::SetNextWindowPos(ImVec2(360, 120), ImGuiCond_FirstUseEver);
+  const ImVec2 vs = ImGui::GetMainViewport()->Size;
+  ImGui::SetNextWindowSize(ImVec2(vs.x * 0.72f, vs.y * 0.7f), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowPos(ImVec2(vs.x * 0.26f, vs.y * 0.12f), ImGuiCond_FirstUseEver);
   if (ImGui::Begin("Compare A / B###compare", &st.show_compare)) {
     ImGui::Checkbox("the side panel edits B", &st.edit_b);
     RecordWidget(st, "compare.edit_b");

@@ -163,9 +163,11 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
   const bool active = ImGui::IsItemActive();
   ImGui::PopID();
   int hi = -1, hj = -1;
+  bool zoomed = false;
   if (zoomable && hovered) {  // wheel zooms about the cell under the mouse
     const float wheel = ImGui::GetIO().MouseWheel;
     if (wheel != 0) {
+      zoomed = true;
       const ImVec2 m = ImGui::GetMousePos();
       const float cj = pan.x + (m.x - p0.x) / cell, ci = pan.y + (m.y - p0.y) / cell;
       const float nz = std::clamp(st.zoom * std::pow(1.25f, wheel), 1.0f, float(std::max(n_q, n_k)));
@@ -177,7 +179,7 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
   if (zoomable && active && ImGui::IsMouseDragging(ImGuiMouseButton_Left, 2.0f)) {
     const ImVec2 d = ImGui::GetIO().MouseDelta;
     st.pan = ImVec2(pan.x - d.x / cell, pan.y - d.y / cell);
-  } else if (zoomable) {
+  } else if (zoomable && !zoomed) {
     st.pan = pan;
   }
   if (hovered) {

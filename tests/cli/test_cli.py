@@ -192,7 +192,7 @@ if check(img is not None, "render --range per_row"):
 p, one, lay1 = render(example, "--view", "detail", "--head", "2")
 p, two, lay2 = render(example, "--view", "detail", "--head", "2", "--scale", "2")
 if check(one is not None and two is not None, "render detail at 1x and 2x"):
-    check(abs(two.width - 2 * one.width) <= 2 and abs(two.height - 2 * one.height) <= 2,
+    check(abs(two.width - 2 * one.width) <= 0.01 * two.width and abs(two.height - 2 * one.height) <= 0.01 * two.height,
           f"2x is twice the size: {one.size} -> {two.size}")
 p, img, lay = render(example, "--view", "heads", "--light")
 check(img is not None and img.getpixel((2, 2)) == (255, 255, 255) and tuple(lay["background"]) == (255, 255, 255),

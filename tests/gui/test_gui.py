@@ -18,6 +18,18 @@
                             K/V heads grouped, heatmaps n_q x n_k with the context, Performer's
                             error shown and its picture different; flash is exact and its tile
                             view steps with Next.
+  test_gui.py explore APP   magma and per-row ranges checked in pixels against the weights, log
+                            scale, the model view's tiles and click, digits in big cells (and none
+                            when off), wheel zoom, the step-by-step pipeline (Next, Previous, a
+                            step by name; -inf cells blank), the line view isolating a query.
+  test_gui.py compare APP   Compare A / B: B edited through the side panel, B - A red and blue
+                            where it should be, the hovered cell outlined in every panel.
+  test_gui.py files   APP   undo/redo of typing, Ctrl+S through the browser (atomic, recent), a
+                            corrupt file refused, another opened; the next start restores it.
+  test_gui.py classroom APP lessons with Next/Previous, F1 help, F5 presentation (light, large,
+                            controls hidden), Ctrl+= font scale.
+  test_gui.py export  APP   Ctrl+C copies a head as TSV (read back with xclip), PNG export at
+                            1x and 2x, a .npy export read by numpy.
 
 The app writes --state-file: where each head's heatmap is drawn, in framebuffer pixels.
 """
@@ -32,7 +44,7 @@ import time
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODE, APP = sys.argv[1], sys.argv[2]
+MODE, APP = sys.argv[1], os.path.abspath(sys.argv[2])
 W, H = 1280, 800
 TMP = tempfile.mkdtemp(prefix="attnlab-gui-")
 # preferences, recent files and the restored session live here, never in the user's own config
@@ -46,7 +58,7 @@ def check(cond, what):
         checks["passed"] += 1
     else:
         checks["failed"] += 1
-        print("FAIL:", what)
+        print("FAIL:", what, flush=True)
     return cond
 
 
@@ -115,7 +127,7 @@ class Display:
             raise RuntimeError("no Xvfb display could be started")
         self.state_path = os.path.join(TMP, "state.json")
         self.app = subprocess.Popen([APP, "--state-file", self.state_path, "--width", str(W), "--height", str(H),
-                                     *app_args], env=self.env)
+                                     *app_args], env=self.env, cwd=TMP)
 
     def state(self):
         try:
@@ -157,6 +169,14 @@ class Display:
         png = os.path.join(TMP, name + ".png")
         subprocess.run(["import", "-window", "root", png], env=self.env, check=True, timeout=30)
         return png
+
+    def quit(self):
+        """Ctrl+Q: the app exits by itself (saving its preferences)."""
+        self.chord("ctrl+q")
+        try:
+            return self.app.wait(15)
+        except subprocess.TimeoutExpired:
+            return None
 
     def close(self):
         self.app.terminate()
@@ -285,7 +305,10 @@ def reveal(d, path):
         d.xdo("mousemove", "150", str(H // 2))
         d.xdo("click", "5" if y + h > H - 10 else "4")
         # the next state drawn after the scroll (a loaded machine may take longer than one pause)
-        s = d.poll(lambda t: t["widgets"].get(path) != [x, y, w, h], timeout=3) or d.state()
+        moved = d.poll(lambda t: t["widgets"].get(path) != [x, y, w, h], timeout=3)
+        if not moved:  # the panel scrolls no further: this is as visible as it gets
+            return d.state()
+        s = moved
     return s
 
 
@@ -422,10 +445,376 @@ def test_family():
         d.close()
 
 
+# --- issue 5: the explorer ------------------------------------------------------------------------
+
+CLI = os.path.join(os.path.dirname(APP), "attnlab-cli")
+EXAMPLE = os.path.join(HERE, "..", "..", "assets", "sessions", "example.json")
+
+
+def example_weights():
+    r = json.loads(subprocess.run([CLI, "compute", EXAMPLE], capture_output=True, check=True).stdout)
+    return [h["weights"] for h in r["layers"][0]["heads"]]
+
+
+def last_colour(name):
+    rows = [l for l in open(os.path.join(HERE, "..", "..", "assets", "colormaps", name + ".csv")) if l[0].isdigit()]
+    return tuple(round(float(v) * 255) for v in rows[-1].split(","))
+
+
+def menu(d, top, item):
+    s = d.wait_for(lambda s: top in s["widgets"], top)
+    d.click(*center(s["widgets"][top]))
+    s = d.wait_for(lambda s: item in s["widgets"], item)
+    time.sleep(0.2)
+    s = d.state()
+    d.click(*center(s["widgets"][item]))
+
+
+def away(d):
+    d.xdo("mousemove", str(W - 3), "3")  # over the menu bar: no tooltip, no hover
+    time.sleep(0.4)
+
+
+def cell_rgb(img, rect, n_q, n_k, i, j, fx=0.2, fy=0.2):
+    x, y, w, h = rect
+    return img.getpixel((int(x + (j + fx) * w / n_k), int(y + (i + fy) * h / n_q)))
+
+
+def test_explore():
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the example session")
+        if not s:
+            return
+        weights = example_weights()
+        # colormap magma, global range: weight 1.0 (token 0 under the causal mask) is magma's top colour
+        choose(d, "display.colormap", "magma")
+        s = d.wait_for(lambda s: settled(s) and s.get("shown_display", {}).get("colormap") == "magma", "magma shown")
+        away(d)
+        s = d.wait_for(settled, "settled")
+        img = Image.open(d.screenshot("magma")).convert("RGB")
+        top = last_colour("magma")
+        got = [cell_rgb(img, (h["x"], h["y"], h["w"], h["h"]), 11, 11, 0, 0) for h in s["heads"]]
+        check(all(c == top for c in got), f"magma: weight 1.0 drawn in magma's top colour {top}: {got}")
+        # per-row range: every row's largest weight gets the top colour
+        choose(d, "display.range", "per_row")
+        s = d.wait_for(lambda s: settled(s) and s["shown_display"]["range"] == "per_row", "per-row range shown")
+        away(d)
+        s = d.wait_for(settled, "settled")
+        img = Image.open(d.screenshot("per-row")).convert("RGB")
+        for k, h in enumerate(s["heads"]):
+            rect = (h["x"], h["y"], h["w"], h["h"])
+            tops = [cell_rgb(img, rect, 11, 11, i, max(range(11), key=lambda j: weights[k][i][j])) for i in range(11)]
+            check(all(c == top for c in tops), f"per_row: head {k}'s row maxima all in the top colour ({tops[:3]})")
+        s = reveal(d, "display.log")
+        d.click(*center(s["widgets"]["display.log"]))
+        s = d.wait_for(lambda s: settled(s) and s["shown_display"]["log"], "log scale shown")
+        check(s is not None, "the log-scale checkbox reaches the picture")
+        choose(d, "display.range", "global")
+        d.wait_for(lambda s: settled(s) and s["shown_display"]["range"] == "global", "global range again")
+
+        # model view: every layer x head; a click opens that head large
+        menu(d, "menu.view", "menu.view.model")
+        s = d.wait_for(lambda s: "model.0.3" in s["widgets"], "the model view")
+        check(all(f"model.0.{h}" in s["widgets"] for h in range(4)), "model view: a tile per head")
+        d.click(*center(s["widgets"]["model.0.2"]))
+        s = d.wait_for(lambda s: s["detail_head"] == 2, "head 2 opened from the model view")
+        check(s is not None, "clicking a model-view tile opens it")
+        menu(d, "menu.view", "menu.view.model")  # close it again
+
+        # numbers in the detail view's cells, gone when switched off
+        s = d.wait_for(lambda s: "detail.cells" in s["widgets"], "the detail view")
+        away(d)
+        s = d.state()
+        rect = s["widgets"]["detail.cells"]
+        def cell_colours_count(img):
+            x, y, w, h = rect
+            cw, ch = w / 11, h / 11  # cell (10, 0): weight shown as digits
+            box = img.crop((int(x + 10 * 0 + 2), int(y + 10 * ch + 2), int(x + cw - 2), int(y + 11 * ch - 2)))
+            return len(set(box.getdata()))
+        with_numbers = cell_colours_count(Image.open(d.screenshot("numbers")).convert("RGB"))
+        s = reveal(d, "display.numbers")
+        d.click(*center(s["widgets"]["display.numbers"]))
+        d.wait_for(lambda s: not s["display"]["numbers"], "numbers off")
+        away(d)
+        without = cell_colours_count(Image.open(d.screenshot("no-numbers")).convert("RGB"))
+        check(with_numbers > 3 and without <= 2, f"digits drawn in a big cell ({with_numbers} colours), none when off ({without})")
+
+        # zoom with the wheel in the detail view, then reset
+        s = d.state()
+        x, y, w, h = s["widgets"]["detail.cells"]
+        d.xdo("mousemove", str(int(x + w * 0.7)), str(int(y + h * 0.7)))
+        for _ in range(3):
+            d.xdo("click", "4")
+        s = d.wait_for(lambda s: s["zoom"] > 1.9, "zoomed in with the wheel")
+        check(s is not None and s["pan"][0] > 0 and s["pan"][1] > 0, f"zoom about the pointer pans too: {s and s['pan']}")
+        d.click(*center(d.state()["widgets"]["detail.reset_zoom"]))
+        check(d.wait_for(lambda s: s["zoom"] == 1, "zoom reset") is not None, "reset zoom")
+
+        # step by step: the pipeline of head 2, Next / Previous / a step by name
+        d.click(*center(d.state()["widgets"]["detail.pipeline"]))
+        s = d.wait_for(lambda s: s.get("pipeline") and s["windows"]["pipeline"] and "pipeline.next" in s["widgets"], "the pipeline")
+        if not s:
+            return
+        check(s["pipeline"]["id"] == "input" and s["pipeline"]["steps"] == 11, f"step 1 of 11 is the input: {s['pipeline']}")
+        for _ in range(4):
+            d.click(*center(d.state()["widgets"]["pipeline.next"]))
+        s = d.wait_for(lambda s: s["pipeline"]["step"] == 4, "four steps on")
+        check(s and s["pipeline"]["id"] == "scores" and s["pipeline"]["rows"] == 11 and s["pipeline"]["cols"] == 11,
+              f"Next x4 reaches Q K^T (11 x 11): {s and s['pipeline']}")
+        d.click(*center(d.state()["widgets"]["pipeline.previous"]))
+        s = d.wait_for(lambda s: s["pipeline"]["id"] == "v", "Previous goes back to V")
+        check(s is not None and s["pipeline"]["cols"] == 16, "V is 11 x d_head 16")
+        d.click(*center(d.state()["widgets"]["pipeline.step=masked"]))
+        s = d.wait_for(lambda s: s["pipeline"]["id"] == "masked", "the masked step")
+        away(d)
+        s = d.state()
+        img = Image.open(d.screenshot("masked-step")).convert("RGB")
+        rect = s["widgets"]["pipeline.cells"]
+        bg = tuple(s["background"])
+        above = [cell_rgb(img, rect, 11, 11, i, j, 0.5, 0.5) == bg for i in range(11) for j in range(i + 1, 11)]
+        below = [cell_rgb(img, rect, 11, 11, i, j, 0.5, 0.5) == bg for i in range(11) for j in range(i + 1)]
+        check(all(above) and not any(below), f"masked step: -inf cells blank above the diagonal ({sum(above)}/{len(above)}), drawn below ({sum(below)} blank)")
+        menu(d, "menu.view", "menu.view.pipeline")
+
+        # line view: hovering a query isolates its lines
+        menu(d, "menu.view", "menu.view.lines")
+        s = d.wait_for(lambda s: "lines.query=3" in s["widgets"], "the line view")
+        away(d)
+        all_lines = d.state()["lines_drawn"]
+        d.xdo("mousemove", *[str(int(v)) for v in center(d.state()["widgets"]["lines.query=3"])])
+        s = d.wait_for(lambda s: s["lines_token"] == 3, "query 3 hovered")
+        expect = sum(1 for k in range(4) for j in range(4) if weights[k][3][j] * 0.5 >= 0.02)
+        check(s is not None and s["lines_drawn"] == expect and all_lines > expect,
+              f"hovering query 3 keeps its lines only ({s and s['lines_drawn']} of {all_lines}, expected {expect})")
+    finally:
+        d.close()
+
+
+def test_compare():
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the example session")
+        if not s:
+            return
+        menu(d, "menu.view", "menu.view.compare")
+        s = d.wait_for(lambda s: s["b_shown"] > 0 and "compare.diff" in s["widgets"], "B computed and B - A drawn")
+        if not s:
+            return
+        check(s["diff_max"] == 0, f"B starts as a copy of A: no difference ({s['diff_max']})")
+        d.click(*center(s["widgets"]["compare.edit_b"]))
+        time.sleep(0.3)
+        choose(d, "attention.mask.kind", "none")  # edits B, not A
+        s = d.wait_for(lambda s: s["diff_max"] > 0.05, "B - A non-zero after B's mask changes")
+        if not s:
+            return
+        check(s["mask"] == "causal", "A keeps its causal mask")
+        away(d)
+        s = d.state()
+        img = Image.open(d.screenshot("compare")).convert("RGB")
+        a, b, diff = s["widgets"]["compare.a"], s["widgets"]["compare.b"], s["widgets"]["compare.diff"]
+        bg = tuple(s["background"])
+        check(cell_rgb(img, a, 11, 11, 0, 10, .5, .5) == bg and cell_rgb(img, b, 11, 11, 0, 10, .5, .5) != bg,
+              "A masks the future, B (no mask) does not")
+        reds = [cell_rgb(img, diff, 11, 11, i, j, .5, .5) for i in range(11) for j in range(i + 1, 11)]
+        check(all(c[0] > c[2] for c in reds), f"B - A is positive (red) wherever only B attends: {reds[:3]}")
+        r, g, bl = cell_rgb(img, diff, 11, 11, 0, 0, .5, .5)
+        check(bl > r + 40, f"B - A is negative (blue) where A put all of row 0: {(r, g, bl)}")
+        # linked hover: the cell under the pointer in A is outlined in B and in B - A too
+        x, y, w, h = a
+        d.xdo("mousemove", str(int(x + 2.5 * w / 11)), str(int(y + 5.5 * h / 11)))
+        s = d.wait_for(lambda s: s["compare_hover"] == [5, 2], "linked hover on (5, 2)")
+        check(s is not None, "hovering A reports the cell (query 5, key 2)")
+        img = Image.open(d.screenshot("compare-hover")).convert("RGB")
+        for name, rect in (("B", b), ("B - A", diff)):
+            x, y, w, h = rect
+            edge = [img.getpixel((int(x + 2 * w / 11 + k), int(y + 5 * h / 11))) for k in range(2, int(w / 11) - 2)]
+            check(sum(1 for c in edge if c == (255, 255, 255)) >= len(edge) // 2, f"{name}: the same cell outlined in white")
+    finally:
+        d.close()
+
+
+def test_files():
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the example session")
+        if not s:
+            return
+        original = s["text"]
+        x, y, w, h = s["text_box"]
+        d.click(x + w / 2, y + h / 2)
+        d.chord("ctrl+a")
+        d.xdo("type", "--delay", "40", "Undo me please")
+        s = d.wait_for(lambda s: settled(s) and s["text"] == "Undo me please", "typed text")
+        d.click(W - 40, 12)  # leave the text box (the menu bar's empty end)
+        time.sleep(0.3)
+        check(s and s["undo"] == 1, f"typing is one history entry: {s and s['undo']}")
+        d.chord("ctrl+z")
+        s = d.wait_for(lambda s: settled(s) and s["text"] == original, "undo restores the text")
+        check(s is not None and s["redo"] == 1, "Ctrl+Z undoes the typing")
+        d.chord("ctrl+shift+z")
+        s = d.wait_for(lambda s: settled(s) and s["text"] == "Undo me please", "redo")
+        check(s is not None, "Ctrl+Shift+Z redoes it")
+
+        # save through the in-app browser, written atomically into the working directory
+        d.chord("ctrl+s")
+        s = d.wait_for(lambda s: s["windows"]["browser"] and "browser.name" in s["widgets"], "the save dialog")
+        d.click(*center(s["widgets"]["browser.name"]))
+        d.chord("ctrl+a")
+        d.xdo("type", "--delay", "30", "mine.json")
+        d.chord("Return")
+        mine = os.path.join(TMP, "mine.json")
+        s = d.wait_for(lambda s: s["session_path"].endswith("mine.json"), "saved as mine.json")
+        check(s is not None and os.path.exists(mine) and json.load(open(mine))["text"] == "Undo me please",
+              "Ctrl+S wrote the session to mine.json")
+        check(not [f for f in os.listdir(TMP) if ".tmp-" in f], "no temporary file left beside it")
+        check(s and s["recent"] and s["recent"][0].endswith("mine.json"), "mine.json heads the recent files")
+
+        # open: a corrupt file is refused with a reason, a good one replaces the session
+        open(os.path.join(TMP, "corrupt.json"), "w").write('{"text": "cut')
+        json.dump({"text": "Another file here"}, open(os.path.join(TMP, "other.json"), "w"))
+        d.chord("ctrl+o")
+        s = d.wait_for(lambda s: "browser.entry=corrupt.json" in s["widgets"], "the open dialog listing files")
+        if not s:
+            return
+        d.click(*center(s["widgets"]["browser.entry=corrupt.json"]))
+        d.xdo("click", "--repeat", "2", "--delay", "60", "1")
+        s = d.wait_for(lambda s: "could not open" in s["status"], "a reason for the corrupt file")
+        check(s is not None and "not valid JSON" in s["status"] and s["text"] == "Undo me please",
+              f"corrupt.json refused, the session kept: {s and s['status']}")
+        s = d.state()
+        d.click(*center(s["widgets"]["browser.entry=other.json"]))
+        d.xdo("click", "--repeat", "2", "--delay", "60", "1")
+        s = d.wait_for(lambda s: settled(s) and s["text"] == "Another file here", "other.json opened")
+        check(s is not None and not s["windows"]["browser"], "double-clicking other.json opens it")
+        check(d.quit() == 0, "Ctrl+Q exits 0")
+        prefs = os.path.join(CONFIG, "attnlab", "prefs.json")
+        check(os.path.exists(prefs) and os.path.exists(os.path.join(CONFIG, "attnlab", "imgui.ini")),
+              "preferences and window layout in $XDG_CONFIG_HOME/attnlab")
+    finally:
+        d.close()
+    d = Display()  # the next start: where the last one left off
+    try:
+        s = d.wait_for(settled, "the restored session")
+        check(s is not None and s["text"] == "Another file here", f"the last session is restored: {s and s['text']!r}")
+        check(s and len(s["recent"]) == 2 and s["recent"][0].endswith("other.json"), f"recent files kept: {s and s['recent']}")
+        menu(d, "menu.file", "menu.file.recent")
+        s = d.wait_for(lambda s: "menu.file.recent=1" in s["widgets"], "the recent-files menu")
+        d.click(*center(s["widgets"]["menu.file.recent=1"]))
+        s = d.wait_for(lambda s: settled(s) and s["text"] == "Undo me please", "mine.json reopened from the recent list")
+        check(s is not None, "Open recent reopens mine.json")
+    finally:
+        d.close()
+
+
+def test_classroom():
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the example session")
+        if not s:
+            return
+        check(s["lessons"] >= 8, f"at least 8 lessons loaded: {s['lessons']}")
+        menu(d, "menu.lessons", "menu.lessons=1")  # softmax and temperature
+        s = d.wait_for(lambda s: s["lesson"] == 1 and "lesson.next" in s["widgets"], "the lesson window")
+        if not s:
+            return
+        d.click(*center(s["widgets"]["lesson.next"]))
+        s = d.wait_for(lambda s: settled(s) and s["temperature"] == 0.2, "lesson step 2: T = 0.2")
+        check(s is not None and s["lesson_step"] == 1, "Next loads step 2's session")
+        d.click(*center(d.state()["widgets"]["lesson.next"]))
+        s = d.wait_for(lambda s: settled(s) and s["temperature"] == 5.0, "lesson step 3: T = 5")
+        d.click(*center(d.state()["widgets"]["lesson.previous"]))
+        s = d.wait_for(lambda s: settled(s) and s["temperature"] == 0.2, "back to T = 0.2")
+        check(s is not None, "Previous goes back a step")
+        d.chord("F1")
+        check(d.wait_for(lambda s: s["windows"]["help"], "help window") is not None, "F1 opens the shortcuts")
+        d.chord("F1")
+        d.wait_for(lambda s: not s["windows"]["help"], "help closed")
+        font0 = d.state()["font_size"]
+        d.chord("F5")
+        s = d.wait_for(lambda s: s["light"] and s["hide_controls"] and s["fullscreen"] and s["font_size"] >= 1.7 * font0,
+                       "presentation mode")
+        if not s:
+            return
+        check(s["background"] == [255, 255, 255], f"light theme: white background {s['background']}")
+        check("text_box" not in s["widgets"] and "attention.mask.kind" not in s["widgets"], "controls hidden")
+        away(d)
+        s = d.wait_for(settled, "settled")
+        png = d.screenshot("presentation")
+        # the lesson's session has no mask; the lesson window covers head 3
+        check_pattern(png, dict(s, heads=s["heads"][:3]), causal=False, label="presentation")
+        img = Image.open(png).convert("RGB")
+        x, y, w, h = [s["heads"][0][k] for k in ("x", "y", "w", "h")]
+        check(h > 0.2 * H, f"heatmaps fill the screen without the controls ({h:.0f} px high)")
+        d.chord("F5")
+        s = d.wait_for(lambda s: not s["light"] and not s["hide_controls"] and abs(s["font_size"] - font0) < 0.5, "back from presentation")
+        check(s is not None, "F5 again restores the desk layout")
+        d.chord("ctrl+equal")
+        s = d.wait_for(lambda s: s["font_size"] > font0 + 2, "Ctrl+= enlarges the font")
+        check(s is not None and s["font_scale"] == 1.25, "font scale 1.25 after Ctrl+=")
+    finally:
+        d.close()
+
+
+def test_export():
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the example session")
+        if not s:
+            return
+        weights = example_weights()
+        h = s["heads"][1]
+        d.xdo("mousemove", str(int(h["x"] + h["w"] * 0.3)), str(int(h["y"] + h["h"] * 0.6)))
+        d.wait_for(lambda s: s["hover"]["head"] == 1, "hovering head 1")
+        d.chord("ctrl+c")
+        d.wait_for(lambda s: s["status"].startswith("copied head 1"), "copied")
+        clip = subprocess.run(["xclip", "-o", "-selection", "clipboard"], env=d.env, capture_output=True, timeout=10).stdout.decode()
+        rows = [l.split("\t") for l in clip.splitlines()]
+        check(len(rows) == 12 and rows[0][1:3] == ["The", "cat"] and rows[1][0] == "The", f"TSV: a header and 11 labelled rows ({len(rows)})")
+        if len(rows) == 12:
+            vals = [[float(v) for v in r[1:]] for r in rows[1:]]
+            check(all(abs(vals[i][j] - weights[1][i][j]) < 1e-6 for i in range(11) for j in range(11)), "TSV holds head 1's weights")
+        away(d)
+        d.chord("ctrl+e")
+        s = d.wait_for(lambda s: s["windows"]["export"] and "export.go" in s["widgets"], "the export window")
+        sizes = {}
+        for scale in (1, 2):
+            s = d.state()
+            d.click(*center(s["widgets"][f"export.scale={scale}"]))
+            d.click(*center(s["widgets"]["export.path"]))
+            d.chord("ctrl+a")
+            path = os.path.join(TMP, f"heads{scale}.png")
+            d.xdo("type", "--delay", "20", path)
+            d.click(*center(d.state()["widgets"]["export.go"]))
+            s = d.wait_for(lambda s: s["status"] == "exported " + path, f"exported at {scale}x")
+            if s:
+                sizes[scale] = Image.open(path).size
+        check(len(sizes) == 2 and abs(sizes[2][0] - 2 * sizes[1][0]) <= 0.01 * sizes[2][0], f"2x export is twice the 1x size: {sizes}")
+        s = d.state()
+        d.click(*center(s["widgets"]["export.what"]))
+        s = d.wait_for(lambda s: "export.what=6" in s["widgets"], "the export choices")
+        time.sleep(0.2)
+        d.click(*center(d.state()["widgets"]["export.what=6"]))  # weights matrix
+        s = d.wait_for(lambda s: s["export_what"] == 6, "weights matrix chosen")
+        d.click(*center(s["widgets"]["export.path"]))
+        d.chord("ctrl+a")
+        npy = os.path.join(TMP, "w.npy")
+        d.xdo("type", "--delay", "20", npy)
+        d.click(*center(d.state()["widgets"]["export.go"]))
+        s = d.wait_for(lambda s: s["status"] == "exported " + npy, "exported .npy")
+        if s:
+            import numpy as np
+            m = np.load(npy)
+            check(m.shape == (11, 11) and np.allclose(m, np.array(weights[0]), atol=1e-6), "the .npy holds head 0's weights")
+    finally:
+        d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
 {"causal": test_causal, "typing": test_typing, "invalid": test_invalid, "hover": test_hover,
- "masks": test_masks, "family": test_family}[MODE]()
+ "masks": test_masks, "family": test_family, "explore": test_explore, "compare": test_compare,
+ "files": test_files, "classroom": test_classroom, "export": test_export}[MODE]()
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
