@@ -33,6 +33,8 @@ struct Options {
   int width = 1600, height = 1000;
   bool no_mouse = false, example = false, light = false;
   float font_scale = 0;
+  std::string step;
+  int head = -1;
 };
 
 std::string join(const std::vector<std::string>& v) {
@@ -368,6 +370,8 @@ int main(int argc, char** argv) {
   cli.add_flag("--example", opt.example, "start on the built-in example, not where the last run left off");
   cli.add_option("--font-scale", opt.font_scale, "font scale, 1 to 3")->check(CLI::Range(1.0, 3.0));
   cli.add_flag("--light", opt.light, "light, high-contrast theme");
+  cli.add_option("--step", opt.step, "with --view pipeline: start on this step (input, q, k, v, scores, scaled, biased, masked, weights, context, output)");
+  cli.add_option("--head", opt.head, "the head opened large (and walked through by the pipeline)");
   CLI11_PARSE(cli, argc, argv);
 
   AppState st;
@@ -403,6 +407,8 @@ int main(int argc, char** argv) {
     }
   }
   st.opened = st.committed = st.session;
+  st.pending_step = opt.step;
+  st.detail_head = opt.head;
   for (const auto& v : open_views) {
     st.show_mask |= v == "mask";
     st.show_gallery |= v == "gallery";
@@ -576,7 +582,7 @@ int main(int argc, char** argv) {
       if (ImGui::BeginMenuBar()) {
         auto item = [&](const char* label, const char* shortcut, bool* flag, const char* id, bool enabled = true) {
           const bool clicked = ImGui::MenuItem(label, shortcut, flag, enabled);
-          RecordWidget(st, id);
+          if (!ImGui::IsWindowAppearing()) RecordWidget(st, id);  // once the popup is placed
           return clicked;
         };
         auto menu = [&](const char* label, const char* id) {
@@ -595,7 +601,7 @@ int main(int argc, char** argv) {
             for (std::size_t k = 0; k < st.recent.size(); ++k) {
               const std::string path = st.recent[k];
               if (ImGui::MenuItem(path.c_str())) OpenSessionFile(st, worker, path);
-              RecordWidget(st, "menu.file.recent=" + std::to_string(k));
+              if (!ImGui::IsWindowAppearing()) RecordWidget(st, "menu.file.recent=" + std::to_string(k));
             }
             ImGui::EndMenu();
           }
@@ -631,7 +637,7 @@ int main(int argc, char** argv) {
               st.session = st.lessons[k].steps[0].session;
               Edited(st, worker);
             }
-            RecordWidget(st, "menu.lessons=" + std::to_string(k));
+            if (!ImGui::IsWindowAppearing()) RecordWidget(st, "menu.lessons=" + std::to_string(k));
           }
           ImGui::EndMenu();
         }

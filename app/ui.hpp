@@ -89,6 +89,7 @@ struct AppState {
   bool show_model = false, show_pipeline = false, show_lines = false, show_compare = false, show_help = false,
        show_export = false;
   int pipeline_step = 0;                // index into Snapshot::steps
+  std::string pending_step;             // --step: chosen by id once the steps arrive
   int lines_head = -1;                  // line view: -1 all heads, else one
   int lines_token = -1;                 // line view: hovered token (query side), isolates its lines
   int lines_drawn = 0;                  // line view: lines drawn this frame

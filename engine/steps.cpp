@@ -18,9 +18,13 @@ std::vector<Step> head_steps(const Result& r, int layer, int head) {
   const bool rope = s.positional.kind == PositionalKind::rope;
   std::vector<Step> out;
 
+  const bool additive = s.positional.kind == PositionalKind::sinusoidal || s.positional.kind == PositionalKind::learned;
   std::string input_formula =
-      layer == 0 ? "Each token's embedding plus its position's encoding (" + std::string(name(s.positional.kind)) + ")."
-                 : "The residual stream leaving layer " + std::to_string(layer - 1) + ".";
+      layer > 0 ? "The residual stream leaving layer " + std::to_string(layer - 1) + "."
+      : additive ? "Each token's embedding plus its position's encoding (" + std::string(name(s.positional.kind)) + ")."
+      : s.positional.kind == PositionalKind::none
+          ? std::string("Each token's embedding; no positions: attention sees a bag of words.")
+          : "Each token's embedding; " + std::string(name(s.positional.kind)) + " adds position inside attention, not here.";
   if (s.model.block == BlockKind::pre_ln) input_formula += " Q, K and V project LayerNorm(X) in a pre-LN block.";
   out.push_back({"input", "X (tokens x d_model)", input_formula,
                  s.model.block == BlockKind::pre_ln ? L.attention_input : L.input, Axis::queries, Axis::dims});

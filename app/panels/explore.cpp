@@ -108,6 +108,9 @@ void ShowPipelineWindow(AppState& st, Worker& worker) {
       return;
     }
     const int n = static_cast<int>(snap.steps.size());
+    for (int k = 0; k < n && !st.pending_step.empty(); ++k)
+      if (snap.steps[k].id == st.pending_step) st.pipeline_step = k;
+    st.pending_step.clear();
     st.pipeline_step = std::clamp(st.pipeline_step, 0, n - 1);
     ImGui::BeginDisabled(st.pipeline_step == 0);
     if (ImGui::Button("< Previous")) --st.pipeline_step;
@@ -294,7 +297,7 @@ void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const Hea
     const float font = ImGui::GetFontSize();
     const ImVec2 avail = ImGui::GetContentRegionAvail();
     const float metrics_h = font * 6;
-    const float side = std::max(40.0f, std::min((avail.x - font * 6) / 3, avail.y - metrics_h - font * 2));
+    const float side = std::max(40.0f, std::min((avail.x - font * 12) / 3, avail.y - metrics_h - font * 2));
     const ImVec2 o = ImGui::GetCursorScreenPos();
     ImDrawList* dl = ImGui::GetWindowDrawList();
     Hover linked;

@@ -465,8 +465,10 @@ def menu(d, top, item):
     s = d.wait_for(lambda s: top in s["widgets"], top)
     d.click(*center(s["widgets"][top]))
     s = d.wait_for(lambda s: item in s["widgets"], item)
-    time.sleep(0.2)
-    s = d.state()
+    if not s:
+        return
+    time.sleep(0.2)  # where it stays: the same rect twice
+    s = d.wait_for(lambda t: t["widgets"].get(item) == s["widgets"][item], f"{item} settled", timeout=5)
     d.click(*center(s["widgets"][item]))
 
 
