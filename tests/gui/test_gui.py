@@ -126,8 +126,9 @@ class Display:
         if not self.xvfb:
             raise RuntimeError("no Xvfb display could be started")
         self.state_path = os.path.join(TMP, "state.json")
+        self.stderr_path = os.path.join(TMP, f"app-stderr-{time.time():.3f}.txt")
         self.app = subprocess.Popen([APP, "--state-file", self.state_path, "--width", str(W), "--height", str(H),
-                                     *app_args], env=self.env, cwd=TMP)
+                                     *app_args], env=self.env, cwd=TMP, stderr=open(self.stderr_path, "w"))
 
     def state(self):
         try:
@@ -149,7 +150,9 @@ class Display:
         s = self.poll(pred, timeout)
         if s:
             return s
-        check(False, f"timed out waiting for {what}; last state: {json.dumps(self.state())[:400]}")
+        err = open(self.stderr_path).read()[-400:] if os.path.exists(self.stderr_path) else ""
+        check(False, f"timed out waiting for {what}; app exit code {self.app.poll()}, display {self.display}, "
+                     f"stderr {err!r}; last state: {json.dumps(self.state())[:400]}")
         return None
 
     def xdo(self, *args):
