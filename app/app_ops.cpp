@@ -321,8 +321,10 @@ void ShowFileBrowser(AppState& st, Worker& worker) {
 
 namespace {
 
-const char* kExportWhat[] = {"heads (this layer)", "head detail", "model (all layers)", "mask", "positional",
-                             "pipeline step", "weights matrix", "logits matrix", "pipeline step matrix"};
+const char* kExportWhat[] = {"heads (this layer)", "head detail",   "model (all layers)", "mask",
+                             "positional",         "pipeline step", "mask gallery",       "head similarity",
+                             "weights matrix",     "logits matrix", "pipeline step matrix"};
+constexpr int kFirstMatrix = 8;  // entries before this are figures (PNG)
 
 }  // namespace
 
@@ -335,7 +337,7 @@ void ShowExportWindow(AppState& st) {
       const bool placed = !ImGui::IsWindowAppearing();
       for (int k = 0; k < IM_ARRAYSIZE(kExportWhat); ++k) {
         if (ImGui::Selectable(kExportWhat[k], k == st.export_what)) {
-          if ((k <= 5) != (st.export_what <= 5)) st.export_path.clear();  // PNG <-> matrix: a fitting name
+          if ((k < kFirstMatrix) != (st.export_what < kFirstMatrix)) st.export_path.clear();  // PNG <-> matrix: a fitting name
           st.export_what = k;
         }
         if (placed) RecordWidget(st, "export.what=" + std::to_string(k));
@@ -343,7 +345,7 @@ void ShowExportWindow(AppState& st) {
       ImGui::EndCombo();
     }
     RecordWidget(st, "export.what");
-    const bool figure = st.export_what <= 5;
+    const bool figure = st.export_what < kFirstMatrix;
     const int head = std::max(0, st.detail_head);
     if (figure) {
       ImGui::TextUnformatted("scale");
@@ -370,8 +372,8 @@ void ShowExportWindow(AppState& st) {
       const std::size_t step = std::min<std::size_t>(st.pipeline_step, st.shown->steps.empty() ? 0 : st.shown->steps.size() - 1);
       q.step = st.shown->steps.empty() ? "weights" : st.shown->steps[step].id;
       if (figure) {
-        const FigureView views[] = {FigureView::heads, FigureView::detail, FigureView::model, FigureView::mask,
-                                    FigureView::positional, FigureView::step};
+        const FigureView views[] = {FigureView::heads,      FigureView::detail, FigureView::model,   FigureView::mask,
+                                    FigureView::positional, FigureView::step,   FigureView::gallery, FigureView::similarity};
         q.view = views[st.export_what];
         FigureStyle fs;
         fs.scale = static_cast<float>(st.export_scale);
@@ -390,7 +392,7 @@ void ShowExportWindow(AppState& st) {
         if (!format_from_path(st.export_path, f)) {
           err = st.export_path + ": the name must end in .csv, .npy, .json or .tsv";
         } else {
-          const std::string id = st.export_what == 6 ? "weights" : st.export_what == 7 ? "masked" : q.step;
+          const std::string id = st.export_what == kFirstMatrix ? "weights" : st.export_what == kFirstMatrix + 1 ? "masked" : q.step;
           for (Step& s : head_steps(r, q.layer, q.head)) {
             if (s.id != id) continue;
             LabeledMatrix m{s.id, std::move(s.values), {}, {}};

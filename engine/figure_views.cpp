@@ -154,7 +154,7 @@ bool view_panels(const Result& r, const ViewRequest& q, std::vector<FigurePanel>
     }
     case FigureView::similarity: {
       if (r.metrics.empty()) {
-        error = "head similarity needs metrics";
+        error = "head similarity needs the per-head metrics (in the window: open View, Metrics)";
         return false;
       }
       title = "head similarity (Jensen-Shannon divergence, nats), layer " + std::to_string(q.layer);

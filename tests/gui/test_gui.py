@@ -100,23 +100,29 @@ class Display:
     """An Xvfb server and the app on it, driven with xdotool."""
 
     def __init__(self, *app_args, env=None):
-        # An explicit display number without a lock file, checked to answer before the app
-        # starts; another number when it does not (Xvfb -displayfd handed out :0 while it could
-        # not be opened, when tests ran back to back).
+        # An explicit display number that nothing answers on, then our Xvfb on it, accepted once
+        # it answers and is still alive (another server on that number - a lock file elsewhere,
+        # an abstract socket - must not be mistaken for ours).
         import random
+        extra = env or {}
         self.xvfb = None
         for _ in range(20):
             num = random.randint(100, 900)
             if os.path.exists(f"/tmp/.X{num}-lock") or os.path.exists(f"/tmp/.X11-unix/X{num}"):
                 continue
+            probe_env = dict(os.environ, DISPLAY=f":{num}", **extra)
+            probe = lambda: subprocess.run(["xdotool", "getmouselocation"], env=probe_env, capture_output=True).returncode == 0
+            if probe():
+                continue  # somebody else's server
             xvfb = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            env = dict(os.environ, DISPLAY=f":{num}", **(env or {}))
             for _ in range(50):
                 if xvfb.poll() is not None:
                     break
-                if subprocess.run(["xdotool", "getmouselocation"], env=env, capture_output=True).returncode == 0:
-                    self.xvfb, self.display, self.env = xvfb, f":{num}", env
+                if probe():
+                    time.sleep(0.3)
+                    if xvfb.poll() is None:
+                        self.xvfb, self.display, self.env = xvfb, f":{num}", probe_env
                     break
                 time.sleep(0.1)
             if self.xvfb:
@@ -126,6 +132,8 @@ class Display:
         if not self.xvfb:
             raise RuntimeError("no Xvfb display could be started")
         self.state_path = os.path.join(TMP, "state.json")
+        if os.path.exists(self.state_path):
+            os.remove(self.state_path)  # a previous app's state must not be read as this one's
         self.stderr_path = os.path.join(TMP, f"app-stderr-{time.time():.3f}.txt")
         self.app = subprocess.Popen([APP, "--state-file", self.state_path, "--width", str(W), "--height", str(H),
                                      *app_args], env=self.env, cwd=TMP, stderr=open(self.stderr_path, "w"))
@@ -797,10 +805,10 @@ def test_export():
         check(len(sizes) == 2 and abs(sizes[2][0] - 2 * sizes[1][0]) <= 0.01 * sizes[2][0], f"2x export is twice the 1x size: {sizes}")
         s = d.state()
         d.click(*center(s["widgets"]["export.what"]))
-        s = d.wait_for(lambda s: "export.what=6" in s["widgets"], "the export choices")
+        s = d.wait_for(lambda s: "export.what=8" in s["widgets"], "the export choices")
         time.sleep(0.2)
-        d.click(*center(d.state()["widgets"]["export.what=6"]))  # weights matrix
-        s = d.wait_for(lambda s: s["export_what"] == 6, "weights matrix chosen")
+        d.click(*center(d.state()["widgets"]["export.what=8"]))  # weights matrix
+        s = d.wait_for(lambda s: s["export_what"] == 8, "weights matrix chosen")
         d.click(*center(s["widgets"]["export.path"]))
         d.chord("ctrl+a")
         npy = os.path.join(TMP, "w.npy")
