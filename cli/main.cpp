@@ -1,5 +1,6 @@
 // attnlab-cli: headless commands over the same engine as the window.
 //   attnlab-cli compute SESSION.json [-o OUT.json]   Result as JSON (stdout without -o)
+//   attnlab-cli compute --model DIR --text TEXT       the same from a Hugging Face model folder
 //   attnlab-cli options                               every session option as JSON
 //   attnlab-cli render SESSION.json --view V -o F.png  a figure (no display needed)
 //   attnlab-cli export SESSION.json --matrix M -o F.csv|.npy|.json|.tsv   one matrix
@@ -16,6 +17,7 @@
 
 #include "export.hpp"
 #include "figure_views.hpp"
+#include "hf_model.hpp"
 #include "memory.hpp"
 #include "steps.hpp"
 #include "tokenize.hpp"
@@ -61,13 +63,24 @@ bool read_file(const std::string& path, std::string& out, std::string& err) {
   return true;
 }
 
-int compute_command(const std::string& session_path, const std::string& out_path) {
-  std::string text, err;
-  if (!read_file(session_path, text, err)) return fail(err);
-  auto parsed = parse_session(text);
-  if (!parsed.session) return fail(session_path + ": " + join(parsed.problems));
-  Outcome o = compute(*parsed.session);
-  if (!o.result) return fail(session_path + ": " + join(o.problems));
+int compute_command(const std::string& session_path, const std::string& out_path, const std::string& model_dir,
+                    const std::string& model_text) {
+  Outcome o;
+  if (!model_dir.empty()) {
+    std::string err;
+    auto m = HfModel::load(model_dir, err);
+    if (!m) return fail(err);
+    o = m->compute(model_text);
+    if (!o.result) return fail(model_dir + ": " + join(o.problems));
+  } else {
+    if (session_path.empty()) return fail("give a SESSION.json, or --model DIR --text TEXT");
+    std::string text, err;
+    if (!read_file(session_path, text, err)) return fail(err);
+    auto parsed = parse_session(text);
+    if (!parsed.session) return fail(session_path + ": " + join(parsed.problems));
+    o = compute(*parsed.session);
+    if (!o.result) return fail(session_path + ": " + join(o.problems));
+  }
 
   if (out_path.empty() || out_path == "-") {
     write_result_json(std::cout, *o.result);
@@ -193,8 +206,11 @@ int main(int argc, char** argv) {
 
   std::string session_path, out_path;
   auto* compute_cmd = app.add_subcommand("compute", "compute a session and write the Result as JSON");
-  compute_cmd->add_option("session", session_path, "session JSON file (- for stdin)")->required();
+  std::string model_dir, model_text;
+  compute_cmd->add_option("session", session_path, "session JSON file (- for stdin)");
   compute_cmd->add_option("-o,--output", out_path, "output file (default: stdout)");
+  compute_cmd->add_option("--model", model_dir, "a Hugging Face model folder (GPT-2 family) instead of a session");
+  compute_cmd->add_option("--text", model_text, "with --model: the text to run");
 
   auto* options_cmd = app.add_subcommand("options", "print every session option with its allowed values as JSON");
 
@@ -239,7 +255,7 @@ int main(int argc, char** argv) {
       std::cout << options_json() << "\n";
       return 0;
     }
-    if (*compute_cmd) return compute_command(session_path, out_path);
+    if (*compute_cmd) return compute_command(session_path, out_path, model_dir, model_text);
     if (*render_cmd) return render_command(ra);
     if (*export_cmd) return export_command(ex_session, ex_matrix, ex_layer, ex_head, ex_out);
   } catch (const std::bad_alloc&) {

@@ -254,5 +254,17 @@ check(p.returncode == 1 and b"must end in .csv, .npy, .json or .tsv" in p.stderr
 p = run("export", example, "--matrix", "nope", "-o", os.path.join(tmp, "m.csv"))
 check(p.returncode == 1 and b"unknown matrix 'nope'" in p.stderr, "export: unknown matrix")
 
+# --- a Hugging Face model folder (tests/models, made by tests/reference/make_tiny_models.py) -------
+golden = json.load(open(os.path.join(ROOT, "tests", "golden", "tiny_gpt2.json")))
+p = run("compute", "--model", os.path.join(ROOT, "tests", "models", "tiny-gpt2-sharded"), "--text", golden["text"])
+check(p.returncode == 0, f"compute --model exits 0 ({p.stderr.decode()!r})")
+if p.returncode == 0:
+    r = json.loads(p.stdout)
+    check(r["tokens"] == golden["tokens"], "compute --model: the BPE tokens")
+    w = np.array(r["layers"][1]["heads"][1]["weights"])
+    check(np.allclose(w, np.array(golden["models"]["tiny-gpt2-sharded"][1][1]), atol=1e-5), "compute --model: layer 1 head 1 weights")
+p = run("compute", "--model", os.path.join(tmp, "nothing-here"), "--text", "hi")
+check(p.returncode == 1 and b"config.json: cannot open" in p.stderr and p.stderr.count(b"\n") == 1, "compute --model on a non-model: one line")
+
 print(f"{passed} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

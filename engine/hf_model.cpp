@@ -1,0 +1,317 @@
+#include "hf_model.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "attention.hpp"
+#include "block.hpp"
+#include "metrics.hpp"
+#include "safetensors.hpp"
+
+namespace fs = std::filesystem;
+
+namespace attnlab {
+
+struct HfModel::Layer {
+  RowVector ln1_g, ln1_b, ln2_g, ln2_b, attn_b, proj_b, fc_b, fc_proj_b;
+  Matrix attn_w, proj_w, fc_w, fc_proj_w;  // Conv1D: (in, out), y = x W + b
+};
+
+HfModel::HfModel() = default;
+HfModel::~HfModel() = default;
+
+namespace {
+
+// Tensors by name across the single file or the shards of an index.
+struct TensorFiles {
+  std::vector<std::unique_ptr<SafeTensors>> files;
+  std::map<std::string, const SafeTensors*> where;
+  std::string prefix;  // "transformer." in GPT2LMHeadModel checkpoints, "" in GPT2Model ones
+
+  bool open(const std::string& dir, std::string& error) {
+    const std::string single = dir + "/model.safetensors", index = dir + "/model.safetensors.index.json";
+    std::vector<std::string> names;
+    if (fs::exists(single)) {
+      names.push_back("model.safetensors");
+    } else if (fs::exists(index)) {
+      try {
+        std::ifstream f(index);
+        const auto j = nlohmann::json::parse(f);
+        std::set<std::string> shards;
+        for (const auto& [t, file] : j.at("weight_map").items()) {
+          const std::string name = file.get<std::string>();
+          if (name.find('/') != std::string::npos || name.find("..") != std::string::npos) {
+            error = index + ": shard '" + name + "' must be a file in the model folder";
+            return false;
+          }
+          shards.insert(name);
+        }
+        names.assign(shards.begin(), shards.end());
+      } catch (const std::exception& e) {
+        error = index + ": " + e.what();
+        return false;
+      }
+    } else {
+      error = dir + ": no model.safetensors (or model.safetensors.index.json with its shards)";
+      return false;
+    }
+    for (const auto& n : names) {
+      auto t = SafeTensors::open(dir + "/" + n, error);
+      if (!t) return false;
+      for (const auto& [name, info] : t->tensors()) where[name] = t.get();
+      files.push_back(std::move(t));
+    }
+    if (!where.count("wte.weight") && where.count("transformer.wte.weight")) prefix = "transformer.";
+    return true;
+  }
+
+  bool matrix(const std::string& name, std::int64_t rows, std::int64_t cols, Matrix& out, std::string& error) const {
+    const auto it = where.find(prefix + name);
+    if (it == where.end()) {
+      error = "missing tensor '" + prefix + name + "' (" + std::to_string(files.size()) + " safetensors file(s))";
+      return false;
+    }
+    std::vector<float> v;
+    const std::vector<std::int64_t> shape{rows, cols};
+    if (!it->second->read(prefix + name, v, error, &shape)) return false;
+    out = Eigen::Map<const Matrix>(v.data(), rows, cols);
+    return true;
+  }
+
+  bool vector(const std::string& name, std::int64_t n, RowVector& out, std::string& error) const {
+    const auto it = where.find(prefix + name);
+    if (it == where.end()) {
+      error = "missing tensor '" + prefix + name + "'";
+      return false;
+    }
+    std::vector<float> v;
+    const std::vector<std::int64_t> shape{n};
+    if (!it->second->read(prefix + name, v, error, &shape)) return false;
+    out = Eigen::Map<const RowVector>(v.data(), n);
+    return true;
+  }
+};
+
+Matrix layer_norm(const Matrix& x, const RowVector& g, const RowVector& b, double eps) {
+  Matrix y(x.rows(), x.cols());
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    const double mean = x.row(i).cast<double>().mean();
+    const double var = (x.row(i).cast<double>().array() - mean).square().mean();
+    const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+    y.row(i) = ((x.row(i).array() - static_cast<float>(mean)) * inv * g.array() + b.array()).matrix();
+  }
+  return y;
+}
+
+float gelu_new(float x) {  // GPT-2's tanh approximation (Hendrycks & Gimpel 2016, sec. 2)
+  const float c = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * x * (1.0f + std::tanh(c * (x + 0.044715f * x * x * x)));
+}
+
+Matrix affine(const Matrix& x, const Matrix& w, const RowVector& b) {
+  Matrix y = x * w;
+  y.rowwise() += b;
+  return y;
+}
+
+template <class T>
+bool get(const nlohmann::json& j, const char* key, T& out, T lo, T hi, const std::string& where, std::string& error) {
+  if (!j.contains(key) || !j[key].is_number()) {
+    error = where + ": '" + key + "' must be a number";
+    return false;
+  }
+  const T v = j[key].get<T>();
+  if (!(v >= lo && v <= hi)) {
+    error = where + ": '" + key + "' (" + j[key].dump() + ") must be between " + std::to_string(lo) + " and " + std::to_string(hi);
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<HfModel> HfModel::load(const std::string& dir, std::string& error, std::atomic<float>* progress,
+                                       const std::atomic<bool>* cancel) {
+  auto m = std::unique_ptr<HfModel>(new HfModel);
+  ModelInfo& in = m->info_;
+  in.dir = dir;
+  const std::string cfg_path = dir + "/config.json";
+  nlohmann::json cfg;
+  try {
+    std::ifstream f(cfg_path);
+    if (!f) {
+      error = cfg_path + ": cannot open (is " + dir + " a model folder?)";
+      return nullptr;
+    }
+    cfg = nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    error = cfg_path + ": not valid JSON (" + std::string(e.what()).substr(0, 100) + ")";
+    return nullptr;
+  }
+  in.model_type = cfg.value("model_type", std::string());
+  if (in.model_type != "gpt2") {
+    error = cfg_path + ": model_type '" + in.model_type + "' is not supported yet (gpt2)";
+    return nullptr;
+  }
+  if (!get(cfg, "n_embd", in.d_model, 1, 16384, cfg_path, error) || !get(cfg, "n_head", in.n_heads, 1, 256, cfg_path, error) ||
+      !get(cfg, "n_layer", in.n_layers, 1, 128, cfg_path, error) ||
+      !get(cfg, "n_positions", in.n_positions, 1, 1 << 20, cfg_path, error) ||
+      !get(cfg, "vocab_size", in.vocab_size, 1, 1 << 22, cfg_path, error))
+    return nullptr;
+  if (in.d_model % in.n_heads != 0) {
+    error = cfg_path + ": n_embd " + std::to_string(in.d_model) + " is not divisible by n_head " + std::to_string(in.n_heads);
+    return nullptr;
+  }
+  in.layer_norm_eps = cfg.value("layer_norm_epsilon", 1e-5);
+  in.d_inner = cfg.contains("n_inner") && cfg["n_inner"].is_number() ? cfg["n_inner"].get<int>() : 4 * in.d_model;
+
+  m->tokenizer_ = ByteBpe::load(dir, error);
+  if (!m->tokenizer_) return nullptr;
+
+  TensorFiles t;
+  if (!t.open(dir, error)) return nullptr;
+  in.dtype = "F32";
+  for (const auto& f : t.files)
+    for (const auto& [name, info] : f->tensors())
+      in.dtype = info.dtype == TensorDtype::bf16 ? "BF16" : info.dtype == TensorDtype::f16 ? "F16" : in.dtype;
+  const int d = in.d_model, total = 2 + 12 * in.n_layers;
+  int done = 0;
+  auto step = [&]() {
+    if (progress) progress->store(static_cast<float>(++done) / total);
+    if (cancel && cancel->load()) {
+      error = "cancelled";
+      return false;
+    }
+    return true;
+  };
+  auto fail = [&](const std::string& e) {
+    error = dir + ": " + e;
+    return nullptr;
+  };
+  std::string e;
+  if (!t.matrix("wte.weight", in.vocab_size, d, m->wte_, e) || !step()) return error == "cancelled" ? nullptr : fail(e);
+  if (!t.matrix("wpe.weight", in.n_positions, d, m->wpe_, e) || !step()) return error == "cancelled" ? nullptr : fail(e);
+  m->layers_.resize(in.n_layers);
+  for (int l = 0; l < in.n_layers; ++l) {
+    Layer& L = m->layers_[l];
+    const std::string p = "h." + std::to_string(l) + ".";
+    const bool ok = t.vector(p + "ln_1.weight", d, L.ln1_g, e) && step() && t.vector(p + "ln_1.bias", d, L.ln1_b, e) && step() &&
+                    t.matrix(p + "attn.c_attn.weight", d, 3 * d, L.attn_w, e) && step() &&
+                    t.vector(p + "attn.c_attn.bias", 3 * d, L.attn_b, e) && step() &&
+                    t.matrix(p + "attn.c_proj.weight", d, d, L.proj_w, e) && step() &&
+                    t.vector(p + "attn.c_proj.bias", d, L.proj_b, e) && step() && t.vector(p + "ln_2.weight", d, L.ln2_g, e) &&
+                    step() && t.vector(p + "ln_2.bias", d, L.ln2_b, e) && step() &&
+                    t.matrix(p + "mlp.c_fc.weight", d, in.d_inner, L.fc_w, e) && step() &&
+                    t.vector(p + "mlp.c_fc.bias", in.d_inner, L.fc_b, e) && step() &&
+                    t.matrix(p + "mlp.c_proj.weight", in.d_inner, d, L.fc_proj_w, e) && step() &&
+                    t.vector(p + "mlp.c_proj.bias", d, L.fc_proj_b, e) && step();
+    if (!ok) return error == "cancelled" ? nullptr : fail(e);
+  }
+  return m;
+}
+
+Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cancel, ComputeOptions options) const {
+  Outcome out;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = std::make_shared<Result>();
+  std::vector<int> ids;
+  std::string error;
+  if (!tokenizer_->encode(text, ids, r->tokens, error)) {
+    out.problems.push_back(error);
+    return out;
+  }
+  const int n = static_cast<int>(ids.size()), d = info_.d_model, H = info_.n_heads, dh = d / H;
+  if (n == 0) {
+    out.problems.push_back("the text has no tokens");
+    return out;
+  }
+  if (n > info_.n_positions) {
+    out.problems.push_back("the text has " + std::to_string(n) + " tokens; this model takes at most " +
+                           std::to_string(info_.n_positions));
+    return out;
+  }
+  for (int id : ids)
+    if (id < 0 || id >= info_.vocab_size) {
+      out.problems.push_back("token id " + std::to_string(id) + " is outside the embedding table (" +
+                             std::to_string(info_.vocab_size) + " rows)");
+      return out;
+    }
+  // the Result describes what ran: a causal, pre-LN stack with learned positions
+  Session& s = r->session;
+  s.text = text;
+  s.model.d_model = d;
+  s.model.n_heads = H;
+  s.model.n_layers = info_.n_layers;
+  s.model.block = BlockKind::pre_ln;
+  s.positional.kind = PositionalKind::learned;
+  s.attention.mask.kind = MaskKind::causal;
+  r->d_head = dh;
+
+  Matrix x(n, d);
+  for (int i = 0; i < n; ++i) x.row(i) = wte_.row(ids[i]) + wpe_.row(i);
+  auto allowed = std::make_shared<MaskMatrix>(n, n);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) (*allowed)(i, j) = j <= i;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int l = 0; l < info_.n_layers; ++l) {
+    if (cancel && cancel->load()) {
+      out.cancelled = true;
+      return out;
+    }
+    const Layer& L = layers_[l];
+    LayerResult layer;
+    layer.input = x;
+    layer.attention_input = layer_norm(x, L.ln1_g, L.ln1_b, info_.layer_norm_eps);
+    const Matrix qkv = affine(layer.attention_input, L.attn_w, L.attn_b);
+    layer.heads.resize(H);
+    Matrix concat(n, d);
+#pragma omp parallel for schedule(dynamic)
+    for (int h = 0; h < H; ++h) {
+      HeadResult& hr = layer.heads[h];
+      hr.kv_head = h;
+      hr.q = qkv.middleCols(h * dh, dh);
+      hr.k = qkv.middleCols(d + h * dh, dh);
+      hr.v = qkv.middleCols(2 * d + h * dh, dh);
+      hr.logits = hr.q * hr.k.transpose() * scale;
+      for (int i = 0; i < n; ++i)
+        for (int j = i + 1; j < n; ++j) hr.logits(i, j) = neg_inf;
+      hr.allowed = allowed;
+      masked_softmax(hr.logits, *allowed, 1.0f, hr.weights);
+      hr.output = hr.weights * hr.v;
+      concat.middleCols(h * dh, dh) = hr.output;
+    }
+    layer.attention_output = affine(concat, L.proj_w, L.proj_b);
+    x += layer.attention_output;
+    Matrix hidden = affine(layer_norm(x, L.ln2_g, L.ln2_b, info_.layer_norm_eps), L.fc_w, L.fc_b);
+    hidden = hidden.unaryExpr([](float v) { return gelu_new(v); });
+    x += affine(hidden, L.fc_proj_w, L.fc_proj_b);
+    layer.output = x;
+    r->layers.push_back(std::move(layer));
+  }
+  std::vector<Matrix> mean_weights;
+  for (const LayerResult& layer : r->layers) {
+    Matrix m = Matrix::Zero(n, n);
+    for (const HeadResult& h : layer.heads) m += h.weights;
+    mean_weights.push_back(m / static_cast<float>(H));
+  }
+  r->rollout = attention_rollout(mean_weights, true);
+  if (options.metrics)
+    for (const LayerResult& layer : r->layers) {
+      LayerMetrics m;
+      for (const HeadResult& h : layer.heads) m.heads.push_back(head_metrics(h));
+      m.head_similarity = head_similarity(layer.heads);
+      r->metrics.push_back(std::move(m));
+    }
+  r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  out.result = std::move(r);
+  return out;
+}
+
+}  // namespace attnlab

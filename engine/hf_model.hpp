@@ -1,0 +1,46 @@
+// Pretrained models from a Hugging Face folder (config.json, model.safetensors or shards with
+// model.safetensors.index.json, tokenizer files). The forward pass keeps every layer's per-head
+// q, k, v, logits, weights and outputs in the same Result the random-weight engine produces.
+// Supported: GPT-2 family (model_type "gpt2": learned positions, pre-LN, Conv1D weights (in, out),
+// causal). BERT and Llama families are not yet.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpe.hpp"
+#include "pipeline.hpp"
+
+namespace attnlab {
+
+struct ModelInfo {
+  std::string dir, model_type;
+  int n_layers = 0, n_heads = 0, d_model = 0, n_positions = 0, vocab_size = 0, d_inner = 0;
+  double layer_norm_eps = 1e-5;
+  std::string dtype;  // of the weights as stored (F32, F16, BF16)
+};
+
+class HfModel {
+ public:
+  // Reads and checks everything (config values, every tensor's name and shape) before it
+  // returns; `progress` (0..1) advances per tensor, `cancel` stops it (error "cancelled").
+  static std::unique_ptr<HfModel> load(const std::string& dir, std::string& error, std::atomic<float>* progress = nullptr,
+                                       const std::atomic<bool>* cancel = nullptr);
+  ~HfModel();
+
+  const ModelInfo& info() const { return info_; }
+  // The text through the model. Problems (too many tokens, invalid UTF-8) come back in Outcome.
+  Outcome compute(const std::string& text, const std::atomic<bool>* cancel = nullptr, ComputeOptions options = {}) const;
+
+ private:
+  HfModel();
+  struct Layer;
+  ModelInfo info_;
+  std::unique_ptr<ByteBpe> tokenizer_;
+  Matrix wte_, wpe_;  // (vocab, d), (n_positions, d)
+  std::vector<Layer> layers_;
+};
+
+}  // namespace attnlab

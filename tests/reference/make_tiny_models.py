@@ -1,0 +1,238 @@
+#!/usr/bin/python3
+"""Tiny GPT-2 models in exactly the Hugging Face layout, and what they compute, by numpy alone.
+
+Writes tests/models/tiny-gpt2{,-bf16,-sharded}/ (config.json, safetensors with GPT2Model's tensor
+names and Conv1D (in, out) layouts, vocab.json + merges.txt or tokenizer.json) and
+tests/golden/tiny_gpt2.json: for a fixed text, the token ids and strings and every layer's
+per-head attention weights, from an independent float64 forward pass and BPE tokenizer.
+Run from anywhere: /usr/bin/python3 tests/reference/make_tiny_models.py
+"""
+import json
+import os
+import re
+import struct
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+TEXT = "Attention isn't all you need,   but it's a start. Café 42!\nThe end"
+CORPUS = ("attention is all you need . the cat sat on the mat . it isn't a start , but it's the end . "
+          "attention heads attend to tokens ; all you need is attention") * 3
+
+
+def bytes_to_unicode():  # GPT-2's encoder.py mapping
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+B2U = bytes_to_unicode()
+LETTER = "A-Za-z\u0080-\U0010ffff"
+PAT = re.compile(rf"'s|'t|'re|'ve|'m|'ll|'d| ?[{LETTER}]+| ?[0-9]+| ?[^\s{LETTER}0-9]+|\s+(?!\S)|\s+")
+
+
+def pieces(text):
+    return PAT.findall(text)
+
+
+def train_merges(corpus, n_merges):
+    words = [[B2U[b] for b in p.encode()] for p in pieces(corpus)]
+    merges = []
+    for _ in range(n_merges):
+        counts = {}
+        for w in words:
+            for a, b in zip(w, w[1:]):
+                counts[(a, b)] = counts.get((a, b), 0) + 1
+        if not counts:
+            break
+        best = max(sorted(counts), key=lambda p: counts[p])
+        merges.append(best)
+        merged = []
+        for w in words:
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(w[i] + w[i + 1])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            merged.append(out)
+        words = merged
+    return merges
+
+
+def bpe(piece, ranks):
+    w = [B2U[b] for b in piece.encode()]
+    while len(w) > 1:
+        pairs = [(ranks.get((a, b), 1 << 30), i) for i, (a, b) in enumerate(zip(w, w[1:]))]
+        rank, _ = min(pairs)
+        if rank == 1 << 30:
+            break
+        a, b = next(p for p, r in ranks.items() if r == rank)
+        out, i = [], 0
+        while i < len(w):
+            if i + 1 < len(w) and w[i] == a and w[i + 1] == b:
+                out.append(a + b)
+                i += 2
+            else:
+                out.append(w[i])
+                i += 1
+        w = out
+    return w
+
+
+U2B = {u: b for b, u in B2U.items()}
+
+
+def tokenize(text, vocab, ranks):
+    ids, strings = [], []
+    for p in pieces(text):
+        for sym in bpe(p, ranks):
+            ids.append(vocab[sym])
+            strings.append(bytes(U2B[c] for c in sym).decode("utf-8", "replace"))
+    return ids, strings
+
+
+def bf16_round(a):
+    """float32 -> bfloat16 bits (round to nearest even), and back to float32."""
+    bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    return rounded, (rounded.astype(np.uint32) << 16).view(np.float32)
+
+
+def write_safetensors(path, tensors, dtype="F32"):
+    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, a in tensors.items():
+        raw = bf16_round(a)[0].tobytes() if dtype == "BF16" else a.astype("<f4").tobytes()
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def weights(cfg, rng):
+    d, inner, v, p = cfg["n_embd"], 4 * cfg["n_embd"], cfg["vocab_size"], cfg["n_positions"]
+    w = {"wte.weight": rng.normal(0, 0.8, (v, d)), "wpe.weight": rng.normal(0, 0.3, (p, d))}
+    for l in range(cfg["n_layer"]):
+        h = f"h.{l}."
+        w[h + "ln_1.weight"] = 1 + rng.normal(0, 0.1, d)
+        w[h + "ln_1.bias"] = rng.normal(0, 0.1, d)
+        w[h + "attn.c_attn.weight"] = rng.normal(0, 0.6, (d, 3 * d))
+        w[h + "attn.c_attn.bias"] = rng.normal(0, 0.1, 3 * d)
+        w[h + "attn.c_proj.weight"] = rng.normal(0, 0.2, (d, d))
+        w[h + "attn.c_proj.bias"] = rng.normal(0, 0.05, d)
+        w[h + "ln_2.weight"] = 1 + rng.normal(0, 0.1, d)
+        w[h + "ln_2.bias"] = rng.normal(0, 0.1, d)
+        w[h + "mlp.c_fc.weight"] = rng.normal(0, 0.2, (d, inner))
+        w[h + "mlp.c_fc.bias"] = rng.normal(0, 0.05, inner)
+        w[h + "mlp.c_proj.weight"] = rng.normal(0, 0.2, (inner, d))
+        w[h + "mlp.c_proj.bias"] = rng.normal(0, 0.05, d)
+    w["ln_f.weight"] = np.ones(d)
+    w["ln_f.bias"] = np.zeros(d)
+    return {k: v.astype(np.float32) for k, v in w.items()}
+
+
+def forward(cfg, w, ids):
+    """float64 GPT-2 forward; returns per layer, per head, the (n, n) attention weights."""
+    w = {k: v.astype(np.float64) for k, v in w.items()}
+    d, H, eps = cfg["n_embd"], cfg["n_head"], cfg["layer_norm_epsilon"]
+    dh, n = d // H, len(ids)
+
+    def ln(x, g, b):
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + eps) * g + b
+
+    x = w["wte.weight"][ids] + w["wpe.weight"][:n]
+    out = []
+    for l in range(cfg["n_layer"]):
+        h = f"h.{l}."
+        a = ln(x, w[h + "ln_1.weight"], w[h + "ln_1.bias"])
+        qkv = a @ w[h + "attn.c_attn.weight"] + w[h + "attn.c_attn.bias"]
+        q, k, v = qkv[:, :d], qkv[:, d:2 * d], qkv[:, 2 * d:]
+        heads, ctx = [], np.zeros((n, d))
+        for hh in range(H):
+            s = q[:, hh * dh:(hh + 1) * dh] @ k[:, hh * dh:(hh + 1) * dh].T / np.sqrt(dh)
+            s = np.where(np.tril(np.ones((n, n), bool)), s, -np.inf)
+            p = np.exp(s - s.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            heads.append(p)
+            ctx[:, hh * dh:(hh + 1) * dh] = p @ v[:, hh * dh:(hh + 1) * dh]
+        x = x + ctx @ w[h + "attn.c_proj.weight"] + w[h + "attn.c_proj.bias"]
+        m = ln(x, w[h + "ln_2.weight"], w[h + "ln_2.bias"]) @ w[h + "mlp.c_fc.weight"] + w[h + "mlp.c_fc.bias"]
+        m = 0.5 * m * (1 + np.tanh(np.sqrt(2 / np.pi) * (m + 0.044715 * m ** 3)))
+        x = x + m @ w[h + "mlp.c_proj.weight"] + w[h + "mlp.c_proj.bias"]
+        out.append(heads)
+    return out, x
+
+
+def main():
+    merges = train_merges(CORPUS, 60)
+    ranks = {m: i for i, m in enumerate(merges)}
+    symbols = [B2U[b] for b in range(256)] + [a + b for a, b in merges]
+    vocab = {}
+    for s in symbols:
+        vocab.setdefault(s, len(vocab))
+    cfg = {"model_type": "gpt2", "architectures": ["GPT2Model"], "n_embd": 16, "n_head": 2, "n_layer": 2,
+           "n_positions": 48, "n_ctx": 48, "vocab_size": len(vocab), "layer_norm_epsilon": 1e-5,
+           "activation_function": "gelu_new", "n_inner": None}
+    rng = np.random.default_rng(7)
+    w = weights(cfg, rng)
+    ids, strings = tokenize(TEXT, vocab, ranks)
+    golden = {"text": TEXT, "ids": ids, "tokens": strings, "models": {}}
+    merges_txt = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
+
+    def folder(name):
+        p = os.path.join(ROOT, "models", name)
+        os.makedirs(p, exist_ok=True)
+        json.dump(cfg, open(os.path.join(p, "config.json"), "w"), indent=1)
+        return p
+
+    # F32, GPT2Model names, vocab.json + merges.txt
+    p = folder("tiny-gpt2")
+    write_safetensors(os.path.join(p, "model.safetensors"), w)
+    json.dump(vocab, open(os.path.join(p, "vocab.json"), "w", encoding="utf-8"), ensure_ascii=False)
+    open(os.path.join(p, "merges.txt"), "w", encoding="utf-8").write(merges_txt)
+    golden["models"]["tiny-gpt2"] = forward(cfg, w, ids)[0]
+    # BF16, GPT2LMHeadModel names ("transformer."), tokenizer.json
+    p = folder("tiny-gpt2-bf16")
+    write_safetensors(os.path.join(p, "model.safetensors"), {"transformer." + k: v for k, v in w.items()}, "BF16")
+    tok = {"version": "1.0", "model": {"type": "BPE", "vocab": vocab, "merges": [f"{a} {b}" for a, b in merges]}}
+    json.dump(tok, open(os.path.join(p, "tokenizer.json"), "w", encoding="utf-8"), ensure_ascii=False)
+    golden["models"]["tiny-gpt2-bf16"] = forward(cfg, {k: bf16_round(v)[1] for k, v in w.items()}, ids)[0]
+    # F32 in two shards with the index
+    p = folder("tiny-gpt2-sharded")
+    names = list(w)
+    half = len(names) // 2
+    shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
+    index = {"metadata": {"total_size": int(sum(v.nbytes for v in w.values()))}, "weight_map": {}}
+    for file, part in shards.items():
+        write_safetensors(os.path.join(p, file), {k: w[k] for k in part})
+        index["weight_map"].update({k: file for k in part})
+    json.dump(index, open(os.path.join(p, "model.safetensors.index.json"), "w"), indent=1)
+    json.dump(vocab, open(os.path.join(p, "vocab.json"), "w", encoding="utf-8"), ensure_ascii=False)
+    open(os.path.join(p, "merges.txt"), "w", encoding="utf-8").write(merges_txt)
+    golden["models"]["tiny-gpt2-sharded"] = golden["models"]["tiny-gpt2"]
+
+    for m in golden["models"]:
+        golden["models"][m] = [[np.round(h, 9).tolist() for h in layer] for layer in golden["models"][m]]
+    out = os.path.join(ROOT, "golden", "tiny_gpt2.json")
+    json.dump(golden, open(out, "w"), separators=(",", ":"))
+    print(f"{len(ids)} tokens: {strings}")
+
+
+if __name__ == "__main__":
+    main()

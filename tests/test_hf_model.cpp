@@ -1,0 +1,82 @@
+// Tiny GPT-2 models in the Hugging Face layout (tests/models, written by
+// tests/reference/make_tiny_models.py) against the numpy forward pass and BPE in that script.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "hf_model.hpp"
+#include "test_util.hpp"
+
+using namespace attnlab;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kModels = std::string(ATTNLAB_GOLDEN_DIR) + "/../models/";
+
+std::string copy_with_config(const std::string& model, const std::string& key, const nlohmann::json& value) {
+  const fs::path dir = fs::temp_directory_path() / ("attnlab-model-" + std::to_string(::getpid()) + "-" + key);
+  fs::remove_all(dir);
+  fs::copy(kModels + model, dir);
+  std::ifstream in(dir / "config.json");
+  nlohmann::json cfg = nlohmann::json::parse(in);
+  if (value.is_null()) cfg.erase(key);
+  else cfg[key] = value;
+  std::ofstream(dir / "config.json") << cfg.dump();
+  return dir.string();
+}
+}  // namespace
+
+TEST_CASE("gpt2: tiny models (F32, BF16 with 'transformer.' names and tokenizer.json, sharded) match numpy") {
+  const auto g = test::golden("tiny_gpt2.json");
+  for (const char* name : {"tiny-gpt2", "tiny-gpt2-bf16", "tiny-gpt2-sharded"}) {
+    INFO(name);
+    std::string err;
+    std::atomic<float> progress{0};
+    auto m = HfModel::load(kModels + name, err, &progress);
+    REQUIRE_MESSAGE(m, err);
+    CHECK(progress.load() == doctest::Approx(1.0));
+    CHECK(m->info().n_layers == 2);
+    CHECK(m->info().dtype == (std::string(name) == "tiny-gpt2-bf16" ? "BF16" : "F32"));
+    const Outcome o = m->compute(g["text"].get<std::string>());
+    REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
+    const Result& r = *o.result;
+    REQUIRE(r.tokens.size() == g["tokens"].size());
+    for (std::size_t i = 0; i < r.tokens.size(); ++i) CHECK(r.tokens[i].text == g["tokens"][i].get<std::string>());
+    for (int l = 0; l < 2; ++l)
+      for (int h = 0; h < 2; ++h)
+        test::check_matrix(r.layers[l].heads[h].weights, g["models"][name][l][h], 1e-5, 1e-4,
+                           "layer " + std::to_string(l) + " head " + std::to_string(h));
+    CHECK(r.layers[1].heads[0].weights(0, 1) == 0.0f);  // causal: exactly 0
+    CHECK(r.metrics.size() == 2);
+  }
+}
+
+TEST_CASE("gpt2: wrong config values, missing tensors and long texts give their reason") {
+  std::string err;
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "model_type", "bert"), err));
+  CHECK(err.find("model_type 'bert' is not supported yet") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_head", 3), err));
+  CHECK(err.find("n_embd 16 is not divisible by n_head 3") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_layer", 3), err));
+  CHECK(err.find("missing tensor 'h.2.ln_1.weight'") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_positions", 64), err));
+  CHECK(err.find("'wpe.weight' has shape [48, 16], expected [64, 16]") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_embd", nullptr), err));
+  CHECK(err.find("'n_embd' must be a number") != std::string::npos);
+  CHECK_FALSE(HfModel::load(kModels + "no-such-model", err));
+  CHECK(err.find("config.json: cannot open") != std::string::npos);
+  std::atomic<bool> cancel{true};
+  CHECK_FALSE(HfModel::load(kModels + "tiny-gpt2", err, nullptr, &cancel));
+  CHECK(err == "cancelled");
+
+  auto m = HfModel::load(kModels + "tiny-gpt2", err);
+  REQUIRE(m);
+  std::string long_text;
+  for (int i = 0; i < 60; ++i) long_text += " x";
+  const Outcome o = m->compute(long_text);
+  REQUIRE(o.problems.size() == 1);
+  CHECK(o.problems[0] == "the text has 120 tokens; this model takes at most 48");  // " x": a space and an x each
+  CHECK(m->compute("bad \xff byte").problems.at(0).find("not valid UTF-8") != std::string::npos);
+}
