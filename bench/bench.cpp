@@ -6,13 +6,21 @@
 //                        embed (cached), attention, rollout, Result; warm Engine as in the worker
 //                        (per-head metrics are computed only while the Metrics window is open)
 //   keystroke_to_result_with_metrics  the same with the per-head metrics and head similarity
+//   gpt2_small_load      loading a GPT-2-small-sized folder (124M parameters, F32, real tensor
+//                        names and layout, random weights) written to a temporary directory
+//   gpt2_small_forward   its forward pass on a 128-token text, every head's matrices kept
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "attention.hpp"
+#include "hf_model.hpp"
 #include "memory.hpp"
 #include "pipeline.hpp"
 #include "rng.hpp"
@@ -104,6 +112,90 @@ class LineReporter : public benchmark::BenchmarkReporter {
   }
 };
 
+// A GPT-2-small-sized model folder: config, vocab (the 256 byte symbols, no merges), and one
+// F32 safetensors file with GPT2Model's tensor names; random N(0, 0.02) weights.
+const std::string& gpt2_small_dir() {
+  static const std::string dir = [] {
+    const int d = 768, layers = 12, vocab = 50257, positions = 1024;  // GPT-2 small: 124M parameters
+    const std::string path = (std::filesystem::temp_directory_path() / "attnlab-bench-gpt2-small").string();
+    std::filesystem::create_directories(path);
+    nlohmann::json cfg = {{"model_type", "gpt2"}, {"n_embd", d},   {"n_head", 12},
+                          {"n_layer", layers},    {"n_positions", positions}, {"vocab_size", vocab}};
+    std::ofstream(path + "/config.json") << cfg.dump();
+    nlohmann::json v;  // the tokenizer knows only the 256 byte symbols (ids 0-255 of 50257 rows)
+    int x = 0, extra = 0;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+      const char32_t cp = printable ? char32_t(b) : char32_t(256 + extra++);
+      std::string u;
+      if (cp < 0x80) u += char(cp);
+      else u += char(0xC0 | (cp >> 6)), u += char(0x80 | (cp & 0x3F));
+      v[u] = x++;
+    }
+    std::ofstream(path + "/vocab.json") << v.dump();
+    std::ofstream(path + "/merges.txt") << "#version: 0.2\n";
+    std::vector<std::pair<std::string, std::vector<std::int64_t>>> shapes = {{"wte.weight", {vocab, d}},
+                                                                            {"wpe.weight", {positions, d}}};
+    for (int l = 0; l < layers; ++l) {
+      const std::string p = "h." + std::to_string(l) + ".";
+      for (auto [n, s] : std::vector<std::pair<std::string, std::vector<std::int64_t>>>{
+               {"ln_1.weight", {d}}, {"ln_1.bias", {d}}, {"attn.c_attn.weight", {d, 3 * d}}, {"attn.c_attn.bias", {3 * d}},
+               {"attn.c_proj.weight", {d, d}}, {"attn.c_proj.bias", {d}}, {"ln_2.weight", {d}}, {"ln_2.bias", {d}},
+               {"mlp.c_fc.weight", {d, 4 * d}}, {"mlp.c_fc.bias", {4 * d}}, {"mlp.c_proj.weight", {4 * d, d}},
+               {"mlp.c_proj.bias", {d}}})
+        shapes.push_back({p + n, s});
+    }
+    nlohmann::json header;
+    std::size_t off = 0;
+    for (const auto& [n, s] : shapes) {
+      std::size_t count = 1;
+      for (auto k : s) count *= k;
+      header[n] = {{"dtype", "F32"}, {"shape", s}, {"data_offsets", {off, off + 4 * count}}};
+      off += 4 * count;
+    }
+    const std::string h = header.dump();
+    std::ofstream f(path + "/model.safetensors", std::ios::binary);
+    const std::uint64_t len = h.size();
+    f.write(reinterpret_cast<const char*>(&len), 8);
+    f << h;
+    for (const auto& [n, s] : shapes) {
+      std::size_t count = 1;
+      for (auto k : s) count *= k;
+      std::vector<float> buf(count);
+      fill_normal(stream_key(3, n), 0.02f, {buf.data(), buf.size()});
+      if (n.find("ln_") != std::string::npos && n.find(".weight") != std::string::npos) std::fill(buf.begin(), buf.end(), 1.0f);
+      f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(4 * count));
+    }
+    return path;
+  }();
+  return dir;
+}
+
+void BM_gpt2_small_load(benchmark::State& state) {
+  const std::string& dir = gpt2_small_dir();
+  for (auto _ : state) {
+    std::string err;
+    auto m = HfModel::load(dir, err);
+    if (!m) state.SkipWithError(err.c_str());
+    benchmark::DoNotOptimize(m.get());
+  }
+}
+
+void BM_gpt2_small_forward(benchmark::State& state) {
+  std::string err;
+  static auto m = HfModel::load(gpt2_small_dir(), err);
+  if (!m) {
+    state.SkipWithError(err.c_str());
+    return;
+  }
+  const std::string text(static_cast<std::size_t>(state.range(0)), 'a');  // one byte, one token
+  for (auto _ : state) {
+    Outcome o = m->compute(text, nullptr, {false});
+    if (!o.result || o.result->tokens.size() != text.size()) state.SkipWithError("wrong token count");
+    benchmark::DoNotOptimize(o.result.get());
+  }
+}
+
 }  // namespace
 
 BENCHMARK(BM_mha_self_attention)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()
@@ -111,6 +203,8 @@ BENCHMARK(BM_mha_self_attention)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark
 BENCHMARK(BM_mha_self_attention_causal)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_keystroke_to_result_with_metrics)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_keystroke_to_result)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
+BENCHMARK(BM_gpt2_small_load)->Arg(124)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(3);
+BENCHMARK(BM_gpt2_small_forward)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
 
 int main(int argc, char** argv) {
   attnlab::tune_allocator();

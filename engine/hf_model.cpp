@@ -10,6 +10,7 @@
 
 #include "attention.hpp"
 #include "block.hpp"
+#include "gemm.hpp"
 #include "metrics.hpp"
 #include "safetensors.hpp"
 
@@ -108,13 +109,9 @@ Matrix layer_norm(const Matrix& x, const RowVector& g, const RowVector& b, doubl
   return y;
 }
 
-float gelu_new(float x) {  // GPT-2's tanh approximation (Hendrycks & Gimpel 2016, sec. 2)
-  const float c = 0.7978845608028654f;  // sqrt(2 / pi)
-  return 0.5f * x * (1.0f + std::tanh(c * (x + 0.044715f * x * x * x)));
-}
-
 Matrix affine(const Matrix& x, const Matrix& w, const RowVector& b) {
-  Matrix y = x * w;
+  Matrix y;
+  matmul(x, w, y);  // OpenBLAS when built with it
   y.rowwise() += b;
   return y;
 }
@@ -290,7 +287,10 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
     layer.attention_output = affine(concat, L.proj_w, L.proj_b);
     x += layer.attention_output;
     Matrix hidden = affine(layer_norm(x, L.ln2_g, L.ln2_b, info_.layer_norm_eps), L.fc_w, L.fc_b);
-    hidden = hidden.unaryExpr([](float v) { return gelu_new(v); });
+    {  // gelu_new: GPT-2's tanh approximation of GELU (Hendrycks & Gimpel 2016), sqrt(2 / pi) = 0.79788...
+      auto a = hidden.array();
+      hidden = (0.5f * a * (1.0f + (0.7978845608028654f * (a + 0.044715f * a.cube())).tanh())).matrix();
+    }
     x += affine(hidden, L.fc_proj_w, L.fc_proj_b);
     layer.output = x;
     r->layers.push_back(std::move(layer));
