@@ -269,7 +269,7 @@ void ShowFileBrowser(AppState& st, Worker& worker) {
   ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 36, ImGui::GetFontSize() * 26), ImGuiCond_Appearing);
   ImGui::SetNextWindowPos(ImGui::GetMainViewport()->GetCenter(), ImGuiCond_Appearing, ImVec2(0.5f, 0.5f));
   bool open = true;
-  if (ImGui::Begin(b.saving ? "Save session###browser" : "Open session###browser", &open)) {
+  if (ImGui::Begin(b.model ? "Open model folder###browser" : b.saving ? "Save session###browser" : "Open session###browser", &open)) {
     ImGui::TextDisabled("%s", b.dir.c_str());
     if (ImGui::SmallButton("up")) b.dir = fs::path(b.dir).parent_path().string();
     RecordWidget(st, "browser.up");
@@ -278,7 +278,7 @@ void ShowFileBrowser(AppState& st, Worker& worker) {
     std::vector<fs::directory_entry> entries;
     for (const auto& e : fs::directory_iterator(b.dir, fs::directory_options::skip_permission_denied, ec)) {
       if (e.path().filename().string().starts_with(".")) continue;
-      if (e.is_directory(ec) || e.path().extension() == ".json") entries.push_back(e);
+      if (e.is_directory(ec) || (!b.model && e.path().extension() == ".json")) entries.push_back(e);
     }
     std::sort(entries.begin(), entries.end(), [](const auto& x, const auto& y) {
       std::error_code e;
@@ -299,11 +299,26 @@ void ShowFileBrowser(AppState& st, Worker& worker) {
       RecordWidget(st, "browser.entry=" + label);
     }
     ImGui::EndChild();
-    ImGui::SetNextItemWidth(-ImGui::GetFontSize() * 6);
-    const bool enter = ImGui::InputText("##name", &b.name, ImGuiInputTextFlags_EnterReturnsTrue);
-    RecordWidget(st, "browser.name");
-    ImGui::SameLine();
-    if (ImGui::Button(b.saving ? "Save" : "Open") || enter) chosen = (fs::path(b.dir) / b.name).string();
+    bool enter = false;
+    if (!b.model) {
+      ImGui::SetNextItemWidth(-ImGui::GetFontSize() * 6);
+      enter = ImGui::InputText("##name", &b.name, ImGuiInputTextFlags_EnterReturnsTrue);
+      RecordWidget(st, "browser.name");
+      ImGui::SameLine();
+    }
+    if (b.model) {
+      const bool is_model = fs::exists(fs::path(b.dir) / "config.json", ec);
+      ImGui::BeginDisabled(!is_model);
+      if (ImGui::Button("Open this folder")) {
+        StartModelLoad(st, b.dir);
+        open = false;
+      }
+      ImGui::EndDisabled();
+      RecordWidget(st, "browser.open_model");
+      if (!is_model) ImGui::TextDisabled("a model folder holds config.json, *.safetensors and the tokenizer files");
+    } else if (ImGui::Button(b.saving ? "Save" : "Open") || enter) {
+      chosen = (fs::path(b.dir) / b.name).string();
+    }
     RecordWidget(st, "browser.ok");
     if (!chosen.empty()) {
       if (b.saving && fs::path(chosen).extension() != ".json") chosen += ".json";
@@ -431,6 +446,60 @@ void CopyHoveredToClipboard(AppState& st) {
   st.status = "copied head " + std::to_string(st.hover.head) + " (" + std::to_string(m.values.rows()) + " x " +
               std::to_string(m.values.cols()) + ") as TSV";
   st.status_error = false;
+}
+
+// --- models ---------------------------------------------------------------------------------
+
+void StartModelLoad(AppState& st, const std::string& dir) {
+  st.loading = std::make_unique<ModelLoad>();
+  ModelLoad* l = st.loading.get();
+  l->dir = dir;
+  l->thread = std::thread([l] {
+    l->model = HfModel::load(l->dir, l->error, &l->progress, &l->cancel);
+    l->done = true;
+  });
+}
+
+void ShowModelLoad(AppState& st, Worker& worker) {
+  if (!st.loading) return;
+  ModelLoad& l = *st.loading;
+  if (l.done) {
+    l.thread.join();
+    if (l.model) {
+      st.model = std::shared_ptr<const HfModel>(std::move(l.model));
+      worker.set_model(st.model);
+      const ModelInfo& in = st.model->info();
+      st.status = "model " + in.dir + ": " + in.model_type + ", " + std::to_string(in.n_layers) + " layers x " +
+                  std::to_string(in.n_heads) + " heads, " + in.dtype;
+      st.status_error = false;
+      st.layer = 0;
+      st.detail_head = -1;
+      st.posted = worker.post(st.session, st.display);
+    } else {
+      st.status = l.error == "cancelled" ? "model loading cancelled" : "model not loaded: " + l.error;
+      st.status_error = l.error != "cancelled";
+    }
+    st.loading.reset();
+    return;
+  }
+  ImGui::SetNextWindowPos(ImGui::GetMainViewport()->GetCenter(), ImGuiCond_Appearing, ImVec2(0.5f, 0.5f));
+  ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 26, 0), ImGuiCond_Appearing);
+  if (ImGui::Begin("Loading model###loading", nullptr, ImGuiWindowFlags_NoCollapse)) {
+    ImGui::TextUnformatted(l.dir.c_str());
+    ImGui::ProgressBar(l.progress.load(), ImVec2(-FLT_MIN, 0));
+    RecordWidget(st, "model.progress");
+    if (ImGui::Button("Cancel")) l.cancel = true;
+    RecordWidget(st, "model.cancel");
+  }
+  ImGui::End();
+}
+
+void CloseModel(AppState& st, Worker& worker) {
+  st.model.reset();
+  worker.set_model(nullptr);
+  st.status = "back to the random-weight laboratory";
+  st.status_error = false;
+  st.posted = worker.post(st.session, st.display);
 }
 
 // --- help -------------------------------------------------------------------------------------

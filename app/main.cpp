@@ -33,7 +33,7 @@ struct Options {
   int width = 1600, height = 1000;
   bool no_mouse = false, example = false, light = false;
   float font_scale = 0;
-  std::string step;
+  std::string step, model_dir;
   int head = -1;
 };
 
@@ -170,6 +170,10 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   j["windows"]["browser"] = st.browser.open;
   j["windows"]["lesson"] = st.lesson >= 0;
   j["text"] = st.session.text;
+  if (st.model) j["model"] = {{"dir", st.model->info().dir}, {"type", st.model->info().model_type},
+                              {"layers", st.model->info().n_layers}, {"heads", st.model->info().n_heads},
+                              {"dtype", st.model->info().dtype}};
+  j["model_loading"] = st.loading != nullptr;
   j["temperature"] = st.session.attention.normalizer.temperature;
   j["undo"] = st.undo.size();
   j["redo"] = st.redo.size();
@@ -371,6 +375,7 @@ int main(int argc, char** argv) {
   cli.add_option("--font-scale", opt.font_scale, "font scale, 1 to 3")->check(CLI::Range(1.0, 3.0));
   cli.add_flag("--light", opt.light, "light, high-contrast theme");
   cli.add_option("--step", opt.step, "with --view pipeline: start on this step (input, q, k, v, scores, scaled, biased, masked, weights, context, output)");
+  cli.add_option("--model", opt.model_dir, "open a Hugging Face model folder (GPT-2 family): its attention on the text");
   cli.add_option("--head", opt.head, "the head opened large (and walked through by the pipeline)");
   CLI11_PARSE(cli, argc, argv);
 
@@ -471,6 +476,18 @@ int main(int argc, char** argv) {
     if (!renderer.init()) return 1;
     Worker worker, worker_b;
     st.worker_b = &worker_b;
+    if (!opt.model_dir.empty()) {
+      std::string err;
+      if (auto m = HfModel::load(opt.model_dir, err)) {  // at start: before the first result
+        st.model = std::shared_ptr<const HfModel>(std::move(m));
+        worker.set_model(st.model);
+      } else if (!opt.screenshot_path.empty()) {
+        std::fprintf(stderr, "attnlab: %s\n", err.c_str());
+        return 1;
+      } else {
+        banner = "model not loaded: " + err;
+      }
+    }
     st.posted = worker.post(st.session, st.display);
     bool applied_light = !st.light;
     float pending_font_scale = 0;
@@ -597,6 +614,13 @@ int main(int argc, char** argv) {
             else SaveSessionFile(st, st.session_path);
           }
           if (item("Save as...", "Ctrl+Shift+S", nullptr, "menu.file.save_as")) st.browser = {true, true, "", "session.json", ""};
+          ImGui::Separator();
+          if (item("Open model folder (Hugging Face)...", nullptr, nullptr, "menu.file.model", !st.loading)) {
+            st.browser = {true, false, "", "", ""};
+            st.browser.model = true;
+          }
+          if (item("Close model", nullptr, nullptr, "menu.file.close_model", st.model != nullptr)) CloseModel(st, worker);
+          ImGui::Separator();
           if (ImGui::BeginMenu("Open recent", !st.recent.empty())) {
             for (std::size_t k = 0; k < st.recent.size(); ++k) {
               const std::string path = st.recent[k];
@@ -712,6 +736,7 @@ int main(int argc, char** argv) {
       ShowExportWindow(st);
       ShowFileBrowser(st, worker);
       ShowHelpWindow(st);
+      ShowModelLoad(st, worker);
       HandleShortcuts(st, worker, window, opt);
 
       ImGui::Render();

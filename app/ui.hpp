@@ -4,7 +4,9 @@
 
 #include <imgui.h>
 
+#include <atomic>
 #include <map>
+#include <thread>
 #include <memory>
 #include <utility>
 #include <string>
@@ -40,6 +42,20 @@ struct Lesson {  // assets/lessons/*.json
 struct FileBrowser {  // the in-app open / save dialog
   bool open = false, saving = false;
   std::string dir, name, error;
+  bool model = false;  // choosing a model folder
+};
+
+struct ModelLoad {  // a Hugging Face folder loading on its own thread
+  std::string dir;
+  std::atomic<float> progress{0};
+  std::atomic<bool> cancel{false}, done{false};
+  std::unique_ptr<HfModel> model;
+  std::string error;
+  std::thread thread;
+  ~ModelLoad() {
+    cancel = true;
+    if (thread.joinable()) thread.join();
+  }
 };
 
 struct AppState {
@@ -99,6 +115,10 @@ struct AppState {
   std::string export_path;
   int export_what = 0;
 
+  // a pretrained model (File > Open model folder): loading, then in use
+  std::unique_ptr<ModelLoad> loading;
+  std::shared_ptr<const HfModel> model;
+
   // compare: a second session B, computed by its own worker
   Session session_b;
   bool edit_b = false;                  // the side panel edits B
@@ -142,6 +162,9 @@ void SavePrefs(const AppState& st);
 void LoadLessons(AppState& st, const std::string& dir);
 void ShowFileBrowser(AppState& st, Worker& worker);
 void ShowHelpWindow(AppState& st);
+void StartModelLoad(AppState& st, const std::string& dir);
+void ShowModelLoad(AppState& st, Worker& worker);  // progress, cancel, then hand the model to the worker
+void CloseModel(AppState& st, Worker& worker);
 void ShowLessonWindow(AppState& st, Worker& worker);
 void ShowExportWindow(AppState& st);
 void CopyHoveredToClipboard(AppState& st);

@@ -282,6 +282,7 @@ void Worker::run() {
   for (;;) {
     Session s;
     DisplayOptions display;
+    std::shared_ptr<const HfModel> model;
     std::uint64_t g;
     {
       std::unique_lock lock(mu_);
@@ -291,11 +292,12 @@ void Worker::run() {
       pending_.reset();
       g = pending_generation_;
       display = display_;
+      model = model_;
       cancel_ = false;
     }
     Outcome o;
     try {
-      o = engine_.compute(s, &cancel_, {want_metrics_.load()});
+      o = model ? model->compute(s.text, &cancel_, {want_metrics_.load()}) : engine_.compute(s, &cancel_, {want_metrics_.load()});
     } catch (const std::bad_alloc&) {
       o.problems = {"out of memory computing this session: use fewer tokens or heads"};
     } catch (const std::exception& e) {

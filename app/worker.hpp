@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "display.hpp"
+#include "hf_model.hpp"
 #include "pipeline.hpp"
 #include "steps.hpp"
 
@@ -93,6 +94,11 @@ class Worker {
   std::uint64_t posted() const;
   // Per-head metrics are computed only while someone shows them (the Metrics window).
   void set_want_metrics(bool want) { want_metrics_ = want; }
+  // With a model, every request runs the session's text through it (null: the random-weight engine).
+  void set_model(std::shared_ptr<const HfModel> m) {
+    std::lock_guard lock(mu_);
+    model_ = std::move(m);
+  }
 
  private:
   void run();
@@ -101,6 +107,7 @@ class Worker {
   std::condition_variable cv_;
   std::optional<Session> pending_;
   DisplayOptions display_;
+  std::shared_ptr<const HfModel> model_;
   std::uint64_t pending_generation_ = 0;
   std::shared_ptr<const Snapshot> latest_;
   std::atomic<bool> cancel_{false}, quit_{false}, busy_{false}, want_metrics_{false};

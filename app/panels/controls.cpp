@@ -185,6 +185,29 @@ void ShowTextPanel(AppState& st, Worker& worker) {
 void ShowControlsPanel(AppState& st, Worker& worker) {
   bool changed = false;
   ImGui::PushItemWidth(-ImGui::GetFontSize() * 8);
+  if (st.model) {  // a pretrained model: its own weights, positions and mask
+    const ModelInfo& in = st.model->info();
+    Section("Model");
+    ImGui::TextWrapped("%s", in.dir.c_str());
+    ImGui::Text("%s: %d layers x %d heads, d_model %d, %s", in.model_type.c_str(), in.n_layers, in.n_heads, in.d_model,
+                in.dtype.c_str());
+    ImGui::TextDisabled("causal, learned positions, byte-level BPE");
+    if (ImGui::Button("Close model")) CloseModel(st, worker);
+    RecordWidget(st, "model.close");
+    Section("Show");
+    int q = static_cast<int>(st.quantity);
+    ImGui::RadioButton("weights", &q, 0);
+    ImGui::SameLine();
+    ImGui::RadioButton("logits", &q, 1);
+    st.quantity = static_cast<Quantity>(q);
+    ShowDisplaySection(st, worker);
+    ImGui::PopItemWidth();
+    if (st.problems_current()) {
+      for (const auto& p : st.newest->problems) ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.4f, 1.0f), "! %s", p.c_str());
+      ImGui::TextDisabled("showing the last valid result");
+    }
+    return;
+  }
   changed |= OptionSection(st, "Tokens and model", {"tokenizer.", "model."});
   changed |= OptionSection(st, "Positional encoding", {"positional."});
   changed |= OptionSection(st, "Scores", {"attention.score.", "attention.normalizer.", "attention.dropout"});

@@ -28,6 +28,8 @@
                             corrupt file refused, another opened; the next start restores it.
   test_gui.py classroom APP lessons with Next/Previous, F1 help, F5 presentation (light, large,
                             controls hidden), Ctrl+= font scale.
+  test_gui.py model   APP   --model opens a tiny GPT-2 folder (causal pattern on screen); File >
+                            Open model folder loads a BF16 one through the browser; typing runs it.
   test_gui.py export  APP   Ctrl+C copies a head as TSV (read back with xclip), PNG export at
                             1x and 2x, a .npy export read by numpy.
 
@@ -823,11 +825,48 @@ def test_export():
         d.close()
 
 
+
+def test_model():
+    models = os.path.join(HERE, "..", "models")
+    d = Display("--model", os.path.join(models, "tiny-gpt2"))
+    try:
+        s = d.wait_for(lambda s: settled(s) and s.get("model"), "the tiny GPT-2 model's attention")
+        if not s:
+            return
+        check(s["model"]["type"] == "gpt2" and s["n_layers"] == 2 and len(s["heads"]) == 2, f"2 layers x 2 heads: {s['model']}")
+        check(s["tokens"][:3] == ["T", "he", " cat"], f"byte-level BPE tokens: {s['tokens'][:3]}")
+        away(d)
+        s = d.wait_for(settled, "settled")
+        check_pattern(d.screenshot("gpt2"), s, causal=True, label="tiny GPT-2")
+        # File > Open model folder: the in-app browser, into a folder, "Open this folder"
+        shutil.copytree(os.path.join(models, "tiny-gpt2-bf16"), os.path.join(TMP, "mymodel"))
+        menu(d, "menu.file", "menu.file.model")
+        s = d.wait_for(lambda s: "browser.entry=mymodel/" in s["widgets"], "the model browser listing mymodel/")
+        if not s:
+            return
+        d.click(*center(s["widgets"]["browser.entry=mymodel/"]))
+        s = d.wait_for(lambda s: "browser.open_model" in s["widgets"] and "browser.entry=mymodel/" not in s["widgets"], "inside mymodel")
+        d.click(*center(s["widgets"]["browser.open_model"]))
+        s = d.wait_for(lambda s: settled(s) and s.get("model", {}).get("dtype") == "BF16" and not s["model_loading"],
+                       "the BF16 model loaded and shown")
+        check(s is not None and s["model"]["dir"].endswith("mymodel"), "the chosen folder is the model in use")
+        x, y, w, h = s["text_box"]
+        d.click(x + w / 2, y + h / 2)
+        d.chord("ctrl+a")
+        d.xdo("type", "--delay", "40", "the end")
+        want = json.loads(subprocess.run([CLI, "compute", "--model", os.path.join(TMP, "mymodel"), "--text", "the end"],
+                                         capture_output=True, check=True).stdout)["tokens"]
+        s = d.wait_for(lambda s: settled(s) and s["text"] == "the end" and s["tokens"] == want, "typing runs the model")
+        check(s is not None and len(s["heads"]) == 2, f"the model's tokens for the new text ({want})")
+    finally:
+        d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
 {"causal": test_causal, "typing": test_typing, "invalid": test_invalid, "hover": test_hover,
  "masks": test_masks, "family": test_family, "explore": test_explore, "compare": test_compare,
- "files": test_files, "classroom": test_classroom, "export": test_export}[MODE]()
+ "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model}[MODE]()
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
