@@ -68,6 +68,8 @@ struct TensorFiles {
       files.push_back(std::move(t));
     }
     if (!where.count("wte.weight") && where.count("transformer.wte.weight")) prefix = "transformer.";
+    if (!where.count("embeddings.word_embeddings.weight") && where.count("bert.embeddings.word_embeddings.weight"))
+      prefix = "bert.";
     return true;
   }
 
@@ -152,24 +154,42 @@ std::unique_ptr<HfModel> HfModel::load(const std::string& dir, std::string& erro
     return nullptr;
   }
   in.model_type = cfg.value("model_type", std::string());
-  if (in.model_type != "gpt2") {
-    error = cfg_path + ": model_type '" + in.model_type + "' is not supported yet (gpt2)";
+  m->bert_ = in.model_type == "bert";
+  if (in.model_type != "gpt2" && !m->bert_) {
+    error = cfg_path + ": model_type '" + in.model_type + "' is not supported yet (gpt2, bert)";
     return nullptr;
   }
-  if (!get(cfg, "n_embd", in.d_model, 1, 16384, cfg_path, error) || !get(cfg, "n_head", in.n_heads, 1, 256, cfg_path, error) ||
-      !get(cfg, "n_layer", in.n_layers, 1, 128, cfg_path, error) ||
-      !get(cfg, "n_positions", in.n_positions, 1, 1 << 20, cfg_path, error) ||
+  // the two families name the same things differently
+  const char* k_d = m->bert_ ? "hidden_size" : "n_embd";
+  const char* k_h = m->bert_ ? "num_attention_heads" : "n_head";
+  if (!get(cfg, k_d, in.d_model, 1, 16384, cfg_path, error) || !get(cfg, k_h, in.n_heads, 1, 256, cfg_path, error) ||
+      !get(cfg, m->bert_ ? "num_hidden_layers" : "n_layer", in.n_layers, 1, 128, cfg_path, error) ||
+      !get(cfg, m->bert_ ? "max_position_embeddings" : "n_positions", in.n_positions, 1, 1 << 20, cfg_path, error) ||
       !get(cfg, "vocab_size", in.vocab_size, 1, 1 << 22, cfg_path, error))
     return nullptr;
   if (in.d_model % in.n_heads != 0) {
-    error = cfg_path + ": n_embd " + std::to_string(in.d_model) + " is not divisible by n_head " + std::to_string(in.n_heads);
+    error = cfg_path + ": " + k_d + " " + std::to_string(in.d_model) + " is not divisible by " + k_h + " " +
+            std::to_string(in.n_heads);
     return nullptr;
   }
-  in.layer_norm_eps = cfg.value("layer_norm_epsilon", 1e-5);
-  in.d_inner = cfg.contains("n_inner") && cfg["n_inner"].is_number() ? cfg["n_inner"].get<int>() : 4 * in.d_model;
-
-  m->tokenizer_ = ByteBpe::load(dir, error);
-  if (!m->tokenizer_) return nullptr;
+  int type_vocab = 0;
+  if (m->bert_) {
+    if (!get(cfg, "intermediate_size", in.d_inner, 1, 1 << 20, cfg_path, error) ||
+        !get(cfg, "type_vocab_size", type_vocab, 1, 1 << 10, cfg_path, error))
+      return nullptr;
+    in.layer_norm_eps = cfg.value("layer_norm_eps", 1e-12);
+    if (cfg.value("hidden_act", std::string("gelu")) != "gelu") {
+      error = cfg_path + ": hidden_act '" + cfg.value("hidden_act", std::string()) + "' is not supported (gelu)";
+      return nullptr;
+    }
+    m->wordpiece_ = WordPiece::load(dir, error);
+    if (!m->wordpiece_) return nullptr;
+  } else {
+    in.layer_norm_eps = cfg.value("layer_norm_epsilon", 1e-5);
+    in.d_inner = cfg.contains("n_inner") && cfg["n_inner"].is_number() ? cfg["n_inner"].get<int>() : 4 * in.d_model;
+    m->tokenizer_ = ByteBpe::load(dir, error);
+    if (!m->tokenizer_) return nullptr;
+  }
 
   TensorFiles t;
   if (!t.open(dir, error)) return nullptr;
@@ -192,6 +212,47 @@ std::unique_ptr<HfModel> HfModel::load(const std::string& dir, std::string& erro
     return nullptr;
   };
   std::string e;
+  if (m->bert_) {
+    Matrix types;
+    const bool ok = t.matrix("embeddings.word_embeddings.weight", in.vocab_size, d, m->wte_, e) && step() &&
+                    t.matrix("embeddings.position_embeddings.weight", in.n_positions, d, m->wpe_, e) &&
+                    t.matrix("embeddings.token_type_embeddings.weight", type_vocab, d, types, e) &&
+                    t.vector("embeddings.LayerNorm.weight", d, m->emb_ln_g_, e) &&
+                    t.vector("embeddings.LayerNorm.bias", d, m->emb_ln_b_, e) && step();
+    if (!ok) return error == "cancelled" ? nullptr : fail(e);
+    m->type0_ = types.row(0);
+    m->layers_.resize(in.n_layers);
+    for (int l = 0; l < in.n_layers; ++l) {
+      Layer& L = m->layers_[l];
+      const std::string p = "encoder.layer." + std::to_string(l) + ".";
+      Matrix q, k, v, o, i, out;  // nn.Linear: (out, in), y = x W^T + b
+      RowVector qb, kb, vb;
+      const bool ok2 = t.matrix(p + "attention.self.query.weight", d, d, q, e) && t.vector(p + "attention.self.query.bias", d, qb, e) &&
+                       step() && t.matrix(p + "attention.self.key.weight", d, d, k, e) &&
+                       t.vector(p + "attention.self.key.bias", d, kb, e) && step() &&
+                       t.matrix(p + "attention.self.value.weight", d, d, v, e) &&
+                       t.vector(p + "attention.self.value.bias", d, vb, e) && step() &&
+                       t.matrix(p + "attention.output.dense.weight", d, d, o, e) &&
+                       t.vector(p + "attention.output.dense.bias", d, L.proj_b, e) && step() &&
+                       t.vector(p + "attention.output.LayerNorm.weight", d, L.ln1_g, e) &&
+                       t.vector(p + "attention.output.LayerNorm.bias", d, L.ln1_b, e) && step() &&
+                       t.matrix(p + "intermediate.dense.weight", in.d_inner, d, i, e) &&
+                       t.vector(p + "intermediate.dense.bias", in.d_inner, L.fc_b, e) && step() &&
+                       t.matrix(p + "output.dense.weight", d, in.d_inner, out, e) &&
+                       t.vector(p + "output.dense.bias", d, L.fc_proj_b, e) && step() &&
+                       t.vector(p + "output.LayerNorm.weight", d, L.ln2_g, e) && t.vector(p + "output.LayerNorm.bias", d, L.ln2_b, e) &&
+                       step() && step() && step() && step() && step();
+      if (!ok2) return error == "cancelled" ? nullptr : fail(e);
+      L.attn_w.resize(d, 3 * d);  // fused as GPT-2's c_attn: [Q | K | V], (in, out)
+      L.attn_w << q.transpose(), k.transpose(), v.transpose();
+      L.attn_b.resize(3 * d);
+      L.attn_b << qb, kb, vb;
+      L.proj_w = o.transpose();
+      L.fc_w = i.transpose();
+      L.fc_proj_w = out.transpose();
+    }
+    return m;
+  }
   if (!t.matrix("wte.weight", in.vocab_size, d, m->wte_, e) || !step()) return error == "cancelled" ? nullptr : fail(e);
   if (!t.matrix("wpe.weight", in.n_positions, d, m->wpe_, e) || !step()) return error == "cancelled" ? nullptr : fail(e);
   m->layers_.resize(in.n_layers);
@@ -219,7 +280,7 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
   auto r = std::make_shared<Result>();
   std::vector<int> ids;
   std::string error;
-  if (!tokenizer_->encode(text, ids, r->tokens, error)) {
+  if (!(bert_ ? wordpiece_->encode(text, ids, r->tokens, error) : tokenizer_->encode(text, ids, r->tokens, error))) {
     out.problems.push_back(error);
     return out;
   }
@@ -245,16 +306,20 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
   s.model.d_model = d;
   s.model.n_heads = H;
   s.model.n_layers = info_.n_layers;
-  s.model.block = BlockKind::pre_ln;
+  s.model.block = bert_ ? BlockKind::attention : BlockKind::pre_ln;  // BERT is post-LN: Q, K, V read the stream itself
   s.positional.kind = PositionalKind::learned;
-  s.attention.mask.kind = MaskKind::causal;
+  s.attention.mask.kind = bert_ ? MaskKind::none : MaskKind::causal;
   r->d_head = dh;
 
   Matrix x(n, d);
   for (int i = 0; i < n; ++i) x.row(i) = wte_.row(ids[i]) + wpe_.row(i);
+  if (bert_) {
+    x.rowwise() += type0_;
+    x = layer_norm(x, emb_ln_g_, emb_ln_b_, info_.layer_norm_eps);
+  }
   auto allowed = std::make_shared<MaskMatrix>(n, n);
   for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) (*allowed)(i, j) = j <= i;
+    for (int j = 0; j < n; ++j) (*allowed)(i, j) = bert_ || j <= i;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int l = 0; l < info_.n_layers; ++l) {
@@ -265,7 +330,7 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
     const Layer& L = layers_[l];
     LayerResult layer;
     layer.input = x;
-    layer.attention_input = layer_norm(x, L.ln1_g, L.ln1_b, info_.layer_norm_eps);
+    layer.attention_input = bert_ ? x : layer_norm(x, L.ln1_g, L.ln1_b, info_.layer_norm_eps);
     const Matrix qkv = affine(layer.attention_input, L.attn_w, L.attn_b);
     layer.heads.resize(H);
     Matrix concat(n, d);
@@ -277,7 +342,7 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
       hr.k = qkv.middleCols(d + h * dh, dh);
       hr.v = qkv.middleCols(2 * d + h * dh, dh);
       hr.logits = hr.q * hr.k.transpose() * scale;
-      for (int i = 0; i < n; ++i)
+      for (int i = 0; i < n && !bert_; ++i)
         for (int j = i + 1; j < n; ++j) hr.logits(i, j) = neg_inf;
       hr.allowed = allowed;
       masked_softmax(hr.logits, *allowed, 1.0f, hr.weights);
@@ -285,6 +350,15 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
       concat.middleCols(h * dh, dh) = hr.output;
     }
     layer.attention_output = affine(concat, L.proj_w, L.proj_b);
+    if (bert_) {  // post-LN (Devlin et al. 2019): LN(x + sublayer(x)), exact GELU
+      x = layer_norm(x + layer.attention_output, L.ln1_g, L.ln1_b, info_.layer_norm_eps);
+      Matrix inter = affine(x, L.fc_w, L.fc_b);
+      inter = inter.unaryExpr([](float v) { return gelu(v); });
+      x = layer_norm(x + affine(inter, L.fc_proj_w, L.fc_proj_b), L.ln2_g, L.ln2_b, info_.layer_norm_eps);
+      layer.output = x;
+      r->layers.push_back(std::move(layer));
+      continue;
+    }
     x += layer.attention_output;
     Matrix hidden = affine(layer_norm(x, L.ln2_g, L.ln2_b, info_.layer_norm_eps), L.fc_w, L.fc_b);
     {  // gelu_new: GPT-2's tanh approximation of GELU (Hendrycks & Gimpel 2016), sqrt(2 / pi) = 0.79788...

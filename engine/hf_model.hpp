@@ -2,7 +2,8 @@
 // model.safetensors.index.json, tokenizer files). The forward pass keeps every layer's per-head
 // q, k, v, logits, weights and outputs in the same Result the random-weight engine produces.
 // Supported: GPT-2 family (model_type "gpt2": learned positions, pre-LN, Conv1D weights (in, out),
-// causal). BERT and Llama families are not yet.
+// causal, byte-level BPE) and BERT family (model_type "bert": post-LN, bidirectional, token type
+// 0, nn.Linear weights (out, in), WordPiece with [CLS]/[SEP]). The Llama family is not yet.
 #pragma once
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "bpe.hpp"
+#include "wordpiece.hpp"
 #include "pipeline.hpp"
 
 namespace attnlab {
@@ -39,7 +41,10 @@ class HfModel {
   struct Layer;
   ModelInfo info_;
   std::unique_ptr<ByteBpe> tokenizer_;
+  std::unique_ptr<WordPiece> wordpiece_;
+  bool bert_ = false;
   Matrix wte_, wpe_;  // (vocab, d), (n_positions, d)
+  RowVector type0_, emb_ln_g_, emb_ln_b_;  // BERT: token type 0's embedding, the embedding LayerNorm
   std::vector<Layer> layers_;
 };
 

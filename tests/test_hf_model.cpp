@@ -55,8 +55,8 @@ TEST_CASE("gpt2: tiny models (F32, BF16 with 'transformer.' names and tokenizer.
 
 TEST_CASE("gpt2: wrong config values, missing tensors and long texts give their reason") {
   std::string err;
-  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "model_type", "bert"), err));
-  CHECK(err.find("model_type 'bert' is not supported yet") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "model_type", "llama"), err));
+  CHECK(err.find("model_type 'llama' is not supported yet (gpt2, bert)") != std::string::npos);
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_head", 3), err));
   CHECK(err.find("n_embd 16 is not divisible by n_head 3") != std::string::npos);
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_layer", 3), err));
@@ -79,4 +79,24 @@ TEST_CASE("gpt2: wrong config values, missing tensors and long texts give their 
   REQUIRE(o.problems.size() == 1);
   CHECK(o.problems[0] == "the text has 120 tokens; this model takes at most 48");  // " x": a space and an x each
   CHECK(m->compute("bad \xff byte").problems.at(0).find("not valid UTF-8") != std::string::npos);
+}
+
+TEST_CASE("bert: a tiny BERT (post-LN, bidirectional, WordPiece, 'bert.' names) matches numpy") {
+  const auto g = test::golden("tiny_bert.json");
+  std::string err;
+  auto m = HfModel::load(kModels + "tiny-bert", err);
+  REQUIRE_MESSAGE(m, err);
+  CHECK(m->info().model_type == "bert");
+  const Outcome o = m->compute(g["text"].get<std::string>());
+  REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
+  const Result& r = *o.result;
+  REQUIRE(r.tokens.size() == g["tokens"].size());
+  for (std::size_t i = 0; i < r.tokens.size(); ++i) CHECK(r.tokens[i].text == g["tokens"][i].get<std::string>());
+  for (int l = 0; l < 2; ++l)
+    for (int h = 0; h < 4; ++h)
+      test::check_matrix(r.layers[l].heads[h].weights, g["weights"][l][h], 1e-5, 1e-4,
+                         "layer " + std::to_string(l) + " head " + std::to_string(h));
+  CHECK(r.layers[0].heads[0].weights(0, r.tokens.size() - 1) > 0.0f);  // bidirectional: [CLS] sees [SEP]
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-bert", "hidden_act", "relu"), err));
+  CHECK(err.find("hidden_act 'relu' is not supported") != std::string::npos);
 }

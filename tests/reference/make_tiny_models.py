@@ -231,7 +231,125 @@ def main():
         golden["models"][m] = [[np.round(h, 9).tolist() for h in layer] for layer in golden["models"][m]]
     out = os.path.join(ROOT, "golden", "tiny_gpt2.json")
     json.dump(golden, open(out, "w"), separators=(",", ":"))
+    bert_golden = {}
+    bert_model(bert_golden)
+    json.dump(bert_golden["bert"], open(os.path.join(ROOT, "golden", "tiny_bert.json"), "w"), separators=(",", ":"))
     print(f"{len(ids)} tokens: {strings}")
+
+
+# --- BERT ----------------------------------------------------------------------------------------
+import math
+import unicodedata
+
+BERT_TEXT = "Attention isn't all you need, but it's a start. Café 42!"
+
+
+def bert_vocab():
+    words = sorted({w for w in re.findall(r"[a-z]+", CORPUS) if CORPUS.count(w) >= 6})
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789") + list(".,;!?'-")
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + chars + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    return list(dict.fromkeys(tokens))  # a vocabulary lists each token once
+
+
+def bert_tokenize(text, vocab):
+    """BertTokenizer (uncased) by unicodedata: NFD, drop marks, lower; split punctuation; WordPiece."""
+    text = "".join(c for c in unicodedata.normalize("NFD", text.lower()) if unicodedata.category(c) != "Mn")
+    words = []
+    for chunk in text.split():
+        cur = ""
+        for c in chunk:
+            if unicodedata.category(c).startswith("P") or (33 <= ord(c) <= 47 or 58 <= ord(c) <= 64 or 91 <= ord(c) <= 96 or 123 <= ord(c) <= 126):
+                if cur:
+                    words.append(cur)
+                words.append(c)
+                cur = ""
+            else:
+                cur += c
+        if cur:
+            words.append(cur)
+    out = ["[CLS]"]
+    for w in words:
+        pieces, start = [], 0
+        while start < len(w):
+            for end in range(len(w), start, -1):
+                sub = ("##" if start else "") + w[start:end]
+                if sub in vocab:
+                    pieces.append(sub)
+                    start = end
+                    break
+            else:
+                pieces = ["[UNK]"]
+                break
+        out += pieces
+    return out + ["[SEP]"]
+
+
+def bert_model(golden):
+    vocab_list = bert_vocab()
+    vocab = {t: i for i, t in enumerate(vocab_list)}
+    cfg = {"model_type": "bert", "architectures": ["BertModel"], "hidden_size": 16, "num_attention_heads": 4,
+           "num_hidden_layers": 2, "intermediate_size": 32, "max_position_embeddings": 40, "type_vocab_size": 2,
+           "vocab_size": len(vocab_list), "layer_norm_eps": 1e-12, "hidden_act": "gelu"}
+    d, inner = cfg["hidden_size"], cfg["intermediate_size"]
+    rng = np.random.default_rng(11)
+    w = {"embeddings.word_embeddings.weight": rng.normal(0, 0.8, (len(vocab_list), d)),
+         "embeddings.position_embeddings.weight": rng.normal(0, 0.3, (cfg["max_position_embeddings"], d)),
+         "embeddings.token_type_embeddings.weight": rng.normal(0, 0.3, (2, d)),
+         "embeddings.LayerNorm.weight": 1 + rng.normal(0, 0.1, d), "embeddings.LayerNorm.bias": rng.normal(0, 0.1, d)}
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{l}."
+        for name, shape, sd in (("attention.self.query", (d, d), 0.6), ("attention.self.key", (d, d), 0.6),
+                                ("attention.self.value", (d, d), 0.4), ("attention.output.dense", (d, d), 0.3),
+                                ("intermediate.dense", (inner, d), 0.3), ("output.dense", (d, inner), 0.3)):
+            w[p + name + ".weight"] = rng.normal(0, sd, shape)  # nn.Linear: (out, in)
+            w[p + name + ".bias"] = rng.normal(0, 0.05, shape[0])
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            w[p + name + ".weight"] = 1 + rng.normal(0, 0.1, d)
+            w[p + name + ".bias"] = rng.normal(0, 0.1, d)
+    w = {k: v.astype(np.float32) for k, v in w.items()}
+    folder = os.path.join(ROOT, "models", "tiny-bert")
+    os.makedirs(folder, exist_ok=True)
+    json.dump(cfg, open(os.path.join(folder, "config.json"), "w"), indent=1)
+    json.dump({"do_lower_case": True}, open(os.path.join(folder, "tokenizer_config.json"), "w"))
+    open(os.path.join(folder, "vocab.txt"), "w").write("\n".join(vocab_list) + "\n")
+    write_safetensors(os.path.join(folder, "model.safetensors"), {"bert." + k: v for k, v in w.items()})
+
+    tokens = bert_tokenize(BERT_TEXT, vocab)
+    ids = [vocab[t] for t in tokens]
+    W = {k: v.astype(np.float64) for k, v in w.items()}
+    eps, H = cfg["layer_norm_eps"], cfg["num_attention_heads"]
+    dh, n = d // H, len(ids)
+
+    def ln(x, g, b):
+        mu = x.mean(-1, keepdims=True)
+        return (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps) * g + b
+
+    def lin(x, name):
+        return x @ W[name + ".weight"].T + W[name + ".bias"]
+
+    erf = np.vectorize(math.erf)
+    x = W["embeddings.word_embeddings.weight"][ids] + W["embeddings.position_embeddings.weight"][:n] + \
+        W["embeddings.token_type_embeddings.weight"][0]
+    x = ln(x, W["embeddings.LayerNorm.weight"], W["embeddings.LayerNorm.bias"])
+    layers = []
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{l}."
+        q, k, v = lin(x, p + "attention.self.query"), lin(x, p + "attention.self.key"), lin(x, p + "attention.self.value")
+        heads, ctx = [], np.zeros((n, d))
+        for h in range(H):
+            sl = slice(h * dh, (h + 1) * dh)
+            s = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
+            a = np.exp(s - s.max(-1, keepdims=True))
+            a /= a.sum(-1, keepdims=True)
+            heads.append(np.round(a, 9).tolist())
+            ctx[:, sl] = a @ v[:, sl]
+        x = ln(x + lin(ctx, p + "attention.output.dense"), W[p + "attention.output.LayerNorm.weight"], W[p + "attention.output.LayerNorm.bias"])
+        i = lin(x, p + "intermediate.dense")
+        i = 0.5 * i * (1 + erf(i / math.sqrt(2)))
+        x = ln(x + lin(i, p + "output.dense"), W[p + "output.LayerNorm.weight"], W[p + "output.LayerNorm.bias"])
+        layers.append(heads)
+    golden["bert"] = {"text": BERT_TEXT, "tokens": tokens, "ids": ids, "weights": layers}
+    print(f"BERT: {len(tokens)} tokens: {tokens}")
 
 
 if __name__ == "__main__":
