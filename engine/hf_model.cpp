@@ -87,7 +87,13 @@ struct TensorFiles {
   }
 
   bool vector(const std::string& name, std::int64_t n, RowVector& out, std::string& error) const {
-    const auto it = where.find(prefix + name);
+    auto it = where.find(prefix + name);
+    if (it == where.end() && name.find("LayerNorm.") != std::string::npos) {  // the original BERT checkpoints' names
+      std::string alias = name;
+      if (alias.ends_with(".weight")) alias.replace(alias.size() - 6, 6, "gamma");
+      else if (alias.ends_with(".bias")) alias.replace(alias.size() - 4, 4, "beta");
+      if (where.count(prefix + alias)) return vector(alias, n, out, error);
+    }
     if (it == where.end()) {
       error = "missing tensor '" + prefix + name + "'";
       return false;
