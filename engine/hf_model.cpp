@@ -375,20 +375,7 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
     layer.output = x;
     r->layers.push_back(std::move(layer));
   }
-  std::vector<Matrix> mean_weights;
-  for (const LayerResult& layer : r->layers) {
-    Matrix m = Matrix::Zero(n, n);
-    for (const HeadResult& h : layer.heads) m += h.weights;
-    mean_weights.push_back(m / static_cast<float>(H));
-  }
-  r->rollout = attention_rollout(mean_weights, true);
-  if (options.metrics)
-    for (const LayerResult& layer : r->layers) {
-      LayerMetrics m;
-      for (const HeadResult& h : layer.heads) m.heads.push_back(head_metrics(h));
-      m.head_similarity = head_similarity(layer.heads);
-      r->metrics.push_back(std::move(m));
-    }
+  add_analyses(*r, true, true, options.metrics);
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
   return out;

@@ -123,22 +123,26 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel, Compu
       layer.output = x;
     }
   }
+  add_analyses(*r, !s.context.enabled, s.analysis.rollout_residual, options.metrics);
+  r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  out.result = std::move(r);
+  return out;
+}
+
+void add_analyses(Result& r, bool rollout, bool residual, bool metrics) {
   std::vector<Matrix> mean_weights;
-  for (const LayerResult& layer : r->layers) {
+  for (const LayerResult& layer : r.layers) {
     Matrix m = Matrix::Zero(layer.heads[0].weights.rows(), layer.heads[0].weights.cols());
     for (const HeadResult& h : layer.heads) m += h.weights;
     mean_weights.push_back(m / static_cast<float>(layer.heads.size()));
   }
-  if (!s.context.enabled) r->rollout = attention_rollout(mean_weights, s.analysis.rollout_residual);
-  for (const LayerResult& layer : options.metrics ? r->layers : std::vector<LayerResult>{}) {
+  if (rollout) r.rollout = attention_rollout(mean_weights, residual);
+  for (const LayerResult& layer : metrics ? r.layers : std::vector<LayerResult>{}) {
     LayerMetrics m;
     for (const HeadResult& h : layer.heads) m.heads.push_back(head_metrics(h));
     m.head_similarity = head_similarity(layer.heads);
-    r->metrics.push_back(std::move(m));
+    r.metrics.push_back(std::move(m));
   }
-  r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  out.result = std::move(r);
-  return out;
 }
 
 Outcome compute(const Session& s) {

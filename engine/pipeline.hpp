@@ -67,6 +67,10 @@ class Engine {
   Matrix learned_;     // (rows >= n, d_model) for the cached (seed, d_model)
 };
 
+// The analyses every Result carries once its layers are in: attention rollout (self-attention
+// only, with or without the residual term) and, when asked, per-head metrics and head similarity.
+void add_analyses(Result& r, bool rollout, bool residual, bool metrics);
+
 // One-shot convenience for tools and tests.
 Outcome compute(const Session& s);
 

@@ -26,6 +26,15 @@ std::string copy_with_config(const std::string& model, const std::string& key, c
   std::ofstream(dir / "config.json") << cfg.dump();
   return dir.string();
 }
+// the Result's tokens and every head's weights against the numpy golden data
+void check_against(const Result& r, const nlohmann::json& tokens, const nlohmann::json& weights, int n_layers, int n_heads) {
+  REQUIRE(r.tokens.size() == tokens.size());
+  for (std::size_t i = 0; i < r.tokens.size(); ++i) CHECK(r.tokens[i].text == tokens[i].get<std::string>());
+  for (int l = 0; l < n_layers; ++l)
+    for (int h = 0; h < n_heads; ++h)
+      test::check_matrix(r.layers[l].heads[h].weights, weights[l][h], 1e-5, 1e-4,
+                         "layer " + std::to_string(l) + " head " + std::to_string(h));
+}
 }  // namespace
 
 TEST_CASE("gpt2: tiny models (F32, BF16 with 'transformer.' names and tokenizer.json, sharded) match numpy") {
@@ -42,12 +51,7 @@ TEST_CASE("gpt2: tiny models (F32, BF16 with 'transformer.' names and tokenizer.
     const Outcome o = m->compute(g["text"].get<std::string>());
     REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
     const Result& r = *o.result;
-    REQUIRE(r.tokens.size() == g["tokens"].size());
-    for (std::size_t i = 0; i < r.tokens.size(); ++i) CHECK(r.tokens[i].text == g["tokens"][i].get<std::string>());
-    for (int l = 0; l < 2; ++l)
-      for (int h = 0; h < 2; ++h)
-        test::check_matrix(r.layers[l].heads[h].weights, g["models"][name][l][h], 1e-5, 1e-4,
-                           "layer " + std::to_string(l) + " head " + std::to_string(h));
+    check_against(r, g["tokens"], g["models"][name], 2, 2);
     CHECK(r.layers[1].heads[0].weights(0, 1) == 0.0f);  // causal: exactly 0
     CHECK(r.metrics.size() == 2);
   }
@@ -90,12 +94,7 @@ TEST_CASE("bert: a tiny BERT (post-LN, bidirectional, WordPiece, 'bert.' names) 
   const Outcome o = m->compute(g["text"].get<std::string>());
   REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
   const Result& r = *o.result;
-  REQUIRE(r.tokens.size() == g["tokens"].size());
-  for (std::size_t i = 0; i < r.tokens.size(); ++i) CHECK(r.tokens[i].text == g["tokens"][i].get<std::string>());
-  for (int l = 0; l < 2; ++l)
-    for (int h = 0; h < 4; ++h)
-      test::check_matrix(r.layers[l].heads[h].weights, g["weights"][l][h], 1e-5, 1e-4,
-                         "layer " + std::to_string(l) + " head " + std::to_string(h));
+  check_against(r, g["tokens"], g["weights"], 2, 4);
   CHECK(r.layers[0].heads[0].weights(0, r.tokens.size() - 1) > 0.0f);  // bidirectional: [CLS] sees [SEP]
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-bert", "hidden_act", "relu"), err));
   CHECK(err.find("hidden_act 'relu' is not supported") != std::string::npos);

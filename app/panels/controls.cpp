@@ -191,32 +191,21 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
     ImGui::TextWrapped("%s", in.dir.c_str());
     ImGui::Text("%s: %d layers x %d heads, d_model %d, %s", in.model_type.c_str(), in.n_layers, in.n_heads, in.d_model,
                 in.dtype.c_str());
-    ImGui::TextDisabled("causal, learned positions, byte-level BPE");
+    ImGui::TextDisabled(in.model_type == "bert" ? "bidirectional, post-LN, learned positions, WordPiece"
+                                                : "causal, pre-LN, learned positions, byte-level BPE");
     if (ImGui::Button("Close model")) CloseModel(st, worker);
     RecordWidget(st, "model.close");
-    Section("Show");
-    int q = static_cast<int>(st.quantity);
-    ImGui::RadioButton("weights", &q, 0);
-    ImGui::SameLine();
-    ImGui::RadioButton("logits", &q, 1);
-    st.quantity = static_cast<Quantity>(q);
-    ShowDisplaySection(st, worker);
-    ImGui::PopItemWidth();
-    if (st.problems_current()) {
-      for (const auto& p : st.newest->problems) ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.4f, 1.0f), "! %s", p.c_str());
-      ImGui::TextDisabled("showing the last valid result");
+  } else {
+    changed |= OptionSection(st, "Tokens and model", {"tokenizer.", "model."});
+    changed |= OptionSection(st, "Positional encoding", {"positional."});
+    changed |= OptionSection(st, "Scores", {"attention.score.", "attention.normalizer.", "attention.dropout"});
+    changed |= OptionSection(st, "Mask", {"attention.mask."});
+    changed |= OptionSection(st, "Kernel", {"attention.kernel."});
+    changed |= OptionSection(st, "Cross-attention", {"context."});
+    changed |= OptionSection(st, "Analysis", {"analysis."});
+    if (st.shown && !st.shown->mask_density.empty()) {
+      ImGui::TextDisabled("density %.3f, %lld score computations", st.shown->mask_density[0], st.shown->mask_cells[0]);
     }
-    return;
-  }
-  changed |= OptionSection(st, "Tokens and model", {"tokenizer.", "model."});
-  changed |= OptionSection(st, "Positional encoding", {"positional."});
-  changed |= OptionSection(st, "Scores", {"attention.score.", "attention.normalizer.", "attention.dropout"});
-  changed |= OptionSection(st, "Mask", {"attention.mask."});
-  changed |= OptionSection(st, "Kernel", {"attention.kernel."});
-  changed |= OptionSection(st, "Cross-attention", {"context."});
-  changed |= OptionSection(st, "Analysis", {"analysis."});
-  if (st.shown && !st.shown->mask_density.empty()) {
-    ImGui::TextDisabled("density %.3f, %lld score computations", st.shown->mask_density[0], st.shown->mask_cells[0]);
   }
 
   Section("Show");

@@ -201,6 +201,19 @@ class Display:
         self.xvfb.wait(10)
 
 
+def on_example(test):
+    """Runs test(d, s) on a fresh window once the built-in example is shown, then closes it."""
+    def run():
+        d = Display()
+        try:
+            s = d.wait_for(settled, "the example session")
+            if s:
+                test(d, s)
+        finally:
+            d.close()
+    return run
+
+
 def settled(s):
     return not s["busy"] and "heads" in s and s.get("shown_generation") == s["posted"]
 
@@ -215,30 +228,24 @@ def test_causal():
     check_pattern(png, st, causal=False, label="no mask")
 
 
-def test_typing():
-    d = Display()
-    try:
-        s = d.wait_for(settled, "the example session")
-        if not s:
-            return
-        n0 = s["n_tokens"]
-        check(n0 == 11 and all(h["n_q"] == 11 for h in s["heads"]), f"example has 11 rows (got {n0})")
-        x, y, w, h = s["text_box"]
-        d.click(x + w / 2, y + h / 2)
-        d.chord("ctrl+a")
-        d.xdo("type", "--delay", "40", "Short one now")
-        s = d.wait_for(lambda s: settled(s) and s["n_tokens"] == 3, "3 tokens after typing")
-        if not s:
-            return
-        check(s["tokens"] == ["Short", "one", "now"], f"tokens typed: {s['tokens']}")
-        check(all(h["n_q"] == 3 and h["n_k"] == 3 for h in s["heads"]), "every head has 3 rows and 3 columns")
-        d.xdo("mousemove", "5", str(H - 5))  # no tooltip over the heatmaps
-        time.sleep(0.5)
-        s = d.wait_for(settled, "settled after moving the mouse")
-        png = d.screenshot("typed")
-        check_pattern(png, s, causal=True, label="after typing")
-    finally:
-        d.close()
+@on_example
+def test_typing(d, s):
+    n0 = s["n_tokens"]
+    check(n0 == 11 and all(h["n_q"] == 11 for h in s["heads"]), f"example has 11 rows (got {n0})")
+    x, y, w, h = s["text_box"]
+    d.click(x + w / 2, y + h / 2)
+    d.chord("ctrl+a")
+    d.xdo("type", "--delay", "40", "Short one now")
+    s = d.wait_for(lambda s: settled(s) and s["n_tokens"] == 3, "3 tokens after typing")
+    if not s:
+        return
+    check(s["tokens"] == ["Short", "one", "now"], f"tokens typed: {s['tokens']}")
+    check(all(h["n_q"] == 3 and h["n_k"] == 3 for h in s["heads"]), "every head has 3 rows and 3 columns")
+    d.xdo("mousemove", "5", str(H - 5))  # no tooltip over the heatmaps
+    time.sleep(0.5)
+    s = d.wait_for(settled, "settled after moving the mouse")
+    png = d.screenshot("typed")
+    check_pattern(png, s, causal=True, label="after typing")
 
 
 def test_invalid():
@@ -274,33 +281,27 @@ def test_invalid():
         d.close()
 
 
-def test_hover():
-    d = Display()
-    try:
-        s = d.wait_for(settled, "the example session")
-        if not s:
-            return
-        h = s["heads"][1]
-        cw, ch = h["w"] / h["n_k"], h["h"] / h["n_q"]
-        x, y = h["x"] + 1.5 * cw, h["y"] + 2.5 * ch  # head 1, query 2, key 1
-        before = d.screenshot("before-hover")
-        d.xdo("mousemove", str(int(x)), str(int(y)))
-        s = d.wait_for(lambda s: s["hover"]["head"] == 1, "hover reported on head 1")
-        if not s:
-            return
-        check(s["hover"] == {"head": 1, "query": 2, "key": 1}, f"hovered cell is (1, 2, 1): {s['hover']}")
-        after = d.screenshot("hover")
-        a, b = Image.open(before).convert("RGB"), Image.open(after).convert("RGB")
-        # the tooltip appears beside the pointer: pixels change to the right of and below it
-        region = (int(x) + 10, int(y) + 10, min(W, int(x) + 300), min(H, int(y) + 80))
-        changed = sum(1 for p, q in zip(a.crop(region).getdata(), b.crop(region).getdata()) if p != q)
-        check(changed > 500, f"a tooltip is drawn beside the pointer ({changed} pixels changed)")
-        d.xdo("click", "1")
-        s = d.wait_for(lambda s: s["detail_head"] == 1, "head 1 opened large")
-        check(s is not None, "clicking head 1 opens its large view")
-        d.screenshot("detail")
-    finally:
-        d.close()
+@on_example
+def test_hover(d, s):
+    h = s["heads"][1]
+    cw, ch = h["w"] / h["n_k"], h["h"] / h["n_q"]
+    x, y = h["x"] + 1.5 * cw, h["y"] + 2.5 * ch  # head 1, query 2, key 1
+    before = d.screenshot("before-hover")
+    d.xdo("mousemove", str(int(x)), str(int(y)))
+    s = d.wait_for(lambda s: s["hover"]["head"] == 1, "hover reported on head 1")
+    if not s:
+        return
+    check(s["hover"] == {"head": 1, "query": 2, "key": 1}, f"hovered cell is (1, 2, 1): {s['hover']}")
+    after = d.screenshot("hover")
+    a, b = Image.open(before).convert("RGB"), Image.open(after).convert("RGB")
+    # the tooltip appears beside the pointer: pixels change to the right of and below it
+    region = (int(x) + 10, int(y) + 10, min(W, int(x) + 300), min(H, int(y) + 80))
+    changed = sum(1 for p, q in zip(a.crop(region).getdata(), b.crop(region).getdata()) if p != q)
+    check(changed > 500, f"a tooltip is drawn beside the pointer ({changed} pixels changed)")
+    d.xdo("click", "1")
+    s = d.wait_for(lambda s: s["detail_head"] == 1, "head 1 opened large")
+    check(s is not None, "clicking head 1 opens its large view")
+    d.screenshot("detail")
 
 
 def center(rect):
@@ -343,119 +344,107 @@ def head0_pixels(png, state):
     return [[c == bg for c in row] for row in grid]
 
 
-def test_masks():
-    d = Display()
-    try:
-        s = d.wait_for(settled, "the example session")
+@on_example
+def test_masks(d, s):
+    shots = {}
+    for kind in ("sliding_window", "strided", "block_local"):
+        choose(d, "attention.mask.kind", kind)
+        s = d.wait_for(lambda s: settled(s) and s["mask"] == kind, f"mask {kind} shown")
         if not s:
             return
-        shots = {}
-        for kind in ("sliding_window", "strided", "block_local"):
-            choose(d, "attention.mask.kind", kind)
-            s = d.wait_for(lambda s: settled(s) and s["mask"] == kind, f"mask {kind} shown")
-            if not s:
-                return
-            d.xdo("mousemove", "5", str(H - 5))
-            time.sleep(0.4)
-            s = d.wait_for(settled, "settled")
-            png = d.screenshot(kind)
-            background = head0_pixels(png, s)
-            allowed = [[c == "1" for c in row] for row in s["allowed"]]
-            wrong = [(i, j) for i, row in enumerate(allowed) for j, a in enumerate(row) if a == background[i][j]]
-            check(not wrong, f"{kind}: screenshot shows the pattern (background exactly where masked; wrong at {wrong[:5]})")
-            check(len(s["mask_density"]) == 1 and 0 < s["mask_density"][0] < 1, f"{kind}: density reported")
-            shots[kind] = (allowed, background)
-        kinds = list(shots)
-        for a in range(len(kinds)):
-            for b in range(a + 1, len(kinds)):
-                (pa, ba), (pb, bb) = shots[kinds[a]], shots[kinds[b]]
-                differ = [(i, j) for i in range(len(pa)) for j in range(len(pa)) if pa[i][j] != pb[i][j]]
-                check(differ, f"{kinds[a]} and {kinds[b]} patterns differ somewhere")
-                mismatch = [(i, j) for i in range(len(pa)) for j in range(len(pa))
-                            if (pa[i][j] != pb[i][j]) != (ba[i][j] != bb[i][j])]
-                check(not mismatch, f"{kinds[a]} vs {kinds[b]}: screenshots differ exactly where patterns do {mismatch[:5]}")
-
-        # custom: paint a cell and erase it in the Mask window
-        choose(d, "attention.mask.kind", "custom")
-        s = d.wait_for(lambda s: settled(s) and s["mask"] == "custom", "custom mask shown")
-        check(all(c == "0" for row in s["allowed"] for c in row), "a new custom mask starts empty")
-        d.click(*center(s["widgets"]["menu.view"]))
-        s = d.wait_for(lambda s: "menu.view.mask" in s["widgets"], "the View menu")
-        d.click(*center(s["widgets"]["menu.view.mask"]))
-        s = d.wait_for(lambda s: s["windows"]["mask"] and "mask.view" in s["widgets"], "the Mask window")
-        time.sleep(0.3)
-        s = d.state()
-        x, y, w, h = s["widgets"]["mask.view"]  # the drawn cells
-        n = s["n_tokens"]
-        cx, cy = x + (n - 0.5) * w / n, y + (n - 0.5) * h / n  # cell (query n-1, key n-1)
-        d.xdo("mousemove", str(int(cx)), str(int(cy)))
-        d.xdo("click", "1")
-        s = d.wait_for(lambda s: settled(s) and s["allowed"][n - 1][n - 1] == "1", "a painted cell")
-        check(s is not None and sum(c == "1" for row in s["allowed"] for c in row) == 1, "left click paints one cell")
-        d.xdo("click", "3")
-        s = d.wait_for(lambda s: settled(s) and s["allowed"][n - 1][n - 1] == "0", "the cell erased")
-        check(s is not None, "right click erases it")
-    finally:
-        d.close()
-
-
-def test_family():
-    d = Display()
-    try:
-        s = d.wait_for(settled, "the example session")
-        if not s:
-            return
-        choose(d, "model.kv_sharing", "gqa")
-        s = d.wait_for(lambda s: settled(s) and s["kv_heads"] == [0, 0, 1, 1], "GQA: heads 0-1 read K/V 0, 2-3 K/V 1")
-        check(s is not None, "GQA chosen in the window groups the K/V heads")
-
-        choose(d, "attention.mask.kind", "none")
-        s = d.wait_for(lambda s: settled(s) and s["mask"] == "none", "mask none")
-        s = reveal(d, "context.enabled")
-        d.click(*center(s["widgets"]["context.enabled"]))
-        s = d.wait_for(lambda s: settled(s) and s.get("key_tokens"), "cross-attention on")
-        if not s:
-            return
-        n_q, n_k = len(s["tokens"]), len(s["key_tokens"])
-        check(n_k == 9 and n_q == 11, f"queries from the text (11), keys from the context (9): {n_q} x {n_k}")
-        check(all(h["n_q"] == n_q and h["n_k"] == n_k for h in s["heads"]), "every head is n_q x n_k")
-        h0 = s["heads"][0]
-        check(abs(h0["w"] / h0["h"] - n_k / n_q) < 0.02, f"the heatmap is {n_q} x {n_k} cells on screen")
         d.xdo("mousemove", "5", str(H - 5))
         time.sleep(0.4)
         s = d.wait_for(settled, "settled")
-        cross_png = d.screenshot("cross")
-        grid = cell_colours(cross_png, {"heads": [s["heads"][0]]})[0]
-        check(all(c != tuple(s["background"]) for row in grid for c in row), "cross-attention with no mask: every cell drawn")
+        png = d.screenshot(kind)
+        background = head0_pixels(png, s)
+        allowed = [[c == "1" for c in row] for row in s["allowed"]]
+        wrong = [(i, j) for i, row in enumerate(allowed) for j, a in enumerate(row) if a == background[i][j]]
+        check(not wrong, f"{kind}: screenshot shows the pattern (background exactly where masked; wrong at {wrong[:5]})")
+        check(len(s["mask_density"]) == 1 and 0 < s["mask_density"][0] < 1, f"{kind}: density reported")
+        shots[kind] = (allowed, background)
+    kinds = list(shots)
+    for a in range(len(kinds)):
+        for b in range(a + 1, len(kinds)):
+            (pa, ba), (pb, bb) = shots[kinds[a]], shots[kinds[b]]
+            differ = [(i, j) for i in range(len(pa)) for j in range(len(pa)) if pa[i][j] != pb[i][j]]
+            check(differ, f"{kinds[a]} and {kinds[b]} patterns differ somewhere")
+            mismatch = [(i, j) for i in range(len(pa)) for j in range(len(pa))
+                        if (pa[i][j] != pb[i][j]) != (ba[i][j] != bb[i][j])]
+            check(not mismatch, f"{kinds[a]} vs {kinds[b]}: screenshots differ exactly where patterns do {mismatch[:5]}")
 
-        choose(d, "attention.kernel.kind", "performer")
-        s = d.wait_for(lambda s: settled(s) and s["kernel"] == "performer", "Performer")
-        if not s:
-            return
-        check(all(a is not None and a[0] > 0 and a[1] > 0 for a in s["approximation"]),
-              f"Performer reports its error against softmax: {s['approximation']}")
-        d.xdo("mousemove", "5", str(H - 5))
-        time.sleep(0.4)
-        s = d.wait_for(settled, "settled")
-        perf = cell_colours(d.screenshot("performer"), {"heads": [s["heads"][0]]})[0]
-        changed = sum(1 for a, b in zip(sum(grid, []), sum(perf, [])) if a != b)
-        check(changed > len(sum(grid, [])) // 2, f"Performer's weights differ from exact softmax on screen ({changed} cells)")
+    # custom: paint a cell and erase it in the Mask window
+    choose(d, "attention.mask.kind", "custom")
+    s = d.wait_for(lambda s: settled(s) and s["mask"] == "custom", "custom mask shown")
+    check(all(c == "0" for row in s["allowed"] for c in row), "a new custom mask starts empty")
+    d.click(*center(s["widgets"]["menu.view"]))
+    s = d.wait_for(lambda s: "menu.view.mask" in s["widgets"], "the View menu")
+    d.click(*center(s["widgets"]["menu.view.mask"]))
+    s = d.wait_for(lambda s: s["windows"]["mask"] and "mask.view" in s["widgets"], "the Mask window")
+    time.sleep(0.3)
+    s = d.state()
+    x, y, w, h = s["widgets"]["mask.view"]  # the drawn cells
+    n = s["n_tokens"]
+    cx, cy = x + (n - 0.5) * w / n, y + (n - 0.5) * h / n  # cell (query n-1, key n-1)
+    d.xdo("mousemove", str(int(cx)), str(int(cy)))
+    d.xdo("click", "1")
+    s = d.wait_for(lambda s: settled(s) and s["allowed"][n - 1][n - 1] == "1", "a painted cell")
+    check(s is not None and sum(c == "1" for row in s["allowed"] for c in row) == 1, "left click paints one cell")
+    d.xdo("click", "3")
+    s = d.wait_for(lambda s: settled(s) and s["allowed"][n - 1][n - 1] == "0", "the cell erased")
+    check(s is not None, "right click erases it")
 
-        choose(d, "attention.kernel.kind", "flash")
-        s = d.wait_for(lambda s: settled(s) and s["kernel"] == "flash", "flash")
-        check(all(a is not None and a[0] <= 1e-5 and a[1] <= 1e-5 for a in s["approximation"]),
-              f"flash equals softmax: {s['approximation']}")
-        d.click(*center(s["widgets"]["menu.view"]))
-        s = d.wait_for(lambda s: "menu.view.flash" in s["widgets"], "the View menu")
-        d.click(*center(s["widgets"]["menu.view.flash"]))
-        s = d.wait_for(lambda s: "flash.next" in s["widgets"], "the flash window")
-        check(s["flash_step"] == 1 and s["flash_tiles"] == 9, f"tile 1 of 9 (3 x 3 tiles of 4): {s['flash_step']}, {s['flash_tiles']}")
-        d.click(*center(s["widgets"]["flash.next"]))
-        d.click(*center(s["widgets"]["flash.next"]))
-        s = d.wait_for(lambda s: s["flash_step"] == 3, "two steps with Next")
-        check(s is not None, "Next steps through the tiles")
-    finally:
-        d.close()
+
+@on_example
+def test_family(d, s):
+    choose(d, "model.kv_sharing", "gqa")
+    s = d.wait_for(lambda s: settled(s) and s["kv_heads"] == [0, 0, 1, 1], "GQA: heads 0-1 read K/V 0, 2-3 K/V 1")
+    check(s is not None, "GQA chosen in the window groups the K/V heads")
+
+    choose(d, "attention.mask.kind", "none")
+    s = d.wait_for(lambda s: settled(s) and s["mask"] == "none", "mask none")
+    s = reveal(d, "context.enabled")
+    d.click(*center(s["widgets"]["context.enabled"]))
+    s = d.wait_for(lambda s: settled(s) and s.get("key_tokens"), "cross-attention on")
+    if not s:
+        return
+    n_q, n_k = len(s["tokens"]), len(s["key_tokens"])
+    check(n_k == 9 and n_q == 11, f"queries from the text (11), keys from the context (9): {n_q} x {n_k}")
+    check(all(h["n_q"] == n_q and h["n_k"] == n_k for h in s["heads"]), "every head is n_q x n_k")
+    h0 = s["heads"][0]
+    check(abs(h0["w"] / h0["h"] - n_k / n_q) < 0.02, f"the heatmap is {n_q} x {n_k} cells on screen")
+    d.xdo("mousemove", "5", str(H - 5))
+    time.sleep(0.4)
+    s = d.wait_for(settled, "settled")
+    cross_png = d.screenshot("cross")
+    grid = cell_colours(cross_png, {"heads": [s["heads"][0]]})[0]
+    check(all(c != tuple(s["background"]) for row in grid for c in row), "cross-attention with no mask: every cell drawn")
+
+    choose(d, "attention.kernel.kind", "performer")
+    s = d.wait_for(lambda s: settled(s) and s["kernel"] == "performer", "Performer")
+    if not s:
+        return
+    check(all(a is not None and a[0] > 0 and a[1] > 0 for a in s["approximation"]),
+          f"Performer reports its error against softmax: {s['approximation']}")
+    d.xdo("mousemove", "5", str(H - 5))
+    time.sleep(0.4)
+    s = d.wait_for(settled, "settled")
+    perf = cell_colours(d.screenshot("performer"), {"heads": [s["heads"][0]]})[0]
+    changed = sum(1 for a, b in zip(sum(grid, []), sum(perf, [])) if a != b)
+    check(changed > len(sum(grid, [])) // 2, f"Performer's weights differ from exact softmax on screen ({changed} cells)")
+
+    choose(d, "attention.kernel.kind", "flash")
+    s = d.wait_for(lambda s: settled(s) and s["kernel"] == "flash", "flash")
+    check(all(a is not None and a[0] <= 1e-5 and a[1] <= 1e-5 for a in s["approximation"]),
+          f"flash equals softmax: {s['approximation']}")
+    d.click(*center(s["widgets"]["menu.view"]))
+    s = d.wait_for(lambda s: "menu.view.flash" in s["widgets"], "the View menu")
+    d.click(*center(s["widgets"]["menu.view.flash"]))
+    s = d.wait_for(lambda s: "flash.next" in s["widgets"], "the flash window")
+    check(s["flash_step"] == 1 and s["flash_tiles"] == 9, f"tile 1 of 9 (3 x 3 tiles of 4): {s['flash_step']}, {s['flash_tiles']}")
+    d.click(*center(s["widgets"]["flash.next"]))
+    d.click(*center(s["widgets"]["flash.next"]))
+    s = d.wait_for(lambda s: s["flash_step"] == 3, "two steps with Next")
+    check(s is not None, "Next steps through the tiles")
 
 
 # --- issue 5: the explorer ------------------------------------------------------------------------
@@ -495,219 +484,201 @@ def cell_rgb(img, rect, n_q, n_k, i, j, fx=0.2, fy=0.2):
     return img.getpixel((int(x + (j + fx) * w / n_k), int(y + (i + fy) * h / n_q)))
 
 
-def test_explore():
-    d = Display()
-    try:
-        s = d.wait_for(settled, "the example session")
-        if not s:
-            return
-        weights = example_weights()
-        # colormap magma, global range: weight 1.0 (token 0 under the causal mask) is magma's top colour
-        choose(d, "display.colormap", "magma")
-        s = d.wait_for(lambda s: settled(s) and s.get("shown_display", {}).get("colormap") == "magma", "magma shown")
-        away(d)
-        s = d.wait_for(settled, "settled")
-        img = Image.open(d.screenshot("magma")).convert("RGB")
-        top = last_colour("magma")
-        got = [cell_rgb(img, (h["x"], h["y"], h["w"], h["h"]), 11, 11, 0, 0) for h in s["heads"]]
-        check(all(c == top for c in got), f"magma: weight 1.0 drawn in magma's top colour {top}: {got}")
-        # per-row range: every row's largest weight gets the top colour
-        choose(d, "display.range", "per_row")
-        s = d.wait_for(lambda s: settled(s) and s["shown_display"]["range"] == "per_row", "per-row range shown")
-        away(d)
-        s = d.wait_for(settled, "settled")
-        img = Image.open(d.screenshot("per-row")).convert("RGB")
-        for k, h in enumerate(s["heads"]):
-            rect = (h["x"], h["y"], h["w"], h["h"])
-            tops = [cell_rgb(img, rect, 11, 11, i, max(range(11), key=lambda j: weights[k][i][j])) for i in range(11)]
-            check(all(c == top for c in tops), f"per_row: head {k}'s row maxima all in the top colour ({tops[:3]})")
-        s = reveal(d, "display.log")
-        d.click(*center(s["widgets"]["display.log"]))
-        s = d.wait_for(lambda s: settled(s) and s["shown_display"]["log"], "log scale shown")
-        check(s is not None, "the log-scale checkbox reaches the picture")
-        choose(d, "display.range", "global")
-        d.wait_for(lambda s: settled(s) and s["shown_display"]["range"] == "global", "global range again")
+@on_example
+def test_explore(d, s):
+    weights = example_weights()
+    # colormap magma, global range: weight 1.0 (token 0 under the causal mask) is magma's top colour
+    choose(d, "display.colormap", "magma")
+    s = d.wait_for(lambda s: settled(s) and s.get("shown_display", {}).get("colormap") == "magma", "magma shown")
+    away(d)
+    s = d.wait_for(settled, "settled")
+    img = Image.open(d.screenshot("magma")).convert("RGB")
+    top = last_colour("magma")
+    got = [cell_rgb(img, (h["x"], h["y"], h["w"], h["h"]), 11, 11, 0, 0) for h in s["heads"]]
+    check(all(c == top for c in got), f"magma: weight 1.0 drawn in magma's top colour {top}: {got}")
+    # per-row range: every row's largest weight gets the top colour
+    choose(d, "display.range", "per_row")
+    s = d.wait_for(lambda s: settled(s) and s["shown_display"]["range"] == "per_row", "per-row range shown")
+    away(d)
+    s = d.wait_for(settled, "settled")
+    img = Image.open(d.screenshot("per-row")).convert("RGB")
+    for k, h in enumerate(s["heads"]):
+        rect = (h["x"], h["y"], h["w"], h["h"])
+        tops = [cell_rgb(img, rect, 11, 11, i, max(range(11), key=lambda j: weights[k][i][j])) for i in range(11)]
+        check(all(c == top for c in tops), f"per_row: head {k}'s row maxima all in the top colour ({tops[:3]})")
+    s = reveal(d, "display.log")
+    d.click(*center(s["widgets"]["display.log"]))
+    s = d.wait_for(lambda s: settled(s) and s["shown_display"]["log"], "log scale shown")
+    check(s is not None, "the log-scale checkbox reaches the picture")
+    choose(d, "display.range", "global")
+    d.wait_for(lambda s: settled(s) and s["shown_display"]["range"] == "global", "global range again")
 
-        # model view: every layer x head; a click opens that head large
-        menu(d, "menu.view", "menu.view.model")
-        s = d.wait_for(lambda s: "model.0.3" in s["widgets"], "the model view")
-        check(all(f"model.0.{h}" in s["widgets"] for h in range(4)), "model view: a tile per head")
-        d.click(*center(s["widgets"]["model.0.2"]))
-        s = d.wait_for(lambda s: s["detail_head"] == 2, "head 2 opened from the model view")
-        check(s is not None, "clicking a model-view tile opens it")
-        menu(d, "menu.view", "menu.view.model")  # close it again
+    # model view: every layer x head; a click opens that head large
+    menu(d, "menu.view", "menu.view.model")
+    s = d.wait_for(lambda s: "model.0.3" in s["widgets"], "the model view")
+    check(all(f"model.0.{h}" in s["widgets"] for h in range(4)), "model view: a tile per head")
+    d.click(*center(s["widgets"]["model.0.2"]))
+    s = d.wait_for(lambda s: s["detail_head"] == 2, "head 2 opened from the model view")
+    check(s is not None, "clicking a model-view tile opens it")
+    menu(d, "menu.view", "menu.view.model")  # close it again
 
-        # numbers in the detail view's cells, gone when switched off
-        s = d.wait_for(lambda s: "detail.cells" in s["widgets"], "the detail view")
-        away(d)
-        s = d.state()
-        rect = s["widgets"]["detail.cells"]
-        def cell_colours_count(img):
-            x, y, w, h = rect
-            cw, ch = w / 11, h / 11  # cell (10, 0): weight shown as digits
-            box = img.crop((int(x + 10 * 0 + 2), int(y + 10 * ch + 2), int(x + cw - 2), int(y + 11 * ch - 2)))
-            return len(set(box.getdata()))
-        with_numbers = cell_colours_count(Image.open(d.screenshot("numbers")).convert("RGB"))
-        s = reveal(d, "display.numbers")
-        d.click(*center(s["widgets"]["display.numbers"]))
-        d.wait_for(lambda s: not s["display"]["numbers"], "numbers off")
-        away(d)
-        without = cell_colours_count(Image.open(d.screenshot("no-numbers")).convert("RGB"))
-        check(with_numbers > 3 and without <= 2, f"digits drawn in a big cell ({with_numbers} colours), none when off ({without})")
+    # numbers in the detail view's cells, gone when switched off
+    s = d.wait_for(lambda s: "detail.cells" in s["widgets"], "the detail view")
+    away(d)
+    s = d.state()
+    rect = s["widgets"]["detail.cells"]
+    def cell_colours_count(img):
+        x, y, w, h = rect
+        cw, ch = w / 11, h / 11  # cell (10, 0): weight shown as digits
+        box = img.crop((int(x + 10 * 0 + 2), int(y + 10 * ch + 2), int(x + cw - 2), int(y + 11 * ch - 2)))
+        return len(set(box.getdata()))
+    with_numbers = cell_colours_count(Image.open(d.screenshot("numbers")).convert("RGB"))
+    s = reveal(d, "display.numbers")
+    d.click(*center(s["widgets"]["display.numbers"]))
+    d.wait_for(lambda s: not s["display"]["numbers"], "numbers off")
+    away(d)
+    without = cell_colours_count(Image.open(d.screenshot("no-numbers")).convert("RGB"))
+    check(with_numbers > 3 and without <= 2, f"digits drawn in a big cell ({with_numbers} colours), none when off ({without})")
 
-        # zoom with the wheel in the detail view, then reset
-        s = d.state()
-        x, y, w, h = s["widgets"]["detail.cells"]
-        d.xdo("mousemove", str(int(x + w * 0.7)), str(int(y + h * 0.7)))
-        for _ in range(3):
-            d.xdo("click", "4")
-        s = d.wait_for(lambda s: s["zoom"] > 1.9, "zoomed in with the wheel")
-        check(s is not None and s["pan"][0] > 0 and s["pan"][1] > 0, f"zoom about the pointer pans too: {s and s['pan']}")
-        d.click(*center(d.state()["widgets"]["detail.reset_zoom"]))
-        check(d.wait_for(lambda s: s["zoom"] == 1, "zoom reset") is not None, "reset zoom")
+    # zoom with the wheel in the detail view, then reset
+    s = d.state()
+    x, y, w, h = s["widgets"]["detail.cells"]
+    d.xdo("mousemove", str(int(x + w * 0.7)), str(int(y + h * 0.7)))
+    for _ in range(3):
+        d.xdo("click", "4")
+    s = d.wait_for(lambda s: s["zoom"] > 1.9, "zoomed in with the wheel")
+    check(s is not None and s["pan"][0] > 0 and s["pan"][1] > 0, f"zoom about the pointer pans too: {s and s['pan']}")
+    d.click(*center(d.state()["widgets"]["detail.reset_zoom"]))
+    check(d.wait_for(lambda s: s["zoom"] == 1, "zoom reset") is not None, "reset zoom")
 
-        # step by step: the pipeline of head 2, Next / Previous / a step by name
-        d.click(*center(d.state()["widgets"]["detail.pipeline"]))
-        s = d.wait_for(lambda s: s.get("pipeline") and s["windows"]["pipeline"] and "pipeline.next" in s["widgets"], "the pipeline")
-        if not s:
-            return
-        check(s["pipeline"]["id"] == "input" and s["pipeline"]["steps"] == 11, f"step 1 of 11 is the input: {s['pipeline']}")
-        for _ in range(4):
-            d.click(*center(d.state()["widgets"]["pipeline.next"]))
-        s = d.wait_for(lambda s: s["pipeline"]["step"] == 4, "four steps on")
-        check(s and s["pipeline"]["id"] == "scores" and s["pipeline"]["rows"] == 11 and s["pipeline"]["cols"] == 11,
-              f"Next x4 reaches Q K^T (11 x 11): {s and s['pipeline']}")
-        d.click(*center(d.state()["widgets"]["pipeline.previous"]))
-        s = d.wait_for(lambda s: s["pipeline"]["id"] == "v", "Previous goes back to V")
-        check(s is not None and s["pipeline"]["cols"] == 16, "V is 11 x d_head 16")
-        d.click(*center(d.state()["widgets"]["pipeline.step=masked"]))
-        s = d.wait_for(lambda s: s["pipeline"]["id"] == "masked", "the masked step")
-        away(d)
-        s = d.state()
-        img = Image.open(d.screenshot("masked-step")).convert("RGB")
-        rect = s["widgets"]["pipeline.cells"]
-        bg = tuple(s["background"])
-        above = [cell_rgb(img, rect, 11, 11, i, j, 0.5, 0.5) == bg for i in range(11) for j in range(i + 1, 11)]
-        below = [cell_rgb(img, rect, 11, 11, i, j, 0.5, 0.5) == bg for i in range(11) for j in range(i + 1)]
-        check(all(above) and not any(below), f"masked step: -inf cells blank above the diagonal ({sum(above)}/{len(above)}), drawn below ({sum(below)} blank)")
-        menu(d, "menu.view", "menu.view.pipeline")
+    # step by step: the pipeline of head 2, Next / Previous / a step by name
+    d.click(*center(d.state()["widgets"]["detail.pipeline"]))
+    s = d.wait_for(lambda s: s.get("pipeline") and s["windows"]["pipeline"] and "pipeline.next" in s["widgets"], "the pipeline")
+    if not s:
+        return
+    check(s["pipeline"]["id"] == "input" and s["pipeline"]["steps"] == 11, f"step 1 of 11 is the input: {s['pipeline']}")
+    for _ in range(4):
+        d.click(*center(d.state()["widgets"]["pipeline.next"]))
+    s = d.wait_for(lambda s: s["pipeline"]["step"] == 4, "four steps on")
+    check(s and s["pipeline"]["id"] == "scores" and s["pipeline"]["rows"] == 11 and s["pipeline"]["cols"] == 11,
+          f"Next x4 reaches Q K^T (11 x 11): {s and s['pipeline']}")
+    d.click(*center(d.state()["widgets"]["pipeline.previous"]))
+    s = d.wait_for(lambda s: s["pipeline"]["id"] == "v", "Previous goes back to V")
+    check(s is not None and s["pipeline"]["cols"] == 16, "V is 11 x d_head 16")
+    d.click(*center(d.state()["widgets"]["pipeline.step=masked"]))
+    s = d.wait_for(lambda s: s["pipeline"]["id"] == "masked", "the masked step")
+    away(d)
+    s = d.state()
+    img = Image.open(d.screenshot("masked-step")).convert("RGB")
+    rect = s["widgets"]["pipeline.cells"]
+    bg = tuple(s["background"])
+    above = [cell_rgb(img, rect, 11, 11, i, j, 0.5, 0.5) == bg for i in range(11) for j in range(i + 1, 11)]
+    below = [cell_rgb(img, rect, 11, 11, i, j, 0.5, 0.5) == bg for i in range(11) for j in range(i + 1)]
+    check(all(above) and not any(below), f"masked step: -inf cells blank above the diagonal ({sum(above)}/{len(above)}), drawn below ({sum(below)} blank)")
+    menu(d, "menu.view", "menu.view.pipeline")
 
-        # line view: hovering a query isolates its lines
-        menu(d, "menu.view", "menu.view.lines")
-        s = d.wait_for(lambda s: "lines.query=3" in s["widgets"], "the line view")
-        away(d)
-        all_lines = d.state()["lines_drawn"]
-        d.xdo("mousemove", *[str(int(v)) for v in center(d.state()["widgets"]["lines.query=3"])])
-        s = d.wait_for(lambda s: s["lines_token"] == 3, "query 3 hovered")
-        expect = sum(1 for k in range(4) for j in range(4) if weights[k][3][j] * 0.5 >= 0.02)
-        check(s is not None and s["lines_drawn"] == expect and all_lines > expect,
-              f"hovering query 3 keeps its lines only ({s and s['lines_drawn']} of {all_lines}, expected {expect})")
-    finally:
-        d.close()
+    # line view: hovering a query isolates its lines
+    menu(d, "menu.view", "menu.view.lines")
+    s = d.wait_for(lambda s: "lines.query=3" in s["widgets"], "the line view")
+    away(d)
+    all_lines = d.state()["lines_drawn"]
+    d.xdo("mousemove", *[str(int(v)) for v in center(d.state()["widgets"]["lines.query=3"])])
+    s = d.wait_for(lambda s: s["lines_token"] == 3, "query 3 hovered")
+    expect = sum(1 for k in range(4) for j in range(4) if weights[k][3][j] * 0.5 >= 0.02)
+    check(s is not None and s["lines_drawn"] == expect and all_lines > expect,
+          f"hovering query 3 keeps its lines only ({s and s['lines_drawn']} of {all_lines}, expected {expect})")
 
 
-def test_compare():
-    d = Display()
-    try:
-        s = d.wait_for(settled, "the example session")
-        if not s:
-            return
-        menu(d, "menu.view", "menu.view.compare")
-        s = d.wait_for(lambda s: s["b_shown"] > 0 and "compare.diff" in s["widgets"], "B computed and B - A drawn")
-        if not s:
-            return
-        check(s["diff_max"] == 0, f"B starts as a copy of A: no difference ({s['diff_max']})")
-        d.click(*center(s["widgets"]["compare.edit_b"]))
-        time.sleep(0.3)
-        choose(d, "attention.mask.kind", "none")  # edits B, not A
-        s = d.wait_for(lambda s: s["diff_max"] > 0.05, "B - A non-zero after B's mask changes")
-        if not s:
-            return
-        check(s["mask"] == "causal", "A keeps its causal mask")
-        away(d)
-        s = d.state()
-        img = Image.open(d.screenshot("compare")).convert("RGB")
-        a, b, diff = s["widgets"]["compare.a"], s["widgets"]["compare.b"], s["widgets"]["compare.diff"]
-        bg = tuple(s["background"])
-        check(cell_rgb(img, a, 11, 11, 0, 10, .5, .5) == bg and cell_rgb(img, b, 11, 11, 0, 10, .5, .5) != bg,
-              "A masks the future, B (no mask) does not")
-        reds = [cell_rgb(img, diff, 11, 11, i, j, .5, .5) for i in range(11) for j in range(i + 1, 11)]
-        check(all(c[0] > c[2] for c in reds), f"B - A is positive (red) wherever only B attends: {reds[:3]}")
-        r, g, bl = cell_rgb(img, diff, 11, 11, 0, 0, .5, .5)
-        check(bl > r + 40, f"B - A is negative (blue) where A put all of row 0: {(r, g, bl)}")
-        # linked hover: the cell under the pointer in A is outlined in B and in B - A too
-        x, y, w, h = a
-        d.xdo("mousemove", str(int(x + 2.5 * w / 11)), str(int(y + 5.5 * h / 11)))
-        s = d.wait_for(lambda s: s["compare_hover"] == [5, 2], "linked hover on (5, 2)")
-        check(s is not None, "hovering A reports the cell (query 5, key 2)")
-        img = Image.open(d.screenshot("compare-hover")).convert("RGB")
-        for name, rect in (("B", b), ("B - A", diff)):
-            x, y, w, h = rect
-            edge = [img.getpixel((int(x + 2 * w / 11 + k), int(y + 5 * h / 11))) for k in range(2, int(w / 11) - 2)]
-            check(sum(1 for c in edge if c == (255, 255, 255)) >= len(edge) // 2, f"{name}: the same cell outlined in white")
-    finally:
-        d.close()
+@on_example
+def test_compare(d, s):
+    menu(d, "menu.view", "menu.view.compare")
+    s = d.wait_for(lambda s: s["b_shown"] > 0 and "compare.diff" in s["widgets"], "B computed and B - A drawn")
+    if not s:
+        return
+    check(s["diff_max"] == 0, f"B starts as a copy of A: no difference ({s['diff_max']})")
+    d.click(*center(s["widgets"]["compare.edit_b"]))
+    time.sleep(0.3)
+    choose(d, "attention.mask.kind", "none")  # edits B, not A
+    s = d.wait_for(lambda s: s["diff_max"] > 0.05, "B - A non-zero after B's mask changes")
+    if not s:
+        return
+    check(s["mask"] == "causal", "A keeps its causal mask")
+    away(d)
+    s = d.state()
+    img = Image.open(d.screenshot("compare")).convert("RGB")
+    a, b, diff = s["widgets"]["compare.a"], s["widgets"]["compare.b"], s["widgets"]["compare.diff"]
+    bg = tuple(s["background"])
+    check(cell_rgb(img, a, 11, 11, 0, 10, .5, .5) == bg and cell_rgb(img, b, 11, 11, 0, 10, .5, .5) != bg,
+          "A masks the future, B (no mask) does not")
+    reds = [cell_rgb(img, diff, 11, 11, i, j, .5, .5) for i in range(11) for j in range(i + 1, 11)]
+    check(all(c[0] > c[2] for c in reds), f"B - A is positive (red) wherever only B attends: {reds[:3]}")
+    r, g, bl = cell_rgb(img, diff, 11, 11, 0, 0, .5, .5)
+    check(bl > r + 40, f"B - A is negative (blue) where A put all of row 0: {(r, g, bl)}")
+    # linked hover: the cell under the pointer in A is outlined in B and in B - A too
+    x, y, w, h = a
+    d.xdo("mousemove", str(int(x + 2.5 * w / 11)), str(int(y + 5.5 * h / 11)))
+    s = d.wait_for(lambda s: s["compare_hover"] == [5, 2], "linked hover on (5, 2)")
+    check(s is not None, "hovering A reports the cell (query 5, key 2)")
+    img = Image.open(d.screenshot("compare-hover")).convert("RGB")
+    for name, rect in (("B", b), ("B - A", diff)):
+        x, y, w, h = rect
+        edge = [img.getpixel((int(x + 2 * w / 11 + k), int(y + 5 * h / 11))) for k in range(2, int(w / 11) - 2)]
+        check(sum(1 for c in edge if c == (255, 255, 255)) >= len(edge) // 2, f"{name}: the same cell outlined in white")
 
 
-def test_files():
-    d = Display()
-    try:
-        s = d.wait_for(settled, "the example session")
-        if not s:
-            return
-        original = s["text"]
-        x, y, w, h = s["text_box"]
-        d.click(x + w / 2, y + h / 2)
-        d.chord("ctrl+a")
-        d.xdo("type", "--delay", "40", "Undo me please")
-        s = d.wait_for(lambda s: settled(s) and s["text"] == "Undo me please", "typed text")
-        d.click(W - 40, 12)  # leave the text box (the menu bar's empty end)
-        time.sleep(0.3)
-        check(s and s["undo"] == 1, f"typing is one history entry: {s and s['undo']}")
-        d.chord("ctrl+z")
-        s = d.wait_for(lambda s: settled(s) and s["text"] == original, "undo restores the text")
-        check(s is not None and s["redo"] == 1, "Ctrl+Z undoes the typing")
-        d.chord("ctrl+shift+z")
-        s = d.wait_for(lambda s: settled(s) and s["text"] == "Undo me please", "redo")
-        check(s is not None, "Ctrl+Shift+Z redoes it")
+@on_example
+def test_files(d, s):
+    original = s["text"]
+    x, y, w, h = s["text_box"]
+    d.click(x + w / 2, y + h / 2)
+    d.chord("ctrl+a")
+    d.xdo("type", "--delay", "40", "Undo me please")
+    s = d.wait_for(lambda s: settled(s) and s["text"] == "Undo me please", "typed text")
+    d.click(W - 40, 12)  # leave the text box (the menu bar's empty end)
+    time.sleep(0.3)
+    check(s and s["undo"] == 1, f"typing is one history entry: {s and s['undo']}")
+    d.chord("ctrl+z")
+    s = d.wait_for(lambda s: settled(s) and s["text"] == original, "undo restores the text")
+    check(s is not None and s["redo"] == 1, "Ctrl+Z undoes the typing")
+    d.chord("ctrl+shift+z")
+    s = d.wait_for(lambda s: settled(s) and s["text"] == "Undo me please", "redo")
+    check(s is not None, "Ctrl+Shift+Z redoes it")
 
-        # save through the in-app browser, written atomically into the working directory
-        d.chord("ctrl+s")
-        s = d.wait_for(lambda s: s["windows"]["browser"] and "browser.name" in s["widgets"], "the save dialog")
-        d.click(*center(s["widgets"]["browser.name"]))
-        d.chord("ctrl+a")
-        d.xdo("type", "--delay", "30", "mine.json")
-        d.chord("Return")
-        mine = os.path.join(TMP, "mine.json")
-        s = d.wait_for(lambda s: s["session_path"].endswith("mine.json"), "saved as mine.json")
-        check(s is not None and os.path.exists(mine) and json.load(open(mine))["text"] == "Undo me please",
-              "Ctrl+S wrote the session to mine.json")
-        check(not [f for f in os.listdir(TMP) if ".tmp-" in f], "no temporary file left beside it")
-        check(s and s["recent"] and s["recent"][0].endswith("mine.json"), "mine.json heads the recent files")
+    # save through the in-app browser, written atomically into the working directory
+    d.chord("ctrl+s")
+    s = d.wait_for(lambda s: s["windows"]["browser"] and "browser.name" in s["widgets"], "the save dialog")
+    d.click(*center(s["widgets"]["browser.name"]))
+    d.chord("ctrl+a")
+    d.xdo("type", "--delay", "30", "mine.json")
+    d.chord("Return")
+    mine = os.path.join(TMP, "mine.json")
+    s = d.wait_for(lambda s: s["session_path"].endswith("mine.json"), "saved as mine.json")
+    check(s is not None and os.path.exists(mine) and json.load(open(mine))["text"] == "Undo me please",
+          "Ctrl+S wrote the session to mine.json")
+    check(not [f for f in os.listdir(TMP) if ".tmp-" in f], "no temporary file left beside it")
+    check(s and s["recent"] and s["recent"][0].endswith("mine.json"), "mine.json heads the recent files")
 
-        # open: a corrupt file is refused with a reason, a good one replaces the session
-        open(os.path.join(TMP, "corrupt.json"), "w").write('{"text": "cut')
-        json.dump({"text": "Another file here"}, open(os.path.join(TMP, "other.json"), "w"))
-        d.chord("ctrl+o")
-        s = d.wait_for(lambda s: "browser.entry=corrupt.json" in s["widgets"], "the open dialog listing files")
-        if not s:
-            return
-        d.click(*center(s["widgets"]["browser.entry=corrupt.json"]))
-        d.xdo("click", "--repeat", "2", "--delay", "60", "1")
-        s = d.wait_for(lambda s: "could not open" in s["status"], "a reason for the corrupt file")
-        check(s is not None and "not valid JSON" in s["status"] and s["text"] == "Undo me please",
-              f"corrupt.json refused, the session kept: {s and s['status']}")
-        s = d.state()
-        d.click(*center(s["widgets"]["browser.entry=other.json"]))
-        d.xdo("click", "--repeat", "2", "--delay", "60", "1")
-        s = d.wait_for(lambda s: settled(s) and s["text"] == "Another file here", "other.json opened")
-        check(s is not None and not s["windows"]["browser"], "double-clicking other.json opens it")
-        check(d.quit() == 0, "Ctrl+Q exits 0")
-        prefs = os.path.join(CONFIG, "attnlab", "prefs.json")
-        check(os.path.exists(prefs) and os.path.exists(os.path.join(CONFIG, "attnlab", "imgui.ini")),
-              "preferences and window layout in $XDG_CONFIG_HOME/attnlab")
-    finally:
-        d.close()
+    # open: a corrupt file is refused with a reason, a good one replaces the session
+    open(os.path.join(TMP, "corrupt.json"), "w").write('{"text": "cut')
+    json.dump({"text": "Another file here"}, open(os.path.join(TMP, "other.json"), "w"))
+    d.chord("ctrl+o")
+    s = d.wait_for(lambda s: "browser.entry=corrupt.json" in s["widgets"], "the open dialog listing files")
+    if not s:
+        return
+    d.click(*center(s["widgets"]["browser.entry=corrupt.json"]))
+    d.xdo("click", "--repeat", "2", "--delay", "60", "1")
+    s = d.wait_for(lambda s: "could not open" in s["status"], "a reason for the corrupt file")
+    check(s is not None and "not valid JSON" in s["status"] and s["text"] == "Undo me please",
+          f"corrupt.json refused, the session kept: {s and s['status']}")
+    s = d.state()
+    d.click(*center(s["widgets"]["browser.entry=other.json"]))
+    d.xdo("click", "--repeat", "2", "--delay", "60", "1")
+    s = d.wait_for(lambda s: settled(s) and s["text"] == "Another file here", "other.json opened")
+    check(s is not None and not s["windows"]["browser"], "double-clicking other.json opens it")
+    check(d.quit() == 0, "Ctrl+Q exits 0")
+    prefs = os.path.join(CONFIG, "attnlab", "prefs.json")
+    check(os.path.exists(prefs) and os.path.exists(os.path.join(CONFIG, "attnlab", "imgui.ini")),
+          "preferences and window layout in $XDG_CONFIG_HOME/attnlab")
     d = Display()  # the next start: where the last one left off
     try:
         s = d.wait_for(settled, "the restored session")
@@ -722,107 +693,95 @@ def test_files():
         d.close()
 
 
-def test_classroom():
-    d = Display()
-    try:
-        s = d.wait_for(settled, "the example session")
-        if not s:
-            return
-        check(s["lessons"] >= 8, f"at least 8 lessons loaded: {s['lessons']}")
-        menu(d, "menu.lessons", "menu.lessons=1")  # softmax and temperature
-        s = d.wait_for(lambda s: s["lesson"] == 1 and "lesson.next" in s["widgets"], "the lesson window")
-        if not s:
-            return
-        d.click(*center(s["widgets"]["lesson.next"]))
-        s = d.wait_for(lambda s: settled(s) and s["temperature"] == 0.2, "lesson step 2: T = 0.2")
-        check(s is not None and s["lesson_step"] == 1, "Next loads step 2's session")
-        d.click(*center(d.state()["widgets"]["lesson.next"]))
-        s = d.wait_for(lambda s: settled(s) and s["temperature"] == 5.0, "lesson step 3: T = 5")
-        d.click(*center(d.state()["widgets"]["lesson.previous"]))
-        s = d.wait_for(lambda s: settled(s) and s["temperature"] == 0.2, "back to T = 0.2")
-        check(s is not None, "Previous goes back a step")
-        d.chord("F1")
-        check(d.wait_for(lambda s: s["windows"]["help"], "help window") is not None, "F1 opens the shortcuts")
-        d.chord("F1")
-        d.wait_for(lambda s: not s["windows"]["help"], "help closed")
-        font0 = d.state()["font_size"]
-        d.chord("F5")
-        s = d.wait_for(lambda s: s["light"] and s["hide_controls"] and s["fullscreen"] and s["font_size"] >= 1.7 * font0,
-                       "presentation mode")
-        if not s:
-            return
-        check(s["background"] == [255, 255, 255], f"light theme: white background {s['background']}")
-        check("text_box" not in s["widgets"] and "attention.mask.kind" not in s["widgets"], "controls hidden")
-        away(d)
-        s = d.wait_for(settled, "settled")
-        png = d.screenshot("presentation")
-        # the lesson's session has no mask; the lesson window covers head 3
-        check_pattern(png, dict(s, heads=s["heads"][:3]), causal=False, label="presentation")
-        img = Image.open(png).convert("RGB")
-        x, y, w, h = [s["heads"][0][k] for k in ("x", "y", "w", "h")]
-        check(h > 0.2 * H, f"heatmaps fill the screen without the controls ({h:.0f} px high)")
-        d.chord("F5")
-        s = d.wait_for(lambda s: not s["light"] and not s["hide_controls"] and abs(s["font_size"] - font0) < 0.5, "back from presentation")
-        check(s is not None, "F5 again restores the desk layout")
-        d.chord("ctrl+equal")
-        s = d.wait_for(lambda s: s["font_size"] > font0 + 2, "Ctrl+= enlarges the font")
-        check(s is not None and s["font_scale"] == 1.25, "font scale 1.25 after Ctrl+=")
-    finally:
-        d.close()
+@on_example
+def test_classroom(d, s):
+    check(s["lessons"] >= 8, f"at least 8 lessons loaded: {s['lessons']}")
+    menu(d, "menu.lessons", "menu.lessons=1")  # softmax and temperature
+    s = d.wait_for(lambda s: s["lesson"] == 1 and "lesson.next" in s["widgets"], "the lesson window")
+    if not s:
+        return
+    d.click(*center(s["widgets"]["lesson.next"]))
+    s = d.wait_for(lambda s: settled(s) and s["temperature"] == 0.2, "lesson step 2: T = 0.2")
+    check(s is not None and s["lesson_step"] == 1, "Next loads step 2's session")
+    d.click(*center(d.state()["widgets"]["lesson.next"]))
+    s = d.wait_for(lambda s: settled(s) and s["temperature"] == 5.0, "lesson step 3: T = 5")
+    d.click(*center(d.state()["widgets"]["lesson.previous"]))
+    s = d.wait_for(lambda s: settled(s) and s["temperature"] == 0.2, "back to T = 0.2")
+    check(s is not None, "Previous goes back a step")
+    d.chord("F1")
+    check(d.wait_for(lambda s: s["windows"]["help"], "help window") is not None, "F1 opens the shortcuts")
+    d.chord("F1")
+    d.wait_for(lambda s: not s["windows"]["help"], "help closed")
+    font0 = d.state()["font_size"]
+    d.chord("F5")
+    s = d.wait_for(lambda s: s["light"] and s["hide_controls"] and s["fullscreen"] and s["font_size"] >= 1.7 * font0,
+                   "presentation mode")
+    if not s:
+        return
+    check(s["background"] == [255, 255, 255], f"light theme: white background {s['background']}")
+    check("text_box" not in s["widgets"] and "attention.mask.kind" not in s["widgets"], "controls hidden")
+    away(d)
+    s = d.wait_for(settled, "settled")
+    png = d.screenshot("presentation")
+    # the lesson's session has no mask; the lesson window covers head 3
+    check_pattern(png, dict(s, heads=s["heads"][:3]), causal=False, label="presentation")
+    img = Image.open(png).convert("RGB")
+    x, y, w, h = [s["heads"][0][k] for k in ("x", "y", "w", "h")]
+    check(h > 0.2 * H, f"heatmaps fill the screen without the controls ({h:.0f} px high)")
+    d.chord("F5")
+    s = d.wait_for(lambda s: not s["light"] and not s["hide_controls"] and abs(s["font_size"] - font0) < 0.5, "back from presentation")
+    check(s is not None, "F5 again restores the desk layout")
+    d.chord("ctrl+equal")
+    s = d.wait_for(lambda s: s["font_size"] > font0 + 2, "Ctrl+= enlarges the font")
+    check(s is not None and s["font_scale"] == 1.25, "font scale 1.25 after Ctrl+=")
 
 
-def test_export():
-    d = Display()
-    try:
-        s = d.wait_for(settled, "the example session")
-        if not s:
-            return
-        weights = example_weights()
-        h = s["heads"][1]
-        d.xdo("mousemove", str(int(h["x"] + h["w"] * 0.3)), str(int(h["y"] + h["h"] * 0.6)))
-        d.wait_for(lambda s: s["hover"]["head"] == 1, "hovering head 1")
-        d.chord("ctrl+c")
-        d.wait_for(lambda s: s["status"].startswith("copied head 1"), "copied")
-        clip = subprocess.run(["xclip", "-o", "-selection", "clipboard"], env=d.env, capture_output=True, timeout=10).stdout.decode()
-        rows = [l.split("\t") for l in clip.splitlines()]
-        check(len(rows) == 12 and rows[0][1:3] == ["The", "cat"] and rows[1][0] == "The", f"TSV: a header and 11 labelled rows ({len(rows)})")
-        if len(rows) == 12:
-            vals = [[float(v) for v in r[1:]] for r in rows[1:]]
-            check(all(abs(vals[i][j] - weights[1][i][j]) < 1e-6 for i in range(11) for j in range(11)), "TSV holds head 1's weights")
-        away(d)
-        d.chord("ctrl+e")
-        s = d.wait_for(lambda s: s["windows"]["export"] and "export.go" in s["widgets"], "the export window")
-        sizes = {}
-        for scale in (1, 2):
-            s = d.state()
-            d.click(*center(s["widgets"][f"export.scale={scale}"]))
-            d.click(*center(s["widgets"]["export.path"]))
-            d.chord("ctrl+a")
-            path = os.path.join(TMP, f"heads{scale}.png")
-            d.xdo("type", "--delay", "20", path)
-            d.click(*center(d.state()["widgets"]["export.go"]))
-            s = d.wait_for(lambda s: s["status"] == "exported " + path, f"exported at {scale}x")
-            if s:
-                sizes[scale] = Image.open(path).size
-        check(len(sizes) == 2 and abs(sizes[2][0] - 2 * sizes[1][0]) <= 0.01 * sizes[2][0], f"2x export is twice the 1x size: {sizes}")
+@on_example
+def test_export(d, s):
+    weights = example_weights()
+    h = s["heads"][1]
+    d.xdo("mousemove", str(int(h["x"] + h["w"] * 0.3)), str(int(h["y"] + h["h"] * 0.6)))
+    d.wait_for(lambda s: s["hover"]["head"] == 1, "hovering head 1")
+    d.chord("ctrl+c")
+    d.wait_for(lambda s: s["status"].startswith("copied head 1"), "copied")
+    clip = subprocess.run(["xclip", "-o", "-selection", "clipboard"], env=d.env, capture_output=True, timeout=10).stdout.decode()
+    rows = [l.split("\t") for l in clip.splitlines()]
+    check(len(rows) == 12 and rows[0][1:3] == ["The", "cat"] and rows[1][0] == "The", f"TSV: a header and 11 labelled rows ({len(rows)})")
+    if len(rows) == 12:
+        vals = [[float(v) for v in r[1:]] for r in rows[1:]]
+        check(all(abs(vals[i][j] - weights[1][i][j]) < 1e-6 for i in range(11) for j in range(11)), "TSV holds head 1's weights")
+    away(d)
+    d.chord("ctrl+e")
+    s = d.wait_for(lambda s: s["windows"]["export"] and "export.go" in s["widgets"], "the export window")
+    sizes = {}
+    for scale in (1, 2):
         s = d.state()
-        d.click(*center(s["widgets"]["export.what"]))
-        s = d.wait_for(lambda s: "export.what=8" in s["widgets"], "the export choices")
-        time.sleep(0.2)
-        d.click(*center(d.state()["widgets"]["export.what=8"]))  # weights matrix
-        s = d.wait_for(lambda s: s["export_what"] == 8, "weights matrix chosen")
+        d.click(*center(s["widgets"][f"export.scale={scale}"]))
         d.click(*center(s["widgets"]["export.path"]))
         d.chord("ctrl+a")
-        npy = os.path.join(TMP, "w.npy")
-        d.xdo("type", "--delay", "20", npy)
+        path = os.path.join(TMP, f"heads{scale}.png")
+        d.xdo("type", "--delay", "20", path)
         d.click(*center(d.state()["widgets"]["export.go"]))
-        s = d.wait_for(lambda s: s["status"] == "exported " + npy, "exported .npy")
+        s = d.wait_for(lambda s: s["status"] == "exported " + path, f"exported at {scale}x")
         if s:
-            import numpy as np
-            m = np.load(npy)
-            check(m.shape == (11, 11) and np.allclose(m, np.array(weights[0]), atol=1e-6), "the .npy holds head 0's weights")
-    finally:
-        d.close()
+            sizes[scale] = Image.open(path).size
+    check(len(sizes) == 2 and abs(sizes[2][0] - 2 * sizes[1][0]) <= 0.01 * sizes[2][0], f"2x export is twice the 1x size: {sizes}")
+    s = d.state()
+    d.click(*center(s["widgets"]["export.what"]))
+    s = d.wait_for(lambda s: "export.what=8" in s["widgets"], "the export choices")
+    time.sleep(0.2)
+    d.click(*center(d.state()["widgets"]["export.what=8"]))  # weights matrix
+    s = d.wait_for(lambda s: s["export_what"] == 8, "weights matrix chosen")
+    d.click(*center(s["widgets"]["export.path"]))
+    d.chord("ctrl+a")
+    npy = os.path.join(TMP, "w.npy")
+    d.xdo("type", "--delay", "20", npy)
+    d.click(*center(d.state()["widgets"]["export.go"]))
+    s = d.wait_for(lambda s: s["status"] == "exported " + npy, "exported .npy")
+    if s:
+        import numpy as np
+        m = np.load(npy)
+        check(m.shape == (11, 11) and np.allclose(m, np.array(weights[0]), atol=1e-6), "the .npy holds head 0's weights")
 
 
 
