@@ -375,7 +375,7 @@ int main(int argc, char** argv) {
   cli.add_option("--font-scale", opt.font_scale, "font scale, 1 to 3")->check(CLI::Range(1.0, 3.0));
   cli.add_flag("--light", opt.light, "light, high-contrast theme");
   cli.add_option("--step", opt.step, "with --view pipeline: start on this step (input, q, k, v, scores, scaled, biased, masked, weights, context, output)");
-  cli.add_option("--model", opt.model_dir, "open a Hugging Face model folder (GPT-2 family): its attention on the text");
+  cli.add_option("--model", opt.model_dir, "open a Hugging Face model folder (GPT-2, BERT or Llama family): its attention on the text");
   cli.add_option("--head", opt.head, "the head opened large (and walked through by the pipeline)");
   CLI11_PARSE(cli, argc, argv);
 

@@ -209,7 +209,7 @@ int main(int argc, char** argv) {
   std::string model_dir, model_text;
   compute_cmd->add_option("session", session_path, "session JSON file (- for stdin)");
   compute_cmd->add_option("-o,--output", out_path, "output file (default: stdout)");
-  compute_cmd->add_option("--model", model_dir, "a Hugging Face model folder (GPT-2 family) instead of a session");
+  compute_cmd->add_option("--model", model_dir, "a Hugging Face model folder (GPT-2, BERT or Llama family) instead of a session");
   compute_cmd->add_option("--text", model_text, "with --model: the text to run");
 
   auto* options_cmd = app.add_subcommand("options", "print every session option with its allowed values as JSON");

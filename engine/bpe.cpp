@@ -1,6 +1,7 @@
 #include "bpe.hpp"
 
 #include <climits>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -136,12 +137,83 @@ std::unique_ptr<ByteBpe> ByteBpe::load(const std::string& dir, std::string& erro
     for (const auto& x : model.at("merges"))
       m += (x.is_array() ? x[0].get<std::string>() + " " + x[1].get<std::string>() : x.get<std::string>()) + "\n";
     auto b = from_strings(model.at("vocab").dump(), m, error);
-    if (!b) error = dir + "/tokenizer.json: " + error;
+    if (!b) {
+      error = dir + "/tokenizer.json: " + error;
+      return nullptr;
+    }
+    // a normalizer that turns spaces into U+2581 marks the SentencePiece-style (Llama) tokenizer
+    const std::string norm = j.contains("normalizer") ? j["normalizer"].dump() : "";
+    b->metaspace_ = norm.find("\u2581") != std::string::npos || norm.find("\xe2\x96\x81") != std::string::npos ||
+                    norm.find("Metaspace") != std::string::npos ||
+                    (j.contains("pre_tokenizer") && j["pre_tokenizer"].dump().find("Metaspace") != std::string::npos);
     return b;
   } catch (const std::exception& e) {
     error = dir + "/tokenizer.json: " + e.what();
     return nullptr;
   }
+}
+
+namespace {
+// merges in rank order over a word of symbols, each with the number of source bytes it covers
+void merge_all(std::vector<std::string>& word, std::vector<std::size_t>& nbytes,
+               const std::map<std::pair<std::string, std::string>, int>& ranks) {
+  while (word.size() > 1) {
+    int best = INT_MAX;
+    std::pair<std::string, std::string> pair;
+    for (std::size_t k = 0; k + 1 < word.size(); ++k) {
+      const auto it = ranks.find({word[k], word[k + 1]});
+      if (it != ranks.end() && it->second < best) best = it->second, pair = it->first;
+    }
+    if (best == INT_MAX) return;
+    std::vector<std::string> merged;
+    std::vector<std::size_t> merged_bytes;
+    for (std::size_t k = 0; k < word.size(); ++k) {
+      if (k + 1 < word.size() && word[k] == pair.first && word[k + 1] == pair.second) {
+        merged.push_back(word[k] + word[k + 1]);
+        merged_bytes.push_back(nbytes[k] + nbytes[k + 1]);
+        ++k;
+      } else {
+        merged.push_back(word[k]);
+        merged_bytes.push_back(nbytes[k]);
+      }
+    }
+    word.swap(merged);
+    nbytes.swap(merged_bytes);
+  }
+}
+}  // namespace
+
+bool ByteBpe::encode_metaspace(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens,
+                               std::string& error) const {
+  // "▁" first (covering no byte of the text), then every code point, spaces as "▁"
+  std::vector<std::string> word{"\xE2\x96\x81"};
+  std::vector<std::size_t> nbytes{0};
+  for (const CodePoint& cp : utf8_decode(text)) {
+    word.push_back(cp.value == ' ' ? std::string("\xE2\x96\x81") : text.substr(cp.begin, cp.end - cp.begin));
+    nbytes.push_back(cp.end - cp.begin);
+  }
+  merge_all(word, nbytes, ranks_);
+  std::size_t pos = 0;
+  for (std::size_t k = 0; k < word.size(); ++k) {
+    if (const auto it = vocab_.find(word[k]); it != vocab_.end()) {
+      ids.push_back(it->second);
+      tokens.push_back({text.substr(pos, nbytes[k]), pos, pos + nbytes[k]});
+    } else {  // byte fallback: one <0xNN> token per UTF-8 byte of the symbol
+      for (unsigned char c : word[k]) {
+        char name[8];
+        std::snprintf(name, sizeof name, "<0x%02X>", c);
+        const auto b = vocab_.find(name);
+        if (b == vocab_.end()) {
+          error = "'" + word[k] + "' is neither in the vocabulary nor covered by byte-fallback tokens";
+          return false;
+        }
+        ids.push_back(b->second);
+        tokens.push_back({name, pos, pos + nbytes[k]});
+      }
+    }
+    pos += nbytes[k];
+  }
+  return true;
 }
 
 bool ByteBpe::encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const {
@@ -151,6 +223,7 @@ bool ByteBpe::encode(const std::string& text, std::vector<int>& ids, std::vector
     error = "the text is not valid UTF-8 (byte " + std::to_string(*bad) + ")";
     return false;
   }
+  if (metaspace_) return encode_metaspace(text, ids, tokens, error);
   for (const auto& [b0, b1] : pre_tokenize(text)) {
     std::vector<std::string> word;
     std::vector<std::size_t> nbytes;
@@ -158,29 +231,7 @@ bool ByteBpe::encode(const std::string& text, std::vector<int>& ids, std::vector
       word.push_back(byte_to_symbol_[static_cast<unsigned char>(text[k])]);
       nbytes.push_back(1);
     }
-    while (word.size() > 1) {  // merge the lowest-ranked pair, everywhere it occurs
-      int best = INT_MAX;
-      std::pair<std::string, std::string> pair;
-      for (std::size_t k = 0; k + 1 < word.size(); ++k) {
-        const auto it = ranks_.find({word[k], word[k + 1]});
-        if (it != ranks_.end() && it->second < best) best = it->second, pair = it->first;
-      }
-      if (best == INT_MAX) break;
-      std::vector<std::string> merged;
-      std::vector<std::size_t> merged_bytes;
-      for (std::size_t k = 0; k < word.size(); ++k) {
-        if (k + 1 < word.size() && word[k] == pair.first && word[k + 1] == pair.second) {
-          merged.push_back(word[k] + word[k + 1]);
-          merged_bytes.push_back(nbytes[k] + nbytes[k + 1]);
-          ++k;
-        } else {
-          merged.push_back(word[k]);
-          merged_bytes.push_back(nbytes[k]);
-        }
-      }
-      word.swap(merged);
-      nbytes.swap(merged_bytes);
-    }
+    merge_all(word, nbytes, ranks_);
     std::size_t pos = b0;
     for (std::size_t k = 0; k < word.size(); ++k) {
       const auto it = vocab_.find(word[k]);

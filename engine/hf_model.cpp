@@ -12,6 +12,7 @@
 #include "block.hpp"
 #include "gemm.hpp"
 #include "metrics.hpp"
+#include "positional.hpp"
 #include "safetensors.hpp"
 
 namespace fs = std::filesystem;
@@ -21,6 +22,7 @@ namespace attnlab {
 struct HfModel::Layer {
   RowVector ln1_g, ln1_b, ln2_g, ln2_b, attn_b, proj_b, fc_b, fc_proj_b;
   Matrix attn_w, proj_w, fc_w, fc_proj_w;  // Conv1D: (in, out), y = x W + b
+  Matrix up_w;                             // llama: SwiGLU's up projection (gate in fc_w)
 };
 
 HfModel::HfModel() = default;
@@ -161,10 +163,12 @@ std::unique_ptr<HfModel> HfModel::load(const std::string& dir, std::string& erro
   }
   in.model_type = cfg.value("model_type", std::string());
   m->bert_ = in.model_type == "bert";
-  if (in.model_type != "gpt2" && !m->bert_) {
-    error = cfg_path + ": model_type '" + in.model_type + "' is not supported yet (gpt2, bert)";
+  m->llama_ = in.model_type == "llama";
+  if (in.model_type != "gpt2" && !m->bert_ && !m->llama_) {
+    error = cfg_path + ": model_type '" + in.model_type + "' is not supported yet (gpt2, bert, llama)";
     return nullptr;
   }
+  if (m->llama_) return load_llama(std::move(m), cfg, cfg_path, error, progress, cancel);
   // the two families name the same things differently
   const char* k_d = m->bert_ ? "hidden_size" : "n_embd";
   const char* k_h = m->bert_ ? "num_attention_heads" : "n_head";
@@ -280,6 +284,104 @@ std::unique_ptr<HfModel> HfModel::load(const std::string& dir, std::string& erro
   return m;
 }
 
+std::unique_ptr<HfModel> HfModel::load_llama(std::unique_ptr<HfModel> m, const nlohmann::json& cfg,
+                                             const std::string& cfg_path, std::string& error,
+                                             std::atomic<float>* progress, const std::atomic<bool>* cancel) {
+  ModelInfo& in = m->info_;
+  const std::string& dir = in.dir;
+  if (!get(cfg, "hidden_size", in.d_model, 1, 16384, cfg_path, error) ||
+      !get(cfg, "num_attention_heads", in.n_heads, 1, 256, cfg_path, error) ||
+      !get(cfg, "num_hidden_layers", in.n_layers, 1, 256, cfg_path, error) ||
+      !get(cfg, "intermediate_size", in.d_inner, 1, 1 << 20, cfg_path, error) ||
+      !get(cfg, "max_position_embeddings", in.n_positions, 1, 1 << 22, cfg_path, error) ||
+      !get(cfg, "vocab_size", in.vocab_size, 1, 1 << 22, cfg_path, error))
+    return nullptr;
+  in.n_kv_heads = in.n_heads;
+  if (cfg.contains("num_key_value_heads") && !cfg["num_key_value_heads"].is_null() &&
+      !get(cfg, "num_key_value_heads", in.n_kv_heads, 1, in.n_heads, cfg_path, error))
+    return nullptr;
+  if (in.n_heads % in.n_kv_heads != 0) {
+    error = cfg_path + ": num_attention_heads " + std::to_string(in.n_heads) + " is not a multiple of num_key_value_heads " +
+            std::to_string(in.n_kv_heads);
+    return nullptr;
+  }
+  in.d_head = in.d_model / in.n_heads;
+  if (cfg.contains("head_dim") && cfg["head_dim"].is_number() && !get(cfg, "head_dim", in.d_head, 2, 1024, cfg_path, error))
+    return nullptr;
+  if (in.d_head % 2 != 0 || (!cfg.contains("head_dim") && in.d_model % in.n_heads != 0)) {
+    error = cfg_path + ": the head width " + std::to_string(in.d_head) + " must be even and divide hidden_size";
+    return nullptr;
+  }
+  in.layer_norm_eps = cfg.value("rms_norm_eps", 1e-6);
+  in.rope_theta = cfg.value("rope_theta", 10000.0);
+  if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null()) {
+    error = cfg_path + ": rope_scaling " + cfg["rope_scaling"].dump() + " is not supported yet";
+    return nullptr;
+  }
+  if (cfg.value("attention_bias", false) || cfg.value("hidden_act", std::string("silu")) != "silu") {
+    error = cfg_path + ": only hidden_act silu without attention biases is supported";
+    return nullptr;
+  }
+  m->tokenizer_ = ByteBpe::load(dir, error);
+  if (!m->tokenizer_) return nullptr;
+  // BOS first as the tokenizer would add it: SentencePiece-style (TinyLlama) by default, a
+  // byte-level one (SmolLM, a GPT-2 tokenizer) only when tokenizer_config.json says add_bos_token
+  bool add_bos = m->tokenizer_->metaspace();
+  if (std::ifstream tc(dir + "/tokenizer_config.json"); tc) {
+    try {
+      add_bos = nlohmann::json::parse(tc).value("add_bos_token", add_bos);
+    } catch (const std::exception&) {
+    }
+  }
+  if (add_bos && cfg.contains("bos_token_id") && cfg["bos_token_id"].is_number_integer()) m->bos_id_ = cfg["bos_token_id"].get<int>();
+
+  TensorFiles t;
+  if (!t.open(dir, error)) return nullptr;
+  in.dtype = "F32";
+  for (const auto& f : t.files)
+    for (const auto& [name, info] : f->tensors())
+      in.dtype = info.dtype == TensorDtype::bf16 ? "BF16" : info.dtype == TensorDtype::f16 ? "F16" : in.dtype;
+  const int d = in.d_model, qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head, total = 1 + 9 * in.n_layers;
+  int done = 0;
+  auto step = [&]() {
+    if (progress) progress->store(static_cast<float>(++done) / total);
+    if (cancel && cancel->load()) {
+      error = "cancelled";
+      return false;
+    }
+    return true;
+  };
+  std::string e;
+  auto fail = [&]() {
+    if (error != "cancelled") error = dir + ": " + e;
+    return nullptr;
+  };
+  if (!t.matrix("model.embed_tokens.weight", in.vocab_size, d, m->wte_, e) || !step()) return fail();
+  m->layers_.resize(in.n_layers);
+  for (int l = 0; l < in.n_layers; ++l) {
+    Layer& L = m->layers_[l];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    Matrix q, k, v, o, gate, up, down;  // nn.Linear: (out, in)
+    const bool ok = t.vector(p + "input_layernorm.weight", d, L.ln1_g, e) && step() &&
+                    t.matrix(p + "self_attn.q_proj.weight", qd, d, q, e) && step() &&
+                    t.matrix(p + "self_attn.k_proj.weight", kvd, d, k, e) && step() &&
+                    t.matrix(p + "self_attn.v_proj.weight", kvd, d, v, e) && step() &&
+                    t.matrix(p + "self_attn.o_proj.weight", d, qd, o, e) && step() &&
+                    t.vector(p + "post_attention_layernorm.weight", d, L.ln2_g, e) && step() &&
+                    t.matrix(p + "mlp.gate_proj.weight", in.d_inner, d, gate, e) && step() &&
+                    t.matrix(p + "mlp.up_proj.weight", in.d_inner, d, up, e) && step() &&
+                    t.matrix(p + "mlp.down_proj.weight", d, in.d_inner, down, e) && step();
+    if (!ok) return fail();
+    L.attn_w.resize(d, qd + 2 * kvd);  // [Q | K | V], (in, out)
+    L.attn_w << q.transpose(), k.transpose(), v.transpose();
+    L.proj_w = o.transpose();
+    L.fc_w = gate.transpose();
+    L.up_w = up.transpose();
+    L.fc_proj_w = down.transpose();
+  }
+  return m;
+}
+
 Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cancel, ComputeOptions options) const {
   Outcome out;
   const auto t0 = std::chrono::steady_clock::now();
@@ -290,7 +392,12 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
     out.problems.push_back(error);
     return out;
   }
-  const int n = static_cast<int>(ids.size()), d = info_.d_model, H = info_.n_heads, dh = d / H;
+  if (llama_ && bos_id_ >= 0) {
+    ids.insert(ids.begin(), bos_id_);
+    r->tokens.insert(r->tokens.begin(), Token{"<s>", 0, 0});
+  }
+  const int n = static_cast<int>(ids.size()), d = info_.d_model, H = info_.n_heads;
+  const int dh = llama_ ? info_.d_head : d / H;
   if (n == 0) {
     out.problems.push_back("the text has no tokens");
     return out;
@@ -317,6 +424,13 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
   s.attention.mask.kind = bert_ ? MaskKind::none : MaskKind::causal;
   r->d_head = dh;
 
+  if (llama_) {
+    s.positional.kind = PositionalKind::rope;
+    s.positional.rope_base = info_.rope_theta;
+    s.model.kv_sharing = info_.n_kv_heads == H ? KvSharing::mha : info_.n_kv_heads == 1 ? KvSharing::mqa : KvSharing::gqa;
+    s.model.n_kv_heads = info_.n_kv_heads;
+    return compute_llama(std::move(r), ids, cancel, options, t0);
+  }
   Matrix x(n, d);
   for (int i = 0; i < n; ++i) x.row(i) = wte_.row(ids[i]) + wpe_.row(i);
   if (bert_) {
@@ -372,6 +486,78 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
       hidden = (0.5f * a * (1.0f + (0.7978845608028654f * (a + 0.044715f * a.cube())).tanh())).matrix();
     }
     x += affine(hidden, L.fc_proj_w, L.fc_proj_b);
+    layer.output = x;
+    r->layers.push_back(std::move(layer));
+  }
+  add_analyses(*r, true, true, options.metrics);
+  r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  out.result = std::move(r);
+  return out;
+}
+
+Outcome HfModel::compute_llama(std::shared_ptr<Result> r, const std::vector<int>& ids, const std::atomic<bool>* cancel,
+                               ComputeOptions options, std::chrono::steady_clock::time_point t0) const {
+  Outcome out;
+  const int n = static_cast<int>(ids.size()), d = info_.d_model, H = info_.n_heads, KV = info_.n_kv_heads;
+  const int dh = info_.d_head, qd = H * dh, kvd = KV * dh, group = H / KV;
+  r->d_head = dh;
+  auto rms = [&](const Matrix& x, const RowVector& g) {  // Zhang & Sennrich 2019: x / sqrt(mean(x^2) + eps) * g
+    Matrix y(x.rows(), x.cols());
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      const double ms = x.row(i).cast<double>().squaredNorm() / x.cols();
+      y.row(i) = (x.row(i).array() * static_cast<float>(1.0 / std::sqrt(ms + info_.layer_norm_eps)) * g.array()).matrix();
+    }
+    return y;
+  };
+  Matrix x(n, d);
+  for (int i = 0; i < n; ++i) x.row(i) = wte_.row(ids[i]);
+  auto allowed = std::make_shared<MaskMatrix>(n, n);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) (*allowed)(i, j) = j <= i;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const RowVector zero_q = RowVector::Zero(qd + 2 * kvd), zero_d = RowVector::Zero(d), zero_i = RowVector::Zero(info_.d_inner);
+  for (int l = 0; l < info_.n_layers; ++l) {
+    if (cancel && cancel->load()) {
+      out.cancelled = true;
+      return out;
+    }
+    const Layer& L = layers_[l];
+    LayerResult layer;
+    layer.input = x;
+    layer.attention_input = rms(x, L.ln1_g);
+    const Matrix qkv = affine(layer.attention_input, L.attn_w, zero_q);
+    std::vector<Matrix> ks(KV), vs(KV);
+    for (int g = 0; g < KV; ++g) {  // keys turned by RoPE once per K/V head
+      ks[g] = qkv.middleCols(qd + g * dh, dh);
+      vs[g] = qkv.middleCols(qd + kvd + g * dh, dh);
+      rope_rotate(ks[g], info_.rope_theta, 1.0, RopeConvention::rotate_half);
+    }
+    layer.heads.resize(H);
+    Matrix concat(n, qd);
+#pragma omp parallel for schedule(dynamic)
+    for (int h = 0; h < H; ++h) {
+      HeadResult& hr = layer.heads[h];
+      hr.kv_head = h / group;
+      hr.q = qkv.middleCols(h * dh, dh);
+      rope_rotate(hr.q, info_.rope_theta, 1.0, RopeConvention::rotate_half);
+      hr.k = ks[hr.kv_head];
+      hr.v = vs[hr.kv_head];
+      hr.logits = hr.q * hr.k.transpose() * scale;
+      for (int i = 0; i < n; ++i)
+        for (int j = i + 1; j < n; ++j) hr.logits(i, j) = neg_inf;
+      hr.allowed = allowed;
+      masked_softmax(hr.logits, *allowed, 1.0f, hr.weights);
+      hr.output = hr.weights * hr.v;
+      concat.middleCols(h * dh, dh) = hr.output;
+    }
+    layer.attention_output = affine(concat, L.proj_w, zero_d);
+    x += layer.attention_output;
+    const Matrix m = rms(x, L.ln2_g);
+    Matrix gate = affine(m, L.fc_w, zero_i);
+    const Matrix up = affine(m, L.up_w, zero_i);
+    gate = (gate.array() / (1.0f + (-gate.array()).exp()) * up.array()).matrix();  // SwiGLU: silu(gate) * up
+    x += affine(gate, L.fc_proj_w, zero_d);
     layer.output = x;
     r->layers.push_back(std::move(layer));
   }

@@ -3,10 +3,14 @@
 // q, k, v, logits, weights and outputs in the same Result the random-weight engine produces.
 // Supported: GPT-2 family (model_type "gpt2": learned positions, pre-LN, Conv1D weights (in, out),
 // causal, byte-level BPE) and BERT family (model_type "bert": post-LN, bidirectional, token type
-// 0, nn.Linear weights (out, in), WordPiece with [CLS]/[SEP]). The Llama family is not yet.
+// 0, nn.Linear weights (out, in), WordPiece with [CLS]/[SEP]) and Llama family (model_type "llama":
+// RMSNorm, RoPE (rotate_half, rope_theta), grouped-query attention, SwiGLU, causal; tokenizer.json
+// BPE, byte-level (SmolLM) or metaspace with byte fallback (TinyLlama), BOS first).
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +24,8 @@ namespace attnlab {
 struct ModelInfo {
   std::string dir, model_type;
   int n_layers = 0, n_heads = 0, d_model = 0, n_positions = 0, vocab_size = 0, d_inner = 0;
+  int n_kv_heads = 0, d_head = 0;  // llama: grouped-query attention; d_head may differ from d_model / n_heads
+  double rope_theta = 10000;
   double layer_norm_eps = 1e-5;
   std::string dtype;  // of the weights as stored (F32, F16, BF16)
 };
@@ -38,11 +44,16 @@ class HfModel {
 
  private:
   HfModel();
+  static std::unique_ptr<HfModel> load_llama(std::unique_ptr<HfModel> m, const nlohmann::json& cfg, const std::string& cfg_path,
+                                             std::string& error, std::atomic<float>* progress, const std::atomic<bool>* cancel);
+  Outcome compute_llama(std::shared_ptr<Result> r, const std::vector<int>& ids, const std::atomic<bool>* cancel,
+                        ComputeOptions options, std::chrono::steady_clock::time_point t0) const;
   struct Layer;
   ModelInfo info_;
   std::unique_ptr<ByteBpe> tokenizer_;
   std::unique_ptr<WordPiece> wordpiece_;
-  bool bert_ = false;
+  bool bert_ = false, llama_ = false;
+  int bos_id_ = -1;  // llama: prepended to every text
   Matrix wte_, wpe_;  // (vocab, d), (n_positions, d)
   RowVector type0_, emb_ln_g_, emb_ln_b_;  // BERT: token type 0's embedding, the embedding LayerNorm
   std::vector<Layer> layers_;

@@ -59,8 +59,8 @@ TEST_CASE("gpt2: tiny models (F32, BF16 with 'transformer.' names and tokenizer.
 
 TEST_CASE("gpt2: wrong config values, missing tensors and long texts give their reason") {
   std::string err;
-  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "model_type", "llama"), err));
-  CHECK(err.find("model_type 'llama' is not supported yet (gpt2, bert)") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "model_type", "mistral"), err));
+  CHECK(err.find("model_type 'mistral' is not supported yet (gpt2, bert, llama)") != std::string::npos);
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_head", 3), err));
   CHECK(err.find("n_embd 16 is not divisible by n_head 3") != std::string::npos);
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_layer", 3), err));
@@ -98,4 +98,24 @@ TEST_CASE("bert: a tiny BERT (post-LN, bidirectional, WordPiece, 'bert.' names) 
   CHECK(r.layers[0].heads[0].weights(0, r.tokens.size() - 1) > 0.0f);  // bidirectional: [CLS] sees [SEP]
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-bert", "hidden_act", "relu"), err));
   CHECK(err.find("hidden_act 'relu' is not supported") != std::string::npos);
+}
+
+TEST_CASE("llama: a tiny Llama (F16, RMSNorm, RoPE, GQA 4:2, SwiGLU, metaspace BPE with byte fallback) matches numpy") {
+  const auto g = test::golden("tiny_llama.json");
+  std::string err;
+  auto m = HfModel::load(kModels + "tiny-llama", err);
+  REQUIRE_MESSAGE(m, err);
+  CHECK(m->info().dtype == "F16");
+  CHECK(m->info().n_kv_heads == 2);
+  const Outcome o = m->compute(g["text"].get<std::string>());
+  REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
+  const Result& r = *o.result;
+  check_against(r, g["tokens"], g["weights"], 2, 4);
+  CHECK(r.layers[0].heads[1].kv_head == 0);
+  CHECK(r.layers[0].heads[2].kv_head == 1);
+  CHECK(r.layers[0].heads[2].k == r.layers[0].heads[3].k);  // one K/V head for the group
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-llama", "num_key_value_heads", 3), err));
+  CHECK(err.find("is not a multiple of num_key_value_heads 3") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-llama", "rope_scaling", {{"type", "linear"}, {"factor", 2}}), err));
+  CHECK(err.find("rope_scaling") != std::string::npos);
 }

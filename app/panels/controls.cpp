@@ -191,8 +191,9 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
     ImGui::TextWrapped("%s", in.dir.c_str());
     ImGui::Text("%s: %d layers x %d heads, d_model %d, %s", in.model_type.c_str(), in.n_layers, in.n_heads, in.d_model,
                 in.dtype.c_str());
-    ImGui::TextDisabled(in.model_type == "bert" ? "bidirectional, post-LN, learned positions, WordPiece"
-                                                : "causal, pre-LN, learned positions, byte-level BPE");
+    ImGui::TextDisabled("%s", in.model_type == "bert"    ? "bidirectional, post-LN, learned positions, WordPiece"
+                              : in.model_type == "llama" ? "causal, RMSNorm, RoPE, grouped-query attention, SwiGLU"
+                                                         : "causal, pre-LN, learned positions, byte-level BPE");
     if (ImGui::Button("Close model")) CloseModel(st, worker);
     RecordWidget(st, "model.close");
   } else {

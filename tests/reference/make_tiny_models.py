@@ -234,6 +234,7 @@ def main():
     bert_golden = {}
     bert_model(bert_golden)
     json.dump(bert_golden["bert"], open(os.path.join(ROOT, "golden", "tiny_bert.json"), "w"), separators=(",", ":"))
+    llama_model()
     print(f"{len(ids)} tokens: {strings}")
 
 
@@ -350,6 +351,161 @@ def bert_model(golden):
         layers.append(heads)
     golden["bert"] = {"text": BERT_TEXT, "tokens": tokens, "ids": ids, "weights": layers}
     print(f"BERT: {len(tokens)} tokens: {tokens}")
+
+
+# --- Llama ---------------------------------------------------------------------------------------
+LLAMA_TEXT = "Attention is all you need, but it's a start: 42 €!"
+MS = "\u2581"
+
+
+def llama_tokenizer():
+    """A SentencePiece-style BPE: <unk> <s> </s>, 256 byte-fallback tokens, characters, merges."""
+    text = MS + CORPUS.replace(" ", MS)
+    chars = sorted(set(text) | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ,:'!"))
+    word = list(text)
+    merges = []
+    for _ in range(40):
+        counts = {}
+        for a, b in zip(word, word[1:]):
+            counts[(a, b)] = counts.get((a, b), 0) + 1
+        best = max(sorted(counts), key=lambda p: counts[p])
+        merges.append(best)
+        out, i = [], 0
+        while i < len(word):
+            if i + 1 < len(word) and (word[i], word[i + 1]) == best:
+                out.append(word[i] + word[i + 1])
+                i += 2
+            else:
+                out.append(word[i])
+                i += 1
+        word = out
+    vocab = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + chars + [a + b for a, b in merges]
+    vocab = list(dict.fromkeys(vocab))
+    return {t: i for i, t in enumerate(vocab)}, merges
+
+
+def llama_tokenize(text, vocab, merges):
+    ranks = {m: i for i, m in enumerate(merges)}
+    w = [MS] + [MS if c == " " else c for c in text]
+    while len(w) > 1:
+        best = min(((ranks.get((a, b), 1 << 30), i) for i, (a, b) in enumerate(zip(w, w[1:]))))
+        if best[0] == 1 << 30:
+            break
+        a, b = merges[best[0]]
+        out, i = [], 0
+        while i < len(w):
+            if i + 1 < len(w) and w[i] == a and w[i + 1] == b:
+                out.append(a + b)
+                i += 2
+            else:
+                out.append(w[i])
+                i += 1
+        w = out
+    ids, toks = [vocab["<s>"]], ["<s>"]
+    for k, sym in enumerate(w):
+        if sym in vocab:
+            ids.append(vocab[sym])
+            shown = sym.replace(MS, " ")
+            toks.append(shown[1:] if k == 0 else shown)  # the prepended mark stands for no character of the text
+        else:
+            for byte in sym.encode():
+                ids.append(vocab[f"<0x{byte:02X}>"])
+                toks.append(f"<0x{byte:02X}>")
+    return ids, toks
+
+
+def f16_round(a):
+    return a.astype(np.float16).astype(np.float32)
+
+
+def write_safetensors_f16(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name, a in tensors.items():
+        raw = a.astype("<f2").tobytes()
+        header[name] = {"dtype": "F16", "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    h = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def llama_model():
+    vocab, merges = llama_tokenizer()
+    cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 16, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "num_hidden_layers": 2, "intermediate_size": 24, "max_position_embeddings": 64,
+           "vocab_size": len(vocab), "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
+           "bos_token_id": 1, "eos_token_id": 2, "rope_scaling": None, "tie_word_embeddings": False}
+    d, H, KV, inner = 16, 4, 2, 24
+    dh = d // H
+    rng = np.random.default_rng(5)
+    w = {"model.embed_tokens.weight": rng.normal(0, 0.8, (len(vocab), d)), "model.norm.weight": np.ones(d),
+         "lm_head.weight": rng.normal(0, 0.1, (len(vocab), d))}
+    for l in range(2):
+        p = f"model.layers.{l}."
+        w[p + "input_layernorm.weight"] = 1 + rng.normal(0, 0.1, d)
+        w[p + "post_attention_layernorm.weight"] = 1 + rng.normal(0, 0.1, d)
+        w[p + "self_attn.q_proj.weight"] = rng.normal(0, 0.6, (H * dh, d))
+        w[p + "self_attn.k_proj.weight"] = rng.normal(0, 0.6, (KV * dh, d))
+        w[p + "self_attn.v_proj.weight"] = rng.normal(0, 0.4, (KV * dh, d))
+        w[p + "self_attn.o_proj.weight"] = rng.normal(0, 0.3, (d, H * dh))
+        w[p + "mlp.gate_proj.weight"] = rng.normal(0, 0.3, (inner, d))
+        w[p + "mlp.up_proj.weight"] = rng.normal(0, 0.3, (inner, d))
+        w[p + "mlp.down_proj.weight"] = rng.normal(0, 0.3, (d, inner))
+    w = {k: f16_round(v.astype(np.float32)) for k, v in w.items()}  # stored as F16: the golden uses those values
+    folder = os.path.join(ROOT, "models", "tiny-llama")
+    os.makedirs(folder, exist_ok=True)
+    json.dump(cfg, open(os.path.join(folder, "config.json"), "w"), indent=1)
+    tok = {"version": "1.0",
+           "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": MS},
+                                                              {"type": "Replace", "pattern": {"String": " "}, "content": MS}]},
+           "pre_tokenizer": None,
+           "model": {"type": "BPE", "byte_fallback": True, "unk_token": "<unk>", "vocab": vocab,
+                     "merges": [f"{a} {b}" for a, b in merges]}}
+    json.dump(tok, open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8"), ensure_ascii=False)
+    write_safetensors_f16(os.path.join(folder, "model.safetensors"), w)
+
+    ids, toks = llama_tokenize(LLAMA_TEXT, vocab, merges)
+    W = {k: v.astype(np.float64) for k, v in w.items()}
+    n = len(ids)
+    inv = 10000.0 ** (-np.arange(0, dh, 2) / dh)
+    ang = np.outer(np.arange(n), inv)
+    cos, sin = np.concatenate([np.cos(ang)] * 2, 1), np.concatenate([np.sin(ang)] * 2, 1)
+
+    def rope(x):  # HF apply_rotary_pos_emb: x cos + rotate_half(x) sin
+        half = x.shape[1] // 2
+        return x * cos + np.concatenate([-x[:, half:], x[:, :half]], 1) * sin
+
+    def rms(x, g):
+        return x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-5) * g
+
+    x = W["model.embed_tokens.weight"][ids]
+    layers = []
+    for l in range(2):
+        p = f"model.layers.{l}."
+        a = rms(x, W[p + "input_layernorm.weight"])
+        q, k, v = a @ W[p + "self_attn.q_proj.weight"].T, a @ W[p + "self_attn.k_proj.weight"].T, a @ W[p + "self_attn.v_proj.weight"].T
+        heads, ctx = [], np.zeros((n, H * dh))
+        for h in range(H):
+            g = h // (H // KV)
+            qh, kh, vh = rope(q[:, h * dh:(h + 1) * dh]), rope(k[:, g * dh:(g + 1) * dh]), v[:, g * dh:(g + 1) * dh]
+            s_ = qh @ kh.T / np.sqrt(dh)
+            s_ = np.where(np.tril(np.ones((n, n), bool)), s_, -np.inf)
+            pr = np.exp(s_ - s_.max(-1, keepdims=True))
+            pr /= pr.sum(-1, keepdims=True)
+            heads.append(np.round(pr, 9).tolist())
+            ctx[:, h * dh:(h + 1) * dh] = pr @ vh
+        x = x + ctx @ W[p + "self_attn.o_proj.weight"].T
+        m = rms(x, W[p + "post_attention_layernorm.weight"])
+        gt, up = m @ W[p + "mlp.gate_proj.weight"].T, m @ W[p + "mlp.up_proj.weight"].T
+        x = x + (gt / (1 + np.exp(-gt)) * up) @ W[p + "mlp.down_proj.weight"].T
+        layers.append(heads)
+    json.dump({"text": LLAMA_TEXT, "tokens": toks, "ids": ids, "weights": layers},
+              open(os.path.join(ROOT, "golden", "tiny_llama.json"), "w"), separators=(",", ":"))
+    print(f"Llama: {len(toks)} tokens: {toks}")
 
 
 if __name__ == "__main__":
