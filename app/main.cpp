@@ -174,6 +174,7 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
                               {"layers", st.model->info().n_layers}, {"heads", st.model->info().n_heads},
                               {"dtype", st.model->info().dtype}};
   j["model_loading"] = st.loading != nullptr;
+  if (st.shown && st.shown->result) j["intervention"] = st.shown->result->intervention;
   j["temperature"] = st.session.attention.normalizer.temperature;
   j["undo"] = st.undo.size();
   j["redo"] = st.redo.size();

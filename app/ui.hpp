@@ -118,7 +118,8 @@ struct AppState {
   // a pretrained model (File > Open model folder): loading, then in use
   std::unique_ptr<ModelLoad> loading;
   std::shared_ptr<const HfModel> model;
-
+  bool intervene = false, intervene_mask = true;  // an intervention on the model's heads
+  int intervene_layer = -1;                       // -1: every layer
   // compare: a second session B, computed by its own worker
   Session session_b;
   bool edit_b = false;                  // the side panel edits B

@@ -283,6 +283,7 @@ void Worker::run() {
     Session s;
     DisplayOptions display;
     std::shared_ptr<const HfModel> model;
+    Intervention intervention;
     std::uint64_t g;
     {
       std::unique_lock lock(mu_);
@@ -293,11 +294,12 @@ void Worker::run() {
       g = pending_generation_;
       display = display_;
       model = model_;
+      intervention = intervention_;
       cancel_ = false;
     }
     Outcome o;
     try {
-      o = model ? model->compute(s.text, &cancel_, {want_metrics_.load()}) : engine_.compute(s, &cancel_, {want_metrics_.load()});
+      o = model ? model->compute(s.text, &cancel_, {want_metrics_.load()}, intervention) : engine_.compute(s, &cancel_, {want_metrics_.load()});
     } catch (const std::bad_alloc&) {
       o.problems = {"out of memory computing this session: use fewer tokens or heads"};
     } catch (const std::exception& e) {

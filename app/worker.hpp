@@ -99,6 +99,10 @@ class Worker {
     std::lock_guard lock(mu_);
     model_ = std::move(m);
   }
+  void set_intervention(const Intervention& iv) {  // applied to the model from the next request
+    std::lock_guard lock(mu_);
+    intervention_ = iv;
+  }
 
  private:
   void run();
@@ -108,6 +112,7 @@ class Worker {
   std::optional<Session> pending_;
   DisplayOptions display_;
   std::shared_ptr<const HfModel> model_;
+  Intervention intervention_;
   std::uint64_t pending_generation_ = 0;
   std::shared_ptr<const Snapshot> latest_;
   std::atomic<bool> cancel_{false}, quit_{false}, busy_{false}, want_metrics_{false};

@@ -11,6 +11,7 @@
 #include "attention.hpp"
 #include "block.hpp"
 #include "gemm.hpp"
+#include "masks.hpp"
 #include "metrics.hpp"
 #include "positional.hpp"
 #include "safetensors.hpp"
@@ -382,7 +383,36 @@ std::unique_ptr<HfModel> HfModel::load_llama(std::unique_ptr<HfModel> m, const n
   return m;
 }
 
-Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cancel, ComputeOptions options) const {
+std::string Intervention::describe() const {
+  if (!enabled) return "";
+  char t[48];
+  std::snprintf(t, sizeof t, "temperature %.3g", temperature);
+  std::string s = layer < 0 ? "every layer: " : "layer " + std::to_string(layer) + ": ";
+  if (replace_mask) s += std::string("mask ") + name(mask.kind) + (mask.causal ? " + causal" : "") + ", ";
+  return s + t;
+}
+
+namespace {
+// Masks the raw logits (-inf where not allowed) and normalises them: the model's own mask, or an
+// intervention's mask and temperature on its layer.
+void finish_head(HeadResult& hr, const std::shared_ptr<MaskMatrix>& own, const Intervention& iv, int layer,
+                 const std::vector<Token>& tokens) {
+  const bool here = iv.enabled && (iv.layer < 0 || iv.layer == layer);
+  std::shared_ptr<const MaskMatrix> allowed = own;
+  if (here && iv.replace_mask)
+    allowed = std::make_shared<const MaskMatrix>(build_mask(iv.mask, static_cast<int>(tokens.size()), tokens, 0));
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (Eigen::Index i = 0; i < hr.logits.rows(); ++i)
+    for (Eigen::Index j = 0; j < hr.logits.cols(); ++j)
+      if (!(*allowed)(i, j)) hr.logits(i, j) = neg_inf;
+  hr.allowed = allowed;
+  masked_softmax(hr.logits, *allowed, here ? static_cast<float>(iv.temperature) : 1.0f, hr.weights);
+  hr.output = hr.weights * hr.v;
+}
+}  // namespace
+
+Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cancel, ComputeOptions options,
+                         const Intervention& iv) const {
   Outcome out;
   const auto t0 = std::chrono::steady_clock::now();
   auto r = std::make_shared<Result>();
@@ -429,8 +459,10 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
     s.positional.rope_base = info_.rope_theta;
     s.model.kv_sharing = info_.n_kv_heads == H ? KvSharing::mha : info_.n_kv_heads == 1 ? KvSharing::mqa : KvSharing::gqa;
     s.model.n_kv_heads = info_.n_kv_heads;
-    return compute_llama(std::move(r), ids, cancel, options, t0);
+    r->intervention = iv.describe();
+    return compute_llama(std::move(r), ids, cancel, options, t0, iv);
   }
+  r->intervention = iv.describe();
   Matrix x(n, d);
   for (int i = 0; i < n; ++i) x.row(i) = wte_.row(ids[i]) + wpe_.row(i);
   if (bert_) {
@@ -441,7 +473,6 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < n; ++j) (*allowed)(i, j) = bert_ || j <= i;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int l = 0; l < info_.n_layers; ++l) {
     if (cancel && cancel->load()) {
       out.cancelled = true;
@@ -462,11 +493,7 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
       hr.k = qkv.middleCols(d + h * dh, dh);
       hr.v = qkv.middleCols(2 * d + h * dh, dh);
       hr.logits = hr.q * hr.k.transpose() * scale;
-      for (int i = 0; i < n && !bert_; ++i)
-        for (int j = i + 1; j < n; ++j) hr.logits(i, j) = neg_inf;
-      hr.allowed = allowed;
-      masked_softmax(hr.logits, *allowed, 1.0f, hr.weights);
-      hr.output = hr.weights * hr.v;
+      finish_head(hr, allowed, iv, l, r->tokens);
       concat.middleCols(h * dh, dh) = hr.output;
     }
     layer.attention_output = affine(concat, L.proj_w, L.proj_b);
@@ -496,7 +523,8 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
 }
 
 Outcome HfModel::compute_llama(std::shared_ptr<Result> r, const std::vector<int>& ids, const std::atomic<bool>* cancel,
-                               ComputeOptions options, std::chrono::steady_clock::time_point t0) const {
+                               ComputeOptions options, std::chrono::steady_clock::time_point t0,
+                               const Intervention& iv) const {
   Outcome out;
   const int n = static_cast<int>(ids.size()), d = info_.d_model, H = info_.n_heads, KV = info_.n_kv_heads;
   const int dh = info_.d_head, qd = H * dh, kvd = KV * dh, group = H / KV;
@@ -515,7 +543,6 @@ Outcome HfModel::compute_llama(std::shared_ptr<Result> r, const std::vector<int>
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < n; ++j) (*allowed)(i, j) = j <= i;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   const RowVector zero_q = RowVector::Zero(qd + 2 * kvd), zero_d = RowVector::Zero(d), zero_i = RowVector::Zero(info_.d_inner);
   for (int l = 0; l < info_.n_layers; ++l) {
     if (cancel && cancel->load()) {
@@ -544,11 +571,7 @@ Outcome HfModel::compute_llama(std::shared_ptr<Result> r, const std::vector<int>
       hr.k = ks[hr.kv_head];
       hr.v = vs[hr.kv_head];
       hr.logits = hr.q * hr.k.transpose() * scale;
-      for (int i = 0; i < n; ++i)
-        for (int j = i + 1; j < n; ++j) hr.logits(i, j) = neg_inf;
-      hr.allowed = allowed;
-      masked_softmax(hr.logits, *allowed, 1.0f, hr.weights);
-      hr.output = hr.weights * hr.v;
+      finish_head(hr, allowed, iv, l, r->tokens);
       concat.middleCols(h * dh, dh) = hr.output;
     }
     layer.attention_output = affine(concat, L.proj_w, zero_d);

@@ -30,6 +30,17 @@ struct ModelInfo {
   std::string dtype;  // of the weights as stored (F32, F16, BF16)
 };
 
+// An intervention on a loaded model: on one layer (or all), a different mask (any kind of
+// masks.hpp, replacing the model's own) and/or a softmax temperature. The Result says so.
+struct Intervention {
+  bool enabled = false;
+  int layer = -1;  // -1: every layer
+  double temperature = 1.0;
+  bool replace_mask = false;
+  Session::Attention::Mask mask;
+  std::string describe() const;  // "layer 1: mask none, temperature 0.5"
+};
+
 class HfModel {
  public:
   // Reads and checks everything (config values, every tensor's name and shape) before it
@@ -40,14 +51,15 @@ class HfModel {
 
   const ModelInfo& info() const { return info_; }
   // The text through the model. Problems (too many tokens, invalid UTF-8) come back in Outcome.
-  Outcome compute(const std::string& text, const std::atomic<bool>* cancel = nullptr, ComputeOptions options = {}) const;
+  Outcome compute(const std::string& text, const std::atomic<bool>* cancel = nullptr, ComputeOptions options = {},
+                  const Intervention& intervention = {}) const;
 
  private:
   HfModel();
   static std::unique_ptr<HfModel> load_llama(std::unique_ptr<HfModel> m, const nlohmann::json& cfg, const std::string& cfg_path,
                                              std::string& error, std::atomic<float>* progress, const std::atomic<bool>* cancel);
   Outcome compute_llama(std::shared_ptr<Result> r, const std::vector<int>& ids, const std::atomic<bool>* cancel,
-                        ComputeOptions options, std::chrono::steady_clock::time_point t0) const;
+                        ComputeOptions options, std::chrono::steady_clock::time_point t0, const Intervention& iv) const;
   struct Layer;
   ModelInfo info_;
   std::unique_ptr<ByteBpe> tokenizer_;

@@ -29,6 +29,7 @@ struct Result {
   std::vector<Matrix> rollout;        // per layer l: attention rollout through layers 0..l (n, n); empty for cross
   const std::vector<Token>& keys() const { return key_tokens.empty() ? tokens : key_tokens; }
   int d_head = 0;
+  std::string intervention;  // a pretrained model changed by the user: what was changed, else ""
   double compute_ms = 0;  // wall time of Engine::compute, for the status bar
 };
 

@@ -65,7 +65,9 @@ void write_result_json(std::ostream& os, const Result& r) {
   for (std::size_t i = 0; i < r.key_tokens.size(); ++i)
     os << (i ? "," : "") << json(r.key_tokens[i].text).dump(-1, ' ', false, replace);
   os << "],\n\"n_tokens\":" << r.tokens.size() << ",\"n_keys\":" << r.keys().size() << ",\"d_model\":" << r.session.model.d_model
-     << ",\"n_heads\":" << r.session.model.n_heads << ",\"d_head\":" << r.d_head << ",\n\"layers\":[";
+     << ",\"n_heads\":" << r.session.model.n_heads << ",\"d_head\":" << r.d_head;
+  if (!r.intervention.empty()) os << ",\"intervention\":" << json(r.intervention).dump();
+  os << ",\n\"layers\":[";
   for (std::size_t l = 0; l < r.layers.size(); ++l) {
     const LayerResult& L = r.layers[l];
     os << (l ? ",\n" : "") << "{\"input\":";

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <cmath>
 #include <fstream>
 #include <unistd.h>
 
@@ -118,4 +119,46 @@ TEST_CASE("llama: a tiny Llama (F16, RMSNorm, RoPE, GQA 4:2, SwiGLU, metaspace B
   CHECK(err.find("is not a multiple of num_key_value_heads 3") != std::string::npos);
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-llama", "rope_scaling", {{"type", "linear"}, {"factor", 2}}), err));
   CHECK(err.find("rope_scaling") != std::string::npos);
+}
+
+TEST_CASE("interventions: another mask and temperature on one layer of a loaded model, labelled") {
+  std::string err;
+  auto m = HfModel::load(kModels + "tiny-gpt2", err);
+  REQUIRE(m);
+  const std::string text = "the cat sat on the mat";
+  const Outcome base = m->compute(text);
+  Intervention iv;
+  iv.enabled = true;
+  iv.layer = 1;
+  iv.temperature = 0.5;
+  iv.replace_mask = true;
+  iv.mask.kind = MaskKind::none;
+  const Outcome o = m->compute(text, nullptr, {}, iv);
+  REQUIRE(base.result);
+  REQUIRE(o.result);
+  CHECK(o.result->intervention == "layer 1: mask none, temperature 0.5");
+  CHECK(base.result->intervention.empty());
+  // layer 0 is untouched (bit for bit); layer 1 sees the future, with softmax(logits / 0.5) by hand
+  CHECK(o.result->layers[0].heads[0].weights == base.result->layers[0].heads[0].weights);
+  const HeadResult& h = o.result->layers[1].heads[1];
+  const int n = static_cast<int>(h.weights.rows());
+  CHECK(h.weights(0, n - 1) > 0.0f);
+  for (int i = 0; i < n; ++i) {
+    double z = 0;
+    for (int j = 0; j < n; ++j) z += std::exp((h.logits(i, j) - h.logits.row(i).maxCoeff()) / 0.5);
+    for (int j = 0; j < n; ++j)
+      CHECK(h.weights(i, j) == doctest::Approx(std::exp((h.logits(i, j) - h.logits.row(i).maxCoeff()) / 0.5) / z).epsilon(1e-5));
+  }
+  // a sliding window on every layer: exactly zero outside it
+  iv.layer = -1;
+  iv.temperature = 1.0;
+  iv.mask.kind = MaskKind::sliding_window;
+  iv.mask.window = 1;
+  const Outcome w = m->compute(text, nullptr, {}, iv);
+  REQUIRE(w.result);
+  for (const auto& layer : w.result->layers)
+    for (const auto& hh : layer.heads)
+      for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j)
+          if (std::abs(i - j) > 1) CHECK(hh.weights(i, j) == 0.0f);
 }

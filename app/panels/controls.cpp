@@ -196,6 +196,27 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
                                                          : "causal, pre-LN, learned positions, byte-level BPE");
     if (ImGui::Button("Close model")) CloseModel(st, worker);
     RecordWidget(st, "model.close");
+    // an intervention: the session's mask and temperature applied to the model's heads
+    Section("Intervention");
+    bool iv_changed = ImGui::Checkbox("intervene on the model", &st.intervene);
+    RecordWidget(st, "model.intervene");
+    if (st.intervene) {
+      ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+      iv_changed |= ImGui::SliderInt("layer (-1: all)", &st.intervene_layer, -1, in.n_layers - 1);
+      iv_changed |= ImGui::Checkbox("replace the mask", &st.intervene_mask);
+      RecordWidget(st, "model.intervene_mask");
+      changed |= OptionSection(st, "Mask and temperature", {"attention.mask.", "attention.normalizer.temperature"});
+    }
+    if (iv_changed || changed) {
+      Intervention iv;
+      iv.enabled = st.intervene;
+      iv.layer = st.intervene_layer;
+      iv.temperature = st.session.attention.normalizer.temperature;
+      iv.replace_mask = st.intervene_mask;
+      iv.mask = st.session.attention.mask;
+      worker.set_intervention(iv);
+      if (iv_changed) Repost(st, worker);
+    }
   } else {
     changed |= OptionSection(st, "Tokens and model", {"tokenizer.", "model."});
     changed |= OptionSection(st, "Positional encoding", {"positional."});

@@ -265,6 +265,8 @@ void ShowHeadGrid(AppState& st) {
   }
   ImGui::SameLine();
   ImGui::TextDisabled("  computed in %.1f ms", r.compute_ms);
+  if (!r.intervention.empty())  // a pretrained model changed by the user: never mistaken for the model itself
+    ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.3f, 1.0f), "INTERVENTION - not the model as trained: %s", r.intervention.c_str());
 
   const float font = ImGui::GetFontSize();
   const ImVec2 avail = ImGui::GetContentRegionAvail();

@@ -817,6 +817,17 @@ def test_model():
                                          capture_output=True, check=True).stdout)["tokens"]
         s = d.wait_for(lambda s: settled(s) and s["text"] == "the end" and s["tokens"] == want, "typing runs the model")
         check(s is not None and len(s["heads"]) == 2, f"the model's tokens for the new text ({want})")
+        # an intervention: the mask replaced by none on every layer, labelled as such
+        s = reveal(d, "model.intervene")
+        d.click(*center(s["widgets"]["model.intervene"]))
+        s = d.wait_for(lambda s: settled(s) and s.get("intervention", "").startswith("every layer: mask causal"),
+                       "the intervention (the session's causal mask at first)")
+        choose(d, "attention.mask.kind", "none")
+        s = d.wait_for(lambda s: settled(s) and "mask none" in s.get("intervention", ""), "mask none on every layer")
+        if s:
+            away(d)
+            s = d.wait_for(settled, "settled")
+            check_pattern(d.screenshot("intervention"), s, causal=False, label="intervention: mask none")
     finally:
         d.close()
 
