@@ -89,6 +89,14 @@ struct TensorFiles {
     return true;
   }
 
+  std::string stored_dtype() const {  // the narrowest dtype among the tensors, as the model is described
+    std::string d = "F32";
+    for (const auto& f : files)
+      for (const auto& [name, info] : f->tensors())
+        d = info.dtype == TensorDtype::bf16 ? "BF16" : info.dtype == TensorDtype::f16 ? "F16" : d;
+    return d;
+  }
+
   bool vector(const std::string& name, std::int64_t n, RowVector& out, std::string& error) const {
     auto it = where.find(prefix + name);
     if (it == where.end() && name.find("LayerNorm.") != std::string::npos) {  // the original BERT checkpoints' names
@@ -105,6 +113,23 @@ struct TensorFiles {
     const std::vector<std::int64_t> shape{n};
     if (!it->second->read(prefix + name, v, error, &shape)) return false;
     out = Eigen::Map<const RowVector>(v.data(), n);
+    return true;
+  }
+};
+
+// Loading progress, one call per tensor read: advances the bar, stops on cancel.
+struct Steps {
+  std::atomic<float>* progress;
+  const std::atomic<bool>* cancel;
+  int total;
+  std::string& error;
+  int done = 0;
+  bool operator()() {
+    if (progress) progress->store(static_cast<float>(++done) / total);
+    if (cancel && cancel->load()) {
+      error = "cancelled";
+      return false;
+    }
     return true;
   }
 };
@@ -204,20 +229,9 @@ std::unique_ptr<HfModel> HfModel::load(const std::string& dir, std::string& erro
 
   TensorFiles t;
   if (!t.open(dir, error)) return nullptr;
-  in.dtype = "F32";
-  for (const auto& f : t.files)
-    for (const auto& [name, info] : f->tensors())
-      in.dtype = info.dtype == TensorDtype::bf16 ? "BF16" : info.dtype == TensorDtype::f16 ? "F16" : in.dtype;
+  in.dtype = t.stored_dtype();
   const int d = in.d_model, total = 2 + 12 * in.n_layers;
-  int done = 0;
-  auto step = [&]() {
-    if (progress) progress->store(static_cast<float>(++done) / total);
-    if (cancel && cancel->load()) {
-      error = "cancelled";
-      return false;
-    }
-    return true;
-  };
+  Steps step{progress, cancel, total, error};
   auto fail = [&](const std::string& e) {
     error = dir + ": " + e;
     return nullptr;
@@ -338,20 +352,9 @@ std::unique_ptr<HfModel> HfModel::load_llama(std::unique_ptr<HfModel> m, const n
 
   TensorFiles t;
   if (!t.open(dir, error)) return nullptr;
-  in.dtype = "F32";
-  for (const auto& f : t.files)
-    for (const auto& [name, info] : f->tensors())
-      in.dtype = info.dtype == TensorDtype::bf16 ? "BF16" : info.dtype == TensorDtype::f16 ? "F16" : in.dtype;
+  in.dtype = t.stored_dtype();
   const int d = in.d_model, qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head, total = 1 + 9 * in.n_layers;
-  int done = 0;
-  auto step = [&]() {
-    if (progress) progress->store(static_cast<float>(++done) / total);
-    if (cancel && cancel->load()) {
-      error = "cancelled";
-      return false;
-    }
-    return true;
-  };
+  Steps step{progress, cancel, total, error};
   std::string e;
   auto fail = [&]() {
     if (error != "cancelled") error = dir + ": " + e;

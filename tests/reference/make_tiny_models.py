@@ -41,6 +41,19 @@ def pieces(text):
     return PAT.findall(text)
 
 
+def merge_pair(word, a, b):
+    """word with every adjacent (a, b) replaced by a + b, left to right."""
+    out, i = [], 0
+    while i < len(word):
+        if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
+            out.append(a + b)
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return out
+
+
 def train_merges(corpus, n_merges):
     words = [[B2U[b] for b in p.encode()] for p in pieces(corpus)]
     merges = []
@@ -53,18 +66,7 @@ def train_merges(corpus, n_merges):
             break
         best = max(sorted(counts), key=lambda p: counts[p])
         merges.append(best)
-        merged = []
-        for w in words:
-            out, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
-                    out.append(w[i] + w[i + 1])
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            merged.append(out)
-        words = merged
+        words = [merge_pair(w, *best) for w in words]
     return merges
 
 
@@ -75,16 +77,7 @@ def bpe(piece, ranks):
         rank, _ = min(pairs)
         if rank == 1 << 30:
             break
-        a, b = next(p for p, r in ranks.items() if r == rank)
-        out, i = [], 0
-        while i < len(w):
-            if i + 1 < len(w) and w[i] == a and w[i + 1] == b:
-                out.append(a + b)
-                i += 2
-            else:
-                out.append(w[i])
-                i += 1
-        w = out
+        w = merge_pair(w, *next(p for p, r in ranks.items() if r == rank))
     return w
 
 
@@ -370,15 +363,7 @@ def llama_tokenizer():
             counts[(a, b)] = counts.get((a, b), 0) + 1
         best = max(sorted(counts), key=lambda p: counts[p])
         merges.append(best)
-        out, i = [], 0
-        while i < len(word):
-            if i + 1 < len(word) and (word[i], word[i + 1]) == best:
-                out.append(word[i] + word[i + 1])
-                i += 2
-            else:
-                out.append(word[i])
-                i += 1
-        word = out
+        word = merge_pair(word, *best)
     vocab = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + chars + [a + b for a, b in merges]
     vocab = list(dict.fromkeys(vocab))
     return {t: i for i, t in enumerate(vocab)}, merges
@@ -391,16 +376,7 @@ def llama_tokenize(text, vocab, merges):
         best = min(((ranks.get((a, b), 1 << 30), i) for i, (a, b) in enumerate(zip(w, w[1:]))))
         if best[0] == 1 << 30:
             break
-        a, b = merges[best[0]]
-        out, i = [], 0
-        while i < len(w):
-            if i + 1 < len(w) and w[i] == a and w[i + 1] == b:
-                out.append(a + b)
-                i += 2
-            else:
-                out.append(w[i])
-                i += 1
-        w = out
+        w = merge_pair(w, *merges[best[0]])
     ids, toks = [vocab["<s>"]], ["<s>"]
     for k, sym in enumerate(w):
         if sym in vocab:
