@@ -117,6 +117,14 @@ struct TensorFiles {
   }
 };
 
+// The model's own attention pattern: causal (GPT-2, Llama) or full (BERT).
+std::shared_ptr<MaskMatrix> pattern(int n, bool causal) {
+  auto m = std::make_shared<MaskMatrix>(n, n);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) (*m)(i, j) = !causal || j <= i;
+  return m;
+}
+
 // Loading progress, one call per tensor read: advances the bar, stops on cancel.
 struct Steps {
   std::atomic<float>* progress;
@@ -472,9 +480,7 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
     x.rowwise() += type0_;
     x = layer_norm(x, emb_ln_g_, emb_ln_b_, info_.layer_norm_eps);
   }
-  auto allowed = std::make_shared<MaskMatrix>(n, n);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) (*allowed)(i, j) = bert_ || j <= i;
+  const auto allowed = pattern(n, !bert_);
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   for (int l = 0; l < info_.n_layers; ++l) {
     if (cancel && cancel->load()) {
@@ -542,9 +548,7 @@ Outcome HfModel::compute_llama(std::shared_ptr<Result> r, const std::vector<int>
   };
   Matrix x(n, d);
   for (int i = 0; i < n; ++i) x.row(i) = wte_.row(ids[i]);
-  auto allowed = std::make_shared<MaskMatrix>(n, n);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) (*allowed)(i, j) = j <= i;
+  const auto allowed = pattern(n, true);
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   const RowVector zero_q = RowVector::Zero(qd + 2 * kvd), zero_d = RowVector::Zero(d), zero_i = RowVector::Zero(info_.d_inner);
   for (int l = 0; l < info_.n_layers; ++l) {
