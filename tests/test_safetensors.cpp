@@ -1,6 +1,6 @@
 // The safetensors reader on files written byte by byte here: values decoded by hand (IEEE half
 // and bfloat16 bit patterns), and every kind of corrupt or hostile file refused with its reason.
-// This file is also built with AddressSanitizer (safetensors_asan_tests).
+// This file is also built with AddressSanitizer and UBSan (models_asan_tests).
 #include <doctest/doctest.h>
 
 #include <cmath>
