@@ -408,20 +408,8 @@ void ShowExportWindow(AppState& st) {
           err = st.export_path + ": the name must end in .csv, .npy, .json or .tsv";
         } else {
           const std::string id = st.export_what == kFirstMatrix ? "weights" : st.export_what == kFirstMatrix + 1 ? "masked" : q.step;
-          for (Step& s : head_steps(r, q.layer, q.head)) {
-            if (s.id != id) continue;
-            LabeledMatrix m{s.id, std::move(s.values), {}, {}};
-            auto labels = [&](Axis a, int n) {
-              std::vector<std::string> out;
-              for (int i = 0; i < n; ++i)
-                out.push_back(a == Axis::dims ? "d" + std::to_string(i)
-                                              : token_label((a == Axis::keys ? r.keys() : r.tokens)[i].text));
-              return out;
-            };
-            m.row_labels = labels(s.rows, static_cast<int>(m.values.rows()));
-            m.col_labels = labels(s.cols, static_cast<int>(m.values.cols()));
-            ok = write_file_atomic(st.export_path, encode_matrix(m, f), err);
-          }
+          LabeledMatrix m;
+          ok = step_matrix(r, q.layer, q.head, id, m, err) && write_file_atomic(st.export_path, encode_matrix(m, f), err);
         }
       }
       st.status = ok ? "exported " + st.export_path : "export failed: " + err;

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "example_session.hpp"  // generated: kExampleSession (assets/sessions/example.json)
+#include "export.hpp"
 #include "memory.hpp"
 #include "render/heatmap.hpp"
 #include "tokenize.hpp"
@@ -58,7 +59,9 @@ std::optional<Session> load_session(const std::string& path, std::string& error)
   return p.session;
 }
 
-void write_file_atomically(const std::string& path, const std::string& content) {
+// The test hook's state file: replaced by rename so a reader never sees half of it, but without
+// write_file_atomic's fsync, which would cost milliseconds every frame.
+void write_state_dump(const std::string& path, const std::string& content) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary);
@@ -751,7 +754,7 @@ int main(int argc, char** argv) {
 
       if (!opt.state_path.empty()) {
         std::string s = state_json(st, worker, bg, io.DisplayFramebufferScale, fb_w, fb_h);
-        if (s != last_state) write_file_atomically(opt.state_path, s), last_state = std::move(s);
+        if (s != last_state) write_state_dump(opt.state_path, s), last_state = std::move(s);
       }
       if (!opt.screenshot_path.empty()) {
         const bool settled = st.newest && st.newest->generation == st.posted && !worker.busy() && !st.incoming;

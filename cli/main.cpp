@@ -177,24 +177,11 @@ int export_command(const std::string& session_path, const std::string& matrix, i
   std::shared_ptr<const Result> r;
   int rc = 0;
   if (!load(session_path, r, rc)) return rc;
-  if (layer < 0 || layer >= int(r->layers.size())) return fail("layer " + std::to_string(layer) + " out of range");
-  if (head < 0 || head >= int(r->layers[layer].heads.size())) return fail("head " + std::to_string(head) + " out of range");
-  for (Step& s : head_steps(*r, layer, head)) {
-    if (s.id != matrix) continue;
-    LabeledMatrix m{s.id, std::move(s.values), {}, {}};
-    auto labels = [&](Axis a, int count) {
-      std::vector<std::string> out;
-      const auto& toks = a == Axis::keys ? r->keys() : r->tokens;
-      for (int i = 0; i < count; ++i) out.push_back(a == Axis::dims ? "d" + std::to_string(i) : token_label(toks[i].text));
-      return out;
-    };
-    m.row_labels = labels(s.rows, static_cast<int>(m.values.rows()));
-    m.col_labels = labels(s.cols, static_cast<int>(m.values.cols()));
-    std::string err;
-    if (!write_file_atomic(out_path, encode_matrix(m, f), err)) return fail(err);
-    return 0;
-  }
-  return fail("unknown matrix '" + matrix + "' (input, q, k, v, scores, scaled, biased, masked, weights, context, output)");
+  LabeledMatrix m;
+  std::string err;
+  if (!step_matrix(*r, layer, head, matrix, m, err)) return fail(err);
+  if (!write_file_atomic(out_path, encode_matrix(m, f), err)) return fail(err);
+  return 0;
 }
 
 }  // namespace

@@ -174,9 +174,8 @@ bool view_panels(const Result& r, const ViewRequest& q, std::vector<FigurePanel>
         p.title = s.title;
         p.caption = s.formula;
         p.values = std::move(s.values);
-        p.row_labels = s.rows == Axis::keys ? labels(r.keys()) : labels(r.tokens);
-        p.col_labels = s.cols == Axis::dims ? numbered(static_cast<int>(p.values.cols()), "d")
-                       : s.cols == Axis::keys ? labels(r.keys()) : labels(r.tokens);
+        p.row_labels = axis_labels(r, s.rows, static_cast<int>(p.values.rows()));
+        p.col_labels = axis_labels(r, s.cols, static_cast<int>(p.values.cols()));
         p.diverging = s.signed_values;
         p.non_negative = !s.signed_values;
         panels.push_back(std::move(p));

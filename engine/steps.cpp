@@ -5,6 +5,7 @@
 
 #include "attention.hpp"
 #include "positional.hpp"
+#include "tokenize.hpp"
 
 namespace attnlab {
 
@@ -104,6 +105,41 @@ std::vector<Step> head_steps(const Result& r, int layer, int head) {
                  "All heads' outputs side by side, projected back to d_model: the layer's attention output.",
                  L.attention_output, Axis::queries, Axis::dims});
   return out;
+}
+
+std::vector<std::string> axis_labels(const Result& r, Axis a, int count) {
+  std::vector<std::string> out;
+  const auto& tokens = a == Axis::keys ? r.keys() : r.tokens;
+  for (int i = 0; i < count; ++i) {
+    if (a != Axis::dims) {
+      out.push_back(token_label(tokens.at(i).text));
+      continue;
+    }
+    std::string d = std::to_string(i);  // (not "d" + ...: GCC 12 warns falsely, -Wrestrict)
+    d.insert(d.begin(), 'd');
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+bool step_matrix(const Result& r, int layer, int head, const std::string& id, LabeledMatrix& out, std::string& error) {
+  if (layer < 0 || layer >= static_cast<int>(r.layers.size())) {
+    error = "layer " + std::to_string(layer) + " out of range";
+    return false;
+  }
+  if (head < 0 || head >= static_cast<int>(r.layers[layer].heads.size())) {
+    error = "head " + std::to_string(head) + " out of range";
+    return false;
+  }
+  for (Step& s : head_steps(r, layer, head)) {
+    if (s.id != id) continue;
+    out = {s.id, std::move(s.values), {}, {}};
+    out.row_labels = axis_labels(r, s.rows, static_cast<int>(out.values.rows()));
+    out.col_labels = axis_labels(r, s.cols, static_cast<int>(out.values.cols()));
+    return true;
+  }
+  error = "unknown matrix '" + id + "' (input, q, k, v, scores, scaled, biased, masked, weights, context, output)";
+  return false;
 }
 
 }  // namespace attnlab

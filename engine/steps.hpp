@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "export.hpp"
 #include "pipeline.hpp"
 
 namespace attnlab {
@@ -28,5 +29,12 @@ struct Step {
 // itself (the logits minus the positional bias, -inf where masked). biased adds ALiBi / T5 bias
 // on every cell; masked puts -inf where the mask forbids.
 std::vector<Step> head_steps(const Result& r, int layer, int head);
+
+// Labels along an axis: the query or key tokens as shown, or "d0", "d1", ... for dimensions.
+std::vector<std::string> axis_labels(const Result& r, Axis a, int count);
+
+// One step of one head as a labelled matrix, for export (CLI, window). False with a one-line
+// reason when the layer, head or step id does not exist.
+bool step_matrix(const Result& r, int layer, int head, const std::string& id, LabeledMatrix& out, std::string& error);
 
 }  // namespace attnlab
