@@ -214,7 +214,9 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
                                     static_cast<int>(r.tokens.size()), static_cast<int>(r.keys().size())));
   if (d.steps_layer >= 0 && d.steps_layer < int(r.layers.size()) && d.steps_head >= 0 && d.steps_head < s->n_heads) {
     for (Step& st : head_steps(r, d.steps_layer, d.steps_head)) {
-      StepImage si{st.id, st.title, st.formula, make_image(st.values, nullptr, kMaxTextureSide)};
+      // weights: masked cells blank, as in the head grid (they are exactly 0 but not attended)
+      const MaskMatrix* shown = st.id == "weights" ? r.layers[d.steps_layer].heads[d.steps_head].allowed.get() : nullptr;
+      StepImage si{st.id, st.title, st.formula, make_image(st.values, shown, kMaxTextureSide)};
       if (st.signed_values) {
         const float m = std::max(std::abs(si.image.vmin), std::abs(si.image.vmax));
         si.image.vmin = -m;
