@@ -2,8 +2,9 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run test test-portable test-asan fuzz bench clean
 all: build
 
 deps:
@@ -23,9 +24,24 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The engine and CLI suite built for any x86-64 (no -march=native): no test may depend on one
+# CPU's rounding.
+test-portable:
+	$(MAKE) test BUILD=build-portable CMAKE_FLAGS="-DATTNLAB_NATIVE=OFF -DATTNLAB_GUI=OFF"
+
+# The engine and CLI suite under AddressSanitizer, UBSan and LeakSanitizer.
+test-asan:
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DATTNLAB_SANITIZE=ON -DATTNLAB_GUI=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+
+# Every libFuzzer target for FUZZ_SECONDS each (clang; single-threaded engine, no OpenBLAS).
+fuzz: deps
+	$(MAKE) build BUILD=build-fuzz CMAKE_FLAGS="-DATTNLAB_FUZZ=ON -DATTNLAB_GUI=OFF -DATTNLAB_OPENMP=OFF \
+	  -DATTNLAB_OPENBLAS=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+	scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
 bench: deps configure
 	cmake --build $(BUILD) -j $(JOBS) --target attnlab-bench
 	$(BUILD)/attnlab-bench
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-portable build-asan build-fuzz

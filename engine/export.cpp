@@ -1,7 +1,5 @@
 #include "export.hpp"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <bit>
 #include <cmath>
@@ -114,33 +112,6 @@ bool format_from_path(const std::string& path, MatrixFormat& f) {
   else if (ext == ".json") f = MatrixFormat::json;
   else if (ext == ".tsv") f = MatrixFormat::tsv;
   else return false;
-  return true;
-}
-
-bool write_file_atomic(const std::string& path, const std::string& bytes, std::string& error) {
-  namespace fs = std::filesystem;
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) {
-    error = path + ": cannot write: " + std::strerror(errno);
-    return false;
-  }
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 &&
-                  ::fsync(::fileno(f)) == 0;
-  const int saved = errno;
-  std::fclose(f);
-  std::error_code ec;
-  if (!ok) {
-    fs::remove(tmp, ec);
-    error = path + ": write failed: " + std::strerror(saved);
-    return false;
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    error = path + ": cannot replace: " + ec.message();
-    return false;
-  }
   return true;
 }
 

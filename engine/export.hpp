@@ -1,10 +1,11 @@
-// Matrices out of the program: CSV, NumPy .npy, JSON and tab-separated text, and the one way
-// every file is written (a temporary file beside the target, then a rename).
+// Matrices out of the program: CSV, NumPy .npy, JSON and tab-separated text. Files are written
+// with write_file_atomic (files.hpp).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "files.hpp"
 #include "tensor.hpp"
 
 namespace attnlab {
@@ -29,9 +30,5 @@ std::string to_matrix_json(const LabeledMatrix& m);
 std::string encode_matrix(const LabeledMatrix& m, MatrixFormat f);
 // The format a file name asks for (.csv .npy .json .tsv); false when none.
 bool format_from_path(const std::string& path, MatrixFormat& f);
-
-// Writes `bytes` to `path` whole or not at all: path.tmp-<pid> then rename. On failure returns
-// false with a one-line reason in `error`, and the old file (if any) is untouched.
-bool write_file_atomic(const std::string& path, const std::string& bytes, std::string& error);
 
 }  // namespace attnlab

@@ -44,7 +44,11 @@ std::vector<std::string> labels(const std::vector<Token>& tokens) {
 
 std::vector<std::string> numbered(int n, const char* prefix) {
   std::vector<std::string> out;
-  for (int i = 0; i < n; ++i) out.push_back(prefix + std::to_string(i));
+  for (int i = 0; i < n; ++i) {
+    std::string s = std::to_string(i);  // (not prefix + ...: GCC 12 warns falsely, -Wrestrict)
+    s.insert(0, prefix);
+    out.push_back(std::move(s));
+  }
   return out;
 }
 

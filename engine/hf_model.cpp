@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -14,7 +13,10 @@
 #include "masks.hpp"
 #include "metrics.hpp"
 #include "positional.hpp"
+#include "files.hpp"
+#include "json_input.hpp"
 #include "safetensors.hpp"
+#include "utf8.hpp"
 
 namespace fs = std::filesystem;
 
@@ -43,23 +45,31 @@ struct TensorFiles {
     if (fs::exists(single)) {
       names.push_back("model.safetensors");
     } else if (fs::exists(index)) {
-      try {
-        std::ifstream f(index);
-        const auto j = nlohmann::json::parse(f);
-        std::set<std::string> shards;
-        for (const auto& [t, file] : j.at("weight_map").items()) {
-          const std::string name = file.get<std::string>();
-          if (name.find('/') != std::string::npos || name.find("..") != std::string::npos) {
-            error = index + ": shard '" + name + "' must be a file in the model folder";
-            return false;
-          }
-          shards.insert(name);
-        }
-        names.assign(shards.begin(), shards.end());
-      } catch (const std::exception& e) {
-        error = index + ": " + e.what();
+      std::string text;
+      nlohmann::json j;
+      if (!read_file_limited(index, kMaxTokenizerFileBytes, text, error, "an index file")) return false;
+      if (!parse_json_input(text, j, error)) {
+        error = index + ": " + error;
         return false;
       }
+      if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
+        error = index + ": 'weight_map' must be an object of tensor name -> shard file";
+        return false;
+      }
+      std::set<std::string> shards;
+      for (const auto& [t, file] : j["weight_map"].items()) {
+        if (!file.is_string()) {
+          error = index + ": the shard of '" + t.substr(0, 60) + "' must be a file name, not " + json_excerpt(file);
+          return false;
+        }
+        const std::string name = file.get<std::string>();
+        if (name.empty() || name.find('/') != std::string::npos || name.find("..") != std::string::npos) {
+          error = index + ": shard '" + name + "' must be a file in the model folder";
+          return false;
+        }
+        shards.insert(name);
+      }
+      names.assign(shards.begin(), shards.end());
     } else {
       error = dir + ": no model.safetensors (or model.safetensors.index.json with its shards)";
       return false;
@@ -160,18 +170,27 @@ Matrix affine(const Matrix& x, const Matrix& w, const RowVector& b) {
   return y;
 }
 
-template <class T>
-bool get(const nlohmann::json& j, const char* key, T& out, T lo, T hi, const std::string& where, std::string& error) {
-  if (!j.contains(key) || !j[key].is_number()) {
-    error = where + ": '" + key + "' must be a number";
+// A required whole-number config key in [lo, hi], with a message naming the file and the key.
+bool get(const nlohmann::json& j, const char* key, int& out, long long lo, long long hi, const std::string& where,
+         std::string& error) {
+  return json_get(j, key, out, lo, hi, error, where, true);
+}
+
+// Epsilons of real checkpoints lie between 1e-12 and 1e-5; a non-positive one divides by zero.
+constexpr double kMinEps = 1e-30, kMaxEps = 1.0;
+
+// Reads a model folder's JSON file (config.json, tokenizer_config.json) with every check.
+bool read_json_file(const std::string& path, nlohmann::json& out, std::string& error) {
+  std::string text;
+  if (!read_file_limited(path, kMaxConfigFileBytes, text, error, "a configuration file")) return false;
+  if (!parse_json_input(text, out, error)) {
+    error = path + ": " + error;
     return false;
   }
-  const T v = j[key].get<T>();
-  if (!(v >= lo && v <= hi)) {
-    error = where + ": '" + key + "' (" + j[key].dump() + ") must be between " + std::to_string(lo) + " and " + std::to_string(hi);
+  if (!out.is_object()) {
+    error = path + ": must be a JSON object, not " + json_excerpt(out);
     return false;
   }
-  out = v;
   return true;
 }
 
@@ -184,22 +203,16 @@ std::unique_ptr<HfModel> HfModel::load(const std::string& dir, std::string& erro
   in.dir = dir;
   const std::string cfg_path = dir + "/config.json";
   nlohmann::json cfg;
-  try {
-    std::ifstream f(cfg_path);
-    if (!f) {
-      error = cfg_path + ": cannot open (is " + dir + " a model folder?)";
-      return nullptr;
-    }
-    cfg = nlohmann::json::parse(f);
-  } catch (const std::exception& e) {
-    error = cfg_path + ": not valid JSON (" + std::string(e.what()).substr(0, 100) + ")";
+  if (!fs::exists(fs::symlink_status(cfg_path))) {
+    error = cfg_path + ": cannot open (is " + dir + " a model folder?)";
     return nullptr;
   }
-  in.model_type = cfg.value("model_type", std::string());
+  if (!read_json_file(cfg_path, cfg, error) || !json_get(cfg, "model_type", in.model_type, error, cfg_path, true))
+    return nullptr;
   m->bert_ = in.model_type == "bert";
   m->llama_ = in.model_type == "llama";
   if (in.model_type != "gpt2" && !m->bert_ && !m->llama_) {
-    error = cfg_path + ": model_type '" + in.model_type + "' is not supported yet (gpt2, bert, llama)";
+    error = cfg_path + ": model_type '" + utf8_sanitize(in.model_type) + "' is not supported yet (gpt2, bert, llama)";
     return nullptr;
   }
   if (m->llama_) return load_llama(std::move(m), cfg, cfg_path, error, progress, cancel);
@@ -221,18 +234,35 @@ std::unique_ptr<HfModel> HfModel::load(const std::string& dir, std::string& erro
     if (!get(cfg, "intermediate_size", in.d_inner, 1, 1 << 20, cfg_path, error) ||
         !get(cfg, "type_vocab_size", type_vocab, 1, 1 << 10, cfg_path, error))
       return nullptr;
-    in.layer_norm_eps = cfg.value("layer_norm_eps", 1e-12);
-    if (cfg.value("hidden_act", std::string("gelu")) != "gelu") {
-      error = cfg_path + ": hidden_act '" + cfg.value("hidden_act", std::string()) + "' is not supported (gelu)";
+    in.layer_norm_eps = 1e-12;
+    std::string act = "gelu";
+    if (!json_get(cfg, "layer_norm_eps", in.layer_norm_eps, kMinEps, kMaxEps, error, cfg_path) ||
+        !json_get(cfg, "hidden_act", act, error, cfg_path))
+      return nullptr;
+    if (act != "gelu") {
+      error = cfg_path + ": hidden_act '" + utf8_sanitize(act) + "' is not supported (gelu)";
       return nullptr;
     }
     m->wordpiece_ = WordPiece::load(dir, error);
     if (!m->wordpiece_) return nullptr;
+    if (m->wordpiece_->max_id() >= in.vocab_size) {
+      error = dir + "/vocab.txt: has " + std::to_string(m->wordpiece_->max_id() + 1) + " tokens, more than vocab_size " +
+              std::to_string(in.vocab_size) + " in config.json";
+      return nullptr;
+    }
   } else {
-    in.layer_norm_eps = cfg.value("layer_norm_epsilon", 1e-5);
-    in.d_inner = cfg.contains("n_inner") && cfg["n_inner"].is_number() ? cfg["n_inner"].get<int>() : 4 * in.d_model;
+    in.layer_norm_eps = 1e-5;
+    in.d_inner = 4 * in.d_model;
+    if (!json_get(cfg, "layer_norm_epsilon", in.layer_norm_eps, kMinEps, kMaxEps, error, cfg_path) ||
+        !json_get(cfg, "n_inner", in.d_inner, 1, 1 << 20, error, cfg_path))
+      return nullptr;
     m->tokenizer_ = ByteBpe::load(dir, error);
     if (!m->tokenizer_) return nullptr;
+    if (m->tokenizer_->max_id() >= in.vocab_size) {
+      error = dir + ": the tokenizer's ids go up to " + std::to_string(m->tokenizer_->max_id()) + ", past vocab_size " +
+              std::to_string(in.vocab_size) + " in config.json";
+      return nullptr;
+    }
   }
 
   TensorFiles t;
@@ -320,43 +350,51 @@ std::unique_ptr<HfModel> HfModel::load_llama(std::unique_ptr<HfModel> m, const n
       !get(cfg, "vocab_size", in.vocab_size, 1, 1 << 22, cfg_path, error))
     return nullptr;
   in.n_kv_heads = in.n_heads;
-  if (cfg.contains("num_key_value_heads") && !cfg["num_key_value_heads"].is_null() &&
-      !get(cfg, "num_key_value_heads", in.n_kv_heads, 1, in.n_heads, cfg_path, error))
-    return nullptr;
+  if (!json_get(cfg, "num_key_value_heads", in.n_kv_heads, 1, in.n_heads, error, cfg_path)) return nullptr;
   if (in.n_heads % in.n_kv_heads != 0) {
     error = cfg_path + ": num_attention_heads " + std::to_string(in.n_heads) + " is not a multiple of num_key_value_heads " +
             std::to_string(in.n_kv_heads);
     return nullptr;
   }
   in.d_head = in.d_model / in.n_heads;
-  if (cfg.contains("head_dim") && cfg["head_dim"].is_number() && !get(cfg, "head_dim", in.d_head, 2, 1024, cfg_path, error))
-    return nullptr;
+  if (!json_get(cfg, "head_dim", in.d_head, 2, 1024, error, cfg_path)) return nullptr;
   if (in.d_head % 2 != 0 || (!cfg.contains("head_dim") && in.d_model % in.n_heads != 0)) {
     error = cfg_path + ": the head width " + std::to_string(in.d_head) + " must be even and divide hidden_size";
     return nullptr;
   }
-  in.layer_norm_eps = cfg.value("rms_norm_eps", 1e-6);
-  in.rope_theta = cfg.value("rope_theta", 10000.0);
+  in.layer_norm_eps = 1e-6;
+  in.rope_theta = 10000.0;
+  bool attention_bias = false;
+  std::string act = "silu";
+  if (!json_get(cfg, "rms_norm_eps", in.layer_norm_eps, kMinEps, kMaxEps, error, cfg_path) ||
+      !json_get(cfg, "rope_theta", in.rope_theta, 1.0, 1e12, error, cfg_path) ||
+      !json_get(cfg, "attention_bias", attention_bias, error, cfg_path) || !json_get(cfg, "hidden_act", act, error, cfg_path))
+    return nullptr;
   if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null()) {
-    error = cfg_path + ": rope_scaling " + cfg["rope_scaling"].dump() + " is not supported yet";
+    error = cfg_path + ": rope_scaling " + json_excerpt(cfg["rope_scaling"]) + " is not supported yet";
     return nullptr;
   }
-  if (cfg.value("attention_bias", false) || cfg.value("hidden_act", std::string("silu")) != "silu") {
+  if (attention_bias || act != "silu") {
     error = cfg_path + ": only hidden_act silu without attention biases is supported";
     return nullptr;
   }
   m->tokenizer_ = ByteBpe::load(dir, error);
   if (!m->tokenizer_) return nullptr;
+  if (m->tokenizer_->max_id() >= in.vocab_size) {
+    error = dir + ": the tokenizer's ids go up to " + std::to_string(m->tokenizer_->max_id()) + ", past vocab_size " +
+            std::to_string(in.vocab_size) + " in config.json";
+    return nullptr;
+  }
   // BOS first as the tokenizer would add it: SentencePiece-style (TinyLlama) by default, a
   // byte-level one (SmolLM, a GPT-2 tokenizer) only when tokenizer_config.json says add_bos_token
   bool add_bos = m->tokenizer_->metaspace();
-  if (std::ifstream tc(dir + "/tokenizer_config.json"); tc) {
-    try {
-      add_bos = nlohmann::json::parse(tc).value("add_bos_token", add_bos);
-    } catch (const std::exception&) {
-    }
+  if (const std::string tc = dir + "/tokenizer_config.json"; fs::exists(fs::symlink_status(tc))) {
+    nlohmann::json j;
+    if (!read_json_file(tc, j, error) || !json_get(j, "add_bos_token", add_bos, error, tc)) return nullptr;
   }
-  if (add_bos && cfg.contains("bos_token_id") && cfg["bos_token_id"].is_number_integer()) m->bos_id_ = cfg["bos_token_id"].get<int>();
+  int bos = -1;
+  if (!json_get(cfg, "bos_token_id", bos, 0, in.vocab_size - 1, error, cfg_path)) return nullptr;
+  if (add_bos) m->bos_id_ = bos;
 
   TensorFiles t;
   if (!t.open(dir, error)) return nullptr;

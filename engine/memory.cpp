@@ -1,8 +1,13 @@
 #include "memory.hpp"
 
+#include "tensor.hpp"
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+
+// The one definition of the alignment symbol tensor.hpp refers to (see there).
+extern "C" const int ATTNLAB_EIGEN_ALIGN_SYMBOL = EIGEN_MAX_ALIGN_BYTES;
 
 namespace attnlab {
 

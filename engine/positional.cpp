@@ -78,10 +78,13 @@ int t5_bucket(int relative_position, bool bidirectional, int num_buckets, int ma
   // half the buckets for exact distances, the rest logarithmic up to max_distance
   const int max_exact = num_buckets / 2;
   if (n < max_exact) return bucket + n;
-  const int large = max_exact + static_cast<int>(std::log(static_cast<double>(n) / max_exact) /
-                                                 std::log(static_cast<double>(max_distance) / max_exact) *
-                                                 (num_buckets - max_exact));
-  return bucket + std::min(large, num_buckets - 1);
+  // validate() keeps max_exact >= 1 and max_distance > max_exact; the clamps keep any other
+  // input inside the table (no NaN or overflow reaches the integer conversion)
+  if (max_exact < 1 || max_distance <= max_exact) return bucket + std::max(0, num_buckets - 1);
+  const double large = max_exact + std::log(static_cast<double>(n) / max_exact) /
+                                       std::log(static_cast<double>(max_distance) / max_exact) *
+                                       (num_buckets - max_exact);
+  return bucket + static_cast<int>(std::clamp(large, double(max_exact), double(num_buckets - 1)));
 }
 
 Matrix t5_bias_table(std::uint64_t seed, int num_buckets, int n_heads) {

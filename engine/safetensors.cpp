@@ -11,6 +11,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "json_input.hpp"
+
 namespace attnlab {
 
 namespace {
@@ -70,7 +72,7 @@ float bf16_to_float(std::uint16_t b) {
 }
 
 std::unique_ptr<SafeTensors> SafeTensors::open(const std::string& path, std::string& error) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block: refused below
   if (fd < 0) {
     error = path + ": cannot open: " + std::strerror(errno);
     return nullptr;
@@ -108,10 +110,8 @@ std::unique_ptr<SafeTensors> SafeTensors::open(const std::string& path, std::str
   t->data_start_ = 8 + n;
   const std::uint64_t data_size = size - 8 - n;
   nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(reinterpret_cast<const char*>(t->map_ + 8), reinterpret_cast<const char*>(t->map_ + 8 + n));
-  } catch (const nlohmann::json::exception& e) {
-    error = path + ": the header is not valid JSON (" + std::string(e.what()).substr(0, 120) + ")";
+  if (std::string why; !parse_json_input(std::string_view(reinterpret_cast<const char*>(t->map_ + 8), n), header, why)) {
+    error = path + ": the header is " + (why.starts_with("not valid JSON") ? why : "refused: " + why);
     return nullptr;
   }
   if (!header.is_object()) {
@@ -178,15 +178,32 @@ std::unique_ptr<SafeTensors> SafeTensors::open(const std::string& path, std::str
     by_begin.push_back({b, name});
     t->tensors_[name] = std::move(info);
   }
-  std::sort(by_begin.begin(), by_begin.end());
-  for (std::size_t i = 1; i < by_begin.size(); ++i) {
-    const TensorInfo& prev = t->tensors_[by_begin[i - 1].second];
-    const TensorInfo& cur = t->tensors_[by_begin[i].second];
-    if (cur.begin < prev.end && cur.end > cur.begin) {
-      error = path + ": tensors '" + by_begin[i - 1].second + "' and '" + by_begin[i].second + "' overlap (bytes " +
-              std::to_string(cur.begin) + " to " + std::to_string(std::min(cur.end, prev.end)) + ")";
+  // As the reference implementation requires: sorted by offset, every tensor starts where the
+  // one before ended and the last ends with the data, so no bytes are shared and none hidden.
+  std::sort(by_begin.begin(), by_begin.end(), [&](const auto& a, const auto& b) {
+    const TensorInfo &x = t->tensors_[a.second], &y = t->tensors_[b.second];
+    return x.begin != y.begin ? x.begin < y.begin : x.end < y.end;
+  });
+  std::size_t covered = 0;
+  std::string last = "";
+  for (const auto& [begin, name] : by_begin) {
+    const TensorInfo& cur = t->tensors_[name];
+    if (cur.begin < covered) {
+      error = path + ": tensors '" + last + "' and '" + name + "' overlap (bytes " + std::to_string(cur.begin) + " to " +
+              std::to_string(std::min(cur.end, covered)) + ")";
       return nullptr;
     }
+    if (cur.begin > covered) {
+      error = path + ": bytes " + std::to_string(covered) + " to " + std::to_string(cur.begin) +
+              " of the data belong to no tensor (before '" + name + "'); the format allows no gaps";
+      return nullptr;
+    }
+    covered = cur.end;
+    last = name;
+  }
+  if (covered != data_size) {
+    error = path + ": the last " + std::to_string(data_size - covered) + " bytes of the data belong to no tensor";
+    return nullptr;
   }
   return t;
 }

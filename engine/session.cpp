@@ -8,6 +8,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "json_input.hpp"
 #include "utf8.hpp"
 
 namespace attnlab {
@@ -85,7 +86,20 @@ std::string join_choices(const std::vector<std::string>& c) {
   return s;
 }
 
-std::string describe(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string describe(const json& v) { return json_excerpt(v); }
+
+std::string fmt_number(double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g", x);
+  return buf;
+}
+
+// A whole number that does not fit an int is refused as written (18446744073709551615, not -1).
+bool fits_int(const json& v) {
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<int>::max());
+  const long long x = v.get<long long>();
+  return x >= std::numeric_limits<int>::min() && x <= std::numeric_limits<int>::max();
+}
 
 template <class E, class Ref>
 Field enum_field(std::string path, const std::vector<std::string>& choices, std::string help, Ref ref,
@@ -110,11 +124,11 @@ Field int_field(std::string path, double min, double max, std::string help, Ref 
   Field f;
   f.spec = {path, "int", {}, min, max, "", std::move(help), std::move(applies)};
   f.get = [ref](const Session& s) { return json(ref(s)); };
-  f.set = [ref, path](Session& s, const json& v) -> std::string {
+  f.set = [ref, path, min, max](Session& s, const json& v) -> std::string {
     if (!v.is_number_integer()) return path + " must be a whole number, not " + describe(v);
-    // out-of-int values are clamped to one that validate() reports against the range
-    ref(s) = static_cast<int>(std::clamp<long long>(v.get<long long>(), std::numeric_limits<int>::min(),
-                                                    std::numeric_limits<int>::max()));
+    // values beyond int are refused here, as written; validate() checks the range of the rest
+    if (!fits_int(v)) return path + " (" + v.dump() + ") must be between " + fmt_number(min) + " and " + fmt_number(max);
+    ref(s) = static_cast<int>(v.get<long long>());
     return "";
   };
   f.relevant = std::move(rel);
@@ -331,7 +345,8 @@ std::vector<Field> make_fields() {
       std::vector<int> out;
       for (const auto& x : v) {
         if (!x.is_number_integer()) return "attention.mask.globals must hold whole numbers, not " + describe(x);
-        out.push_back(static_cast<int>(std::clamp<long long>(x.get<long long>(), -1, kMaxTokens)));
+        if (!fits_int(x)) return "attention.mask.globals: position " + x.dump() + " is outside 0.." + std::to_string(kMaxTokens - 1);
+        out.push_back(static_cast<int>(x.get<long long>()));
       }
       s.attention.mask.globals = out;
       return "";
@@ -359,9 +374,10 @@ std::vector<Field> make_fields() {
   f.push_back(int_field("attention.mask.n_rounds", 1, 16, "LSH hashing rounds; a pair in one bucket in any round attends",
                         [](auto& s) -> auto& { return s.attention.mask.n_rounds; }, mask_in({M::lsh}),
                         mask_list({M::lsh})));
-  f.push_back(string_field("attention.mask.pad_token", 64, "the token that marks padding keys",
-                           [](auto& s) -> auto& { return s.attention.mask.pad_token; }, mask_in({M::padding}),
-                           mask_list({M::padding})));
+  // always in force: both tokenizers keep it whole, whatever the mask (so it is always saved)
+  f.push_back(string_field("attention.mask.pad_token", 64,
+                           "a token the tokenizers keep whole; with mask padding, keys equal to it are masked",
+                           [](auto& s) -> auto& { return s.attention.mask.pad_token; }));
   {
     Field c;
     c.spec = {"attention.mask.cells", "cell_list", {}, 0, double(kMaxTokens - 1), "",
@@ -374,8 +390,9 @@ std::vector<Field> make_fields() {
       for (const auto& x : v) {
         if (!x.is_array() || x.size() != 2 || !x[0].is_number_integer() || !x[1].is_number_integer())
           return bad + " of whole numbers, not " + describe(x);
-        out.push_back({static_cast<int>(std::clamp<long long>(x[0].get<long long>(), -1, kMaxTokens)),
-                       static_cast<int>(std::clamp<long long>(x[1].get<long long>(), -1, kMaxTokens))});
+        if (!fits_int(x[0]) || !fits_int(x[1]))
+          return "custom cell " + describe(x) + " is outside 0.." + std::to_string(kMaxTokens - 1);
+        out.push_back({static_cast<int>(x[0].get<long long>()), static_cast<int>(x[1].get<long long>())});
       }
       s.attention.mask.cells = out;
       return "";
@@ -439,11 +456,8 @@ std::string option_get(const Session& s, std::string_view path) {
 }
 std::string option_set(Session& s, std::string_view path, std::string_view json_value) {
   json v;
-  try {
-    v = json::parse(json_value.begin(), json_value.end());
-  } catch (const json::parse_error&) {
-    return std::string(path) + ": not a JSON value";
-  }
+  std::string error;
+  if (!parse_json_input(json_value, v, error)) return std::string(path) + ": " + error;
   return field(path).set(s, v);
 }
 
@@ -475,14 +489,9 @@ std::string options_json() {
 SessionParse parse_session(std::string_view json_text) {
   SessionParse out;
   json j;
-  try {
-    j = json::parse(json_text.begin(), json_text.end());
-  } catch (const json::parse_error& e) {
-    // e.what() reads "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
-    std::string msg = e.what();
-    const auto at = msg.find("parse error");
-    // the message quotes the input it stopped at, which may hold invalid UTF-8
-    out.problems.push_back("not valid JSON: " + utf8_sanitize(at == std::string::npos ? msg : msg.substr(at)));
+  std::string error;
+  if (!parse_json_input(json_text, j, error)) {  // also refuses duplicate keys, deep nesting, 1e400
+    out.problems.push_back(error);
     return out;
   }
   Session s;
@@ -560,13 +569,6 @@ std::vector<Token> tokenize_context(const Session& s) { return tokenize_text(s, 
 
 bool mask_allows_cross(MaskKind k) { return k == MaskKind::none || k == MaskKind::padding || k == MaskKind::custom; }
 
-namespace {
-std::string fmt_number(double x) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%g", x);
-  return buf;
-}
-}  // namespace
 
 Validation validate(const Session& s) {
   Validation v;
@@ -615,7 +617,10 @@ Validation validate(const Session& s) {
   const auto& pos = s.positional;
   if (pos.kind == PositionalKind::t5) {
     const int max_exact = (pos.t5_bidirectional ? pos.t5_num_buckets / 2 : pos.t5_num_buckets) / 2;
-    if (pos.t5_max_distance <= max_exact)
+    if (max_exact < 1)
+      p.push_back("t5_num_buckets (" + std::to_string(pos.t5_num_buckets) + ") leaves no bucket for exact distances: use at least " +
+                  (pos.t5_bidirectional ? "4 with separate buckets for keys after the query" : "2"));
+    else if (pos.t5_max_distance <= max_exact)
       p.push_back("t5_max_distance (" + std::to_string(pos.t5_max_distance) +
                   ") must exceed the exact buckets (" + std::to_string(max_exact) + ")");
   }

@@ -1,9 +1,11 @@
 #include "wordpiece.hpp"
 
-#include <fstream>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "files.hpp"
+#include "json_input.hpp"
 #include "utf8.hpp"
 
 namespace attnlab {
@@ -46,7 +48,7 @@ std::unique_ptr<WordPiece> WordPiece::from_vocab(const std::string& vocab_txt, b
   auto need = [&](const char* t, int& out) {
     const auto it = w->vocab_.find(t);
     if (it == w->vocab_.end()) {
-      error = std::string("vocab.txt has no ") + t;
+      error = std::string("has no ") + t + " token";
       return false;
     }
     out = it->second;
@@ -57,22 +59,31 @@ std::unique_ptr<WordPiece> WordPiece::from_vocab(const std::string& vocab_txt, b
 }
 
 std::unique_ptr<WordPiece> WordPiece::load(const std::string& dir, std::string& error) {
-  std::ifstream f(dir + "/vocab.txt", std::ios::binary);
-  if (!f) {
+  const std::string path = dir + "/vocab.txt";
+  std::string vocab;
+  if (!is_regular_file(path) && std::filesystem::symlink_status(path).type() == std::filesystem::file_type::not_found) {
     error = dir + ": no vocab.txt (BERT's WordPiece vocabulary)";
     return nullptr;
   }
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  bool lower = true;
-  if (std::ifstream c(dir + "/tokenizer_config.json"); c) {
-    try {
-      lower = nlohmann::json::parse(c).value("do_lower_case", true);
-    } catch (const std::exception&) {
-    }
+  if (!read_file_limited(path, kMaxTokenizerFileBytes, vocab, error, "a tokenizer file")) return nullptr;
+  if (auto bad = utf8_first_invalid(vocab)) {
+    error = path + ": not valid UTF-8 (byte " + std::to_string(*bad) + ")";
+    return nullptr;
   }
-  auto w = from_vocab(ss.str(), lower, error);
-  if (!w) error = dir + ": " + error;
+  bool lower = true;
+  const std::string cfg_path = dir + "/tokenizer_config.json";
+  if (is_regular_file(cfg_path)) {
+    std::string text;
+    nlohmann::json c;
+    if (!read_file_limited(cfg_path, kMaxConfigFileBytes, text, error, "a configuration file")) return nullptr;
+    if (!parse_json_input(text, c, error)) {
+      error = cfg_path + ": " + error;
+      return nullptr;
+    }
+    if (!json_get(c, "do_lower_case", lower, error, cfg_path)) return nullptr;
+  }
+  auto w = from_vocab(vocab, lower, error);
+  if (!w) error = path + ": " + error;
   return w;
 }
 

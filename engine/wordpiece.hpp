@@ -19,6 +19,7 @@ class WordPiece {
   static std::unique_ptr<WordPiece> load(const std::string& dir, std::string& error);
   static std::unique_ptr<WordPiece> from_vocab(const std::string& vocab_txt, bool lower_case, std::string& error);
   bool encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
+  int max_id() const { return static_cast<int>(vocab_.size()) - 1; }  // ids are line numbers
 
  private:
   std::unordered_map<std::string, int> vocab_;
