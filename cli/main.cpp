@@ -1,37 +1,40 @@
 // attnlab-cli: headless commands over the same engine as the window.
 //   attnlab-cli compute SESSION.json [-o OUT.json]   Result as JSON (stdout without -o)
 //   attnlab-cli compute --model DIR --text TEXT       the same from a Hugging Face model folder
-//   attnlab-cli options                               every session option as JSON
+//   attnlab-cli estimate SESSION.json                  time and memory the session needs, as JSON
+//   attnlab-cli options [--markdown]                  every session option as JSON (or a table)
 //   attnlab-cli render SESSION.json --view V -o F.png  a figure (no display needed)
 //   attnlab-cli export SESSION.json --matrix M -o F.csv|.npy|.json|.tsv   one matrix
-// Errors: one line on stderr, exit 1 (2 for usage); an output file is written whole or not at all.
+// Errors: one line on stderr, exit 1 (2 for usage); an output file is written whole or not at all,
+// and nothing is written when the command fails.
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
-#include "colormap.hpp"
 #include <nlohmann/json.hpp>
 
+#include "colormap.hpp"
+#include "cost.hpp"
 #include "export.hpp"
 #include "figure_views.hpp"
+#include "files.hpp"
 #include "hf_model.hpp"
 #include "memory.hpp"
-#include "steps.hpp"
-#include "tokenize.hpp"
 #include "pipeline.hpp"
 #include "result_json.hpp"
 #include "session.hpp"
+#include "steps.hpp"
+#include "utf8.hpp"
 
-namespace fs = std::filesystem;
 using namespace attnlab;
 
 namespace {
 
 int fail(const std::string& msg) {
-  std::cerr << "attnlab-cli: " << msg << "\n";
+  std::string line = utf8_sanitize(msg);
+  for (char& c : line)
+    if (c == '\n' || c == '\r') c = ' ';
+  std::cerr << "attnlab-cli: " << line << "\n";
   return 1;
 }
 
@@ -41,84 +44,86 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
-bool read_file(const std::string& path, std::string& out, std::string& err) {
-  std::error_code ec;
-  if (path != "-" && fs::is_directory(path, ec)) {
-    err = path + ": is a directory";
-    return false;
-  }
-  std::ifstream f;
-  std::istream* in = &std::cin;
-  if (path != "-") {
-    f.open(path, std::ios::binary);
-    if (!f) {
-      err = path + ": cannot open: " + std::strerror(errno);
-      return false;
-    }
-    in = &f;
-  }
-  std::ostringstream ss;
-  ss << in->rdbuf();
-  out = ss.str();
+// A session file, parsed and validated; on failure rc is set and false returned.
+bool read_session(const std::string& path, Session& s, Validation& v, int& rc) {
+  std::string text, err;
+  if (!read_file_limited(path, kMaxSessionFileBytes, text, err, "a session file")) return rc = fail(err), false;
+  auto parsed = parse_session(text);
+  if (!parsed.session) return rc = fail(path + ": " + join(parsed.problems)), false;
+  s = *parsed.session;
+  v = validate(s);
+  if (!v.ok()) return rc = fail(path + ": " + join(v.problems)), false;
+  return true;
+}
+
+// Validated, within the budget of `use`, then computed.
+bool load(const std::string& path, CostUse use, std::shared_ptr<const Result>& out, int& rc, bool metrics = true) {
+  Session s;
+  Validation v;
+  if (!read_session(path, s, v, rc)) return false;
+  const int n = static_cast<int>(v.tokens.size()), n_k = s.context.enabled ? static_cast<int>(v.key_tokens.size()) : n;
+  if (auto problem = budget_problem(s, n, n_k, use, metrics); !problem.empty()) return rc = fail(path + ": " + problem), false;
+  Engine engine;
+  Outcome o = engine.compute(s, nullptr, {metrics});
+  if (!o.result) return rc = fail(path + ": " + join(o.problems)), false;
+  out = o.result;
   return true;
 }
 
 int compute_command(const std::string& session_path, const std::string& out_path, const std::string& model_dir,
                     const std::string& model_text) {
-  Outcome o;
+  std::shared_ptr<const Result> r;
+  int rc = 0;
   if (!model_dir.empty()) {
     std::string err;
     auto m = HfModel::load(model_dir, err);
     if (!m) return fail(err);
-    o = m->compute(model_text);
+    Outcome o = m->compute(model_text);
     if (!o.result) return fail(model_dir + ": " + join(o.problems));
+    r = o.result;
   } else {
     if (session_path.empty()) return fail("give a SESSION.json, or --model DIR --text TEXT");
-    std::string text, err;
-    if (!read_file(session_path, text, err)) return fail(err);
-    auto parsed = parse_session(text);
-    if (!parsed.session) return fail(session_path + ": " + join(parsed.problems));
-    o = compute(*parsed.session);
-    if (!o.result) return fail(session_path + ": " + join(o.problems));
+    if (!load(session_path, CostUse::compute, r, rc)) return rc;
   }
-
   if (out_path.empty() || out_path == "-") {
-    write_result_json(std::cout, *o.result);
-    std::cout.flush();
-    return std::cout ? 0 : fail("writing to standard output failed");
+    const bool ok = write_result_json(*r, [](std::string_view piece) {
+      return std::fwrite(piece.data(), 1, piece.size(), stdout) == piece.size();
+    });
+    return ok && std::fflush(stdout) == 0 ? 0 : fail("writing to standard output failed");
   }
-  // Write beside the target and rename, so a reader never sees a partial file.
-  const fs::path target(out_path);
-  const fs::path tmp = target.string() + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) return fail(out_path + ": cannot write: " + std::strerror(errno));
-    write_result_json(f, *o.result);
-    f.flush();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      return fail(out_path + ": write failed (disk full?)");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    return fail(out_path + ": cannot replace: " + ec.message());
-  }
+  std::string err;
+  if (!write_file_atomic(out_path, [&](const Put& put) { return write_result_json(*r, put); }, err)) return fail(err);
   return 0;
 }
 
-bool load(const std::string& session_path, std::shared_ptr<const Result>& out, int& rc) {
+int estimate_command(const std::string& path) {
+  Session s;
+  Validation v;
+  // the estimate is wanted most for sessions that are refused: read and tokenize, but report
+  // the budget's verdict rather than stop at it
   std::string text, err;
-  if (!read_file(session_path, text, err)) return rc = fail(err), false;
+  if (!read_file_limited(path, kMaxSessionFileBytes, text, err, "a session file")) return fail(err);
   auto parsed = parse_session(text);
-  if (!parsed.session) return rc = fail(session_path + ": " + join(parsed.problems)), false;
-  Outcome o = compute(*parsed.session);
-  if (!o.result) return rc = fail(session_path + ": " + join(o.problems)), false;
-  out = o.result;
-  return true;
+  if (!parsed.session) return fail(path + ": " + join(parsed.problems));
+  s = *parsed.session;
+  v = validate(s);
+  if (v.tokens.empty()) return fail(path + ": " + join(v.problems));
+  const int n = static_cast<int>(v.tokens.size()), n_k = s.context.enabled ? static_cast<int>(v.key_tokens.size()) : n;
+  const Cost c = estimate_cost(s, n, n_k);
+  nlohmann::ordered_json j;
+  j["n_tokens"] = n;
+  j["n_keys"] = n_k;
+  j["flops"] = c.flops;
+  j["random_draws"] = c.draws;
+  j["seconds"] = c.seconds();
+  j["bytes"] = {{"compute", bytes_for(s, c, n, n_k, CostUse::compute)},
+                {"export", bytes_for(s, c, n, n_k, CostUse::export_matrix)},
+                {"render", bytes_for(s, c, n, n_k, CostUse::render)},
+                {"window", bytes_for(s, c, n, n_k, CostUse::window)}};
+  j["limits"] = {{"bytes", memory_budget_bytes()}, {"seconds", kMaxComputeSeconds}};
+  j["problems"] = v.problems;
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  return 0;
 }
 
 struct RenderArgs {
@@ -130,7 +135,8 @@ struct RenderArgs {
 
 int render_command(const RenderArgs& a) {
   ViewRequest q;
-  if (!parse_figure_view(a.view, q.view)) return fail("unknown view '" + a.view + "' (heads, detail, model, mask, positional, gallery, similarity, step)");
+  if (!parse_figure_view(a.view, q.view))
+    return fail("unknown view '" + a.view + "' (heads, detail, model, mask, positional, gallery, similarity, step)");
   FigureStyle st;
   if (!parse_range_mode(a.range, st.range)) return fail("unknown range '" + a.range + "' (global, per_head, per_row)");
   if (!(a.scale == 1 || a.scale == 2 || a.scale == 4)) return fail("scale must be 1, 2 or 4");
@@ -138,6 +144,7 @@ int render_command(const RenderArgs& a) {
   st.colormap = a.colormap;
   if (&colormap(a.colormap) == &colormaps().front() && a.colormap != colormaps().front().name)
     return fail("unknown colormap '" + a.colormap + "'");
+  if (a.columns < 0 || a.columns > 1024) return fail("columns must be between 0 and 1024");
   st.log = a.log;
   st.light = a.light;
   st.numbers = !a.no_numbers;
@@ -150,12 +157,11 @@ int render_command(const RenderArgs& a) {
   q.step = a.step;
   std::shared_ptr<const Result> r;
   int rc = 0;
-  if (!load(a.session, r, rc)) return rc;
+  if (!load(a.session, CostUse::render, r, rc, q.view == FigureView::similarity)) return rc;
   if (q.view == FigureView::model && st.columns == 0) st.columns = static_cast<int>(r->layers[0].heads.size());
   std::vector<FigurePanel> panels;
   std::string title, err;
   if (!view_panels(*r, q, panels, title, err)) return fail(a.session + ": " + err);
-  if (a.out.empty()) return fail("-o FILE.png is required");
   FigureLayout layout;
   if (!write_png(a.out, render_figure(title, panels, st, &layout), err)) return fail(err);
   if (!a.layout.empty()) {  // where the cells were drawn, for tests and scripts
@@ -176,7 +182,7 @@ int export_command(const std::string& session_path, const std::string& matrix, i
   if (!format_from_path(out_path, f)) return fail(out_path + ": the name must end in .csv, .npy, .json or .tsv");
   std::shared_ptr<const Result> r;
   int rc = 0;
-  if (!load(session_path, r, rc)) return rc;
+  if (!load(session_path, CostUse::export_matrix, r, rc, false)) return rc;
   LabeledMatrix m;
   std::string err;
   if (!step_matrix(*r, layer, head, matrix, m, err)) return fail(err);
@@ -199,7 +205,13 @@ int main(int argc, char** argv) {
   compute_cmd->add_option("--model", model_dir, "a Hugging Face model folder (GPT-2, BERT or Llama family) instead of a session");
   compute_cmd->add_option("--text", model_text, "with --model: the text to run");
 
+  std::string estimate_path;
+  auto* estimate_cmd = app.add_subcommand("estimate", "print the time and memory a session needs, and the limits, as JSON");
+  estimate_cmd->add_option("session", estimate_path, "session JSON file (- for stdin)")->required();
+
+  bool markdown = false;
   auto* options_cmd = app.add_subcommand("options", "print every session option with its allowed values as JSON");
+  options_cmd->add_flag("--markdown", markdown, "as the Markdown table of docs/session-format.md");
 
   RenderArgs ra;
   auto* render_cmd = app.add_subcommand("render", "draw a view of a session to a PNG (no display needed)");
@@ -233,20 +245,24 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "attnlab-cli: " << e.what() << " (see attnlab-cli --help)\n";
+    std::string what = utf8_sanitize(e.what());
+    for (char& c : what)
+      if (c == '\n') c = ' ';
+    std::cerr << "attnlab-cli: " << what << " (see attnlab-cli --help)\n";
     return 2;
   }
 
   try {
     if (*options_cmd) {
-      std::cout << options_json() << "\n";
+      std::cout << (markdown ? options_markdown() : options_json() + "\n");
       return 0;
     }
     if (*compute_cmd) return compute_command(session_path, out_path, model_dir, model_text);
+    if (*estimate_cmd) return estimate_command(estimate_path);
     if (*render_cmd) return render_command(ra);
     if (*export_cmd) return export_command(ex_session, ex_matrix, ex_layer, ex_head, ex_out);
   } catch (const std::bad_alloc&) {
-    return fail("out of memory");
+    return fail("out of memory (the estimate was too low: please report the session)");
   } catch (const std::exception& e) {
     return fail(std::string("internal error: ") + e.what());
   }

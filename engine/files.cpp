@@ -44,7 +44,7 @@ bool read_all(int fd, std::size_t max_bytes, std::string& out, std::string& reas
   }
 }
 
-bool write_all(int fd, const std::string& bytes, int& err) {
+bool write_all(int fd, std::string_view bytes, int& err) {
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -117,7 +117,11 @@ bool is_regular_file(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-bool write_file_atomic(const std::string& path_in, const std::string& bytes, std::string& error) {
+bool write_file_atomic(const std::string& path, const std::string& bytes, std::string& error) {
+  return write_file_atomic(path, [&](const Put& put) { return put(bytes); }, error);
+}
+
+bool write_file_atomic(const std::string& path_in, const std::function<bool(const Put&)>& produce, std::string& error) {
   std::string path = path_in;
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
@@ -142,9 +146,9 @@ bool write_file_atomic(const std::string& path_in, const std::string& bytes, std
     }
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     int e = 0;
-    const bool ok = write_all(fd, bytes, e);
+    const bool ok = produce([&](std::string_view piece) { return write_all(fd, piece, e); }) && e == 0;
     ::close(fd);
-    if (!ok) error = path_in + ": write failed: " + std::strerror(e);
+    if (!ok) error = path_in + ": write failed: " + std::strerror(e ? e : EIO);
     return ok;
   }
   const std::string dir = parent_of(path);
@@ -162,7 +166,8 @@ bool write_file_atomic(const std::string& path_in, const std::string& bytes, std
   ::umask(umask_now);
   ::fchmod(fd, exists ? (st.st_mode & 07777) : (0666 & ~umask_now));
   int e = 0;
-  bool ok = write_all(fd, bytes, e);
+  bool ok = produce([&](std::string_view piece) { return write_all(fd, piece, e); }) && e == 0;
+  if (!ok && e == 0) e = EIO;
   if (ok && ::fsync(fd) != 0) ok = false, e = errno;
   if (::close(fd) != 0 && ok) ok = false, e = errno;
   if (!ok) {

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace attnlab {
 
@@ -27,6 +29,11 @@ bool is_regular_file(const std::string& path);
 // Writes `bytes` to `path` whole or not at all (see above). false with a one-line reason; the
 // old file, if any, is untouched.
 bool write_file_atomic(const std::string& path, const std::string& bytes, std::string& error);
+
+// The same for output made in pieces (a large Result): `produce` hands each piece to `put`,
+// which returns false once writing failed (produce should then stop and return false).
+using Put = std::function<bool(std::string_view)>;
+bool write_file_atomic(const std::string& path, const std::function<bool(const Put& put)>& produce, std::string& error);
 
 // The temporaries write_file_atomic makes are named ".<name>.attnlab-tmp-<pid>-XXXXXX" (and,
 // before that, "<name>.tmp-<pid>"). Removes those in `dir` whose process is gone (killed during

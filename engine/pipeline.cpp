@@ -137,7 +137,8 @@ void add_analyses(Result& r, bool rollout, bool residual, bool metrics) {
     mean_weights.push_back(m / static_cast<float>(layer.heads.size()));
   }
   if (rollout) r.rollout = attention_rollout(mean_weights, residual);
-  for (const LayerResult& layer : metrics ? r.layers : std::vector<LayerResult>{}) {
+  if (!metrics) return;
+  for (const LayerResult& layer : r.layers) {
     LayerMetrics m;
     for (const HeadResult& h : layer.heads) m.heads.push_back(head_metrics(h));
     m.head_similarity = head_similarity(layer.heads);

@@ -8,12 +8,12 @@
 // Masked logits are null.
 #pragma once
 
-#include <ostream>
-
+#include "files.hpp"
 #include "pipeline.hpp"
 
 namespace attnlab {
 
-void write_result_json(std::ostream& os, const Result& r);
+// Hands the JSON to `put` in pieces of about a megabyte; false when put failed.
+bool write_result_json(const Result& r, const Put& put);
 
 }  // namespace attnlab

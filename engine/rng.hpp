@@ -7,7 +7,8 @@
 //   normal pair p (Box-Muller, in double): u1 = 1 - uniform_{2p}, u2 = uniform_{2p+1},
 //     r = sqrt(-2 ln u1), z_{2p} = r cos(2 pi u2), z_{2p+1} = r sin(2 pi u2)
 // This is SplitMix64 (Steele, Lea, Flood 2014) read as a counter, so draws can be made in any
-// order or in parallel. tests/reference/rng.py is the independent implementation.
+// order or in parallel. tests/reference/make_golden.py (fnv1a64, stream_key, mix, uniforms,
+// normals) is the independent implementation; tests/golden/rng.json holds its draws.
 #pragma once
 
 #include <cstdint>

@@ -99,31 +99,51 @@ std::unique_ptr<SafeTensors> SafeTensors::open(const std::string& path, std::str
   t->path_ = path;
   t->map_ = static_cast<const unsigned char*>(map);
   t->map_size_ = size;
+  t->mapped_ = true;
+  return t->validate(error) ? std::move(t) : nullptr;
+}
 
+std::unique_ptr<SafeTensors> SafeTensors::from_bytes(std::string bytes, const std::string& name, std::string& error) {
+  std::unique_ptr<SafeTensors> t(new SafeTensors);
+  t->path_ = name;
+  t->owned_ = std::move(bytes);
+  t->map_ = reinterpret_cast<const unsigned char*>(t->owned_.data());
+  t->map_size_ = t->owned_.size();
+  if (t->map_size_ < 8) {
+    error = name + ": truncated: " + std::to_string(t->map_size_) + " bytes, fewer than the 8-byte header length";
+    return nullptr;
+  }
+  return t->validate(error) ? std::move(t) : nullptr;
+}
+
+bool SafeTensors::validate(std::string& error) {
+  SafeTensors* t = this;
+  const std::string& path = path_;
+  const std::uint64_t size = map_size_;
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | t->map_[i];
   if (n > kMaxHeader || n > size - 8) {
     error = path + ": header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
             " bytes)";
-    return nullptr;
+    return false;
   }
   t->data_start_ = 8 + n;
   const std::uint64_t data_size = size - 8 - n;
   nlohmann::json header;
   if (std::string why; !parse_json_input(std::string_view(reinterpret_cast<const char*>(t->map_ + 8), n), header, why)) {
     error = path + ": the header is " + (why.starts_with("not valid JSON") ? why : "refused: " + why);
-    return nullptr;
+    return false;
   }
   if (!header.is_object()) {
     error = path + ": the header is not a JSON object";
-    return nullptr;
+    return false;
   }
   std::vector<std::pair<std::size_t, std::string>> by_begin;
   for (const auto& [name, v] : header.items()) {
     if (name == "__metadata__") {
       if (!v.is_object()) {
         error = path + ": __metadata__ must be an object of strings";
-        return nullptr;
+        return false;
       }
       for (const auto& [k, m] : v.items())
         if (m.is_string()) t->metadata_[k] = m.get<std::string>();
@@ -132,27 +152,27 @@ std::unique_ptr<SafeTensors> SafeTensors::open(const std::string& path, std::str
     const std::string where = path + ": tensor '" + name + "': ";
     if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets")) {
       error = where + "needs dtype, shape and data_offsets";
-      return nullptr;
+      return false;
     }
     TensorInfo info;
     if (!v["dtype"].is_string() || !parse_dtype(v["dtype"].get<std::string>(), info.dtype)) {
       error = where + "dtype " + v["dtype"].dump() + " is not supported (F32, F16 or BF16)";
-      return nullptr;
+      return false;
     }
     if (!v["shape"].is_array()) {
       error = where + "shape must be a list of sizes";
-      return nullptr;
+      return false;
     }
     std::uint64_t elements = 1;
     for (const auto& d : v["shape"]) {
       if (!d.is_number_unsigned()) {
         error = where + "shape " + v["shape"].dump() + " must hold non-negative whole numbers";
-        return nullptr;
+        return false;
       }
       const std::uint64_t k = d.get<std::uint64_t>();
       if (k != 0 && elements > std::numeric_limits<std::uint64_t>::max() / 16 / k) {
         error = where + "shape " + v["shape"].dump() + " is too large";
-        return nullptr;
+        return false;
       }
       elements *= k;
       info.shape.push_back(static_cast<std::int64_t>(k));
@@ -160,18 +180,18 @@ std::unique_ptr<SafeTensors> SafeTensors::open(const std::string& path, std::str
     const auto& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
       error = where + "data_offsets must be [begin, end]";
-      return nullptr;
+      return false;
     }
     const std::uint64_t b = off[0].get<std::uint64_t>(), e = off[1].get<std::uint64_t>();
     if (b > e || e > data_size) {
       error = where + "data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + "] lie outside the " +
               std::to_string(data_size) + " bytes of data";
-      return nullptr;
+      return false;
     }
     if (e - b != elements * dtype_size(info.dtype)) {
       error = where + "shape " + shape_text(info.shape) + " of " + v["dtype"].get<std::string>() + " needs " +
               std::to_string(elements * dtype_size(info.dtype)) + " bytes, data_offsets give " + std::to_string(e - b);
-      return nullptr;
+      return false;
     }
     info.begin = b;
     info.end = e;
@@ -191,25 +211,25 @@ std::unique_ptr<SafeTensors> SafeTensors::open(const std::string& path, std::str
     if (cur.begin < covered) {
       error = path + ": tensors '" + last + "' and '" + name + "' overlap (bytes " + std::to_string(cur.begin) + " to " +
               std::to_string(std::min(cur.end, covered)) + ")";
-      return nullptr;
+      return false;
     }
     if (cur.begin > covered) {
       error = path + ": bytes " + std::to_string(covered) + " to " + std::to_string(cur.begin) +
               " of the data belong to no tensor (before '" + name + "'); the format allows no gaps";
-      return nullptr;
+      return false;
     }
     covered = cur.end;
     last = name;
   }
   if (covered != data_size) {
     error = path + ": the last " + std::to_string(data_size - covered) + " bytes of the data belong to no tensor";
-    return nullptr;
+    return false;
   }
-  return t;
+  return true;
 }
 
 SafeTensors::~SafeTensors() {
-  if (map_) ::munmap(const_cast<unsigned char*>(map_), map_size_);
+  if (map_ && mapped_) ::munmap(const_cast<unsigned char*>(map_), map_size_);
 }
 
 bool SafeTensors::read(const std::string& name, std::vector<float>& out, std::string& error,

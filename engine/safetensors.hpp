@@ -27,6 +27,8 @@ class SafeTensors {
  public:
   // nullptr with a one-line reason in `error` when the file is missing, unreadable or invalid.
   static std::unique_ptr<SafeTensors> open(const std::string& path, std::string& error);
+  // The same from bytes in memory (the fuzz target; `name` stands for the path in messages).
+  static std::unique_ptr<SafeTensors> from_bytes(std::string bytes, const std::string& name, std::string& error);
   ~SafeTensors();
   SafeTensors(const SafeTensors&) = delete;
   SafeTensors& operator=(const SafeTensors&) = delete;
@@ -43,7 +45,10 @@ class SafeTensors {
 
  private:
   SafeTensors() = default;
+  bool validate(std::string& error);  // the whole header, before anything is read
   std::string path_;
+  std::string owned_;    // from_bytes: the bytes themselves
+  bool mapped_ = false;  // open: map_ is an mmap to undo
   const unsigned char* map_ = nullptr;
   std::size_t map_size_ = 0;
   std::size_t data_start_ = 0;

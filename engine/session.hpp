@@ -142,7 +142,8 @@ struct OptionSpec {
 };
 const std::vector<OptionSpec>& session_options();
 const OptionSpec& option(std::string_view path);
-std::string options_json();  // every option as a JSON document (attnlab-cli options)
+std::string options_json();      // every option as a JSON document (attnlab-cli options)
+std::string options_markdown();  // the same as a Markdown table (docs/session-format.md)
 
 // Generic access by path, for editors that draw a widget per option (values as JSON text).
 bool option_relevant(const Session& s, std::string_view path);  // is this option in force?
@@ -152,7 +153,7 @@ std::string option_set(Session& s, std::string_view path, std::string_view json_
 // Limits that keep a session computable on a desktop.
 inline constexpr std::size_t kMaxTextBytes = 1 << 20;
 inline constexpr std::size_t kMaxTokens = 8192;
-inline constexpr double kMaxAttentionBytes = 6.0 * (1ull << 30);
+// Time and memory limits: cost.hpp (validate() applies them).
 
 // Enum <-> name, as written in JSON.
 const char* name(TokenizerKind k);

@@ -1,0 +1,28 @@
+// Fuzz target: a session file from arbitrary bytes. Parsing and validation must return problems,
+// never crash; what validates is computed when its cost estimate is tiny, and its JSON reads back
+// as the same session.
+#include <cstdint>
+#include <string>
+
+#include "pipeline.hpp"
+#include "session.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace attnlab;
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  const SessionParse p = parse_session(text);
+  if (!p.session) {
+    if (p.problems.empty()) __builtin_trap();  // a refusal always says why
+    return 0;
+  }
+  const Validation v = validate(*p.session);
+  // the written session reads back as itself
+  const SessionParse back = parse_session(to_json(*p.session));
+  if (v.ok() && (!back.session || !(*back.session == *p.session))) __builtin_trap();
+  if (!v.ok()) return 0;
+  if (estimate_cost(*p.session, v).flops > 2e7) return 0;  // tiny sessions only: the fuzzer needs speed
+  static Engine engine;
+  const Outcome o = engine.compute(*p.session);
+  if (!o.result && o.problems.empty()) __builtin_trap();
+  return 0;
+}
