@@ -34,9 +34,11 @@ test-asan:
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DATTNLAB_SANITIZE=ON -DATTNLAB_GUI=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
 
 # Every libFuzzer target for FUZZ_SECONDS each (clang; single-threaded engine, no OpenBLAS).
+FUZZ_TARGETS = fuzz_safetensors fuzz_session fuzz_tokenizer
 fuzz: deps
-	$(MAKE) build BUILD=build-fuzz CMAKE_FLAGS="-DATTNLAB_FUZZ=ON -DATTNLAB_GUI=OFF -DATTNLAB_OPENMP=OFF \
+	$(MAKE) configure BUILD=build-fuzz CMAKE_FLAGS="-DATTNLAB_FUZZ=ON -DATTNLAB_GUI=OFF -DATTNLAB_OPENMP=OFF \
 	  -DATTNLAB_OPENBLAS=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+	cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
 	scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 bench: deps configure

@@ -1,6 +1,7 @@
 #include "bpe.hpp"
 
 #include <climits>
+#include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <queue>
@@ -226,8 +227,13 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
 
 std::unique_ptr<ByteBpe> ByteBpe::load(const std::string& dir, std::string& error) {
   const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt", tj_path = dir + "/tokenizer.json";
+  // present in any form (a FIFO, a link to a device): read_file_limited says what is wrong with it
+  auto present = [](const std::string& p) {
+    std::error_code ec;
+    return std::filesystem::symlink_status(p, ec).type() != std::filesystem::file_type::not_found && !ec;
+  };
   std::string vocab, merges, tj;
-  if (is_regular_file(vocab_path) && is_regular_file(merges_path)) {
+  if (present(vocab_path) || present(merges_path)) {
     if (!read_file_limited(vocab_path, kMaxTokenizerFileBytes, vocab, error, "a tokenizer file") ||
         !read_file_limited(merges_path, kMaxTokenizerFileBytes, merges, error, "a tokenizer file"))
       return nullptr;
@@ -235,13 +241,7 @@ std::unique_ptr<ByteBpe> ByteBpe::load(const std::string& dir, std::string& erro
     if (!b) error = dir + "/" + error;
     return b;
   }
-  if (!is_regular_file(tj_path)) {
-    std::string why;
-    if (std::string probe; !read_file_limited(tj_path, kMaxTokenizerFileBytes, probe, why, "a tokenizer file") &&
-                           why.find("No such file") == std::string::npos) {
-      error = why;  // there, but a FIFO, a device or a directory
-      return nullptr;
-    }
+  if (!present(tj_path)) {
     error = dir + ": no tokenizer (vocab.json + merges.txt, or tokenizer.json)";
     return nullptr;
   }

@@ -14,6 +14,7 @@ namespace attnlab {
 struct Cost {
   double flops = 0;         // arithmetic of the whole computation
   double draws = 0;         // normal draws for the seeded weights and embeddings
+  double weight_bytes = 0;  // the seeded weights of every layer
   double result_bytes = 0;  // what the Result holds
   double peak_bytes = 0;    // the Result plus the largest buffers alive while computing it
   double seconds() const;   // at a conservative rate for this 2-core machine class

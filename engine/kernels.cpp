@@ -174,7 +174,8 @@ void nystrom_attention(const Matrix& q, const Matrix& k, const Matrix& v, int la
   const Matrix a = softmax_rows(q_l * k_l.transpose() * scale);  // (m, m)
   const Matrix b = softmax_rows(q_l * k.transpose() * scale);    // (m, n_k)
   // Moore-Penrose pseudo-inverse of A by SVD, in double
-  Eigen::JacobiSVD<Eigen::MatrixXd> svd(a.cast<double>(), Eigen::ComputeFullU | Eigen::ComputeFullV);
+  // divide and conquer (as LAPACK gesdd, what numpy uses): ~40x faster than Jacobi at m = 1024
+  Eigen::BDCSVD<Eigen::MatrixXd> svd(a.cast<double>(), Eigen::ComputeFullU | Eigen::ComputeFullV);
   const auto& sv = svd.singularValues();
   Eigen::VectorXd inv(sv.size());
   for (Eigen::Index i = 0; i < sv.size(); ++i) inv(i) = sv(i) > 1e-6 * sv(0) ? 1.0 / sv(i) : 0.0;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cost.hpp"
 #include "pipeline.hpp"
 #include "session.hpp"
 
@@ -20,7 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const SessionParse back = parse_session(to_json(*p.session));
   if (v.ok() && (!back.session || !(*back.session == *p.session))) __builtin_trap();
   if (!v.ok()) return 0;
-  if (estimate_cost(*p.session, v).flops > 2e7) return 0;  // tiny sessions only: the fuzzer needs speed
+  const int n = static_cast<int>(v.tokens.size());
+  const int n_k = p.session->context.enabled ? static_cast<int>(v.key_tokens.size()) : n;
+  if (estimate_cost(*p.session, n, n_k).flops > 2e7) return 0;  // tiny sessions only: the fuzzer needs speed
   static Engine engine;
   const Outcome o = engine.compute(*p.session);
   if (!o.result && o.problems.empty()) __builtin_trap();

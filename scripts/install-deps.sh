@@ -12,6 +12,8 @@ packages=(
   libglfw3-dev libimgui-dev python3-glad libstb-dev fonts-dejavu-core
   # headless GUI tests and the numpy reference
   xvfb xauth libgl1-mesa-dri xdotool xclip imagemagick python3 python3-numpy python3-pil
+  # fuzzing (make fuzz): clang with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev
 )
 
 missing=()
