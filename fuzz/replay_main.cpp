@@ -1,6 +1,7 @@
 // Without libFuzzer: runs LLVMFuzzerTestOneInput over every file of the folders given (the kept
 // crashers and the seed corpus), so each input that ever crashed stays a regression test.
 // Prints "replay: N passed, 0 failed"; a crash fails the test by itself.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
