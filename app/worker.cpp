@@ -116,7 +116,6 @@ ImageData mask_image(const MaskMatrix& m, std::string title) {
 void add_views(Snapshot& s) {
   const Result& r = *s.result;
   const auto& heads = r.layers[0].heads;
-  const int n = static_cast<int>(r.tokens.size());
   // the mask in force: one image, or one per head when heads differ (LSH)
   bool per_head = false;
   for (std::size_t h = 1; h < heads.size(); ++h) per_head |= heads[h].allowed != heads[0].allowed;
@@ -151,15 +150,15 @@ void add_views(Snapshot& s) {
     s.analysis.push_back(std::move(roll));
   }
   // positional views
-  const PositionalView v = r.key_tokens.empty() ? positional_view(r.session, n) : PositionalView{};
+  const PositionalView v = r.key_tokens.empty() ? positional_view(r) : PositionalView{};
   if (v.encoding.size()) {
-    ImageData e = signed_image(v.encoding, "encoding (positions x dimensions)", "added to the token embeddings");
+    ImageData e = signed_image(v.encoding, "encoding (positions x dimensions)", r.positions.source);
     e.token_rows = true;
     s.positional.push_back(std::move(e));
   }
   if (v.similarity.size()) {
     ImageData e = signed_image(v.similarity, "position-to-position similarity",
-                               r.session.positional.kind == PositionalKind::rope
+                               r.positions.kind == PositionalKind::rope
                                    ? "mean over pairs of cos((p - q) theta_m): depends on p - q only"
                                    : "cosine of the encoding rows");
     e.token_rows = e.token_cols = true;

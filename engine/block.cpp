@@ -38,7 +38,10 @@ std::vector<Matrix> attention_rollout(const std::vector<Matrix>& mean_weights, b
   std::vector<Matrix> out;
   Matrix acc;
   for (const Matrix& a : mean_weights) {
-    Matrix m = a;
+    // Effective weights of Linformer and Nystromformer can be negative, and rows of sigmoid
+    // attention need not sum to 1; rollout reads each row as a distribution, so negative
+    // weights count as 0 (as the metrics do) before the rows are renormalised.
+    Matrix m = a.cwiseMax(0.0f);
     if (residual) m = 0.5f * (m + Matrix::Identity(m.rows(), m.cols()));
     for (Eigen::Index i = 0; i < m.rows(); ++i)
       if (const float sum = m.row(i).sum(); sum > 0) m.row(i) /= sum;

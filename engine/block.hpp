@@ -22,7 +22,9 @@ FfnWeights ffn_weights(std::uint64_t seed, int layer, int d_model, int ffn_mult)
 Matrix ffn(const Matrix& x, const FfnWeights& w);  // GELU(x W1) W2
 
 // Attention rollout (Abnar & Zuidema 2020, sec. 3): per layer A = mean over heads of the
-// weights; with the residual term A <- (A + I) / 2; rows renormalised; rollout_l = A_l ... A_0.
+// weights, negative effective weights (Linformer, Nystromformer) taken as 0; with the residual
+// term A <- (A + I) / 2; rows renormalised to sum 1 (rows with no weight stay 0);
+// rollout_l = A_l ... A_0.
 // Returns rollout_l for every l (each (n, n)).
 std::vector<Matrix> attention_rollout(const std::vector<Matrix>& head_mean_weights, bool residual);
 

@@ -95,7 +95,6 @@ bool view_panels(const Result& r, const ViewRequest& q, std::vector<FigurePanel>
     return false;
   }
   const std::string what = q.logits ? "logits" : "attention weights";
-  const int n = static_cast<int>(r.tokens.size());
   switch (q.view) {
     case FigureView::heads:
       title = what + ", layer " + std::to_string(q.layer) + " (" + name(r.session.attention.mask.kind) + " mask)";
@@ -133,8 +132,8 @@ bool view_panels(const Result& r, const ViewRequest& q, std::vector<FigurePanel>
         error = "positional views are for self-attention (this session attends to a context)";
         return false;
       }
-      title = std::string("positional encoding: ") + name(r.session.positional.kind);
-      const PositionalView v = positional_view(r.session, n);
+      title = "positional encoding: " + r.positions.source;
+      const PositionalView v = positional_view(r);
       auto add = [&](const Matrix& m, std::string t, bool token_cols, bool diverging) {
         FigurePanel p;
         p.title = std::move(t);

@@ -503,6 +503,16 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
   s.attention.mask.kind = bert_ ? MaskKind::none : MaskKind::causal;
   r->d_head = dh;
 
+  // the positions as the model applies them, for the positional views
+  r->positions.kind = llama_ ? PositionalKind::rope : PositionalKind::learned;
+  if (llama_) {
+    r->positions.rope_base = info_.rope_theta;
+    r->positions.source = "the model's RoPE (rotate_half, rope_theta " + std::to_string(info_.rope_theta) + ")";
+  } else {
+    r->positions.table = wpe_.topRows(n);
+    r->positions.source = bert_ ? "the model's embeddings.position_embeddings (learned), added before the embedding LayerNorm"
+                                : "the model's wpe.weight (learned), added to the token embeddings";
+  }
   if (llama_) {
     s.positional.kind = PositionalKind::rope;
     s.positional.rope_base = info_.rope_theta;

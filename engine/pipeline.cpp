@@ -62,6 +62,31 @@ Matrix Engine::layer_input(const Session& s, const std::vector<Token>& tokens) {
   return x;
 }
 
+Positions Engine::positions_of(const Session& s, int n) const {
+  Positions p;
+  p.kind = s.positional.kind;
+  switch (s.positional.kind) {
+    case PositionalKind::sinusoidal:
+      p.table = sinusoidal_.topRows(n);
+      p.source = "sinusoidal (Vaswani et al. 2017), added to the token embeddings";
+      break;
+    case PositionalKind::learned:
+      p.table = learned_.topRows(n);
+      p.source = "learned absolute positions (a seeded table), added to the token embeddings";
+      break;
+    case PositionalKind::rope:
+      p.rope_base = s.positional.rope_base;
+      p.rope_fraction = s.positional.rope_fraction;
+      p.rope_convention = s.positional.rope_convention;
+      p.source = "RoPE: q and k rotated by position";
+      break;
+    case PositionalKind::alibi: p.source = "ALiBi: a linear distance penalty on the logits"; break;
+    case PositionalKind::t5: p.source = "T5: a learned bias per distance bucket on the logits"; break;
+    case PositionalKind::none: p.source = "no positional encoding"; break;
+  }
+  return p;
+}
+
 Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel, ComputeOptions options) {
   const auto t0 = std::chrono::steady_clock::now();
   Outcome out;
@@ -98,6 +123,7 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel, Compu
   cfg.seed = s.model.seed;
   cfg.tokens = &r->tokens;
   Matrix x = layer_input(s, r->tokens);  // the residual stream
+  r->positions = positions_of(s, static_cast<int>(r->tokens.size()));
   // cross-attention: every layer attends to the context's embeddings (+ positions), the
   // "memory" of an encoder-decoder model (Vaswani et al. 2017, sec. 3.2.3)
   Matrix context, context_ln;

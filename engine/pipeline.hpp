@@ -20,8 +20,19 @@ struct LayerMetrics {
   Matrix head_similarity;          // (n_heads, n_heads) Jensen-Shannon divergence
 };
 
+// The positions as they were applied, so that views draw what ran (a loaded model's own table,
+// its RoPE), never a table re-derived from a session.
+struct Positions {
+  PositionalKind kind = PositionalKind::none;
+  Matrix table;        // (n, d_model) the rows added to the token embeddings (sinusoidal, learned), else empty
+  std::string source;  // what the table or rotation is, as the views caption it
+  double rope_base = 10000, rope_fraction = 1.0;
+  RopeConvention rope_convention = RopeConvention::rotate_half;
+};
+
 struct Result {
   Session session;
+  Positions positions;
   std::vector<Token> tokens;      // queries (and keys in self-attention)
   std::vector<Token> key_tokens;  // cross-attention: the context's tokens (keys and values), else empty
   std::vector<LayerResult> layers;  // one per layer (one for now)
@@ -55,6 +66,7 @@ class Engine {
 
  private:
   const LayerWeights& weights(const Session& s, int layer);
+  Positions positions_of(const Session& s, int n) const;  // after layer_input filled the tables
   const FfnWeights& ffn(const Session& s, int layer);
 
   std::uint64_t cache_seed_ = 0;

@@ -7,30 +7,28 @@
 
 namespace attnlab {
 
-PositionalView positional_view(const Session& s, int n) {
+PositionalView positional_view(const Result& r) {
   PositionalView v;
-  const auto& p = s.positional;
-  const int d = s.model.d_model;
+  const Positions& pos = r.positions;
+  const Session& s = r.session;
+  const int n = static_cast<int>(r.tokens.size());
   auto cosine = [&](const Matrix& e) {
     Matrix unit = e;
     for (Eigen::Index i = 0; i < unit.rows(); ++i)
       if (const float norm = unit.row(i).norm(); norm > 0) unit.row(i) /= norm;
     return Matrix(unit * unit.transpose());
   };
-  switch (p.kind) {
+  switch (pos.kind) {
     case PositionalKind::sinusoidal:
-      v.encoding = sinusoidal_encoding(n, d);
-      v.similarity = cosine(v.encoding);
-      break;
     case PositionalKind::learned:
-      v.encoding = learned_encoding(s.model.seed, n, d);
-      v.similarity = cosine(v.encoding);
+      v.encoding = pos.table;
+      if (v.encoding.size()) v.similarity = cosine(v.encoding);
       break;
     case PositionalKind::rope: {
-      const int d_rot = rope_dims(s.d_head(), p.rope_fraction), half = d_rot / 2;
+      const int d_rot = rope_dims(r.d_head, pos.rope_fraction), half = d_rot / 2;
       v.rope_angles.resize(n, half);
       std::vector<double> theta(half);
-      for (int m = 0; m < half; ++m) theta[m] = std::pow(p.rope_base, -2.0 * m / d_rot);
+      for (int m = 0; m < half; ++m) theta[m] = std::pow(pos.rope_base, -2.0 * m / d_rot);
       for (int q = 0; q < n; ++q)
         for (int m = 0; m < half; ++m)
           v.rope_angles(q, m) = static_cast<float>(std::fmod(q * theta[m], 2 * std::numbers::pi));
@@ -44,7 +42,8 @@ PositionalView positional_view(const Session& s, int n) {
       break;
     }
     case PositionalKind::alibi:
-    case PositionalKind::t5:
+    case PositionalKind::t5: {
+      const auto& p = s.positional;
       if (p.kind == PositionalKind::alibi) v.slopes = alibi_slopes(s.model.n_heads);
       for (int h = 0; h < s.model.n_heads; ++h) {
         const auto rel = relative_bias(p, s.model.seed, h, s.model.n_heads, n, n);
@@ -54,6 +53,7 @@ PositionalView positional_view(const Session& s, int n) {
         v.bias.push_back(std::move(b));
       }
       break;
+    }
     case PositionalKind::none: break;
   }
   return v;

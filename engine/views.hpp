@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "masks.hpp"
+#include "pipeline.hpp"
 #include "session.hpp"
 #include "tensor.hpp"
 
@@ -19,7 +20,9 @@ struct PositionalView {
   std::vector<Matrix> bias;    // per head (n, n) bias added to the logits (alibi, t5)
   std::vector<double> slopes;  // alibi slopes per head
 };
-PositionalView positional_view(const Session& s, int n);
+// What the Result's positions were (Result::positions: a loaded model's own table or RoPE), and
+// the relative biases of the session's heads (ALiBi, T5), for its n query tokens.
+PositionalView positional_view(const Result& r);
 
 struct GalleryEntry {
   MaskKind kind;

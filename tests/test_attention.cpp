@@ -479,3 +479,24 @@ TEST_CASE("kernels: validation says which masks and biases each kernel supports"
   s.attention.normalizer.kind = NormalizerKind::sparsemax;
   CHECK(validate(s).problems.at(0) == "flash computes softmax; normalizer 'sparsemax' needs the exact kernel");
 }
+
+TEST_CASE("rollout: with signed effective weights (Linformer, Nystromformer) rows are distributions") {
+  for (auto kind : {KernelKind::linformer, KernelKind::nystrom}) {
+    for (bool residual : {true, false}) {
+      Session s = small("effective weights of approximations can be negative, and rollout must still be a distribution",
+                        MaskKind::none);
+      s.model.n_layers = 2;
+      s.attention.kernel.kind = kind;
+      s.analysis.rollout_residual = residual;
+      const auto r = run(s);
+      INFO(name(kind) << (residual ? " with" : " without") << " the residual term");
+      double most_negative = 0;
+      for (const auto& h : r->layers[0].heads) most_negative = std::min(most_negative, double(h.weights.minCoeff()));
+      if (kind == KernelKind::linformer) CHECK(most_negative < 0);  // the case this is about
+      for (const Matrix& roll : r->rollout) {
+        CHECK(roll.minCoeff() >= 0.0f);
+        for (Eigen::Index i = 0; i < roll.rows(); ++i) CHECK(roll.row(i).sum() == doctest::Approx(1.0).epsilon(1e-5));
+      }
+    }
+  }
+}

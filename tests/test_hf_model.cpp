@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "hf_model.hpp"
+#include "safetensors.hpp"
+#include "views.hpp"
 #include "test_util.hpp"
 
 using namespace attnlab;
@@ -161,4 +163,34 @@ TEST_CASE("interventions: another mask and temperature on one layer of a loaded 
       for (int i = 0; i < n; ++i)
         for (int j = 0; j < n; ++j)
           if (std::abs(i - j) > 1) CHECK(hh.weights(i, j) == 0.0f);
+}
+
+TEST_CASE("models: the Result carries the model's own positions (GPT-2 wpe rows, Llama RoPE), not a seeded table") {
+  std::string err;
+  auto m = HfModel::load(kModels + "tiny-gpt2", err);
+  REQUIRE_MESSAGE(m, err);
+  const Outcome o = m->compute("hello world again");
+  REQUIRE(o.result);
+  auto st = SafeTensors::open(kModels + "tiny-gpt2/model.safetensors", err);
+  REQUIRE(st);
+  std::vector<float> wpe;
+  REQUIRE(st->read("wpe.weight", wpe, err));
+  const Matrix& table = o.result->positions.table;
+  const int n = static_cast<int>(o.result->tokens.size()), d = m->info().d_model;
+  REQUIRE(table.rows() == n);
+  REQUIRE(table.cols() == d);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < d; ++j) CHECK(table(i, j) == wpe[std::size_t(i) * d + j]);  // a copy of the stored rows
+  CHECK(o.result->positions.source.find("wpe.weight") != std::string::npos);
+  const PositionalView v = positional_view(*o.result);
+  CHECK(v.encoding == table);
+
+  auto llama = HfModel::load(kModels + "tiny-llama", err);
+  REQUIRE_MESSAGE(llama, err);
+  const Outcome ol = llama->compute("hello world");
+  REQUIRE(ol.result);
+  CHECK(ol.result->positions.kind == PositionalKind::rope);
+  CHECK(ol.result->positions.table.size() == 0);
+  CHECK(ol.result->positions.rope_base == llama->info().rope_theta);
+  CHECK(positional_view(*ol.result).rope_angles.cols() == llama->info().d_head / 2);
 }

@@ -78,3 +78,28 @@ TEST_CASE("positional: learned table rows come from their streams") {
   const auto& c = g["learned"];
   test::check_matrix(learned_encoding(c["seed"], c["n"], c["d"]), c["table"], 1e-6, 0, "learned");
 }
+
+TEST_CASE("positional: every tiny T5 (num_buckets, max_distance) is refused or gives buckets inside the table") {
+  for (int nb = 1; nb <= 12; ++nb)
+    for (int md = 1; md <= 12; ++md)
+      for (bool bidir : {true, false}) {
+        Session s;
+        s.positional.kind = PositionalKind::t5;
+        s.positional.t5_num_buckets = nb;
+        s.positional.t5_max_distance = md;
+        s.positional.t5_bidirectional = bidir;
+        if (!validate(s).ok()) continue;
+        INFO("num_buckets " << nb << ", max_distance " << md << ", bidirectional " << bidir);
+        for (int r = -300; r <= 300; ++r) {
+          const int b = t5_bucket(r, bidir, nb, md);
+          CHECK((b >= 0 && b < nb));
+        }
+      }
+  Session s;
+  s.positional.kind = PositionalKind::t5;
+  s.positional.t5_num_buckets = 2;
+  CHECK_FALSE(validate(s).ok());
+  s.positional.t5_bidirectional = false;  // one direction: 2 buckets leave one exact distance
+  s.positional.t5_max_distance = 2;
+  CHECK(validate(s).ok());
+}

@@ -1,10 +1,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <random>
 #include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "pipeline.hpp"
 #include "session.hpp"
 
 using namespace attnlab;
@@ -194,4 +198,83 @@ TEST_CASE("session: cross-attention needs a context with tokens and a two-sequen
   CHECK(has_problem(validate(s).problems, "the context has no tokens: type something to attend to"));
   s.context.text = "bad \xff";
   CHECK(has_problem(validate(s).problems, "context is not valid UTF-8 at byte 4"));
+}
+
+namespace {
+// The Result's own session, written and read back, computes the same Result: the same tokens
+// and, on the same machine and path, bit-identical numbers (a documented property: the engine
+// is deterministic; what is compared is two runs of one path, not two paths).
+void check_reproduces(const Session& s, const std::string& what) {
+  INFO(what);
+  Engine engine;
+  const Outcome a = engine.compute(s);
+  if (!a.result) return;
+  const auto back = parse_session(to_json(a.result->session));
+  REQUIRE_MESSAGE(back.session, (back.problems.empty() ? "" : back.problems[0]));
+  Engine fresh;
+  const Outcome b = fresh.compute(*back.session);
+  REQUIRE_MESSAGE(b.result, (b.problems.empty() ? "" : b.problems[0]));
+  const Result &x = *a.result, &y = *b.result;
+  REQUIRE(x.tokens.size() == y.tokens.size());
+  for (std::size_t i = 0; i < x.tokens.size(); ++i) CHECK(x.tokens[i].text == y.tokens[i].text);
+  REQUIRE(x.layers.size() == y.layers.size());
+  for (std::size_t l = 0; l < x.layers.size(); ++l)
+    for (std::size_t h = 0; h < x.layers[l].heads.size(); ++h) {
+      CHECK(*x.layers[l].heads[h].allowed == *y.layers[l].heads[h].allowed);
+      CHECK(x.layers[l].heads[h].weights == y.layers[l].heads[h].weights);
+    }
+  CHECK(x.layers.back().output == y.layers.back().output);
+}
+
+std::string words(std::mt19937& rng, int n) {
+  static const char* pool[] = {"the", "cat", "[PAD]", "sat", "on", "<pad>", "mat", ",", "don't", "日本", "é", "_x_", "42"};
+  std::string t;
+  for (int i = 0; i < n; ++i) t += std::string(i ? " " : "") + pool[rng() % std::size(pool)];
+  return t;
+}
+}  // namespace
+
+TEST_CASE("session: every example's Result session computes the same Result again") {
+  for (const auto& e : std::filesystem::directory_iterator(std::string(ATTNLAB_ASSET_DIR) + "/sessions")) {
+    std::ifstream f(e.path());
+    const std::string text((std::istreambuf_iterator<char>(f)), {});
+    const auto p = parse_session(text);
+    REQUIRE_MESSAGE(p.session, e.path());
+    check_reproduces(*p.session, e.path().filename().string());
+  }
+  Session pad;  // the case that was wrong: a pad token other than the default, mask not padding
+  pad.text = "a <pad> b";
+  pad.attention.mask.kind = MaskKind::none;
+  pad.attention.mask.pad_token = "<pad>";
+  check_reproduces(pad, "pad_token <pad> with mask none");
+  REQUIRE(compute(pad).result->tokens.size() == 3);
+}
+
+TEST_CASE("session: randomised sessions' Result sessions compute the same Result again") {
+  std::mt19937 rng(2026);
+  int computed = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    Session s;
+    s.text = words(rng, 1 + int(rng() % 14));
+    s.model.d_model = 8 * (1 + int(rng() % 4));
+    for (const OptionSpec& o : session_options()) {
+      if (o.path == "text" || o.path == "model.d_model" || rng() % 3 == 0) continue;
+      std::string value;
+      if (o.type == "enum") value = "\"" + o.choices[rng() % o.choices.size()] + "\"";
+      else if (o.type == "bool") value = rng() % 2 ? "true" : "false";
+      else if (o.type == "int") value = std::to_string(int(o.min) + int(rng() % std::uint32_t(std::min(o.max - o.min, 8.0) + 1)));
+      else if (o.type == "number") value = std::to_string(o.min + (std::min(o.max, o.min + 4.0) - o.min) * (rng() % 1000) / 1000.0);
+      else if (o.type == "string" && o.path == "attention.mask.pad_token") value = rng() % 2 ? "\"<pad>\"" : "\"[PAD]\"";
+      else if (o.type == "string") value = "\"" + words(rng, 1 + int(rng() % 6)) + "\"";
+      else if (o.type == "int_list") value = "[" + std::to_string(rng() % 6) + "]";
+      else if (o.type == "cell_list") value = "[[1, 0], [2, 2], [" + std::to_string(rng() % 9) + ", 1]]";
+      else continue;
+      option_set(s, o.path, value);  // a value out of its range is fine: validate() says so
+    }
+    if (!validate(s).ok()) continue;
+    ++computed;
+    check_reproduces(s, to_json(s));
+  }
+  INFO("computed " << computed << " of 300");
+  CHECK(computed > 60);
 }

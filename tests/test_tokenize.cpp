@@ -1,8 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <climits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "bpe.hpp"
 #include "tokenize.hpp"
 #include "utf8.hpp"
 
@@ -63,4 +68,87 @@ TEST_CASE("utf8: invalid sequences are found at their byte offset") {
   CHECK(utf8_encode(0x1F600) == "😀");
   CHECK(utf8_sanitize("a\xff" "b\xc3") == "a\uFFFD" "b\uFFFD");
   CHECK(utf8_sanitize("é ok") == "é ok");
+}
+
+namespace {
+// The classic BPE loop (GPT-2's encoder.py bpe()): repeatedly merge every occurrence of the
+// lowest-ranked adjacent pair, left to right, until no pair has a rank.
+std::vector<std::string> naive_bpe(std::vector<std::string> word, const std::map<std::pair<std::string, std::string>, int>& ranks) {
+  for (;;) {
+    int best = INT_MAX;
+    std::pair<std::string, std::string> pair;
+    for (std::size_t k = 0; k + 1 < word.size(); ++k)
+      if (auto it = ranks.find({word[k], word[k + 1]}); it != ranks.end() && it->second < best) best = it->second, pair = it->first;
+    if (best == INT_MAX) return word;
+    std::vector<std::string> out;
+    for (std::size_t k = 0; k < word.size(); ++k) {
+      if (k + 1 < word.size() && word[k] == pair.first && word[k + 1] == pair.second) out.push_back(word[k] + word[k + 1]), ++k;
+      else out.push_back(word[k]);
+    }
+    word.swap(out);
+  }
+}
+}  // namespace
+
+TEST_CASE("bpe: the priority-queue merge gives the classic algorithm's tokens on random vocabularies") {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 40; ++trial) {
+    const std::string alphabet = "abcd";
+    nlohmann::json vocab = nlohmann::json::object();
+    std::vector<std::string> tokens;
+    for (char c : alphabet) tokens.push_back(std::string(1, c)), vocab[tokens.back()] = int(vocab.size());
+    vocab["\u0120"] = int(vocab.size());  // GPT-2's symbol for a space byte
+    tokens.push_back("\u0120");
+    std::map<std::pair<std::string, std::string>, int> ranks;
+    std::string merges = "#version: 0.2\n";
+    for (int m = 0; m < 30; ++m) {
+      const std::string a = tokens[rng() % tokens.size()], b = tokens[rng() % tokens.size()];
+      if (ranks.count({a, b}) || (a + b).size() > 12) continue;
+      ranks[{a, b}] = int(ranks.size());
+      merges += a + " " + b + "\n";
+      if (!vocab.contains(a + b)) vocab[a + b] = int(vocab.size()), tokens.push_back(a + b);
+    }
+    std::string err;
+    auto bpe = ByteBpe::from_strings(vocab.dump(), merges, err);
+    REQUIRE_MESSAGE(bpe, err);
+    for (int t = 0; t < 20; ++t) {
+      std::string text;
+      for (int k = 0, len = 1 + int(rng() % 40); k < len; ++k) text += "abcd "[rng() % 5];
+      std::vector<int> ids;
+      std::vector<Token> toks;
+      REQUIRE_MESSAGE(bpe->encode(text, ids, toks, err), err);
+      std::vector<int> want;
+      for (const auto& [b0, b1] : ByteBpe::pre_tokenize(text)) {
+        std::vector<std::string> word;
+        for (std::size_t k = b0; k < b1; ++k) word.push_back(text[k] == ' ' ? "\u0120" : std::string(1, text[k]));
+        for (const auto& piece : naive_bpe(word, ranks)) want.push_back(vocab[piece].get<int>());
+      }
+      INFO("text '" << text << "'");
+      CHECK(ids == want);
+      std::size_t covered = 0;  // the spans tile the text
+      for (const auto& tok : toks) {
+        CHECK(tok.begin == covered);
+        covered = tok.end;
+      }
+      CHECK(covered == text.size());
+    }
+  }
+}
+
+TEST_CASE("bpe: loading refuses merges that are not two symbols of the vocabulary") {
+  std::string err;
+  const std::string vocab = R"({"a": 0, "b": 1, "ab": 2})";
+  CHECK(ByteBpe::from_strings(vocab, "a b\n", err));
+  CHECK_FALSE(ByteBpe::from_strings(vocab, " \n", err));
+  CHECK(err == "merges.txt line 1: ' ' is not two symbols separated by one space");
+  CHECK_FALSE(ByteBpe::from_strings(vocab, "a b c\n", err));
+  CHECK_FALSE(ByteBpe::from_strings(vocab, "a c\n", err));
+  CHECK(err == "merges.txt line 1: merge 1 ('a' + 'c'): 'c' is not in the vocabulary");
+  CHECK_FALSE(ByteBpe::from_strings(R"({"a": -1})", "", err));
+  CHECK(err.find("must be a whole number from 0") != std::string::npos);
+  CHECK_FALSE(ByteBpe::from_tokenizer_json(R"({"model": {"vocab": {"a": 0}, "merges": [null]}})", err));
+  CHECK(err == "model.merges[0] must be \"a b\" or [\"a\", \"b\"], not null");
+  CHECK_FALSE(ByteBpe::from_tokenizer_json(R"({"model": {"vocab": {"a": 0}, "merges": [""]}})", err));
+  CHECK_FALSE(ByteBpe::from_tokenizer_json(R"({"model": {"vocab": {"a": 0}, "merges": [[]]}})", err));
+  CHECK_FALSE(ByteBpe::from_tokenizer_json(R"({"model": 3})", err));
 }

@@ -27,15 +27,24 @@ TEST_CASE("views: the gallery holds every mask kind, each as build_mask gives it
   CHECK(mask_gallery(s, tokens, nullptr).size() == gallery.size() - 1);  // no queries: no LSH
 }
 
+namespace {
+Result result_of(const Session& s) {
+  Outcome o = compute(s);
+  REQUIRE(o.result);
+  return *o.result;
+}
+}  // namespace
+
 TEST_CASE("views: positional similarity - cosine for sinusoidal, distance-only for RoPE") {
   Session s;
   s.model = {16, 2, 1};
-  auto v = positional_view(s, 9);
+  s.text = "a b c d e f g h i";
+  auto v = positional_view(result_of(s));
   REQUIRE(v.similarity.rows() == 9);
   for (int i = 0; i < 9; ++i) CHECK(v.similarity(i, i) == doctest::Approx(1.0));
   CHECK(v.encoding.rows() == 9);
   s.positional.kind = PositionalKind::rope;
-  v = positional_view(s, 9);
+  v = positional_view(result_of(s));
   CHECK(v.encoding.size() == 0);
   CHECK(v.rope_angles.cols() == 4);  // d_head 8: 4 pairs
   for (int a = 0; a < 9; ++a)
@@ -47,7 +56,8 @@ TEST_CASE("views: ALiBi bias per head is -m |i - j| with the paper's slopes") {
   Session s;
   s.model = {16, 4, 1};
   s.positional.kind = PositionalKind::alibi;
-  const auto v = positional_view(s, 5);
+  s.text = "a b c d e";
+  const auto v = positional_view(result_of(s));
   REQUIRE(v.bias.size() == 4);
   for (int h = 0; h < 4; ++h)
     for (int i = 0; i < 5; ++i)

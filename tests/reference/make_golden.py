@@ -364,6 +364,8 @@ def forward(s):
     acc = None
     for res in ([] if memory is not None else layers):
         a = np.mean([np.array(hd["weights"]) for hd in res["heads"]], axis=0)
+        # rows are read as distributions: negative effective weights (Linformer, Nystrom) count as 0
+        a = np.maximum(a, 0.0)
         if s.get("analysis", {}).get("rollout_residual", True):
             a = 0.5 * (a + np.eye(len(a)))
         sums = a.sum(axis=1, keepdims=True)
