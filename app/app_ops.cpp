@@ -13,6 +13,9 @@
 #include <sstream>
 
 #include "export.hpp"
+#include "files.hpp"
+#include "json_input.hpp"
+#include "utf8.hpp"
 #include "steps.hpp"
 #include "figure_views.hpp"
 #include "tokenize.hpp"
@@ -89,18 +92,15 @@ void Redo(AppState& st, Worker& worker) {
 }
 
 bool OpenSessionFile(AppState& st, Worker& worker, const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::error_code ec;
-  if (!f || fs::is_directory(path, ec)) {
-    st.status = "could not open " + path + ": " + (fs::is_directory(path, ec) ? "it is a directory" : std::strerror(errno));
+  std::string text, err;
+  if (!read_file_limited(path, kMaxSessionFileBytes, text, err, "a session file")) {
+    st.status = "could not open " + utf8_sanitize(err);
     st.status_error = true;
     return false;
   }
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto p = parse_session(ss.str());
+  auto p = parse_session(text);
   if (!p.session) {  // the current session stays as it was
-    st.status = "could not open " + path + ": " + Join(p.problems);
+    st.status = "could not open " + utf8_sanitize(path) + ": " + Join(p.problems);
     st.status_error = true;
     return false;
   }
@@ -139,21 +139,35 @@ void LoadPrefs(AppState& st) {
   if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) st.config_dir = std::string(x) + "/attnlab";
   else if (const char* h = std::getenv("HOME"); h && *h) st.config_dir = std::string(h) + "/.config/attnlab";
   if (st.config_dir.empty()) return;
-  std::ifstream f(st.config_dir + "/prefs.json");
-  if (!f) return;
-  try {
-    const auto j = nlohmann::json::parse(f);
-    st.font_scale = std::clamp(j.value("font_scale", 1.0f), 1.0f, 3.0f);
-    st.light = j.value("light", false);
-    st.numbers = j.value("numbers", true);
-    st.display.colormap = j.value("colormap", std::string("viridis"));
-    parse_range_mode(j.value("range", std::string("global")), st.display.range);
-    st.display.log = j.value("log", false);
-    for (const auto& r : j.value("recent", std::vector<std::string>{})) st.recent.push_back(r);
-    if (st.recent.size() > kMaxRecent) st.recent.resize(kMaxRecent);
-    if (j.contains("last_session") && j["last_session"].is_string()) st.last_session = j["last_session"];
-  } catch (const std::exception&) {
-    st.status = "ignored unreadable preferences in " + st.config_dir + "/prefs.json";
+  const std::string path = st.config_dir + "/prefs.json";
+  if (!fs::exists(fs::symlink_status(path))) return;
+  std::string text, err;
+  nlohmann::json j;
+  // every field checked on its own: one that is wrong is dropped, the rest are kept
+  if (!read_file_limited(path, kMaxConfigFileBytes, text, err, "a configuration file") || !parse_json_input(text, j, err) ||
+      !j.is_object()) {
+    st.status = "ignored unreadable preferences in " + utf8_sanitize(path) + (err.empty() ? "" : ": " + utf8_sanitize(err));
+    st.status_error = true;
+    return;
+  }
+  std::vector<std::string> bad;
+  double font = 1.0;
+  std::string colormap_name = st.display.colormap, range = "global", last;
+  if (!json_get(j, "font_scale", font, 1.0, 3.0, err, "prefs.json")) bad.push_back("font_scale");
+  if (!json_get(j, "light", st.light, err, "prefs.json")) bad.push_back("light");
+  if (!json_get(j, "numbers", st.numbers, err, "prefs.json")) bad.push_back("numbers");
+  if (!json_get(j, "colormap", colormap_name, err, "prefs.json")) bad.push_back("colormap");
+  if (!json_get(j, "range", range, err, "prefs.json") || !parse_range_mode(range, st.display.range)) bad.push_back("range");
+  if (!json_get(j, "log", st.display.log, err, "prefs.json")) bad.push_back("log");
+  if (!json_get(j, "last_session", last, err, "prefs.json")) bad.push_back("last_session");
+  st.font_scale = static_cast<float>(font);
+  st.display.colormap = colormap_name;
+  st.last_session = last;
+  if (j.contains("recent") && j["recent"].is_array())
+    for (const auto& r : j["recent"])
+      if (r.is_string() && st.recent.size() < kMaxRecent) st.recent.push_back(r.get<std::string>());
+  if (!bad.empty()) {
+    st.status = "ignored wrong preferences in " + utf8_sanitize(path) + ": " + Join(bad);
     st.status_error = true;
   }
 }
@@ -169,11 +183,15 @@ void SavePrefs(const AppState& st) {
   j["colormap"] = st.display.colormap;
   j["range"] = name(st.display.range);
   j["log"] = st.display.log;
-  j["recent"] = st.recent;
+  // a file name that is not valid UTF-8 cannot be written into JSON: it stays out of the list
+  nlohmann::json recent = nlohmann::json::array();
+  for (const auto& r : st.recent)
+    if (!utf8_first_invalid(r)) recent.push_back(r);
+  j["recent"] = recent;
   // the session being worked on, restored on the next start
   j["last_session"] = to_json(st.session);
   std::string err;
-  write_file_atomic(st.config_dir + "/prefs.json", j.dump(1) + "\n", err);
+  write_file_atomic(st.config_dir + "/prefs.json", j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", err);
 }
 
 // --- lessons ----------------------------------------------------------------------------------
@@ -186,8 +204,10 @@ void LoadLessons(AppState& st, const std::string& dir) {
   std::sort(files.begin(), files.end());
   for (const auto& path : files) {
     try {
-      std::ifstream f(path);
-      const auto j = nlohmann::json::parse(f);
+      std::string text, err;
+      nlohmann::json j;
+      if (!read_file_limited(path.string(), kMaxConfigFileBytes, text, err, "a lesson") || !parse_json_input(text, j, err))
+        throw std::runtime_error(err);
       Lesson l;
       l.title = j.at("title").get<std::string>();
       const Session base = parse_session(j.value("session", nlohmann::json::object()).dump()).session.value_or(Session{});
@@ -443,7 +463,15 @@ void StartModelLoad(AppState& st, const std::string& dir) {
   ModelLoad* l = st.loading.get();
   l->dir = dir;
   l->thread = std::thread([l] {
-    l->model = HfModel::load(l->dir, l->error, &l->progress, &l->cancel);
+    try {  // nothing escapes this thread: a failure is the load's error
+      l->model = HfModel::load(l->dir, l->error, &l->progress, &l->cancel);
+    } catch (const std::bad_alloc&) {
+      l->model.reset();
+      l->error = l->dir + ": out of memory loading the model";
+    } catch (const std::exception& e) {
+      l->model.reset();
+      l->error = l->dir + ": " + e.what();
+    }
     l->done = true;
   });
 }

@@ -5,18 +5,24 @@
 #include <backends/imgui_impl_glfw.h>
 #include <backends/imgui_impl_opengl3.h>
 #include <imgui.h>
+#include <imgui_internal.h>  // ErrorCheckEndFrameRecover: a frame that threw is closed cleanly
 #include <stb_image_write.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <signal.h>
 #include <sstream>
+#include <unistd.h>
 
 #include "example_session.hpp"  // generated: kExampleSession (assets/sessions/example.json)
 #include "export.hpp"
+#include "files.hpp"
 #include "memory.hpp"
 #include "render/heatmap.hpp"
 #include "tokenize.hpp"
@@ -27,6 +33,8 @@ using namespace attnlab;
 using namespace attnlab::app;
 
 namespace {
+
+std::string g_banner_for_state;  // the banner line, for the state dump
 
 struct Options {
   std::string session_path, screenshot_path, state_path;
@@ -46,17 +54,38 @@ std::string join(const std::vector<std::string>& v) {
 
 // Reads a session file; on failure returns the one-line reason.
 std::optional<Session> load_session(const std::string& path, std::string& error) {
-  std::ifstream f(path, std::ios::binary);
-  std::error_code ec;
-  if (!f || fs::is_directory(path, ec)) {
-    error = path + ": cannot open";
-    return std::nullopt;
-  }
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto p = parse_session(ss.str());
+  std::string text;
+  if (!read_file_limited(path, kMaxSessionFileBytes, text, error, "a session file")) return std::nullopt;
+  auto p = parse_session(text);
   if (!p.session) error = path + ": " + join(p.problems);
   return p.session;
+}
+
+// Every view's remembered selection, clamped to what the shown Result has (a head chosen before
+// n_heads went down must not be read past the end).
+void ClampSelections(AppState& st) {
+  if (!st.shown || !st.shown->result) return;
+  const Result& r = *st.shown->result;
+  const int layers = static_cast<int>(r.layers.size());
+  st.layer = std::clamp(st.layer, 0, std::max(0, layers - 1));
+  const int heads = layers ? static_cast<int>(r.layers[st.layer].heads.size()) : 0;
+  if (st.detail_head >= heads) st.detail_head = -1;
+  if (st.lines_head >= heads) st.lines_head = -1;
+  st.compare_head = std::clamp(st.compare_head, 0, std::max(0, heads - 1));
+  st.flash_head = std::clamp(st.flash_head, 0, std::max(0, heads - 1));
+  st.mask_head = std::clamp(st.mask_head, 0, std::max(0, heads - 1));
+  if (st.lines_token >= static_cast<int>(r.tokens.size())) st.lines_token = -1;
+  st.pipeline_step = std::max(0, st.pipeline_step);
+}
+
+// The marker of a running window: left behind when a run did not exit cleanly. That run's
+// session may be what took it down, so it is offered, not restored by itself.
+std::string running_marker(const AppState& st) { return st.config_dir.empty() ? "" : st.config_dir + "/running"; }
+bool last_run_crashed(const AppState& st) {
+  std::string text, err;
+  if (running_marker(st).empty() || !read_file_limited(running_marker(st), 64, text, err)) return false;
+  const long pid = std::strtol(text.c_str(), nullptr, 10);
+  return pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH);  // that process is gone
 }
 
 // The test hook's state file: replaced by rename so a reader never sees half of it, but without
@@ -152,6 +181,12 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   nlohmann::json j;
   j["posted"] = st.posted;
   j["busy"] = worker.busy() || st.incoming != nullptr;  // computing, or uploading textures
+  j["computing"] = worker.busy();
+  j["progress"] = worker.progress();
+  j["cancelled"] = worker.cancelled();
+  j["frame"] = ImGui::GetFrameCount();
+  j["offer_restore"] = st.offer_restore;
+  j["banner"] = g_banner_for_state;
   j["framebuffer"] = {fb_w, fb_h};
   j["background"] = {int(bg.x * 255 + 0.5f), int(bg.y * 255 + 0.5f), int(bg.z * 255 + 0.5f)};
   j["text_box"] = {st.text_box.x * scale.x, st.text_box.y * scale.y, st.text_box.z * scale.x, st.text_box.w * scale.y};
@@ -338,6 +373,8 @@ void HandleShortcuts(AppState& st, Worker& worker, GLFWwindow* window, const Opt
   if (pressed(GLFW_KEY_F1)) st.show_help = !st.show_help;
   if (pressed(GLFW_KEY_F5)) TogglePresentation(st, window, opt);
   if (pressed(GLFW_KEY_F9)) st.hide_controls = !st.hide_controls;
+  // Esc stops a long computation; the last picture stays (a text field keeps Esc for itself)
+  if (pressed(GLFW_KEY_ESCAPE) && worker.busy() && !io.WantTextInput) worker.cancel();
   if (pressed(GLFW_KEY_F11)) {
     st.fullscreen = !st.fullscreen;
     set_fullscreen(window, st.fullscreen, opt.width, opt.height);
@@ -391,9 +428,22 @@ int main(int argc, char** argv) {
   }
   LoadPrefs(st);
   LoadLessons(st, ATTNLAB_ASSET_DIR "/lessons");
+  // temporaries of saves that were killed part way (ours only: by name, and their process is gone)
+  if (!st.config_dir.empty()) remove_stale_temporaries(st.config_dir);
+  for (const auto& r : st.recent) remove_stale_temporaries(fs::path(r).parent_path().string());
+  const bool crashed = opt.screenshot_path.empty() && last_run_crashed(st);
   if (opt.session_path.empty() && opt.screenshot_path.empty() && !opt.example && !st.last_session.empty()) {
-    // where the last run left off (an invalid one is shown with its problems, as it was)
-    if (auto p = parse_session(st.last_session); p.session) st.session = *p.session;
+    if (crashed) {
+      st.offer_restore = true;  // the banner offers it; the example is shown meanwhile
+    } else if (auto p = parse_session(st.last_session); p.session) {
+      st.session = *p.session;  // where the last run left off (an invalid one shows its problems)
+    }
+  }
+  if (opt.screenshot_path.empty() && !running_marker(st).empty()) {
+    std::error_code ec;
+    fs::create_directories(st.config_dir, ec);
+    std::string err;
+    write_file_atomic(running_marker(st), std::to_string(::getpid()) + "\n", err);
   }
   if (!opt.session_path.empty()) {
     std::string err;
@@ -588,11 +638,15 @@ int main(int argc, char** argv) {
         st.posted = worker.post(st.session, st.display);  // metrics were asked for: compute them now
       }
 
+      ClampSelections(st);
       ImGui_ImplOpenGL3_NewFrame();
       ImGui_ImplGlfw_NewFrame();
       ImGui::NewFrame();
       st.hover = {};
       st.widgets.clear();
+      // Nothing that goes wrong while drawing may take the window down: the frame is closed
+      // cleanly, the problem is shown, and the last good state stays.
+      try {
 
       const ImGuiViewport* vp = ImGui::GetMainViewport();
       ImGui::SetNextWindowPos(vp->Pos);
@@ -709,6 +763,22 @@ int main(int argc, char** argv) {
         ImGui::SameLine();
         if (ImGui::SmallButton("dismiss")) banner.clear();
       }
+      if (st.offer_restore) {
+        ImGui::TextColored(ImVec4(1.0f, 0.7f, 0.3f, 1.0f),
+                           "attnlab did not close cleanly last time, so the session it had open was not restored "
+                           "(it may be what stopped it).");
+        ImGui::SameLine();
+        if (ImGui::SmallButton("restore it")) {
+          if (auto p = parse_session(st.last_session); p.session) {
+            st.session = *p.session;
+            Edited(st, worker);
+          }
+          st.offer_restore = false;
+        }
+        RecordWidget(st, "restore.offer");
+        ImGui::SameLine();
+        if (ImGui::SmallButton("keep the example")) st.offer_restore = false;
+      }
       if (!st.hide_controls) {
         const float side = ImGui::GetFontSize() * 25;
         ImGui::BeginChild("side", ImVec2(side, 0), false);
@@ -724,6 +794,7 @@ int main(int argc, char** argv) {
       }
       ImGui::BeginChild("heads", ImVec2(0, 0), false, ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse);
       ShowHeadGrid(st);
+      ShowProgress(st, worker);
       ImGui::EndChild();
       ImGui::End();
       ShowHeadDetail(st);
@@ -742,6 +813,10 @@ int main(int argc, char** argv) {
       ShowHelpWindow(st);
       ShowModelLoad(st, worker);
       HandleShortcuts(st, worker, window, opt);
+      } catch (const std::exception& e) {
+        ImGui::ErrorCheckEndFrameRecover(nullptr);
+        banner = std::string("a problem while drawing was caught (the window keeps the last good state): ") + e.what();
+      }
 
       ImGui::Render();
       int fb_w, fb_h;
@@ -752,6 +827,7 @@ int main(int argc, char** argv) {
       glClear(GL_COLOR_BUFFER_BIT);
       ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
 
+      g_banner_for_state = banner;
       if (!opt.state_path.empty()) {
         std::string s = state_json(st, worker, bg, io.DisplayFramebufferScale, fb_w, fb_h);
         if (s != last_state) write_state_dump(opt.state_path, s), last_state = std::move(s);
@@ -776,6 +852,7 @@ int main(int argc, char** argv) {
   }
 
   SavePrefs(st);  // preferences, recent files and the session, for the next start
+  if (!running_marker(st).empty() && opt.screenshot_path.empty()) std::remove(running_marker(st).c_str());  // a clean exit
   ImGui_ImplOpenGL3_Shutdown();
   ImGui_ImplGlfw_Shutdown();
   ImGui::DestroyContext();

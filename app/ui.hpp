@@ -95,6 +95,8 @@ struct AppState {
   std::string status;                   // the last file operation's outcome, shown in the menu bar
   bool status_error = false;
 
+  bool offer_restore = false;  // the last run did not exit cleanly: its session is offered, not restored
+
   // classroom
   bool light = false, hide_controls = false, fullscreen = false;
   float font_scale = 1.0f, applied_font_scale = 0.0f;
@@ -193,6 +195,8 @@ std::pair<int, int> DrawImage(const AppState& st, const ImageData& img, const He
 
 // panels/heads.cpp
 void ShowHeadGrid(AppState& st);
+// A computation running longer than 200 ms: its progress over the heads, and Cancel (or Esc).
+void ShowProgress(AppState& st, Worker& worker);
 void ShowHeadDetail(AppState& st);
 
 // One heatmap with token labels, hover tooltip and highlight. Returns true when clicked.

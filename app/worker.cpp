@@ -1,6 +1,7 @@
 #include "worker.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -234,6 +235,14 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
   add_views(*s);
   return s;
 }
+// A snapshot that only says what went wrong (made without allocating much: it follows a failure).
+std::shared_ptr<const Snapshot> problem_snapshot(std::uint64_t generation, const DisplayOptions& display, std::string problem) {
+  auto s = std::make_shared<Snapshot>();
+  s->generation = generation;
+  s->display = display;
+  s->problems.push_back(std::move(problem));
+  return s;
+}
 }  // namespace
 
 Worker::Worker() : thread_([this] { run(); }) {}
@@ -279,6 +288,20 @@ std::shared_ptr<const Snapshot> Worker::latest() const {
   return latest_;
 }
 
+double Worker::busy_seconds() const {
+  if (!busy_) return 0;
+  const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  return double(now - started_ns_.load()) * 1e-9;
+}
+
+void Worker::cancel() {
+  std::lock_guard lock(mu_);
+  if (!busy_) return;
+  cancelled_ = pending_generation_;
+  pending_.reset();
+  cancel_ = true;
+}
+
 void Worker::run() {
   for (;;) {
     Session s;
@@ -298,16 +321,34 @@ void Worker::run() {
       intervention = intervention_;
       cancel_ = false;
     }
-    Outcome o;
+    started_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+    progress_ = 0;
+    std::shared_ptr<const Snapshot> snap;
+    // Nothing may escape this thread: an exception becomes the request's problem.
     try {
-      o = model ? model->compute(s.text, &cancel_, {want_metrics_.load()}, intervention) : engine_.compute(s, &cancel_, {want_metrics_.load()});
+      const bool metrics = want_metrics_.load();
+      Outcome o;
+      // only the display changed (colormap, range, log, the pipeline's head): re-prepare the
+      // pictures from the Result in hand, never compute again (a model's forward pass included)
+      if (computed_ && computed_->session == s && computed_->model == model && computed_->intervention == intervention &&
+          (computed_->metrics || !metrics)) {
+        o.result = computed_->result;
+      } else {
+        o = model ? model->compute(s.text, &cancel_, {metrics, &progress_}, intervention)
+                  : engine_.compute(s, &cancel_, {metrics, &progress_});
+        if (o.result) computed_ = Computed{s, model, intervention, metrics, o.result};
+      }
+      if (o.cancelled) {
+        std::lock_guard lock(mu_);
+        if (!pending_) busy_ = false;
+        continue;  // a newer request is pending, or Esc
+      }
+      snap = make_snapshot(g, std::move(o), display);
     } catch (const std::bad_alloc&) {
-      o.problems = {"out of memory computing this session: use fewer tokens or heads"};
+      snap = problem_snapshot(g, display, "out of memory computing this session: use fewer tokens, heads or layers");
     } catch (const std::exception& e) {
-      o.problems = {std::string("internal error: ") + e.what()};
+      snap = problem_snapshot(g, display, std::string("could not compute this session: ") + e.what());
     }
-    if (o.cancelled) continue;  // a newer request is pending
-    auto snap = make_snapshot(g, std::move(o), display);
     std::lock_guard lock(mu_);
     latest_ = std::move(snap);
     if (!pending_) busy_ = false;

@@ -92,6 +92,12 @@ class Worker {
   std::shared_ptr<const Snapshot> latest() const;  // newest finished, or null before the first
   bool busy() const { return busy_.load(); }       // a request is pending or being computed
   std::uint64_t posted() const;
+  // The computation under way: how far (0..1) and for how long; Esc in the window cancels it
+  // (the last snapshot stays shown). cancelled(): the generation last cancelled this way.
+  float progress() const { return progress_.load(); }
+  double busy_seconds() const;
+  void cancel();
+  std::uint64_t cancelled() const { return cancelled_.load(); }
   // Per-head metrics are computed only while someone shows them (the Metrics window).
   void set_want_metrics(bool want) { want_metrics_ = want; }
   // With a model, every request runs the session's text through it (null: the random-weight engine).
@@ -116,6 +122,18 @@ class Worker {
   std::uint64_t pending_generation_ = 0;
   std::shared_ptr<const Snapshot> latest_;
   std::atomic<bool> cancel_{false}, quit_{false}, busy_{false}, want_metrics_{false};
+  std::atomic<float> progress_{0};
+  std::atomic<std::uint64_t> cancelled_{0};
+  std::atomic<std::int64_t> started_ns_{0};  // steady clock when the computation under way began
+  // what was last computed: a request that changes only how values are shown reuses it
+  struct Computed {
+    Session session;
+    std::shared_ptr<const HfModel> model;
+    Intervention intervention;
+    bool metrics = false;
+    std::shared_ptr<const Result> result;
+  };
+  std::optional<Computed> computed_;
   Engine engine_;
   std::thread thread_;
 };

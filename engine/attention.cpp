@@ -316,6 +316,7 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   const int n_blocks = static_cast<int>(blocks[0].size());
   const int n_tasks = n_heads * n_blocks;
   std::atomic<bool> stop{false};
+  std::atomic<int> done{0};
 #pragma omp parallel for schedule(dynamic, 1)
   for (int t = 0; t < n_tasks; ++t) {
     if (stop.load(std::memory_order_relaxed)) continue;
@@ -325,6 +326,12 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
     }
     const int h = t / n_blocks;
     attend_block(out.heads[h], blocks[h][t % n_blocks], plans[h]);
+    if (cfg.progress) {
+      // the exact pass is most of a layer; approximations and the output projection follow
+      const float share = kernel_is_approximation(cfg.kernel.kind) || cfg.kernel.kind == KernelKind::flash ? 0.5f : 0.9f;
+      cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * share * float(++done) / float(n_tasks),
+                          std::memory_order_relaxed);
+    }
   }
   if (stop || cancelled()) return false;
 
@@ -378,6 +385,8 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
         case KernelKind::exact: break;
       }
       r.approx = approx_error(w, o, exact_w, exact_o);
+      if (cfg.progress) cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * (0.5f + 0.4f * float(h + 1) / float(n_heads)),
+                                            std::memory_order_relaxed);
       r.weights = std::move(w);
       r.output = std::move(o);
     }

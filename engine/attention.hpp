@@ -57,6 +57,9 @@ struct AttentionConfig {
   // cross-attention: keys and values come from this (n_k, d_model) input instead of x
   const Matrix* kv_input = nullptr;
   const std::vector<Token>* key_tokens = nullptr;
+  // progress: this layer's share [progress_from, progress_to) of the whole, advanced per row block
+  std::atomic<float>* progress = nullptr;
+  float progress_from = 0, progress_to = 1;
 };
 
 // 1/sqrt(d_head) for scaled_dot (Vaswani et al. 2017, eq. 1), 1 for dot.

@@ -535,6 +535,7 @@ Outcome HfModel::compute(const std::string& text, const std::atomic<bool>* cance
       out.cancelled = true;
       return out;
     }
+    if (options.progress) options.progress->store(float(l) / float(info_.n_layers + 1));
     const Layer& L = layers_[l];
     LayerResult layer;
     layer.input = x;
@@ -604,6 +605,7 @@ Outcome HfModel::compute_llama(std::shared_ptr<Result> r, const std::vector<int>
       out.cancelled = true;
       return out;
     }
+    if (options.progress) options.progress->store(float(l) / float(info_.n_layers + 1));
     const Layer& L = layers_[l];
     LayerResult layer;
     layer.input = x;

@@ -39,6 +39,7 @@ struct Intervention {
   bool replace_mask = false;
   Session::Attention::Mask mask;
   std::string describe() const;  // "layer 1: mask none, temperature 0.5"
+  bool operator==(const Intervention&) const = default;
 };
 
 class HfModel {

@@ -134,8 +134,12 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel, Compu
     cfg.key_tokens = &r->key_tokens;
   }
   r->layers.resize(s.model.n_layers);
+  cfg.progress = options.progress;
+  const float L = static_cast<float>(s.model.n_layers) + 0.25f;  // the last quarter: rollout and metrics
   for (int l = 0; l < s.model.n_layers; ++l) {
     cfg.layer = l;
+    cfg.progress_from = float(l) / L;
+    cfg.progress_to = float(l + 1) / L;
     LayerResult& layer = r->layers[l];
     if (s.model.block == BlockKind::attention) {
       if (!attention_layer(x, weights(s, l), cfg, layer, cancel)) return out.cancelled = true, out;
@@ -149,7 +153,9 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel, Compu
       layer.output = x;
     }
   }
+  if (cancel && cancel->load()) return out.cancelled = true, out;
   add_analyses(*r, !s.context.enabled, s.analysis.rollout_residual, options.metrics);
+  if (options.progress) options.progress->store(1.0f);
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
   return out;

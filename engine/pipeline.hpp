@@ -52,6 +52,7 @@ struct Outcome {
 
 struct ComputeOptions {
   bool metrics = true;  // per-head metrics and head similarity (about 5 ms at n = 256, 12 heads)
+  std::atomic<float>* progress = nullptr;  // 0..1 as the layers and their row blocks finish (null: not reported)
 };
 
 // Computes sessions, keeping what does not change between keystrokes (projection weights,

@@ -617,6 +617,35 @@ std::vector<Token> tokenize_text(const Session& s, const std::string& text) {
 std::vector<Token> tokenize(const Session& s) { return tokenize_text(s, s.text); }
 std::vector<Token> tokenize_context(const Session& s) { return tokenize_text(s, s.context.text); }
 
+std::vector<std::string> problem_options(const std::string& problem) {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& path) {
+    if (std::find(out.begin(), out.end(), path) == out.end()) out.push_back(path);
+  };
+  auto has = [&](const char* part) { return problem.find(part) != std::string::npos; };
+  for (const auto& o : session_options()) {
+    const std::string last = o.path.substr(o.path.rfind('.') + 1);
+    // the full path, or a name distinctive enough to stand for it ("n_kv_heads", "t5_max_distance")
+    if (has(o.path.c_str()) || (last.size() >= 7 && last != "enabled" && problem.find(last) != std::string::npos))
+      add(o.path);
+  }
+  if (has("kernel '") || has("flash computes")) add("attention.kernel.kind");
+  if (has("mask '") || has("supports mask")) add("attention.mask.kind");
+  if (has("normalizer '")) add("attention.normalizer.kind");
+  if (has(" bias to its scores")) add("positional.kind");
+  if (has("is not divisible by")) add("model.d_model"), add("model.n_heads");
+  if (has("summary columns")) add("attention.mask.summary");
+  if (has("the text ") || problem.starts_with("text ")) add("text");
+  if (has("the context ") || problem.starts_with("context ")) add("context.text");
+  if (has("of memory") || has("s on this machine")) {  // the budget: what makes a session large
+    add("model.n_heads"), add("model.n_layers"), add("model.d_model");
+    if (has("features")) add("attention.kernel.features");
+    if (has("landmarks")) add("attention.kernel.landmarks");
+    if (has("projection")) add("attention.kernel.projected_length");
+  }
+  return out;
+}
+
 bool mask_allows_cross(MaskKind k) { return k == MaskKind::none || k == MaskKind::padding || k == MaskKind::custom; }
 
 

@@ -186,6 +186,10 @@ struct Validation {
 // Every problem of a session, each with its value and the rule it breaks.
 Validation validate(const Session& s);
 
+// The options a problem of validate() is about (its paths), so a window can show it beside the
+// controls that cause it: the option named in it, or the kind a rule concerns.
+std::vector<std::string> problem_options(const std::string& problem);
+
 std::vector<Token> tokenize(const Session& s);
 std::vector<Token> tokenize_context(const Session& s);  // the context text, with the same tokenizer
 

@@ -155,7 +155,7 @@ TEST_CASE("cost: sessions that would run for minutes or exhaust memory are refus
   CHECK(has(v.problems.back(), "of it the layers' weights"));
   s.model = {};
   s.text.clear();
-  for (int i = 0; i < 8192; ++i) s.text += "w" + std::to_string(i) + " ";
+  for (int i = 0; i < 8192; ++i) s.text += std::to_string(i).insert(0, 1, 'w') + " ";
   s.attention.mask.kind = MaskKind::none;
   s.attention.kernel.kind = KernelKind::performer;
   s.attention.kernel.features = 8192;

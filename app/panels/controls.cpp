@@ -2,6 +2,7 @@
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -123,6 +124,21 @@ bool OptionWidget(AppState& st, const OptionSpec& o) {
   return option_set(s, o.path, next).empty();
 }
 
+// The problems of the newest edit that concern option `path`, in red right under its control.
+void ProblemsFor(AppState& st, const std::string& path) {
+  if (!st.problems_current()) return;
+  for (const auto& p : st.newest->problems) {
+    const auto paths = problem_options(p);
+    if (std::find(paths.begin(), paths.end(), path) == paths.end()) continue;
+    ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.0f, 0.45f, 0.4f, 1.0f));
+    ImGui::PushTextWrapPos(0);
+    ImGui::TextUnformatted(("! " + p).c_str());
+    ImGui::PopTextWrapPos();
+    ImGui::PopStyleColor();
+    RecordWidget(st, "problem." + path);
+  }
+}
+
 // Every relevant option whose path starts with one of `prefixes`, in table order.
 bool OptionSection(AppState& st, const char* title, std::initializer_list<const char*> prefixes) {
   Section(title);
@@ -134,6 +150,7 @@ bool OptionSection(AppState& st, const char* title, std::initializer_list<const 
     if (!match || !option_relevant(st.session, o.path)) continue;
     ImGui::PushID(o.path.c_str());
     changed |= OptionWidget(st, o);
+    ProblemsFor(st, o.path);
     ImGui::PopID();
     if (o.path == "model.n_heads" && st.session.n_heads_ok())
       ImGui::TextDisabled("d_head = %d / %d = %d", st.session.model.d_model, st.session.model.n_heads, st.session.d_head());
@@ -150,6 +167,7 @@ void ShowTextPanel(AppState& st, Worker& worker) {
   if (ImGui::InputTextMultiline("##text", &st.session.text, box)) Edited(st, worker, true);
   const ImVec2 sz = ImGui::GetItemRectSize();
   st.text_box = ImVec4(p.x, p.y, sz.x, sz.y);
+  ProblemsFor(st, "text");
 
   // Tokens of the shown result as chips; hovering one tells its index and bytes.
   if (!st.shown || !st.shown->result) return;
@@ -241,16 +259,7 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
 
   if (changed) Edited(st, worker);
 
-  // Problems of the newest edit, beside the controls; the picture keeps the last good result.
-  if (st.problems_current()) {
-    ImGui::Spacing();
-    ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.0f, 0.45f, 0.4f, 1.0f));
-    ImGui::PushTextWrapPos(0);
-    for (const auto& p : st.newest->problems) ImGui::Text("! %s", p.c_str());
-    ImGui::PopTextWrapPos();
-    ImGui::PopStyleColor();
-    ImGui::TextDisabled("showing the last valid result");
-  }
+  // Problems are shown under the controls they concern and over the heads (ShowProblemBanner).
   ImGui::Dummy(ImVec2(0, ImGui::GetFontSize() * 2));  // the last control scrolls clear of the edge
 }
 

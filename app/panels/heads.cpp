@@ -232,10 +232,34 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
   return clicked && !ImGui::IsMouseDragging(ImGuiMouseButton_Left);
 }
 
+// The newest edit's problems where the eye is, over the heads; the heads stay, marked as the
+// last valid picture (with what that picture was computed from).
+void ShowProblemBanner(AppState& st) {
+  if (!st.problems_current()) return;
+  const ImVec4 red(1.0f, 0.42f, 0.36f, 1.0f);
+  ImGui::PushStyleColor(ImGuiCol_ChildBg, st.light ? ImVec4(1.0f, 0.9f, 0.88f, 1.0f) : ImVec4(0.32f, 0.1f, 0.1f, 1.0f));
+  const int lines = static_cast<int>(std::min<std::size_t>(st.newest->problems.size(), 3)) + 1;
+  ImGui::BeginChild("problems", ImVec2(0, ImGui::GetTextLineHeightWithSpacing() * (lines + 0.6f)), true,
+                    ImGuiWindowFlags_NoScrollbar);
+  ImGui::PushTextWrapPos(0);
+  for (std::size_t k = 0; k < st.newest->problems.size() && k < 3; ++k)
+    ImGui::TextColored(st.light ? ImVec4(0.7f, 0.05f, 0.05f, 1) : red, "! %s", st.newest->problems[k].c_str());
+  if (st.newest->problems.size() > 3) ImGui::TextDisabled("... and %zu more beside the controls", st.newest->problems.size() - 3);
+  ImGui::PopTextWrapPos();
+  if (st.shown && st.shown->result) {
+    const Session& was = st.shown->result->session;
+    ImGui::TextDisabled("below: the last valid picture (%zu tokens, mask %s, kernel %s), not this edit",
+                        st.shown->result->tokens.size(), name(was.attention.mask.kind), name(was.attention.kernel.kind));
+  }
+  ImGui::EndChild();
+  RecordWidget(st, "problem.banner");
+  ImGui::PopStyleColor();
+}
+
 void ShowHeadGrid(AppState& st) {
+  ShowProblemBanner(st);
   if (!st.shown || !st.shown->result) {
-    ImGui::TextDisabled(st.problems_current() ? "no valid result yet: fix the problems shown on the left"
-                                              : "computing...");
+    ImGui::TextDisabled(st.problems_current() ? "no valid result yet: fix the problems shown above" : "computing...");
     return;
   }
   const Snapshot& snap = *st.shown;
@@ -289,6 +313,10 @@ void ShowHeadGrid(AppState& st) {
     ImGui::SetCursorScreenPos(o);
     const HeadResult& head = r.layers[st.layer].heads[h];
     const int kv = head.kv_head;
+    if (st.problems_current()) {  // stale: say so on every head
+      ImGui::TextColored(ImVec4(1.0f, 0.5f, 0.4f, 1.0f), "last valid:");
+      ImGui::SameLine();
+    }
     if (r.session.model.kv_sharing == KvSharing::mha) ImGui::Text("head %d", h);
     else ImGui::Text("head %d   K/V %d  (shared by heads %d-%d)", h, kv, kv * (n_heads / r.session.model.kv_heads()),
                      (kv + 1) * (n_heads / r.session.model.kv_heads()) - 1);
@@ -304,6 +332,27 @@ void ShowHeadGrid(AppState& st) {
   DrawColorBar(ImVec2(start.x + grid_w + font * 1.5f, start.y + title + font * 2), std::min(grid_h * 0.6f, 400.0f),
                range.lo, range.hi, RangeLabel(st, snap).c_str(), snap.display.colormap.c_str());
   ImGui::SetCursorScreenPos(ImVec2(start.x, start.y + avail.y));
+}
+
+void ShowProgress(AppState& st, Worker& worker) {
+  if (!worker.busy() || worker.busy_seconds() < 0.2) return;
+  const ImVec2 pos = ImGui::GetWindowPos(), size = ImGui::GetWindowSize();
+  const float font = ImGui::GetFontSize();
+  ImGui::SetNextWindowPos(ImVec2(pos.x + size.x * 0.5f, pos.y + font * 3), ImGuiCond_Always, ImVec2(0.5f, 0.0f));
+  ImGui::SetNextWindowSize(ImVec2(std::min(size.x * 0.8f, font * 30), 0));
+  ImGui::SetNextWindowBgAlpha(0.92f);
+  if (ImGui::Begin("###progress", nullptr,
+                   ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
+                       ImGuiWindowFlags_NoFocusOnAppearing)) {
+    ImGui::Text("computing... %.0f%%  (%.1f s)", 100.0f * worker.progress(), worker.busy_seconds());
+    ImGui::ProgressBar(worker.progress(), ImVec2(-FLT_MIN, 0));
+    RecordWidget(st, "progress");
+    if (ImGui::Button("Cancel (Esc)")) worker.cancel();
+    RecordWidget(st, "progress.cancel");
+    ImGui::SameLine();
+    ImGui::TextDisabled(st.shown ? "the picture below is the last one computed" : "");
+  }
+  ImGui::End();
 }
 
 void ShowHeadDetail(AppState& st) {
