@@ -1,6 +1,8 @@
 // Session edits and history, files (open, save, recent, the in-app browser), preferences in the
 // XDG config directory, lessons, export and the clipboard, and the help window.
+#include <GLFW/glfw3.h>
 #include <imgui.h>
+#include <imgui_internal.h>  // BringWindowToDisplayFront: the lesson strip is never covered
 #include <imgui_stdlib.h>
 
 #include <algorithm>
@@ -232,22 +234,73 @@ void LoadLessons(AppState& st, const std::string& dir) {
   }
 }
 
+void GoToLessonStep(AppState& st, Worker& worker, int lesson, int step) {
+  if (lesson < 0 || lesson >= static_cast<int>(st.lessons.size())) return;
+  const Lesson& l = st.lessons[lesson];
+  st.lesson = lesson;
+  st.lesson_step = std::clamp(step, 0, static_cast<int>(l.steps.size()) - 1);
+  const auto& s = l.steps[st.lesson_step];
+  st.session = s.session;
+  // the step's view opens (the first step's too), placed where it leaves the lesson visible
+  const std::pair<const char*, bool*> open[] = {{"pipeline", &st.show_pipeline}, {"lines", &st.show_lines},
+                                                {"mask", &st.show_mask},         {"positional", &st.show_positional},
+                                                {"model", &st.show_model},       {"gallery", &st.show_gallery},
+                                                {"metrics", &st.show_metrics},   {"flash", &st.show_flash}};
+  for (const auto& [id, flag] : open)
+    if (s.view == id) {
+      *flag = true;
+      st.place_view = id;
+      st.place_frames = 4;
+    }
+  Edited(st, worker);
+}
+
+void LessonKeys(AppState& st, Worker& worker, int key) {
+  if (st.lesson < 0) return;
+  // a presenter's clicker sends Page Down / Page Up (some send Right / Left, or Space)
+  if (key == GLFW_KEY_PAGE_DOWN || key == GLFW_KEY_RIGHT || key == GLFW_KEY_SPACE)
+    GoToLessonStep(st, worker, st.lesson, st.lesson_step + 1);
+  else if (key == GLFW_KEY_PAGE_UP || key == GLFW_KEY_LEFT)
+    GoToLessonStep(st, worker, st.lesson, st.lesson_step - 1);
+}
+
+void PlaceLessonView(AppState& st, const char* id) {
+  if (st.place_view != id) return;
+  // placed for a few frames: the lesson strip's height is known only once it has been drawn
+  if (--st.place_frames <= 0) st.place_view.clear();
+  // between the menu bar and the lesson strip, over the heads (the side panel stays visible)
+  const ImGuiViewport* vp = ImGui::GetMainViewport();
+  const float font = ImGui::GetFontSize(), top = vp->Pos.y + font * 3.5f;
+  const float bottom = st.lesson_top > top + font * 8 ? st.lesson_top - font * 0.5f : vp->Pos.y + vp->Size.y;
+  const float left = vp->Pos.x + (st.hide_controls ? font : std::min(font * 26, vp->Size.x * 0.35f));
+  ImGui::SetNextWindowPos(ImVec2(left, top), ImGuiCond_Always);
+  ImGui::SetNextWindowSize(ImVec2(vp->Pos.x + vp->Size.x - left - font, bottom - top), ImGuiCond_Always);
+}
+
 void ShowLessonWindow(AppState& st, Worker& worker) {
-  if (st.lesson < 0 || st.lesson >= static_cast<int>(st.lessons.size())) return;
+  if (st.lesson < 0 || st.lesson >= static_cast<int>(st.lessons.size())) {
+    st.lesson_top = 0;
+    return;
+  }
   const Lesson& l = st.lessons[st.lesson];
   bool open = true;
-  ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 30, ImGui::GetFontSize() * 16), ImGuiCond_FirstUseEver);
-  ImGui::SetNextWindowPos(ImVec2(ImGui::GetFontSize() * 26, ImGui::GetFontSize() * 30), ImGuiCond_FirstUseEver);
-  if (ImGui::Begin(("Lesson: " + l.title + "###lesson").c_str(), &open)) {
+  // A strip along the bottom of the window, always in front: navigation first, so Previous and
+  // Next are never covered or clipped, whatever the font scale or the screen.
+  const ImGuiViewport* vp = ImGui::GetMainViewport();
+  const float font = ImGui::GetFontSize();
+  ImGui::SetNextWindowPos(ImVec2(vp->Pos.x, vp->Pos.y + vp->Size.y), ImGuiCond_Always, ImVec2(0.0f, 1.0f));
+  ImGui::SetNextWindowSizeConstraints(ImVec2(vp->Size.x, 0), ImVec2(vp->Size.x, vp->Size.y * 0.6f));
+  if (ImGui::Begin(("Lesson: " + l.title + "###lesson").c_str(), &open,
+                   ImGuiWindowFlags_AlwaysAutoResize | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
+                       ImGuiWindowFlags_NoCollapse)) {
+    ImGui::BringWindowToDisplayFront(ImGui::GetCurrentWindow());
+    st.lesson_top = ImGui::GetWindowPos().y;
+    RecordWidget(st, "lesson.window");
+    st.widgets["lesson.window"] = ImVec4(ImGui::GetWindowPos().x, ImGui::GetWindowPos().y, ImGui::GetWindowSize().x,
+                                         ImGui::GetWindowSize().y);
     const int n = static_cast<int>(l.steps.size());
     st.lesson_step = std::clamp(st.lesson_step, 0, n - 1);
     const auto& s = l.steps[st.lesson_step];
-    ImGui::Text("Step %d of %d: %s", st.lesson_step + 1, n, s.title.c_str());
-    ImGui::Separator();
-    ImGui::PushTextWrapPos(0);
-    ImGui::TextUnformatted(s.text.c_str());
-    ImGui::PopTextWrapPos();
-    ImGui::Separator();
     int go = -1;
     ImGui::BeginDisabled(st.lesson_step == 0);
     if (ImGui::Button("< Previous")) go = st.lesson_step - 1;
@@ -258,23 +311,24 @@ void ShowLessonWindow(AppState& st, Worker& worker) {
     if (ImGui::Button("Next >")) go = st.lesson_step + 1;
     ImGui::EndDisabled();
     RecordWidget(st, "lesson.next");
-    if (go >= 0) {
-      st.lesson_step = go;
-      const auto& step = l.steps[go];
-      st.session = step.session;
-      st.show_pipeline |= step.view == "pipeline";
-      st.show_lines |= step.view == "lines";
-      st.show_mask |= step.view == "mask";
-      st.show_positional |= step.view == "positional";
-      st.show_model |= step.view == "model";
-      st.show_gallery |= step.view == "gallery";
-      st.show_metrics |= step.view == "metrics";
-      st.show_flash |= step.view == "flash";
-      Edited(st, worker);
-    }
+    ImGui::SameLine(0, font);
+    // wrapped beside the buttons: a long title at 3x breaks onto more lines, it is never cut off
+    const std::string heading = "Step " + std::to_string(st.lesson_step + 1) + " of " + std::to_string(n) + ": " + s.title;
+    const std::string hint = "   (Page Down / Page Up)";
+    ImGui::PushTextWrapPos(vp->Size.x - font);
+    const float room = vp->Size.x - font - ImGui::GetCursorScreenPos().x + vp->Pos.x;
+    ImGui::TextUnformatted((ImGui::CalcTextSize((heading + hint).c_str()).x <= room ? heading + hint : heading).c_str());
+    ImGui::PopTextWrapPos();
+    RecordWidget(st, "lesson.title");
+    ImGui::Separator();
+    ImGui::PushTextWrapPos(vp->Size.x - font);
+    ImGui::TextUnformatted(s.text.c_str());
+    ImGui::PopTextWrapPos();
+    RecordWidget(st, "lesson.text");
+    if (go >= 0) GoToLessonStep(st, worker, st.lesson, go);
   }
   ImGui::End();
-  if (!open) st.lesson = -1;
+  if (!open) st.lesson = -1, st.lesson_top = 0;
 }
 
 // --- the file browser -------------------------------------------------------------------------

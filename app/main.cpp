@@ -44,6 +44,8 @@ struct Options {
   float font_scale = 0;
   std::string step, model_dir;
   int head = -1;
+  int lesson = 0, lesson_step = 1;
+  bool present = false;
 };
 
 std::string join(const std::vector<std::string>& v) {
@@ -162,16 +164,17 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
     std::swap(st.tex, st.in_tex);
     // labels change only with the result: build and measure them once here, not every frame
     st.labels.clear();
-    st.longest_label = 0;
+    st.longest_label_em = 0;
     for (const auto& tok : st.shown->result->tokens) {
       st.labels.push_back(token_label(tok.text));
-      if (st.labels.size() <= 512) st.longest_label = std::max(st.longest_label, ImGui::CalcTextSize(st.labels.back().c_str()).x);
+      if (st.labels.size() <= 512)
+        st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize(st.labels.back().c_str()).x / ImGui::GetFontSize());
     }
     st.key_labels.clear();
     for (const auto& tok : st.shown->result->keys()) {
       st.key_labels.push_back(token_label(tok.text));
       if (st.key_labels.size() <= 512)
-        st.longest_label = std::max(st.longest_label, ImGui::CalcTextSize(st.key_labels.back().c_str()).x);
+        st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize(st.key_labels.back().c_str()).x / ImGui::GetFontSize());
     }
   }
 }
@@ -343,11 +346,24 @@ void style(bool light, float scale) {
 
 std::vector<std::string> g_dropped;  // paths dropped on the window (GLFW callback), handled next frame
 
-void set_fullscreen(GLFWwindow* w, bool on, int width, int height) {
+// The window's place and size before it went full screen, restored exactly when it comes back.
+struct WindowedRect {
+  bool saved = false;
+  int x = 0, y = 0, w = 0, h = 0;
+} g_windowed;
+
+void set_fullscreen(GLFWwindow* w, bool on, int, int) {
   GLFWmonitor* m = glfwGetPrimaryMonitor();
   const GLFWvidmode* mode = m ? glfwGetVideoMode(m) : nullptr;
-  if (on && mode) glfwSetWindowMonitor(w, m, 0, 0, mode->width, mode->height, mode->refreshRate);
-  else glfwSetWindowMonitor(w, nullptr, 40, 40, width, height, 0);
+  const bool is_full = glfwGetWindowMonitor(w) != nullptr;
+  if (on && mode && !is_full) {
+    glfwGetWindowPos(w, &g_windowed.x, &g_windowed.y);
+    glfwGetWindowSize(w, &g_windowed.w, &g_windowed.h);
+    g_windowed.saved = true;
+    glfwSetWindowMonitor(w, m, 0, 0, mode->width, mode->height, mode->refreshRate);
+  } else if (!on && is_full && g_windowed.saved) {
+    glfwSetWindowMonitor(w, nullptr, g_windowed.x, g_windowed.y, g_windowed.w, g_windowed.h, 0);
+  }
 }
 
 void TogglePresentation(AppState& st, GLFWwindow* window, const Options& opt) {
@@ -366,10 +382,24 @@ void TogglePresentation(AppState& st, GLFWwindow* window, const Options& opt) {
   set_fullscreen(window, st.fullscreen, opt.width, opt.height);
 }
 
+// Key presses as GLFW reports them, chained before ImGui's own callback: a presenter's clicker
+// (and xdotool) taps a key for a few milliseconds, press and release within one frame, which
+// ImGui 1.86's per-frame key state can miss.
+std::vector<int> g_key_presses;
+void OnKey(GLFWwindow*, int key, int, int action, int) {
+  if (action == GLFW_PRESS) g_key_presses.push_back(key);
+}
+
 // Global keys. GLFW key codes index ImGui 1.86's key state (the GLFW backend maps them 1:1).
 void HandleShortcuts(AppState& st, Worker& worker, GLFWwindow* window, const Options& opt) {
   const ImGuiIO& io = ImGui::GetIO();
-  auto pressed = [](int key) { return ImGui::IsKeyPressed(key, false); };
+  const std::vector<int> keys = std::move(g_key_presses);
+  g_key_presses.clear();
+  auto tapped = [&](int key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); };
+  auto pressed = [&](int key) { return ImGui::IsKeyPressed(key, false) || tapped(key); };
+  // the clicker's keys step the lesson, unless a text field is being typed in
+  if (!io.WantTextInput)
+    for (int key : keys) LessonKeys(st, worker, key);
   if (pressed(GLFW_KEY_F1)) st.show_help = !st.show_help;
   if (pressed(GLFW_KEY_F5)) TogglePresentation(st, window, opt);
   if (pressed(GLFW_KEY_F9)) st.hide_controls = !st.hide_controls;
@@ -418,6 +448,9 @@ int main(int argc, char** argv) {
   cli.add_option("--step", opt.step, "with --view pipeline: start on this step (input, q, k, v, scores, scaled, biased, masked, weights, context, output)");
   cli.add_option("--model", opt.model_dir, "open a Hugging Face model folder (GPT-2, BERT or Llama family): its attention on the text");
   cli.add_option("--head", opt.head, "the head opened large (and walked through by the pipeline)");
+  cli.add_option("--lesson", opt.lesson, "open lesson N (1 = the first of the Lessons menu)")->check(CLI::Range(1, 1000));
+  cli.add_option("--lesson-step", opt.lesson_step, "with --lesson: start on step K (1 = the first)")->check(CLI::Range(1, 1000));
+  cli.add_flag("--present", opt.present, "start in presentation mode (F5)");
   CLI11_PARSE(cli, argc, argv);
 
   AppState st;
@@ -518,6 +551,7 @@ int main(int argc, char** argv) {
   if (opt.no_mouse) io.ConfigFlags |= ImGuiConfigFlags_NoMouse;
   if (opt.font_scale > 0) st.font_scale = opt.font_scale;
   if (opt.light) st.light = true;
+  glfwSetKeyCallback(window, OnKey);  // before ImGui's backend, which chains to it
   glfwSetDropCallback(window, [](GLFWwindow*, int n, const char** paths) {
     for (int i = 0; i < n; ++i) g_dropped.emplace_back(paths[i]);
   });
@@ -542,6 +576,11 @@ int main(int argc, char** argv) {
         banner = "model not loaded: " + err;
       }
     }
+    if (opt.lesson > 0) {
+      if (opt.lesson <= static_cast<int>(st.lessons.size())) GoToLessonStep(st, worker, opt.lesson - 1, opt.lesson_step - 1);
+      else banner = "there is no lesson " + std::to_string(opt.lesson) + " (" + std::to_string(st.lessons.size()) + " lessons)";
+    }
+    if (opt.present) TogglePresentation(st, window, opt);
     st.posted = worker.post(st.session, st.display);
     bool applied_light = !st.light;
     float pending_font_scale = 0;
@@ -713,12 +752,8 @@ int main(int argc, char** argv) {
         }
         if (menu("Lessons", "menu.lessons")) {
           for (std::size_t k = 0; k < st.lessons.size(); ++k) {
-            if (ImGui::MenuItem(st.lessons[k].title.c_str(), nullptr, st.lesson == int(k))) {
-              st.lesson = static_cast<int>(k);
-              st.lesson_step = 0;
-              st.session = st.lessons[k].steps[0].session;
-              Edited(st, worker);
-            }
+            if (ImGui::MenuItem(st.lessons[k].title.c_str(), nullptr, st.lesson == int(k)))
+              GoToLessonStep(st, worker, static_cast<int>(k), 0);
             if (!ImGui::IsWindowAppearing()) RecordWidget(st, "menu.lessons=" + std::to_string(k));
           }
           ImGui::EndMenu();
@@ -750,13 +785,15 @@ int main(int argc, char** argv) {
         }
         ImGui::EndMenuBar();
       }
-      ImGui::TextUnformatted("attnlab");
-      ImGui::SameLine();
-      ImGui::TextDisabled("%s%s", st.session_path.empty() ? "built-in example" : st.session_path.c_str(),
-                          st.session == st.opened ? "" : "  (edited)");
-      if (worker.busy() || st.incoming) {
+      if (!st.hide_controls) {  // presenting: the picture gets the line
+        ImGui::TextUnformatted("attnlab");
         ImGui::SameLine();
-        ImGui::TextColored(ImVec4(0.9f, 0.8f, 0.3f, 1), "computing...");
+        ImGui::TextDisabled("%s%s", st.session_path.empty() ? "built-in example" : st.session_path.c_str(),
+                            st.session == st.opened ? "" : "  (edited)");
+        if (worker.busy() || st.incoming) {
+          ImGui::SameLine();
+          ImGui::TextColored(ImVec4(0.9f, 0.8f, 0.3f, 1), "computing...");
+        }
       }
       if (!banner.empty()) {
         ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.4f, 1.0f), "%s", banner.c_str());

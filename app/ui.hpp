@@ -74,7 +74,8 @@ struct AppState {
   std::size_t in_next = 0;  // next texture of `incoming` to upload
   std::vector<std::string> labels;      // token labels of `shown` (whitespace made visible)
   std::vector<std::string> key_labels;  // key token labels: the context's in cross-attention, else = labels
-  float longest_label = 0;          // widest of the first 512 labels, in pixels
+  float longest_label_em = 0;       // widest of the first 512 labels, in font sizes (so it follows the font scale)
+  float longest_label() const { return longest_label_em * ImGui::GetFontSize(); }
   std::uint64_t posted = 0;
 
   Quantity quantity = Quantity::weights;
@@ -102,6 +103,9 @@ struct AppState {
   float font_scale = 1.0f, applied_font_scale = 0.0f;
   std::vector<Lesson> lessons;
   int lesson = -1, lesson_step = 0;
+  float lesson_top = 0;    // where the lesson strip starts (screen y), 0 when none
+  std::string place_view;  // a view a lesson step just opened, placed above the strip on its next frames
+  int place_frames = 0;
 
   // views
   bool show_model = false, show_pipeline = false, show_lines = false, show_compare = false, show_help = false,
@@ -169,6 +173,10 @@ void StartModelLoad(AppState& st, const std::string& dir);
 void ShowModelLoad(AppState& st, Worker& worker);  // progress, cancel, then hand the model to the worker
 void CloseModel(AppState& st, Worker& worker);
 void ShowLessonWindow(AppState& st, Worker& worker);
+// Lesson `lesson` at `step`: its session, and its view opened (placed clear of the lesson strip).
+void GoToLessonStep(AppState& st, Worker& worker, int lesson, int step);
+void LessonKeys(AppState& st, Worker& worker, int glfw_key);  // clicker keys: next / previous step
+void PlaceLessonView(AppState& st, const char* view_id);       // call before that view's Begin
 void ShowExportWindow(AppState& st);
 void CopyHoveredToClipboard(AppState& st);
 
@@ -201,8 +209,14 @@ void ShowHeadDetail(AppState& st);
 
 // One heatmap with token labels, hover tooltip and highlight. Returns true when clicked.
 // `layer` -1: the grid's layer. zoomable: the mouse wheel zooms and dragging pans (detail view).
+// A grid's shared geometry: one cell size for every tile, the label gutter, and which sides of
+// this tile carry labels (small multiples label the first column's rows and the first row's keys).
+struct CellLayout {
+  float cell = 0, gutter = 0;
+  bool row_labels = true, col_labels = true;
+};
 bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out, Hover* hover_out,
-                 int layer = -1, bool zoomable = false);
+                 int layer = -1, bool zoomable = false, const CellLayout* fixed = nullptr);
 // The colour range a head is drawn with (display mode, quantity) and the colour bar's label.
 ValueRange RangeFor(const AppState& st, const Snapshot& snap, int layer, int head);
 std::string RangeLabel(const AppState& st, const Snapshot& snap);
@@ -211,6 +225,8 @@ void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const cha
 // Text read bottom to top from `pos`.
 void AddTextVertical(ImDrawList* dl, ImVec2 pos, ImU32 col, const char* text);
 std::string FitLabel(std::string s, float max_width);
+// prefix + i ("head 3"): written this way because GCC 12 warns falsely (-Wrestrict) on "..." + to_string
+inline std::string Numbered(const char* prefix, int i) { return std::to_string(i).insert(0, prefix); }
 // Remembers a widget's rect under `name` (the last item drawn) for the state dump.
 void RecordWidget(AppState& st, const std::string& name);
 

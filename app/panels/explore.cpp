@@ -61,6 +61,7 @@ void ShowModelWindow(AppState& st) {
   const Result& r = *st.shown->result;
   ImGui::SetNextWindowSize(ImVec2(900, 700), ImGuiCond_FirstUseEver);
   ImGui::SetNextWindowPos(ImVec2(380, 60), ImGuiCond_FirstUseEver);
+  PlaceLessonView(st, "model");
   if (ImGui::Begin("Model view: every layer x every head###model", &st.show_model)) {
     const int n_layers = static_cast<int>(r.layers.size()), n_heads = st.shown->n_heads;
     const float font = ImGui::GetFontSize();
@@ -99,6 +100,7 @@ void ShowPipelineWindow(AppState& st, Worker& worker) {
   ImGui::SetNextWindowPos(ImVec2(400, 70), ImGuiCond_FirstUseEver);
   const int head = std::max(0, st.detail_head);
   const std::string title = "Step by step: layer " + std::to_string(st.layer) + ", head " + std::to_string(head) + "###pipeline";
+  PlaceLessonView(st, "pipeline");
   if (ImGui::Begin(title.c_str(), &st.show_pipeline)) {
     const Snapshot& snap = *st.shown;
     const bool current = snap.display.steps_layer == st.layer && snap.display.steps_head == head;
@@ -171,6 +173,7 @@ void ShowLinesWindow(AppState& st) {
   const Result& r = *st.shown->result;
   ImGui::SetNextWindowSize(ImVec2(520, 760), ImGuiCond_FirstUseEver);
   ImGui::SetNextWindowPos(ImVec2(700, 60), ImGuiCond_FirstUseEver);
+  PlaceLessonView(st, "lines");
   if (ImGui::Begin("Line view###lines", &st.show_lines)) {
     const int n_heads = st.shown->n_heads;
     const LayerResult& L = r.layers[st.layer];
@@ -187,7 +190,9 @@ void ShowLinesWindow(AppState& st) {
     }
     RecordWidget(st, "lines.heads");
     ImGui::SameLine();
+    ImGui::PushTextWrapPos(0);
     ImGui::TextDisabled("layer %d: queries left, keys right; hover a token", st.layer);
+    ImGui::PopTextWrapPos();
     const int n_q = static_cast<int>(r.tokens.size()), n_k = static_cast<int>(r.keys().size());
     const int max_tokens = 128;  // beyond this the lines are a blur: the first ones only
     const int rows_q = std::min(n_q, max_tokens), rows_k = std::min(n_k, max_tokens);

@@ -94,7 +94,7 @@ std::string RangeLabel(const AppState& st, const Snapshot& snap) {
 }
 
 bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* rect_out, Hover* hover_out, int layer,
-                 bool zoomable) {
+                 bool zoomable, const CellLayout* fixed) {
   const Snapshot& snap = *st.shown;
   const Result& r = *snap.result;
   if (layer < 0) layer = st.layer;
@@ -111,14 +111,21 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
   pan.y = std::clamp(pan.y, 0.0f, n_q - vis_q);
 
   // Label gutters on the left (queries) and top (keys), when cells are tall enough to label.
-  float gutter = std::min(st.longest_label + 8, std::min(size.x, size.y) * 0.3f);
+  float gutter = std::min(st.longest_label() + 8, std::min(size.x, size.y) * 0.3f);
   float cell = std::min((size.x - gutter) / vis_k, (size.y - gutter) / vis_q);
   if (cell * 3 < font) {  // labels would be unreadable even one in three: drop the gutters
     gutter = 0;
     cell = std::min(size.x / vis_k, size.y / vis_q);
   }
+  bool row_labels = gutter > 0, col_labels = gutter > 0;
+  if (fixed) {
+    gutter = fixed->gutter, cell = fixed->cell;
+    row_labels = fixed->row_labels && gutter > 0;
+    col_labels = fixed->col_labels && gutter > 0;
+  }
   cell = std::max(cell, 0.01f);
-  const ImVec2 p0(std::floor(origin.x + gutter), std::floor(origin.y + gutter));
+  const ImVec2 p0(std::floor(origin.x + (fixed && !fixed->row_labels ? 0 : gutter)),
+                  std::floor(origin.y + (fixed && !fixed->col_labels ? 0 : gutter)));
   const ImVec2 hs(cell * vis_k, cell * vis_q);
   const ImVec2 p1(p0.x + hs.x, p0.y + hs.y);
   ImDrawList* dl = ImGui::GetWindowDrawList();
@@ -215,15 +222,15 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
   dl->PopClipRect();
 
   // labels, one in `stride` when cells are smaller than the font
-  if (gutter > 0) {
+  if (row_labels || col_labels) {
     const int stride = std::max(1, static_cast<int>(std::ceil(font / cell)));
     const ImU32 text = ImGui::GetColorU32(ImGuiCol_Text), dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
-    for (int i = static_cast<int>(pan.y); i < std::min(n_q, static_cast<int>(std::ceil(pan.y + vis_q))); i += stride) {
+    for (int i = static_cast<int>(pan.y); row_labels && i < std::min(n_q, static_cast<int>(std::ceil(pan.y + vis_q))); i += stride) {
       const std::string s = FitLabel(st.labels[i], gutter - 6);
       const float w = ImGui::CalcTextSize(s.c_str()).x;
       dl->AddText(ImVec2(p0.x - 4 - w, cell_y(i + 0.5f) - font * 0.5f), i == hi ? text : dim, s.c_str());
     }
-    for (int j = static_cast<int>(pan.x); j < std::min(n_k, static_cast<int>(std::ceil(pan.x + vis_k))); j += stride) {
+    for (int j = static_cast<int>(pan.x); col_labels && j < std::min(n_k, static_cast<int>(std::ceil(pan.x + vis_k))); j += stride) {
       const std::string s = FitLabel(st.key_labels[j], gutter - 6);
       AddTextVertical(dl, ImVec2(cell_x(j + 0.5f) - font * 0.5f, p0.y - 4), j == hj ? text : dim, s.c_str());
     }
@@ -280,56 +287,93 @@ void ShowHeadGrid(AppState& st) {
     ImGui::SameLine();
   }
   const std::size_t n_keys = r.keys().size();
-  if (r.key_tokens.empty()) {
-    ImGui::Text("%d heads   %zu tokens   d_head %d   %s", n_heads, r.tokens.size(), r.d_head,
-                weights ? "attention weights" : "logits (masked cells blank)");
-  } else {
-    ImGui::Text("%d heads   cross-attention: %zu queries x %zu context keys   d_head %d   %s", n_heads, r.tokens.size(),
-                n_keys, r.d_head, weights ? "attention weights" : "logits (masked cells blank)");
-  }
-  ImGui::SameLine();
-  ImGui::TextDisabled("  computed in %.1f ms", r.compute_ms);
+  // one wrapped line: at a large font on a small screen it breaks, it is never cut off; while
+  // presenting (controls hidden) only what a class needs, so the heads get the height
+  if (st.hide_controls)
+    ImGui::TextWrapped("%d heads, %zu tokens%s", n_heads, r.tokens.size(), weights ? "" : ", logits");
+  else if (r.key_tokens.empty())
+    ImGui::TextWrapped("%d heads   %zu tokens   d_head %d   %s   (computed in %.1f ms)", n_heads, r.tokens.size(), r.d_head,
+                       weights ? "attention weights" : "logits (masked cells blank)", r.compute_ms);
+  else
+    ImGui::TextWrapped("%d heads   cross-attention: %zu queries x %zu context keys   d_head %d   %s   (computed in %.1f ms)",
+                       n_heads, r.tokens.size(), n_keys, r.d_head, weights ? "attention weights" : "logits (masked cells blank)",
+                       r.compute_ms);
   if (!r.intervention.empty())  // a pretrained model changed by the user: never mistaken for the model itself
     ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.3f, 1.0f), "INTERVENTION - not the model as trained: %s", r.intervention.c_str());
 
   const float font = ImGui::GetFontSize();
   const ImVec2 avail = ImGui::GetContentRegionAvail();
   const ImVec2 start = ImGui::GetCursorScreenPos();
-  const float bar_w = font * 5.5f;
+  const float bar_w = font * 4.5f;
   const float grid_w = avail.x - bar_w, grid_h = avail.y;
 
-  // the column count that gives the largest square tiles
-  int cols = 1;
-  float tile = 0;
-  for (int c = 1; c <= n_heads; ++c) {
-    const int rows = (n_heads + c - 1) / c;
-    const float t = std::min(grid_w / c, grid_h / rows);
-    if (t > tile) tile = t, cols = c;
-  }
-  st.head_rects.assign(n_heads, {});
+  // Small multiples with shared axes: one cell size for every head, token labels along the left
+  // of the first column and the top of the first row only, so that the gutters (which grow with
+  // the font: 3x on a projector) are paid once, not per tile. The column count is the one that
+  // gives the largest cells.
   const float title = ImGui::GetTextLineHeightWithSpacing();
+  const float sp = font * 0.8f;
+  const int n_q = static_cast<int>(r.tokens.size()), n_k = static_cast<int>(r.keys().size());
+  float gutter = std::min(st.longest_label() + 8, std::min(grid_w, grid_h) * 0.35f);
+  // a tile is at least as wide as its shortest title ("h12")
+  const float min_tile = ImGui::CalcTextSize(Numbered("h", n_heads - 1).c_str()).x + sp;
+  auto fit = [&](int c, float g) {
+    const int rows = (n_heads + c - 1) / c;
+    if (grid_w - g < c * min_tile) return -1.0f;
+    return std::min((grid_w - g - (c - 1) * sp) / (c * n_k), (grid_h - g - rows * (title + sp)) / (rows * n_q));
+  };
+  int cols = 1;
+  float best = -1;
+  for (int c = 1; c <= n_heads; ++c)
+    if (const float cell = fit(c, gutter); cell > best) best = cell, cols = c;
+  if (best * 6 < font) {  // cells too small to label even one in six: no gutters
+    gutter = 0;
+    for (int c = 1; c <= n_heads; ++c)
+      if (const float cell = fit(c, 0); cell > best) best = cell, cols = c;
+  }
+  CellLayout shared;
+  shared.cell = std::max(best, 0.01f);
+  shared.gutter = gutter;
+  const float tile_w = std::max(n_k * shared.cell + sp, min_tile), tile_h = n_q * shared.cell + title + sp;
+  st.head_rects.assign(n_heads, {});
   for (int h = 0; h < n_heads; ++h) {
-    const ImVec2 o(start.x + (h % cols) * tile, start.y + (h / cols) * tile);
-    ImGui::SetCursorScreenPos(o);
+    const int c = h % cols, row = h / cols;
+    const ImVec2 o(start.x + (c ? gutter + c * tile_w : 0), start.y + (row ? gutter + row * tile_h : 0));
+    // the title sits above the heatmap (in the first row, above the key labels too)
+    ImGui::SetCursorScreenPos(ImVec2(o.x + (c ? 0 : gutter), o.y));
     const HeadResult& head = r.layers[st.layer].heads[h];
     const int kv = head.kv_head;
     if (st.problems_current()) {  // stale: say so on every head
       ImGui::TextColored(ImVec4(1.0f, 0.5f, 0.4f, 1.0f), "last valid:");
       ImGui::SameLine();
     }
-    if (r.session.model.kv_sharing == KvSharing::mha) ImGui::Text("head %d", h);
-    else ImGui::Text("head %d   K/V %d  (shared by heads %d-%d)", h, kv, kv * (n_heads / r.session.model.kv_heads()),
-                     (kv + 1) * (n_heads / r.session.model.kv_heads()) - 1);
-    if (head.approx) {  // the kernel against exact softmax attention
+    // the title as long as the tile allows: "head 3   K/V 1  (shared by heads 2-3)", "head 3", "h3"
+    std::string t = Numbered("head ", h);
+    if (r.session.model.kv_sharing != KvSharing::mha) {
+      const int per = n_heads / r.session.model.kv_heads();
+      const std::string full = t + "   K/V " + std::to_string(kv) + "  (shared by heads " + std::to_string(kv * per) + "-" +
+                               std::to_string((kv + 1) * per - 1) + ")";
+      if (ImGui::CalcTextSize(full.c_str()).x <= tile_w - sp * 0.5f) t = full;
+    }
+    if (ImGui::CalcTextSize(t.c_str()).x > tile_w - sp * 0.5f) t = Numbered("h", h);
+    ImGui::TextUnformatted(t.c_str());
+    if (head.approx && ImGui::CalcTextSize(t.c_str()).x + font * 16 < tile_w) {  // the kernel against exact softmax attention
       ImGui::SameLine();
       ImGui::TextColored(ImVec4(0.95f, 0.75f, 0.35f, 1.0f), "  %s: max |dw| %.3g, output error %.2g%%",
                          name(r.session.attention.kernel.kind), head.approx->max_weight_error,
                          100.0 * head.approx->output_error);
     }
-    const ImVec2 area(tile - font * 0.8f, tile - title - font * 0.8f);
-    if (DrawHeatmap(st, h, ImVec2(o.x, o.y + title), area, &st.head_rects[h], &st.hover)) st.detail_head = h;
+    CellLayout mine = shared;
+    mine.row_labels = c == 0;
+    mine.col_labels = row == 0;
+    const ImVec2 area(n_k * shared.cell + (c ? 0 : gutter), n_q * shared.cell + (row ? 0 : gutter));
+    if (DrawHeatmap(st, h, ImVec2(o.x, o.y + title), area, &st.head_rects[h], &st.hover, -1, false, &mine)) st.detail_head = h;
   }
-  DrawColorBar(ImVec2(start.x + grid_w + font * 1.5f, start.y + title + font * 2), std::min(grid_h * 0.6f, 400.0f),
+  // the colour bar right beside the last column, not at the far edge
+  const float used_w = gutter + cols * tile_w;
+  const float bar_top = start.y + title + gutter;
+  DrawColorBar(ImVec2(start.x + std::min(grid_w, used_w) + font * 0.5f, bar_top),
+               std::max(font * 3, std::min({grid_h * 0.6f, 400.0f, start.y + grid_h - bar_top - font * 1.5f})),
                range.lo, range.hi, RangeLabel(st, snap).c_str(), snap.display.colormap.c_str());
   ImGui::SetCursorScreenPos(ImVec2(start.x, start.y + avail.y));
 }

@@ -14,7 +14,7 @@ std::pair<int, int> DrawImage(const AppState& st, const ImageData& img, const He
                               bool labels, ImVec4* cells_rect) {
   const float font = ImGui::GetFontSize();
   const int rows = img.rows, cols = img.cols;
-  float gutter = labels ? std::min(st.longest_label + 8, std::min(size.x, size.y) * 0.3f) : 0;
+  float gutter = labels ? std::min(st.longest_label() + 8, std::min(size.x, size.y) * 0.3f) : 0;
   float cw = (size.x - (img.token_rows ? gutter : 0)) / cols, ch = (size.y - (img.token_cols ? gutter : 0)) / rows;
   if (img.token_rows && img.token_cols) cw = ch = std::min(cw, ch);  // square cells for position x position
   if (std::min(cw, ch) * 3 < font) gutter = 0;
@@ -62,6 +62,7 @@ void ShowMaskWindow(AppState& st, Worker& worker) {
   if (!st.show_mask) return;
   ImGui::SetNextWindowSize(ImVec2(560, 620), ImGuiCond_FirstUseEver);
   ImGui::SetNextWindowPos(ImVec2(ImGui::GetMainViewport()->Size.x - 580, 60), ImGuiCond_FirstUseEver);
+  PlaceLessonView(st, "mask");
   if (ImGui::Begin("Mask###mask", &st.show_mask) && st.shown && st.shown->result && !st.shown->masks.empty()) {
     const Snapshot& s = *st.shown;
     const int entries = static_cast<int>(s.masks.size());
@@ -110,6 +111,7 @@ void ShowGalleryWindow(AppState& st, Worker& worker) {
   if (!st.show_gallery) return;
   ImGui::SetNextWindowSize(ImVec2(900, 640), ImGuiCond_FirstUseEver);
   ImGui::SetNextWindowPos(ImVec2(380, 120), ImGuiCond_FirstUseEver);
+  PlaceLessonView(st, "gallery");
   if (ImGui::Begin("Mask gallery###gallery", &st.show_gallery) && st.shown && st.shown->result) {
     const Snapshot& s = *st.shown;
     ImGui::TextDisabled("every pattern for these %zu tokens with the current parameters; click one to use it",
@@ -154,6 +156,7 @@ void ShowPositionalWindow(AppState& st) {
   if (!st.show_positional) return;
   ImGui::SetNextWindowSize(ImVec2(900, 620), ImGuiCond_FirstUseEver);
   ImGui::SetNextWindowPos(ImVec2(400, 100), ImGuiCond_FirstUseEver);
+  PlaceLessonView(st, "positional");
   if (ImGui::Begin("Positional encoding###positional", &st.show_positional) && st.shown && st.shown->result) {
     const Snapshot& s = *st.shown;
     ImGui::Text("%s", name(s.result->session.positional.kind));
@@ -198,6 +201,7 @@ void ShowMetricsWindow(AppState& st) {
   if (!st.show_metrics) return;
   ImGui::SetNextWindowSize(ImVec2(940, 640), ImGuiCond_FirstUseEver);
   ImGui::SetNextWindowPos(ImVec2(380, 80), ImGuiCond_FirstUseEver);
+  PlaceLessonView(st, "metrics");
   if (ImGui::Begin("Metrics and rollout###metrics", &st.show_metrics) && st.shown && st.shown->result) {
     const Snapshot& s = *st.shown;
     const Result& r = *s.result;
@@ -267,6 +271,7 @@ void ShowFlashWindow(AppState& st) {
   if (!st.show_flash) return;
   ImGui::SetNextWindowSize(ImVec2(920, 660), ImGuiCond_FirstUseEver);
   ImGui::SetNextWindowPos(ImVec2(380, 70), ImGuiCond_FirstUseEver);
+  PlaceLessonView(st, "flash");
   if (ImGui::Begin("Flash attention, tile by tile###flash", &st.show_flash) && st.shown && st.shown->result) {
     const Result& r = *st.shown->result;
     const auto& heads = r.layers[0].heads;
