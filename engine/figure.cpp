@@ -11,6 +11,7 @@
 
 #include "colormap.hpp"
 #include "export.hpp"
+#include "fonts.hpp"
 #include "utf8.hpp"
 
 // Implementations from Debian's libstb (linked through pkg-config).
@@ -22,24 +23,6 @@ namespace attnlab {
 namespace {
 
 using Rgb = std::array<std::uint8_t, 3>;
-
-// The label font, read once. Without it (no fonts-dejavu-core) figures have no text.
-struct Font {
-  std::vector<unsigned char> data;
-  stbtt_fontinfo info{};
-  bool ok = false;
-};
-
-const Font& font() {
-  static const Font f = [] {
-    Font f;
-    std::ifstream in(ATTNLAB_FONT, std::ios::binary);
-    f.data.assign(std::istreambuf_iterator<char>(in), {});
-    f.ok = !f.data.empty() && stbtt_InitFont(&f.info, f.data.data(), stbtt_GetFontOffsetForIndex(f.data.data(), 0));
-    return f;
-  }();
-  return f;
-}
 
 struct Canvas {
   RgbImage& img;
@@ -62,38 +45,47 @@ struct TextMask {
 
 TextMask rasterise(const std::string& text, float px) {
   TextMask m;
-  const Font& f = font();
-  if (!f.ok || text.empty()) return m;
-  const float scale = stbtt_ScaleForPixelHeight(&f.info, px);
+  const auto& fonts = label_fonts();
+  if (fonts.empty() || text.empty()) return m;
+  // the first font's metrics set the line; each glyph comes from the first font that has it
+  // (fonts.hpp), scaled to the same pixel height
+  auto info = [&](int k) { return static_cast<const stbtt_fontinfo*>(fonts[k].info); };
+  const float scale0 = stbtt_ScaleForPixelHeight(info(0), px);
   int ascent, descent, gap;
-  stbtt_GetFontVMetrics(&f.info, &ascent, &descent, &gap);
-  const int base = static_cast<int>(std::ceil(ascent * scale));
-  m.height = base + static_cast<int>(std::ceil(-descent * scale)) + 1;
+  stbtt_GetFontVMetrics(info(0), &ascent, &descent, &gap);
+  const int base = static_cast<int>(std::ceil(ascent * scale0));
+  m.height = base + static_cast<int>(std::ceil(-descent * scale0)) + 1;
   const std::string safe = utf8_sanitize(text);
   const auto cps = utf8_decode(safe);
+  struct Placed {
+    int font, glyph;
+    float pen, scale;
+  };
   float x = 0;
-  std::vector<std::pair<int, float>> pos;  // glyph index, pen x
+  std::vector<Placed> pos;
   for (std::size_t i = 0; i < cps.size(); ++i) {
-    const int g = stbtt_FindGlyphIndex(&f.info, static_cast<int>(cps[i].value));
-    pos.push_back({g, x});
+    const int k = std::max(0, font_for(cps[i].value));  // none: the first font's missing-glyph box
+    const float scale = stbtt_ScaleForPixelHeight(info(k), px);
+    const int g = stbtt_FindGlyphIndex(info(k), static_cast<int>(cps[i].value));
+    pos.push_back({k, g, x, scale});
     int adv, lsb;
-    stbtt_GetGlyphHMetrics(&f.info, g, &adv, &lsb);
+    stbtt_GetGlyphHMetrics(info(k), g, &adv, &lsb);
     x += adv * scale;
-    if (i + 1 < cps.size()) {
-      const int g2 = stbtt_FindGlyphIndex(&f.info, static_cast<int>(cps[i + 1].value));
-      x += stbtt_GetGlyphKernAdvance(&f.info, g, g2) * scale;
+    if (i + 1 < cps.size() && font_for(cps[i + 1].value) == k) {
+      const int g2 = stbtt_FindGlyphIndex(info(k), static_cast<int>(cps[i + 1].value));
+      x += stbtt_GetGlyphKernAdvance(info(k), g, g2) * scale;
     }
   }
   m.width = static_cast<int>(std::ceil(x)) + 2;
   m.alpha.assign(std::size_t(m.width) * m.height, 0.0f);
-  for (const auto& [g, pen] : pos) {
+  for (const auto& [k, g, pen, scale] : pos) {
     int x0, y0, x1, y1;
     const float shift = pen - std::floor(pen);
-    stbtt_GetGlyphBitmapBoxSubpixel(&f.info, g, scale, scale, shift, 0, &x0, &y0, &x1, &y1);
+    stbtt_GetGlyphBitmapBoxSubpixel(info(k), g, scale, scale, shift, 0, &x0, &y0, &x1, &y1);
     const int w = x1 - x0, h = y1 - y0;
     if (w <= 0 || h <= 0) continue;
     std::vector<unsigned char> bm(std::size_t(w) * h);
-    stbtt_MakeGlyphBitmapSubpixel(&f.info, bm.data(), w, h, w, scale, scale, shift, 0, g);
+    stbtt_MakeGlyphBitmapSubpixel(info(k), bm.data(), w, h, w, scale, scale, shift, 0, g);
     for (int yy = 0; yy < h; ++yy)
       for (int xx = 0; xx < w; ++xx) {
         const int X = static_cast<int>(std::floor(pen)) + x0 + xx, Y = base + y0 + yy;

@@ -10,6 +10,8 @@ packages=(
   libeigen3-dev libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev doctest-dev libbenchmark-dev
   # window
   libglfw3-dev libimgui-dev python3-glad libstb-dev fonts-dejavu-core
+  # fallback fonts for labels DejaVu cannot draw: CJK, Devanagari, emoji and symbols
+  fonts-droid-fallback fonts-nanum fonts-lohit-deva fonts-symbola
   # headless GUI tests and the numpy reference
   xvfb xauth libgl1-mesa-dri xdotool xclip imagemagick python3 python3-numpy python3-pil
   # fuzzing (make fuzz): clang with libFuzzer and the sanitizer runtimes
