@@ -249,7 +249,7 @@ void GoToLessonStep(AppState& st, Worker& worker, int lesson, int step) {
   for (const auto& [id, flag] : open)
     if (s.view == id) {
       *flag = true;
-      st.place_view = id;
+      st.place_view = st.lesson_view = id;
       st.place_frames = 4;
     }
   Edited(st, worker);
@@ -265,13 +265,17 @@ void LessonKeys(AppState& st, Worker& worker, int key) {
 }
 
 void PlaceLessonView(AppState& st, const char* id) {
-  if (st.place_view != id) return;
-  // placed for a few frames: the lesson strip's height is known only once it has been drawn
-  if (--st.place_frames <= 0) st.place_view.clear();
+  // placed when the step opens it (for a few frames: the strip's height is known only once it has
+  // been drawn), and again whenever the strip moves (font scale, presentation, another step)
+  const bool requested = st.place_view == id;
+  const bool strip_moved = st.lesson >= 0 && st.lesson_view == id && std::abs(st.lesson_top - st.lesson_view_top) > 1;
+  if (!requested && !strip_moved) return;
+  if (requested && --st.place_frames <= 0) st.place_view.clear();
+  st.lesson_view_top = st.lesson_top;
   // between the menu bar and the lesson strip, over the heads (the side panel stays visible)
   const ImGuiViewport* vp = ImGui::GetMainViewport();
   const float font = ImGui::GetFontSize(), top = vp->Pos.y + font * 3.5f;
-  const float bottom = st.lesson_top > top + font * 8 ? st.lesson_top - font * 0.5f : vp->Pos.y + vp->Size.y;
+  const float bottom = st.lesson_top > 0 ? std::max(st.lesson_top - font * 0.5f, top + font * 3) : vp->Pos.y + vp->Size.y;
   const float left = vp->Pos.x + (st.hide_controls ? font : std::min(font * 26, vp->Size.x * 0.35f));
   ImGui::SetNextWindowPos(ImVec2(left, top), ImGuiCond_Always);
   ImGui::SetNextWindowSize(ImVec2(vp->Pos.x + vp->Size.x - left - font, bottom - top), ImGuiCond_Always);
@@ -289,10 +293,11 @@ void ShowLessonWindow(AppState& st, Worker& worker) {
   const ImGuiViewport* vp = ImGui::GetMainViewport();
   const float font = ImGui::GetFontSize();
   ImGui::SetNextWindowPos(ImVec2(vp->Pos.x, vp->Pos.y + vp->Size.y), ImGuiCond_Always, ImVec2(0.0f, 1.0f));
-  ImGui::SetNextWindowSizeConstraints(ImVec2(vp->Size.x, 0), ImVec2(vp->Size.x, vp->Size.y * 0.6f));
-  if (ImGui::Begin(("Lesson: " + l.title + "###lesson").c_str(), &open,
+  // its own text decides its height (up to three quarters of the screen at 3x on 1024x768)
+  ImGui::SetNextWindowSizeConstraints(ImVec2(vp->Size.x, 0), ImVec2(vp->Size.x, vp->Size.y * 0.75f));
+  if (ImGui::Begin("###lesson", &open,
                    ImGuiWindowFlags_AlwaysAutoResize | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
-                       ImGuiWindowFlags_NoCollapse)) {
+                       ImGuiWindowFlags_NoCollapse | ImGuiWindowFlags_NoTitleBar)) {
     ImGui::BringWindowToDisplayFront(ImGui::GetCurrentWindow());
     st.lesson_top = ImGui::GetWindowPos().y;
     RecordWidget(st, "lesson.window");
@@ -311,20 +316,37 @@ void ShowLessonWindow(AppState& st, Worker& worker) {
     if (ImGui::Button("Next >")) go = st.lesson_step + 1;
     ImGui::EndDisabled();
     RecordWidget(st, "lesson.next");
-    ImGui::SameLine(0, font);
-    // wrapped beside the buttons: a long title at 3x breaks onto more lines, it is never cut off
-    const std::string heading = "Step " + std::to_string(st.lesson_step + 1) + " of " + std::to_string(n) + ": " + s.title;
-    const std::string hint = "   (Page Down / Page Up)";
-    ImGui::PushTextWrapPos(vp->Size.x - font);
-    const float room = vp->Size.x - font - ImGui::GetCursorScreenPos().x + vp->Pos.x;
-    ImGui::TextUnformatted((ImGui::CalcTextSize((heading + hint).c_str()).x <= room ? heading + hint : heading).c_str());
-    ImGui::PopTextWrapPos();
+    const float close_w = ImGui::CalcTextSize("Close").x + font;
+    const char* hint = "Page Down / Page Up";
+    if (ImGui::GetItemRectMax().x + font * 2 + ImGui::CalcTextSize(hint).x + close_w < vp->Pos.x + vp->Size.x) {
+      ImGui::SameLine(0, font);
+      ImGui::TextDisabled("%s", hint);
+    }
+    ImGui::SameLine(vp->Size.x - close_w - font * 0.5f);
+    if (ImGui::SmallButton("Close")) open = false;
+    RecordWidget(st, "lesson.close");
+    // the heading and the text wrap to the width of the screen; when they would not fit in the
+    // strip at this font size (3x on 1024x768), they are drawn smaller until they do, so they
+    // are never cut off and the heads keep a quarter of the screen
+    const std::string heading = l.title + ", step " + std::to_string(st.lesson_step + 1) + " of " + std::to_string(n) + ": " + s.title;
+    const float wrap = vp->Size.x - font * 2;
+    const float budget = vp->Size.y * 0.75f - ImGui::GetCursorPosY() - ImGui::GetStyle().WindowPadding.y * 2 - font;
+    auto height_at = [&](float k) {
+      return (ImGui::CalcTextSize(heading.c_str(), nullptr, false, wrap / k).y +
+              ImGui::CalcTextSize(s.text.c_str(), nullptr, false, wrap / k).y) * k + font;
+    };
+    float k = 1.0f;
+    while (k > 0.5f && height_at(k) > budget) k -= 0.05f;
+    ImGui::SetWindowFontScale(k);
+    ImGui::PushTextWrapPos(wrap);
+    ImGui::TextUnformatted(heading.c_str());
     RecordWidget(st, "lesson.title");
     ImGui::Separator();
-    ImGui::PushTextWrapPos(vp->Size.x - font);
     ImGui::TextUnformatted(s.text.c_str());
     ImGui::PopTextWrapPos();
     RecordWidget(st, "lesson.text");
+    ImGui::SetWindowFontScale(1.0f);
+    st.lesson_text_scale = k;
     if (go >= 0) GoToLessonStep(st, worker, st.lesson, go);
   }
   ImGui::End();

@@ -166,13 +166,15 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
     st.labels.clear();
     st.longest_label_em = 0;
     for (const auto& tok : st.shown->result->tokens) {
-      st.labels.push_back(token_label(tok.text));
+      st.labels.push_back(to_ui(token_label(tok.text)));
+      st.fonts.need(st.labels.back());
       if (st.labels.size() <= 512)
         st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize(st.labels.back().c_str()).x / ImGui::GetFontSize());
     }
     st.key_labels.clear();
     for (const auto& tok : st.shown->result->keys()) {
-      st.key_labels.push_back(token_label(tok.text));
+      st.key_labels.push_back(to_ui(token_label(tok.text)));
+      st.fonts.need(st.key_labels.back());
       if (st.key_labels.size() <= 512)
         st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize(st.key_labels.back().c_str()).x / ImGui::GetFontSize());
     }
@@ -187,7 +189,11 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   j["computing"] = worker.busy();
   j["progress"] = worker.progress();
   j["cancelled"] = worker.cancelled();
+  j["computations"] = worker.computations();
   j["frame"] = ImGui::GetFrameCount();
+  j["labels_cut"] = st.labels_cut;
+  j["lesson_text_scale"] = st.lesson_text_scale;
+  j["window_rect"] = st.window_rect;
   j["offer_restore"] = st.offer_restore;
   j["banner"] = g_banner_for_state;
   j["framebuffer"] = {fb_w, fb_h};
@@ -211,6 +217,13 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   j["windows"]["browser"] = st.browser.open;
   j["windows"]["lesson"] = st.lesson >= 0;
   j["text"] = st.session.text;
+  {  // code points on screen that the atlas cannot draw (ImGui would show '?'): labels and the text
+    int missing = st.fonts.missing(to_ui(st.session.text));
+    for (std::size_t i = 0; i < st.labels.size() && i < 512; ++i) missing += st.fonts.missing(st.labels[i]);
+    for (std::size_t i = 0; i < st.key_labels.size() && i < 512; ++i) missing += st.fonts.missing(st.key_labels[i]);
+    j["missing_glyphs"] = missing;
+    j["labels"] = std::vector<std::string>(st.labels.begin(), st.labels.begin() + std::min<std::size_t>(st.labels.size(), 64));
+  }
   if (st.model) j["model"] = {{"dir", st.model->info().dir}, {"type", st.model->info().model_type},
                               {"layers", st.model->info().n_layers}, {"heads", st.model->info().n_heads},
                               {"dtype", st.model->info().dtype}};
@@ -297,28 +310,6 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
     j["flash_tiles"] = r.layers[0].heads[0].flash_trace.size();
   }
   return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-void load_fonts(float scale) {
-  ImGuiIO& io = ImGui::GetIO();
-  io.Fonts->Clear();
-  const char* path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {  // Debian's ImGui asserts on a missing font file: check first
-    std::fprintf(stderr, "attnlab: %s not found (package fonts-dejavu-core); using the built-in font\n", path);
-    return;
-  }
-  // Latin, Greek, Cyrillic, punctuation, arrows and the symbols that show whitespace tokens.
-  static ImVector<ImWchar> ranges;
-  ImFontGlyphRangesBuilder b;
-  b.AddRanges(io.Fonts->GetGlyphRangesDefault());
-  b.AddRanges(io.Fonts->GetGlyphRangesCyrillic());
-  static const ImWchar extra[] = {0x0100, 0x024F, 0x0370, 0x03FF, 0x2000, 0x206F, 0x2190, 0x21FF,
-                                  0x2200, 0x22FF, 0x2300, 0x23FF, 0x2400, 0x243F, 0x25A0, 0x25FF, 0};
-  b.AddRanges(extra);
-  b.BuildRanges(&ranges);
-  // rasterised at the size it is shown, so it stays sharp at every scale
-  io.Fonts->AddFontFromFileTTF(path, std::round(17.0f * scale), nullptr, ranges.Data);
 }
 
 // Dark for the desk; light and high-contrast for projectors. Sizes follow the font scale.
@@ -557,6 +548,17 @@ int main(int argc, char** argv) {
   });
   ImGui_ImplGlfw_InitForOpenGL(window, true);
   ImGui_ImplOpenGL3_Init("#version 330 core");
+  // the clipboard crosses the 16-bit boundary too: pasted emoji arrive as stand-ins, copied text
+  // leaves as the real code points
+  io.GetClipboardTextFn = [](void* user) -> const char* {
+    static std::string pasted;
+    const char* s = glfwGetClipboardString(static_cast<GLFWwindow*>(user));
+    pasted = to_ui(s ? s : "");
+    return pasted.c_str();
+  };
+  io.SetClipboardTextFn = [](void* user, const char* text) {
+    glfwSetClipboardString(static_cast<GLFWwindow*>(user), from_ui(text ? text : "").c_str());
+  };
 
   int exit_code = 0;
   {
@@ -607,11 +609,16 @@ int main(int argc, char** argv) {
       worker_b.set_want_metrics(true);
       if (pending_font_scale > 0) st.font_scale = pending_font_scale, pending_font_scale = 0;
       // theme and font scale (the atlas is rebuilt at the new size, between frames)
-      if (st.font_scale != st.applied_font_scale || st.light != applied_light) {
+      if (st.font_scale != st.applied_font_scale || st.light != applied_light || st.fonts.dirty()) {
         st.font_scale = std::clamp(st.font_scale, 1.0f, 3.0f);
         style(st.light, st.font_scale);
-        if (st.font_scale != st.applied_font_scale) {
-          load_fonts(st.font_scale);
+        if (st.font_scale != st.applied_font_scale && st.lesson >= 0) {  // the strip changes height: re-place its view
+          const auto& step = st.lessons[st.lesson].steps[std::clamp<std::size_t>(st.lesson_step, 0, st.lessons[st.lesson].steps.size() - 1)];
+          if (!step.view.empty()) st.place_view = step.view, st.place_frames = 4;
+        }
+        if (st.font_scale != st.applied_font_scale || st.fonts.dirty()) {
+          // rasterised at the size it is shown, so it stays sharp at every scale
+          st.fonts.build(std::round(17.0f * st.font_scale));
           ImGui_ImplOpenGL3_DestroyFontsTexture();
           ImGui_ImplOpenGL3_CreateFontsTexture();
         }
@@ -856,6 +863,9 @@ int main(int argc, char** argv) {
       }
 
       ImGui::Render();
+      st.labels_cut = TakeLabelsCut();
+      glfwGetWindowPos(window, &st.window_rect[0], &st.window_rect[1]);
+      glfwGetWindowSize(window, &st.window_rect[2], &st.window_rect[3]);
       int fb_w, fb_h;
       glfwGetFramebufferSize(window, &fb_w, &fb_h);
       glViewport(0, 0, fb_w, fb_h);
@@ -888,7 +898,9 @@ int main(int argc, char** argv) {
     }
   }
 
-  SavePrefs(st);  // preferences, recent files and the session, for the next start
+  // preferences, recent files and the session, for the next start (a scripted screenshot leaves
+  // the user's preferences as they were)
+  if (opt.screenshot_path.empty()) SavePrefs(st);
   if (!running_marker(st).empty() && opt.screenshot_path.empty()) std::remove(running_marker(st).c_str());  // a clean exit
   ImGui_ImplOpenGL3_Shutdown();
   ImGui_ImplGlfw_Shutdown();

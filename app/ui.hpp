@@ -4,6 +4,7 @@
 
 #include <imgui.h>
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <thread>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "render/window_fonts.hpp"
 #include "render/heatmap.hpp"
 #include "worker.hpp"
 
@@ -59,6 +61,8 @@ struct ModelLoad {  // a Hugging Face folder loading on its own thread
 };
 
 struct AppState {
+  WindowFonts fonts;         // the atlas, with the glyphs the texts on screen need
+  std::string text_needed;   // the session text as last handed to fonts.need
   Session session;           // the configuration being edited
   Session opened;            // as it was opened, to mark edits
   std::string session_path;  // where it came from ("" = built-in example)
@@ -104,8 +108,11 @@ struct AppState {
   std::vector<Lesson> lessons;
   int lesson = -1, lesson_step = 0;
   float lesson_top = 0;    // where the lesson strip starts (screen y), 0 when none
+  float lesson_text_scale = 1;  // the lesson text's size relative to the font (below 1 only when it must be, to fit)
   std::string place_view;  // a view a lesson step just opened, placed above the strip on its next frames
   int place_frames = 0;
+  std::string lesson_view;   // the view the current lesson step placed
+  float lesson_view_top = 0;  // the strip's top when it was placed
 
   // views
   bool show_model = false, show_pipeline = false, show_lines = false, show_compare = false, show_help = false,
@@ -143,6 +150,8 @@ struct AppState {
   std::vector<HeadRect> head_rects;
   Hover hover;
   std::map<std::string, ImVec4> widgets;  // named widget rects this frame (x, y, w, h), for tests
+  int labels_cut = 0;                     // token labels shortened with "..." in the last frame
+  std::array<int, 4> window_rect{};       // the OS window: x, y, w, h
 
   // views
   bool show_mask = false, show_gallery = false, show_positional = false, show_metrics = false, show_flash = false;
@@ -225,6 +234,7 @@ void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const cha
 // Text read bottom to top from `pos`.
 void AddTextVertical(ImDrawList* dl, ImVec2 pos, ImU32 col, const char* text);
 std::string FitLabel(std::string s, float max_width);
+int TakeLabelsCut();  // how many labels FitLabel shortened since the last call
 // prefix + i ("head 3"): written this way because GCC 12 warns falsely (-Wrestrict) on "..." + to_string
 inline std::string Numbered(const char* prefix, int i) { return std::to_string(i).insert(0, prefix); }
 // Remembers a widget's rect under `name` (the last item drawn) for the state dump.

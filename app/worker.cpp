@@ -334,6 +334,7 @@ void Worker::run() {
           (computed_->metrics || !metrics)) {
         o.result = computed_->result;
       } else {
+        ++computations_;
         o = model ? model->compute(s.text, &cancel_, {metrics, &progress_}, intervention)
                   : engine_.compute(s, &cancel_, {metrics, &progress_});
         if (o.result) computed_ = Computed{s, model, intervention, metrics, o.result};

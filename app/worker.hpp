@@ -98,6 +98,8 @@ class Worker {
   double busy_seconds() const;
   void cancel();
   std::uint64_t cancelled() const { return cancelled_.load(); }
+  // How many requests ran the engine or the model (a display-only change runs neither).
+  std::uint64_t computations() const { return computations_.load(); }
   // Per-head metrics are computed only while someone shows them (the Metrics window).
   void set_want_metrics(bool want) { want_metrics_ = want; }
   // With a model, every request runs the session's text through it (null: the random-weight engine).
@@ -123,7 +125,7 @@ class Worker {
   std::shared_ptr<const Snapshot> latest_;
   std::atomic<bool> cancel_{false}, quit_{false}, busy_{false}, want_metrics_{false};
   std::atomic<float> progress_{0};
-  std::atomic<std::uint64_t> cancelled_{0};
+  std::atomic<std::uint64_t> cancelled_{0}, computations_{0};
   std::atomic<std::int64_t> started_ns_{0};  // steady clock when the computation under way began
   // what was last computed: a request that changes only how values are shown reuses it
   struct Computed {

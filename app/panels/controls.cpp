@@ -164,7 +164,13 @@ void ShowTextPanel(AppState& st, Worker& worker) {
   ImGui::TextUnformatted("Text");
   const ImVec2 box(-FLT_MIN, ImGui::GetTextLineHeight() * 5);
   const ImVec2 p = ImGui::GetCursorScreenPos();
-  if (ImGui::InputTextMultiline("##text", &st.session.text, box)) Edited(st, worker, true);
+  // edited as shown to ImGui (code points above U+FFFF as stand-ins, render/window_fonts.hpp), stored as typed
+  std::string ui = to_ui(st.session.text);
+  if (st.text_needed != st.session.text) st.fonts.need(ui), st.text_needed = st.session.text;
+  if (ImGui::InputTextMultiline("##text", &ui, box)) {
+    st.session.text = from_ui(ui);
+    Edited(st, worker, true);
+  }
   const ImVec2 sz = ImGui::GetItemRectSize();
   st.text_box = ImVec4(p.x, p.y, sz.x, sz.y);
   ProblemsFor(st, "text");
@@ -177,7 +183,7 @@ void ShowTextPanel(AppState& st, Worker& worker) {
   const float right = ImGui::GetWindowPos().x + ImGui::GetWindowContentRegionMax().x;
   const std::size_t shown_max = 400;  // chips past this are summarised, not drawn
   for (std::size_t i = 0; i < tokens.size() && i < shown_max; ++i) {
-    const std::string label = token_label(tokens[i].text);
+    const std::string label = i < st.labels.size() ? st.labels[i] : to_ui(token_label(tokens[i].text));
     const ImVec2 ts = ImGui::CalcTextSize(label.c_str());
     const ImVec2 chip(ts.x + 10, ts.y + 4);
     if (i > 0) {
@@ -193,7 +199,7 @@ void ShowTextPanel(AppState& st, Worker& worker) {
                       ImGui::GetColorU32(hovered ? ImGuiCol_ButtonHovered : ImGuiCol_Button), 4.0f);
     dl->AddText(ImVec2(a.x + 5, a.y + 2), ImGui::GetColorU32(ImGuiCol_Text), label.c_str());
     if (hovered) {
-      ImGui::SetTooltip("token %zu: \"%s\"\nbytes %zu-%zu", i, tokens[i].text.c_str(), tokens[i].begin,
+      ImGui::SetTooltip("token %zu: \"%s\"\nbytes %zu-%zu", i, to_ui(tokens[i].text).c_str(), tokens[i].begin,
                         tokens[i].end);
     }
   }

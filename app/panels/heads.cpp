@@ -2,6 +2,7 @@
 #include <imgui.h>
 
 #include <algorithm>
+#include <utility>
 #include <cmath>
 #include <string>
 
@@ -22,8 +23,12 @@ void RecordWidget(AppState& st, const std::string& name) {
 }
 
 // Cuts a label to max_width pixels, ending in an ellipsis.
+int g_labels_cut = 0;  // labels shortened with "..." since the frame began (the state dump reports it)
+int TakeLabelsCut() { return std::exchange(g_labels_cut, 0); }
+
 std::string FitLabel(std::string s, float max_width) {
   if (ImGui::CalcTextSize(s.c_str()).x <= max_width) return s;
+  ++g_labels_cut;
   while (!s.empty()) {
     // drop one UTF-8 code point from the end
     std::size_t k = s.size() - 1;

@@ -58,6 +58,8 @@ checks = {"passed": 0, "failed": 0}
 def check(cond, what):
     if cond:
         checks["passed"] += 1
+        if os.environ.get("ATTNLAB_GUI_VERBOSE"):
+            print("ok:", what, flush=True)
     else:
         checks["failed"] += 1
         print("FAIL:", what, flush=True)
@@ -101,12 +103,13 @@ def screenshot_run(session, name):
 class Display:
     """An Xvfb server and the app on it, driven with xdotool."""
 
-    def __init__(self, *app_args, env=None):
+    def __init__(self, *app_args, env=None, size=None):
         # An explicit display number that nothing answers on, then our Xvfb on it, accepted once
         # it answers and is still alive (another server on that number - a lock file elsewhere,
         # an abstract socket - must not be mistaken for ours).
         import random
         extra = env or {}
+        self.w, self.h = size or (W, H)
         self.xvfb = None
         for _ in range(20):
             num = random.randint(100, 900)
@@ -116,7 +119,7 @@ class Display:
             probe = lambda: subprocess.run(["xdotool", "getmouselocation"], env=probe_env, capture_output=True).returncode == 0
             if probe():
                 continue  # somebody else's server
-            xvfb = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
+            xvfb = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", f"{self.w}x{self.h}x24", "-nolisten", "tcp"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(50):
                 if xvfb.poll() is not None:
@@ -137,7 +140,7 @@ class Display:
         if os.path.exists(self.state_path):
             os.remove(self.state_path)  # a previous app's state must not be read as this one's
         self.stderr_path = os.path.join(TMP, f"app-stderr-{time.time():.3f}.txt")
-        self.app = subprocess.Popen([APP, "--state-file", self.state_path, "--width", str(W), "--height", str(H),
+        self.app = subprocess.Popen([APP, "--state-file", self.state_path, "--width", str(self.w), "--height", str(self.h),
                                      *app_args], env=self.env, cwd=TMP, stderr=open(self.stderr_path, "w"))
 
     def state(self):
@@ -156,7 +159,17 @@ class Display:
             time.sleep(0.1)
         return None
 
-    def wait_for(self, pred, what, timeout=30):
+    def frames(self, n=3, timeout=20):
+        """Waits until the app has drawn n more frames (it draws at least 10 a second when idle),
+        so that an action has been seen and answered: event-driven, not a fixed pause."""
+        s = self.state()
+        if not s or "frame" not in s:
+            time.sleep(0.3)
+            return
+        f0 = s["frame"]
+        self.poll(lambda t: t.get("frame", 0) >= f0 + n, timeout)
+
+    def wait_for(self, pred, what, timeout=60):
         s = self.poll(pred, timeout)
         if s:
             return s
@@ -167,14 +180,16 @@ class Display:
 
     def xdo(self, *args):
         subprocess.run(["xdotool", *args], env=self.env, check=True, timeout=30)
-        time.sleep(0.3)  # a few frames between actions
+        self.frames(3)  # the app has seen it
 
     def click(self, x, y):
         self.xdo("mousemove", str(int(x)), str(int(y)))
         self.xdo("click", "1")
 
-    def chord(self, keys):  # held long enough for GLFW polling to see it
-        self.xdo("keydown", keys)
+    def chord(self, keys):
+        # held ~0.1 s: long enough for ImGui 1.86's per-frame key state, shorter than its key
+        # repeat delay (0.275 s), so Ctrl+V pastes once
+        subprocess.run(["xdotool", "keydown", keys], env=self.env, check=True, timeout=30)
         time.sleep(0.1)
         self.xdo("keyup", keys)
 
@@ -242,7 +257,7 @@ def test_typing(d, s):
     check(s["tokens"] == ["Short", "one", "now"], f"tokens typed: {s['tokens']}")
     check(all(h["n_q"] == 3 and h["n_k"] == 3 for h in s["heads"]), "every head has 3 rows and 3 columns")
     d.xdo("mousemove", "5", str(H - 5))  # no tooltip over the heatmaps
-    time.sleep(0.5)
+    d.frames(4)
     s = d.wait_for(settled, "settled after moving the mouse")
     png = d.screenshot("typed")
     check_pattern(png, s, causal=True, label="after typing")
@@ -332,7 +347,7 @@ def choose(d, path, choice):
     d.click(*center(s["widgets"][path]))
     item = f"{path}={choice}"
     s = d.wait_for(lambda s: item in s["widgets"], f"the open combo listing {choice}")
-    time.sleep(0.2)  # and where it stays: read again before clicking
+    d.frames(3)  # and where it stays: read again before clicking
     s = d.wait_for(lambda s: item in s["widgets"], f"the open combo listing {choice}")
     d.click(*center(s["widgets"][item]))
 
@@ -353,7 +368,7 @@ def test_masks(d, s):
         if not s:
             return
         d.xdo("mousemove", "5", str(H - 5))
-        time.sleep(0.4)
+        d.frames(4)
         s = d.wait_for(settled, "settled")
         png = d.screenshot(kind)
         background = head0_pixels(png, s)
@@ -380,7 +395,7 @@ def test_masks(d, s):
     s = d.wait_for(lambda s: "menu.view.mask" in s["widgets"], "the View menu")
     d.click(*center(s["widgets"]["menu.view.mask"]))
     s = d.wait_for(lambda s: s["windows"]["mask"] and "mask.view" in s["widgets"], "the Mask window")
-    time.sleep(0.3)
+    d.frames(4)
     s = d.state()
     x, y, w, h = s["widgets"]["mask.view"]  # the drawn cells
     n = s["n_tokens"]
@@ -413,7 +428,7 @@ def test_family(d, s):
     h0 = s["heads"][0]
     check(abs(h0["w"] / h0["h"] - n_k / n_q) < 0.02, f"the heatmap is {n_q} x {n_k} cells on screen")
     d.xdo("mousemove", "5", str(H - 5))
-    time.sleep(0.4)
+    d.frames(4)
     s = d.wait_for(settled, "settled")
     cross_png = d.screenshot("cross")
     grid = cell_colours(cross_png, {"heads": [s["heads"][0]]})[0]
@@ -426,7 +441,7 @@ def test_family(d, s):
     check(all(a is not None and a[0] > 0 and a[1] > 0 for a in s["approximation"]),
           f"Performer reports its error against softmax: {s['approximation']}")
     d.xdo("mousemove", "5", str(H - 5))
-    time.sleep(0.4)
+    d.frames(4)
     s = d.wait_for(settled, "settled")
     perf = cell_colours(d.screenshot("performer"), {"heads": [s["heads"][0]]})[0]
     changed = sum(1 for a, b in zip(sum(grid, []), sum(perf, [])) if a != b)
@@ -469,14 +484,14 @@ def menu(d, top, item):
     s = d.wait_for(lambda s: item in s["widgets"], item)
     if not s:
         return
-    time.sleep(0.2)  # where it stays: the same rect twice
+    d.frames(3)  # where it stays: the same rect twice
     s = d.wait_for(lambda t: t["widgets"].get(item) == s["widgets"][item], f"{item} settled", timeout=5)
     d.click(*center(s["widgets"][item]))
 
 
 def away(d):
-    d.xdo("mousemove", str(W - 3), "3")  # over the menu bar: no tooltip, no hover
-    time.sleep(0.4)
+    d.xdo("mousemove", str(d.w - 3), "3")  # over the menu bar: no tooltip, no hover
+    d.frames(4)
 
 
 def cell_rgb(img, rect, n_q, n_k, i, j, fx=0.2, fy=0.2):
@@ -487,9 +502,12 @@ def cell_rgb(img, rect, n_q, n_k, i, j, fx=0.2, fy=0.2):
 @on_example
 def test_explore(d, s):
     weights = example_weights()
+    computed = s["computations"]
     # colormap magma, global range: weight 1.0 (token 0 under the causal mask) is magma's top colour
     choose(d, "display.colormap", "magma")
     s = d.wait_for(lambda s: settled(s) and s.get("shown_display", {}).get("colormap") == "magma", "magma shown")
+    check(s is not None and s["computations"] == computed,
+          f"a display option re-draws the Result, it does not compute again ({computed} -> {s and s['computations']})")
     away(d)
     s = d.wait_for(settled, "settled")
     img = Image.open(d.screenshot("magma")).convert("RGB")
@@ -597,7 +615,7 @@ def test_compare(d, s):
         return
     check(s["diff_max"] == 0, f"B starts as a copy of A: no difference ({s['diff_max']})")
     d.click(*center(s["widgets"]["compare.edit_b"]))
-    time.sleep(0.3)
+    d.frames(4)
     choose(d, "attention.mask.kind", "none")  # edits B, not A
     s = d.wait_for(lambda s: s["diff_max"] > 0.05, "B - A non-zero after B's mask changes")
     if not s:
@@ -635,7 +653,7 @@ def test_files(d, s):
     d.xdo("type", "--delay", "40", "Undo me please")
     s = d.wait_for(lambda s: settled(s) and s["text"] == "Undo me please", "typed text")
     d.click(W - 40, 12)  # leave the text box (the menu bar's empty end)
-    time.sleep(0.3)
+    d.frames(4)
     check(s and s["undo"] == 1, f"typing is one history entry: {s and s['undo']}")
     d.chord("ctrl+z")
     s = d.wait_for(lambda s: settled(s) and s["text"] == original, "undo restores the text")
@@ -769,7 +787,7 @@ def test_export(d, s):
     s = d.state()
     d.click(*center(s["widgets"]["export.what"]))
     s = d.wait_for(lambda s: "export.what=8" in s["widgets"], "the export choices")
-    time.sleep(0.2)
+    d.frames(4)
     d.click(*center(d.state()["widgets"]["export.what=8"]))  # weights matrix
     s = d.wait_for(lambda s: s["export_what"] == 8, "weights matrix chosen")
     d.click(*center(s["widgets"]["export.path"]))
@@ -831,12 +849,214 @@ def test_model():
     finally:
         d.close()
 
+def inside(rect, w, h):
+    x, y, rw, rh = rect
+    return x >= 0 and y >= 0 and x + rw <= w + 1 and y + rh <= h + 1 and rw > 0 and rh > 0
+
+
+def test_projector():
+    """At 1024x768 and 1920x1080: a lesson step that opens a view (the first step too) leaves
+    Next reachable and clicked; the clicker's keys step; F5 at 3x labels every token unshortened
+    and leaving F5 restores the window's place and size."""
+    for size in ((1024, 768), (1920, 1080)):
+        w, h = size
+        d = Display("--example", "--lesson", "1", size=size)  # lesson 1's first step opens Step by step
+        try:
+            s = d.wait_for(lambda s: settled(s) and s["lesson"] == 0 and "lesson.next" in s["widgets"], f"{w}x{h}: lesson 1")
+            if not s:
+                continue
+            check(s["windows"]["pipeline"], f"{w}x{h}: the first step opens its view (Step by step)")
+            nxt = s["widgets"]["lesson.next"]
+            check(inside(nxt, w, h), f"{w}x{h}: Next is on screen ({nxt})")
+            # the view the step opened is placed above the lesson strip, not over it
+            s = d.wait_for(lambda s: "pipeline.next" in s["widgets"], f"{w}x{h}: the pipeline window")
+            lesson = s["widgets"]["lesson.window"]
+            check(s["widgets"]["pipeline.next"][1] < lesson[1], f"{w}x{h}: the view sits above the lesson strip")
+            d.click(*center(s["widgets"]["lesson.next"]))
+            s = d.wait_for(lambda s: settled(s) and s["lesson_step"] == 1, f"{w}x{h}: Next clicked")
+            check(s is not None, f"{w}x{h}: a click on Next reaches it (nothing covers it)")
+            away(d)
+            for key, step in (("Next", 2), ("Prior", 1), ("Right", 2), ("Left", 1), ("space", 2)):  # Page Down/Up are Next/Prior
+                d.chord(key)
+                s = d.wait_for(lambda s, step=step: s["lesson_step"] == step, f"{w}x{h}: {key} goes to step {step + 1}")
+                check(s is not None, f"{w}x{h}: the clicker key {key} steps the lesson")
+            # a lesson whose later step opens the Line view: still Next visible above it
+            d.chord("Prior")
+            before = d.wait_for(lambda s: s["window_rect"][2] > 0, "the window's rect")["window_rect"]
+            d.xdo("key", "ctrl+equal")
+            for _ in range(8):
+                d.chord("ctrl+equal")
+            s = d.wait_for(lambda s: s["font_scale"] == 3, f"{w}x{h}: font scale 3")
+            d.chord("F5")
+            s = d.wait_for(lambda s: s["fullscreen"] and s["hide_controls"] and settled(s), f"{w}x{h}: presentation at 3x")
+            if s:
+                s = d.wait_for(lambda s: s["labels_cut"] == 0 and "lesson.next" in s["widgets"], f"{w}x{h}: labels whole at 3x", timeout=10)
+                check(s is not None, f"{w}x{h}: at 3x in presentation no label is shortened")
+                s = d.state()
+                check(inside(s["widgets"]["lesson.next"], s["framebuffer"][0], s["framebuffer"][1]), f"{w}x{h}: Next on screen at 3x")
+                check(inside(s["widgets"]["lesson.text"], s["framebuffer"][0], s["framebuffer"][1]) or
+                      s["widgets"]["lesson.text"][1] + s["widgets"]["lesson.text"][3] <= s["framebuffer"][1] + 1,
+                      f"{w}x{h}: the lesson text is not clipped at 3x")
+                d.screenshot(f"projector-{w}x{h}-3x")
+                d.click(*center(s["widgets"]["lesson.next"]))
+                check(d.wait_for(lambda s: s["lesson_step"] == 2, f"{w}x{h}: Next at 3x") is not None, f"{w}x{h}: Next clicked at 3x")
+            d.chord("F5")
+            s = d.wait_for(lambda s: not s["fullscreen"] and not s["hide_controls"], f"{w}x{h}: back from presentation")
+            s = d.wait_for(lambda s, b=before: s["window_rect"] == b, f"{w}x{h}: the window's rect restored", timeout=10)
+            check(s is not None, f"{w}x{h}: leaving F5 restores the window exactly ({before} -> {d.state()['window_rect']})")
+        finally:
+            d.close()
+
+
+SCRIPTS = "注意力 日本語の文 한국어 الانتباه ध्यान προσοχή внимание ok"
+
+
+def test_scripts():
+    """Chinese, Japanese, Korean, Arabic, Devanagari, Greek and Cyrillic tokens: every label and the
+    text are drawn with their glyphs (none missing, so none drawn as '?'); pasted emoji stay emoji."""
+    path = os.path.join(TMP, "scripts.json")
+    json.dump({"text": SCRIPTS, "model": {"d_model": 16, "n_heads": 2}}, open(path, "w"))
+    for size in ((1024, 768), (1920, 1080)):
+        d = Display("--session", path, size=size)
+        try:
+            s = d.wait_for(lambda s: settled(s) and s["tokens"][0] == "注意力", f"{size}: the multilingual session")
+            if not s:
+                continue
+            check(s["tokens"] == SCRIPTS.split(), f"{size}: tokens {s['tokens']}")
+            check(s["labels"] == SCRIPTS.split(), f"{size}: labels drawn as the tokens read ({s['labels']})")
+            s = d.wait_for(lambda s: s["missing_glyphs"] == 0, f"{size}: every glyph in the atlas", timeout=10)
+            check(s is not None, f"{size}: no label or text character is drawn as '?' ({d.state()['missing_glyphs']} missing)")
+            png = d.screenshot(f"scripts-{size[0]}x{size[1]}")
+            img = Image.open(png).convert("RGB")
+            x, y, w, h = s["text_box"]
+            box = img.crop((int(x), int(y), int(x + w), int(y + h)))
+            check(len(set(box.getdata())) > 8, f"{size}: the text box shows its text (anti-aliased glyphs)")
+        finally:
+            d.close()
+    # a pasted emoji is kept (Dear ImGui 1.86 holds 16-bit characters: it would become U+FFFD)
+    d = Display("--example")
+    try:
+        s = d.wait_for(settled, "the example")
+        subprocess.run(["xclip", "-selection", "clipboard"], input="a 😀 b c".encode(), env=d.env, timeout=10)
+        x, y, w, h = s["text_box"]
+        d.click(x + w / 2, y + h / 2)
+        d.chord("ctrl+a")
+        d.chord("ctrl+v")
+        s = d.wait_for(lambda s: settled(s) and "b c" in s["text"], "the pasted text")
+        check(s is not None and s["text"] == "a 😀 b c", f"the pasted emoji stays in the session text ({s and s['text']!r})")
+        d.xdo("type", "--delay", "40", " d")  # and typing after it keeps it
+        s = d.wait_for(lambda s: settled(s) and s["text"].endswith(" d"), "typed after the emoji")
+        check(s is not None and s["text"] == "a 😀 b c d" and "😀" in s["tokens"], f"typing keeps the emoji ({s and s['text']!r})")
+        check(s is not None and s["missing_glyphs"] == 0, "the emoji is drawn, not '?'")
+    finally:
+        d.close()
+
+
+def test_hostile():
+    """What used to take the window down: each case ends with the window alive, the problem shown
+    and (where there was one) the last picture kept."""
+    # sessions that crashed or threw: refused with their reason, the example shown
+    bad = {"t5.json": json.dumps({"positional": {"kind": "t5", "t5_num_buckets": 2}}),
+           "overflow.json": '{"attention": {"normalizer": {"temperature": 1e400}}}',
+           "deep.json": '{"text": ' + "[" * 100000 + "]" * 100000 + "}",
+           "dup.json": '{"text": "a", "text": "b"}'}
+    for name, text in bad.items():
+        path = os.path.join(TMP, name)
+        open(path, "w").write(text)
+        d = Display("--session", path)
+        try:
+            s = d.wait_for(lambda s: settled(s) or (s["problems"] and not s["busy"]), f"{name}: the window answers")
+            check(s is not None and d.app.poll() is None, f"{name}: the window is alive")
+            if s and name != "t5.json":
+                check("could not open" in s["banner"], f"{name}: the banner says why ({s['banner'][:120]!r})")
+            if s and name == "t5.json":
+                s = d.wait_for(lambda s: any("leaves no bucket" in p for p in s["problems"]), f"{name}: the problem shown")
+                check(s is not None and "problem.banner" in s["widgets"], f"{name}: the problem over the heads")
+                check(s is not None and "problem.positional.t5_num_buckets" in s["widgets"],
+                      f"{name}: the problem beside t5_num_buckets ({s and [k for k in s['widgets'] if k.startswith('problem')]})")
+        finally:
+            d.close()
+    # a crash loop: a run left its marker and its (crashing) session; the next start shows the
+    # example and offers the session instead of restoring it
+    cfg = os.path.join(CONFIG, "attnlab")
+    os.makedirs(cfg, exist_ok=True)
+    json.dump({"last_session": json.dumps({"text": "the session that crashed"})}, open(os.path.join(cfg, "prefs.json"), "w"))
+    open(os.path.join(cfg, "running"), "w").write("4194303\n")  # a pid that is not running
+    open(os.path.join(cfg, ".prefs.json.attnlab-tmp-4194303-Ab12Cd"), "w").write("{")  # a save killed part way
+    d = Display()
+    try:
+        s = d.wait_for(settled, "the start after a crash")
+        check(s is not None and s["offer_restore"] and s["text"] != "the session that crashed",
+              "after an unclean exit: the example, and the last session offered, not restored")
+        check(not os.path.exists(os.path.join(cfg, ".prefs.json.attnlab-tmp-4194303-Ab12Cd")), "the stale temporary removed")
+        if s:
+            d.click(*center(s["widgets"]["restore.offer"]))
+            s = d.wait_for(lambda s: settled(s) and s["text"] == "the session that crashed", "restored on request")
+            check(s is not None, "restore it brings the session back")
+        check(d.quit() == 0, "Ctrl+Q exits 0")
+        check(not os.path.exists(os.path.join(cfg, "running")), "a clean exit removes the marker")
+    finally:
+        d.close()
+    # the line view's head outlives n_heads: choose head 3, then 1 head
+    d = Display("--example", "--view", "lines")
+    try:
+        s = d.wait_for(lambda s: settled(s) and "lines.heads" in s["widgets"], "the line view")
+        if s:
+            d.click(*center(s["widgets"]["lines.heads"]))
+            s = d.wait_for(lambda s: "lines.heads=head 3" in s["widgets"], "the head list")
+            d.frames(3)
+            d.click(*center(d.state()["widgets"]["lines.heads=head 3"]))
+            s = reveal(d, "model.n_heads")
+            d.click(*center(s["widgets"]["model.n_heads"]))
+            d.chord("ctrl+a")
+            d.xdo("type", "1")
+            d.chord("Return")
+            s = d.wait_for(lambda s: settled(s) and len(s["heads"]) == 1, "one head")
+            check(s is not None and d.app.poll() is None, "the line view survives its head going away")
+        # a long computation: progress shown, Cancel stops it, the last picture stays
+        words = " ".join(f"w{i % 991}" for i in range(3000))
+        subprocess.run(["xclip", "-selection", "clipboard"], input=words.encode(), env=d.env, timeout=10)
+        s = reveal(d, "model.d_model")
+        d.click(*center(s["widgets"]["model.d_model"]))
+        d.chord("ctrl+a")
+        d.xdo("type", "768")
+        d.chord("Return")
+        s = d.wait_for(lambda s: settled(s), "d_model 768")
+        x, y, w, h = d.state()["text_box"]
+        d.click(x + w / 2, y + h / 2)
+        d.chord("ctrl+a")
+        d.chord("ctrl+v")
+        s = d.wait_for(lambda s: "progress.cancel" in s["widgets"], "the progress bar of a long computation", timeout=30)
+        if check(s is not None, "a computation over 200 ms shows its progress"):
+            check(0 <= s["progress"] <= 1, f"progress {s['progress']}")
+            d.click(*center(s["widgets"]["progress.cancel"]))
+            s = d.wait_for(lambda s: not s["computing"] and s["cancelled"] == s["posted"], "cancelled")
+            check(s is not None and s["n_tokens"] == 11, "Cancel stops it and the last picture stays")
+    finally:
+        d.close()
+    # a model folder whose config.json has a number for model_type
+    model = os.path.join(TMP, "badmodel")
+    shutil.copytree(os.path.join(HERE, "..", "models", "tiny-gpt2"), model)
+    cfg_json = json.load(open(os.path.join(model, "config.json")))
+    cfg_json["model_type"] = 3
+    json.dump(cfg_json, open(os.path.join(model, "config.json"), "w"))
+    d = Display("--model", model)
+    try:
+        s = d.wait_for(settled, "the window with a bad model folder")
+        check(s is not None and "'model_type' must be a string, not 3" in s["banner"], f"the reason shown ({s and s['banner']!r})")
+    finally:
+        d.close()
+
+
 
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
+STARTED = time.time()
 {"causal": test_causal, "typing": test_typing, "invalid": test_invalid, "hover": test_hover,
  "masks": test_masks, "family": test_family, "explore": test_explore, "compare": test_compare,
- "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model}[MODE]()
+ "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model,
+ "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile}[MODE]()
+print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
