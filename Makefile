@@ -33,12 +33,15 @@ test-portable:
 test-asan:
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DATTNLAB_SANITIZE=ON -DATTNLAB_GUI=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
 
-# Every libFuzzer target for FUZZ_SECONDS each (clang; single-threaded engine, no OpenBLAS).
+# The sanitized, portable build (clang, AddressSanitizer + UBSan, no -march=native, Eigen's own
+# GEMM, one thread): the engine and CLI suite runs in it, then every libFuzzer target for
+# FUZZ_SECONDS each. CI runs this after make test.
 FUZZ_TARGETS = fuzz_safetensors fuzz_session fuzz_tokenizer
 fuzz: deps
-	$(MAKE) configure BUILD=build-fuzz CMAKE_FLAGS="-DATTNLAB_FUZZ=ON -DATTNLAB_GUI=OFF -DATTNLAB_OPENMP=OFF \
-	  -DATTNLAB_OPENBLAS=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo"
-	cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+	$(MAKE) configure BUILD=build-fuzz CMAKE_FLAGS="-DATTNLAB_FUZZ=ON -DATTNLAB_GUI=OFF -DATTNLAB_NATIVE=OFF \
+	  -DATTNLAB_OPENMP=OFF -DATTNLAB_OPENBLAS=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release"
+	cmake --build build-fuzz -j $(JOBS)
+	cd build-fuzz && ctest --output-on-failure -j $(JOBS)
 	scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 bench: deps configure

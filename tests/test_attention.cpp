@@ -308,7 +308,9 @@ TEST_CASE("attention: sparsemax rows sum to 1 with exact zeros") {
 }
 
 TEST_CASE("attention: MQA and GQA heads in a group read identical K and V") {
-  for (auto [sharing, n_kv] : {std::pair{KvSharing::mqa, 1}, std::pair{KvSharing::gqa, 2}, std::pair{KvSharing::gqa, 3}}) {
+  for (const auto& [sharing_kind, kv_count] : {std::pair{KvSharing::mqa, 1}, std::pair{KvSharing::gqa, 2}, std::pair{KvSharing::gqa, 3}}) {
+    const KvSharing sharing = sharing_kind;  // plain variables: clang 14 cannot capture bindings (INFO)
+    const int n_kv = kv_count;
     Session s = small("grouped query attention shares keys and values");
     s.model = {48, 6, 4};
     s.model.kv_sharing = sharing;
