@@ -30,6 +30,15 @@ namespace attnlab::app {
 namespace {
 
 constexpr std::size_t kMaxUndo = 200;
+// and at most this many bytes of session text across the history (200 copies of a 1 MB text
+// would hold 200 MB: the soak's memory growth)
+constexpr std::size_t kMaxUndoBytes = 32u << 20;
+
+std::size_t HistoryBytes(const std::vector<Session>& v) {
+  std::size_t n = 0;
+  for (const auto& s : v) n += s.text.size() + s.context.text.size() + s.attention.mask.cells.size() * 8;
+  return n;
+}
 constexpr std::size_t kMaxRecent = 8;
 
 void Post(AppState& st, Worker& worker) { st.posted = worker.post(st.session, st.display); }
@@ -62,6 +71,7 @@ void Edited(AppState& st, Worker& worker, bool text_edit) {
   if (!same_entry && !(st.committed == st.session)) {
     st.undo.push_back(st.committed);
     if (st.undo.size() > kMaxUndo) st.undo.erase(st.undo.begin());
+    while (st.undo.size() > 1 && HistoryBytes(st.undo) > kMaxUndoBytes) st.undo.erase(st.undo.begin());
   }
   st.committed = st.session;
   st.redo.clear();

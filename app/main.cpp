@@ -166,14 +166,14 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
     st.labels.clear();
     st.longest_label_em = 0;
     for (const auto& tok : st.shown->result->tokens) {
-      st.labels.push_back(to_ui(token_label(tok.text)));
+      st.labels.push_back(to_ui(Clip(token_label(tok.text), 40)));
       st.fonts.need(st.labels.back());
       if (st.labels.size() <= 512)
         st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize(st.labels.back().c_str()).x / ImGui::GetFontSize());
     }
     st.key_labels.clear();
     for (const auto& tok : st.shown->result->keys()) {
-      st.key_labels.push_back(to_ui(token_label(tok.text)));
+      st.key_labels.push_back(to_ui(Clip(token_label(tok.text), 40)));
       st.fonts.need(st.key_labels.back());
       if (st.key_labels.size() <= 512)
         st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize(st.key_labels.back().c_str()).x / ImGui::GetFontSize());

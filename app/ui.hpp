@@ -235,6 +235,9 @@ void DrawColorBar(ImVec2 origin, float height, float vmin, float vmax, const cha
 void AddTextVertical(ImDrawList* dl, ImVec2 pos, ImU32 col, const char* text);
 std::string FitLabel(std::string s, float max_width);
 int TakeLabelsCut();  // how many labels FitLabel shortened since the last call
+// At most max_code_points of s, "..." after a cut: labels and tooltips of a token that may be a
+// megabyte long (a pasted text with no space is one token; the exports keep the whole text).
+std::string Clip(std::string_view s, std::size_t max_code_points);
 // prefix + i ("head 3"): written this way because GCC 12 warns falsely (-Wrestrict) on "..." + to_string
 inline std::string Numbered(const char* prefix, int i) { return std::to_string(i).insert(0, prefix); }
 // Remembers a widget's rect under `name` (the last item drawn) for the state dump.

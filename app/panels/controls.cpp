@@ -199,7 +199,7 @@ void ShowTextPanel(AppState& st, Worker& worker) {
                       ImGui::GetColorU32(hovered ? ImGuiCol_ButtonHovered : ImGuiCol_Button), 4.0f);
     dl->AddText(ImVec2(a.x + 5, a.y + 2), ImGui::GetColorU32(ImGuiCol_Text), label.c_str());
     if (hovered) {
-      ImGui::SetTooltip("token %zu: \"%s\"\nbytes %zu-%zu", i, to_ui(tokens[i].text).c_str(), tokens[i].begin,
+      ImGui::SetTooltip("token %zu: \"%s\"\nbytes %zu-%zu", i, to_ui(Clip(tokens[i].text, 2000)).c_str(), tokens[i].begin,
                         tokens[i].end);
     }
   }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 #include <cmath>
 #include <string>
 
@@ -26,17 +27,29 @@ void RecordWidget(AppState& st, const std::string& name) {
 int g_labels_cut = 0;  // labels shortened with "..." since the frame began (the state dump reports it)
 int TakeLabelsCut() { return std::exchange(g_labels_cut, 0); }
 
+std::string Clip(std::string_view s, std::size_t max_code_points) {
+  std::size_t cps = 0;
+  for (std::size_t k = 0; k < s.size(); ++k)
+    if ((static_cast<unsigned char>(s[k]) & 0xC0) != 0x80 && ++cps > max_code_points)
+      return std::string(s.substr(0, k)) + "\u2026";
+  return std::string(s);
+}
+
+// The longest prefix (in code points) that fits with "...", by bisection: a label of a million
+// characters (a pasted text with no space is one token) must not cost a million measurements.
 std::string FitLabel(std::string s, float max_width) {
   if (ImGui::CalcTextSize(s.c_str()).x <= max_width) return s;
   ++g_labels_cut;
-  while (!s.empty()) {
-    // drop one UTF-8 code point from the end
-    std::size_t k = s.size() - 1;
-    while (k > 0 && (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80) --k;
-    s.erase(k);
-    if (ImGui::CalcTextSize((s + "\u2026").c_str()).x <= max_width) return s + "\u2026";
+  std::vector<std::size_t> starts;  // byte offset of each code point
+  for (std::size_t k = 0; k < s.size(); ++k)
+    if ((static_cast<unsigned char>(s[k]) & 0xC0) != 0x80) starts.push_back(k);
+  std::size_t lo = 0, hi = starts.size();  // lo code points fit, hi do not
+  while (hi - lo > 1) {
+    const std::size_t mid = (lo + hi) / 2;
+    if (ImGui::CalcTextSize((s.substr(0, starts[mid]) + "\u2026").c_str()).x <= max_width) lo = mid;
+    else hi = mid;
   }
-  return s;
+  return lo == 0 ? std::string() : s.substr(0, starts[lo]) + "\u2026";
 }
 
 // Text read bottom to top, its baseline start at `pos` (text extends upward). Draws the text

@@ -1034,6 +1034,21 @@ def test_hostile():
             check(s is not None and s["n_tokens"] == 11, "Cancel stops it and the last picture stays")
     finally:
         d.close()
+    # a token of 200,000 characters (a pasted text with no space): labels were shortened one
+    # character at a time, a frame took minutes (the soak's freeze); now the window keeps drawing
+    path = os.path.join(TMP, "long-token.json")
+    json.dump({"text": "a" * 200000 + " b c"}, open(path, "w"))
+    d = Display("--session", path)
+    try:
+        s = d.wait_for(lambda s: settled(s) and s["n_tokens"] == 3, "a 200,000-character token", timeout=60)
+        if s:
+            f0 = s["frame"]
+            d.chord("F11")  # full screen, then back: the resize the soak froze on
+            d.chord("F11")
+            time.sleep(2)
+            check(d.state()["frame"] - f0 >= 8, f"the window keeps drawing ({d.state()['frame'] - f0} frames in 2 s)")
+    finally:
+        d.close()
     # a model folder whose config.json has a number for model_type
     model = os.path.join(TMP, "badmodel")
     shutil.copytree(os.path.join(HERE, "..", "models", "tiny-gpt2"), model)
