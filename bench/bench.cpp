@@ -9,6 +9,9 @@
 //   gpt2_small_load      loading a GPT-2-small-sized folder (124M parameters, F32, real tensor
 //                        names and layout, random weights) written to a temporary directory
 //   gpt2_small_forward   its forward pass on a 128-token text, every head's matrices kept
+//   tokenize_metaspace_10k_merges / tokenize_bytelevel_10k_merges  a 124 KB text through a
+//                        BPE of 10,000 merges (metaspace: the whole text is one piece; byte-level:
+//                        GPT-2 pre-tokenisation, pieces cached); n is the text's size in bytes
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -20,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attention.hpp"
+#include "bpe.hpp"
 #include "hf_model.hpp"
 #include "memory.hpp"
 #include "pipeline.hpp"
@@ -198,6 +202,52 @@ void BM_gpt2_small_forward(benchmark::State& state) {
 
 }  // namespace
 
+// A synthetic BPE of 10,000 merges over letters (metaspace: "▁" joins words as SentencePiece does).
+std::unique_ptr<ByteBpe> synthetic_bpe(bool metaspace) {
+  const std::string space = metaspace ? "\u2581" : "\u0120";
+  nlohmann::json vocab = nlohmann::json::object();
+  std::vector<std::string> tokens;
+  for (char c = 'a'; c <= 'z'; ++c) tokens.push_back(std::string(1, c));
+  tokens.push_back(space);
+  for (const auto& t : tokens) vocab[t] = int(vocab.size());
+  nlohmann::json merges = nlohmann::json::array();
+  std::vector<float> z(60000);
+  fill_normal(stream_key(7, "bench.merges"), 1.0f, z);
+  for (std::size_t k = 0; merges.size() < 10000 && k + 1 < z.size(); k += 2) {
+    const std::string& a = tokens[std::size_t(std::abs(z[k]) * 997) % tokens.size()];
+    const std::string& b = tokens[std::size_t(std::abs(z[k + 1]) * 991) % tokens.size()];
+    if (a.size() + b.size() > 12 || vocab.contains(a + b)) continue;
+    merges.push_back(nlohmann::json::array({a, b}));
+    vocab[a + b] = int(vocab.size());
+    tokens.push_back(a + b);
+  }
+  nlohmann::json tj = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
+  if (metaspace) tj["pre_tokenizer"] = {{"type", "Metaspace"}};
+  std::string err;
+  auto b = ByteBpe::from_tokenizer_json(tj.dump(), err);
+  if (!b) std::fprintf(stderr, "synthetic BPE: %s\n", err.c_str());
+  return b;
+}
+
+void run_tokenize(benchmark::State& state, bool metaspace) {
+  static const auto bpe = synthetic_bpe(metaspace);
+  std::string text;
+  std::vector<float> z(200000);
+  fill_normal(stream_key(3, "bench.text"), 1.0f, z);
+  for (std::size_t k = 0; text.size() < std::size_t(state.range(0)); ++k)
+    text += (k % 6 == 5) ? ' ' : char('a' + std::size_t(std::abs(z[k % z.size()]) * 101) % 26);
+  std::vector<int> ids;
+  std::vector<Token> toks;
+  std::string err;
+  for (auto _ : state) {
+    bpe->encode(text, ids, toks, err);
+    benchmark::DoNotOptimize(ids.data());
+  }
+  state.counters["tokens"] = double(ids.size());
+}
+void BM_tokenize_metaspace_10k_merges(benchmark::State& state) { run_tokenize(state, true); }
+void BM_tokenize_bytelevel_10k_merges(benchmark::State& state) { run_tokenize(state, false); }
+
 BENCHMARK(BM_mha_self_attention)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()
     ->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_mha_self_attention_causal)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
@@ -205,6 +255,8 @@ BENCHMARK(BM_keystroke_to_result_with_metrics)->Arg(256)->Unit(benchmark::kMilli
 BENCHMARK(BM_keystroke_to_result)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_gpt2_small_load)->Arg(124)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(3);
 BENCHMARK(BM_gpt2_small_forward)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
+BENCHMARK(BM_tokenize_metaspace_10k_merges)->Arg(124000)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
+BENCHMARK(BM_tokenize_bytelevel_10k_merges)->Arg(124000)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
 
 int main(int argc, char** argv) {
   attnlab::tune_allocator();

@@ -17,9 +17,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   const Validation v = validate(*p.session);
-  // the written session reads back as itself
-  const SessionParse back = parse_session(to_json(*p.session));
-  if (v.ok() && (!back.session || !(*back.session == *p.session))) __builtin_trap();
+  // the written session reads back as itself. Only the parameters of the kinds in force are
+  // written (docs/session-format.md), so a parameter of a kind not in force, such as a window
+  // under a causal mask, is not kept: compare the written forms, not the structs.
+  const std::string written = to_json(*p.session);
+  const SessionParse back = parse_session(written);
+  if (v.ok() && (!back.session || to_json(*back.session) != written)) __builtin_trap();
   if (!v.ok()) return 0;
   const int n = static_cast<int>(v.tokens.size());
   const int n_k = p.session->context.enabled ? static_cast<int>(v.key_tokens.size()) : n;
