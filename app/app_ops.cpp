@@ -14,13 +14,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "export.hpp"
-#include "files.hpp"
-#include "json_input.hpp"
-#include "utf8.hpp"
-#include "steps.hpp"
-#include "figure_views.hpp"
-#include "tokenize.hpp"
+#include "present/export.hpp"
+#include "core/files.hpp"
+#include "core/json_input.hpp"
+#include "core/utf8.hpp"
+#include "analysis/steps.hpp"
+#include "present/figure_views.hpp"
+#include "tokenizers/tokenize.hpp"
 #include "ui.hpp"
 
 namespace fs = std::filesystem;

@@ -21,11 +21,11 @@
 #include <unistd.h>
 
 #include "example_session.hpp"  // generated: kExampleSession (assets/sessions/example.json)
-#include "export.hpp"
-#include "files.hpp"
-#include "memory.hpp"
+#include "present/export.hpp"
+#include "core/files.hpp"
+#include "core/memory.hpp"
 #include "render/heatmap.hpp"
-#include "tokenize.hpp"
+#include "tokenizers/tokenize.hpp"
 #include "ui.hpp"
 
 namespace fs = std::filesystem;

@@ -6,8 +6,8 @@
 #include <limits>
 #include <numbers>
 
-#include "positional.hpp"
-#include "views.hpp"
+#include "attention/positional.hpp"
+#include "present/views.hpp"
 
 namespace attnlab::app {
 

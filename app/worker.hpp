@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "display.hpp"
-#include "hf_model.hpp"
+#include "present/display.hpp"
+#include "models/hf_model.hpp"
 #include "pipeline.hpp"
-#include "steps.hpp"
+#include "analysis/steps.hpp"
 
 namespace attnlab::app {
 

@@ -22,12 +22,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "attention.hpp"
-#include "bpe.hpp"
-#include "hf_model.hpp"
-#include "memory.hpp"
+#include "attention/attention.hpp"
+#include "tokenizers/bpe.hpp"
+#include "models/hf_model.hpp"
+#include "core/memory.hpp"
 #include "pipeline.hpp"
-#include "rng.hpp"
+#include "core/rng.hpp"
 
 using namespace attnlab;
 

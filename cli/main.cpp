@@ -13,18 +13,18 @@
 
 #include <nlohmann/json.hpp>
 
-#include "colormap.hpp"
-#include "cost.hpp"
-#include "export.hpp"
-#include "figure_views.hpp"
-#include "files.hpp"
-#include "hf_model.hpp"
-#include "memory.hpp"
+#include "present/colormap.hpp"
+#include "session/cost.hpp"
+#include "present/export.hpp"
+#include "present/figure_views.hpp"
+#include "core/files.hpp"
+#include "models/hf_model.hpp"
+#include "core/memory.hpp"
 #include "pipeline.hpp"
-#include "result_json.hpp"
-#include "session.hpp"
-#include "steps.hpp"
-#include "utf8.hpp"
+#include "present/result_json.hpp"
+#include "session/session.hpp"
+#include "analysis/steps.hpp"
+#include "core/utf8.hpp"
 
 using namespace attnlab;
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "positional.hpp"
+#include "attention/positional.hpp"
 
 namespace attnlab {
 

@@ -7,11 +7,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "attention.hpp"
-#include "block.hpp"
-#include "metrics.hpp"
-#include "session.hpp"
-#include "tokenize.hpp"
+#include "attention/attention.hpp"
+#include "attention/block.hpp"
+#include "analysis/metrics.hpp"
+#include "session/session.hpp"
+#include "tokenizers/tokenize.hpp"
 
 namespace attnlab {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "safetensors.hpp"
+#include "models/safetensors.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string error;

@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <string>
 
-#include "cost.hpp"
+#include "session/cost.hpp"
 #include "pipeline.hpp"
-#include "session.hpp"
+#include "session/session.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace attnlab;

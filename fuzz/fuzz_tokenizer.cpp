@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "bpe.hpp"
-#include "tokenize.hpp"
-#include "utf8.hpp"
-#include "wordpiece.hpp"
+#include "tokenizers/bpe.hpp"
+#include "tokenizers/tokenize.hpp"
+#include "core/utf8.hpp"
+#include "tokenizers/wordpiece.hpp"
 
 namespace {
 std::vector<std::string> split3(const std::string& s) {

@@ -4,8 +4,8 @@
 #include <numeric>
 #include <random>
 
-#include "attention.hpp"
-#include "metrics.hpp"
+#include "attention/attention.hpp"
+#include "analysis/metrics.hpp"
 #include "pipeline.hpp"
 #include "test_util.hpp"
 

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <unistd.h>
 
-#include "hf_model.hpp"
-#include "safetensors.hpp"
-#include "views.hpp"
+#include "models/hf_model.hpp"
+#include "models/safetensors.hpp"
+#include "present/views.hpp"
 #include "test_util.hpp"
 
 using namespace attnlab;

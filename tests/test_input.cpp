@@ -11,10 +11,10 @@
 #include <fstream>
 #include <string>
 
-#include "cost.hpp"
-#include "files.hpp"
-#include "json_input.hpp"
-#include "session.hpp"
+#include "session/cost.hpp"
+#include "core/files.hpp"
+#include "core/json_input.hpp"
+#include "session/session.hpp"
 
 using namespace attnlab;
 namespace fs = std::filesystem;

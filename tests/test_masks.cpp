@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 #include <set>
 
-#include "masks.hpp"
+#include "attention/masks.hpp"
 #include "pipeline.hpp"
 #include "test_util.hpp"
 

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "positional.hpp"
+#include "attention/positional.hpp"
 
 #include <cmath>
 #include "test_util.hpp"

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "rng.hpp"
+#include "core/rng.hpp"
 #include "test_util.hpp"
 
 using namespace attnlab;

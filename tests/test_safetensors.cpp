@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "safetensors.hpp"
+#include "models/safetensors.hpp"
 
 using namespace attnlab;
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "pipeline.hpp"
-#include "session.hpp"
+#include "session/session.hpp"
 
 using namespace attnlab;
 

@@ -5,11 +5,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "display.hpp"
-#include "export.hpp"
-#include "figure.hpp"
+#include "present/display.hpp"
+#include "present/export.hpp"
+#include "present/figure.hpp"
 #include "pipeline.hpp"
-#include "steps.hpp"
+#include "analysis/steps.hpp"
 
 using namespace attnlab;
 

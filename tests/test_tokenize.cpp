@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "bpe.hpp"
-#include "tokenize.hpp"
-#include "utf8.hpp"
+#include "tokenizers/bpe.hpp"
+#include "tokenizers/tokenize.hpp"
+#include "core/utf8.hpp"
 
 using namespace attnlab;
 

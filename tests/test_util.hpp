@@ -9,7 +9,7 @@
 #include <sstream>
 #include <string>
 
-#include "tensor.hpp"
+#include "core/tensor.hpp"
 
 namespace attnlab::test {
 

@@ -3,10 +3,10 @@
 #include <cmath>
 
 #include "pipeline.hpp"
-#include "positional.hpp"
-#include "figure.hpp"
-#include "fonts.hpp"
-#include "views.hpp"
+#include "attention/positional.hpp"
+#include "present/figure.hpp"
+#include "present/fonts.hpp"
+#include "present/views.hpp"
 
 #include <algorithm>
 

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "../ui.hpp"
-#include "session.hpp"
-#include "tokenize.hpp"
+#include "session/session.hpp"
+#include "tokenizers/tokenize.hpp"
 
 namespace attnlab::app {
 

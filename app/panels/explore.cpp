@@ -6,7 +6,7 @@
 #include <cmath>
 #include <string>
 
-#include "colormap.hpp"
+#include "present/colormap.hpp"
 #include "../ui.hpp"
 
 namespace attnlab::app {

@@ -7,9 +7,9 @@
 #include <cmath>
 #include <string>
 
-#include "colormap.hpp"
+#include "present/colormap.hpp"
 #include "../ui.hpp"
-#include "tokenize.hpp"
+#include "tokenizers/tokenize.hpp"
 
 namespace attnlab::app {
 

@@ -1,5 +1,5 @@
 // The mask view (with the custom-mask painter), the mask gallery and the positional views.
-// All matrices come prepared from the worker (engine/views.hpp); this file only draws.
+// All matrices come prepared from the worker (engine/present/views.hpp); this file only draws.
 #include <imgui.h>
 
 #include <algorithm>

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "colormap.hpp"
+#include "present/colormap.hpp"
 
 namespace attnlab::app {
 

@@ -10,8 +10,8 @@
 #include <mutex>
 #include <vector>
 
-#include "fonts.hpp"
-#include "utf8.hpp"
+#include "present/fonts.hpp"
+#include "core/utf8.hpp"
 
 namespace attnlab::app {
 

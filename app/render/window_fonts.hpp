@@ -1,6 +1,6 @@
 // The window's font atlas. DejaVu Sans holds the ranges the interface needs; the glyphs that the
 // texts on screen need beyond them (Chinese, Japanese, Korean, Devanagari, ...) are merged in
-// from the fallback fonts of engine/fonts.hpp, and the atlas is rebuilt, between frames, when
+// from the fallback fonts of engine/present/fonts.hpp, and the atlas is rebuilt, between frames, when
 // a text brings a code point it lacks. Dear ImGui 1.86 stores characters in 16 bits, so a code
 // point above U+FFFF (emoji) would become U+FFFD in any text it displays or edits: such code
 // points travel through the interface as private-use stand-ins (to_ui / from_ui), drawn with

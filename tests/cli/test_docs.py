@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """docs/session-format.md's options section is generated: it must equal what
-`attnlab-cli options --markdown` prints (the options table of engine/session.cpp), so the docs
+`attnlab-cli options --markdown` prints (the options table of engine/session/session.cpp), so the docs
 list every option with its real range and default. Regenerate with tools/update-docs.sh."""
 import subprocess
 import sys

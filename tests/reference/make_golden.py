@@ -2,7 +2,7 @@
 """Independent numpy reference for attnlab's engine; writes tests/golden/*.json.
 
 Reimplements from the published definitions, not from the C++ code:
-  - the random streams documented in engine/rng.hpp (SplitMix64 read as a counter, Box-Muller),
+  - the random streams documented in engine/core/rng.hpp (SplitMix64 read as a counter, Box-Muller),
   - the words/chars tokenizers for ASCII text (a regular expression),
   - sinusoidal positions (Vaswani et al. 2017, sec. 3.5), Glorot normal weights,
   - multi-head attention (Vaswani et al. 2017, eq. 1) in float64, with softmax(logits / T),
@@ -647,7 +647,7 @@ for n in (1, 5, 9, 16):
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = {
-        "description": "first draws of named streams (engine/rng.hpp); float64",
+        "description": "first draws of named streams (engine/core/rng.hpp); float64",
         "streams": [
             {"seed": seed, "label": label, "key": str(stream_key(seed, label)),
              "uniforms": uniforms(stream_key(seed, label), 8).tolist(),

@@ -1,0 +1,404 @@
+#include "attention/attention.hpp"
+
+#include "core/gemm.hpp"
+#include "attention/positional.hpp"
+#include "core/rng.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+
+namespace attnlab {
+
+float score_scale(ScoreKind kind, int d_head) {
+  return kind == ScoreKind::scaled_dot ? 1.0f / std::sqrt(static_cast<float>(d_head)) : 1.0f;
+}
+
+void sparsemax(const float* z, const std::uint8_t* allowed, int n, float* out) {
+  std::vector<float> sorted;
+  for (int j = 0; j < n; ++j)
+    if (allowed[j]) sorted.push_back(z[j]);
+  std::fill(out, out + n, 0.0f);
+  if (sorted.empty()) return;
+  std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+  // k(z) = max{k : 1 + k z_(k) > sum_{j <= k} z_(j)}; tau = (sum_{j <= k(z)} z_(j) - 1) / k(z)
+  double cumulative = 0, tau = 0;
+  for (std::size_t k = 1; k <= sorted.size(); ++k) {
+    cumulative += sorted[k - 1];
+    if (1.0 + k * double(sorted[k - 1]) > cumulative) tau = (cumulative - 1.0) / double(k);
+  }
+  for (int j = 0; j < n; ++j) out[j] = allowed[j] ? std::max(0.0f, static_cast<float>(z[j] - tau)) : 0.0f;
+}
+
+void masked_softmax(const Matrix& logits, const MaskMatrix& allowed, float temperature, Matrix& weights) {
+  const Eigen::Index n_q = logits.rows(), n_k = logits.cols();
+  weights.resize(n_q, n_k);
+  const float inv_t = 1.0f / temperature;
+  for (Eigen::Index i = 0; i < n_q; ++i) {
+    // pass 1: row max over allowed cells (masked cells hold -inf, so maxCoeff ignores them)
+    const float m = logits.row(i).maxCoeff();
+    auto w = weights.row(i);
+    if (m == -std::numeric_limits<float>::infinity()) {
+      w.setZero();  // fully masked row: nothing to attend to, no NaN
+      continue;
+    }
+    // pass 2: exp and zero the masked cells exactly (vectorised exp of -inf is tiny, not 0)
+    w = ((logits.row(i).array() - m) * inv_t).exp().matrix();
+    float* wp = w.data();
+    const std::uint8_t* ap = allowed.row(i).data();
+    for (Eigen::Index j = 0; j < n_k; ++j) wp[j] = ap[j] ? wp[j] : 0.0f;
+    // pass 3: normalise; the max cell contributes exp(0) = 1, so the sum is >= 1
+    w /= w.sum();
+  }
+}
+
+namespace {
+
+// The keys a block of query rows may attend to lie in [c0, c1); `dense` when every cell of the
+// block inside that span is allowed (no per-cell masking needed).
+struct RowBlock {
+  int r0, r1, c0, c1;
+  bool dense;
+};
+
+std::vector<RowBlock> row_blocks(const MaskMatrix& allowed, int rows_per_block) {
+  const int n_q = static_cast<int>(allowed.rows()), n_k = static_cast<int>(allowed.cols());
+  std::vector<RowBlock> blocks;
+  for (int r0 = 0; r0 < n_q; r0 += rows_per_block) {
+    const int r1 = std::min(n_q, r0 + rows_per_block);
+    int c0 = n_k, c1 = 0;
+    for (int i = r0; i < r1; ++i) {
+      const std::uint8_t* a = allowed.row(i).data();
+      int lo = 0, hi = n_k;
+      while (lo < n_k && !a[lo]) ++lo;
+      while (hi > lo && !a[hi - 1]) --hi;
+      if (lo < hi) c0 = std::min(c0, lo), c1 = std::max(c1, hi);
+    }
+    if (c0 >= c1) c0 = c1 = 0;  // a block of fully masked rows
+    bool dense = true;
+    for (int i = r0; i < r1 && dense; ++i)
+      for (int j = c0; j < c1 && dense; ++j) dense = allowed(i, j) != 0;
+    blocks.push_back({r0, r1, c0, c1, dense});
+  }
+  return blocks;
+}
+
+// What one head needs for its blocks: the score, the normalizer and its parameters.
+struct HeadPlan {
+  const Matrix* qs = nullptr;  // score-space queries (n_q, d): q, q W (general) or unit q (cosine)
+  const Matrix* ks = nullptr;  // score-space keys (n_k, d)
+  float alpha = 1.0f;          // logits = alpha qs ks^T
+  bool additive = false;       // logits = v^T tanh(A_i + B_j) instead
+  Matrix a, b;                 // additive: A = q W^T (n_q, d), B = k U^T (n_k, d)
+  RowVector va;                // additive: v (d)
+  const std::vector<float>* bias = nullptr;  // positional bias by j - i (may be empty)
+  const MaskMatrix* allowed = nullptr;
+  NormalizerKind normalizer = NormalizerKind::softmax;
+  float inv_t = 1.0f;
+  float sigmoid_bias = 0.0f;
+  float dropout = 0.0f;
+  std::uint64_t dropout_key = 0;
+};
+
+// One block of one head: logits, normalizer and the weighted sum of values for rows [r0, r1),
+// computing only the key span [c0, c1) (Vaswani et al. 2017, eq. 1, row by row).
+void attend_block(HeadResult& r, const RowBlock& b, const HeadPlan& plan) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const int rows = b.r1 - b.r0, span = b.c1 - b.c0, n_k = static_cast<int>(r.k.rows());
+  const int n_q = static_cast<int>(r.q.rows());
+  auto logits = r.logits.middleRows(b.r0, rows);    // (rows, n_k)
+  auto weights = r.weights.middleRows(b.r0, rows);  // (rows, n_k)
+  if (b.c0 > 0) logits.leftCols(b.c0).setConstant(neg_inf), weights.leftCols(b.c0).setZero();
+  if (b.c1 < n_k) logits.rightCols(n_k - b.c1).setConstant(neg_inf), weights.rightCols(n_k - b.c1).setZero();
+  const int d_head = static_cast<int>(r.v.cols());
+  if (span == 0) {
+    r.output.middleRows(b.r0, rows).setZero();
+    return;
+  }
+  auto l = logits.middleCols(b.c0, span);
+  auto w = weights.middleCols(b.c0, span);
+  if (plan.additive) {
+    // Bahdanau et al. 2015, eq. (A.1.2): e_ij = v^T tanh(W q_i + U k_j)
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < span; ++j)
+        l(i, j) = (plan.va.array() * (plan.a.row(b.r0 + i) + plan.b.row(b.c0 + j)).array().tanh()).sum();
+  } else {
+    const int d = static_cast<int>(plan.qs->cols());
+    gemm_nt(rows, span, d, plan.alpha, &(*plan.qs)(b.r0, 0), d, &(*plan.ks)(b.c0, 0), d, &l(0, 0), n_k);
+  }
+  if (plan.bias && !plan.bias->empty()) {
+    for (int i = 0; i < rows; ++i)  // a Toeplitz bias: row i reads a contiguous run
+      l.row(i) += Eigen::Map<const RowVector>(&(*plan.bias)[b.c0 - (b.r0 + i) + n_q - 1], span);
+  }
+  for (int i = 0; i < rows; ++i) {
+    float* lp = &l(i, 0);
+    float* wp = &w(i, 0);
+    const std::uint8_t* ap = plan.allowed->row(b.r0 + i).data() + b.c0;
+    if (!b.dense)
+      for (int j = 0; j < span; ++j) lp[j] = ap[j] ? lp[j] : neg_inf;
+    switch (plan.normalizer) {
+      case NormalizerKind::softmax: {
+        // pass 1: row max; pass 2: exp, exact zeros where masked; pass 3: normalise
+        const float m = l.row(i).maxCoeff();
+        if (m == neg_inf) {
+          w.row(i).setZero();
+          break;
+        }
+        w.row(i) = ((l.row(i).array() - m) * plan.inv_t).exp().matrix();
+        if (!b.dense)
+          for (int j = 0; j < span; ++j) wp[j] = ap[j] ? wp[j] : 0.0f;
+        w.row(i) /= w.row(i).sum();
+        break;
+      }
+      case NormalizerKind::sparsemax: {
+        std::vector<float> z(span);
+        for (int j = 0; j < span; ++j) z[j] = ap[j] ? lp[j] * plan.inv_t : 0.0f;
+        sparsemax(z.data(), ap, span, wp);
+        break;
+      }
+      case NormalizerKind::sigmoid:
+        // Ramapuram et al. 2024: each weight sigmoid(logit + b) on its own; rows need not sum to 1
+        for (int j = 0; j < span; ++j)
+          wp[j] = ap[j] ? 1.0f / (1.0f + std::exp(-(lp[j] * plan.inv_t + plan.sigmoid_bias))) : 0.0f;
+        break;
+    }
+    if (plan.dropout > 0) {
+      // inverted dropout (Srivastava et al. 2014): keep with probability 1 - p, scale by 1 / (1 - p)
+      const float keep = 1.0f / (1.0f - plan.dropout);
+      const std::uint64_t row = static_cast<std::uint64_t>(b.r0 + i) * n_k + b.c0;
+      for (int j = 0; j < span; ++j) wp[j] = uniform(plan.dropout_key, row + j) < plan.dropout ? 0.0f : wp[j] * keep;
+    }
+  }
+  gemm_nn(rows, d_head, span, &w(0, 0), n_k, &r.v(b.c0, 0), d_head, &r.output(b.r0, 0), d_head);
+}
+
+}  // namespace
+
+bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
+                     const std::atomic<bool>* cancel) {
+  const int n = static_cast<int>(x.rows());  // queries
+  const bool cross = cfg.kv_input != nullptr;
+  const int n_k = cross ? static_cast<int>(cfg.kv_input->rows()) : n;
+  const int d_model = static_cast<int>(x.cols());
+  const int n_heads = cfg.n_heads;
+  const int n_kv = cfg.n_kv_heads > 0 ? cfg.n_kv_heads : n_heads;
+  const int d_head = d_model / n_heads;
+  const int kv_dim = n_kv * d_head;
+  const int group = n_heads / n_kv;  // query heads per K/V head
+  auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
+
+  out.input = x;
+  // Q, K and V in one GEMM over both cores: (n, d_model) x (d_model, d_model + 2 kv_dim);
+  // cross-attention projects the queries and the context's keys and values separately.
+  Matrix qkv, q_all, kv_all;
+  if (cross) {
+    matmul(x, w.w_q, q_all);
+    Matrix w_kv(d_model, 2 * kv_dim);
+    w_kv << w.w_k, w.w_v;
+    matmul(*cfg.kv_input, w_kv, kv_all);
+  } else if (w.w_qkv.size()) {
+    matmul(x, w.w_qkv, qkv);
+  } else {
+    qkv.resize(n, d_model + 2 * kv_dim);
+    qkv << x * w.w_q, x * w.w_k, x * w.w_v;
+  }
+  if (cancelled()) return false;
+
+  // Every buffer is allocated here, on the calling thread, before the parallel loop.
+  out.heads.resize(n_heads);
+  for (HeadResult& r : out.heads) {
+    r.q.resize(n, d_head);
+    r.k.resize(n_k, d_head);
+    r.v.resize(n_k, d_head);
+    r.logits.resize(n, n_k);
+    r.weights.resize(n, n_k);
+    r.output.resize(n, d_head);
+  }
+  const bool lsh = cfg.mask.kind == MaskKind::lsh;
+  const bool rope = cfg.positional.kind == PositionalKind::rope;
+#pragma omp parallel for
+  for (int h = 0; h < n_heads; ++h) {  // each head keeps its own slices of Q, K and V
+    HeadResult& r = out.heads[h];
+    r.kv_head = h / group;
+    if (cross) {
+      r.q = q_all.middleCols(h * d_head, d_head);
+      r.k = kv_all.middleCols(r.kv_head * d_head, d_head);
+      r.v = kv_all.middleCols(kv_dim + r.kv_head * d_head, d_head);
+    } else {
+      r.q = qkv.middleCols(h * d_head, d_head);
+      r.k = qkv.middleCols(d_model + r.kv_head * d_head, d_head);
+      r.v = qkv.middleCols(d_model + kv_dim + r.kv_head * d_head, d_head);
+    }
+    if (rope) {
+      rope_rotate(r.q, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
+      rope_rotate(r.k, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
+    }
+    if (lsh) {
+      // Reformer shared-QK attention (Kitaev et al. 2020, sec. 2): keys are the unit queries
+      r.k = r.q;
+      for (int i = 0; i < n; ++i)
+        if (const float norm = r.k.row(i).norm(); norm > 0) r.k.row(i) /= norm;
+    }
+  }
+  if (cancelled()) return false;
+
+  // One mask shared by all heads, or one per head (LSH buckets depend on each head's queries).
+  static const std::vector<Token> no_tokens;
+  std::vector<std::shared_ptr<const MaskMatrix>> masks(n_heads);
+  std::vector<std::vector<RowBlock>> blocks(n_heads);
+  if (!lsh) {
+    auto shared = std::make_shared<const MaskMatrix>(
+        cross ? build_cross_mask(cfg.mask, n, n_k, cfg.key_tokens ? *cfg.key_tokens : no_tokens)
+              : build_mask(cfg.mask, n, cfg.tokens ? *cfg.tokens : no_tokens, cfg.seed));
+    // 64 query rows at a time: a block's logits and weights (64 x n_k) stay in cache from the
+    // score GEMM through softmax to the weighted sum.
+    const auto shared_blocks = row_blocks(*shared, 64);
+    for (int h = 0; h < n_heads; ++h) masks[h] = shared, blocks[h] = shared_blocks;
+  } else {
+#pragma omp parallel for
+    for (int h = 0; h < n_heads; ++h) {
+      masks[h] = std::make_shared<const MaskMatrix>(lsh_mask(out.heads[h].q, cfg.mask, cfg.seed, cfg.layer, h));
+      blocks[h] = row_blocks(*masks[h], 64);
+    }
+  }
+
+  // Per head: score space, positional bias, normalizer.
+  std::vector<std::vector<float>> bias(n_heads);
+  std::vector<HeadPlan> plans(n_heads);
+  std::vector<Matrix> qs(n_heads), ks(n_heads);
+  const std::string prefix = "layer" + std::to_string(cfg.layer) + ".head";
+  for (int h = 0; h < n_heads; ++h) {
+    HeadResult& r = out.heads[h];
+    HeadPlan& p = plans[h];
+    r.allowed = masks[h];
+    bias[h] = relative_bias(cfg.positional, cfg.seed, h, n_heads, n, n_k);
+    p.bias = &bias[h];
+    p.allowed = masks[h].get();
+    p.qs = &r.q;
+    p.ks = &r.k;
+    p.alpha = score_scale(cfg.score, d_head);
+    const std::string hp = prefix + std::to_string(h) + ".";
+    switch (cfg.score) {
+      case ScoreKind::scaled_dot:
+      case ScoreKind::dot: break;
+      case ScoreKind::general:  // Luong et al. 2015, eq. (8): q^T W_a k
+        qs[h] = r.q * glorot_normal(cfg.seed, hp + "W_general", d_head, d_head);
+        p.qs = &qs[h];
+        break;
+      case ScoreKind::cosine: {  // cos(q, k) / tau
+        qs[h] = r.q;
+        ks[h] = r.k;
+        for (Matrix* m : {&qs[h], &ks[h]})
+          for (Eigen::Index i = 0; i < m->rows(); ++i)
+            if (const float norm = m->row(i).norm(); norm > 0) m->row(i) /= norm;
+        p.qs = &qs[h];
+        p.ks = &ks[h];
+        p.alpha = static_cast<float>(1.0 / cfg.cosine_temperature);
+        break;
+      }
+      case ScoreKind::additive: {  // Bahdanau et al. 2015: v^T tanh(W q + U k), W, U (d_head, d_head)
+        p.additive = true;
+        p.a = r.q * glorot_normal(cfg.seed, hp + "W_additive_q", d_head, d_head).transpose();
+        p.b = r.k * glorot_normal(cfg.seed, hp + "W_additive_k", d_head, d_head).transpose();
+        p.va = glorot_normal(cfg.seed, hp + "v_additive", 1, d_head);
+        break;
+      }
+    }
+    p.normalizer = cfg.normalizer;
+    p.inv_t = static_cast<float>(1.0 / cfg.temperature);
+    p.sigmoid_bias = static_cast<float>(cfg.sigmoid_bias_auto ? -std::log(static_cast<double>(n_k)) : cfg.sigmoid_bias);
+    p.dropout = static_cast<float>(cfg.dropout);
+    p.dropout_key = stream_key(cfg.seed, "dropout." + hp.substr(0, hp.size() - 1));
+  }
+
+  // (head, row block) tasks over both cores; causal blocks differ in cost, hence dynamic.
+  const int n_blocks = static_cast<int>(blocks[0].size());
+  const int n_tasks = n_heads * n_blocks;
+  std::atomic<bool> stop{false};
+  std::atomic<int> done{0};
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int t = 0; t < n_tasks; ++t) {
+    if (stop.load(std::memory_order_relaxed)) continue;
+    if ((t % n_blocks) == 0 && cancelled()) {
+      stop = true;
+      continue;
+    }
+    const int h = t / n_blocks;
+    attend_block(out.heads[h], blocks[h][t % n_blocks], plans[h]);
+    if (cfg.progress) {
+      // the exact pass is most of a layer; approximations and the output projection follow
+      const float share = kernel_is_approximation(cfg.kernel.kind) || cfg.kernel.kind == KernelKind::flash ? 0.5f : 0.9f;
+      cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * share * float(++done) / float(n_tasks),
+                          std::memory_order_relaxed);
+    }
+  }
+  if (stop || cancelled()) return false;
+
+  if (cfg.kernel.kind != KernelKind::exact) {
+    const auto& kn = cfg.kernel;
+    const bool causal_kernel = cfg.mask.kind == MaskKind::causal || cfg.mask.causal;
+    const std::string lp = "layer" + std::to_string(cfg.layer) + ".";
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int h = 0; h < n_heads; ++h) {
+      HeadResult& r = out.heads[h];
+      const HeadPlan& p = plans[h];
+      const Matrix exact_w = r.weights, exact_o = r.output;
+      Matrix w, o;
+      switch (kn.kind) {
+        case KernelKind::flash: {
+          const float neg_inf = -std::numeric_limits<float>::infinity();
+          // each tile scores itself: score, positional bias, mask, temperature
+          auto tile = [&](int r0, int rows, int c0, int cols, Matrix& sc) {
+            sc.resize(rows, cols);
+            if (p.additive) {
+              for (int i = 0; i < rows; ++i)
+                for (int j = 0; j < cols; ++j)
+                  sc(i, j) = (p.va.array() * (p.a.row(r0 + i) + p.b.row(c0 + j)).array().tanh()).sum();
+            } else {
+              const int d = static_cast<int>(p.qs->cols());
+              gemm_nt(rows, cols, d, p.alpha, &(*p.qs)(r0, 0), d, &(*p.ks)(c0, 0), d, sc.data(), cols);
+            }
+            for (int i = 0; i < rows; ++i)
+              for (int j = 0; j < cols; ++j) {
+                float x = sc(i, j);
+                if (!p.bias->empty()) x += (*p.bias)[(c0 + j) - (r0 + i) + n - 1];
+                sc(i, j) = (*p.allowed)(r0 + i, c0 + j) ? x * p.inv_t : neg_inf;
+              }
+          };
+          flash_attention(n, n_k, r.v, kn.block_rows, kn.block_cols, tile, w, o,
+                          n <= kMaxFlashTraceTokens && n_k <= kMaxFlashTraceTokens ? &r.flash_trace : nullptr);
+          break;
+        }
+        case KernelKind::linear: linear_attention(r.q, r.k, r.v, causal_kernel, w, o); break;
+        case KernelKind::performer: {
+          const Matrix omega = performer_features(stream_key(cfg.seed, lp + "head" + std::to_string(h) + ".performer"),
+                                                  kn.features, d_head, kn.orthogonal);
+          performer_attention(r.q, r.k, r.v, omega, causal_kernel, w, o);
+          break;
+        }
+        case KernelKind::linformer:
+          linformer_attention(r.q, r.k, r.v, kn.projected_length, stream_key(cfg.seed, lp + "linformer.E"),
+                              stream_key(cfg.seed, lp + "linformer.F"), w, o);
+          break;
+        case KernelKind::nystrom: nystrom_attention(r.q, r.k, r.v, kn.landmarks, w, o); break;
+        case KernelKind::exact: break;
+      }
+      r.approx = approx_error(w, o, exact_w, exact_o);
+      if (cfg.progress) cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * (0.5f + 0.4f * float(h + 1) / float(n_heads)),
+                                            std::memory_order_relaxed);
+      r.weights = std::move(w);
+      r.output = std::move(o);
+    }
+  }
+
+  Matrix concat(n, d_model);  // (n, n_heads * d_head)
+#pragma omp parallel for
+  for (int h = 0; h < n_heads; ++h) concat.middleCols(h * d_head, d_head) = out.heads[h].output;
+  matmul(concat, w.w_o, out.output);
+  out.attention_input = out.input;
+  out.attention_output = out.output;
+  return true;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,372 @@
+#include "tokenizers/bpe.hpp"
+
+#include <climits>
+#include <filesystem>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <queue>
+#include <sstream>
+
+#include "core/files.hpp"
+#include "core/json_input.hpp"
+#include "core/utf8.hpp"
+
+namespace attnlab {
+
+namespace {
+
+bool is_space(char32_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == 0xA0 || c == 0x3000 || (c >= 0x2000 && c <= 0x200A); }
+bool is_letter(char32_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= 0x80 && !is_space(c)); }
+bool is_digit(char32_t c) { return c >= '0' && c <= '9'; }
+
+}  // namespace
+
+std::vector<std::pair<std::size_t, std::size_t>> ByteBpe::pre_tokenize(const std::string& text) {
+  const auto cps = utf8_decode(text);  // valid UTF-8: the caller checks
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  const std::size_t n = cps.size();
+  auto at = [&](std::size_t i) -> char32_t { return i < n ? cps[i].value : 0; };
+  auto end_of = [&](std::size_t i) { return i < n ? cps[i].begin : (n ? cps[n - 1].end : 0); };
+  std::size_t i = 0;
+  while (i < n) {
+    const char32_t c = at(i);
+    // contractions
+    if (c == '\'') {
+      static const char* suffixes[] = {"s", "t", "re", "ve", "m", "ll", "d"};
+      std::size_t len = 0;
+      for (const char* s : suffixes) {
+        std::size_t k = 0;
+        while (s[k] && at(i + 1 + k) == static_cast<char32_t>(s[k])) ++k;
+        if (!s[k] && k > len) len = k;
+      }
+      if (len) {
+        out.push_back({cps[i].begin, end_of(i + 1 + len)});
+        i += 1 + len;
+        continue;
+      }
+    }
+    const std::size_t start = i;
+    const std::size_t j = c == ' ' ? i + 1 : i;  // an optional leading space
+    const char32_t d = at(j);
+    if (j < n && is_letter(d)) {
+      std::size_t k = j;
+      while (k < n && is_letter(at(k))) ++k;
+      out.push_back({cps[start].begin, end_of(k)});
+      i = k;
+    } else if (j < n && is_digit(d)) {
+      std::size_t k = j;
+      while (k < n && is_digit(at(k))) ++k;
+      out.push_back({cps[start].begin, end_of(k)});
+      i = k;
+    } else if (j < n && !is_space(d)) {
+      std::size_t k = j;
+      while (k < n && !is_space(at(k)) && !is_letter(at(k)) && !is_digit(at(k))) ++k;
+      out.push_back({cps[start].begin, end_of(k)});
+      i = k;
+    } else {  // whitespace: \s+(?!\S) leaves the last space to the next piece, else \s+
+      std::size_t k = i;
+      while (k < n && is_space(at(k))) ++k;
+      if (k < n && k - i > 1) --k;  // followed by a non-space: keep one back
+      out.push_back({cps[i].begin, end_of(k)});
+      i = k;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+constexpr std::size_t kMaxCachedPieces = 1 << 16;
+const std::string kMetaspace = "\xE2\x96\x81";  // U+2581, SentencePiece's space
+
+// vocab.json / model.vocab: {token: id}, ids whole numbers from 0
+bool read_vocab(const nlohmann::json& v, std::unordered_map<std::string, int>& vocab, std::string& error) {
+  if (!v.is_object()) {
+    error = "the vocabulary must be a JSON object of token -> id, not " + json_excerpt(v);
+    return false;
+  }
+  vocab.reserve(v.size());
+  for (const auto& [tok, id] : v.items()) {
+    if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() > INT_MAX) {
+      error = "the vocabulary's id of '" + utf8_sanitize(tok.substr(0, 40)) + "' must be a whole number from 0, not " +
+              json_excerpt(id);
+      return false;
+    }
+    if (auto bad = utf8_first_invalid(tok)) {
+      error = "a vocabulary token is not valid UTF-8 (byte " + std::to_string(*bad) + ")";
+      return false;
+    }
+    vocab.emplace(tok, static_cast<int>(id.get<long long>()));
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ByteBpe::add_merge(const std::string& a, const std::string& b, int rank, std::string& error) {
+  const auto ia = vocab_.find(a), ib = vocab_.find(b), ir = vocab_.find(a + b);
+  const std::string missing = ia == vocab_.end() ? a : ib == vocab_.end() ? b : ir == vocab_.end() ? a + b : "";
+  if (ia == vocab_.end() || ib == vocab_.end() || ir == vocab_.end()) {
+    error = "merge " + std::to_string(rank + 1) + " ('" + utf8_sanitize(a.substr(0, 40)) + "' + '" +
+            utf8_sanitize(b.substr(0, 40)) + "'): '" + utf8_sanitize(missing.substr(0, 40)) + "' is not in the vocabulary";
+    return false;
+  }
+  // a pair merged twice keeps the later rank, as Hugging Face's tokenizers builds its map
+  merges_[static_cast<std::uint64_t>(ia->second) << 32 | static_cast<std::uint32_t>(ib->second)] = {rank, ir->second};
+  return true;
+}
+
+bool ByteBpe::finish(std::string&) {
+  // bytes_to_unicode (encoder.py): printable bytes map to themselves, the rest to 256 + k
+  int extra = 0;
+  for (int x = 0; x < 256; ++x) {
+    const bool printable = (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
+    const char32_t cp = printable ? static_cast<char32_t>(x) : static_cast<char32_t>(256 + extra++);
+    byte_to_symbol_[x] = utf8_encode(cp);
+    const auto it = vocab_.find(byte_to_symbol_[x]);
+    byte_id_[x] = it == vocab_.end() ? -1 : it->second;
+  }
+  for (const auto& [tok, id] : vocab_) max_id_ = std::max(max_id_, id);
+  return true;
+}
+
+std::unique_ptr<ByteBpe> ByteBpe::from_strings(const std::string& vocab_json, const std::string& merges_txt,
+                                               std::string& error) {
+  auto b = std::unique_ptr<ByteBpe>(new ByteBpe);
+  nlohmann::json v;
+  if (!parse_json_input(vocab_json, v, error)) {
+    error = "vocab.json: " + error;
+    return nullptr;
+  }
+  if (!read_vocab(v, b->vocab_, error)) {
+    error = "vocab.json: " + error;
+    return nullptr;
+  }
+  if (auto bad = utf8_first_invalid(merges_txt)) {
+    error = "merges.txt is not valid UTF-8 (byte " + std::to_string(*bad) + ")";
+    return nullptr;
+  }
+  std::istringstream in(merges_txt);
+  std::string line;
+  int rank = 0, line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (line_no == 1 && line.starts_with("#version"))) continue;
+    const auto sp = line.find(' ');
+    if (sp == std::string::npos || sp == 0 || sp + 1 == line.size() || line.find(' ', sp + 1) != std::string::npos) {
+      error = "merges.txt line " + std::to_string(line_no) + ": '" + utf8_sanitize(line.substr(0, 40)) +
+              "' is not two symbols separated by one space";
+      return nullptr;
+    }
+    if (!b->add_merge(line.substr(0, sp), line.substr(sp + 1), rank++, error)) {
+      error = "merges.txt line " + std::to_string(line_no) + ": " + error;
+      return nullptr;
+    }
+  }
+  b->finish(error);
+  return b;
+}
+
+std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, std::string& error) {
+  nlohmann::json j;
+  if (!parse_json_input(text, j, error)) return nullptr;
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) {
+    error = "'model' must be an object with the tokenizer's vocab and merges";
+    return nullptr;
+  }
+  const auto& model = j["model"];
+  std::string type = "BPE";
+  if (!json_get(model, "type", type, error, "model")) return nullptr;
+  if (type != "BPE") {
+    error = "model type '" + utf8_sanitize(type) + "' is not BPE (WordPiece and Unigram tokenizer.json are not read yet)";
+    return nullptr;
+  }
+  auto b = std::unique_ptr<ByteBpe>(new ByteBpe);
+  if (!model.contains("vocab") || !read_vocab(model["vocab"], b->vocab_, error)) {
+    if (error.empty()) error = "model.vocab is missing";
+    error = "model.vocab: " + error;
+    return nullptr;
+  }
+  const auto merges = model.find("merges");
+  if (merges == model.end() || !merges->is_array()) {
+    error = "model.merges must be a list of merges";
+    return nullptr;
+  }
+  int rank = 0;
+  for (const auto& m : *merges) {
+    std::string a, c;
+    if (m.is_string()) {  // "a b"
+      const std::string line = m.get<std::string>();
+      const auto sp = line.find(' ');
+      if (sp == std::string::npos || sp == 0 || sp + 1 == line.size() || line.find(' ', sp + 1) != std::string::npos) {
+        error = "model.merges[" + std::to_string(rank) + "]: " + json_excerpt(m) + " is not two symbols separated by one space";
+        return nullptr;
+      }
+      a = line.substr(0, sp), c = line.substr(sp + 1);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string() && !m[0].get_ref<const std::string&>().empty() &&
+               !m[1].get_ref<const std::string&>().empty()) {  // ["a", "b"] (tokenizers >= 0.20)
+      a = m[0].get<std::string>(), c = m[1].get<std::string>();
+    } else {
+      error = "model.merges[" + std::to_string(rank) + "] must be \"a b\" or [\"a\", \"b\"], not " + json_excerpt(m);
+      return nullptr;
+    }
+    if (!b->add_merge(a, c, rank++, error)) {
+      error = "model.merges: " + error;
+      return nullptr;
+    }
+  }
+  // a normalizer that turns spaces into U+2581 marks the SentencePiece-style (Llama) tokenizer
+  const std::string norm = j.contains("normalizer") ? j["normalizer"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "";
+  const std::string pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "";
+  b->metaspace_ = norm.find("\u2581") != std::string::npos || norm.find("Metaspace") != std::string::npos ||
+                  pre.find("Metaspace") != std::string::npos;
+  b->finish(error);
+  return b;
+}
+
+std::unique_ptr<ByteBpe> ByteBpe::load(const std::string& dir, std::string& error) {
+  const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt", tj_path = dir + "/tokenizer.json";
+  // present in any form (a FIFO, a link to a device): read_file_limited says what is wrong with it
+  auto present = [](const std::string& p) {
+    std::error_code ec;
+    return std::filesystem::symlink_status(p, ec).type() != std::filesystem::file_type::not_found && !ec;
+  };
+  std::string vocab, merges, tj;
+  if (present(vocab_path) || present(merges_path)) {
+    if (!read_file_limited(vocab_path, kMaxTokenizerFileBytes, vocab, error, "a tokenizer file") ||
+        !read_file_limited(merges_path, kMaxTokenizerFileBytes, merges, error, "a tokenizer file"))
+      return nullptr;
+    auto b = from_strings(vocab, merges, error);
+    if (!b) error = dir + "/" + error;
+    return b;
+  }
+  if (!present(tj_path)) {
+    error = dir + ": no tokenizer (vocab.json + merges.txt, or tokenizer.json)";
+    return nullptr;
+  }
+  if (!read_file_limited(tj_path, kMaxTokenizerFileBytes, tj, error, "a tokenizer file")) return nullptr;
+  auto b = from_tokenizer_json(tj, error);
+  if (!b) error = tj_path + ": " + error;
+  return b;
+}
+
+void ByteBpe::merge(std::vector<Piece>& word) const {
+  const int n = static_cast<int>(word.size());
+  if (n < 2 || merges_.empty()) return;
+  std::vector<int> prev(n), next(n);
+  for (int i = 0; i < n; ++i) prev[i] = i - 1, next[i] = i + 1 < n ? i + 1 : -1;
+  struct Candidate {
+    int rank, left, right;
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
+  auto consider = [&](int left) {
+    const int right = left >= 0 ? next[left] : -1;
+    if (left < 0 || right < 0 || word[left].id < 0 || word[right].id < 0) return;
+    const auto it = merges_.find(static_cast<std::uint64_t>(word[left].id) << 32 | static_cast<std::uint32_t>(word[right].id));
+    if (it != merges_.end()) heap.push({it->second.rank, left, right});
+  };
+  for (int i = 0; i + 1 < n; ++i) consider(i);
+  std::vector<char> alive(n, 1);
+  while (!heap.empty()) {
+    const Candidate c = heap.top();
+    heap.pop();
+    // stale: one side merged away, or into another symbol, since this pair was pushed
+    if (!alive[c.left] || !alive[c.right] || next[c.left] != c.right) continue;
+    const auto it = merges_.find(static_cast<std::uint64_t>(word[c.left].id) << 32 | static_cast<std::uint32_t>(word[c.right].id));
+    if (it == merges_.end() || it->second.rank != c.rank) continue;
+    word[c.left].id = it->second.result;
+    word[c.left].bytes += word[c.right].bytes;
+    alive[c.right] = 0;
+    next[c.left] = next[c.right];
+    if (next[c.left] >= 0) prev[next[c.left]] = c.left;
+    consider(prev[c.left]);
+    consider(c.left);
+  }
+  std::size_t out = 0;
+  for (int i = 0; i < n; ++i)
+    if (alive[i]) word[out++] = word[i];
+  word.resize(out);
+}
+
+bool ByteBpe::encode_metaspace(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens,
+                               std::string& error) const {
+  // "▁" first (covering no byte of the text), then every code point, spaces as "▁"
+  const auto cps = utf8_decode(text);
+  std::vector<Piece> word;
+  word.reserve(cps.size() + 1);
+  std::vector<std::string> symbol;  // each initial piece's text, for byte fallback
+  symbol.reserve(cps.size() + 1);
+  auto push = [&](std::string s, std::size_t bytes) {
+    const auto it = vocab_.find(s);
+    word.push_back({it == vocab_.end() ? -1 : it->second, bytes});
+    symbol.push_back(std::move(s));
+  };
+  push(kMetaspace, 0);
+  for (const CodePoint& cp : cps) push(cp.value == ' ' ? kMetaspace : text.substr(cp.begin, cp.end - cp.begin), cp.end - cp.begin);
+  for (std::size_t k = 0; k < word.size(); ++k) word[k].first = static_cast<int>(k);
+  merge(word);
+  std::size_t pos = 0;
+  for (std::size_t k = 0; k < word.size(); ++k) {
+    if (word[k].id >= 0) {
+      ids.push_back(word[k].id);
+      tokens.push_back({text.substr(pos, word[k].bytes), pos, pos + word[k].bytes});
+    } else {  // byte fallback: one <0xNN> token per UTF-8 byte of the (unmerged) symbol
+      for (unsigned char c : symbol[word[k].first]) {
+        char name[8];
+        std::snprintf(name, sizeof name, "<0x%02X>", c);
+        const auto b = vocab_.find(name);
+        if (b == vocab_.end()) {
+          error = "'" + symbol[word[k].first] + "' is neither in the vocabulary nor covered by byte-fallback tokens";
+          return false;
+        }
+        ids.push_back(b->second);
+        tokens.push_back({name, pos, pos + word[k].bytes});
+      }
+    }
+    pos += word[k].bytes;
+  }
+  return true;
+}
+
+bool ByteBpe::encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const {
+  ids.clear();
+  tokens.clear();
+  if (auto bad = utf8_first_invalid(text)) {
+    error = "the text is not valid UTF-8 (byte " + std::to_string(*bad) + ")";
+    return false;
+  }
+  if (metaspace_) return encode_metaspace(text, ids, tokens, error);
+  for (const auto& [b0, b1] : pre_tokenize(text)) {
+    const std::string piece = text.substr(b0, b1 - b0);
+    std::vector<Piece> word;
+    {
+      std::lock_guard lock(cache_mu_);
+      if (const auto it = cache_.find(piece); it != cache_.end()) word = it->second;
+    }
+    if (word.empty()) {
+      for (unsigned char c : piece) word.push_back({byte_id_[c], 1});
+      merge(word);
+      std::lock_guard lock(cache_mu_);
+      if (cache_.size() >= kMaxCachedPieces) cache_.clear();
+      cache_.emplace(piece, word);
+    }
+    std::size_t pos = b0;
+    for (const Piece& p : word) {
+      if (p.id < 0) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "%02X", static_cast<unsigned char>(text[pos]));
+        error = "the byte 0x" + std::string(hex) + " ('" + byte_to_symbol_[static_cast<unsigned char>(text[pos])] +
+                "') is not in the vocabulary";
+        return false;
+      }
+      ids.push_back(p.id);
+      tokens.push_back({utf8_sanitize(text.substr(pos, p.bytes)), pos, pos + p.bytes});
+      pos += p.bytes;
+    }
+  }
+  return true;
+}
+
+}  // namespace attnlab

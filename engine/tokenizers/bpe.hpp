@@ -1,0 +1,77 @@
+// BPE tokenizers as Hugging Face folders ship them. Byte-level (GPT-2, Radford et al. 2019; the
+// reference encoder.py): text is split by GPT-2's pre-tokenising pattern, each piece's UTF-8
+// bytes are mapped to printable code points, and the merges are applied in rank order.
+// Metaspace with byte fallback (the Llama 2 / TinyLlama tokenizer.json, SentencePiece-style):
+// "▁" is prepended and replaces every space, merges apply to code points, and a symbol outside
+// the vocabulary becomes its UTF-8 bytes as <0xNN> tokens. Reads vocab.json + merges.txt, or
+// tokenizer.json (its normalizer tells the two apart).
+//
+// Merging is the priority-queue form (lowest rank first, leftmost first among equal ranks, as
+// Hugging Face tokenizers' Word::merge_all): O(m log m) for a piece of m symbols, so a 1 MB
+// metaspace text, which is one piece, costs milliseconds, not minutes. Byte-level pieces are
+// cached by their text.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizers/tokenize.hpp"
+
+namespace attnlab {
+
+class ByteBpe {
+ public:
+  // From a model folder: vocab.json + merges.txt, else tokenizer.json (model.vocab, model.merges).
+  // Every file is checked (regular file, size, JSON, types) and a problem names the file.
+  static std::unique_ptr<ByteBpe> load(const std::string& dir, std::string& error);
+  static std::unique_ptr<ByteBpe> from_strings(const std::string& vocab_json, const std::string& merges_txt,
+                                               std::string& error);
+  static std::unique_ptr<ByteBpe> from_tokenizer_json(const std::string& tokenizer_json, std::string& error);
+
+  // ids and tokens (text: the bytes the token stands for, as readable UTF-8; offsets into `text`)
+  bool encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
+  bool metaspace() const { return metaspace_; }
+  int id(const std::string& token) const {  // -1 when absent
+    const auto it = vocab_.find(token);
+    return it == vocab_.end() ? -1 : it->second;
+  }
+  int max_id() const { return max_id_; }  // the largest id in the vocabulary, -1 when empty
+
+  // GPT-2's pre-tokenisation pattern, 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+,
+  // with \p{L} taken as ASCII letters and every non-ASCII code point that is not a space, and
+  // \p{N} as ASCII digits. Returns byte ranges [begin, end).
+  static std::vector<std::pair<std::size_t, std::size_t>> pre_tokenize(const std::string& text);
+
+ private:
+  struct Piece {  // a symbol of a piece: its vocabulary id (-1: not in the vocabulary), the source
+    int id;         // bytes it covers, and the initial symbol it grew from (the leftmost)
+    std::size_t bytes;
+    int first = 0;
+  };
+  void merge(std::vector<Piece>& word) const;  // the merges, lowest rank first
+  bool encode_metaspace(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens,
+                        std::string& error) const;
+  bool finish(std::string& error);  // byte symbols, the largest id
+  // Hugging Face's rule: a merge's parts and its result must all be in the vocabulary
+  bool add_merge(const std::string& a, const std::string& b, int rank, std::string& error);
+
+  bool metaspace_ = false;  // Llama style (see above) instead of byte-level
+  std::unordered_map<std::string, int> vocab_;
+  int max_id_ = -1;
+  struct Merge {
+    int rank, result;  // result: the merged symbol's id
+  };
+  std::unordered_map<std::uint64_t, Merge> merges_;  // (left id << 32 | right id) -> merge
+  std::string byte_to_symbol_[256];
+  int byte_id_[256] = {};  // vocabulary id of each byte's symbol, -1 when absent
+
+  // byte-level: pieces seen before, by their text (bounded: cleared when full)
+  mutable std::mutex cache_mu_;
+  mutable std::unordered_map<std::string, std::vector<Piece>> cache_;
+};
+
+}  // namespace attnlab
