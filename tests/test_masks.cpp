@@ -106,3 +106,65 @@ TEST_CASE("masks: weights are exactly 0 outside every pattern, rows sum to 1, em
     }
   }
 }
+
+TEST_CASE("masks: StreamingLLM by hand - 2 sinks and a window of 1 at n = 6") {
+  MaskSpec s;
+  s.kind = MaskKind::streaming_llm;
+  s.sinks = 2;
+  s.window = 1;  // keys j <= i with j < 2 or i - j <= 1: self and one before (Xiao et al. 2023, sec. 3.2)
+  CHECK(rows(build_mask(s, 6, {}, 0)) == "100000\n110000\n111000\n111100\n110110\n110011\n");
+}
+
+TEST_CASE("masks: StreamingLLM keeps its sinks for every later query and a causal window otherwise") {
+  for (int sinks : {0, 1, 4}) {
+    for (int window : {0, 3, 50}) {
+      MaskSpec s;
+      s.kind = MaskKind::streaming_llm;
+      s.sinks = sinks;
+      s.window = window;
+      const int n = 40;
+      const MaskMatrix m = build_mask(s, n, {}, 0);
+      INFO("sinks " << sinks << ", window " << window);
+      for (int i = 0; i < n; ++i) {
+        int row = 0;
+        for (int j = 0; j < n; ++j) {
+          row += m(i, j);
+          if (j > i) CHECK(m(i, j) == 0);                      // causal by construction
+          else if (j < sinks || i - j <= window) CHECK(m(i, j) == 1);  // a sink or in the window
+          else CHECK(m(i, j) == 0);
+        }
+        // a query attends at most s + w + 1 keys: the cache StreamingLLM keeps
+        CHECK(row == std::min(i + 1, std::min(sinks, i + 1) + std::min(window + 1, std::max(0, i + 1 - sinks))));
+      }
+    }
+  }
+  // the kinds table says it is causal already, so the causal option is not offered
+  Session session;
+  session.attention.mask.kind = MaskKind::streaming_llm;
+  CHECK_FALSE(option_relevant(session, "attention.mask.causal"));
+  CHECK(option_relevant(session, "attention.mask.sinks"));
+  CHECK(option_relevant(session, "attention.mask.window"));
+  session.attention.mask.kind = MaskKind::sliding_window;
+  CHECK_FALSE(option_relevant(session, "attention.mask.sinks"));
+}
+
+TEST_CASE("masks: under StreamingLLM, changing a later token leaves earlier rows unchanged") {
+  Session a;
+  a.text = "one two three four five six seven eight nine ten";
+  a.attention.mask.kind = MaskKind::streaming_llm;
+  a.attention.mask.sinks = 2;
+  a.attention.mask.window = 2;
+  Session b = a;
+  b.text = "one two three four five six seven eight nine TEN";
+  Engine e;
+  const Outcome oa = e.compute(a), ob = e.compute(b);
+  REQUIRE(oa.result);
+  REQUIRE(ob.result);
+  for (std::size_t h = 0; h < oa.result->layers[0].heads.size(); ++h) {
+    const Matrix& wa = oa.result->layers[0].heads[h].weights;
+    const Matrix& wb = ob.result->layers[0].heads[h].weights;
+    // rows 0..8 never see token 9: the same path computes them, so they are bit-identical
+    CHECK(wa.topRows(9) == wb.topRows(9));
+    CHECK(wa.row(9) != wb.row(9));
+  }
+}

@@ -337,7 +337,7 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
 
   if (cfg.kernel.kind != KernelKind::exact) {
     const auto& kn = cfg.kernel;
-    const bool causal_kernel = cfg.mask.kind == MaskKind::causal || cfg.mask.causal;
+    const bool causal_kernel = mask_is_causal(cfg.mask);
     const std::string lp = "layer" + std::to_string(cfg.layer) + ".";
 #pragma omp parallel for schedule(dynamic, 1)
     for (int h = 0; h < n_heads; ++h) {

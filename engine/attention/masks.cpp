@@ -80,6 +80,13 @@ MaskMatrix build_mask(const MaskSpec& m, int n, const std::vector<Token>& tokens
       break;
     }
     case MaskKind::lsh: out = fill(n, [](int i, int j) { return i == j; }); break;  // per head: lsh_mask
+    // Xiao et al. 2023 (StreamingLLM), sec. 3.2: the first s tokens (attention sinks) stay in the
+    // rolling cache beside the last w + 1 tokens; causal by construction
+    case MaskKind::streaming_llm: {
+      const int s = m.sinks;
+      out = fill(n, [&](int i, int j) { return j <= i && (j < s || i - j <= w); });
+      break;
+    }
     case MaskKind::custom:
       out = MaskMatrix::Zero(n, n);
       for (const auto& c : m.cells)

@@ -26,10 +26,11 @@ const std::vector<std::string> kNormalizers = {"softmax", "sparsemax", "sigmoid"
 const std::vector<std::string> kKvSharing = {"mha", "mqa", "gqa"};
 const std::vector<std::string> kBlocks = {"attention", "pre_ln"};
 const std::vector<std::string> kKernels = {"exact", "flash", "linear", "performer", "linformer", "nystrom"};
-const std::vector<std::string> kMasks = {"none",       "causal",    "padding",     "sliding_window",
-                                         "causal_sliding_window", "dilated", "longformer", "bigbird",
-                                         "block_local", "strided",  "fixed",       "lsh",
-                                         "custom"};
+const std::vector<std::string> kMasks = [] {
+  std::vector<std::string> v;
+  for (const MaskKindInfo& k : kMaskKinds) v.push_back(k.name);
+  return v;
+}();
 }  // namespace
 
 const char* name(TokenizerKind k) { return kTokenizers[int(k)].c_str(); }
@@ -42,14 +43,9 @@ const char* name(BlockKind k) { return kBlocks[int(k)].c_str(); }
 const char* name(KernelKind k) { return kKernels[int(k)].c_str(); }
 const char* name(MaskKind k) { return kMasks[int(k)].c_str(); }
 
-bool mask_combines_with_causal(MaskKind k) {
-  switch (k) {
-    case MaskKind::causal:
-    case MaskKind::causal_sliding_window:
-    case MaskKind::strided:
-    case MaskKind::fixed: return false;
-    default: return true;
-  }
+bool mask_combines_with_causal(MaskKind k) { return !kMaskKinds[int(k)].causal; }
+bool mask_is_causal(const Session::Attention::Mask& m) {
+  return kMaskKinds[int(m.kind)].causal || m.causal;  // the flag intersects every other kind with j <= i
 }
 
 namespace {
@@ -66,18 +62,26 @@ struct Field {
 using Rel = std::function<bool(const Session&)>;
 const Rel kAlways = [](const Session&) { return true; };
 
-Rel mask_in(std::initializer_list<MaskKind> kinds) {
-  std::vector<MaskKind> v(kinds);
+// The mask kinds that read attention.mask.<param>, from the mask-kinds table.
+std::vector<MaskKind> mask_kinds_reading(const std::string& param) {
+  std::vector<MaskKind> out;
+  for (std::size_t k = 0; k < std::size(kMaskKinds); ++k)
+    if (std::string_view(kMaskKinds[k].params).find(" " + param + " ") != std::string_view::npos)
+      out.push_back(MaskKind(k));
+  return out;
+}
+Rel mask_reads(const std::string& param) {
+  const std::vector<MaskKind> v = mask_kinds_reading(param);
   return [v](const Session& s) { return std::find(v.begin(), v.end(), s.attention.mask.kind) != v.end(); };
 }
 Rel positional_is(PositionalKind k) {
   return [k](const Session& s) { return s.positional.kind == k; };
 }
 
-std::string mask_list(std::initializer_list<MaskKind> kinds) {
+std::string mask_list(const std::string& param) {
   std::string out = "attention.mask.kind in ";
   bool first = true;
-  for (auto k : kinds) out += (first ? "" : ", ") + std::string(name(k)), first = false;
+  for (auto k : mask_kinds_reading(param)) out += (first ? "" : ", ") + std::string(name(k)), first = false;
   return out;
 }
 
@@ -181,10 +185,6 @@ Field string_field(std::string path, double max_bytes, std::string help, Ref ref
 }
 
 std::vector<Field> make_fields() {
-  using M = MaskKind;
-  const auto windowed = {M::sliding_window, M::causal_sliding_window, M::dilated, M::longformer, M::bigbird};
-  const auto global = {M::longformer, M::bigbird};
-  const auto sparse = {M::strided, M::fixed};
   std::vector<Field> f;
   f.push_back(string_field("text", double(kMaxTextBytes), "the text to attend over (UTF-8)",
                            [](auto& s) -> auto& { return s.text; }));
@@ -332,16 +332,14 @@ std::vector<Field> make_fields() {
                                    [](auto& s) -> auto& { return s.attention.mask.kind; }));
   f.push_back(int_field("attention.mask.window", 0, double(kMaxTokens),
                         "w: sliding windows attend |i - j| <= w (causal: 0 <= i - j <= w; dilated: w steps)",
-                        [](auto& s) -> auto& { return s.attention.mask.window; }, mask_in(windowed),
-                        mask_list(windowed)));
+                        [](auto& s) -> auto& { return s.attention.mask.window; }, mask_reads("window"), mask_list("window")));
   f.push_back(int_field("attention.mask.dilation", 1, 1024, "d: dilated window keeps every d-th key",
-                        [](auto& s) -> auto& { return s.attention.mask.dilation; }, mask_in({M::dilated}),
-                        mask_list({M::dilated})));
+                        [](auto& s) -> auto& { return s.attention.mask.dilation; }, mask_reads("dilation"), mask_list("dilation")));
   {
     Field g;
     g.spec = {"attention.mask.globals", "int_list", {}, 0, double(kMaxTokens - 1), "",
               "global positions: attend to every key and are attended by every query (past the text: ignored)",
-              mask_list(global)};
+              mask_list("globals")};
     g.get = [](const Session& s) { return json(s.attention.mask.globals); };
     g.set = [](Session& s, const json& v) -> std::string {
       if (!v.is_array()) return "attention.mask.globals must be a list of positions, not " + describe(v);
@@ -354,29 +352,30 @@ std::vector<Field> make_fields() {
       s.attention.mask.globals = out;
       return "";
     };
-    g.relevant = mask_in(global);
+    g.relevant = mask_reads("globals");
     f.push_back(g);
   }
   f.push_back(int_field("attention.mask.random_keys", 0, double(kMaxTokens),
                         "r: random keys per non-global query (BigBird), drawn from model.seed",
-                        [](auto& s) -> auto& { return s.attention.mask.random_keys; }, mask_in({M::bigbird}),
-                        mask_list({M::bigbird})));
+                        [](auto& s) -> auto& { return s.attention.mask.random_keys; }, mask_reads("random_keys"), mask_list("random_keys")));
   f.push_back(int_field("attention.mask.block", 1, double(kMaxTokens), "b: block size of block-local attention",
-                        [](auto& s) -> auto& { return s.attention.mask.block; }, mask_in({M::block_local}),
-                        mask_list({M::block_local})));
+                        [](auto& s) -> auto& { return s.attention.mask.block; }, mask_reads("block"), mask_list("block")));
   f.push_back(int_field("attention.mask.stride", 1, double(kMaxTokens),
                         "l: Sparse Transformer stride (strided) or block length (fixed)",
-                        [](auto& s) -> auto& { return s.attention.mask.stride; }, mask_in(sparse), mask_list(sparse)));
+                        [](auto& s) -> auto& { return s.attention.mask.stride; }, mask_reads("stride"), mask_list("stride")));
   f.push_back(int_field("attention.mask.summary", 1, double(kMaxTokens),
                         "c: summary columns at the end of each block (fixed), at most l",
-                        [](auto& s) -> auto& { return s.attention.mask.summary; }, mask_in({M::fixed}),
-                        mask_list({M::fixed})));
+                        [](auto& s) -> auto& { return s.attention.mask.summary; }, mask_reads("summary"), mask_list("summary")));
   f.push_back(int_field("attention.mask.n_buckets", 2, 1024, "LSH hash buckets (even)",
-                        [](auto& s) -> auto& { return s.attention.mask.n_buckets; }, mask_in({M::lsh}),
-                        mask_list({M::lsh})));
+                        [](auto& s) -> auto& { return s.attention.mask.n_buckets; }, mask_reads("n_buckets"),
+                        mask_list("n_buckets")));
   f.push_back(int_field("attention.mask.n_rounds", 1, 16, "LSH hashing rounds; a pair in one bucket in any round attends",
-                        [](auto& s) -> auto& { return s.attention.mask.n_rounds; }, mask_in({M::lsh}),
-                        mask_list({M::lsh})));
+                        [](auto& s) -> auto& { return s.attention.mask.n_rounds; }, mask_reads("n_rounds"),
+                        mask_list("n_rounds")));
+  f.push_back(int_field("attention.mask.sinks", 0, double(kMaxTokens),
+                        "s: StreamingLLM attention sinks, the first s tokens, which every later query attends",
+                        [](auto& s) -> auto& { return s.attention.mask.sinks; }, mask_reads("sinks"),
+                        mask_list("sinks")));
   // always in force: both tokenizers keep it whole, whatever the mask (so it is always saved)
   f.push_back(string_field("attention.mask.pad_token", 64,
                            "a token the tokenizers keep whole; with mask padding, keys equal to it are masked",
@@ -384,7 +383,7 @@ std::vector<Field> make_fields() {
   {
     Field c;
     c.spec = {"attention.mask.cells", "cell_list", {}, 0, double(kMaxTokens - 1), "",
-              "custom: the allowed (query, key) cells, as [[i, j], ...]", mask_list({M::custom})};
+              "custom: the allowed (query, key) cells, as [[i, j], ...]", mask_list("cells")};
     c.get = [](const Session& s) { return json(s.attention.mask.cells); };
     c.set = [](Session& s, const json& v) -> std::string {
       const std::string bad = "attention.mask.cells must be a list of [query, key] pairs";
@@ -400,7 +399,7 @@ std::vector<Field> make_fields() {
       s.attention.mask.cells = out;
       return "";
     };
-    c.relevant = mask_in({M::custom});
+    c.relevant = mask_reads("cells");
     f.push_back(c);
   }
   f.push_back(bool_field("context.enabled",
@@ -416,7 +415,12 @@ std::vector<Field> make_fields() {
   f.push_back(bool_field("attention.mask.causal", "also apply the causal mask (intersection)",
                          [](auto& s) -> auto& { return s.attention.mask.causal; },
                          [](const Session& s) { return mask_combines_with_causal(s.attention.mask.kind); },
-                         "attention.mask.kind not in causal, causal_sliding_window, strided, fixed"));
+                         [] {
+                           std::string out = "attention.mask.kind not in ";
+                           for (const MaskKindInfo& k : kMaskKinds)
+                             if (k.causal) out += std::string(out.back() == ' ' ? "" : ", ") + k.name;
+                           return out;
+                         }()));
   // defaults, as JSON text, from a default Session
   const Session d;
   for (auto& x : f) x.spec.default_value = x.get(d).dump();
@@ -646,7 +650,7 @@ std::vector<std::string> problem_options(const std::string& problem) {
   return out;
 }
 
-bool mask_allows_cross(MaskKind k) { return k == MaskKind::none || k == MaskKind::padding || k == MaskKind::custom; }
+bool mask_allows_cross(MaskKind k) { return kMaskKinds[int(k)].cross; }
 
 
 Validation validate(const Session& s) {

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mask_kinds.hpp"
 #include "tokenizers/tokenize.hpp"
 
 namespace attnlab {
@@ -23,21 +24,8 @@ enum class KvSharing { mha, mqa, gqa };
 enum class BlockKind { attention, pre_ln };
 enum class KernelKind { exact, flash, linear, performer, linformer, nystrom };
 // allowed[i][j], i = query, j = key (docs/variants.md has each pattern's definition and source).
-enum class MaskKind {
-  none,
-  causal,
-  padding,
-  sliding_window,
-  causal_sliding_window,
-  dilated,
-  longformer,
-  bigbird,
-  block_local,
-  strided,
-  fixed,
-  lsh,
-  custom
-};
+// MaskKind and kMaskKinds (name, causal by construction, defined for cross-attention, options
+// read) are generated from engine/attention/mask_kinds.json.
 
 struct Session {
   std::string text = "The cat sat on the mat because it was tired.";
@@ -104,6 +92,7 @@ struct Session {
       int summary = 1;                 // c: Sparse Transformer fixed summary columns
       int n_buckets = 4;               // LSH buckets (even)
       int n_rounds = 1;                // LSH hashing rounds, unioned
+      int sinks = 4;                   // s: StreamingLLM attention sinks, the first s tokens
       bool causal = false;             // intersect with causal (where the kind is not causal already)
       std::string pad_token = "[PAD]";
       std::vector<std::array<int, 2>> cells;  // custom: allowed (query, key) cells
@@ -129,6 +118,8 @@ struct Session {
 // Mask kinds that may be intersected with causal (the others are causal by definition or would
 // gain nothing).
 bool mask_combines_with_causal(MaskKind k);
+// The pattern in force allows no key after its query: causal by construction, or intersected.
+bool mask_is_causal(const Session::Attention::Mask& m);
 
 // One option of the session format.
 struct OptionSpec {

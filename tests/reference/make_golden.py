@@ -94,9 +94,15 @@ def glorot(seed, label, fan_in, fan_out):
 
 
 # ---- masks (allowed[i][j], i = query, j = key), each from its source's definition -------------
+# Which kinds exist and which are causal by construction: the table the engine is generated from.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "engine", "attention",
+                       "mask_kinds.json")) as _f:
+    MASK_KINDS = {k["name"]: k for k in json.load(_f)["kinds"]}
+
+
 def mask_default(**kw):
     m = {"kind": "causal", "window": 2, "dilation": 2, "globals": [0], "random_keys": 2, "block": 4,
-         "stride": 4, "summary": 1, "n_buckets": 4, "n_rounds": 1, "causal": False, "pad_token": "[PAD]", "cells": []}
+         "stride": 4, "summary": 1, "n_buckets": 4, "n_rounds": 1, "sinks": 4, "causal": False, "pad_token": "[PAD]", "cells": []}
     m.update(kw)
     return m
 
@@ -153,9 +159,13 @@ def reference_mask(m, n, tokens=None, seed=0):
         for q, k in m["cells"]:
             if 0 <= q < n and 0 <= k < n:
                 a[q, k] = True
+    elif kind == "streaming_llm":
+        # Xiao et al. 2023, sec. 3.2: s attention sinks plus the rolling window of the last w + 1
+        s = m["sinks"]
+        a = (j <= i) & ((j < s) | (i - j <= w))
     else:
         raise ValueError(kind)
-    if m["causal"] and kind not in ("causal", "causal_sliding_window", "strided", "fixed"):
+    if m["causal"] and not MASK_KINDS[kind]["causal"]:
         a = a & (j <= i)
     return np.array(a, bool)
 
@@ -481,7 +491,7 @@ def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
         kern = s["attention"].get("kernel", {"kind": "exact"})
         approx = None
         if kern["kind"] not in ("exact", "flash"):  # flash is exact: the standard result is its expected value
-            causal_k = m["kind"] == "causal" or m.get("causal", False)
+            causal_k = MASK_KINDS[m["kind"]]["causal"] or m.get("causal", False)
             wa, oa = kernel_ref(kern["kind"], kern, qh, kh, vh, causal_k, seed, layer, h)
             approx = {"max_weight_error": float(np.abs(wa - w).max()),
                       "output_error": float(np.linalg.norm(oa - o) / np.linalg.norm(o))}
@@ -613,6 +623,9 @@ CASES = [
                           kernel_params={"projected_length": 3}, d_model=16, n_heads=2, seed=66)),
     ("nystrom", session("nystrom former uses landmarks from segment means of queries and keys", kernel="nystrom",
                         mask="none", kernel_params={"landmarks": 3}, d_model=16, n_heads=2, seed=67)),
+    ("streaming_llm_sinks", session("a long stream keeps its first tokens as sinks and a short window of the rest",
+                                    mask="streaming_llm", mask_params={"sinks": 2, "window": 3}, d_model=16,
+                                    n_heads=2, seed=71)),
     ("custom_with_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [1, 1], [3, 2]]},
                                       d_model=8, n_heads=1)),
 ]
@@ -640,6 +653,8 @@ for n in (1, 5, 9, 16):
         ("dilated", {"window": 2, "dilation": 2, "causal": True}),
         ("longformer", {"window": 1, "globals": [2], "causal": True}),
         ("causal", {"causal": True}),
+        ("streaming_llm", {"sinks": 4, "window": 2}), ("streaming_llm", {"sinks": 0, "window": 3}),
+        ("streaming_llm", {"sinks": 1, "window": 0}), ("streaming_llm", {"sinks": 40, "window": 1}),
     ]:
         MASK_CASES.append((n, mask_default(kind=kind, **params)))
 
