@@ -21,6 +21,7 @@
 #include "analysis/steps.hpp"
 #include "present/figure_views.hpp"
 #include "tokenizers/tokenize.hpp"
+#include "core/strings.hpp"
 #include "ui.hpp"
 
 namespace fs = std::filesystem;
@@ -42,12 +43,6 @@ std::size_t HistoryBytes(const std::vector<Session>& v) {
 constexpr std::size_t kMaxRecent = 8;
 
 void Post(AppState& st, Worker& worker) { st.posted = worker.post(st.session, st.display); }
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : "; ") + x;
-  return s;
-}
 
 void Remember(AppState& st, const std::string& path) {
   std::error_code ec;
@@ -112,7 +107,7 @@ bool OpenSessionFile(AppState& st, Worker& worker, const std::string& path) {
   }
   auto p = parse_session(text);
   if (!p.session) {  // the current session stays as it was
-    st.status = "could not open " + utf8_sanitize(path) + ": " + Join(p.problems);
+    st.status = "could not open " + utf8_sanitize(path) + ": " + join(p.problems);
     st.status_error = true;
     return false;
   }
@@ -179,7 +174,7 @@ void LoadPrefs(AppState& st) {
     for (const auto& r : j["recent"])
       if (r.is_string() && st.recent.size() < kMaxRecent) st.recent.push_back(r.get<std::string>());
   if (!bad.empty()) {
-    st.status = "ignored wrong preferences in " + utf8_sanitize(path) + ": " + Join(bad);
+    st.status = "ignored wrong preferences in " + utf8_sanitize(path) + ": " + join(bad);
     st.status_error = true;
   }
 }

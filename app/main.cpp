@@ -23,6 +23,7 @@
 #include "example_session.hpp"  // generated: kExampleSession (assets/sessions/example.json)
 #include "present/export.hpp"
 #include "core/files.hpp"
+#include "core/strings.hpp"
 #include "core/memory.hpp"
 #include "render/heatmap.hpp"
 #include "tokenizers/tokenize.hpp"
@@ -48,11 +49,6 @@ struct Options {
   bool present = false;
 };
 
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : "; ") + x;
-  return s;
-}
 
 // Reads a session file; on failure returns the one-line reason.
 std::optional<Session> load_session(const std::string& path, std::string& error) {

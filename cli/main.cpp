@@ -18,6 +18,7 @@
 #include "present/export.hpp"
 #include "present/figure_views.hpp"
 #include "core/files.hpp"
+#include "core/strings.hpp"
 #include "models/hf_model.hpp"
 #include "core/memory.hpp"
 #include "pipeline.hpp"
@@ -38,11 +39,6 @@ int fail(const std::string& msg) {
   return 1;
 }
 
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : "; ") + x;
-  return s;
-}
 
 // A session file, parsed and validated; on failure rc is set and false returned.
 bool read_session(const std::string& path, Session& s, Validation& v, int& rc) {

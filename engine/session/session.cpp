@@ -10,6 +10,7 @@
 
 #include "session/cost.hpp"
 #include "core/json_input.hpp"
+#include "core/strings.hpp"
 #include "core/utf8.hpp"
 
 namespace attnlab {
@@ -85,11 +86,6 @@ std::string mask_list(const std::string& param) {
   return out;
 }
 
-std::string join_choices(const std::vector<std::string>& c) {
-  std::string s;
-  for (const auto& x : c) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
 
 std::string describe(const json& v) { return json_excerpt(v); }
 
@@ -113,11 +109,11 @@ Field enum_field(std::string path, const std::vector<std::string>& choices, std:
   f.spec = {path, "enum", choices, 0, 0, "", std::move(help), std::move(applies)};
   f.get = [ref, &choices](const Session& s) { return json(choices[int(ref(s))]); };
   f.set = [ref, path, &choices](Session& s, const json& v) -> std::string {
-    if (!v.is_string()) return path + " must be a string, one of " + join_choices(choices);
+    if (!v.is_string()) return path + " must be a string, one of " + join(choices, ", ");
     const auto x = v.get<std::string>();
     for (std::size_t i = 0; i < choices.size(); ++i)
       if (choices[i] == x) return ref(s) = static_cast<E>(i), "";
-    return path + " '" + utf8_sanitize(x) + "' is not one of " + join_choices(choices);
+    return path + " '" + utf8_sanitize(x) + "' is not one of " + join(choices, ", ");
   };
   f.relevant = std::move(rel);
   return f;
@@ -588,7 +584,7 @@ SessionParse parse_session(std::string_view json_text) {
         if (std::find(known.begin(), known.end(), next) == known.end()) known.push_back(next);
       }
       p.push_back("unknown key '" + utf8_sanitize(key) + "' in " + (prefix.empty() ? "the session" : prefix) +
-                  " (known keys: " + join_choices(known) + ")");
+                  " (known keys: " + join(known, ", ") + ")");
     }
   };
   walk(j, "");
