@@ -548,10 +548,10 @@ void StartModelLoad(AppState& st, const std::string& dir) {
       l->model = HfModel::load(l->dir, l->error, &l->progress, &l->cancel);
     } catch (const std::bad_alloc&) {
       l->model.reset();
-      l->error = l->dir + ": out of memory loading the model";
+      l->error = {false, l->dir + ": out of memory loading the model"};
     } catch (const std::exception& e) {
       l->model.reset();
-      l->error = l->dir + ": " + e.what();
+      l->error = {false, l->dir + ": " + e.what()};
     }
     l->done = true;
   });
@@ -573,8 +573,8 @@ void ShowModelLoad(AppState& st, Worker& worker) {
       st.detail_head = -1;
       st.posted = worker.post(st.session, st.display);
     } else {
-      st.status = l.error == "cancelled" ? "model loading cancelled" : "model not loaded: " + l.error;
-      st.status_error = l.error != "cancelled";
+      st.status = l.error.cancelled ? "model loading cancelled" : "model not loaded: " + l.error.message;
+      st.status_error = !l.error.cancelled;
     }
     st.loading.reset();
     return;

@@ -563,15 +563,15 @@ int main(int argc, char** argv) {
     Worker worker, worker_b;
     st.worker_b = &worker_b;
     if (!opt.model_dir.empty()) {
-      std::string err;
+      Failure err;
       if (auto m = HfModel::load(opt.model_dir, err)) {  // at start: before the first result
         st.model = std::shared_ptr<const HfModel>(std::move(m));
         worker.set_model(st.model);
       } else if (!opt.screenshot_path.empty()) {
-        std::fprintf(stderr, "attnlab: %s\n", err.c_str());
+        std::fprintf(stderr, "attnlab: %s\n", err.message.c_str());
         return 1;
       } else {
-        banner = "model not loaded: " + err;
+        banner = "model not loaded: " + err.message;
       }
     }
     if (opt.lesson > 0) {

@@ -52,7 +52,7 @@ struct ModelLoad {  // a Hugging Face folder loading on its own thread
   std::atomic<float> progress{0};
   std::atomic<bool> cancel{false}, done{false};
   std::unique_ptr<HfModel> model;
-  std::string error;
+  Failure error;
   std::thread thread;
   ~ModelLoad() {
     cancel = true;

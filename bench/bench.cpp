@@ -178,18 +178,18 @@ const std::string& gpt2_small_dir() {
 void BM_gpt2_small_load(benchmark::State& state) {
   const std::string& dir = gpt2_small_dir();
   for (auto _ : state) {
-    std::string err;
+    Failure err;
     auto m = HfModel::load(dir, err);
-    if (!m) state.SkipWithError(err.c_str());
+    if (!m) state.SkipWithError(err.message.c_str());
     benchmark::DoNotOptimize(m.get());
   }
 }
 
 void BM_gpt2_small_forward(benchmark::State& state) {
-  std::string err;
+  Failure err;
   static auto m = HfModel::load(gpt2_small_dir(), err);
   if (!m) {
-    state.SkipWithError(err.c_str());
+    state.SkipWithError(err.message.c_str());
     return;
   }
   const std::string text(static_cast<std::size_t>(state.range(0)), 'a');  // one byte, one token

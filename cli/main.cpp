@@ -71,9 +71,9 @@ int compute_command(const std::string& session_path, const std::string& out_path
   std::shared_ptr<const Result> r;
   int rc = 0;
   if (!model_dir.empty()) {
-    std::string err;
+    Failure err;
     auto m = HfModel::load(model_dir, err);
-    if (!m) return fail(err);
+    if (!m) return fail(err.message);
     Outcome o = m->compute(model_text);
     if (!o.result) return fail(model_dir + ": " + join(o.problems));
     r = o.result;

@@ -87,7 +87,7 @@ Positions Engine::positions_of(const Session& s, int n) const {
   return p;
 }
 
-Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel, ComputeOptions options) {
+Outcome Engine::compute(const Session& s, const CancelFlag* cancel, ComputeOptions options) {
   const auto t0 = std::chrono::steady_clock::now();
   Outcome out;
   Validation v = validate(s);
@@ -153,7 +153,7 @@ Outcome Engine::compute(const Session& s, const std::atomic<bool>* cancel, Compu
       layer.output = x;
     }
   }
-  if (cancel && cancel->load()) return out.cancelled = true, out;
+  if (cancel_requested(cancel)) return out.cancelled = true, out;
   add_analyses(*r, !s.context.enabled, s.analysis.rollout_residual, options.metrics);
   if (options.progress) options.progress->store(1.0f);
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

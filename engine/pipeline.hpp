@@ -60,7 +60,7 @@ struct ComputeOptions {
 // Not thread-safe: one Engine per worker thread.
 class Engine {
  public:
-  Outcome compute(const Session& s, const std::atomic<bool>* cancel = nullptr, ComputeOptions options = {});
+  Outcome compute(const Session& s, const CancelFlag* cancel = nullptr, ComputeOptions options = {});
 
   // (n, d_model) embeddings of the tokens plus the positional encoding.
   Matrix layer_input(const Session& s, const std::vector<Token>& tokens);

@@ -176,7 +176,7 @@ void attend_block(HeadResult& r, const RowBlock& b, const HeadPlan& plan) {
 }  // namespace
 
 bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
-                     const std::atomic<bool>* cancel) {
+                     const CancelFlag* cancel) {
   const int n = static_cast<int>(x.rows());  // queries
   const bool cross = cfg.kv_input != nullptr;
   const int n_k = cross ? static_cast<int>(cfg.kv_input->rows()) : n;

@@ -10,6 +10,7 @@
 #include "attention/kernels.hpp"
 #include "attention/masks.hpp"
 #include "session/session.hpp"
+#include "core/cancel.hpp"
 #include "core/tensor.hpp"
 
 namespace attnlab {
@@ -76,6 +77,6 @@ void masked_softmax(const Matrix& logits, const MaskMatrix& allowed, float tempe
 // x (n_q, d_model) -> every intermediate (keys and values from cfg.kv_input when set). Heads run in parallel (OpenMP). Returns false when
 // `cancel` became true part way (the layer is then incomplete and must be dropped).
 bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
-                     const std::atomic<bool>* cancel = nullptr);
+                     const CancelFlag* cancel = nullptr);
 
 }  // namespace attnlab

@@ -1,0 +1,88 @@
+// A pretrained model family (GPT-2, BERT, Llama): one file each under engine/models/, declaring
+// its config keys, its tensor table and its forward pass over the shared layers of layers.hpp.
+// Adding a family is a new file and a line in families.cpp.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/cancel.hpp"
+#include "models/checkpoint.hpp"
+#include "pipeline.hpp"
+#include "tokenizers/bpe.hpp"
+#include "tokenizers/wordpiece.hpp"
+
+namespace attnlab {
+
+// Norm epsilons of real checkpoints lie between 1e-12 and 1e-5; a non-positive one divides by zero.
+inline constexpr double kMinNormEps = 1e-30, kMaxNormEps = 1.0;
+
+struct ModelInfo {
+  std::string dir, model_type;
+  int n_layers = 0, n_heads = 0, d_model = 0, n_positions = 0, vocab_size = 0, d_inner = 0;
+  int n_kv_heads = 0, d_head = 0;  // grouped-query attention; d_head may differ from d_model / n_heads
+  int type_vocab = 0;              // BERT: token types
+  double rope_theta = 10000;
+  double layer_norm_eps = 1e-5;
+  std::string dtype;  // of the weights as stored (F32, F16, BF16)
+};
+
+// An intervention on a loaded model: on one layer (or all), a different mask (any kind of
+// masks.hpp, replacing the model's own) and/or a softmax temperature. The Result says so.
+struct Intervention {
+  bool enabled = false;
+  int layer = -1;  // -1: every layer
+  double temperature = 1.0;
+  bool replace_mask = false;
+  Session::Attention::Mask mask;
+  std::string describe() const;  // "layer 1: mask none, temperature 0.5"
+  bool operator==(const Intervention&) const = default;
+};
+
+// The tokenizer a family reads from the folder: byte-level / metaspace BPE or WordPiece, and
+// the BOS id put first (-1: none).
+struct ModelTokenizer {
+  std::unique_ptr<ByteBpe> bpe;
+  std::unique_ptr<WordPiece> wordpiece;
+  int bos_id = -1;
+  std::string bos_text = "<s>";
+  int max_id() const;
+  bool encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
+};
+
+// What a forward pass is given besides the weights.
+struct ForwardInput {
+  const std::vector<int>& ids;
+  const CancelFlag* cancel;
+  const ComputeOptions& options;
+  const Intervention& intervention;
+};
+
+struct Family {
+  const char* model_type;  // config.json's model_type
+  // config.json -> info (every key type- and range-checked, messages naming the file and key)
+  bool (*read_config)(const nlohmann::json& cfg, const std::string& cfg_path, ModelInfo& info, std::string& error);
+  // the tokenizer files of the folder
+  bool (*read_tokenizer)(const std::string& dir, const nlohmann::json& cfg, const ModelInfo& info,
+                         ModelTokenizer& tok, std::string& error);
+  // the checkpoint's name prefixes ("transformer.", "bert.") and a tensor to probe them with
+  const char* probe;
+  std::vector<std::string> prefixes;
+  // every tensor, its shape from the config
+  std::vector<TensorSpec> (*tensors)(const ModelInfo& info);
+  // what ran, as a Session and positions (the Result describes the model's computation)
+  void (*describe)(const ModelInfo& info, Result& r);
+  // the layers into r.layers; false when cancelled
+  bool (*forward)(const ModelInfo& info, const Weights& w, const ForwardInput& in, Result& r);
+};
+
+const std::vector<const Family*>& families();  // families.cpp
+const Family* find_family(const std::string& model_type);
+std::string family_names();  // "gpt2, bert, llama"
+
+extern const Family kGpt2Family, kBertFamily, kLlamaFamily;
+
+}  // namespace attnlab

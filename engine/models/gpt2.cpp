@@ -1,0 +1,95 @@
+// GPT-2 (Radford et al. 2019; model_type "gpt2"): learned positions added to the token
+// embeddings, pre-LN blocks, Conv1D weights stored (in, out), causal attention, gelu_new,
+// byte-level BPE.
+#include "core/json_input.hpp"
+#include "models/family.hpp"
+#include "models/layers.hpp"
+
+namespace attnlab {
+namespace {
+
+bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
+  if (!json_get(cfg, "n_embd", in.d_model, 1, 16384, error, path, true) ||
+      !json_get(cfg, "n_head", in.n_heads, 1, 256, error, path, true) ||
+      !json_get(cfg, "n_layer", in.n_layers, 1, 128, error, path, true) ||
+      !json_get(cfg, "n_positions", in.n_positions, 1, 1 << 20, error, path, true) ||
+      !json_get(cfg, "vocab_size", in.vocab_size, 1, 1 << 22, error, path, true))
+    return false;
+  if (in.d_model % in.n_heads != 0) {
+    error = path + ": n_embd " + std::to_string(in.d_model) + " is not divisible by n_head " + std::to_string(in.n_heads);
+    return false;
+  }
+  in.n_kv_heads = in.n_heads;
+  in.d_head = in.d_model / in.n_heads;
+  in.layer_norm_eps = 1e-5;
+  in.d_inner = 4 * in.d_model;
+  return json_get(cfg, "layer_norm_epsilon", in.layer_norm_eps, kMinNormEps, kMaxNormEps, error, path) &&
+         json_get(cfg, "n_inner", in.d_inner, 1, 1 << 20, error, path);
+}
+
+bool read_tokenizer(const std::string& dir, const nlohmann::json&, const ModelInfo&, ModelTokenizer& tok, std::string& error) {
+  tok.bpe = ByteBpe::load(dir, error);
+  return tok.bpe != nullptr;
+}
+
+std::vector<TensorSpec> tensors(const ModelInfo& in) {
+  const std::int64_t d = in.d_model, f = in.d_inner;
+  return {
+      {"wte", "wte.weight", in.vocab_size, d},
+      {"wpe", "wpe.weight", in.n_positions, d},
+      {"ln1.g", "h.{l}.ln_1.weight", d, 0, true},
+      {"ln1.b", "h.{l}.ln_1.bias", d, 0, true},
+      {"qkv.w", "h.{l}.attn.c_attn.weight", d, 3 * d, true},
+      {"qkv.b", "h.{l}.attn.c_attn.bias", 3 * d, 0, true},
+      {"o.w", "h.{l}.attn.c_proj.weight", d, d, true},
+      {"o.b", "h.{l}.attn.c_proj.bias", d, 0, true},
+      {"ln2.g", "h.{l}.ln_2.weight", d, 0, true},
+      {"ln2.b", "h.{l}.ln_2.bias", d, 0, true},
+      {"fc.w", "h.{l}.mlp.c_fc.weight", d, f, true},
+      {"fc.b", "h.{l}.mlp.c_fc.bias", f, 0, true},
+      {"proj.w", "h.{l}.mlp.c_proj.weight", f, d, true},
+      {"proj.b", "h.{l}.mlp.c_proj.bias", d, 0, true},
+  };
+}
+
+void describe(const ModelInfo& in, Result& r) {
+  Session& s = r.session;
+  s.model.block = BlockKind::pre_ln;
+  s.positional.kind = PositionalKind::learned;
+  s.attention.mask.kind = MaskKind::causal;
+  r.positions.kind = PositionalKind::learned;
+  r.positions.source = "the model's wpe.weight (learned), added to the token embeddings";
+  (void)in;
+}
+
+bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
+  const int n = static_cast<int>(fi.ids.size());
+  r.positions.table = w.get("wpe").topRows(n);
+  Matrix x(n, in.d_model);
+  for (int i = 0; i < n; ++i) x.row(i) = w.get("wte").row(fi.ids[i]) + w.get("wpe").row(i);
+  const auto own = own_pattern(n, true);
+  const HeadLayout heads{in.n_heads, in.n_heads, in.d_head, 0};
+  for (int l = 0; l < in.n_layers; ++l) {
+    if (cancel_requested(fi.cancel)) return false;
+    if (fi.options.progress) fi.options.progress->store(float(l) / float(in.n_layers + 1));
+    LayerResult layer;
+    layer.input = x;
+    layer.attention_input = layer_norm(x, w.row(l, "ln1.g"), w.row(l, "ln1.b"), in.layer_norm_eps);
+    const Matrix qkv = affine(layer.attention_input, w.get(l, "qkv.w"), w.row(l, "qkv.b"));
+    const Matrix heads_out = attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    layer.attention_output = affine(heads_out, w.get(l, "o.w"), w.row(l, "o.b"));
+    x += layer.attention_output;
+    const Matrix hidden = gelu_tanh(affine(layer_norm(x, w.row(l, "ln2.g"), w.row(l, "ln2.b"), in.layer_norm_eps),
+                                           w.get(l, "fc.w"), w.row(l, "fc.b")));
+    x += affine(hidden, w.get(l, "proj.w"), w.row(l, "proj.b"));
+    layer.output = x;
+    r.layers.push_back(std::move(layer));
+  }
+  return true;
+}
+
+}  // namespace
+
+const Family kGpt2Family{"gpt2", read_config, read_tokenizer, "wte.weight", {"transformer."}, tensors, describe, forward};
+
+}  // namespace attnlab

@@ -1,0 +1,111 @@
+#include "models/layers.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "attention/attention.hpp"
+#include "attention/block.hpp"
+#include "attention/masks.hpp"
+#include "attention/positional.hpp"
+#include "core/gemm.hpp"
+
+namespace attnlab {
+
+Matrix layer_norm(const Matrix& x, const RowVector& g, const RowVector& b, double eps) {
+  Matrix y(x.rows(), x.cols());
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    const double mean = x.row(i).cast<double>().mean();
+    const double var = (x.row(i).cast<double>().array() - mean).square().mean();
+    const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+    y.row(i) = ((x.row(i).array() - static_cast<float>(mean)) * inv * g.array() + b.array()).matrix();
+  }
+  return y;
+}
+
+Matrix rms_norm(const Matrix& x, const RowVector& g, double eps) {
+  Matrix y(x.rows(), x.cols());
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    const double ms = x.row(i).cast<double>().squaredNorm() / static_cast<double>(x.cols());
+    y.row(i) = (x.row(i).array() * static_cast<float>(1.0 / std::sqrt(ms + eps)) * g.array()).matrix();
+  }
+  return y;
+}
+
+Matrix affine(const Matrix& x, const Matrix& w) {
+  Matrix y;
+  matmul(x, w, y);  // OpenBLAS when built with it
+  return y;
+}
+
+Matrix affine(const Matrix& x, const Matrix& w, const RowVector& b) {
+  Matrix y = affine(x, w);
+  y.rowwise() += b;
+  return y;
+}
+
+Matrix gelu_tanh(const Matrix& x) {  // sqrt(2 / pi) = 0.79788...
+  const auto a = x.array();
+  return (0.5f * a * (1.0f + (0.7978845608028654f * (a + 0.044715f * a.cube())).tanh())).matrix();
+}
+
+Matrix gelu_exact(const Matrix& x) { return x.unaryExpr([](float v) { return gelu(v); }); }
+
+Matrix swiglu(const Matrix& gate, const Matrix& up) {
+  return (gate.array() / (1.0f + (-gate.array()).exp()) * up.array()).matrix();
+}
+
+std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal) {
+  auto m = std::make_shared<MaskMatrix>(n, n);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) (*m)(i, j) = !causal || j <= i;
+  return m;
+}
+
+namespace {
+// Masks the raw logits (-inf where not allowed) and normalises them: the model's own mask, or an
+// intervention's mask and temperature on its layer.
+void finish_head(HeadResult& hr, const std::shared_ptr<MaskMatrix>& own, const Intervention& iv, int layer,
+                 const std::vector<Token>& tokens) {
+  const bool here = iv.enabled && (iv.layer < 0 || iv.layer == layer);
+  std::shared_ptr<const MaskMatrix> allowed = own;
+  if (here && iv.replace_mask)
+    allowed = std::make_shared<const MaskMatrix>(build_mask(iv.mask, static_cast<int>(tokens.size()), tokens, 0));
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (Eigen::Index i = 0; i < hr.logits.rows(); ++i)
+    for (Eigen::Index j = 0; j < hr.logits.cols(); ++j)
+      if (!(*allowed)(i, j)) hr.logits(i, j) = neg_inf;
+  hr.allowed = allowed;
+  masked_softmax(hr.logits, *allowed, here ? static_cast<float>(iv.temperature) : 1.0f, hr.weights);
+  hr.output = hr.weights * hr.v;
+}
+}  // namespace
+
+Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<MaskMatrix>& own, const Intervention& iv,
+              int layer_index, const std::vector<Token>& tokens, LayerResult& layer) {
+  const int H = lay.n_heads, KV = lay.n_kv_heads, dh = lay.d_head, qd = H * dh, kvd = KV * dh, group = H / KV;
+  const Eigen::Index n = qkv.rows();
+  std::vector<Matrix> ks(KV), vs(KV);
+  for (int g = 0; g < KV; ++g) {  // keys turned by RoPE once per K/V head
+    ks[g] = qkv.middleCols(qd + g * dh, dh);
+    vs[g] = qkv.middleCols(qd + kvd + g * dh, dh);
+    if (lay.rope_theta > 0) rope_rotate(ks[g], lay.rope_theta, 1.0, RopeConvention::rotate_half);
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  layer.heads.resize(H);
+  Matrix concat(n, qd);
+#pragma omp parallel for schedule(dynamic)
+  for (int h = 0; h < H; ++h) {
+    HeadResult& hr = layer.heads[h];
+    hr.kv_head = h / group;
+    hr.q = qkv.middleCols(h * dh, dh);
+    if (lay.rope_theta > 0) rope_rotate(hr.q, lay.rope_theta, 1.0, RopeConvention::rotate_half);
+    hr.k = ks[hr.kv_head];
+    hr.v = vs[hr.kv_head];
+    hr.logits = hr.q * hr.k.transpose() * scale;
+    finish_head(hr, own, iv, layer_index, tokens);
+    concat.middleCols(h * dh, dh) = hr.output;
+  }
+  return concat;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,39 @@
+// Layers the pretrained families share: norms, affine maps, activations, and multi-head
+// attention with the model's own mask or an intervention's.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "models/family.hpp"
+
+namespace attnlab {
+
+// Ba et al. 2016, with gain and bias: (x - mean) / sqrt(var + eps) * g + b, per row.
+Matrix layer_norm(const Matrix& x, const RowVector& g, const RowVector& b, double eps);
+// Zhang & Sennrich 2019: x / sqrt(mean(x^2) + eps) * g, per row.
+Matrix rms_norm(const Matrix& x, const RowVector& g, double eps);
+Matrix affine(const Matrix& x, const Matrix& w);                     // x W
+Matrix affine(const Matrix& x, const Matrix& w, const RowVector& b);  // x W + b
+// GPT-2's gelu_new: the tanh approximation of GELU (Hendrycks & Gimpel 2016).
+Matrix gelu_tanh(const Matrix& x);
+Matrix gelu_exact(const Matrix& x);
+// Llama's SwiGLU (Shazeer 2020): silu(gate) * up.
+Matrix swiglu(const Matrix& gate, const Matrix& up);
+
+// The model's own attention pattern: causal (GPT-2, Llama) or full (BERT).
+std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal);
+
+// Multi-head attention of one layer from the fused projection qkv = [Q | K | V] (n, (H + 2 KV) dh):
+// heads read K/V head h / (H / KV); RoPE (theta > 0) turns queries and keys; logits q k^T / sqrt(dh)
+// are masked by the model's pattern or the intervention's, then normalised. Fills layer.heads and
+// returns the heads' outputs side by side (n, H dh).
+struct HeadLayout {
+  int n_heads = 0, n_kv_heads = 0, d_head = 0;
+  double rope_theta = 0;  // 0: no rotary positions
+};
+Matrix attend(const Matrix& qkv, const HeadLayout& layout, const std::shared_ptr<MaskMatrix>& own,
+              const Intervention& iv, int layer_index, const std::vector<Token>& tokens, LayerResult& layer);
+
+}  // namespace attnlab

@@ -1,0 +1,134 @@
+// Llama (Touvron et al. 2023; model_type "llama"): RMSNorm, RoPE (rotate_half, rope_theta) on
+// queries and keys, grouped-query attention, SwiGLU, causal, no biases, nn.Linear weights
+// stored (out, in); tokenizer.json BPE (byte-level as SmolLM, or metaspace with byte fallback
+// as TinyLlama), BOS first.
+#include <filesystem>
+
+#include "core/json_input.hpp"
+#include "models/family.hpp"
+#include "models/layers.hpp"
+
+namespace fs = std::filesystem;
+
+namespace attnlab {
+namespace {
+
+bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
+  if (!json_get(cfg, "hidden_size", in.d_model, 1, 16384, error, path, true) ||
+      !json_get(cfg, "num_attention_heads", in.n_heads, 1, 256, error, path, true) ||
+      !json_get(cfg, "num_hidden_layers", in.n_layers, 1, 256, error, path, true) ||
+      !json_get(cfg, "intermediate_size", in.d_inner, 1, 1 << 20, error, path, true) ||
+      !json_get(cfg, "max_position_embeddings", in.n_positions, 1, 1 << 22, error, path, true) ||
+      !json_get(cfg, "vocab_size", in.vocab_size, 1, 1 << 22, error, path, true))
+    return false;
+  in.n_kv_heads = in.n_heads;
+  if (!json_get(cfg, "num_key_value_heads", in.n_kv_heads, 1, in.n_heads, error, path)) return false;
+  if (in.n_heads % in.n_kv_heads != 0) {
+    error = path + ": num_attention_heads " + std::to_string(in.n_heads) + " is not a multiple of num_key_value_heads " +
+            std::to_string(in.n_kv_heads);
+    return false;
+  }
+  in.d_head = in.d_model / in.n_heads;
+  if (!json_get(cfg, "head_dim", in.d_head, 2, 1024, error, path)) return false;
+  if (in.d_head % 2 != 0 || (!cfg.contains("head_dim") && in.d_model % in.n_heads != 0)) {
+    error = path + ": the head width " + std::to_string(in.d_head) + " must be even and divide hidden_size";
+    return false;
+  }
+  in.layer_norm_eps = 1e-6;
+  in.rope_theta = 10000.0;
+  bool attention_bias = false;
+  std::string act = "silu";
+  if (!json_get(cfg, "rms_norm_eps", in.layer_norm_eps, kMinNormEps, kMaxNormEps, error, path) ||
+      !json_get(cfg, "rope_theta", in.rope_theta, 1.0, 1e12, error, path) ||
+      !json_get(cfg, "attention_bias", attention_bias, error, path) || !json_get(cfg, "hidden_act", act, error, path))
+    return false;
+  if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null()) {
+    error = path + ": rope_scaling " + json_excerpt(cfg["rope_scaling"]) + " is not supported yet";
+    return false;
+  }
+  if (attention_bias || act != "silu") {
+    error = path + ": only hidden_act silu without attention biases is supported";
+    return false;
+  }
+  return true;
+}
+
+// BOS first as the tokenizer would add it: SentencePiece-style (TinyLlama) by default, a
+// byte-level one (SmolLM, a GPT-2 tokenizer) only when tokenizer_config.json says add_bos_token.
+bool read_tokenizer(const std::string& dir, const nlohmann::json& cfg, const ModelInfo& in, ModelTokenizer& tok,
+                    std::string& error) {
+  tok.bpe = ByteBpe::load(dir, error);
+  if (!tok.bpe) return false;
+  bool add_bos = tok.bpe->metaspace();
+  if (const std::string tc = dir + "/tokenizer_config.json"; fs::exists(fs::symlink_status(tc))) {
+    nlohmann::json j;
+    if (!read_json_file(tc, j, error) || !json_get(j, "add_bos_token", add_bos, error, tc)) return false;
+  }
+  int bos = -1;
+  if (!json_get(cfg, "bos_token_id", bos, 0, in.vocab_size - 1, error, dir + "/config.json")) return false;
+  if (add_bos) tok.bos_id = bos;
+  return true;
+}
+
+std::vector<TensorSpec> tensors(const ModelInfo& in) {
+  const std::int64_t d = in.d_model, f = in.d_inner, qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head;
+  const std::string p = "model.layers.{l}.";
+  return {
+      {"wte", "model.embed_tokens.weight", in.vocab_size, d},
+      {"ln1.g", p + "input_layernorm.weight", d, 0, true},
+      {"q.w", p + "self_attn.q_proj.weight", qd, d, true, true},
+      {"k.w", p + "self_attn.k_proj.weight", kvd, d, true, true},
+      {"v.w", p + "self_attn.v_proj.weight", kvd, d, true, true},
+      {"o.w", p + "self_attn.o_proj.weight", d, qd, true, true},
+      {"ln2.g", p + "post_attention_layernorm.weight", d, 0, true},
+      {"gate.w", p + "mlp.gate_proj.weight", f, d, true, true},
+      {"up.w", p + "mlp.up_proj.weight", f, d, true, true},
+      {"down.w", p + "mlp.down_proj.weight", d, f, true, true},
+  };
+}
+
+void describe(const ModelInfo& in, Result& r) {
+  Session& s = r.session;
+  s.model.block = BlockKind::pre_ln;
+  s.attention.mask.kind = MaskKind::causal;
+  s.positional.kind = PositionalKind::rope;
+  s.positional.rope_base = in.rope_theta;
+  s.model.kv_sharing = in.n_kv_heads == in.n_heads ? KvSharing::mha : in.n_kv_heads == 1 ? KvSharing::mqa : KvSharing::gqa;
+  s.model.n_kv_heads = in.n_kv_heads;
+  r.positions.kind = PositionalKind::rope;
+  r.positions.rope_base = in.rope_theta;
+  r.positions.source = "the model's RoPE (rotate_half, rope_theta " + std::to_string(in.rope_theta) + ")";
+}
+
+bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
+  const int n = static_cast<int>(fi.ids.size());
+  Matrix x(n, in.d_model);
+  for (int i = 0; i < n; ++i) x.row(i) = w.get("wte").row(fi.ids[i]);
+  const auto own = own_pattern(n, true);
+  const HeadLayout heads{in.n_heads, in.n_kv_heads, in.d_head, in.rope_theta};
+  const int qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head;
+  for (int l = 0; l < in.n_layers; ++l) {
+    if (cancel_requested(fi.cancel)) return false;
+    if (fi.options.progress) fi.options.progress->store(float(l) / float(in.n_layers + 1));
+    LayerResult layer;
+    layer.input = x;
+    layer.attention_input = rms_norm(x, w.row(l, "ln1.g"), in.layer_norm_eps);
+    Matrix qkv(n, qd + 2 * kvd);
+    qkv << affine(layer.attention_input, w.get(l, "q.w")), affine(layer.attention_input, w.get(l, "k.w")),
+        affine(layer.attention_input, w.get(l, "v.w"));
+    const Matrix heads_out = attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    layer.attention_output = affine(heads_out, w.get(l, "o.w"));
+    x += layer.attention_output;
+    const Matrix m = rms_norm(x, w.row(l, "ln2.g"), in.layer_norm_eps);
+    x += affine(swiglu(affine(m, w.get(l, "gate.w")), affine(m, w.get(l, "up.w"))), w.get(l, "down.w"));
+    layer.output = x;
+    r.layers.push_back(std::move(layer));
+  }
+  return true;
+}
+
+}  // namespace
+
+const Family kLlamaFamily{"llama", read_config, read_tokenizer, "model.embed_tokens.weight", {}, tensors, describe, forward};
+
+}  // namespace attnlab
