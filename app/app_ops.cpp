@@ -23,6 +23,7 @@
 #include "tokenizers/tokenize.hpp"
 #include "core/strings.hpp"
 #include "ui.hpp"
+#include "views/view.hpp"
 
 namespace fs = std::filesystem;
 
@@ -485,8 +486,9 @@ void ShowExportWindow(AppState& st) {
       q.layer = st.layer;
       q.head = head;
       q.logits = st.quantity == Quantity::logits;
-      const std::size_t step = std::min<std::size_t>(st.pipeline_step, st.shown->steps.empty() ? 0 : st.shown->steps.size() - 1);
-      q.step = st.shown->steps.empty() ? "weights" : st.shown->steps[step].id;
+      const auto& steps = ViewImages(*st.shown, "pipeline");
+      const std::size_t step = std::min<std::size_t>(st.pipeline_step, steps.empty() ? 0 : steps.size() - 1);
+      q.step = steps.empty() ? "weights" : steps[step].id;
       if (figure) {
         const FigureView views[] = {FigureView::heads,      FigureView::detail, FigureView::model,   FigureView::mask,
                                     FigureView::positional, FigureView::step,   FigureView::gallery, FigureView::similarity};
@@ -601,34 +603,5 @@ void CloseModel(AppState& st, Worker& worker) {
 
 // --- help -------------------------------------------------------------------------------------
 
-void ShowHelpWindow(AppState& st) {
-  if (!st.show_help) return;
-  ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 28, 0), ImGuiCond_Appearing);
-  if (ImGui::Begin("Keyboard shortcuts###help", &st.show_help)) {
-    static const char* keys[][2] = {
-        {"F1", "this help"},
-        {"Ctrl+O / Ctrl+S", "open / save a session (Ctrl+Shift+S: save as)"},
-        {"Ctrl+Z / Ctrl+Shift+Z", "undo / redo any session edit (Ctrl+Y too)"},
-        {"Ctrl+E", "export a figure (PNG 1x/2x/4x) or a matrix (CSV, .npy, JSON)"},
-        {"Ctrl+C over a heatmap", "copy that head's matrix as tab-separated text"},
-        {"F5", "presentation mode: full screen, large light theme, controls hidden"},
-        {"F9", "hide / show the controls"},
-        {"F11", "full screen"},
-        {"Ctrl+= / Ctrl+-", "font larger / smaller (1x to 3x)"},
-        {"wheel, drag (head detail)", "zoom and pan"},
-        {"drop a .json on the window", "open that session"},
-    };
-    if (ImGui::BeginTable("keys", 2, ImGuiTableFlags_RowBg)) {
-      for (const auto& k : keys) {
-        ImGui::TableNextColumn();
-        ImGui::TextUnformatted(k[0]);
-        ImGui::TableNextColumn();
-        ImGui::TextUnformatted(k[1]);
-      }
-      ImGui::EndTable();
-    }
-  }
-  ImGui::End();
-}
 
 }  // namespace attnlab::app

@@ -28,6 +28,7 @@
 #include "render/heatmap.hpp"
 #include "tokenizers/tokenize.hpp"
 #include "ui.hpp"
+#include "views/view.hpp"
 
 namespace fs = std::filesystem;
 using namespace attnlab;
@@ -110,6 +111,8 @@ bool write_screenshot(const std::string& path, int w, int h) {
 // Uploads the textures of st.incoming for about `budget_ms` (at least one texture), into the
 // second texture set; when all are done, the new result replaces the shown one in one swap.
 // So a large result never stalls a frame, and what is drawn is always one whole result.
+// Uploads the incoming snapshot's textures a few at a time (budget_ms a frame): the heads'
+// weights and logits, then every view's images in registry order. Then it is shown.
 void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms) {
   if (!st.incoming) return;
   const Snapshot& s = *st.incoming;
@@ -117,17 +120,18 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
   const std::size_t heads = s.images.size();
   t.weights.resize(heads);
   t.logits.resize(heads);
-  t.masks.resize(s.masks.size());
-  t.gallery.resize(s.gallery.size());
-  t.positional.resize(s.positional.size());
-  t.analysis.resize(s.analysis.size());
-  t.steps.resize(s.steps.size());
+  // every texture to upload, in order: (view images, index), the heads first (view null)
+  std::vector<std::pair<const std::vector<ImageData>*, std::vector<Heatmap>*>> lists;
+  std::size_t total = 2 * heads;
+  for (auto& [id, images] : s.views) {
+    auto& tex = t.views[id];
+    tex.resize(images.size());
+    lists.push_back({&images, &tex});
+    total += images.size();
+  }
+  for (auto it = t.views.begin(); it != t.views.end();)  // views with nothing this time
+    it = s.views.count(it->first) ? std::next(it) : t.views.erase(it);
   const std::string& cmap = s.display.colormap;
-  auto upload_image = [&](Heatmap& h, const ImageData& img) {
-    h.update(renderer, img.width, img.height, img.rg, img.vmin, img.vmax, img.diverging ? "rdbu_diverging" : cmap);
-  };
-  const std::size_t total =
-      2 * heads + s.masks.size() + s.gallery.size() + s.positional.size() + s.analysis.size() + s.steps.size();
   const auto t0 = std::chrono::steady_clock::now();
   while (st.in_next < total) {
     std::size_t k = st.in_next;
@@ -139,17 +143,17 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
       const ValueRange l = own ? s.head_logit_range[k / 2] : s.logit_range[layer];
       if (k % 2 == 0) t.weights[k / 2].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi, cmap);
       else t.logits[k / 2].update(renderer, img.width, img.height, img.logits_rg, l.lo, l.hi, cmap);
-    } else if ((k -= 2 * heads) < s.masks.size()) {
-      upload_image(t.masks[k], s.masks[k]);
-    } else if ((k -= s.masks.size()) < s.gallery.size()) {
-      upload_image(t.gallery[k], s.gallery[k]);
-    } else if ((k -= s.gallery.size()) < s.positional.size()) {
-      upload_image(t.positional[k], s.positional[k]);
-    } else if ((k -= s.positional.size()) < s.analysis.size()) {
-      upload_image(t.analysis[k], s.analysis[k]);
     } else {
-      k -= s.analysis.size();
-      upload_image(t.steps[k], s.steps[k].image);
+      k -= 2 * heads;
+      for (auto& [images, tex] : lists) {
+        if (k >= images->size()) {
+          k -= images->size();
+          continue;
+        }
+        const ImageData& img = (*images)[k];
+        (*tex)[k].update(renderer, img.width, img.height, img.rg, img.vmin, img.vmax, img.diverging ? "rdbu_diverging" : cmap);
+        break;
+      }
     }
     ++st.in_next;
     if (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms) break;
@@ -201,14 +205,10 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   nlohmann::json widgets = nlohmann::json::object();
   for (const auto& [name, r] : st.widgets) widgets[name] = {r.x * scale.x, r.y * scale.y, r.z * scale.x, r.w * scale.y};
   j["widgets"] = widgets;
-  j["windows"] = {{"mask", st.show_mask}, {"gallery", st.show_gallery}, {"positional", st.show_positional},
-                  {"metrics", st.show_metrics}, {"flash", st.show_flash}};
-  j["flash_step"] = st.flash_step;
-  j["windows"]["model"] = st.show_model;
-  j["windows"]["pipeline"] = st.show_pipeline;
-  j["windows"]["lines"] = st.show_lines;
-  j["windows"]["compare"] = st.show_compare;
-  j["windows"]["help"] = st.show_help;
+  for (const View* v : views()) {  // each view: open or not, and its own keys
+    j["windows"][v->id] = st.*(v->open);
+    if (v->dump) v->dump(st, j);
+  }
   j["windows"]["export"] = st.show_export;
   j["windows"]["browser"] = st.browser.open;
   j["windows"]["lesson"] = st.lesson >= 0;
@@ -242,17 +242,10 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
   j["lessons"] = st.lessons.size();
   j["lesson"] = st.lesson;
   j["lesson_step"] = st.lesson_step;
-  j["lines_token"] = st.lines_token;
-  j["lines_drawn"] = st.lines_drawn;
   j["zoom"] = st.zoom;
   j["export_what"] = st.export_what;
   j["export_path"] = st.export_path;
   j["pan"] = {st.pan.x, st.pan.y};
-  j["compare_hover"] = {st.compare_hover.query, st.compare_hover.key};
-  j["diff_max"] = st.diff_max;
-  j["b_temperature"] = st.session_b.attention.normalizer.temperature;
-  j["b_shown"] = st.b_shown && st.b_shown->result ? st.b_shown->generation : 0;
-  j["b_posted"] = st.b_posted;
   j["layer"] = st.layer;
   j["problems"] = st.problems_current() ? st.newest->problems : std::vector<std::string>{};
   if (st.shown && st.shown->result) {
@@ -260,17 +253,8 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
     j["shown_generation"] = st.shown->generation;
     j["shown_display"] = {{"colormap", st.shown->display.colormap}, {"range", name(st.shown->display.range)},
                           {"log", st.shown->display.log}};
-    if (!st.shown->steps.empty() && !st.tex.steps.empty()) {
-      const auto& stp = st.shown->steps[std::min<std::size_t>(st.pipeline_step, st.shown->steps.size() - 1)];
-      j["pipeline"] = {{"step", st.pipeline_step}, {"id", stp.id}, {"steps", st.shown->steps.size()},
-                       {"rows", stp.image.rows}, {"cols", stp.image.cols}};
-    }
     j["mask"] = name(r.session.attention.mask.kind);
     j["positional"] = name(r.session.positional.kind);
-    if (!st.shown->mask_density.empty()) {
-      j["mask_density"] = st.shown->mask_density;
-      j["mask_cells"] = st.shown->mask_cells;
-    }
     std::vector<std::string> allowed;  // head 0's pattern, a string per row
     const MaskMatrix& a = *r.layers[0].heads[0].allowed;
     for (Eigen::Index i = 0; i < a.rows() && a.rows() <= 64; ++i) {
@@ -279,8 +263,6 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
       allowed.push_back(row);
     }
     j["allowed"] = allowed;
-    j["gallery"] = st.shown->gallery.size();
-    j["positional_views"] = st.shown->positional.size();
     j["n_tokens"] = r.tokens.size();
     std::vector<std::string> tokens;
     for (const auto& t : r.tokens) tokens.push_back(t.text);
@@ -303,7 +285,6 @@ std::string state_json(const AppState& st, const Worker& worker, ImVec4 bg, ImVe
     for (const auto& h : r.layers[0].heads)
       approx.push_back(h.approx ? nlohmann::json{h.approx->max_weight_error, h.approx->output_error} : nlohmann::json());
     j["approximation"] = approx;
-    j["flash_tiles"] = r.layers[0].heads[0].flash_trace.size();
   }
   return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -427,8 +408,8 @@ int main(int argc, char** argv) {
   cli.add_option("--height", opt.height, "window height")->check(CLI::Range(240, 16384));
   cli.add_flag("--no-mouse", opt.no_mouse, "ignore the mouse (reproducible screenshots)");
   std::vector<std::string> open_views;
-  cli.add_option("--view", open_views, "open a view window: mask, gallery, positional (repeatable)")
-      ->check(CLI::IsMember({"mask", "gallery", "positional", "metrics", "flash", "model", "pipeline", "lines", "compare", "help"}));
+  cli.add_option("--view", open_views, "open a view window (repeatable): " + join(view_ids(), ", "))
+      ->check(CLI::IsMember(view_ids()));
   cli.add_flag("--example", opt.example, "start on the built-in example, not where the last run left off");
   cli.add_option("--font-scale", opt.font_scale, "font scale, 1 to 3")->check(CLI::Range(1.0, 3.0));
   cli.add_flag("--light", opt.light, "light, high-contrast theme");
@@ -488,18 +469,7 @@ int main(int argc, char** argv) {
   st.opened = st.committed = st.session;
   st.pending_step = opt.step;
   st.detail_head = opt.head;
-  for (const auto& v : open_views) {
-    st.show_mask |= v == "mask";
-    st.show_gallery |= v == "gallery";
-    st.show_positional |= v == "positional";
-    st.show_metrics |= v == "metrics";
-    st.show_flash |= v == "flash";
-    st.show_model |= v == "model";
-    st.show_pipeline |= v == "pipeline";
-    st.show_lines |= v == "lines";
-    st.show_compare |= v == "compare";
-    st.show_help |= v == "help";
-  }
+  for (const auto& id : open_views) st.*(find_view(id)->open) = true;
   glfwSetErrorCallback([](int code, const char* msg) { std::fprintf(stderr, "attnlab: GLFW error %d: %s\n", code, msg); });
   if (!glfwInit()) {
     std::fprintf(stderr, "attnlab: cannot open a window (no display? run under xvfb-run for headless use)\n");
@@ -741,16 +711,11 @@ int main(int argc, char** argv) {
           ImGui::EndMenu();
         }
         if (menu("View", "menu.view")) {
-          item("Model view (all layers x heads)", nullptr, &st.show_model, "menu.view.model");
-          item("Step by step (one head's pipeline)", nullptr, &st.show_pipeline, "menu.view.pipeline");
-          item("Line view", nullptr, &st.show_lines, "menu.view.lines");
-          item("Compare A / B", nullptr, &st.show_compare, "menu.view.compare");
-          ImGui::Separator();
-          item("Mask", nullptr, &st.show_mask, "menu.view.mask");
-          item("Mask gallery", nullptr, &st.show_gallery, "menu.view.gallery");
-          item("Positional encoding", nullptr, &st.show_positional, "menu.view.positional");
-          item("Metrics, head similarity and rollout", nullptr, &st.show_metrics, "menu.view.metrics");
-          item("Flash attention, tile by tile", nullptr, &st.show_flash, "menu.view.flash");
+          for (const View* v : views()) {
+            if (std::string_view(v->menu) != "View") continue;
+            if (v->separator_before) ImGui::Separator();
+            item(v->label, nullptr, &(st.*(v->open)), ("menu.view." + std::string(v->id)).c_str());
+          }
           ImGui::EndMenu();
         }
         if (menu("Lessons", "menu.lessons")) {
@@ -778,7 +743,7 @@ int main(int argc, char** argv) {
           ImGui::EndMenu();
         }
         if (menu("Help", "menu.help")) {
-          item("Keyboard shortcuts", "F1", &st.show_help, "menu.help.keys");
+          item(find_view("help")->label, "F1", &st.show_help, "menu.help.keys");
           ImGui::EndMenu();
         }
         if (!st.status.empty()) {
@@ -838,19 +803,11 @@ int main(int argc, char** argv) {
       ImGui::EndChild();
       ImGui::End();
       ShowHeadDetail(st);
-      ShowMaskWindow(st, worker);
-      ShowGalleryWindow(st, worker);
-      ShowPositionalWindow(st);
-      ShowMetricsWindow(st);
-      ShowFlashWindow(st);
-      ShowModelWindow(st);
-      ShowPipelineWindow(st, worker);
-      ShowLinesWindow(st);
-      ShowCompareWindow(st, worker, worker_b, renderer);
+      const ViewContext views_context{worker, worker_b, renderer};
+      for (const View* v : views()) v->draw(st, views_context);
       ShowLessonWindow(st, worker);
       ShowExportWindow(st);
       ShowFileBrowser(st, worker);
-      ShowHelpWindow(st);
       ShowModelLoad(st, worker);
       HandleShortcuts(st, worker, window, opt);
       } catch (const std::exception& e) {

@@ -71,7 +71,8 @@ struct AppState {
   std::shared_ptr<const Snapshot> newest;    // newest finished, possibly with problems
   std::shared_ptr<const Snapshot> incoming;  // newest good result, its textures uploading
   struct Textures {
-    std::vector<Heatmap> weights, logits, masks, gallery, positional, analysis, steps;
+    std::vector<Heatmap> weights, logits;
+    std::map<std::string, std::vector<Heatmap>> views;  // by view id, as Snapshot::views
   };
   Textures tex;          // of `shown`
   Textures in_tex;       // of `incoming`, filled a few per frame
@@ -177,7 +178,6 @@ void LoadPrefs(AppState& st);
 void SavePrefs(const AppState& st);
 void LoadLessons(AppState& st, const std::string& dir);
 void ShowFileBrowser(AppState& st, Worker& worker);
-void ShowHelpWindow(AppState& st);
 void StartModelLoad(AppState& st, const std::string& dir);
 void ShowModelLoad(AppState& st, Worker& worker);  // progress, cancel, then hand the model to the worker
 void CloseModel(AppState& st, Worker& worker);
@@ -189,23 +189,16 @@ void PlaceLessonView(AppState& st, const char* view_id);       // call before th
 void ShowExportWindow(AppState& st);
 void CopyHoveredToClipboard(AppState& st);
 
-// panels/explore.cpp
-void ShowModelWindow(AppState& st);
-void ShowPipelineWindow(AppState& st, Worker& worker);
-void ShowLinesWindow(AppState& st);
-void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const HeatmapRenderer& renderer);
+// panels/display.cpp
 void ShowDisplaySection(AppState& st, Worker& worker);
 
 // panels/controls.cpp
 void ShowTextPanel(AppState& st, Worker& worker);
 void ShowControlsPanel(AppState& st, Worker& worker);
 
-// panels/views.cpp
-void ShowMaskWindow(AppState& st, Worker& worker);
-void ShowGalleryWindow(AppState& st, Worker& worker);
-void ShowPositionalWindow(AppState& st);
-void ShowMetricsWindow(AppState& st);
-void ShowFlashWindow(AppState& st);
+// The views (app/views/, one file each) are listed in app/views/view.hpp.
+
+// panels/images.cpp
 // Draws a prepared matrix with its texture; returns the hovered (row, col) or (-1, -1).
 std::pair<int, int> DrawImage(const AppState& st, const ImageData& img, const Heatmap& tex, ImVec2 origin,
                               ImVec2 size, bool labels, ImVec4* cells_rect = nullptr);

@@ -7,7 +7,8 @@
 #include <numbers>
 
 #include "attention/positional.hpp"
-#include "present/views.hpp"
+#include "present/panels.hpp"
+#include "views/view.hpp"
 
 namespace attnlab::app {
 
@@ -85,103 +86,27 @@ ImageData make_image(const Matrix& values, const MaskMatrix* shown, int max_side
 
 namespace {
 
-ImageData signed_image(const Matrix& m, std::string title, std::string caption) {
-  ImageData img = make_image(m, nullptr, kMaxTextureSide);
-  const float r = std::max(std::abs(img.vmin), std::abs(img.vmax));
-  img.vmin = -r;
-  img.vmax = r;
-  img.diverging = true;
-  img.title = std::move(title);
-  img.caption = std::move(caption);
+// A view's figure panel as a texture's data: pooled to kMaxTextureSide, its colour range.
+ImageData panel_image(FigurePanel&& p) {
+  ImageData img = make_image(p.values, p.shown.size() ? &p.shown : nullptr, kMaxTextureSide);
+  img.id = std::move(p.id);
+  img.title = std::move(p.title);
+  img.caption = std::move(p.caption);
+  img.token_rows = p.token_rows;
+  img.token_cols = p.token_cols;
+  img.density = p.density;
+  img.cells = p.cells;
+  img.diverging = p.diverging;
+  if (p.fixed_range) {
+    img.vmin = p.lo, img.vmax = p.hi;
+  } else if (p.diverging) {
+    const float m = std::max(std::abs(img.vmin), std::abs(img.vmax));
+    img.vmin = -(m > 0 ? m : 1), img.vmax = m > 0 ? m : 1;
+  } else if (p.non_negative) {
+    img.vmin = 0;
+    if (!(img.vmax > 0)) img.vmax = 1;
+  }
   return img;
-}
-
-std::string density_caption(const MaskMatrix& m) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "density %.3f   %lld of %lld scores", mask_density(m),
-                static_cast<long long>(mask_cells(m)), static_cast<long long>(m.size()));
-  return buf;
-}
-
-ImageData mask_image(const MaskMatrix& m, std::string title) {
-  const Matrix ones = Matrix::Ones(m.rows(), m.cols());
-  ImageData img = make_image(ones, &m, kMaxTextureSide);
-  img.vmin = 0;
-  img.vmax = 1;
-  img.title = std::move(title);
-  img.caption = density_caption(m);
-  img.token_rows = img.token_cols = true;
-  return img;
-}
-
-void add_views(Snapshot& s) {
-  const Result& r = *s.result;
-  const auto& heads = r.layers[0].heads;
-  // the mask in force: one image, or one per head when heads differ (LSH)
-  bool per_head = false;
-  for (std::size_t h = 1; h < heads.size(); ++h) per_head |= heads[h].allowed != heads[0].allowed;
-  for (std::size_t h = 0; h < (per_head ? heads.size() : 1); ++h) {
-    const MaskMatrix& m = *heads[h].allowed;
-    s.masks.push_back(mask_image(m, per_head ? "head " + std::to_string(h) : std::string(name(r.session.attention.mask.kind))));
-    s.mask_density.push_back(mask_density(m));
-    s.mask_cells.push_back(mask_cells(m));
-  }
-  // gallery: small multiples of every kind for the current tokens (LSH from head 0's queries)
-  // gallery: every pattern is defined for one sequence, so none for cross-attention
-  for (auto& e : r.key_tokens.empty() ? mask_gallery(r.session, r.tokens, &heads[0].q) : std::vector<GalleryEntry>{}) {
-    std::string title = name(e.kind);
-    if (r.session.attention.mask.causal && mask_combines_with_causal(e.kind)) title += " + causal";
-    s.gallery.push_back(mask_image(e.allowed, title));
-  }
-  // per layer: head similarity (JS divergence) and attention rollout
-  for (std::size_t l = 0; l < r.metrics.size(); ++l) {  // empty while the Metrics window is closed
-    ImageData sim = make_image(r.metrics[l].head_similarity, nullptr, kMaxTextureSide);
-    sim.vmin = 0;
-    sim.vmax = static_cast<float>(std::log(2.0));  // the largest JS divergence, in nats
-    sim.title = "head similarity (Jensen-Shannon divergence, nats), layer " + std::to_string(l);
-    sim.caption = "0: the heads attend alike; ln 2: disjoint";
-    s.analysis.push_back(std::move(sim));
-  }
-  for (std::size_t l = 0; l < r.rollout.size(); ++l) {
-    ImageData roll = make_image(r.rollout[l], nullptr, kMaxTextureSide);
-    roll.vmin = 0;
-    roll.title = "attention rollout through layer " + std::to_string(l);
-    roll.caption = r.session.analysis.rollout_residual ? "with the residual term (A + I) / 2" : "without the residual term";
-    roll.token_rows = roll.token_cols = true;
-    s.analysis.push_back(std::move(roll));
-  }
-  // positional views
-  const PositionalView v = r.key_tokens.empty() ? positional_view(r) : PositionalView{};
-  if (v.encoding.size()) {
-    ImageData e = signed_image(v.encoding, "encoding (positions x dimensions)", r.positions.source);
-    e.token_rows = true;
-    s.positional.push_back(std::move(e));
-  }
-  if (v.similarity.size()) {
-    ImageData e = signed_image(v.similarity, "position-to-position similarity",
-                               r.positions.kind == PositionalKind::rope
-                                   ? "mean over pairs of cos((p - q) theta_m): depends on p - q only"
-                                   : "cosine of the encoding rows");
-    e.token_rows = e.token_cols = true;
-    s.positional.push_back(std::move(e));
-  }
-  if (v.rope_angles.size()) {
-    ImageData e = make_image(v.rope_angles, nullptr, kMaxTextureSide);
-    e.vmin = 0;
-    e.vmax = static_cast<float>(2 * std::numbers::pi);
-    e.title = "RoPE angle p theta_m mod 2 pi (positions x dimension pairs)";
-    e.caption = "fast pairs on the left, slow on the right";
-    e.token_rows = true;
-    s.positional.push_back(std::move(e));
-  }
-  for (std::size_t h = 0; h < v.bias.size(); ++h) {
-    char caption[96];
-    if (!v.slopes.empty()) std::snprintf(caption, sizeof caption, "-m |i - j|, slope m = %.5g", v.slopes[h]);
-    else std::snprintf(caption, sizeof caption, "T5 bucket bias B[bucket(j - i), %zu]", h);
-    ImageData e = signed_image(v.bias[h], "bias, head " + std::to_string(h), caption);
-    e.token_rows = e.token_cols = true;
-    s.positional.push_back(std::move(e));
-  }
 }
 
 std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&& o, const DisplayOptions& display) {
@@ -212,27 +137,9 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
   for (int h = 0; h < s->n_heads; ++h)
     s->bias.push_back(relative_bias(r.session.positional, r.session.model.seed, h, s->n_heads,
                                     static_cast<int>(r.tokens.size()), static_cast<int>(r.keys().size())));
-  if (d.steps_layer >= 0 && d.steps_layer < int(r.layers.size()) && d.steps_head >= 0 && d.steps_head < s->n_heads) {
-    for (Step& st : head_steps(r, d.steps_layer, d.steps_head)) {
-      // weights: masked cells blank, as in the head grid (they are exactly 0 but not attended)
-      const MaskMatrix* shown = st.id == "weights" ? r.layers[d.steps_layer].heads[d.steps_head].allowed.get() : nullptr;
-      StepImage si{st.id, st.title, st.formula, make_image(st.values, shown, kMaxTextureSide)};
-      if (st.signed_values) {
-        const float m = std::max(std::abs(si.image.vmin), std::abs(si.image.vmax));
-        si.image.vmin = -m;
-        si.image.vmax = m > 0 ? m : 1;
-        si.image.diverging = true;
-      } else {
-        si.image.vmin = 0;
-      }
-      si.image.token_rows = st.rows != Axis::dims;
-      si.image.token_cols = st.cols != Axis::dims;
-      si.image.title = st.title;
-      si.image.caption = st.formula;
-      s->steps.push_back(std::move(si));
-    }
-  }
-  add_views(*s);
+  for (const View* v : views())  // what each view shows, from the Result alone
+    if (v->prepare)
+      for (FigurePanel& p : v->prepare(r, d)) s->views[v->id].push_back(panel_image(std::move(p)));
   return s;
 }
 // A snapshot that only says what went wrong (made without allocating much: it follows a failure).

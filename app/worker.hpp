@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,7 @@ struct HeadImage {
 
 // Any other matrix the window shows (masks, gallery, positional views), ready to upload.
 struct ImageData {
+  std::string id;             // a name to pick it by (a pipeline step's id)
   std::string title, caption;
   int rows = 0, cols = 0;     // of the matrix shown (before pooling)
   int width = 0, height = 0;  // of the texture
@@ -37,6 +39,8 @@ struct ImageData {
   float vmin = 0, vmax = 1;
   bool diverging = false;     // signed data: the diverging colormap, symmetric range
   bool token_rows = false, token_cols = false;  // label rows / columns with the tokens
+  double density = -1;        // masks: allowed cells / all, and the score computations
+  long long cells = -1;
 };
 
 // How the window wants values shown; part of every request, since changing it re-prepares the
@@ -47,11 +51,6 @@ struct DisplayOptions {
   bool log = false;            // weights on a log10 scale (floor 1e-4)
   int steps_layer = -1, steps_head = -1;  // the head whose pipeline steps to prepare (-1: none)
   bool operator==(const DisplayOptions&) const = default;
-};
-
-struct StepImage {  // one step of the pipeline view
-  std::string id, title, formula;
-  ImageData image;
 };
 
 struct Snapshot {
@@ -66,13 +65,9 @@ struct Snapshot {
   std::vector<ValueRange> weight_range, logit_range;
   std::vector<ValueRange> head_weight_range, head_logit_range;
   std::vector<std::vector<float>> bias;  // per head: the relative positional bias by j - i (ALiBi, T5), else empty
-  std::vector<StepImage> steps;          // the pipeline of display.steps_head, when asked
-  std::vector<ImageData> masks;       // the allowed pattern: one, or one per head when they differ (LSH)
-  std::vector<double> mask_density;   // per entry of `masks`
-  std::vector<long long> mask_cells;  // score computations, per entry of `masks`
-  std::vector<ImageData> gallery;     // every mask kind with the session's parameters
-  std::vector<ImageData> positional;  // encoding, similarity, RoPE angles, biases per head
-  std::vector<ImageData> analysis;    // per layer: head similarity, then (self-attention) rollout
+  // what each view prepares from the Result (app/views/view.hpp), by view id: the pipeline's
+  // steps of display.steps_head, the masks in force, the gallery, positional views, metrics
+  std::map<std::string, std::vector<ImageData>> views;
 };
 
 // Heatmap textures are max-pooled to at most this many cells per side: more than any tile or the

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../ui.hpp"
+#include "views/view.hpp"
 #include "session/session.hpp"
 #include "tokenizers/tokenize.hpp"
 
@@ -249,8 +250,9 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
     changed |= OptionSection(st, "Kernel", {"attention.kernel."});
     changed |= OptionSection(st, "Cross-attention", {"context."});
     changed |= OptionSection(st, "Analysis", {"analysis."});
-    if (st.shown && !st.shown->mask_density.empty()) {
-      ImGui::TextDisabled("density %.3f, %lld score computations", st.shown->mask_density[0], st.shown->mask_cells[0]);
+    if (st.shown && !ViewImages(*st.shown, "mask").empty()) {
+      const ImageData& m = ViewImages(*st.shown, "mask")[0];
+      ImGui::TextDisabled("density %.3f, %lld score computations", m.density, m.cells);
     }
   }
 

@@ -158,6 +158,7 @@ Prepared prepare(const FigurePanel& p, const FigureStyle& st) {
     const float r = std::max(std::abs(out.range.lo), std::abs(out.range.hi));
     out.range = {-r, r > 0 ? r : 1};
   }
+  if (p.fixed_range && !log && !(st.range == RangeMode::per_row && !p.diverging)) out.range = {p.lo, p.hi};
   return out;
 }
 

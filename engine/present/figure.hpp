@@ -21,6 +21,7 @@ struct RgbImage {
 };
 
 struct FigurePanel {
+  std::string id;                // a name to pick it by (a pipeline step's id), else empty
   std::string title, caption;
   Matrix values;                 // non-finite cells are drawn as background
   MaskMatrix shown;              // empty: every cell shown
@@ -28,6 +29,11 @@ struct FigurePanel {
   bool non_negative = false;     // weights: the range starts at 0
   bool diverging = false;        // signed: diverging colormap, range symmetric about 0
   bool own_range = false;        // unlike its neighbours (other units): its own range and bar
+  bool fixed_range = false;      // the range is [lo, hi] whatever the values (masks 0..1, angles 0..2 pi)
+  float lo = 0, hi = 1;
+  bool token_rows = false, token_cols = false;  // rows / columns are the tokens (queries / keys)
+  double density = -1;           // masks: allowed cells / all, and the score computations
+  long long cells = -1;
 };
 
 struct FigureStyle {

@@ -3,10 +3,8 @@
 #include <cmath>
 #include <numbers>
 
-#include "attention/masks.hpp"
-#include "analysis/steps.hpp"
 #include "tokenizers/tokenize.hpp"
-#include "present/views.hpp"
+#include "present/panels.hpp"
 
 namespace attnlab {
 
@@ -33,53 +31,6 @@ bool parse_figure_view(const std::string& s, FigureView& out) {
     }
   return false;
 }
-
-namespace {
-
-std::vector<std::string> labels(const std::vector<Token>& tokens) {
-  std::vector<std::string> out;
-  for (const auto& t : tokens) out.push_back(token_label(t.text));
-  return out;
-}
-
-std::vector<std::string> numbered(int n, const char* prefix) {
-  std::vector<std::string> out;
-  for (int i = 0; i < n; ++i) {
-    std::string s = std::to_string(i);  // (not prefix + ...: GCC 12 warns falsely, -Wrestrict)
-    s.insert(0, prefix);
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-FigurePanel head_panel(const Result& r, int layer, int head, bool logits) {
-  const HeadResult& h = r.layers[layer].heads[head];
-  FigurePanel p;
-  p.title = "layer " + std::to_string(layer) + "  head " + std::to_string(head);
-  if (h.kv_head != head) p.title += "  K/V " + std::to_string(h.kv_head);
-  p.values = logits ? h.logits : h.weights;
-  p.shown = *h.allowed;
-  p.row_labels = labels(r.tokens);
-  p.col_labels = labels(r.keys());
-  p.non_negative = !logits;
-  return p;
-}
-
-FigurePanel mask_panel(const MaskMatrix& m, std::string title, const Result& r) {
-  FigurePanel p;
-  p.title = std::move(title);
-  p.values = Matrix::Ones(m.rows(), m.cols());
-  p.shown = m;
-  p.row_labels = labels(r.tokens);
-  p.col_labels = labels(r.keys());
-  p.non_negative = true;
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "density %.3f", mask_density(m));
-  p.caption = buf;
-  return p;
-}
-
-}  // namespace
 
 bool view_panels(const Result& r, const ViewRequest& q, std::vector<FigurePanel>& panels, std::string& title,
                  std::string& error) {
@@ -109,22 +60,18 @@ bool view_panels(const Result& r, const ViewRequest& q, std::vector<FigurePanel>
       for (int l = 0; l < n_layers; ++l)
         for (int h = 0; h < n_heads; ++h) panels.push_back(head_panel(r, l, h, q.logits));
       return true;
-    case FigureView::mask: {
+    case FigureView::mask:
       title = std::string("mask: ") + name(r.session.attention.mask.kind);
-      const auto& heads = r.layers[q.layer].heads;
-      bool per_head = false;
-      for (const auto& h : heads) per_head |= h.allowed != heads[0].allowed;
-      for (int h = 0; h < (per_head ? n_heads : 1); ++h)
-        panels.push_back(mask_panel(*heads[h].allowed, per_head ? "head " + std::to_string(h) : title, r));
+      panels = mask_panels(r, q.layer);
+      if (panels.size() == 1) panels[0].title = title;
       return true;
-    }
     case FigureView::gallery: {
       if (!r.key_tokens.empty()) {
         error = "the mask gallery is for self-attention (this session attends to a context)";
         return false;
       }
       title = "every mask kind for these tokens";
-      for (auto& e : mask_gallery(r.session, r.tokens, &r.layers[0].heads[0].q)) panels.push_back(mask_panel(e.allowed, name(e.kind), r));
+      panels = gallery_panels(r);
       return true;
     }
     case FigureView::positional: {
@@ -133,22 +80,7 @@ bool view_panels(const Result& r, const ViewRequest& q, std::vector<FigurePanel>
         return false;
       }
       title = "positional encoding: " + r.positions.source;
-      const PositionalView v = positional_view(r);
-      auto add = [&](const Matrix& m, std::string t, bool token_cols, bool diverging) {
-        FigurePanel p;
-        p.title = std::move(t);
-        p.values = m;
-        p.row_labels = labels(r.tokens);
-        if (token_cols) p.col_labels = labels(r.tokens);
-        p.diverging = diverging;
-        p.non_negative = !diverging;
-        p.own_range = true;
-        panels.push_back(std::move(p));
-      };
-      if (v.encoding.size()) add(v.encoding, "encoding (positions x dimensions)", false, true);
-      if (v.similarity.size()) add(v.similarity, "position-to-position similarity", true, true);
-      if (v.rope_angles.size()) add(v.rope_angles, "RoPE angle p theta_m mod 2 pi", false, false);
-      for (std::size_t h = 0; h < v.bias.size(); ++h) add(v.bias[h], "bias, head " + std::to_string(h), true, true);
+      panels = positional_panels(r);
       if (panels.empty()) {
         error = std::string("the '") + name(r.session.positional.kind) + "' positional encoding has nothing to draw";
         return false;
@@ -161,26 +93,14 @@ bool view_panels(const Result& r, const ViewRequest& q, std::vector<FigurePanel>
         return false;
       }
       title = "head similarity (Jensen-Shannon divergence, nats), layer " + std::to_string(q.layer);
-      FigurePanel p;
-      p.title = "layer " + std::to_string(q.layer);
-      p.values = r.metrics[q.layer].head_similarity;
-      p.row_labels = p.col_labels = numbered(n_heads, "h");
-      p.non_negative = true;
-      panels.push_back(std::move(p));
+      panels = {std::move(similarity_panels(r).at(q.layer))};
+      panels[0].title = "layer " + std::to_string(q.layer);
       return true;
     }
     case FigureView::step: {
-      for (Step& s : head_steps(r, q.layer, q.head)) {
-        if (s.id != q.step) continue;
-        title = s.title + "  (layer " + std::to_string(q.layer) + ", head " + std::to_string(q.head) + ")";
-        FigurePanel p;
-        p.title = s.title;
-        p.caption = s.formula;
-        p.values = std::move(s.values);
-        p.row_labels = axis_labels(r, s.rows, static_cast<int>(p.values.rows()));
-        p.col_labels = axis_labels(r, s.cols, static_cast<int>(p.values.cols()));
-        p.diverging = s.signed_values;
-        p.non_negative = !s.signed_values;
+      for (FigurePanel& p : step_panels(r, q.layer, q.head)) {
+        if (p.id != q.step) continue;
+        title = p.title + "  (layer " + std::to_string(q.layer) + ", head " + std::to_string(q.head) + ")";
         panels.push_back(std::move(p));
         return true;
       }

@@ -1,0 +1,144 @@
+// Compare A / B: a second session beside the first, and B - A per head, hover linked.
+#include <imgui.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "views/view.hpp"
+
+namespace attnlab::app {
+namespace {
+
+void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const HeatmapRenderer& renderer) {
+  (void)worker;
+  (void)renderer;
+  if (!st.show_compare) {
+    st.edit_b = false;
+    return;
+  }
+  const ImVec2 vs = ImGui::GetMainViewport()->Size;
+  ImGui::SetNextWindowSize(ImVec2(vs.x * 0.72f, vs.y * 0.7f), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowPos(ImVec2(vs.x * 0.26f, vs.y * 0.12f), ImGuiCond_FirstUseEver);
+  if (ImGui::Begin("Compare A / B###compare", &st.show_compare)) {
+    ImGui::Checkbox("the side panel edits B", &st.edit_b);
+    RecordWidget(st, "compare.edit_b");
+    ImGui::SameLine();
+    if (ImGui::SmallButton("B = A")) {
+      st.session_b = st.session;
+      st.b_posted = worker_b.post(st.session_b, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
+    }
+    RecordWidget(st, "compare.copy");
+    const Snapshot* a = st.shown.get();
+    const Snapshot* b = st.b_shown.get();
+    if (!a || !a->result || !b || !b->result) {
+      ImGui::TextDisabled("computing B...");
+      ImGui::End();
+      return;
+    }
+    const int n_heads = std::min(a->n_heads, b->n_heads);
+    st.compare_head = std::clamp(st.compare_head, 0, n_heads - 1);
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6);
+    ImGui::SliderInt("head", &st.compare_head, 0, n_heads - 1);
+    RecordWidget(st, "compare.head");
+    // what differs
+    std::string diffs;
+    for (const auto& o : session_options()) {
+      if (option_get(st.session, o.path) != option_get(st.session_b, o.path))
+        diffs += (diffs.empty() ? "" : ", ") + o.path + " " + option_get(st.session_b, o.path);
+    }
+    ImGui::TextDisabled("B differs in: %s", diffs.empty() ? "nothing (edit B with the side panel)" : diffs.c_str());
+
+    const int h = st.compare_head;
+    const HeadResult& ha = a->result->layers[0].heads[h];
+    const HeadResult& hb = b->result->layers[0].heads[h];
+    const bool same_shape = ha.weights.rows() == hb.weights.rows() && ha.weights.cols() == hb.weights.cols();
+    const float font = ImGui::GetFontSize();
+    const ImVec2 avail = ImGui::GetContentRegionAvail();
+    const float metrics_h = font * 6;
+    const float side = std::max(40.0f, std::min((avail.x - font * 12) / 3, avail.y - metrics_h - font * 2));
+    const ImVec2 o = ImGui::GetCursorScreenPos();
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    Hover linked;
+    auto panel = [&](int k, const char* label, unsigned tex, int n_q, int n_k) {
+      const ImVec2 p0(o.x + k * (side + font * 2), o.y + font * 1.4f);
+      dl->AddText(ImVec2(p0.x, o.y), ImGui::GetColorU32(ImGuiCol_Text), label);
+      const float cell = std::min(side / n_k, side / n_q);
+      const ImVec2 p1(p0.x + cell * n_k, p0.y + cell * n_q);
+      if (tex) dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(tex)), p0, p1);
+      dl->AddRect(ImVec2(p0.x - 1, p0.y - 1), ImVec2(p1.x + 1, p1.y + 1), ImGui::GetColorU32(ImGuiCol_Border));
+      st.widgets[std::string("compare.") + (k == 0 ? "a" : k == 1 ? "b" : "diff")] = ImVec4(p0.x, p0.y, p1.x - p0.x, p1.y - p0.y);
+      const ImVec2 m = ImGui::GetMousePos();
+      if (ImGui::IsWindowHovered() && m.x >= p0.x && m.y >= p0.y && m.x < p1.x && m.y < p1.y)
+        linked = {h, static_cast<int>((m.y - p0.y) / cell), static_cast<int>((m.x - p0.x) / cell)};
+      return std::pair<ImVec2, float>(p0, cell);
+    };
+    const std::size_t ka = std::size_t(0) * a->n_heads + h;
+    std::vector<std::pair<ImVec2, float>> placed;
+    placed.push_back(panel(0, "A (the main session)", ka < st.tex.weights.size() ? st.tex.weights[ka].texture() : 0,
+                           int(ha.weights.rows()), int(ha.weights.cols())));
+    placed.push_back(panel(1, "B", h < int(st.b_tex.size()) ? st.b_tex[h].texture() : 0, int(hb.weights.rows()),
+                           int(hb.weights.cols())));
+    if (same_shape && h < int(st.diff_tex.size())) {
+      char label[64];
+      std::snprintf(label, sizeof label, "B - A   (max |diff| %.3g)", st.diff_img[h].vmax);
+      placed.push_back(panel(2, label, st.diff_tex[h].texture(), int(ha.weights.rows()), int(ha.weights.cols())));
+      st.diff_max = st.diff_img[h].vmax;
+      DrawColorBar(ImVec2(o.x + 3 * (side + font * 2) + font * 0.5f, o.y + font * 2), side * 0.8f, -st.diff_img[h].vmax,
+                   st.diff_img[h].vmax, "B - A", "rdbu_diverging");
+    } else {
+      dl->AddText(ImVec2(o.x + 2 * (side + font * 2), o.y + font * 2), ImGui::GetColorU32(ImGuiCol_TextDisabled),
+                  "no difference map: A and B have different shapes");
+    }
+    st.compare_hover = linked;
+    if (linked.head >= 0) {  // the same cell in every panel
+      for (const auto& [p0, cell] : placed)
+        dl->AddRect(ImVec2(p0.x + linked.key * cell, p0.y + linked.query * cell),
+                    ImVec2(p0.x + (linked.key + 1) * cell, p0.y + (linked.query + 1) * cell), IM_COL32(255, 255, 255, 255),
+                    0, 0, 2.0f);
+      const int i = linked.query, j = linked.key;
+      ImGui::BeginTooltip();
+      ImGui::Text("query %d, key %d", i, j);
+      if (i < ha.weights.rows() && j < ha.weights.cols()) ImGui::Text("A: weight %.4f", ha.weights(i, j));
+      if (i < hb.weights.rows() && j < hb.weights.cols()) ImGui::Text("B: weight %.4f", hb.weights(i, j));
+      ImGui::EndTooltip();
+    }
+    ImGui::SetCursorScreenPos(ImVec2(o.x, o.y + font * 1.6f + side + font));
+    // per-head metric deltas
+    const auto& ma = a->result->metrics, &mb = b->result->metrics;
+    if (!ma.empty() && !mb.empty() && ImGui::BeginTable("deltas", 5, ImGuiTableFlags_Borders | ImGuiTableFlags_RowBg)) {
+      for (const char* c : {"head", "entropy A -> B", "mean distance A -> B", "max weight A -> B", "first token A -> B"})
+        ImGui::TableSetupColumn(c);
+      ImGui::TableHeadersRow();
+      for (int k = 0; k < n_heads; ++k) {
+        const HeadMetrics &x = ma[0].heads[k], &y = mb[0].heads[k];
+        ImGui::TableNextColumn();
+        ImGui::Text("%d", k);
+        for (auto [u, v] : {std::pair{x.entropy, y.entropy}, {x.mean_distance, y.mean_distance},
+                            {x.max_weight, y.max_weight}, {x.first_token, y.first_token}}) {
+          ImGui::TableNextColumn();
+          ImGui::Text("%.3f -> %.3f (%+.3f)", u, v, v - u);
+        }
+      }
+      ImGui::EndTable();
+    } else if (ma.empty() || mb.empty()) {
+      ImGui::TextDisabled("computing metrics...");
+    }
+  }
+  ImGui::End();
+}
+
+}  // namespace
+
+extern const View kCompareView{"compare", "View", "Compare A / B", &AppState::show_compare, false, nullptr,
+    [](AppState& st, const ViewContext& c) { ShowCompareWindow(st, c.worker, c.worker_b, c.renderer); },
+    [](const AppState& st, nlohmann::json& j) {
+      j["compare_hover"] = {st.compare_hover.query, st.compare_hover.key};
+      j["diff_max"] = st.diff_max;
+      j["b_temperature"] = st.session_b.attention.normalizer.temperature;
+      j["b_shown"] = st.b_shown && st.b_shown->result ? st.b_shown->generation : 0;
+      j["b_posted"] = st.b_posted;
+    }};
+
+}  // namespace attnlab::app

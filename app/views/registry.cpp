@@ -1,0 +1,41 @@
+// Every view of the window, in menu order. A new view: its file in app/views/ (defining its
+// descriptor) and a line here.
+#include "views/view.hpp"
+
+namespace attnlab::app {
+
+extern const View kModelView, kPipelineView, kLinesView, kCompareView, kMaskView, kGalleryView, kPositionalView,
+    kMetricsView, kFlashView, kHelpView;
+
+const std::vector<const View*>& views() {
+  static const std::vector<const View*> all = {&kModelView,   &kPipelineView,   &kLinesView,   &kCompareView,
+                                               &kMaskView,    &kGalleryView,    &kPositionalView,
+                                               &kMetricsView, &kFlashView,      &kHelpView};
+  return all;
+}
+
+const View* find_view(std::string_view id) {
+  for (const View* v : views())
+    if (id == v->id) return v;
+  return nullptr;
+}
+
+std::vector<std::string> view_ids() {
+  std::vector<std::string> out;
+  for (const View* v : views()) out.push_back(v->id);
+  return out;
+}
+
+const std::vector<ImageData>& ViewImages(const Snapshot& s, const std::string& id) {
+  static const std::vector<ImageData> none;
+  const auto it = s.views.find(id);
+  return it == s.views.end() ? none : it->second;
+}
+
+const std::vector<Heatmap>& ViewTextures(const AppState& st, const std::string& id) {
+  static const std::vector<Heatmap> none;
+  const auto it = st.tex.views.find(id);
+  return it == st.tex.views.end() ? none : it->second;
+}
+
+}  // namespace attnlab::app
