@@ -224,6 +224,8 @@ void LoadLessons(AppState& st, const std::string& dir) {
         step.title = s.at("title").get<std::string>();
         step.text = s.at("text").get<std::string>();
         step.view = s.value("view", std::string());
+        if (!step.view.empty() && !find_view(step.view))
+          throw std::runtime_error("view '" + step.view + "' is not one of " + join(view_ids(), ", "));
         // a step's session: the lesson's base with the step's changes (by option path)
         step.session = base;
         const nlohmann::json set = s.value("set", nlohmann::json::object());
@@ -248,16 +250,11 @@ void GoToLessonStep(AppState& st, Worker& worker, int lesson, int step) {
   const auto& s = l.steps[st.lesson_step];
   st.session = s.session;
   // the step's view opens (the first step's too), placed where it leaves the lesson visible
-  const std::pair<const char*, bool*> open[] = {{"pipeline", &st.show_pipeline}, {"lines", &st.show_lines},
-                                                {"mask", &st.show_mask},         {"positional", &st.show_positional},
-                                                {"model", &st.show_model},       {"gallery", &st.show_gallery},
-                                                {"metrics", &st.show_metrics},   {"flash", &st.show_flash}};
-  for (const auto& [id, flag] : open)
-    if (s.view == id) {
-      *flag = true;
-      st.place_view = st.lesson_view = id;
-      st.place_frames = 4;
-    }
+  if (const View* v = find_view(s.view)) {  // lesson files name views by their registry id
+    st.*(v->open) = true;
+    st.place_view = st.lesson_view = v->id;
+    st.place_frames = 4;
+  }
   Edited(st, worker);
 }
 

@@ -37,6 +37,7 @@ The app writes --state-file: where each head's heatmap is drawn, in framebuffer 
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -1063,6 +1064,53 @@ def test_hostile():
         d.close()
 
 
+def test_views():
+    """The view registry: every id --help lists opens with --view and reports itself in the state
+    dump; every View-menu item opens its window; the gallery shows every mask kind, the
+    StreamingLLM pattern included, and picking it sets the mask."""
+    out = subprocess.run([APP, "--help"], capture_output=True, text=True, timeout=30).stdout
+    m = re.search(r"--view TEXT:\{([a-z_,]+)\}", out)
+    check(m is not None, "--help lists the view ids")
+    ids = m.group(1).split(",") if m else []
+    check(len(ids) >= 10 and "pipeline" in ids and "mask" in ids, f"the registry's ids ({ids})")
+    args = []
+    for v in ids:
+        args += ["--view", v]
+    d = Display("--example", *args)
+    try:
+        s = d.wait_for(settled, "the example with every view open")
+        for v in ids:
+            check(s is not None and s["windows"].get(v) is True, f"--view {v} opens its window")
+    finally:
+        d.close()
+    d = Display("--example")
+    try:
+        s = d.wait_for(settled, "the example")
+        menu_ids = [v for v in ids if v != "help"]
+        for v in menu_ids:
+            menu(d, "menu.view", f"menu.view.{v}")
+            s = d.wait_for(lambda s: s["windows"].get(v) is True, f"View > {v} opens it", timeout=10)
+            check(s is not None, f"the View menu opens {v}")
+    finally:
+        d.close()
+    d = Display("--example", "--view", "gallery")  # alone, so nothing covers its tiles
+    try:
+        s = d.wait_for(lambda s: "gallery.streaming_llm" in s["widgets"], "the gallery's StreamingLLM tile", timeout=10)
+        check(s is not None, "the gallery shows the streaming_llm pattern")
+        if s:
+            d.click(*center(s["widgets"]["gallery.streaming_llm"]))
+            s = d.wait_for(lambda s: settled(s) and s["mask"] == "streaming_llm", "streaming_llm picked")
+            check(s is not None, "picking the StreamingLLM tile sets the mask")
+            if s:
+                rows = s["allowed"]
+                n = len(rows)
+                sinks, window = 4, 2  # the defaults: the first 4 tokens and the last 3
+                ok = all(rows[i][j] == ("1" if j <= i and (j < sinks or i - j <= window) else "0")
+                         for i in range(n) for j in range(n))
+                check(ok, f"the window's pattern is sinks plus a causal window ({rows})")
+    finally:
+        d.close()
+
 
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
@@ -1071,7 +1119,7 @@ STARTED = time.time()
 {"causal": test_causal, "typing": test_typing, "invalid": test_invalid, "hover": test_hover,
  "masks": test_masks, "family": test_family, "explore": test_explore, "compare": test_compare,
  "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model,
- "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile}[MODE]()
+ "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
