@@ -435,10 +435,25 @@ void ShowFileBrowser(AppState& st, Worker& worker) {
 
 namespace {
 
-const char* kExportWhat[] = {"heads (this layer)", "head detail",   "model (all layers)", "mask",
-                             "positional",         "pipeline step", "mask gallery",       "head similarity",
-                             "weights matrix",     "logits matrix", "pipeline step matrix"};
-constexpr int kFirstMatrix = 8;  // entries before this are figures (PNG)
+// What the export offers: every figure view (PNG), then matrices (CSV, .npy, JSON, TSV), each a
+// step of the open head ("" = the step the pipeline shows).
+struct ExportChoice {
+  std::string label;
+  bool figure;
+  FigureView view;
+  std::string step;
+};
+const std::vector<ExportChoice>& export_choices() {
+  static const std::vector<ExportChoice> all = [] {
+    std::vector<ExportChoice> v;
+    for (const auto& f : figure_views()) v.push_back({f.label, true, f.view, ""});
+    v.push_back({"weights matrix", false, FigureView::heads, "weights"});
+    v.push_back({"logits matrix", false, FigureView::heads, "masked"});
+    v.push_back({"pipeline step matrix", false, FigureView::heads, ""});
+    return v;
+  }();
+  return all;
+}
 
 }  // namespace
 
@@ -447,11 +462,13 @@ void ShowExportWindow(AppState& st) {
   const Result& r = *st.shown->result;
   ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 30, 0), ImGuiCond_Appearing);
   if (ImGui::Begin("Export###export", &st.show_export)) {
-    if (ImGui::BeginCombo("what", kExportWhat[st.export_what], ImGuiComboFlags_HeightLargest)) {
+    const auto& choices = export_choices();
+    st.export_what = std::clamp(st.export_what, 0, static_cast<int>(choices.size()) - 1);
+    if (ImGui::BeginCombo("what", choices[st.export_what].label.c_str(), ImGuiComboFlags_HeightLargest)) {
       const bool placed = !ImGui::IsWindowAppearing();
-      for (int k = 0; k < IM_ARRAYSIZE(kExportWhat); ++k) {
-        if (ImGui::Selectable(kExportWhat[k], k == st.export_what)) {
-          if ((k < kFirstMatrix) != (st.export_what < kFirstMatrix)) st.export_path.clear();  // PNG <-> matrix: a fitting name
+      for (int k = 0; k < static_cast<int>(choices.size()); ++k) {
+        if (ImGui::Selectable(choices[k].label.c_str(), k == st.export_what)) {
+          if (choices[k].figure != choices[st.export_what].figure) st.export_path.clear();  // PNG <-> matrix: a fitting name
           st.export_what = k;
         }
         if (placed) RecordWidget(st, "export.what=" + std::to_string(k));
@@ -459,7 +476,8 @@ void ShowExportWindow(AppState& st) {
       ImGui::EndCombo();
     }
     RecordWidget(st, "export.what");
-    const bool figure = st.export_what < kFirstMatrix;
+    const ExportChoice& choice = choices[st.export_what];
+    const bool figure = choice.figure;
     const int head = std::max(0, st.detail_head);
     if (figure) {
       ImGui::TextUnformatted("scale");
@@ -487,9 +505,7 @@ void ShowExportWindow(AppState& st) {
       const std::size_t step = std::min<std::size_t>(st.pipeline_step, steps.empty() ? 0 : steps.size() - 1);
       q.step = steps.empty() ? "weights" : steps[step].id;
       if (figure) {
-        const FigureView views[] = {FigureView::heads,      FigureView::detail, FigureView::model,   FigureView::mask,
-                                    FigureView::positional, FigureView::step,   FigureView::gallery, FigureView::similarity};
-        q.view = views[st.export_what];
+        q.view = choice.view;
         FigureStyle fs;
         fs.scale = static_cast<float>(st.export_scale);
         fs.colormap = st.display.colormap;
@@ -497,8 +513,7 @@ void ShowExportWindow(AppState& st) {
         fs.log = st.display.log;
         fs.numbers = st.numbers;
         fs.light = st.light;
-        if (q.view == FigureView::detail || q.view == FigureView::step) fs.panel_side = 560;
-        if (q.view == FigureView::model) fs.panel_side = 160, fs.columns = st.shown->n_heads;
+        apply_view_layout(q.view, st.shown->n_heads, fs);
         std::vector<FigurePanel> panels;
         std::string title;
         ok = view_panels(r, q, panels, title, err) && write_png(st.export_path, render_figure(title, panels, fs), err);
@@ -507,7 +522,7 @@ void ShowExportWindow(AppState& st) {
         if (!format_from_path(st.export_path, f)) {
           err = st.export_path + ": the name must end in .csv, .npy, .json or .tsv";
         } else {
-          const std::string id = st.export_what == kFirstMatrix ? "weights" : st.export_what == kFirstMatrix + 1 ? "masked" : q.step;
+          const std::string id = choice.step.empty() ? q.step : choice.step;
           LabeledMatrix m;
           ok = step_matrix(r, q.layer, q.head, id, m, err) && write_file_atomic(st.export_path, encode_matrix(m, f), err);
         }

@@ -132,7 +132,7 @@ struct RenderArgs {
 int render_command(const RenderArgs& a) {
   ViewRequest q;
   if (!parse_figure_view(a.view, q.view))
-    return fail("unknown view '" + a.view + "' (heads, detail, model, mask, positional, gallery, similarity, step)");
+    return fail("unknown view '" + a.view + "' (" + figure_view_ids() + ")");
   FigureStyle st;
   if (!parse_range_mode(a.range, st.range)) return fail("unknown range '" + a.range + "' (global, per_head, per_row)");
   if (!(a.scale == 1 || a.scale == 2 || a.scale == 4)) return fail("scale must be 1, 2 or 4");
@@ -145,8 +145,6 @@ int render_command(const RenderArgs& a) {
   st.light = a.light;
   st.numbers = !a.no_numbers;
   st.columns = a.columns;
-  if (q.view == FigureView::detail || q.view == FigureView::step) st.panel_side = 560;
-  if (q.view == FigureView::model) st.panel_side = 160;
   q.layer = a.layer;
   q.head = a.head;
   q.logits = a.logits;
@@ -154,7 +152,7 @@ int render_command(const RenderArgs& a) {
   std::shared_ptr<const Result> r;
   int rc = 0;
   if (!load(a.session, CostUse::render, r, rc, q.view == FigureView::similarity)) return rc;
-  if (q.view == FigureView::model && st.columns == 0) st.columns = static_cast<int>(r->layers[0].heads.size());
+  apply_view_layout(q.view, static_cast<int>(r->layers[0].heads.size()), st);
   std::vector<FigurePanel> panels;
   std::string title, err;
   if (!view_panels(*r, q, panels, title, err)) return fail(a.session + ": " + err);

@@ -4,32 +4,50 @@
 #include <numbers>
 
 #include "tokenizers/tokenize.hpp"
+#include "core/strings.hpp"
 #include "present/panels.hpp"
 
 namespace attnlab {
 
+const std::vector<FigureViewInfo>& figure_views() {
+  static const std::vector<FigureViewInfo> all = {
+      {FigureView::heads, "heads", "heads (this layer)", 0},
+      {FigureView::detail, "detail", "head detail", 560},
+      {FigureView::model, "model", "model (all layers)", 160},
+      {FigureView::mask, "mask", "mask", 0},
+      {FigureView::positional, "positional", "positional", 0},
+      {FigureView::step, "step", "pipeline step", 560},
+      {FigureView::gallery, "gallery", "mask gallery", 0},
+      {FigureView::similarity, "similarity", "head similarity", 0},
+  };
+  return all;
+}
+
 const char* name(FigureView v) {
-  switch (v) {
-    case FigureView::heads: return "heads";
-    case FigureView::detail: return "detail";
-    case FigureView::model: return "model";
-    case FigureView::mask: return "mask";
-    case FigureView::positional: return "positional";
-    case FigureView::gallery: return "gallery";
-    case FigureView::similarity: return "similarity";
-    case FigureView::step: return "step";
-  }
+  for (const auto& f : figure_views())
+    if (f.view == v) return f.id;
   return "heads";
 }
 
 bool parse_figure_view(const std::string& s, FigureView& out) {
-  for (FigureView v : {FigureView::heads, FigureView::detail, FigureView::model, FigureView::mask, FigureView::positional,
-                       FigureView::gallery, FigureView::similarity, FigureView::step})
-    if (s == name(v)) {
-      out = v;
+  for (const auto& f : figure_views())
+    if (s == f.id) {
+      out = f.view;
       return true;
     }
   return false;
+}
+
+std::string figure_view_ids() {
+  std::vector<std::string> ids;
+  for (const auto& f : figure_views()) ids.push_back(f.id);
+  return join(ids, ", ");
+}
+
+void apply_view_layout(FigureView v, int n_heads, FigureStyle& style) {
+  for (const auto& f : figure_views())
+    if (f.view == v && f.panel_side > 0) style.panel_side = f.panel_side;
+  if (v == FigureView::model && style.columns == 0) style.columns = n_heads;
 }
 
 bool view_panels(const Result& r, const ViewRequest& q, std::vector<FigurePanel>& panels, std::string& title,

@@ -10,8 +10,21 @@
 namespace attnlab {
 
 enum class FigureView { heads, detail, model, mask, positional, gallery, similarity, step };
+
+// Every figure view, in the order the window's export offers them: its id (`attnlab-cli render
+// --view`), a label, and the heatmap side its panels get (0: FigureStyle's default).
+struct FigureViewInfo {
+  FigureView view;
+  const char* id;
+  const char* label;
+  int panel_side;
+};
+const std::vector<FigureViewInfo>& figure_views();
 const char* name(FigureView v);
 bool parse_figure_view(const std::string& s, FigureView& out);
+std::string figure_view_ids();  // "heads, detail, ..." for messages
+// The style a view is drawn with by default: its panel side; the model view a row per layer.
+void apply_view_layout(FigureView v, int n_heads, FigureStyle& style);
 
 struct ViewRequest {
   FigureView view = FigureView::heads;
