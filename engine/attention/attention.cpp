@@ -88,11 +88,12 @@ std::vector<RowBlock> row_blocks(const MaskMatrix& allowed, int rows_per_block) 
 struct HeadPlan {
   const Matrix* qs = nullptr;  // score-space queries (n_q, d): q, q W (general) or unit q (cosine)
   const Matrix* ks = nullptr;  // score-space keys (n_k, d)
+  Matrix qs_own, ks_own;       // general and cosine: the transformed queries / keys qs, ks point to
   float alpha = 1.0f;          // logits = alpha qs ks^T
   bool additive = false;       // logits = v^T tanh(A_i + B_j) instead
   Matrix a, b;                 // additive: A = q W^T (n_q, d), B = k U^T (n_k, d)
   RowVector va;                // additive: v (d)
-  const std::vector<float>* bias = nullptr;  // positional bias by j - i (may be empty)
+  std::vector<float> bias;     // positional bias by j - i (empty: none)
   const MaskMatrix* allowed = nullptr;
   NormalizerKind normalizer = NormalizerKind::softmax;
   float inv_t = 1.0f;
@@ -100,6 +101,25 @@ struct HeadPlan {
   float dropout = 0.0f;
   std::uint64_t dropout_key = 0;
 };
+
+// The one scoring routine, used by the exact row blocks and by flash's tiles: raw scores of
+// query rows [r0, r0 + rows) against keys [c0, c0 + cols), the positional bias added, written
+// to out[i * ld + j] (no mask, no temperature yet).
+void score_tile(const HeadPlan& p, int n_q, int r0, int rows, int c0, int cols, float* out, int ld) {
+  if (p.additive) {
+    // Bahdanau et al. 2015, eq. (A.1.2): e_ij = v^T tanh(W q_i + U k_j)
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < cols; ++j)
+        out[std::size_t(i) * ld + j] = (p.va.array() * (p.a.row(r0 + i) + p.b.row(c0 + j)).array().tanh()).sum();
+  } else {
+    const int d = static_cast<int>(p.qs->cols());
+    gemm_nt(rows, cols, d, p.alpha, &(*p.qs)(r0, 0), d, &(*p.ks)(c0, 0), d, out, ld);
+  }
+  if (!p.bias.empty())
+    for (int i = 0; i < rows; ++i)  // a Toeplitz bias: row i reads a contiguous run
+      Eigen::Map<RowVector>(out + std::size_t(i) * ld, cols) +=
+          Eigen::Map<const RowVector>(&p.bias[c0 - (r0 + i) + n_q - 1], cols);
+}
 
 // One block of one head: logits, normalizer and the weighted sum of values for rows [r0, r1),
 // computing only the key span [c0, c1) (Vaswani et al. 2017, eq. 1, row by row).
@@ -118,19 +138,7 @@ void attend_block(HeadResult& r, const RowBlock& b, const HeadPlan& plan) {
   }
   auto l = logits.middleCols(b.c0, span);
   auto w = weights.middleCols(b.c0, span);
-  if (plan.additive) {
-    // Bahdanau et al. 2015, eq. (A.1.2): e_ij = v^T tanh(W q_i + U k_j)
-    for (int i = 0; i < rows; ++i)
-      for (int j = 0; j < span; ++j)
-        l(i, j) = (plan.va.array() * (plan.a.row(b.r0 + i) + plan.b.row(b.c0 + j)).array().tanh()).sum();
-  } else {
-    const int d = static_cast<int>(plan.qs->cols());
-    gemm_nt(rows, span, d, plan.alpha, &(*plan.qs)(b.r0, 0), d, &(*plan.ks)(b.c0, 0), d, &l(0, 0), n_k);
-  }
-  if (plan.bias && !plan.bias->empty()) {
-    for (int i = 0; i < rows; ++i)  // a Toeplitz bias: row i reads a contiguous run
-      l.row(i) += Eigen::Map<const RowVector>(&(*plan.bias)[b.c0 - (b.r0 + i) + n_q - 1], span);
-  }
+  score_tile(plan, n_q, b.r0, rows, b.c0, span, &l(0, 0), n_k);
   for (int i = 0; i < rows; ++i) {
     float* lp = &l(i, 0);
     float* wp = &w(i, 0);
@@ -173,62 +181,68 @@ void attend_block(HeadResult& r, const RowBlock& b, const HeadPlan& plan) {
   gemm_nn(rows, d_head, span, &w(0, 0), n_k, &r.v(b.c0, 0), d_head, &r.output(b.r0, 0), d_head);
 }
 
-}  // namespace
+// The sizes of one layer's attention.
+struct Shape {
+  int n, n_k, d_model, n_heads, n_kv, d_head, kv_dim, group;
+  bool cross;
+};
 
-bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
-                     const CancelFlag* cancel) {
-  const int n = static_cast<int>(x.rows());  // queries
-  const bool cross = cfg.kv_input != nullptr;
-  const int n_k = cross ? static_cast<int>(cfg.kv_input->rows()) : n;
-  const int d_model = static_cast<int>(x.cols());
-  const int n_heads = cfg.n_heads;
-  const int n_kv = cfg.n_kv_heads > 0 ? cfg.n_kv_heads : n_heads;
-  const int d_head = d_model / n_heads;
-  const int kv_dim = n_kv * d_head;
-  const int group = n_heads / n_kv;  // query heads per K/V head
-  auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
+Shape shape_of(const Matrix& x, const AttentionConfig& cfg) {
+  Shape s;
+  s.n = static_cast<int>(x.rows());  // queries
+  s.cross = cfg.kv_input != nullptr;
+  s.n_k = s.cross ? static_cast<int>(cfg.kv_input->rows()) : s.n;
+  s.d_model = static_cast<int>(x.cols());
+  s.n_heads = cfg.n_heads;
+  s.n_kv = cfg.n_kv_heads > 0 ? cfg.n_kv_heads : cfg.n_heads;
+  s.d_head = s.d_model / s.n_heads;
+  s.kv_dim = s.n_kv * s.d_head;
+  s.group = s.n_heads / s.n_kv;  // query heads per K/V head
+  return s;
+}
 
-  out.input = x;
-  // Q, K and V in one GEMM over both cores: (n, d_model) x (d_model, d_model + 2 kv_dim);
-  // cross-attention projects the queries and the context's keys and values separately.
+// Phase 1, project and slice heads: Q, K and V in one GEMM over both cores, (n, d_model) x
+// (d_model, d_model + 2 kv_dim) (cross-attention projects the queries and the context's keys and
+// values separately); each head keeps its slices, turned by RoPE, and LSH's shared-QK keys.
+// Every buffer is allocated here, on the calling thread, before the parallel loops.
+void project_heads(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, const Shape& sh,
+                   LayerResult& out) {
   Matrix qkv, q_all, kv_all;
-  if (cross) {
+  if (sh.cross) {
     matmul(x, w.w_q, q_all);
-    Matrix w_kv(d_model, 2 * kv_dim);
+    Matrix w_kv(sh.d_model, 2 * sh.kv_dim);
     w_kv << w.w_k, w.w_v;
     matmul(*cfg.kv_input, w_kv, kv_all);
   } else if (w.w_qkv.size()) {
     matmul(x, w.w_qkv, qkv);
   } else {
-    qkv.resize(n, d_model + 2 * kv_dim);
+    qkv.resize(sh.n, sh.d_model + 2 * sh.kv_dim);
     qkv << x * w.w_q, x * w.w_k, x * w.w_v;
   }
-  if (cancelled()) return false;
-
-  // Every buffer is allocated here, on the calling thread, before the parallel loop.
-  out.heads.resize(n_heads);
+  out.heads.resize(sh.n_heads);
   for (HeadResult& r : out.heads) {
-    r.q.resize(n, d_head);
-    r.k.resize(n_k, d_head);
-    r.v.resize(n_k, d_head);
-    r.logits.resize(n, n_k);
-    r.weights.resize(n, n_k);
-    r.output.resize(n, d_head);
+    r.q.resize(sh.n, sh.d_head);
+    r.k.resize(sh.n_k, sh.d_head);
+    r.v.resize(sh.n_k, sh.d_head);
+    r.logits.resize(sh.n, sh.n_k);
+    r.weights.resize(sh.n, sh.n_k);
+    r.output.resize(sh.n, sh.d_head);
   }
   const bool lsh = cfg.mask.kind == MaskKind::lsh;
   const bool rope = cfg.positional.kind == PositionalKind::rope;
+  const int dh = sh.d_head;
 #pragma omp parallel for
-  for (int h = 0; h < n_heads; ++h) {  // each head keeps its own slices of Q, K and V
+  for (int h = 0; h < sh.n_heads; ++h) {
     HeadResult& r = out.heads[h];
-    r.kv_head = h / group;
-    if (cross) {
-      r.q = q_all.middleCols(h * d_head, d_head);
-      r.k = kv_all.middleCols(r.kv_head * d_head, d_head);
-      r.v = kv_all.middleCols(kv_dim + r.kv_head * d_head, d_head);
+    r.kv_head = h / sh.group;
+    if (sh.cross) {
+      r.q = q_all.middleCols(h * dh, dh);
+      r.k = kv_all.middleCols(r.kv_head * dh, dh);
+      r.v = kv_all.middleCols(sh.kv_dim + r.kv_head * dh, dh);
     } else {
-      r.q = qkv.middleCols(h * d_head, d_head);
-      r.k = qkv.middleCols(d_model + r.kv_head * d_head, d_head);
-      r.v = qkv.middleCols(d_model + kv_dim + r.kv_head * d_head, d_head);
+      r.q = qkv.middleCols(h * dh, dh);
+      r.k = qkv.middleCols(sh.d_model + r.kv_head * dh, dh);
+      r.v = qkv.middleCols(sh.d_model + sh.kv_dim + r.kv_head * dh, dh);
     }
     if (rope) {
       rope_rotate(r.q, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
@@ -237,164 +251,174 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
     if (lsh) {
       // Reformer shared-QK attention (Kitaev et al. 2020, sec. 2): keys are the unit queries
       r.k = r.q;
-      for (int i = 0; i < n; ++i)
+      for (int i = 0; i < sh.n; ++i)
         if (const float norm = r.k.row(i).norm(); norm > 0) r.k.row(i) /= norm;
     }
   }
-  if (cancelled()) return false;
+}
 
-  // One mask shared by all heads, or one per head (LSH buckets depend on each head's queries).
+// Phase 2, masks: one shared by all heads, or one per head (LSH buckets depend on each head's
+// queries), each cut into blocks of 64 query rows (a block's logits and weights, 64 x n_k, stay
+// in cache from the score GEMM through the normalizer to the weighted sum).
+std::vector<std::vector<RowBlock>> build_masks(const AttentionConfig& cfg, const Shape& sh, LayerResult& out) {
   static const std::vector<Token> no_tokens;
-  std::vector<std::shared_ptr<const MaskMatrix>> masks(n_heads);
-  std::vector<std::vector<RowBlock>> blocks(n_heads);
-  if (!lsh) {
+  std::vector<std::vector<RowBlock>> blocks(sh.n_heads);
+  if (cfg.mask.kind != MaskKind::lsh) {
     auto shared = std::make_shared<const MaskMatrix>(
-        cross ? build_cross_mask(cfg.mask, n, n_k, cfg.key_tokens ? *cfg.key_tokens : no_tokens)
-              : build_mask(cfg.mask, n, cfg.tokens ? *cfg.tokens : no_tokens, cfg.seed));
-    // 64 query rows at a time: a block's logits and weights (64 x n_k) stay in cache from the
-    // score GEMM through softmax to the weighted sum.
+        sh.cross ? build_cross_mask(cfg.mask, sh.n, sh.n_k, cfg.key_tokens ? *cfg.key_tokens : no_tokens)
+                 : build_mask(cfg.mask, sh.n, cfg.tokens ? *cfg.tokens : no_tokens, cfg.seed));
     const auto shared_blocks = row_blocks(*shared, 64);
-    for (int h = 0; h < n_heads; ++h) masks[h] = shared, blocks[h] = shared_blocks;
+    for (int h = 0; h < sh.n_heads; ++h) out.heads[h].allowed = shared, blocks[h] = shared_blocks;
   } else {
 #pragma omp parallel for
-    for (int h = 0; h < n_heads; ++h) {
-      masks[h] = std::make_shared<const MaskMatrix>(lsh_mask(out.heads[h].q, cfg.mask, cfg.seed, cfg.layer, h));
-      blocks[h] = row_blocks(*masks[h], 64);
+    for (int h = 0; h < sh.n_heads; ++h) {
+      out.heads[h].allowed = std::make_shared<const MaskMatrix>(lsh_mask(out.heads[h].q, cfg.mask, cfg.seed, cfg.layer, h));
+      blocks[h] = row_blocks(*out.heads[h].allowed, 64);
     }
   }
+  return blocks;
+}
 
-  // Per head: score space, positional bias, normalizer.
-  std::vector<std::vector<float>> bias(n_heads);
-  std::vector<HeadPlan> plans(n_heads);
-  std::vector<Matrix> qs(n_heads), ks(n_heads);
+// Phase 3, plan each head: its score space, positional bias and normalizer.
+std::vector<HeadPlan> plan_heads(const AttentionConfig& cfg, const Shape& sh, const LayerResult& out) {
+  std::vector<HeadPlan> plans(sh.n_heads);
   const std::string prefix = "layer" + std::to_string(cfg.layer) + ".head";
-  for (int h = 0; h < n_heads; ++h) {
-    HeadResult& r = out.heads[h];
+  const int dh = sh.d_head;
+  for (int h = 0; h < sh.n_heads; ++h) {
+    const HeadResult& r = out.heads[h];
     HeadPlan& p = plans[h];
-    r.allowed = masks[h];
-    bias[h] = relative_bias(cfg.positional, cfg.seed, h, n_heads, n, n_k);
-    p.bias = &bias[h];
-    p.allowed = masks[h].get();
+    p.bias = relative_bias(cfg.positional, cfg.seed, h, sh.n_heads, sh.n, sh.n_k);
+    p.allowed = r.allowed.get();
     p.qs = &r.q;
     p.ks = &r.k;
-    p.alpha = score_scale(cfg.score, d_head);
+    p.alpha = score_scale(cfg.score, dh);
     const std::string hp = prefix + std::to_string(h) + ".";
     switch (cfg.score) {
       case ScoreKind::scaled_dot:
       case ScoreKind::dot: break;
       case ScoreKind::general:  // Luong et al. 2015, eq. (8): q^T W_a k
-        qs[h] = r.q * glorot_normal(cfg.seed, hp + "W_general", d_head, d_head);
-        p.qs = &qs[h];
+        p.qs_own = r.q * glorot_normal(cfg.seed, hp + "W_general", dh, dh);
+        p.qs = &p.qs_own;
         break;
       case ScoreKind::cosine: {  // cos(q, k) / tau
-        qs[h] = r.q;
-        ks[h] = r.k;
-        for (Matrix* m : {&qs[h], &ks[h]})
+        p.qs_own = r.q;
+        p.ks_own = r.k;
+        for (Matrix* m : {&p.qs_own, &p.ks_own})
           for (Eigen::Index i = 0; i < m->rows(); ++i)
             if (const float norm = m->row(i).norm(); norm > 0) m->row(i) /= norm;
-        p.qs = &qs[h];
-        p.ks = &ks[h];
+        p.qs = &p.qs_own;
+        p.ks = &p.ks_own;
         p.alpha = static_cast<float>(1.0 / cfg.cosine_temperature);
         break;
       }
       case ScoreKind::additive: {  // Bahdanau et al. 2015: v^T tanh(W q + U k), W, U (d_head, d_head)
         p.additive = true;
-        p.a = r.q * glorot_normal(cfg.seed, hp + "W_additive_q", d_head, d_head).transpose();
-        p.b = r.k * glorot_normal(cfg.seed, hp + "W_additive_k", d_head, d_head).transpose();
-        p.va = glorot_normal(cfg.seed, hp + "v_additive", 1, d_head);
+        p.a = r.q * glorot_normal(cfg.seed, hp + "W_additive_q", dh, dh).transpose();
+        p.b = r.k * glorot_normal(cfg.seed, hp + "W_additive_k", dh, dh).transpose();
+        p.va = glorot_normal(cfg.seed, hp + "v_additive", 1, dh);
         break;
       }
     }
     p.normalizer = cfg.normalizer;
     p.inv_t = static_cast<float>(1.0 / cfg.temperature);
-    p.sigmoid_bias = static_cast<float>(cfg.sigmoid_bias_auto ? -std::log(static_cast<double>(n_k)) : cfg.sigmoid_bias);
+    p.sigmoid_bias = static_cast<float>(cfg.sigmoid_bias_auto ? -std::log(static_cast<double>(sh.n_k)) : cfg.sigmoid_bias);
     p.dropout = static_cast<float>(cfg.dropout);
     p.dropout_key = stream_key(cfg.seed, "dropout." + hp.substr(0, hp.size() - 1));
   }
+  return plans;
+}
 
-  // (head, row block) tasks over both cores; causal blocks differ in cost, hence dynamic.
+void report(const AttentionConfig& cfg, float share_done) {
+  if (cfg.progress)
+    cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * share_done, std::memory_order_relaxed);
+}
+
+// Phase 4, run the exact blocks: (head, row block) tasks over both cores; causal blocks differ
+// in cost, hence dynamic. False when cancelled.
+bool run_blocks(const AttentionConfig& cfg, const std::vector<std::vector<RowBlock>>& blocks,
+                const std::vector<HeadPlan>& plans, LayerResult& out, const CancelFlag* cancel) {
+  const int n_heads = static_cast<int>(plans.size());
   const int n_blocks = static_cast<int>(blocks[0].size());
   const int n_tasks = n_heads * n_blocks;
+  // the exact pass is most of a layer; approximations and the output projection follow
+  const float share = kernel_is_approximation(cfg.kernel.kind) || cfg.kernel.kind == KernelKind::flash ? 0.5f : 0.9f;
   std::atomic<bool> stop{false};
   std::atomic<int> done{0};
 #pragma omp parallel for schedule(dynamic, 1)
   for (int t = 0; t < n_tasks; ++t) {
     if (stop.load(std::memory_order_relaxed)) continue;
-    if ((t % n_blocks) == 0 && cancelled()) {
+    if ((t % n_blocks) == 0 && cancel_requested(cancel)) {
       stop = true;
       continue;
     }
     const int h = t / n_blocks;
     attend_block(out.heads[h], blocks[h][t % n_blocks], plans[h]);
-    if (cfg.progress) {
-      // the exact pass is most of a layer; approximations and the output projection follow
-      const float share = kernel_is_approximation(cfg.kernel.kind) || cfg.kernel.kind == KernelKind::flash ? 0.5f : 0.9f;
-      cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * share * float(++done) / float(n_tasks),
-                          std::memory_order_relaxed);
-    }
+    report(cfg, share * float(++done) / float(n_tasks));
   }
-  if (stop || cancelled()) return false;
+  return !stop && !cancel_requested(cancel);
+}
 
-  if (cfg.kernel.kind != KernelKind::exact) {
-    const auto& kn = cfg.kernel;
-    const bool causal_kernel = mask_is_causal(cfg.mask);
-    const std::string lp = "layer" + std::to_string(cfg.layer) + ".";
+// Phase 5, a kernel other than exact: flash (exact, tile by tile, scored by score_tile) or an
+// approximation, which replaces the weights and outputs and records its error against exact.
+void run_kernel(const AttentionConfig& cfg, const Shape& sh, const std::vector<HeadPlan>& plans, LayerResult& out) {
+  const auto& kn = cfg.kernel;
+  const bool causal_kernel = mask_is_causal(cfg.mask);
+  const std::string lp = "layer" + std::to_string(cfg.layer) + ".";
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int h = 0; h < n_heads; ++h) {
-      HeadResult& r = out.heads[h];
-      const HeadPlan& p = plans[h];
-      const Matrix exact_w = r.weights, exact_o = r.output;
-      Matrix w, o;
-      switch (kn.kind) {
-        case KernelKind::flash: {
-          const float neg_inf = -std::numeric_limits<float>::infinity();
-          // each tile scores itself: score, positional bias, mask, temperature
-          auto tile = [&](int r0, int rows, int c0, int cols, Matrix& sc) {
-            sc.resize(rows, cols);
-            if (p.additive) {
-              for (int i = 0; i < rows; ++i)
-                for (int j = 0; j < cols; ++j)
-                  sc(i, j) = (p.va.array() * (p.a.row(r0 + i) + p.b.row(c0 + j)).array().tanh()).sum();
-            } else {
-              const int d = static_cast<int>(p.qs->cols());
-              gemm_nt(rows, cols, d, p.alpha, &(*p.qs)(r0, 0), d, &(*p.ks)(c0, 0), d, sc.data(), cols);
-            }
-            for (int i = 0; i < rows; ++i)
-              for (int j = 0; j < cols; ++j) {
-                float x = sc(i, j);
-                if (!p.bias->empty()) x += (*p.bias)[(c0 + j) - (r0 + i) + n - 1];
-                sc(i, j) = (*p.allowed)(r0 + i, c0 + j) ? x * p.inv_t : neg_inf;
-              }
-          };
-          flash_attention(n, n_k, r.v, kn.block_rows, kn.block_cols, tile, w, o,
-                          n <= kMaxFlashTraceTokens && n_k <= kMaxFlashTraceTokens ? &r.flash_trace : nullptr);
-          break;
-        }
-        case KernelKind::linear: linear_attention(r.q, r.k, r.v, causal_kernel, w, o); break;
-        case KernelKind::performer: {
-          const Matrix omega = performer_features(stream_key(cfg.seed, lp + "head" + std::to_string(h) + ".performer"),
-                                                  kn.features, d_head, kn.orthogonal);
-          performer_attention(r.q, r.k, r.v, omega, causal_kernel, w, o);
-          break;
-        }
-        case KernelKind::linformer:
-          linformer_attention(r.q, r.k, r.v, kn.projected_length, stream_key(cfg.seed, lp + "linformer.E"),
-                              stream_key(cfg.seed, lp + "linformer.F"), w, o);
-          break;
-        case KernelKind::nystrom: nystrom_attention(r.q, r.k, r.v, kn.landmarks, w, o); break;
-        case KernelKind::exact: break;
+  for (int h = 0; h < sh.n_heads; ++h) {
+    HeadResult& r = out.heads[h];
+    const HeadPlan& p = plans[h];
+    const Matrix exact_w = r.weights, exact_o = r.output;
+    Matrix w, o;
+    switch (kn.kind) {
+      case KernelKind::flash: {
+        const float neg_inf = -std::numeric_limits<float>::infinity();
+        auto tile = [&](int r0, int rows, int c0, int cols, Matrix& sc) {  // scored, masked, over T
+          sc.resize(rows, cols);
+          score_tile(p, sh.n, r0, rows, c0, cols, sc.data(), cols);
+          for (int i = 0; i < rows; ++i)
+            for (int j = 0; j < cols; ++j) sc(i, j) = (*p.allowed)(r0 + i, c0 + j) ? sc(i, j) * p.inv_t : neg_inf;
+        };
+        flash_attention(sh.n, sh.n_k, r.v, kn.block_rows, kn.block_cols, tile, w, o,
+                        sh.n <= kMaxFlashTraceTokens && sh.n_k <= kMaxFlashTraceTokens ? &r.flash_trace : nullptr);
+        break;
       }
-      r.approx = approx_error(w, o, exact_w, exact_o);
-      if (cfg.progress) cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * (0.5f + 0.4f * float(h + 1) / float(n_heads)),
-                                            std::memory_order_relaxed);
-      r.weights = std::move(w);
-      r.output = std::move(o);
+      case KernelKind::linear: linear_attention(r.q, r.k, r.v, causal_kernel, w, o); break;
+      case KernelKind::performer: {
+        const Matrix omega = performer_features(stream_key(cfg.seed, lp + "head" + std::to_string(h) + ".performer"),
+                                                kn.features, sh.d_head, kn.orthogonal);
+        performer_attention(r.q, r.k, r.v, omega, causal_kernel, w, o);
+        break;
+      }
+      case KernelKind::linformer:
+        linformer_attention(r.q, r.k, r.v, kn.projected_length, stream_key(cfg.seed, lp + "linformer.E"),
+                            stream_key(cfg.seed, lp + "linformer.F"), w, o);
+        break;
+      case KernelKind::nystrom: nystrom_attention(r.q, r.k, r.v, kn.landmarks, w, o); break;
+      case KernelKind::exact: break;
     }
+    r.approx = approx_error(w, o, exact_w, exact_o);
+    report(cfg, 0.5f + 0.4f * float(h + 1) / float(sh.n_heads));
+    r.weights = std::move(w);
+    r.output = std::move(o);
   }
+}
 
-  Matrix concat(n, d_model);  // (n, n_heads * d_head)
+}  // namespace
+
+bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
+                     const CancelFlag* cancel) {
+  const Shape sh = shape_of(x, cfg);
+  out.input = x;
+  project_heads(x, w, cfg, sh, out);
+  if (cancel_requested(cancel)) return false;
+  const auto blocks = build_masks(cfg, sh, out);
+  const std::vector<HeadPlan> plans = plan_heads(cfg, sh, out);
+  if (!run_blocks(cfg, blocks, plans, out, cancel)) return false;
+  if (cfg.kernel.kind != KernelKind::exact) run_kernel(cfg, sh, plans, out);
+  Matrix concat(sh.n, sh.d_model);  // (n, n_heads * d_head)
 #pragma omp parallel for
-  for (int h = 0; h < n_heads; ++h) concat.middleCols(h * d_head, d_head) = out.heads[h].output;
+  for (int h = 0; h < sh.n_heads; ++h) concat.middleCols(h * sh.d_head, sh.d_head) = out.heads[h].output;
   matmul(concat, w.w_o, out.output);
   out.attention_input = out.input;
   out.attention_output = out.output;
