@@ -180,8 +180,8 @@ Field string_field(std::string path, double max_bytes, std::string help, Ref ref
   return f;
 }
 
-std::vector<Field> make_fields() {
-  std::vector<Field> f;
+// Options table: the text, its tokenizer and the random-weight model.
+void add_text_and_model(std::vector<Field>& f) {
   f.push_back(string_field("text", double(kMaxTextBytes), "the text to attend over (UTF-8)",
                            [](auto& s) -> auto& { return s.text; }));
   f.push_back(enum_field<TokenizerKind>(
@@ -225,6 +225,10 @@ std::vector<Field> make_fields() {
   f.push_back(int_field("model.ffn_mult", 1, 8, "pre_ln: FFN hidden width = ffn_mult * d_model",
                         [](auto& s) -> auto& { return s.model.ffn_mult; },
                         [](const Session& s) { return s.model.block == BlockKind::pre_ln; }, "model.block = pre_ln"));
+}
+
+// Options table: positional encodings: RoPE, T5 buckets.
+void add_positional(std::vector<Field>& f) {
   f.push_back(enum_field<PositionalKind>(
       "positional.kind", kPositionals,
       "none; sinusoidal or learned absolute (added to the embeddings); rope (rotates q and k); alibi or t5 "
@@ -252,6 +256,10 @@ std::vector<Field> make_fields() {
   f.push_back(bool_field("positional.t5_bidirectional", "T5 buckets: separate buckets for keys after the query",
                          [](auto& s) -> auto& { return s.positional.t5_bidirectional; },
                          positional_is(PositionalKind::t5), "positional.kind = t5"));
+}
+
+// Options table: scores, normalizers, temperature, dropout.
+void add_score_and_normalizer(std::vector<Field>& f) {
   f.push_back(enum_field<ScoreKind>(
       "attention.score.kind", kScores,
       "scaled_dot: q.k / sqrt(d_head); dot: q.k; additive: v^T tanh(W q + U k) (Bahdanau); general: q^T W k "
@@ -298,6 +306,10 @@ std::vector<Field> make_fields() {
                            [](auto& s) -> auto& { return s.attention.dropout; },
                            [](const Session& s) { return s.attention.kernel.kind == KernelKind::exact; },
                            "attention.kernel.kind = exact"));
+}
+
+// Options table: kernels: flash tiles and the approximations.
+void add_kernel(std::vector<Field>& f) {
   auto kernel_is = [](KernelKind k) { return [k](const Session& s) { return s.attention.kernel.kind == k; }; };
   f.push_back(enum_field<KernelKind>(
       "attention.kernel.kind", kKernels,
@@ -323,6 +335,10 @@ std::vector<Field> make_fields() {
   f.push_back(int_field("attention.kernel.landmarks", 1, 1024, "nystrom: landmarks m (segment means; at most n)",
                         [](auto& s) -> auto& { return s.attention.kernel.landmarks; },
                         kernel_is(KernelKind::nystrom), "attention.kernel.kind = nystrom"));
+}
+
+// Options table: mask kinds and their parameters (which kind reads which: the mask-kinds table).
+void add_mask(std::vector<Field>& f) {
   f.push_back(enum_field<MaskKind>("attention.mask.kind", kMasks,
                                    "which keys each query may attend to (docs/variants.md)",
                                    [](auto& s) -> auto& { return s.attention.mask.kind; }));
@@ -398,6 +414,10 @@ std::vector<Field> make_fields() {
     c.relevant = mask_reads("cells");
     f.push_back(c);
   }
+}
+
+// Options table: cross-attention, rollout, and the causal intersection.
+void add_context_and_analysis(std::vector<Field>& f) {
   f.push_back(bool_field("context.enabled",
                          "cross-attention: queries from the text, keys and values from the context text",
                          [](auto& s) -> auto& { return s.context.enabled; }));
@@ -417,6 +437,15 @@ std::vector<Field> make_fields() {
                              if (k.causal) out += std::string(out.back() == ' ' ? "" : ", ") + k.name;
                            return out;
                          }()));
+}
+std::vector<Field> make_fields() {
+  std::vector<Field> f;  // in the order the options are listed (docs, `attnlab-cli options`)
+  add_text_and_model(f);
+  add_positional(f);
+  add_score_and_normalizer(f);
+  add_kernel(f);
+  add_mask(f);
+  add_context_and_analysis(f);
   // defaults, as JSON text, from a default Session
   const Session d;
   for (auto& x : f) x.spec.default_value = x.get(d).dump();
