@@ -1,0 +1,454 @@
+// One frame of the window: the newest result in (textures uploaded a few at a time), the menu
+// bar, the main window, every view of the registry, the dialogs, then render and the state dump.
+#include <glad/gl.h>
+// glad before GLFW
+#include <GLFW/glfw3.h>
+#include <backends/imgui_impl_glfw.h>
+#include <backends/imgui_impl_opengl3.h>
+#include <imgui.h>
+#include <imgui_internal.h>  // ErrorCheckEndFrameRecover: a frame that threw is closed cleanly
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "tokenizers/tokenize.hpp"
+#include "views/view.hpp"
+#include "window.hpp"
+
+namespace fs = std::filesystem;
+
+namespace attnlab::app {
+namespace {
+
+// Every view's remembered selection, clamped to what the shown Result has (a head chosen before
+// n_heads went down must not be read past the end).
+void ClampSelections(AppState& st) {
+  if (!st.shown || !st.shown->result) return;
+  const Result& r = *st.shown->result;
+  const int layers = static_cast<int>(r.layers.size());
+  st.layer = std::clamp(st.layer, 0, std::max(0, layers - 1));
+  const int heads = layers ? static_cast<int>(r.layers[st.layer].heads.size()) : 0;
+  if (st.detail_head >= heads) st.detail_head = -1;
+  if (st.lines_head >= heads) st.lines_head = -1;
+  st.compare_head = std::clamp(st.compare_head, 0, std::max(0, heads - 1));
+  st.flash_head = std::clamp(st.flash_head, 0, std::max(0, heads - 1));
+  st.mask_head = std::clamp(st.mask_head, 0, std::max(0, heads - 1));
+  if (st.lines_token >= static_cast<int>(r.tokens.size())) st.lines_token = -1;
+  st.pipeline_step = std::max(0, st.pipeline_step);
+}
+
+// Uploads the textures of st.incoming for about `budget_ms` (at least one texture), into the
+// second texture set; when all are done, the new result replaces the shown one in one swap.
+// So a large result never stalls a frame, and what is drawn is always one whole result.
+// Uploads the incoming snapshot's textures a few at a time (budget_ms a frame): the heads'
+// weights and logits, then every view's images in registry order. Then it is shown.
+void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms) {
+  if (!st.incoming) return;
+  const Snapshot& s = *st.incoming;
+  auto& t = st.in_tex;
+  const std::size_t heads = s.images.size();
+  t.weights.resize(heads);
+  t.logits.resize(heads);
+  // every texture to upload, in order: (view images, index), the heads first (view null)
+  std::vector<std::pair<const std::vector<ImageData>*, std::vector<Heatmap>*>> lists;
+  std::size_t total = 2 * heads;
+  for (auto& [id, images] : s.views) {
+    auto& tex = t.views[id];
+    tex.resize(images.size());
+    lists.push_back({&images, &tex});
+    total += images.size();
+  }
+  for (auto it = t.views.begin(); it != t.views.end();)  // views with nothing this time
+    it = s.views.count(it->first) ? std::next(it) : t.views.erase(it);
+  const std::string& cmap = s.display.colormap;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (st.in_next < total) {
+    std::size_t k = st.in_next;
+    if (k < 2 * heads) {
+      const HeadImage& img = s.images[k / 2];
+      const std::size_t layer = (k / 2) / s.n_heads;
+      const bool own = s.display.range == RangeMode::per_head;
+      const ValueRange w = own ? s.head_weight_range[k / 2] : s.weight_range[layer];
+      const ValueRange l = own ? s.head_logit_range[k / 2] : s.logit_range[layer];
+      if (k % 2 == 0) t.weights[k / 2].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi, cmap);
+      else t.logits[k / 2].update(renderer, img.width, img.height, img.logits_rg, l.lo, l.hi, cmap);
+    } else {
+      k -= 2 * heads;
+      for (auto& [images, tex] : lists) {
+        if (k >= images->size()) {
+          k -= images->size();
+          continue;
+        }
+        const ImageData& img = (*images)[k];
+        (*tex)[k].update(renderer, img.width, img.height, img.rg, img.vmin, img.vmax, img.diverging ? "rdbu_diverging" : cmap);
+        break;
+      }
+    }
+    ++st.in_next;
+    if (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms) break;
+  }
+  if (st.in_next == total) {
+    st.shown = std::move(st.incoming);
+    st.incoming.reset();
+    std::swap(st.tex, st.in_tex);
+    // labels change only with the result: build and measure them once here, not every frame
+    st.labels.clear();
+    st.longest_label_em = 0;
+    for (const auto& tok : st.shown->result->tokens) {
+      st.labels.push_back(to_ui(Clip(token_label(tok.text), 40)));
+      st.fonts.need(st.labels.back());
+      if (st.labels.size() <= 512)
+        st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize(st.labels.back().c_str()).x / ImGui::GetFontSize());
+    }
+    st.key_labels.clear();
+    for (const auto& tok : st.shown->result->keys()) {
+      st.key_labels.push_back(to_ui(Clip(token_label(tok.text), 40)));
+      st.fonts.need(st.key_labels.back());
+      if (st.key_labels.size() <= 512)
+        st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize(st.key_labels.back().c_str()).x / ImGui::GetFontSize());
+    }
+  }
+}
+
+// Before drawing: the newest result and its textures, theme and fonts, what the views ask the
+// worker for, dropped files, compare's B and B - A.
+void PrepareFrame(Loop& L) {
+  AppState& st = L.st;
+  Worker& worker = L.worker;
+  Worker& worker_b = L.worker_b;
+  const HeatmapRenderer& renderer = L.renderer;
+  const Options& opt = L.opt;
+  bool& applied_light = L.applied_light;
+  float& pending_font_scale = L.pending_font_scale;
+  const Snapshot*& diff_a = L.diff_a;
+  const Snapshot*& diff_b = L.diff_b;
+  if (opt.screenshot_path.empty()) glfwWaitEventsTimeout(worker.busy() || st.incoming ? 0.004 : 0.1);
+  else glfwPollEvents();
+
+  if (auto snap = worker.latest(); snap && snap != st.newest) {
+    st.newest = snap;
+    if (snap->result) {
+      st.incoming = snap;  // replaces one still uploading: the newest wins
+      st.in_next = 0;
+    }
+  }
+  upload_some(st, renderer, 8.0);
+  worker.set_want_metrics(st.show_metrics || st.show_compare);
+  worker_b.set_want_metrics(true);
+  if (pending_font_scale > 0) st.font_scale = pending_font_scale, pending_font_scale = 0;
+  // theme and font scale (the atlas is rebuilt at the new size, between frames)
+  if (st.font_scale != st.applied_font_scale || st.light != applied_light || st.fonts.dirty()) {
+    st.font_scale = std::clamp(st.font_scale, 1.0f, 3.0f);
+    style(st.light, st.font_scale);
+    if (st.font_scale != st.applied_font_scale && st.lesson >= 0) {  // the strip changes height: re-place its view
+      const auto& step = st.lessons[st.lesson].steps[std::clamp<std::size_t>(st.lesson_step, 0, st.lessons[st.lesson].steps.size() - 1)];
+      if (!step.view.empty()) st.place_view = step.view, st.place_frames = 4;
+    }
+    if (st.font_scale != st.applied_font_scale || st.fonts.dirty()) {
+      // rasterised at the size it is shown, so it stays sharp at every scale
+      st.fonts.build(std::round(17.0f * st.font_scale));
+      ImGui_ImplOpenGL3_DestroyFontsTexture();
+      ImGui_ImplOpenGL3_CreateFontsTexture();
+    }
+    st.applied_font_scale = st.font_scale;
+    applied_light = st.light;
+  }
+  // the pipeline view wants the steps of the open head
+  {
+    DisplayOptions want = st.display;
+    want.steps_layer = st.show_pipeline ? st.layer : -1;
+    want.steps_head = st.show_pipeline ? std::max(0, st.detail_head) : -1;
+    if (!(want == st.display)) {
+      st.display = want;
+      Repost(st, worker);
+    }
+  }
+  if (!g_dropped.empty()) {  // a file dropped on the window: the first session among them
+    for (const auto& p : g_dropped)
+      if (fs::path(p).extension() == ".json") {
+        OpenSessionFile(st, worker, p);
+        break;
+      }
+    g_dropped.clear();
+  }
+  // compare: B is computed by its own worker; its textures and B - A follow new results
+  if (st.show_compare) {
+    if (!st.b_posted) {
+      st.session_b = st.session;
+      st.b_posted = worker_b.post(st.session_b, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
+    }
+    if (auto b = worker_b.latest(); b && b->result && b != st.b_shown) st.b_shown = b;
+    if (st.b_shown && st.shown && st.shown->result && (diff_a != st.shown.get() || diff_b != st.b_shown.get())) {
+      diff_a = st.shown.get();
+      diff_b = st.b_shown.get();
+      const Snapshot& b = *st.b_shown;
+      st.b_tex.resize(b.n_heads);
+      for (int h = 0; h < b.n_heads; ++h) {
+        const HeadImage& img = b.images[h];
+        const ValueRange w = st.shown->weight_range[0];
+        st.b_tex[h].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi, b.display.colormap);
+      }
+      st.diff_img.clear();
+      st.diff_tex.resize(std::min(b.n_heads, st.shown->n_heads));
+      for (int h = 0; h < int(st.diff_tex.size()); ++h) {
+        const Matrix& wa = st.shown->result->layers[0].heads[h].weights;
+        const Matrix& wb = b.result->layers[0].heads[h].weights;
+        if (wa.rows() != wb.rows() || wa.cols() != wb.cols()) {
+          st.diff_tex.resize(h);
+          break;
+        }
+        const Matrix diff = wb - wa;
+        ImageData d = make_image(diff, nullptr, kMaxTextureSide);
+        const float m = diff.size() ? diff.cwiseAbs().maxCoeff() : 0.0f;
+        d.vmin = -m;
+        d.vmax = m;
+        st.diff_tex[h].update(renderer, d.width, d.height, d.rg, m > 0 ? -m : -1, m > 0 ? m : 1, "rdbu_diverging");
+        st.diff_img.push_back(std::move(d));
+      }
+    }
+  }
+  if ((st.show_metrics || st.show_compare) && st.shown && st.shown->result && st.shown->result->metrics.empty() &&
+      !st.incoming && !worker.busy() && st.newest == st.shown) {
+    st.posted = worker.post(st.session, st.display);  // metrics were asked for: compute them now
+  }
+
+}
+
+// The menu bar: File, Edit, View (from the view registry), Lessons, Present, Help.
+void ShowMenuBar(Loop& L) {
+  AppState& st = L.st;
+  Worker& worker = L.worker;
+  GLFWwindow* window = L.window;
+  const Options& opt = L.opt;
+  float& pending_font_scale = L.pending_font_scale;
+  if (ImGui::BeginMenuBar()) {
+    auto item = [&](const char* label, const char* shortcut, bool* flag, const char* id, bool enabled = true) {
+      const bool clicked = ImGui::MenuItem(label, shortcut, flag, enabled);
+      if (!ImGui::IsWindowAppearing()) RecordWidget(st, id);  // once the popup is placed
+      return clicked;
+    };
+    auto menu = [&](const char* label, const char* id) {
+      const bool open = ImGui::BeginMenu(label);
+      RecordWidget(st, id);
+      return open;
+    };
+    if (menu("File", "menu.file")) {
+      if (item("Open...", "Ctrl+O", nullptr, "menu.file.open")) st.browser = {true, false, "", "", ""};
+      if (item("Save", "Ctrl+S", nullptr, "menu.file.save")) {
+        if (st.session_path.empty()) st.browser = {true, true, "", "session.json", ""};
+        else SaveSessionFile(st, st.session_path);
+      }
+      if (item("Save as...", "Ctrl+Shift+S", nullptr, "menu.file.save_as")) st.browser = {true, true, "", "session.json", ""};
+      ImGui::Separator();
+      if (item("Open model folder (Hugging Face)...", nullptr, nullptr, "menu.file.model", !st.loading)) {
+        st.browser = {true, false, "", "", ""};
+        st.browser.model = true;
+      }
+      if (item("Close model", nullptr, nullptr, "menu.file.close_model", st.model != nullptr)) CloseModel(st, worker);
+      ImGui::Separator();
+      if (ImGui::BeginMenu("Open recent", !st.recent.empty())) {
+        for (std::size_t k = 0; k < st.recent.size(); ++k) {
+          const std::string path = st.recent[k];
+          if (ImGui::MenuItem(path.c_str())) OpenSessionFile(st, worker, path);
+          if (!ImGui::IsWindowAppearing()) RecordWidget(st, "menu.file.recent=" + std::to_string(k));
+        }
+        ImGui::EndMenu();
+      }
+      RecordWidget(st, "menu.file.recent");
+      item("Export figure or matrix...", "Ctrl+E", &st.show_export, "menu.file.export");
+      ImGui::Separator();
+      if (item("Quit", "Ctrl+Q", nullptr, "menu.file.quit")) glfwSetWindowShouldClose(window, 1);
+      ImGui::EndMenu();
+    }
+    if (menu("Edit", "menu.edit")) {
+      if (item("Undo", "Ctrl+Z", nullptr, "menu.edit.undo", !st.undo.empty())) Undo(st, worker);
+      if (item("Redo", "Ctrl+Shift+Z", nullptr, "menu.edit.redo", !st.redo.empty())) Redo(st, worker);
+      ImGui::EndMenu();
+    }
+    if (menu("View", "menu.view")) {
+      for (const View* v : views()) {
+        if (std::string_view(v->menu) != "View") continue;
+        if (v->separator_before) ImGui::Separator();
+        item(v->label, nullptr, &(st.*(v->open)), ("menu.view." + std::string(v->id)).c_str());
+      }
+      ImGui::EndMenu();
+    }
+    if (menu("Lessons", "menu.lessons")) {
+      for (std::size_t k = 0; k < st.lessons.size(); ++k) {
+        if (ImGui::MenuItem(st.lessons[k].title.c_str(), nullptr, st.lesson == int(k)))
+          GoToLessonStep(st, worker, static_cast<int>(k), 0);
+        if (!ImGui::IsWindowAppearing()) RecordWidget(st, "menu.lessons=" + std::to_string(k));
+      }
+      ImGui::EndMenu();
+    }
+    if (menu("Present", "menu.present")) {
+      bool presenting = st.fullscreen && st.light && st.hide_controls;
+      if (item("Presentation mode", "F5", &presenting, "menu.present.mode")) TogglePresentation(st, window, opt);
+      item("Light theme (projectors)", nullptr, &st.light, "menu.present.light");
+      item("Hide controls", "F9", &st.hide_controls, "menu.present.hide");
+      bool fs = st.fullscreen;
+      if (item("Full screen", "F11", &fs, "menu.present.fullscreen")) {
+        st.fullscreen = fs;
+        set_fullscreen(window, fs, opt.width, opt.height);
+      }
+      ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+      float scale = st.font_scale;
+      if (ImGui::SliderFloat("font scale", &scale, 1.0f, 3.0f, "%.2gx")) pending_font_scale = scale;
+      RecordWidget(st, "menu.present.font");
+      ImGui::EndMenu();
+    }
+    if (menu("Help", "menu.help")) {
+      item(find_view("help")->label, "F1", &st.show_help, "menu.help.keys");
+      ImGui::EndMenu();
+    }
+    if (!st.status.empty()) {
+      ImGui::SameLine(0, ImGui::GetFontSize() * 2);
+      ImGui::TextColored(st.status_error ? ImVec4(1.0f, 0.45f, 0.4f, 1.0f) : ImVec4(0.45f, 0.8f, 0.45f, 1.0f), "%s",
+                         st.status.c_str());
+    }
+    ImGui::EndMenuBar();
+  }
+}
+
+// The window under the menu bar: status line, banners, the side panel and the head grid.
+void ShowMainWindow(Loop& L) {
+  AppState& st = L.st;
+  Worker& worker = L.worker;
+  std::string& banner = L.banner;
+  if (!st.hide_controls) {  // presenting: the picture gets the line
+    ImGui::TextUnformatted("attnlab");
+    ImGui::SameLine();
+    ImGui::TextDisabled("%s%s", st.session_path.empty() ? "built-in example" : st.session_path.c_str(),
+                        st.session == st.opened ? "" : "  (edited)");
+    if (worker.busy() || st.incoming) {
+      ImGui::SameLine();
+      ImGui::TextColored(ImVec4(0.9f, 0.8f, 0.3f, 1), "computing...");
+    }
+  }
+  if (!banner.empty()) {
+    ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.4f, 1.0f), "%s", banner.c_str());
+    ImGui::SameLine();
+    if (ImGui::SmallButton("dismiss")) banner.clear();
+  }
+  if (st.offer_restore) {
+    ImGui::TextColored(ImVec4(1.0f, 0.7f, 0.3f, 1.0f),
+                       "attnlab did not close cleanly last time, so the session it had open was not restored "
+                       "(it may be what stopped it).");
+    ImGui::SameLine();
+    if (ImGui::SmallButton("restore it")) {
+      if (auto p = parse_session(st.last_session); p.session) {
+        st.session = *p.session;
+        Edited(st, worker);
+      }
+      st.offer_restore = false;
+    }
+    RecordWidget(st, "restore.offer");
+    ImGui::SameLine();
+    if (ImGui::SmallButton("keep the example")) st.offer_restore = false;
+  }
+  if (!st.hide_controls) {
+    const float side = ImGui::GetFontSize() * 25;
+    ImGui::BeginChild("side", ImVec2(side, 0), false);
+    if (st.edit_b && st.show_compare) {  // the same controls, on compare's session B
+      ImGui::TextColored(ImVec4(0.95f, 0.7f, 0.3f, 1.0f), "Editing session B (Compare window)");
+      std::swap(st.session, st.session_b);
+    }
+    ShowTextPanel(st, worker);
+    ShowControlsPanel(st, worker);
+    if (st.edit_b && st.show_compare) std::swap(st.session, st.session_b);
+    ImGui::EndChild();
+    ImGui::SameLine();
+  }
+  ImGui::BeginChild("heads", ImVec2(0, 0), false, ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse);
+  ShowHeadGrid(st);
+  ShowProgress(st, worker);
+  ImGui::EndChild();
+}
+
+// After drawing: render, the state dump for tests, and --screenshot once the result settled.
+void FinishFrame(Loop& L) {
+  AppState& st = L.st;
+  Worker& worker = L.worker;
+  GLFWwindow* window = L.window;
+  const Options& opt = L.opt;
+  std::string& banner = L.banner;
+  const auto started = L.started;
+  int& ready_frames = L.ready_frames;
+  std::string& last_state = L.last_state;
+  int& exit_code = L.exit_code;
+  ImGui::Render();
+  st.labels_cut = TakeLabelsCut();
+  glfwGetWindowPos(window, &st.window_rect[0], &st.window_rect[1]);
+  glfwGetWindowSize(window, &st.window_rect[2], &st.window_rect[3]);
+  int fb_w, fb_h;
+  glfwGetFramebufferSize(window, &fb_w, &fb_h);
+  glViewport(0, 0, fb_w, fb_h);
+  const ImVec4 bg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];
+  glClearColor(bg.x, bg.y, bg.z, 1.0f);
+  glClear(GL_COLOR_BUFFER_BIT);
+  ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+
+  if (!opt.state_path.empty()) {
+    std::string s = state_json(st, worker, banner, bg, ImGui::GetIO().DisplayFramebufferScale, fb_w, fb_h);
+    if (s != last_state) write_state_dump(opt.state_path, s), last_state = std::move(s);
+  }
+  if (!opt.screenshot_path.empty()) {
+    const bool settled = st.newest && st.newest->generation == st.posted && !worker.busy() && !st.incoming;
+    ready_frames = settled ? ready_frames + 1 : 0;
+    if (ready_frames >= opt.frames) {
+      if (!write_screenshot(opt.screenshot_path, fb_w, fb_h)) {
+        std::fprintf(stderr, "attnlab: cannot write %s\n", opt.screenshot_path.c_str());
+        exit_code = 1;
+      }
+      glfwSetWindowShouldClose(window, 1);
+    } else if (std::chrono::steady_clock::now() - started > std::chrono::seconds(120)) {
+      std::fprintf(stderr, "attnlab: no result within 120 s; no screenshot written\n");
+      exit_code = 1;
+      glfwSetWindowShouldClose(window, 1);
+    }
+  }
+  glfwSwapBuffers(window);
+}
+
+}  // namespace
+
+// One frame. Nothing that goes wrong while drawing may take the window down: the frame is
+// closed cleanly, the problem is shown, and the last good state stays.
+void RunFrame(Loop& L) {
+  AppState& st = L.st;
+  PrepareFrame(L);
+  ClampSelections(st);
+  ImGui_ImplOpenGL3_NewFrame();
+  ImGui_ImplGlfw_NewFrame();
+  ImGui::NewFrame();
+  st.hover = {};
+  st.widgets.clear();
+  try {
+    const ImGuiViewport* vp = ImGui::GetMainViewport();
+    ImGui::SetNextWindowPos(vp->Pos);
+    ImGui::SetNextWindowSize(vp->Size);
+    ImGui::Begin("attnlab", nullptr,
+                 ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoBringToFrontOnFocus |
+                     ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_MenuBar);
+    ShowMenuBar(L);
+    ShowMainWindow(L);
+    ImGui::End();
+    ShowHeadDetail(st);
+    const ViewContext views_context{L.worker, L.worker_b, L.renderer};
+    for (const View* v : views()) v->draw(st, views_context);
+    ShowLessonWindow(st, L.worker);
+    ShowExportWindow(st);
+    ShowFileBrowser(st, L.worker);
+    ShowModelLoad(st, L.worker);
+    HandleShortcuts(st, L.worker, L.window, L.opt);
+  } catch (const std::exception& e) {
+    ImGui::ErrorCheckEndFrameRecover(nullptr);
+    L.banner = std::string("a problem while drawing was caught (the window keeps the last good state): ") + e.what();
+  }
+  FinishFrame(L);
+}
+
+}  // namespace attnlab::app
