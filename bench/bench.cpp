@@ -222,7 +222,7 @@ std::unique_ptr<ByteBpe> synthetic_bpe(bool metaspace) {
     tokens.push_back(a + b);
   }
   nlohmann::json tj = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
-  if (metaspace) tj["pre_tokenizer"] = {{"type", "Metaspace"}};
+  tj["pre_tokenizer"] = metaspace ? nlohmann::json{{"type", "Metaspace"}} : nlohmann::json{{"type", "ByteLevel"}};
   std::string err;
   auto b = ByteBpe::from_tokenizer_json(tj.dump(), err);
   if (!b) std::fprintf(stderr, "synthetic BPE: %s\n", err.c_str());

@@ -118,7 +118,7 @@ TEST_CASE("bpe: the priority-queue merge gives the classic algorithm's tokens on
       std::vector<Token> toks;
       REQUIRE_MESSAGE(bpe->encode(text, ids, toks, err), err);
       std::vector<int> want;
-      for (const auto& [b0, b1] : ByteBpe::pre_tokenize(text)) {
+      for (const auto& [b0, b1] : PreTokenizer::byte_level()->split(text)) {
         std::vector<std::string> word;
         for (std::size_t k = b0; k < b1; ++k) word.push_back(text[k] == ' ' ? "\u0120" : std::string(1, text[k]));
         for (const auto& piece : naive_bpe(word, ranks)) want.push_back(vocab[piece].get<int>());
@@ -151,4 +151,101 @@ TEST_CASE("bpe: loading refuses merges that are not two symbols of the vocabular
   CHECK_FALSE(ByteBpe::from_tokenizer_json(R"({"model": {"vocab": {"a": 0}, "merges": [""]}})", err));
   CHECK_FALSE(ByteBpe::from_tokenizer_json(R"({"model": {"vocab": {"a": 0}, "merges": [[]]}})", err));
   CHECK_FALSE(ByteBpe::from_tokenizer_json(R"({"model": 3})", err));
+}
+
+namespace {
+std::vector<std::string> pieces_of(const PreTokenizer& p, const std::string& text) {
+  std::vector<std::string> out;
+  for (const auto& [b0, b1] : p.split(text)) out.push_back(text.substr(b0, b1 - b0));
+  return out;
+}
+std::unique_ptr<PreTokenizer> pre_from(const std::string& json_text) {
+  std::string err;
+  auto p = PreTokenizer::from_json(nlohmann::json::parse(json_text), err);
+  REQUIRE_MESSAGE(p, err);
+  return p;
+}
+using Pieces = std::vector<std::string>;
+}  // namespace
+
+TEST_CASE("pre-tokenizer: GPT-2's ByteLevel pattern with Unicode classes, by hand") {
+  const auto p = PreTokenizer::byte_level();
+  // letters with an optional leading space, punctuation runs, digit runs, and \s+(?!\S) keeping
+  // the last of two spaces for the piece after it
+  CHECK(pieces_of(*p, "Hello, w\u00f6rld 123  !") == Pieces{"Hello", ",", " w\u00f6rld", " 123", " ", " !"});
+  CHECK(pieces_of(*p, "it's 3.14") == Pieces{"it", "'s", " 3", ".", "14"});
+  // \p{N} is Unicode's: a superscript two is a number (No), not a letter, so it stands alone
+  CHECK(pieces_of(*p, "x\u00b2") == Pieces{"x", "\u00b2"});
+  CHECK(pieces_of(*p, "\u6ce8\u610f\u529b is") == Pieces{"\u6ce8\u610f\u529b", " is"});  // CJK letters (Lo)
+  // newlines: only an ASCII space joins the word after it, so each newline is its own piece
+  CHECK(pieces_of(*p, "a\n\nb") == Pieces{"a", "\n", "\n", "b"});
+}
+
+TEST_CASE("pre-tokenizer: Split's delimiter behaviours, as the tokenizers documentation gives them") {
+  // huggingface.co/docs/tokenizers, SplitDelimiterBehavior, on "the-final--countdown" with "-"
+  const std::string text = "the-final--countdown";
+  auto split = [&](const char* behavior) {
+    return pieces_of(*pre_from(std::string(R"({"type": "Split", "pattern": {"String": "-"}, "behavior": ")") + behavior +
+                               R"(", "invert": false})"),
+                     text);
+  };
+  CHECK(split("Removed") == Pieces{"the", "final", "countdown"});
+  CHECK(split("Isolated") == Pieces{"the", "-", "final", "-", "-", "countdown"});
+  CHECK(split("MergedWithPrevious") == Pieces{"the-", "final-", "-", "countdown"});
+  CHECK(split("MergedWithNext") == Pieces{"the", "-final", "-", "-countdown"});
+  CHECK(split("Contiguous") == Pieces{"the", "-", "final", "--", "countdown"});
+}
+
+TEST_CASE("pre-tokenizer: a Sequence from tokenizer.json - Llama 3 style digit groups, then ByteLevel without its regex") {
+  const auto p = pre_from(R"({"type": "Sequence", "pretokenizers": [
+      {"type": "Split", "pattern": {"Regex": "\\p{N}{1,3}"}, "behavior": "Isolated", "invert": false},
+      {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]})");
+  CHECK(pieces_of(*p, "pi 3141592 ok") == Pieces{"pi ", "314", "159", "2", " ok"});
+  const auto digits = pre_from(R"({"type": "Digits", "individual_digits": true})");
+  CHECK(pieces_of(*digits, "a12b") == Pieces{"a", "1", "2", "b"});
+  // null: no pre-tokenizer, the whole text is one piece (the tokenizers library's meaning)
+  CHECK(pieces_of(*pre_from("null"), "two words") == Pieces{"two words"});
+}
+
+TEST_CASE("pre-tokenizer: unknown types, bad regexes and runaway backtracking are refused with a reason") {
+  std::string err;
+  CHECK_FALSE(PreTokenizer::from_json(nlohmann::json::parse(R"({"type": "Whitespace"})"), err));
+  CHECK(err.find("pre_tokenizer type 'Whitespace' is not supported yet") != std::string::npos);
+  CHECK_FALSE(PreTokenizer::from_json(nlohmann::json::parse(R"({"type": "Split", "pattern": {"Regex": "(a"}, "behavior": "Isolated"})"), err));
+  CHECK(err.find("does not compile") != std::string::npos);
+  CHECK_FALSE(PreTokenizer::from_json(nlohmann::json::parse(R"({"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways"})"), err));
+  CHECK(err.find("behavior 'Sideways'") != std::string::npos);
+  CHECK_FALSE(PreTokenizer::from_json(nlohmann::json::parse(R"({"type": "ByteLevel", "add_prefix_space": true})"), err));
+  const auto evil = pre_from(R"({"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated"})");
+  std::vector<std::pair<std::size_t, std::size_t>> pieces;
+  CHECK_FALSE(evil->split(std::string(40, 'a') + "!", pieces, err));
+  CHECK(err.find("backtracks too much") != std::string::npos);
+}
+
+TEST_CASE("bpe: tokenizer.json's pre_tokenizer decides the pieces, not a pattern of ours") {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (const char* t : {"a", "b", "\u0120", "\u0120b", "a\u0120"}) vocab[t] = int(vocab.size());
+  auto make = [&](const nlohmann::json& pre) {
+    nlohmann::json tj = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"\u0120 b", "a \u0120"}}}}};
+    tj["pre_tokenizer"] = pre;
+    std::string err;
+    auto b = ByteBpe::from_tokenizer_json(tj.dump(), err);
+    REQUIRE_MESSAGE(b, err);
+    return b;
+  };
+  std::vector<int> ids;
+  std::vector<Token> toks;
+  std::string err;
+  // ByteLevel: "a", " b" are pieces, so the space joins the b ("\u0120 b" merge)
+  REQUIRE(make({{"type", "ByteLevel"}})->encode("a b", ids, toks, err));
+  CHECK(ids == std::vector<int>{0, 3});
+  // none: "a b" is one piece, and the earlier merge "\u0120 b" still wins over "a \u0120"
+  REQUIRE(make(nullptr)->encode("a b", ids, toks, err));
+  CHECK(ids == std::vector<int>{0, 3});
+  // a Split that isolates spaces: "a", " ", "b", no merge across pieces
+  REQUIRE(make({{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Isolated"}})->encode("a b", ids, toks, err));
+  CHECK(ids == std::vector<int>{0, 2, 1});
+  // MergedWithPrevious: "a ", "b": now "a \u0120" merges
+  REQUIRE(make({{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}})->encode("a b", ids, toks, err));
+  CHECK(ids == std::vector<int>{4, 1});
 }

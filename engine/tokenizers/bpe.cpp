@@ -15,67 +15,6 @@ namespace attnlab {
 
 namespace {
 
-bool is_space(char32_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == 0xA0 || c == 0x3000 || (c >= 0x2000 && c <= 0x200A); }
-bool is_letter(char32_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= 0x80 && !is_space(c)); }
-bool is_digit(char32_t c) { return c >= '0' && c <= '9'; }
-
-}  // namespace
-
-std::vector<std::pair<std::size_t, std::size_t>> ByteBpe::pre_tokenize(const std::string& text) {
-  const auto cps = utf8_decode(text);  // valid UTF-8: the caller checks
-  std::vector<std::pair<std::size_t, std::size_t>> out;
-  const std::size_t n = cps.size();
-  auto at = [&](std::size_t i) -> char32_t { return i < n ? cps[i].value : 0; };
-  auto end_of = [&](std::size_t i) { return i < n ? cps[i].begin : (n ? cps[n - 1].end : 0); };
-  std::size_t i = 0;
-  while (i < n) {
-    const char32_t c = at(i);
-    // contractions
-    if (c == '\'') {
-      static const char* suffixes[] = {"s", "t", "re", "ve", "m", "ll", "d"};
-      std::size_t len = 0;
-      for (const char* s : suffixes) {
-        std::size_t k = 0;
-        while (s[k] && at(i + 1 + k) == static_cast<char32_t>(s[k])) ++k;
-        if (!s[k] && k > len) len = k;
-      }
-      if (len) {
-        out.push_back({cps[i].begin, end_of(i + 1 + len)});
-        i += 1 + len;
-        continue;
-      }
-    }
-    const std::size_t start = i;
-    const std::size_t j = c == ' ' ? i + 1 : i;  // an optional leading space
-    const char32_t d = at(j);
-    if (j < n && is_letter(d)) {
-      std::size_t k = j;
-      while (k < n && is_letter(at(k))) ++k;
-      out.push_back({cps[start].begin, end_of(k)});
-      i = k;
-    } else if (j < n && is_digit(d)) {
-      std::size_t k = j;
-      while (k < n && is_digit(at(k))) ++k;
-      out.push_back({cps[start].begin, end_of(k)});
-      i = k;
-    } else if (j < n && !is_space(d)) {
-      std::size_t k = j;
-      while (k < n && !is_space(at(k)) && !is_letter(at(k)) && !is_digit(at(k))) ++k;
-      out.push_back({cps[start].begin, end_of(k)});
-      i = k;
-    } else {  // whitespace: \s+(?!\S) leaves the last space to the next piece, else \s+
-      std::size_t k = i;
-      while (k < n && is_space(at(k))) ++k;
-      if (k < n && k - i > 1) --k;  // followed by a non-space: keep one back
-      out.push_back({cps[i].begin, end_of(k)});
-      i = k;
-    }
-  }
-  return out;
-}
-
-namespace {
-
 constexpr std::size_t kMaxCachedPieces = 1 << 16;
 const std::string kMetaspace = "\xE2\x96\x81";  // U+2581, SentencePiece's space
 
@@ -133,6 +72,7 @@ bool ByteBpe::finish(std::string&) {
 std::unique_ptr<ByteBpe> ByteBpe::from_strings(const std::string& vocab_json, const std::string& merges_txt,
                                                std::string& error) {
   auto b = std::unique_ptr<ByteBpe>(new ByteBpe);
+  b->pre_ = PreTokenizer::byte_level();  // vocab.json + merges.txt: GPT-2's
   nlohmann::json v;
   if (!parse_json_input(vocab_json, v, error)) {
     error = "vocab.json: " + error;
@@ -221,6 +161,10 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
   const std::string pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "";
   b->metaspace_ = norm.find("\u2581") != std::string::npos || norm.find("Metaspace") != std::string::npos ||
                   pre.find("Metaspace") != std::string::npos;
+  if (!b->metaspace_) {  // byte-level: the pieces come from the file's pre_tokenizer (none: the whole text)
+    b->pre_ = PreTokenizer::from_json(j.value("pre_tokenizer", nlohmann::json()), error);
+    if (!b->pre_) return nullptr;
+  }
   b->finish(error);
   return b;
 }
@@ -338,7 +282,9 @@ bool ByteBpe::encode(const std::string& text, std::vector<int>& ids, std::vector
     return false;
   }
   if (metaspace_) return encode_metaspace(text, ids, tokens, error);
-  for (const auto& [b0, b1] : pre_tokenize(text)) {
+  std::vector<std::pair<std::size_t, std::size_t>> pieces;
+  if (!pre_->split(text, pieces, error)) return false;
+  for (const auto& [b0, b1] : pieces) {
     const std::string piece = text.substr(b0, b1 - b0);
     std::vector<Piece> word;
     {

@@ -1,6 +1,8 @@
 // BPE tokenizers as Hugging Face folders ship them. Byte-level (GPT-2, Radford et al. 2019; the
-// reference encoder.py): text is split by GPT-2's pre-tokenising pattern, each piece's UTF-8
-// bytes are mapped to printable code points, and the merges are applied in rank order.
+// reference encoder.py): text is cut into pieces by the pre-tokenizer the files give
+// (pretokenizer.hpp: tokenizer.json's pre_tokenizer; GPT-2's ByteLevel for vocab.json +
+// merges.txt), each piece's UTF-8 bytes are mapped to printable code points, and the merges are
+// applied in rank order.
 // Metaspace with byte fallback (the Llama 2 / TinyLlama tokenizer.json, SentencePiece-style):
 // "▁" is prepended and replaces every space, merges apply to code points, and a symbol outside
 // the vocabulary becomes its UTF-8 bytes as <0xNN> tokens. Reads vocab.json + merges.txt, or
@@ -19,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizers/pretokenizer.hpp"
 #include "tokenizers/tokenize.hpp"
 
 namespace attnlab {
@@ -41,10 +44,6 @@ class ByteBpe {
   }
   int max_id() const { return max_id_; }  // the largest id in the vocabulary, -1 when empty
 
-  // GPT-2's pre-tokenisation pattern, 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+,
-  // with \p{L} taken as ASCII letters and every non-ASCII code point that is not a space, and
-  // \p{N} as ASCII digits. Returns byte ranges [begin, end).
-  static std::vector<std::pair<std::size_t, std::size_t>> pre_tokenize(const std::string& text);
 
  private:
   struct Piece {  // a symbol of a piece: its vocabulary id (-1: not in the vocabulary), the source
@@ -60,6 +59,7 @@ class ByteBpe {
   bool add_merge(const std::string& a, const std::string& b, int rank, std::string& error);
 
   bool metaspace_ = false;  // Llama style (see above) instead of byte-level
+  std::unique_ptr<PreTokenizer> pre_;  // byte-level: the pieces, from the tokenizer files
   std::unordered_map<std::string, int> vocab_;
   int max_id_ = -1;
   struct Merge {

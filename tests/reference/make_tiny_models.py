@@ -203,7 +203,10 @@ def main():
     # BF16, GPT2LMHeadModel names ("transformer."), tokenizer.json
     p = folder("tiny-gpt2-bf16")
     write_safetensors(os.path.join(p, "model.safetensors"), {"transformer." + k: v for k, v in w.items()}, "BF16")
-    tok = {"version": "1.0", "model": {"type": "BPE", "vocab": vocab, "merges": [f"{a} {b}" for a, b in merges]}}
+    tok = {"version": "1.0",
+           # as GPT-2's own tokenizer.json: the ByteLevel pre-tokenizer with GPT-2's pattern
+           "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+           "model": {"type": "BPE", "vocab": vocab, "merges": [f"{a} {b}" for a, b in merges]}}
     json.dump(tok, open(os.path.join(p, "tokenizer.json"), "w", encoding="utf-8"), ensure_ascii=False)
     golden["models"]["tiny-gpt2-bf16"] = forward(cfg, {k: bf16_round(v)[1] for k, v in w.items()}, ids)[0]
     # F32 in two shards with the index

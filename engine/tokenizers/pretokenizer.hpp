@@ -1,0 +1,45 @@
+// The pre-tokenizer of a tokenizer.json (Hugging Face tokenizers): how a text is cut into the
+// pieces BPE merges within. Read from the file's "pre_tokenizer" - Split (a regex or a string,
+// with its delimiter behaviour), ByteLevel (GPT-2's pattern, which the tokenizers library
+// defines, when use_regex is true), Digits, and Sequence of these - with Unicode regexes by
+// PCRE2 (UTF and UCP: \p{L}, \p{N} and \s are Unicode's). A folder with vocab.json and
+// merges.txt (no tokenizer.json) is ByteLevel.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace attnlab {
+
+class PreTokenizer {
+ public:
+  // From tokenizer.json's "pre_tokenizer" value; null with a one-line reason for a type or an
+  // option we do not implement (never a silent approximation).
+  static std::unique_ptr<PreTokenizer> from_json(const nlohmann::json& pre, std::string& error);
+  // GPT-2's ByteLevel: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+  static std::unique_ptr<PreTokenizer> byte_level();
+  ~PreTokenizer();
+  PreTokenizer(const PreTokenizer&) = delete;
+  PreTokenizer& operator=(const PreTokenizer&) = delete;
+
+  // The pieces of valid UTF-8 `text`, as byte ranges [begin, end) in order (Removed delimiters
+  // leave gaps). False when a pattern needs more backtracking than kMatchLimit allows on this
+  // text (a hostile tokenizer.json's "(a+)+$" must not hang the window).
+  bool split(const std::string& text, std::vector<std::pair<std::size_t, std::size_t>>& pieces, std::string& error) const;
+  std::vector<std::pair<std::size_t, std::size_t>> split(const std::string& text) const;  // tests: no limit hit
+  static constexpr unsigned kMatchLimit = 10'000'000;
+
+  enum class Behavior { isolated, removed, merged_with_previous, merged_with_next, contiguous };
+
+ private:
+  PreTokenizer() = default;
+  struct Step;
+  bool add_split(const std::string& pattern, bool literal, Behavior behavior, bool invert, std::string& error);
+  bool add(const nlohmann::json& pre, std::string& error, int depth);
+  std::vector<std::unique_ptr<Step>> steps_;
+};
+
+}  // namespace attnlab
