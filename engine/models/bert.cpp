@@ -10,19 +10,9 @@ namespace attnlab {
 namespace {
 
 bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
-  if (!json_get(cfg, "hidden_size", in.d_model, 1, 16384, error, path, true) ||
-      !json_get(cfg, "num_attention_heads", in.n_heads, 1, 256, error, path, true) ||
-      !json_get(cfg, "num_hidden_layers", in.n_layers, 1, 128, error, path, true) ||
-      !json_get(cfg, "max_position_embeddings", in.n_positions, 1, 1 << 20, error, path, true) ||
-      !json_get(cfg, "vocab_size", in.vocab_size, 1, 1 << 22, error, path, true))
+  if (!read_sizes(cfg, path, {"hidden_size", "num_attention_heads", "num_hidden_layers", "max_position_embeddings"}, in,
+                  error))
     return false;
-  if (in.d_model % in.n_heads != 0) {
-    error = path + ": hidden_size " + std::to_string(in.d_model) + " is not divisible by num_attention_heads " +
-            std::to_string(in.n_heads);
-    return false;
-  }
-  in.n_kv_heads = in.n_heads;
-  in.d_head = in.d_model / in.n_heads;
   if (!json_get(cfg, "intermediate_size", in.d_inner, 1, 1 << 20, error, path, true) ||
       !json_get(cfg, "type_vocab_size", in.type_vocab, 1, 1 << 10, error, path, true))
     return false;
@@ -90,15 +80,13 @@ void describe(const ModelInfo&, Result& r) {
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
   const int n = static_cast<int>(fi.ids.size());
   r.positions.table = w.get("wpe").topRows(n);
-  Matrix x(n, in.d_model);
-  for (int i = 0; i < n; ++i) x.row(i) = w.get("wte").row(fi.ids[i]) + w.get("wpe").row(i);
+  Matrix x = embed(w.get("wte"), fi.ids, &w.get("wpe"));
   x.rowwise() += RowVector(w.get("types").row(0));  // token type 0 for every token
   x = layer_norm(x, w.get("emb_ln.g").row(0), w.get("emb_ln.b").row(0), in.layer_norm_eps);
   const auto own = own_pattern(n, false);
   const HeadLayout heads{in.n_heads, in.n_heads, in.d_head, 0};
   for (int l = 0; l < in.n_layers; ++l) {
-    if (cancel_requested(fi.cancel)) return false;
-    if (fi.options.progress) fi.options.progress->store(float(l) / float(in.n_layers + 1));
+    if (!next_layer(fi, l, in.n_layers)) return false;
     LayerResult layer;
     layer.input = x;
     layer.attention_input = x;

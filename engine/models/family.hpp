@@ -79,6 +79,20 @@ struct Family {
   bool (*forward)(const ModelInfo& info, const Weights& w, const ForwardInput& in, Result& r);
 };
 
+// The config keys a family names its sizes by (GPT-2 "n_embd", BERT and Llama "hidden_size",
+// ...): read, range-checked and, unless the family gives a head width of its own, checked that
+// the heads divide the width. families.cpp.
+struct SizeKeys {
+  const char* d_model;
+  const char* n_heads;
+  const char* n_layers;
+  const char* n_positions;
+  int max_layers = 128, max_positions = 1 << 20;
+  bool heads_divide = true;
+};
+bool read_sizes(const nlohmann::json& cfg, const std::string& path, const SizeKeys& keys, ModelInfo& info,
+                std::string& error);
+
 const std::vector<const Family*>& families();  // families.cpp
 const Family* find_family(const std::string& model_type);
 std::string family_names();  // "gpt2, bert, llama"

@@ -9,18 +9,7 @@ namespace attnlab {
 namespace {
 
 bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
-  if (!json_get(cfg, "n_embd", in.d_model, 1, 16384, error, path, true) ||
-      !json_get(cfg, "n_head", in.n_heads, 1, 256, error, path, true) ||
-      !json_get(cfg, "n_layer", in.n_layers, 1, 128, error, path, true) ||
-      !json_get(cfg, "n_positions", in.n_positions, 1, 1 << 20, error, path, true) ||
-      !json_get(cfg, "vocab_size", in.vocab_size, 1, 1 << 22, error, path, true))
-    return false;
-  if (in.d_model % in.n_heads != 0) {
-    error = path + ": n_embd " + std::to_string(in.d_model) + " is not divisible by n_head " + std::to_string(in.n_heads);
-    return false;
-  }
-  in.n_kv_heads = in.n_heads;
-  in.d_head = in.d_model / in.n_heads;
+  if (!read_sizes(cfg, path, {"n_embd", "n_head", "n_layer", "n_positions"}, in, error)) return false;
   in.layer_norm_eps = 1e-5;
   in.d_inner = 4 * in.d_model;
   return json_get(cfg, "layer_norm_epsilon", in.layer_norm_eps, kMinNormEps, kMaxNormEps, error, path) &&
@@ -65,13 +54,11 @@ void describe(const ModelInfo& in, Result& r) {
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
   const int n = static_cast<int>(fi.ids.size());
   r.positions.table = w.get("wpe").topRows(n);
-  Matrix x(n, in.d_model);
-  for (int i = 0; i < n; ++i) x.row(i) = w.get("wte").row(fi.ids[i]) + w.get("wpe").row(i);
+  Matrix x = embed(w.get("wte"), fi.ids, &w.get("wpe"));
   const auto own = own_pattern(n, true);
   const HeadLayout heads{in.n_heads, in.n_heads, in.d_head, 0};
   for (int l = 0; l < in.n_layers; ++l) {
-    if (cancel_requested(fi.cancel)) return false;
-    if (fi.options.progress) fi.options.progress->store(float(l) / float(in.n_layers + 1));
+    if (!next_layer(fi, l, in.n_layers)) return false;
     LayerResult layer;
     layer.input = x;
     layer.attention_input = layer_norm(x, w.row(l, "ln1.g"), w.row(l, "ln1.b"), in.layer_norm_eps);

@@ -54,6 +54,21 @@ Matrix swiglu(const Matrix& gate, const Matrix& up) {
   return (gate.array() / (1.0f + (-gate.array()).exp()) * up.array()).matrix();
 }
 
+Matrix embed(const Matrix& wte, const std::vector<int>& ids, const Matrix* wpe) {
+  Matrix x(static_cast<Eigen::Index>(ids.size()), wte.cols());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    x.row(i) = wte.row(ids[i]);
+    if (wpe) x.row(i) += wpe->row(i);
+  }
+  return x;
+}
+
+bool next_layer(const ForwardInput& fi, int l, int n_layers) {
+  if (cancel_requested(fi.cancel)) return false;
+  if (fi.options.progress) fi.options.progress->store(float(l) / float(n_layers + 1));
+  return true;
+}
+
 std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal) {
   auto m = std::make_shared<MaskMatrix>(n, n);
   for (int i = 0; i < n; ++i)

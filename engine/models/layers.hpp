@@ -22,6 +22,11 @@ Matrix gelu_exact(const Matrix& x);
 // Llama's SwiGLU (Shazeer 2020): silu(gate) * up.
 Matrix swiglu(const Matrix& gate, const Matrix& up);
 
+// Token embeddings: rows `ids` of `wte`, plus the first rows of `wpe` (learned positions) when given.
+Matrix embed(const Matrix& wte, const std::vector<int>& ids, const Matrix* wpe = nullptr);
+// The start of layer l of a forward pass: progress advanced; false when cancelled.
+bool next_layer(const ForwardInput& fi, int l, int n_layers);
+
 // The model's own attention pattern: causal (GPT-2, Llama) or full (BERT).
 std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal);
 

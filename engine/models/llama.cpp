@@ -14,12 +14,11 @@ namespace attnlab {
 namespace {
 
 bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
-  if (!json_get(cfg, "hidden_size", in.d_model, 1, 16384, error, path, true) ||
-      !json_get(cfg, "num_attention_heads", in.n_heads, 1, 256, error, path, true) ||
-      !json_get(cfg, "num_hidden_layers", in.n_layers, 1, 256, error, path, true) ||
-      !json_get(cfg, "intermediate_size", in.d_inner, 1, 1 << 20, error, path, true) ||
-      !json_get(cfg, "max_position_embeddings", in.n_positions, 1, 1 << 22, error, path, true) ||
-      !json_get(cfg, "vocab_size", in.vocab_size, 1, 1 << 22, error, path, true))
+  SizeKeys keys{"hidden_size", "num_attention_heads", "num_hidden_layers", "max_position_embeddings"};
+  keys.max_layers = 256, keys.max_positions = 1 << 22;
+  keys.heads_divide = false;  // head_dim may be given; checked below
+  if (!read_sizes(cfg, path, keys, in, error) ||
+      !json_get(cfg, "intermediate_size", in.d_inner, 1, 1 << 20, error, path, true))
     return false;
   in.n_kv_heads = in.n_heads;
   if (!json_get(cfg, "num_key_value_heads", in.n_kv_heads, 1, in.n_heads, error, path)) return false;
@@ -102,14 +101,12 @@ void describe(const ModelInfo& in, Result& r) {
 
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
   const int n = static_cast<int>(fi.ids.size());
-  Matrix x(n, in.d_model);
-  for (int i = 0; i < n; ++i) x.row(i) = w.get("wte").row(fi.ids[i]);
+  Matrix x = embed(w.get("wte"), fi.ids);
   const auto own = own_pattern(n, true);
   const HeadLayout heads{in.n_heads, in.n_kv_heads, in.d_head, in.rope_theta};
   const int qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head;
   for (int l = 0; l < in.n_layers; ++l) {
-    if (cancel_requested(fi.cancel)) return false;
-    if (fi.options.progress) fi.options.progress->store(float(l) / float(in.n_layers + 1));
+    if (!next_layer(fi, l, in.n_layers)) return false;
     LayerResult layer;
     layer.input = x;
     layer.attention_input = rms_norm(x, w.row(l, "ln1.g"), in.layer_norm_eps);

@@ -97,17 +97,21 @@ bool write_result_json(const Result& r, const Put& put) {
      << ",\"n_heads\":" << r.session.model.n_heads << ",\"d_head\":" << r.d_head;
   if (!r.intervention.empty()) os << ",\"intervention\":" << text(r.intervention);
   auto num = [&](double x) { os.real(x, false); };
+  // "key":matrix pairs, comma separated, a line each
+  auto matrices = [&](std::initializer_list<std::pair<const char*, const Matrix*>> fields) {
+    bool first = true;
+    for (const auto& [key, m] : fields) {
+      os << (first ? "\"" : ",\n\"") << key << "\":";
+      write_matrix(os, *m);
+      first = false;
+    }
+  };
   os << ",\n\"layers\":[";
   for (std::size_t l = 0; l < r.layers.size() && os.ok(); ++l) {
     const LayerResult& L = r.layers[l];
-    os << (l ? ",\n" : "") << "{\"input\":";
-    write_matrix(os, L.input);
-    os << ",\n\"output\":";
-    write_matrix(os, L.output);
-    os << ",\n\"attention_input\":";
-    write_matrix(os, L.attention_input);
-    os << ",\n\"attention_output\":";
-    write_matrix(os, L.attention_output);
+    os << (l ? ",\n" : "") << "{";
+    matrices({{"input", &L.input}, {"output", &L.output}, {"attention_input", &L.attention_input},
+              {"attention_output", &L.attention_output}});
     if (l < r.rollout.size()) {
       os << ",\n\"rollout\":";
       write_matrix(os, r.rollout[l]);
@@ -115,16 +119,8 @@ bool write_result_json(const Result& r, const Put& put) {
     os << ",\n\"heads\":[";
     for (std::size_t h = 0; h < L.heads.size() && os.ok(); ++h) {
       const HeadResult& H = L.heads[h];
-      os << (h ? ",\n" : "") << "{\"q\":";
-      write_matrix(os, H.q);
-      os << ",\"k\":";
-      write_matrix(os, H.k);
-      os << ",\"v\":";
-      write_matrix(os, H.v);
-      os << ",\n\"logits\":";
-      write_matrix(os, H.logits);
-      os << ",\n\"weights\":";
-      write_matrix(os, H.weights);
+      os << (h ? ",\n" : "") << "{";
+      matrices({{"q", &H.q}, {"k", &H.k}, {"v", &H.v}, {"logits", &H.logits}, {"weights", &H.weights}});
       os << ",\n\"allowed\":";
       write_mask(os, *H.allowed);
       os << ",\n\"output\":";
