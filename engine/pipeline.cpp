@@ -87,20 +87,7 @@ Positions Engine::positions_of(const Session& s, int n) const {
   return p;
 }
 
-Outcome Engine::compute(const Session& s, const CancelFlag* cancel, ComputeOptions options) {
-  const auto t0 = std::chrono::steady_clock::now();
-  Outcome out;
-  Validation v = validate(s);
-  if (!v.ok()) {
-    out.problems = std::move(v.problems);
-    return out;
-  }
-  auto r = std::make_shared<Result>();
-  r->session = s;
-  r->tokens = std::move(v.tokens);
-  r->key_tokens = std::move(v.key_tokens);
-  r->d_head = s.d_head();
-
+AttentionConfig attention_config(const Session& s) {
   AttentionConfig cfg;
   cfg.n_heads = s.model.n_heads;
   cfg.n_kv_heads = s.model.kv_heads();
@@ -121,6 +108,24 @@ Outcome Engine::compute(const Session& s, const CancelFlag* cancel, ComputeOptio
   cfg.mask = s.attention.mask;
   cfg.positional = s.positional;
   cfg.seed = s.model.seed;
+  return cfg;
+}
+
+Outcome Engine::compute(const Session& s, const CancelFlag* cancel, ComputeOptions options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Outcome out;
+  Validation v = validate(s);
+  if (!v.ok()) {
+    out.problems = std::move(v.problems);
+    return out;
+  }
+  auto r = std::make_shared<Result>();
+  r->session = s;
+  r->tokens = std::move(v.tokens);
+  r->key_tokens = std::move(v.key_tokens);
+  r->d_head = s.d_head();
+
+  AttentionConfig cfg = attention_config(s);
   cfg.tokens = &r->tokens;
   Matrix x = layer_input(s, r->tokens);  // the residual stream
   r->positions = positions_of(s, static_cast<int>(r->tokens.size()));

@@ -64,9 +64,10 @@ class Engine {
 
   // (n, d_model) embeddings of the tokens plus the positional encoding.
   Matrix layer_input(const Session& s, const std::vector<Token>& tokens);
+  // Layer `layer`'s projection weights (seeded; cached).
+  const LayerWeights& weights(const Session& s, int layer);
 
  private:
-  const LayerWeights& weights(const Session& s, int layer);
   Positions positions_of(const Session& s, int n) const;  // after layer_input filled the tables
   const FfnWeights& ffn(const Session& s, int layer);
 
@@ -84,6 +85,10 @@ class Engine {
 // The analyses every Result carries once its layers are in: attention rollout (self-attention
 // only, with or without the residual term) and, when asked, per-head metrics and head similarity.
 void add_analyses(Result& r, bool rollout, bool residual, bool metrics);
+
+// The attention layers' configuration a session asks for (tokens, context and progress are the
+// caller's to set).
+AttentionConfig attention_config(const Session& s);
 
 // One-shot convenience for tools and tests.
 Outcome compute(const Session& s);

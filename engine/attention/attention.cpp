@@ -206,7 +206,7 @@ Shape shape_of(const Matrix& x, const AttentionConfig& cfg) {
 // values separately); each head keeps its slices, turned by RoPE, and LSH's shared-QK keys.
 // Every buffer is allocated here, on the calling thread, before the parallel loops.
 void project_heads(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, const Shape& sh,
-                   LayerResult& out) {
+                   LayerResult& out, bool dense) {
   Matrix qkv, q_all, kv_all;
   if (sh.cross) {
     matmul(x, w.w_q, q_all);
@@ -224,8 +224,7 @@ void project_heads(const Matrix& x, const LayerWeights& w, const AttentionConfig
     r.q.resize(sh.n, sh.d_head);
     r.k.resize(sh.n_k, sh.d_head);
     r.v.resize(sh.n_k, sh.d_head);
-    r.logits.resize(sh.n, sh.n_k);
-    r.weights.resize(sh.n, sh.n_k);
+    if (dense) r.logits.resize(sh.n, sh.n_k), r.weights.resize(sh.n, sh.n_k);
     r.output.resize(sh.n, sh.d_head);
   }
   const bool lsh = cfg.mask.kind == MaskKind::lsh;
@@ -406,11 +405,15 @@ void run_kernel(const AttentionConfig& cfg, const Shape& sh, const std::vector<H
 
 }  // namespace
 
+void project_heads(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out, bool dense) {
+  project_heads(x, w, cfg, shape_of(x, cfg), out, dense);
+}
+
 bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
                      const CancelFlag* cancel) {
   const Shape sh = shape_of(x, cfg);
   out.input = x;
-  project_heads(x, w, cfg, sh, out);
+  project_heads(x, w, cfg, sh, out, true);
   if (cancel_requested(cancel)) return false;
   const auto blocks = build_masks(cfg, sh, out);
   const std::vector<HeadPlan> plans = plan_heads(cfg, sh, out);

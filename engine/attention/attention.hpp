@@ -79,4 +79,8 @@ void masked_softmax(const Matrix& logits, const MaskMatrix& allowed, float tempe
 bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out,
                      const CancelFlag* cancel = nullptr);
 
+// The first phase of attention_layer alone: out.heads get q, k (after RoPE; LSH's shared keys),
+// v and an output buffer; logits and weights (n_q x n_k) only when `dense`.
+void project_heads(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out, bool dense);
+
 }  // namespace attnlab

@@ -23,9 +23,9 @@ std::vector<std::string> labels(const std::vector<Token>& tokens) {
 std::vector<std::string> numbered(int n, const char* prefix) {
   std::vector<std::string> out;
   for (int i = 0; i < n; ++i) {
-    std::string s = std::to_string(i);  // (not prefix + ...: GCC 12 warns falsely, -Wrestrict)
-    s.insert(0, prefix);
-    out.push_back(std::move(s));
+    char buf[32];  // snprintf: GCC 12 warns falsely (-Wrestrict) on string concatenation here
+    std::snprintf(buf, sizeof buf, "%s%d", prefix, i);
+    out.emplace_back(buf);
   }
   return out;
 }

@@ -1,0 +1,334 @@
+#include "attention/field.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+#include "attention/masks.hpp"
+#include "attention/positional.hpp"
+#include "core/gemm.hpp"
+
+namespace attnlab {
+
+namespace {
+using Span = std::pair<int, int>;
+
+// Appends [a, b) clipped to [0, n); spans are merged by normalise().
+void add_span(std::vector<Span>& out, int a, int b, int n) {
+  a = std::max(a, 0), b = std::min(b, n);
+  if (a < b) out.push_back({a, b});
+}
+
+void normalise(std::vector<Span>& s) {
+  std::sort(s.begin(), s.end());
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (k && s[i].first <= s[k - 1].second) s[k - 1].second = std::max(s[k - 1].second, s[i].second);
+    else s[k++] = s[i];
+  }
+  s.resize(k);
+}
+
+// [0, n) without the sorted columns `holes`.
+void complement(const std::vector<int>& holes, int n, std::vector<Span>& out) {
+  int at = 0;
+  for (int h : holes) {
+    if (h > at) out.push_back({at, h});
+    at = h + 1;
+  }
+  if (at < n) out.push_back({at, n});
+}
+}  // namespace
+
+MaskRule::MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const std::vector<Token>* key_tokens,
+                   std::uint64_t seed)
+    : spec_(spec), n_q_(n_q), n_k_(n_k), seed_(seed) {
+  causal_ = spec.causal && mask_combines_with_causal(spec.kind) && n_q == n_k;
+  if (spec.kind == MaskKind::padding && key_tokens)
+    for (int j = 0; j < n_k && j < int(key_tokens->size()); ++j)
+      if ((*key_tokens)[j].text == spec.pad_token) pads_.push_back(j);
+  if (spec.kind == MaskKind::custom) {
+    custom_rows_.resize(n_q);
+    for (const auto& c : spec.cells)
+      if (c[0] >= 0 && c[1] >= 0 && c[0] < n_q && c[1] < n_k) custom_rows_[c[0]].push_back(c[1]);
+    for (auto& r : custom_rows_) {
+      std::sort(r.begin(), r.end());
+      r.erase(std::unique(r.begin(), r.end()), r.end());
+    }
+  }
+  if (spec.kind == MaskKind::longformer || spec.kind == MaskKind::bigbird) {
+    global_.assign(n_q, 0);
+    for (int g : spec.globals)
+      if (g >= 0 && g < n_q) global_[g] = 1;
+  }
+}
+
+void MaskRule::spans(int i, std::vector<Span>& out) const {
+  out.clear();
+  const int n = n_k_, w = spec_.window;
+  switch (spec_.kind) {
+    case MaskKind::none: add_span(out, 0, n, n); break;
+    case MaskKind::causal: add_span(out, 0, i + 1, n); break;
+    case MaskKind::padding: complement(pads_, n, out); break;
+    case MaskKind::sliding_window: add_span(out, i - w, i + w + 1, n); break;
+    case MaskKind::causal_sliding_window: add_span(out, i - w, i + 1, n); break;
+    case MaskKind::dilated: {
+      const int d = spec_.dilation;
+      for (int t = -w; t <= w; ++t) add_span(out, i + t * d, i + t * d + 1, n);
+      break;
+    }
+    case MaskKind::longformer:
+    case MaskKind::bigbird: {
+      if (global_[i]) {
+        add_span(out, 0, n, n);
+        break;
+      }
+      add_span(out, i - w, i + w + 1, n);
+      for (int g = 0; g < n_q_; ++g)
+        if (global_[g]) add_span(out, g, g + 1, n);
+      if (spec_.kind == MaskKind::bigbird)
+        for (int j : bigbird_random_keys(seed_, i, n, spec_.random_keys)) add_span(out, j, j + 1, n);
+      break;
+    }
+    case MaskKind::block_local: {
+      const int b = spec_.block, start = i / b * b;
+      add_span(out, start, start + b, n);
+      break;
+    }
+    case MaskKind::strided: {  // j <= i and (i - j < l or (i - j) mod l = 0)
+      const int l = spec_.stride;
+      for (int j = i - l; j >= 0; j -= l) add_span(out, j, j + 1, n);
+      add_span(out, i - l + 1, i + 1, n);
+      break;
+    }
+    case MaskKind::fixed: {  // j <= i and (same block of l, or j mod l >= l - c)
+      const int l = spec_.stride, c = spec_.summary, block = i / l * l;
+      for (int b0 = 0; b0 < block; b0 += l) add_span(out, b0 + l - c, b0 + l, n);
+      add_span(out, block, i + 1, n);
+      break;
+    }
+    case MaskKind::streaming_llm:  // the first s keys and the last w + 1, never after i
+      add_span(out, 0, std::min(spec_.sinks, i + 1), n);
+      add_span(out, i - w, i + 1, n);
+      break;
+    case MaskKind::custom:
+      for (int j : custom_rows_[i]) add_span(out, j, j + 1, n);
+      break;
+    case MaskKind::lsh: break;  // not a rule: its buckets follow each head's queries
+  }
+  normalise(out);
+  if (causal_) {
+    while (!out.empty() && out.back().first > i) out.pop_back();
+    if (!out.empty()) out.back().second = std::min(out.back().second, i + 1);
+  }
+}
+
+bool MaskRule::allowed(int i, int j) const {
+  thread_local std::vector<Span> s;
+  spans(i, s);
+  for (const auto& [a, b] : s)
+    if (j >= a && j < b) return true;
+  return false;
+}
+
+long long MaskRule::allowed_cells() const {
+  long long total = 0;
+  std::vector<Span> s;
+  for (int i = 0; i < n_q_; ++i) {
+    spans(i, s);
+    for (const auto& [a, b] : s) total += b - a;
+  }
+  return total;
+}
+
+namespace {
+
+// The union of the rows' spans of one row block, merged over small gaps so that one GEMM covers
+// neighbouring keys (a gap shorter than this costs less than a second call).
+std::vector<Span> block_columns(const std::vector<std::vector<Span>>& rows) {
+  std::vector<Span> all;
+  for (const auto& r : rows) all.insert(all.end(), r.begin(), r.end());
+  normalise(all);
+  std::vector<Span> merged;
+  for (const auto& s : all) {
+    if (!merged.empty() && s.first - merged.back().second < 16) merged.back().second = s.second;
+    else merged.push_back(s);
+  }
+  return merged;
+}
+
+}  // namespace
+
+bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOptions& opt, const CancelFlag* cancel) {
+  const MaskRule& rule = *spec.rule;
+  const int n_q = rule.n_q(), n_k = rule.n_k(), d = static_cast<int>(f.q.cols()), dv = static_cast<int>(f.v.cols());
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  f.output = Matrix::Zero(n_q, dv);
+  f.row_max.assign(n_q, neg_inf);
+  f.row_lse.assign(n_q, neg_inf);
+  const int side = std::max(1, opt.overview);
+  f.fr = std::max(1, (n_q + side - 1) / side);
+  f.fc = std::max(1, (n_k + side - 1) / side);
+  const int ov_r = (n_q + f.fr - 1) / f.fr, ov_c = (n_k + f.fc - 1) / f.fc;
+  f.overview_max = Matrix::Zero(ov_r, ov_c);
+  f.overview_mean = Matrix::Zero(ov_r, ov_c);
+  // row blocks hold whole overview rows, so blocks never share an overview cell
+  const int rows = f.fr >= opt.rows_per_block ? f.fr : std::max(1, opt.rows_per_block / f.fr) * f.fr;
+  const int n_blocks = (n_q + rows - 1) / rows;
+  const bool has_bias = spec.bias && !spec.bias->empty();
+  std::atomic<long long> cells{0};
+  std::atomic<bool> stop{false};
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int blk = 0; blk < n_blocks; ++blk) {
+    if (stop.load(std::memory_order_relaxed)) continue;
+    if (cancel_requested(cancel)) {
+      stop = true;
+      continue;
+    }
+    const int r0 = blk * rows, r1 = std::min(n_q, r0 + rows), nr = r1 - r0;
+    std::vector<std::vector<Span>> row_spans(nr);
+    for (int i = r0; i < r1; ++i) rule.spans(i, row_spans[i - r0]);
+    const std::vector<Span> cols = block_columns(row_spans);
+    int width = 0;
+    for (const auto& [a, b] : cols) width += b - a;
+    if (width == 0) continue;
+    // scores of the block's columns, interval after interval: s (nr, width)
+    Matrix s(nr, width);
+    std::vector<int> col_of(cols.size());  // where each interval starts in s
+    for (std::size_t c = 0, at = 0; c < cols.size(); at += cols[c].second - cols[c].first, ++c) {
+      col_of[c] = static_cast<int>(at);
+      const int a = cols[c].first, len = cols[c].second - a;
+      gemm_nt(nr, len, d, spec.alpha, &f.q(r0, 0), d, &f.k(a, 0), d, &s(0, static_cast<int>(at)), width);
+    }
+    // per row: mask by the rule, bias, temperature; max and log-sum-exp; weights in place
+    long long block_cells = 0;
+    for (int i = r0; i < r1; ++i) {
+      float* sp = &s(i - r0, 0);
+      const auto& rs = row_spans[i - r0];
+      std::vector<char> keep(width, 0);
+      for (const auto& [a, b] : rs) {
+        // the span lies inside one merged interval
+        std::size_t c = std::upper_bound(cols.begin(), cols.end(), Span{a, std::numeric_limits<int>::max()}) - cols.begin() - 1;
+        for (int j = a; j < b; ++j) keep[col_of[c] + (j - cols[c].first)] = 1;
+        block_cells += b - a;
+      }
+      float m = neg_inf;
+      for (std::size_t c = 0; c < cols.size(); ++c)
+        for (int j = cols[c].first, t = col_of[c]; j < cols[c].second; ++j, ++t) {
+          if (!keep[t]) {
+            sp[t] = neg_inf;
+            continue;
+          }
+          float l = sp[t];
+          if (has_bias) l += (*spec.bias)[j - i + n_q - 1];
+          sp[t] = l * spec.inv_t;
+          m = std::max(m, sp[t]);
+        }
+      if (m == neg_inf) {
+        std::fill(sp, sp + width, 0.0f);
+        continue;
+      }
+      double sum = 0;
+      for (int t = 0; t < width; ++t) sum += keep[t] ? std::exp(double(sp[t] - m)) : 0.0;
+      const float lse = m + static_cast<float>(std::log(sum));
+      f.row_max[i] = m;
+      f.row_lse[i] = lse;
+      for (int t = 0; t < width; ++t) sp[t] = keep[t] ? std::exp(sp[t] - lse) : 0.0f;
+    }
+    cells += block_cells;
+    // output rows: W V over the block's intervals; the overview pools the same weights
+    for (std::size_t c = 0; c < cols.size(); ++c) {
+      const int a = cols[c].first, len = cols[c].second - a;
+      Matrix part(nr, dv);
+      gemm_nn(nr, dv, len, &s(0, col_of[c]), width, &f.v(a, 0), dv, part.data(), dv);
+      f.output.middleRows(r0, nr) += part;
+      for (int i = r0; i < r1; ++i)
+        for (int j = a, t = col_of[c]; j < a + len; ++j, ++t) {
+          const float wv = s(i - r0, t);
+          float& mx = f.overview_max(i / f.fr, j / f.fc);
+          mx = std::max(mx, wv);
+          f.overview_mean(i / f.fr, j / f.fc) += wv;
+        }
+    }
+  }
+  if (stop || cancel_requested(cancel)) return false;
+  for (int a = 0; a < ov_r; ++a)
+    for (int b = 0; b < ov_c; ++b) {
+      const int rr = std::min(n_q, (a + 1) * f.fr) - a * f.fr, cc = std::min(n_k, (b + 1) * f.fc) - b * f.fc;
+      f.overview_mean(a, b) /= static_cast<float>(rr) * static_cast<float>(cc);
+    }
+  f.cells = cells.load();
+  return true;
+}
+
+Matrix field_tile(const HeadField& f, const FieldHeadSpec& spec, int r0, int r1, int c0, int c1, bool logits) {
+  const int nr = r1 - r0, nc = c1 - c0, d = static_cast<int>(f.q.cols()), n_q = static_cast<int>(f.q.rows());
+  Matrix s(nr, nc);
+  if (nr <= 0 || nc <= 0) return Matrix(std::max(nr, 0), std::max(nc, 0));
+  gemm_nt(nr, nc, d, spec.alpha, &f.q(r0, 0), d, &f.k(c0, 0), d, s.data(), nc);
+  const bool has_bias = spec.bias && !spec.bias->empty();
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  std::vector<Span> rs;
+  for (int i = r0; i < r1; ++i) {
+    spec.rule->spans(i, rs);
+    std::vector<char> keep(nc, 0);
+    for (const auto& [a, b] : rs)
+      for (int j = std::max(a, c0); j < std::min(b, c1); ++j) keep[j - c0] = 1;
+    for (int j = c0; j < c1; ++j) {
+      float& x = s(i - r0, j - c0);
+      if (!keep[j - c0]) {
+        x = logits ? neg_inf : 0.0f;
+        continue;
+      }
+      const float l = has_bias ? x + (*spec.bias)[j - i + n_q - 1] : x;
+      x = logits ? l : std::exp(l * spec.inv_t - f.row_lse[i]);
+    }
+  }
+  return s;
+}
+
+bool field_supports(const AttentionConfig& cfg) {
+  return (cfg.score == ScoreKind::scaled_dot || cfg.score == ScoreKind::dot) &&
+         cfg.normalizer == NormalizerKind::softmax && cfg.dropout == 0 && MaskRule::supports(cfg.mask.kind) &&
+         (cfg.kernel.kind == KernelKind::exact || cfg.kernel.kind == KernelKind::flash);
+}
+
+bool field_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, const FieldOptions& opt,
+                 FieldLayer& out, const CancelFlag* cancel) {
+  LayerResult proj;
+  project_heads(x, w, cfg, proj, false);
+  const int H = static_cast<int>(proj.heads.size());
+  const int n = static_cast<int>(x.rows()), n_k = static_cast<int>(proj.heads[0].k.rows());
+  const int dh = static_cast<int>(proj.heads[0].q.cols());
+  static const std::vector<Token> no_tokens;
+  out.rule = std::make_unique<MaskRule>(cfg.mask, n, n_k, cfg.kv_input ? cfg.key_tokens : cfg.tokens, cfg.seed);
+  out.heads.resize(H);
+  out.biases.resize(H);
+  out.specs.resize(H);
+  for (int h = 0; h < H; ++h) {
+    out.biases[h] = relative_bias(cfg.positional, cfg.seed, h, H, n, n_k);
+    FieldHeadSpec& sp = out.specs[h];
+    sp.alpha = score_scale(cfg.score, dh);
+    sp.inv_t = static_cast<float>(1.0 / cfg.temperature);
+    sp.bias = &out.biases[h];
+    sp.rule = out.rule.get();
+    HeadField& f = out.heads[h];
+    f.kv_head = proj.heads[h].kv_head;
+    f.q = std::move(proj.heads[h].q);
+    f.k = std::move(proj.heads[h].k);
+    f.v = std::move(proj.heads[h].v);
+  }
+  for (int h = 0; h < H; ++h) {  // each head's blocks run over both cores
+    if (!build_head_field(out.heads[h], out.specs[h], opt, cancel)) return false;
+    if (cfg.progress)
+      cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * float(h + 1) / float(H),
+                          std::memory_order_relaxed);
+  }
+  Matrix concat(n, H * dh);
+  for (int h = 0; h < H; ++h) concat.middleCols(h * dh, dh) = out.heads[h].output;
+  matmul(concat, w.w_o, out.output);
+  return true;
+}
+
+}  // namespace attnlab

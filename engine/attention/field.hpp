@@ -1,0 +1,92 @@
+// The attention field (long sequences): per head only what is O(n d) - q and k after positional
+// rotation, v, the output - and per query row the softmax statistics (row max and log-sum-exp,
+// from one tiled online pass, the flash algorithm's), with the mask as a rule, never an n x n
+// bitmap. Any tile of logits or weights is then exact on demand: w_ij = exp(l_ij / T - lse_i)
+// on allowed cells. A pooled overview (max and mean) of bounded size is built in the same pass.
+// Compute and memory scale with the allowed cells of the mask, not with n^2.
+//
+// Covers the scaled_dot and dot scores, softmax, every mask but lsh, and every positional
+// encoding (ALiBi and T5 as the bias by j - i). Other variants stay on the dense path.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "attention/attention.hpp"
+#include "core/cancel.hpp"
+#include "core/tensor.hpp"
+#include "session/session.hpp"
+#include "tokenizers/tokenize.hpp"
+
+namespace attnlab {
+
+// The mask as a rule: the allowed keys of query i as sorted, disjoint column spans [a, b), for
+// n_q queries and n_k keys of one sequence (n_q == n_k) or of a context (none, padding, custom).
+class MaskRule {
+ public:
+  MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const std::vector<Token>* key_tokens,
+           std::uint64_t seed);
+  static bool supports(MaskKind kind) { return kind != MaskKind::lsh; }
+  void spans(int i, std::vector<std::pair<int, int>>& out) const;
+  bool allowed(int i, int j) const;
+  long long allowed_cells() const;  // sum over rows (O(n) rows, each O(its spans))
+  int n_q() const { return n_q_; }
+  int n_k() const { return n_k_; }
+
+ private:
+  Session::Attention::Mask spec_;
+  int n_q_, n_k_;
+  std::uint64_t seed_;
+  bool causal_;                                 // intersect with j <= i
+  std::vector<int> pads_;                       // padding: masked key columns, sorted
+  std::vector<std::vector<int>> custom_rows_;   // custom: allowed columns per row, sorted
+  std::vector<char> global_;                    // longformer, bigbird: global positions
+};
+
+struct FieldOptions {
+  int overview = 512;   // the overview's side at most (rows and columns pooled to it)
+  int rows_per_block = 64;
+};
+
+// One head's field.
+struct HeadField {
+  int kv_head = 0;
+  Matrix q, k, v;            // (n_q, d), (n_k, d), (n_k, d): q and k after RoPE
+  Matrix output;             // (n_q, d)
+  std::vector<float> row_max, row_lse;  // of l_ij / T over allowed cells; -inf for an empty row
+  long long cells = 0;       // scores computed (allowed cells)
+  // overview: (ov_rows, ov_cols), cell (a, b) pools rows [a fr, (a + 1) fr) x cols [b fc, ...)
+  int fr = 1, fc = 1;
+  Matrix overview_max, overview_mean;  // max / mean of the weights (masked cells count as 0 in the mean)
+};
+
+// What a field head needs besides q, k, v: score scale, temperature, bias by j - i, the rule.
+struct FieldHeadSpec {
+  float alpha = 1;            // logits = alpha q k^T + bias
+  float inv_t = 1;
+  const std::vector<float>* bias = nullptr;  // length n_q + n_k - 1, entry (j - i) + n_q - 1; may be empty
+  const MaskRule* rule = nullptr;
+};
+
+// The field of one head from q, k, v (moved in). False when cancelled.
+bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOptions& opt, const CancelFlag* cancel);
+
+// Exact logits (masked: -inf) or weights (masked: 0) of rows [r0, r1) x columns [c0, c1).
+Matrix field_tile(const HeadField& f, const FieldHeadSpec& spec, int r0, int r1, int c0, int c1, bool logits);
+
+// A whole layer as a field: the heads of `attention_layer` (projection, GQA, RoPE) without any
+// n x n buffer; heads run over both cores. Only what the field covers (see above); `out_spec`
+// keeps each head's spec (its bias vectors live in `biases`) for later tiles.
+struct FieldLayer {
+  std::vector<HeadField> heads;
+  std::vector<std::vector<float>> biases;
+  std::vector<FieldHeadSpec> specs;
+  std::unique_ptr<MaskRule> rule;
+  Matrix output;  // (n, d_model): the heads' outputs through W_O
+};
+bool field_supports(const AttentionConfig& cfg);
+bool field_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, const FieldOptions& opt,
+                 FieldLayer& out, const CancelFlag* cancel = nullptr);
+
+}  // namespace attnlab

@@ -1,0 +1,162 @@
+// The attention field against the dense engine: every tile equals the dense weights and logits,
+// the output equals the dense output, rows sum to 1, the overview equals pooling the tiles, and
+// memory and work follow the allowed cells.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "attention/field.hpp"
+#include "attention/masks.hpp"
+#include "pipeline.hpp"
+
+using namespace attnlab;
+
+namespace {
+
+struct Both {
+  std::shared_ptr<const Result> dense;
+  FieldLayer field;
+};
+
+Both compute_both(const Session& s, const FieldOptions& opt = {}) {
+  Engine e;
+  Outcome o = e.compute(s);
+  REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
+  Both b{o.result, {}};
+  AttentionConfig cfg = attention_config(s);
+  cfg.tokens = &o.result->tokens;
+  REQUIRE(field_supports(cfg));
+  const Matrix x = e.layer_input(s, o.result->tokens);
+  REQUIRE(field_layer(x, e.weights(s, 0), cfg, opt, b.field));
+  return b;
+}
+
+Session session_with(const char* mask, const char* positional = "sinusoidal", bool causal = false) {
+  Session s;
+  s.text = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+           "sixteen seventeen eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four";
+  s.model = {32, 4, 11};
+  REQUIRE(option_set(s, "attention.mask.kind", std::string("\"") + mask + "\"").empty());
+  REQUIRE(option_set(s, "positional.kind", std::string("\"") + positional + "\"").empty());
+  s.attention.mask.causal = causal && mask_combines_with_causal(s.attention.mask.kind);
+  s.attention.mask.window = 3;
+  s.attention.mask.globals = {0, 7};
+  s.attention.mask.random_keys = 2;
+  s.attention.mask.block = 5;
+  s.attention.mask.stride = 4;
+  s.attention.mask.summary = 2;
+  s.attention.mask.sinks = 2;
+  s.attention.mask.dilation = 2;
+  s.attention.mask.cells = {{0, 0}, {3, 1}, {3, 3}, {10, 2}, {12, 12}};
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("field: every tile equals the dense weights and logits, for every mask and positional encoding") {
+  int checked = 0;
+  for (const auto& kind : option("attention.mask.kind").choices) {
+    if (kind == "lsh") continue;  // not a rule: the dense path keeps it
+    for (const char* pos : {"sinusoidal", "rope", "alibi", "t5"}) {
+      for (bool causal : {false, true}) {
+        Session s = session_with(kind.c_str(), pos, causal);
+        s.attention.normalizer.temperature = 0.7;
+        const Both b = compute_both(s);
+        const auto& dense = b.dense->layers[0];
+        const int n = static_cast<int>(b.dense->tokens.size());
+        INFO("mask " << kind << (causal ? std::string(" + causal") : std::string()) << ", positional " << std::string(pos));
+        for (std::size_t h = 0; h < dense.heads.size(); ++h) {
+          const HeadField& f = b.field.heads[h];
+          const Matrix w = field_tile(f, b.field.specs[h], 0, n, 0, n, false);
+          const Matrix l = field_tile(f, b.field.specs[h], 0, n, 0, n, true);
+          const Matrix& dw = dense.heads[h].weights;
+          const Matrix& dl = dense.heads[h].logits;
+          const MaskMatrix& allowed = *dense.heads[h].allowed;
+          float max_w = 0, max_l = 0;
+          bool same_mask = true;
+          for (int i = 0; i < n; ++i)
+            for (int j = 0; j < n; ++j) {
+              same_mask &= (std::isfinite(l(i, j)) != 0) == (allowed(i, j) != 0);
+              if (!allowed(i, j)) {
+                same_mask &= w(i, j) == 0.0f;  // masked cells are exactly 0
+                continue;
+              }
+              max_w = std::max(max_w, std::abs(w(i, j) - dw(i, j)));
+              max_l = std::max(max_l, std::abs(l(i, j) - dl(i, j)));
+            }
+          CHECK(same_mask);
+          CHECK(max_w <= 1e-6f);
+          CHECK(max_l <= 1e-4f);
+          CHECK((f.output - dense.heads[h].output).cwiseAbs().maxCoeff() <= 1e-5f);
+          long long cells = 0;
+          for (int i = 0; i < n; ++i) cells += allowed.row(i).cast<long long>().sum();
+          CHECK(f.cells == cells);  // scores computed = allowed cells, not n^2
+          // a tile anywhere equals the same cells of the dense weights; its scores come from a GEMM
+          // of another shape (last-bit differences in the logits, ~10 ulp once through exp near 1)
+          const Matrix part = field_tile(f, b.field.specs[h], 5, 17, 3, 20, false);
+          CHECK((part - dw.block(5, 3, 12, 17)).cwiseAbs().maxCoeff() <= 2e-6f);
+        }
+        CHECK((b.field.output - dense.output).cwiseAbs().maxCoeff() <= 1e-4f);
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked >= 13 * 4);
+}
+
+TEST_CASE("field: rows sum to 1 and the overview pools the weights by max and mean") {
+  Session s = session_with("causal");
+  FieldOptions opt;
+  opt.overview = 7;  // 24 tokens: 4 x 4 cells per overview cell, the last ones smaller
+  const Both b = compute_both(s, opt);
+  const int n = static_cast<int>(b.dense->tokens.size());
+  for (std::size_t h = 0; h < b.field.heads.size(); ++h) {
+    const HeadField& f = b.field.heads[h];
+    const Matrix w = field_tile(f, b.field.specs[h], 0, n, 0, n, false);
+    for (int i = 0; i < n; ++i) CHECK(w.row(i).sum() == doctest::Approx(1.0).epsilon(1e-5));
+    REQUIRE(f.overview_max.rows() == (n + f.fr - 1) / f.fr);
+    for (int a = 0; a < f.overview_max.rows(); ++a)
+      for (int c = 0; c < f.overview_max.cols(); ++c) {
+        const int r0 = a * f.fr, r1 = std::min(n, r0 + f.fr), c0 = c * f.fc, c1 = std::min(n, c0 + f.fc);
+        const Matrix blk = w.block(r0, c0, r1 - r0, c1 - c0);
+        CHECK(f.overview_max(a, c) == doctest::Approx(blk.maxCoeff()).epsilon(1e-6));
+        CHECK(f.overview_mean(a, c) == doctest::Approx(blk.mean()).epsilon(1e-6));
+      }
+  }
+}
+
+TEST_CASE("field: a sliding window with sinks at n = 65,536 computes its allowed cells only, in O(n d) memory") {
+  const int n = 65536, d = 16;
+  Session::Attention::Mask m;
+  m.kind = MaskKind::streaming_llm;
+  m.sinks = 4;
+  m.window = 31;
+  MaskRule rule(m, n, n, nullptr, 0);
+  long long expected = 0;  // per row: |[0, min(s, i + 1)) u [max(0, i - w), i + 1)|
+  for (long long i = 0; i < n; ++i) {
+    const long long lo = std::max(0LL, i - 31), sinks = std::min(4LL, i + 1);
+    expected += (i + 1 - lo) + std::max(0LL, std::min(sinks, lo));
+  }
+  CHECK(rule.allowed_cells() == expected);
+  HeadField f;
+  f.q = Matrix::Random(n, d);
+  f.k = Matrix::Random(n, d);
+  f.v = Matrix::Random(n, d);
+  FieldHeadSpec spec;
+  spec.alpha = 0.25f;
+  spec.rule = &rule;
+  REQUIRE(build_head_field(f, spec, {}, nullptr));
+  CHECK(f.cells == rule.allowed_cells());
+  CHECK(f.overview_max.rows() == 512);
+  // a row far down attends exactly its 4 sinks and its 32 recent keys
+  const Matrix row = field_tile(f, spec, 60000, 60001, 0, n, false);
+  int nonzero = 0;
+  for (int j = 0; j < n; ++j) nonzero += row(0, j) != 0.0f;
+  CHECK(nonzero == 36);
+  CHECK(row.sum() == doctest::Approx(1.0).epsilon(1e-5));
+  CHECK(row(0, 3) > 0);
+  CHECK(row(0, 4) == 0);
+  CHECK(row(0, 60000 - 31) > 0);
+  CHECK(row(0, 60000 - 32) == 0);
+}
