@@ -23,6 +23,8 @@
 #include <nlohmann/json.hpp>
 
 #include "attention/attention.hpp"
+#include "attention/field.hpp"
+#include "core/gemm.hpp"
 #include "tokenizers/bpe.hpp"
 #include "models/hf_model.hpp"
 #include "core/memory.hpp"
@@ -54,6 +56,54 @@ void run_mha(benchmark::State& state, MaskKind mask) {
 }
 
 void BM_mha_self_attention(benchmark::State& state) { run_mha(state, MaskKind::none); }
+
+// The machine's GEMM rate, the floor every ratio below is taken against: (n x n) x (n x n).
+void BM_gemm_floor(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  Matrix a(n, n), b(n, n), c;
+  fill_normal(stream_key(1, "bench.a"), 1.0f, {a.data(), static_cast<std::size_t>(a.size())});
+  fill_normal(stream_key(1, "bench.b"), 1.0f, {b.data(), static_cast<std::size_t>(b.size())});
+  for (auto _ : state) {
+    matmul(a, b, c);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+
+// The attention field of a layer (d_model 768, 12 heads): per-row statistics, the outputs and a
+// 512 x 512 overview per head, no n x n buffer. Useful FLOPs: projections 8 n d^2 and 4 d per
+// allowed cell (scores and the weighted sum), so GFLOP/s / the floor's is the efficiency.
+void run_field(benchmark::State& state, const Session::Attention::Mask& mask) {
+  const int n = static_cast<int>(state.range(0));
+  Matrix x(n, kDModel);
+  fill_normal(stream_key(1, "bench.x"), 1.0f, {x.data(), static_cast<std::size_t>(x.size())});
+  const LayerWeights w = layer_weights(1, 0, kDModel);
+  AttentionConfig cfg;
+  cfg.n_heads = kHeads;
+  cfg.mask = mask;
+  long long cells = 0;
+  for (auto _ : state) {
+    FieldLayer out;
+    field_layer(x, w, cfg, {}, out);
+    cells = out.heads[0].cells;
+    benchmark::DoNotOptimize(out.output.data());
+  }
+  const double flops = 8.0 * n * kDModel * kDModel + 4.0 * double(cells) * kDModel;
+  state.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+void BM_field_self_attention(benchmark::State& state) {
+  Session::Attention::Mask m;
+  m.kind = MaskKind::none;
+  run_field(state, m);
+}
+void BM_field_window128_sinks(benchmark::State& state) {  // StreamingLLM: 4 sinks, the last 128 keys
+  Session::Attention::Mask m;
+  m.kind = MaskKind::streaming_llm;
+  m.sinks = 4;
+  m.window = 127;
+  run_field(state, m);
+}
 void BM_mha_self_attention_causal(benchmark::State& state) { run_mha(state, MaskKind::causal); }
 
 std::string random_words(int n, std::uint64_t seed) {
@@ -248,6 +298,10 @@ void run_tokenize(benchmark::State& state, bool metaspace) {
 void BM_tokenize_metaspace_10k_merges(benchmark::State& state) { run_tokenize(state, true); }
 void BM_tokenize_bytelevel_10k_merges(benchmark::State& state) { run_tokenize(state, false); }
 
+BENCHMARK(BM_gemm_floor)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
+BENCHMARK(BM_field_self_attention)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
+BENCHMARK(BM_field_window128_sinks)->Arg(131072)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_field_self_attention)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_mha_self_attention)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()
     ->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_mha_self_attention_causal)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);

@@ -184,6 +184,85 @@ int export_command(const std::string& session_path, const std::string& matrix, i
   return 0;
 }
 
+// "A:B" -> [A, B); false when it is not two whole numbers with 0 <= A < B.
+bool parse_range(const std::string& text, int& a, int& b) {
+  const auto colon = text.find(':');
+  if (colon == std::string::npos) return false;
+  try {
+    std::size_t used = 0;
+    a = std::stoi(text.substr(0, colon), &used);
+    if (used != colon) return false;
+    const std::string rest = text.substr(colon + 1);
+    b = std::stoi(rest, &used);
+    if (used != rest.size()) return false;
+  } catch (const std::exception&) {
+    return false;
+  }
+  return a >= 0 && a < b;
+}
+
+struct FieldExport {
+  std::string rows, cols, pool = "max";
+  int overview = 0;
+};
+
+// A block of a layer's field (weights, logits, or q/k/v rows), or its pooled overview, computed
+// without the dense n x n matrices: up to kMaxFieldTokens tokens.
+int export_field(const std::string& session_path, const std::string& matrix, int layer, int head, const FieldExport& fx,
+                 const std::string& out_path) {
+  MatrixFormat fmt;
+  if (!format_from_path(out_path, fmt)) return fail(out_path + ": the name must end in .csv, .npy, .json or .tsv");
+  const bool qkv = matrix == "q" || matrix == "k" || matrix == "v";
+  if (!qkv && matrix != "weights" && matrix != "logits")
+    return fail("--rows, --cols and --overview export weights, logits, q, k or v (not '" + matrix + "')");
+  if (fx.overview && (fx.pool != "max" && fx.pool != "mean")) return fail("--pool is max or mean, not '" + fx.pool + "'");
+  if (fx.overview && (fx.overview < 1 || fx.overview > 4096)) return fail("--overview must be between 1 and 4096");
+  if (fx.overview && qkv) return fail("--overview pools weights; q, k and v are exported by --rows");
+  std::string text, err;
+  if (!read_file_limited(session_path, kMaxSessionFileBytes, text, err, "a session file")) return fail(err);
+  auto parsed = parse_session(text);
+  if (!parsed.session) return fail(session_path + ": " + join(parsed.problems));
+  const Session& s = *parsed.session;
+  if (head < 0 || head >= s.model.n_heads)
+    return fail("head " + std::to_string(head) + " out of range (the session has " + std::to_string(s.model.n_heads) + ")");
+  FieldOptions opt;
+  if (fx.overview) opt.overview = fx.overview;
+  Engine engine;
+  FieldRun run;
+  std::vector<std::string> problems;
+  std::atomic<float> progress{0};
+  if (!engine.compute_field(s, layer, opt, run, problems, nullptr, &progress)) return fail(session_path + ": " + join(problems));
+  const HeadField& f = run.field.heads[head];
+  const int n_q = static_cast<int>(f.q.rows()), n_k = static_cast<int>(f.k.rows());
+  LabeledMatrix m;
+  m.name = matrix;
+  if (fx.overview) {
+    m.name = "overview_" + fx.pool;
+    m.values = fx.pool == "max" ? f.overview_max : f.overview_mean;
+  } else {
+    int r0 = 0, r1 = qkv && matrix != "q" ? n_k : n_q, c0 = 0, c1 = n_k;
+    if (!fx.rows.empty() && !parse_range(fx.rows, r0, r1)) return fail("--rows must be A:B with 0 <= A < B, not '" + fx.rows + "'");
+    if (!fx.cols.empty() && !parse_range(fx.cols, c0, c1)) return fail("--cols must be C:D with 0 <= C < D, not '" + fx.cols + "'");
+    const int row_limit = qkv && matrix != "q" ? n_k : n_q;
+    if (r1 > row_limit) return fail("--rows " + fx.rows + " is past the " + std::to_string(row_limit) + " rows");
+    if (qkv) {
+      const Matrix& src = matrix == "q" ? f.q : matrix == "k" ? f.k : f.v;
+      m.values = src.middleRows(r0, r1 - r0);
+    } else {
+      if (c1 > n_k) return fail("--cols " + fx.cols + " is past the " + std::to_string(n_k) + " keys");
+      if (double(r1 - r0) * (c1 - c0) > 64e6) return fail("that block has more than 64 M cells; export a smaller one or --overview");
+      m.values = field_tile(f, run.field.specs[head], r0, r1, c0, c1, matrix == "logits");
+    }
+    const auto& keys = s.context.enabled ? run.key_tokens : run.tokens;
+    const auto& row_tokens = qkv && matrix != "q" ? keys : run.tokens;
+    for (int i = r0; i < r1; ++i) m.row_labels.push_back(token_label(row_tokens[i].text));
+    if (!qkv)
+      for (int j = c0; j < c1; ++j) m.col_labels.push_back(token_label(keys[j].text));
+  }
+  if (!write_file_atomic(out_path, encode_matrix(m, fmt), err)) return fail(err);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -233,6 +312,11 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--layer", ex_layer, "layer (default 0)");
   export_cmd->add_option("--head", ex_head, "head (default 0)");
   export_cmd->add_option("-o,--output", ex_out, "file; the format follows its extension")->required();
+  FieldExport fx;
+  export_cmd->add_option("--rows", fx.rows, "A:B: rows A..B-1 only, from the attention field (up to 131072 tokens)");
+  export_cmd->add_option("--cols", fx.cols, "C:D: columns C..D-1 only (weights, logits)");
+  export_cmd->add_option("--overview", fx.overview, "N: the N x N pooled map of the weights, from the field");
+  export_cmd->add_option("--pool", fx.pool, "with --overview: max (default) or mean");
 
   try {
     app.parse(argc, argv);
@@ -254,6 +338,8 @@ int main(int argc, char** argv) {
     if (*compute_cmd) return compute_command(session_path, out_path, model_dir, model_text);
     if (*estimate_cmd) return estimate_command(estimate_path);
     if (*render_cmd) return render_command(ra);
+    if (*export_cmd && (!fx.rows.empty() || !fx.cols.empty() || fx.overview))
+      return export_field(ex_session, ex_matrix, ex_layer, ex_head, fx, ex_out);
     if (*export_cmd) return export_command(ex_session, ex_matrix, ex_layer, ex_head, ex_out);
   } catch (const std::bad_alloc&) {
     return fail("out of memory (the estimate was too low: please report the session)");

@@ -1,5 +1,9 @@
 #include "pipeline.hpp"
 
+#include <cstdio>
+
+#include "session/cost.hpp"
+
 #include <algorithm>
 #include <chrono>
 
@@ -164,6 +168,80 @@ Outcome Engine::compute(const Session& s, const CancelFlag* cancel, ComputeOptio
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
   return out;
+}
+
+bool Engine::compute_field(const Session& s, int layer, const FieldOptions& opt, FieldRun& out,
+                           std::vector<std::string>& problems, const CancelFlag* cancel, std::atomic<float>* progress) {
+  Validation v = validate(s, ComputePath::field);
+  if (!v.ok()) {
+    problems = std::move(v.problems);
+    return false;
+  }
+  if (layer < 0 || layer >= s.model.n_layers) {
+    problems.push_back("layer " + std::to_string(layer) + " out of range (the session has " + std::to_string(s.model.n_layers) + ")");
+    return false;
+  }
+  AttentionConfig cfg = attention_config(s);
+  if (!field_supports(cfg)) {
+    problems.push_back("the attention field covers the scaled_dot and dot scores, softmax, no dropout, the exact and "
+                       "flash kernels and every mask but lsh; this session needs the dense path (at most " +
+                       std::to_string(kMaxTokens) + " tokens)");
+    return false;
+  }
+  out.tokens = std::move(v.tokens);
+  out.key_tokens = std::move(v.key_tokens);
+  out.layer = layer;
+  const int n = static_cast<int>(out.tokens.size());
+  const int n_k = s.context.enabled ? static_cast<int>(out.key_tokens.size()) : n;
+  // what it costs: O(n d) buffers per layer alive at once, and the allowed cells' arithmetic
+  const MaskRule rule(cfg.mask, n, n_k, s.context.enabled ? &out.key_tokens : &out.tokens, cfg.seed);
+  const double d = s.model.d_model, kv = double(s.model.kv_heads()) * s.d_head();
+  const double bytes = 4.0 * (double(n) * d * 6 + double(n_k) * (2 * kv + 2 * d + kv * 2)) +
+                       double(s.model.n_heads) * (2.0 * 4 * opt.overview * opt.overview) + 4.0 * 4 * d * d;
+  const double flops = double(layer + 1) * (8.0 * n * d * d + 4.0 * double(rule.allowed_cells()) * s.d_head() * s.model.n_heads);
+  const double seconds = flops / 40e9;  // a conservative rate for these 2 cores
+  char buf[320];
+  if (bytes > memory_budget_bytes()) {
+    std::snprintf(buf, sizeof buf, "%d tokens need about %s for the field of a layer; the limit is %s of memory (use fewer tokens or a smaller d_model)",
+                  n, human_bytes(bytes).c_str(), human_bytes(memory_budget_bytes()).c_str());
+    problems.push_back(buf);
+    return false;
+  }
+  if (seconds > 10 * kMaxComputeSeconds) {
+    std::snprintf(buf, sizeof buf, "the field up to layer %d needs about %.3g TFLOP, about %.0f s on this machine; the limit is %.0f s (use a sparser mask, fewer tokens or an earlier layer)",
+                  layer, flops / 1e12, seconds, 10 * kMaxComputeSeconds);
+    problems.push_back(buf);
+    return false;
+  }
+  cfg.tokens = &out.tokens;
+  Matrix x = layer_input(s, out.tokens), context, context_ln;
+  if (s.context.enabled) {
+    context = layer_input(s, out.key_tokens);
+    if (s.model.block == BlockKind::pre_ln) context_ln = layer_norm(context);
+    cfg.kv_input = s.model.block == BlockKind::pre_ln ? &context_ln : &context;
+    cfg.key_tokens = &out.key_tokens;
+  }
+  cfg.progress = progress;
+  for (int l = 0; l <= layer; ++l) {
+    cfg.layer = l;
+    cfg.progress_from = float(l) / float(layer + 1);
+    cfg.progress_to = float(l + 1) / float(layer + 1);
+    FieldLayer f;
+    const bool pre = s.model.block == BlockKind::pre_ln;
+    if (!field_layer(pre ? layer_norm(x) : x, weights(s, l), cfg, opt, f, cancel)) return false;
+    if (l == layer) {
+      out.field = std::move(f);
+      break;
+    }
+    if (pre) {
+      x += f.output;
+      x += attnlab::ffn(layer_norm(x), ffn(s, l));
+    } else {
+      x = std::move(f.output);
+    }
+  }
+  if (progress) progress->store(1.0f);
+  return !cancel_requested(cancel);
 }
 
 void add_analyses(Result& r, bool rollout, bool residual, bool metrics) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "attention/attention.hpp"
+#include "attention/field.hpp"
 #include "attention/block.hpp"
 #include "analysis/metrics.hpp"
 #include "session/session.hpp"
@@ -55,6 +56,15 @@ struct ComputeOptions {
   std::atomic<float>* progress = nullptr;  // 0..1 as the layers and their row blocks finish (null: not reported)
 };
 
+// One layer of a session as an attention field (attention/field.hpp), for sessions too long for
+// dense matrices: the layers before it run as fields too, and are dropped as soon as the next
+// one has its input.
+struct FieldRun {
+  std::vector<Token> tokens, key_tokens;
+  int layer = 0;
+  FieldLayer field;
+};
+
 // Computes sessions, keeping what does not change between keystrokes (projection weights,
 // token embeddings) so that an edit of the text only pays for the attention itself.
 // Not thread-safe: one Engine per worker thread.
@@ -64,6 +74,11 @@ class Engine {
 
   // (n, d_model) embeddings of the tokens plus the positional encoding.
   Matrix layer_input(const Session& s, const std::vector<Token>& tokens);
+  // `layer` of session `s` as a field: validated for the field path, refused with the figures
+  // when even its O(n d) state or its time does not fit. False with problems, or when cancelled.
+  bool compute_field(const Session& s, int layer, const FieldOptions& opt, FieldRun& out,
+                     std::vector<std::string>& problems, const CancelFlag* cancel = nullptr,
+                     std::atomic<float>* progress = nullptr);
   // Layer `layer`'s projection weights (seeded; cached).
   const LayerWeights& weights(const Session& s, int layer);
 

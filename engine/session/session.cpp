@@ -678,7 +678,7 @@ std::vector<std::string> problem_options(const std::string& problem) {
 bool mask_allows_cross(MaskKind k) { return kMaskKinds[int(k)].cross; }
 
 
-Validation validate(const Session& s) {
+Validation validate(const Session& s, ComputePath path) {
   Validation v;
   auto& p = v.problems;
   // ranges of every relevant numeric option, from the table
@@ -772,17 +772,20 @@ Validation validate(const Session& s) {
                   (what == std::string("text") ? "over" : "to"));
       return false;
     }
-    if (tokens.size() > kMaxTokens) {
+    const std::size_t limit = path == ComputePath::field ? kMaxFieldTokens : kMaxTokens;
+    if (tokens.size() > limit) {
       p.push_back(std::string("the ") + what + " has " + std::to_string(tokens.size()) + " tokens; the limit is " +
-                  std::to_string(kMaxTokens));
+                  std::to_string(limit) + (path == ComputePath::field ? "" : " (" + std::to_string(kMaxFieldTokens) +
+                                                                              " for a block or an overview of the field)"));
       return false;
     }
     return true;
   };
   const bool text_ok = check_text(s.text, "text", v.tokens);
   const bool context_ok = !cross || check_text(s.context.text, "context", v.key_tokens);
-  if (text_ok && context_ok && p.empty()) {
-    // what it costs, before anything is computed: time and memory (cost.hpp)
+  if (text_ok && context_ok && p.empty() && path == ComputePath::dense) {
+    // what it costs, before anything is computed: time and memory (cost.hpp); the field's
+    // budget depends on its mask's allowed cells (Engine::compute_field checks it)
     const int n = static_cast<int>(v.tokens.size());
     const int n_k = cross ? static_cast<int>(v.key_tokens.size()) : n;
     if (auto problem = budget_problem(s, n, n_k, CostUse::compute); !problem.empty()) p.push_back(problem);

@@ -144,6 +144,10 @@ std::string option_set(Session& s, std::string_view path, std::string_view json_
 // Limits that keep a session computable on a desktop.
 inline constexpr std::size_t kMaxTextBytes = 1 << 20;
 inline constexpr std::size_t kMaxTokens = 8192;
+// The attention field (attention/field.hpp) holds O(n d) per layer, not n^2: its sessions may be
+// this long, and memory is what limits them (pipeline.hpp: Engine::compute_field).
+inline constexpr std::size_t kMaxFieldTokens = 131072;
+enum class ComputePath { dense, field };
 // Time and memory limits: cost.hpp (validate() applies them).
 
 // Enum <-> name, as written in JSON.
@@ -175,7 +179,7 @@ struct Validation {
   bool ok() const { return problems.empty(); }
 };
 // Every problem of a session, each with its value and the rule it breaks.
-Validation validate(const Session& s);
+Validation validate(const Session& s, ComputePath path = ComputePath::dense);
 
 // The options a problem of validate() is about (its paths), so a window can show it beside the
 // controls that cause it: the option named in it, or the kind a rule concerns.
