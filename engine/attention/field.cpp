@@ -201,55 +201,70 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
       const int a = cols[c].first, len = cols[c].second - a;
       gemm_nt(nr, len, d, spec.alpha, &f.q(r0, 0), d, &f.k(a, 0), d, &s(0, static_cast<int>(at)), width);
     }
-    // per row: mask by the rule, bias, temperature; max and log-sum-exp; weights in place
+    // per row, span by span (vectorised; masked cells never touched): bias and temperature, the
+    // max and log-sum-exp, then the weights in place of the scores, exactly 0 where masked
     long long block_cells = 0;
+    std::vector<float> row(width);
     for (int i = r0; i < r1; ++i) {
       float* sp = &s(i - r0, 0);
       const auto& rs = row_spans[i - r0];
-      std::vector<char> keep(width, 0);
-      for (const auto& [a, b] : rs) {
-        // the span lies inside one merged interval
-        std::size_t c = std::upper_bound(cols.begin(), cols.end(), Span{a, std::numeric_limits<int>::max()}) - cols.begin() - 1;
-        for (int j = a; j < b; ++j) keep[col_of[c] + (j - cols[c].first)] = 1;
+      std::vector<int> at(rs.size());  // each span's offset in s (a span lies inside one interval)
+      float m = neg_inf;
+      for (std::size_t k = 0; k < rs.size(); ++k) {
+        const auto [a, b] = rs[k];
+        const std::size_t c =
+            std::upper_bound(cols.begin(), cols.end(), Span{a, std::numeric_limits<int>::max()}) - cols.begin() - 1;
+        at[k] = col_of[c] + (a - cols[c].first);
+        auto seg = Eigen::Map<RowVector>(sp + at[k], b - a);
+        if (has_bias) seg += Eigen::Map<const RowVector>(&(*spec.bias)[a - i + n_q - 1], b - a);
+        seg *= spec.inv_t;
+        m = std::max(m, seg.maxCoeff());
         block_cells += b - a;
       }
-      float m = neg_inf;
-      for (std::size_t c = 0; c < cols.size(); ++c)
-        for (int j = cols[c].first, t = col_of[c]; j < cols[c].second; ++j, ++t) {
-          if (!keep[t]) {
-            sp[t] = neg_inf;
-            continue;
-          }
-          float l = sp[t];
-          if (has_bias) l += (*spec.bias)[j - i + n_q - 1];
-          sp[t] = l * spec.inv_t;
-          m = std::max(m, sp[t]);
-        }
-      if (m == neg_inf) {
+      if (m == neg_inf) {  // no allowed key: a zero row
         std::fill(sp, sp + width, 0.0f);
         continue;
       }
       double sum = 0;
-      for (int t = 0; t < width; ++t) sum += keep[t] ? std::exp(double(sp[t] - m)) : 0.0;
-      const float lse = m + static_cast<float>(std::log(sum));
+      for (std::size_t k = 0; k < rs.size(); ++k) {
+        auto seg = Eigen::Map<RowVector>(sp + at[k], rs[k].second - rs[k].first);
+        seg = (seg.array() - m).exp().matrix();
+        sum += seg.sum();
+      }
+      const float inv = static_cast<float>(1.0 / sum);
       f.row_max[i] = m;
-      f.row_lse[i] = lse;
-      for (int t = 0; t < width; ++t) sp[t] = keep[t] ? std::exp(sp[t] - lse) : 0.0f;
+      f.row_lse[i] = m + static_cast<float>(std::log(sum));
+      // the weights into `row` (zeros elsewhere), then back into s for the weighted sum
+      std::fill(row.begin(), row.end(), 0.0f);
+      for (std::size_t k = 0; k < rs.size(); ++k) {
+        const int len = rs[k].second - rs[k].first;
+        Eigen::Map<RowVector>(row.data() + at[k], len) = Eigen::Map<const RowVector>(sp + at[k], len) * inv;
+      }
+      std::copy(row.begin(), row.end(), sp);
+      // the overview: per span, per overview column it crosses (max and sum of a segment)
+      float* ov_max = &f.overview_max(i / f.fr, 0);
+      float* ov_sum = &f.overview_mean(i / f.fr, 0);
+      for (std::size_t k = 0; k < rs.size(); ++k) {
+        for (int j = rs[k].first; j < rs[k].second;) {
+          const int bc = j / f.fc, end = std::min(rs[k].second, (bc + 1) * f.fc);
+          const auto seg = Eigen::Map<const RowVector>(sp + at[k] + (j - rs[k].first), end - j);
+          ov_max[bc] = std::max(ov_max[bc], seg.maxCoeff());
+          ov_sum[bc] += seg.sum();
+          j = end;
+        }
+      }
     }
     cells += block_cells;
-    // output rows: W V over the block's intervals; the overview pools the same weights
+    // output rows: W V over the block's intervals
     for (std::size_t c = 0; c < cols.size(); ++c) {
       const int a = cols[c].first, len = cols[c].second - a;
+      if (cols.size() == 1) {
+        gemm_nn(nr, dv, len, &s(0, col_of[c]), width, &f.v(a, 0), dv, &f.output(r0, 0), dv);
+        break;
+      }
       Matrix part(nr, dv);
       gemm_nn(nr, dv, len, &s(0, col_of[c]), width, &f.v(a, 0), dv, part.data(), dv);
       f.output.middleRows(r0, nr) += part;
-      for (int i = r0; i < r1; ++i)
-        for (int j = a, t = col_of[c]; j < a + len; ++j, ++t) {
-          const float wv = s(i - r0, t);
-          float& mx = f.overview_max(i / f.fr, j / f.fc);
-          mx = std::max(mx, wv);
-          f.overview_mean(i / f.fr, j / f.fc) += wv;
-        }
     }
   }
   if (stop || cancel_requested(cancel)) return false;
