@@ -205,6 +205,20 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
     // max and log-sum-exp, then the weights in place of the scores, exactly 0 where masked
     long long block_cells = 0;
     std::vector<float> row(width);
+    RowVector acc_max = RowVector::Zero(width), acc_sum = RowVector::Zero(width);
+    auto flush = [&](int a) {  // pool the accumulated group into overview row a
+      float* ov_max = &f.overview_max(a, 0);
+      float* ov_sum = &f.overview_mean(a, 0);
+      for (std::size_t c = 0; c < cols.size(); ++c)
+        for (int j = cols[c].first; j < cols[c].second;) {
+          const int bc = j / f.fc, end = std::min(cols[c].second, (bc + 1) * f.fc), o = col_of[c] + (j - cols[c].first);
+          ov_max[bc] = std::max(ov_max[bc], acc_max.segment(o, end - j).maxCoeff());
+          ov_sum[bc] += acc_sum.segment(o, end - j).sum();
+          j = end;
+        }
+      acc_max.setZero();
+      acc_sum.setZero();
+    };
     for (int i = r0; i < r1; ++i) {
       float* sp = &s(i - r0, 0);
       const auto& rs = row_spans[i - r0];
@@ -223,6 +237,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
       }
       if (m == neg_inf) {  // no allowed key: a zero row
         std::fill(sp, sp + width, 0.0f);
+        if ((i + 1) % f.fr == 0 || i + 1 == r1) flush(i / f.fr);
         continue;
       }
       double sum = 0;
@@ -241,18 +256,11 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
         Eigen::Map<RowVector>(row.data() + at[k], len) = Eigen::Map<const RowVector>(sp + at[k], len) * inv;
       }
       std::copy(row.begin(), row.end(), sp);
-      // the overview: per span, per overview column it crosses (max and sum of a segment)
-      float* ov_max = &f.overview_max(i / f.fr, 0);
-      float* ov_sum = &f.overview_mean(i / f.fr, 0);
-      for (std::size_t k = 0; k < rs.size(); ++k) {
-        for (int j = rs[k].first; j < rs[k].second;) {
-          const int bc = j / f.fc, end = std::min(rs[k].second, (bc + 1) * f.fc);
-          const auto seg = Eigen::Map<const RowVector>(sp + at[k] + (j - rs[k].first), end - j);
-          ov_max[bc] = std::max(ov_max[bc], seg.maxCoeff());
-          ov_sum[bc] += seg.sum();
-          j = end;
-        }
-      }
+      // the overview: rows of one overview row accumulate elementwise (vectorised), and the
+      // group is pooled across its columns once, when its last row is done
+      acc_max = acc_max.cwiseMax(Eigen::Map<const RowVector>(sp, width));
+      acc_sum += Eigen::Map<const RowVector>(sp, width);
+      if ((i + 1) % f.fr == 0 || i + 1 == r1) flush(i / f.fr);
     }
     cells += block_cells;
     // output rows: W V over the block's intervals
