@@ -116,7 +116,9 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
     if (lay.rope_theta > 0) rope_rotate(hr.q, lay.rope_theta, 1.0, RopeConvention::rotate_half);
     hr.k = ks[hr.kv_head];
     hr.v = vs[hr.kv_head];
-    hr.logits = hr.q * hr.k.transpose() * scale;
+    hr.logits.resize(n, hr.k.rows());  // q k^T / sqrt(d_head) by the blocked GEMM (OpenBLAS), not an Eigen expression
+    gemm_nt(static_cast<int>(n), static_cast<int>(hr.k.rows()), dh, scale, hr.q.data(), dh, hr.k.data(), dh, hr.logits.data(),
+            static_cast<int>(hr.k.rows()));
     finish_head(hr, own, iv, layer_index, tokens);
     concat.middleCols(h * dh, dh) = hr.output;
   }
