@@ -160,3 +160,17 @@ TEST_CASE("field: a sliding window with sinks at n = 65,536 computes its allowed
   CHECK(row(0, 60000 - 31) > 0);
   CHECK(row(0, 60000 - 32) == 0);
 }
+
+TEST_CASE("field: grouped-query heads with RoPE and a causal window equal the dense engine") {
+  Session s = session_with("causal_sliding_window", "rope");
+  s.model.kv_sharing = KvSharing::gqa;
+  s.model.n_kv_heads = 2;
+  const Both b = compute_both(s);
+  const int n = static_cast<int>(b.dense->tokens.size());
+  for (std::size_t h = 0; h < b.field.heads.size(); ++h) {
+    CHECK(b.field.heads[h].kv_head == b.dense->layers[0].heads[h].kv_head);
+    const Matrix w = field_tile(b.field.heads[h], b.field.specs[h], 0, n, 0, n, false);
+    CHECK((w - b.dense->layers[0].heads[h].weights).cwiseAbs().maxCoeff() <= 1e-6f);
+  }
+  CHECK((b.field.output - b.dense->layers[0].output).cwiseAbs().maxCoeff() <= 1e-4f);
+}
