@@ -37,14 +37,26 @@ namespace {
 
 constexpr int kDModel = 768, kHeads = 12;
 
+// One layer's input, weights and configuration at n tokens, the same for every attention case.
+struct LayerCase {
+  Matrix x;
+  LayerWeights w;
+  AttentionConfig cfg;
+  explicit LayerCase(int n, const Session::Attention::Mask& mask) : x(n, kDModel), w(layer_weights(1, 0, kDModel)) {
+    fill_normal(stream_key(1, "bench.x"), 1.0f, {x.data(), static_cast<std::size_t>(x.size())});
+    cfg.n_heads = kHeads;
+    cfg.mask = mask;
+  }
+};
+
 void run_mha(benchmark::State& state, MaskKind mask) {
   const int n = static_cast<int>(state.range(0));
-  Matrix x(n, kDModel);
-  fill_normal(stream_key(1, "bench.x"), 1.0f, {x.data(), static_cast<std::size_t>(x.size())});
-  const LayerWeights w = layer_weights(1, 0, kDModel);
-  AttentionConfig cfg;
-  cfg.n_heads = kHeads;
-  cfg.mask.kind = mask;
+  Session::Attention::Mask m;
+  m.kind = mask;
+  LayerCase c(n, m);
+  const Matrix& x = c.x;
+  const LayerWeights& w = c.w;
+  const AttentionConfig& cfg = c.cfg;
   LayerResult out;
   for (auto _ : state) {
     attention_layer(x, w, cfg, out);
@@ -76,12 +88,10 @@ void BM_gemm_floor(benchmark::State& state) {
 // allowed cell (scores and the weighted sum), so GFLOP/s / the floor's is the efficiency.
 void run_field(benchmark::State& state, const Session::Attention::Mask& mask) {
   const int n = static_cast<int>(state.range(0));
-  Matrix x(n, kDModel);
-  fill_normal(stream_key(1, "bench.x"), 1.0f, {x.data(), static_cast<std::size_t>(x.size())});
-  const LayerWeights w = layer_weights(1, 0, kDModel);
-  AttentionConfig cfg;
-  cfg.n_heads = kHeads;
-  cfg.mask = mask;
+  LayerCase c(n, mask);
+  const Matrix& x = c.x;
+  const LayerWeights& w = c.w;
+  const AttentionConfig& cfg = c.cfg;
   long long cells = 0;
   for (auto _ : state) {
     FieldLayer out;
