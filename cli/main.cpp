@@ -8,7 +8,11 @@
 // Errors: one line on stderr, exit 1 (2 for usage); an output file is written whole or not at all,
 // and nothing is written when the command fails.
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <thread>
+#include <unistd.h>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -206,6 +210,30 @@ struct FieldExport {
   int overview = 0;
 };
 
+// While `work` runs: a progress line on stderr when it is a terminal (after 200 ms), erased at
+// the end, so that a long computation says how far it is; nothing when stderr is a file or pipe.
+template <class Work>
+bool with_progress(const char* what, std::atomic<float>& progress, Work&& work) {
+  if (!::isatty(2)) return work();
+  std::atomic<bool> done{false};
+  std::thread shower([&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    bool shown = false;
+    while (!done.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200)) continue;
+      std::fprintf(stderr, "\r%s: %3.0f %%", what, 100.0 * progress.load());
+      std::fflush(stderr);
+      shown = true;
+    }
+    if (shown) std::fprintf(stderr, "\r%*s\r", static_cast<int>(std::string_view(what).size()) + 8, "");
+  });
+  const bool ok = work();
+  done = true;
+  shower.join();
+  return ok;
+}
+
 // A block of a layer's field (weights, logits, or q/k/v rows), or its pooled overview, computed
 // without the dense n x n matrices: up to kMaxFieldTokens tokens.
 int export_field(const std::string& session_path, const std::string& matrix, int layer, int head, const FieldExport& fx,
@@ -231,7 +259,9 @@ int export_field(const std::string& session_path, const std::string& matrix, int
   FieldRun run;
   std::vector<std::string> problems;
   std::atomic<float> progress{0};
-  if (!engine.compute_field(s, layer, opt, run, problems, nullptr, &progress)) return fail(session_path + ": " + join(problems));
+  if (!with_progress("computing the attention field", progress,
+                     [&] { return engine.compute_field(s, layer, opt, run, problems, nullptr, &progress); }))
+    return fail(session_path + ": " + join(problems));
   const HeadField& f = run.field.heads[head];
   const int n_q = static_cast<int>(f.q.rows()), n_k = static_cast<int>(f.k.rows());
   LabeledMatrix m;
