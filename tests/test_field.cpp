@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "attention/field.hpp"
+#include "analysis/metrics.hpp"
 #include "attention/masks.hpp"
 #include "pipeline.hpp"
 
@@ -173,4 +174,21 @@ TEST_CASE("field: grouped-query heads with RoPE and a causal window equal the de
     CHECK((w - b.dense->layers[0].heads[h].weights).cwiseAbs().maxCoeff() <= 1e-6f);
   }
   CHECK((b.field.output - b.dense->layers[0].output).cwiseAbs().maxCoeff() <= 1e-4f);
+}
+
+TEST_CASE("field: the per-head metrics of the streaming pass equal those of the dense weights") {
+  for (const char* mask : {"none", "causal", "streaming_llm", "bigbird", "custom"}) {
+    const Both b = compute_both(session_with(mask, "alibi"));
+    INFO("mask " << std::string(mask));
+    for (std::size_t h = 0; h < b.field.heads.size(); ++h) {
+      const HeadMetrics d = head_metrics(b.dense->layers[0].heads[h]);
+      const FieldMetrics& f = b.field.heads[h].metrics;
+      CHECK(f.entropy == doctest::Approx(d.entropy).epsilon(1e-4));
+      CHECK(f.entropy_normalized == doctest::Approx(d.entropy_normalized).epsilon(1e-4));
+      CHECK(f.mean_distance == doctest::Approx(d.mean_distance).epsilon(1e-4));
+      CHECK(f.max_weight == doctest::Approx(d.max_weight).epsilon(1e-4));
+      CHECK(f.first_token == doctest::Approx(d.first_token).epsilon(1e-4));
+      CHECK(f.density == doctest::Approx(d.density).epsilon(1e-9));
+    }
+  }
 }

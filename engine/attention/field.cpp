@@ -177,6 +177,11 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   const int rows = f.fr >= opt.rows_per_block ? f.fr : std::max(1, opt.rows_per_block / f.fr) * f.fr;
   const int n_blocks = (n_q + rows - 1) / rows;
   const bool has_bias = spec.bias && !spec.bias->empty();
+  struct RowStats {
+    double entropy = -1, entropy_normalized = -1, distance = 0, max_weight = 0, first = 0, allowed = 0;
+  };
+  std::vector<RowStats> stats(n_q);  // entropy -1: the row attends to nothing
+  const RowVector index = RowVector::LinSpaced(n_k, 0.0f, float(n_k - 1));  // column j as a float (exact below 2^24)
   std::atomic<long long> cells{0};
   std::atomic<bool> stop{false};
 #pragma omp parallel for schedule(dynamic, 1)
@@ -240,21 +245,37 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
         if ((i + 1) % f.fr == 0 || i + 1 == r1) flush(i / f.fr);
         continue;
       }
-      double sum = 0;
+      // exp(x), x = l - m, into `row`; with sum e^x x for the entropy: H = ln S - (sum e^x x) / S
+      std::fill(row.begin(), row.end(), 0.0f);
+      double sum = 0, sum_ex = 0;
+      long allowed = 0;
       for (std::size_t k = 0; k < rs.size(); ++k) {
-        auto seg = Eigen::Map<RowVector>(sp + at[k], rs[k].second - rs[k].first);
-        seg = (seg.array() - m).exp().matrix();
-        sum += seg.sum();
+        const int len = rs[k].second - rs[k].first;
+        auto x = Eigen::Map<RowVector>(sp + at[k], len);
+        x.array() -= m;
+        auto e = Eigen::Map<RowVector>(row.data() + at[k], len);
+        e = x.array().exp().matrix();
+        sum += e.sum();
+        sum_ex += double(e.dot(x));
+        allowed += len;
       }
       const float inv = static_cast<float>(1.0 / sum);
       f.row_max[i] = m;
       f.row_lse[i] = m + static_cast<float>(std::log(sum));
-      // the weights into `row` (zeros elsewhere), then back into s for the weighted sum
-      std::fill(row.begin(), row.end(), 0.0f);
+      double distance = 0;  // sum_j w_ij |i - j|
       for (std::size_t k = 0; k < rs.size(); ++k) {
         const int len = rs[k].second - rs[k].first;
-        Eigen::Map<RowVector>(row.data() + at[k], len) = Eigen::Map<const RowVector>(sp + at[k], len) * inv;
+        auto e = Eigen::Map<RowVector>(row.data() + at[k], len);
+        e *= inv;
+        // sum_j w_j |i - j| = (i sum w - sum w j) left of i, (sum w j - i sum w) right of it
+        const int a = rs[k].first, split = std::clamp(i + 1 - a, 0, len);
+        if (split > 0) distance += double(i) * e.head(split).sum() - double(e.head(split).dot(index.segment(a, split)));
+        if (split < len)
+          distance += double(e.tail(len - split).dot(index.segment(a + split, len - split))) - double(i) * e.tail(len - split).sum();
       }
+      const double entropy = std::log(sum) - sum_ex / sum;
+      stats[i] = {entropy, allowed >= 2 ? entropy / std::log(double(allowed)) : -1.0, distance, 1.0 / sum,
+                  rs.front().first == 0 ? double(row[at[0]]) : 0.0, double(allowed)};
       std::copy(row.begin(), row.end(), sp);
       // the overview: rows of one overview row accumulate elementwise (vectorised), and the
       // group is pooled across its columns once, when its last row is done
@@ -282,6 +303,20 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
       f.overview_mean(a, b) /= static_cast<float>(rr) * static_cast<float>(cc);
     }
   f.cells = cells.load();
+  FieldMetrics& fm = f.metrics;  // means over the rows that attend, as analysis/metrics.cpp
+  int attending = 0, norm_rows = 0;
+  double allowed = 0;
+  for (const RowStats& r : stats) {
+    allowed += r.allowed;
+    if (r.entropy < 0) continue;
+    ++attending;
+    fm.entropy += r.entropy, fm.mean_distance += r.distance, fm.max_weight += r.max_weight, fm.first_token += r.first;
+    if (r.entropy_normalized >= 0) fm.entropy_normalized += r.entropy_normalized, ++norm_rows;
+  }
+  if (attending)
+    fm.entropy /= attending, fm.mean_distance /= attending, fm.max_weight /= attending, fm.first_token /= attending;
+  if (norm_rows) fm.entropy_normalized /= norm_rows;
+  fm.density = n_q > 0 && n_k > 0 ? allowed / (double(n_q) * n_k) : 0;
   return true;
 }
 

@@ -49,6 +49,12 @@ struct FieldOptions {
   int rows_per_block = 64;
 };
 
+// Per-head metrics from the same pass, as analysis/metrics.hpp defines them (means over the
+// rows that attend to something): no n x n storage.
+struct FieldMetrics {
+  double entropy = 0, entropy_normalized = 0, mean_distance = 0, max_weight = 0, first_token = 0, density = 0;
+};
+
 // One head's field.
 struct HeadField {
   int kv_head = 0;
@@ -59,6 +65,7 @@ struct HeadField {
   // overview: (ov_rows, ov_cols), cell (a, b) pools rows [a fr, (a + 1) fr) x cols [b fc, ...)
   int fr = 1, fc = 1;
   Matrix overview_max, overview_mean;  // max / mean of the weights (masked cells count as 0 in the mean)
+  FieldMetrics metrics;
 };
 
 // What a field head needs besides q, k, v: score scale, temperature, bias by j - i, the rule.
