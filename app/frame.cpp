@@ -439,6 +439,16 @@ void RunFrame(Loop& L) {
     ShowHeadDetail(st);
     const ViewContext views_context{L.worker, L.worker_b, L.renderer};
     for (const View* v : views()) v->draw(st, views_context);
+    // a view restored (imgui.ini) where a larger screen had it is brought back on screen
+    const ImVec2 screen = ImGui::GetMainViewport()->Size;
+    for (const View* v : views()) {
+      ImGuiWindow* w = ImGui::FindWindowByName((std::string("###") + v->id).c_str());
+      if (!w || !w->WasActive) continue;
+      const float margin = ImGui::GetFontSize() * 4;
+      if (w->Pos.x > screen.x - margin || w->Pos.y > screen.y - margin)
+        ImGui::SetWindowPos(w, ImVec2(std::clamp(screen.x - w->Size.x, 0.0f, screen.x - margin),
+                                      std::clamp(screen.y - w->Size.y, 0.0f, screen.y - margin)));
+    }
     ShowLessonWindow(st, L.worker);
     ShowExportWindow(st);
     ShowFileBrowser(st, L.worker);
