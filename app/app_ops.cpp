@@ -539,6 +539,15 @@ void ShowExportWindow(AppState& st) {
 void CopyHoveredToClipboard(AppState& st) {
   if (!st.shown || !st.shown->result || st.hover.head < 0) return;
   const Result& r = *st.shown->result;
+  if (r.is_field()) {  // a long sequence: the hovered cell, not n^2 numbers
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "layer\t%d\thead\t%d\tquery\t%d\tkey\t%d\tweight\t%.9g\tlogit\t%.9g\n", st.layer,
+                  st.hover.head, st.hover.query, st.hover.key, double(st.hover_weight), double(st.hover_logit));
+    ImGui::SetClipboardText(buf);
+    st.status = "copied the hovered cell (a block: attnlab-cli export --rows A:B --cols C:D)";
+    st.status_error = false;
+    return;
+  }
   const HeadResult& h = r.layers[st.layer].heads[st.hover.head];
   LabeledMatrix m{st.quantity == Quantity::weights ? "weights" : "logits",
                   st.quantity == Quantity::weights ? h.weights : h.logits, {}, {}};

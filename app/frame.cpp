@@ -28,9 +28,9 @@ namespace {
 void ClampSelections(AppState& st) {
   if (!st.shown || !st.shown->result) return;
   const Result& r = *st.shown->result;
-  const int layers = static_cast<int>(r.layers.size());
+  const int layers = r.n_layers();
   st.layer = std::clamp(st.layer, 0, std::max(0, layers - 1));
-  const int heads = layers ? static_cast<int>(r.layers[st.layer].heads.size()) : 0;
+  const int heads = layers ? r.n_heads() : 0;
   if (st.detail_head >= heads) st.detail_head = -1;
   if (st.lines_head >= heads) st.lines_head = -1;
   st.compare_head = std::clamp(st.compare_head, 0, std::max(0, heads - 1));
@@ -125,7 +125,7 @@ void PrepareFrame(Loop& L) {
   float& pending_font_scale = L.pending_font_scale;
   const Snapshot*& diff_a = L.diff_a;
   const Snapshot*& diff_b = L.diff_b;
-  if (opt.screenshot_path.empty()) glfwWaitEventsTimeout(worker.busy() || st.incoming ? 0.004 : 0.1);
+  if (opt.screenshot_path.empty()) glfwWaitEventsTimeout(worker.busy() || st.incoming || (st.tiles && st.tiles->busy()) ? 0.004 : 0.1);
   else glfwPollEvents();
 
   if (auto snap = worker.latest(); snap && snap != st.newest) {
@@ -136,6 +136,7 @@ void PrepareFrame(Loop& L) {
     }
   }
   upload_some(st, renderer, 8.0);
+  if (st.tiles) st.tiles->upload(renderer, 4.0);
   worker.set_want_metrics(st.show_metrics || st.show_compare);
   worker_b.set_want_metrics(true);
   if (pending_font_scale > 0) st.font_scale = pending_font_scale, pending_font_scale = 0;
@@ -396,7 +397,8 @@ void FinishFrame(Loop& L) {
     if (s != last_state) write_state_dump(opt.state_path, s), last_state = std::move(s);
   }
   if (!opt.screenshot_path.empty()) {
-    const bool settled = st.newest && st.newest->generation == st.posted && !worker.busy() && !st.incoming;
+    const bool settled = st.newest && st.newest->generation == st.posted && !worker.busy() && !st.incoming &&
+                         !(st.tiles && st.tiles->busy());
     ready_frames = settled ? ready_frames + 1 : 0;
     if (ready_frames >= opt.frames) {
       if (!write_screenshot(opt.screenshot_path, fb_w, fb_h)) {
@@ -404,8 +406,8 @@ void FinishFrame(Loop& L) {
         exit_code = 1;
       }
       glfwSetWindowShouldClose(window, 1);
-    } else if (std::chrono::steady_clock::now() - started > std::chrono::seconds(120)) {
-      std::fprintf(stderr, "attnlab: no result within 120 s; no screenshot written\n");
+    } else if (std::chrono::steady_clock::now() - started > std::chrono::seconds(300)) {
+      std::fprintf(stderr, "attnlab: no result within 300 s; no screenshot written\n");
       exit_code = 1;
       glfwSetWindowShouldClose(window, 1);
     }
@@ -426,6 +428,8 @@ void RunFrame(Loop& L) {
   ImGui::NewFrame();
   st.hover = {};
   st.widgets.clear();
+  st.ruler = st.labels_drawn = false;
+  if (st.detail_head < 0) st.tile_level = -1, st.tiles_drawn = 0;
   try {
     const ImGuiViewport* vp = ImGui::GetMainViewport();
     ImGui::SetNextWindowPos(vp->Pos);

@@ -78,6 +78,8 @@ bool ParseOptions(int argc, char** argv, Options& opt, int& exit_code) {
   cli.add_option("--lesson", opt.lesson, "open lesson N (1 = the first of the Lessons menu)")->check(CLI::Range(1, 1000));
   cli.add_option("--lesson-step", opt.lesson_step, "with --lesson: start on step K (1 = the first)")->check(CLI::Range(1, 1000));
   cli.add_flag("--present", opt.present, "start in presentation mode (F5)");
+  cli.add_option("--rows", opt.rows, "with --head: show these query rows, A:B (B not included)");
+  cli.add_option("--cols", opt.cols, "with --head: show these key columns, C:D (D not included)");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -127,7 +129,8 @@ bool PrepareState(AppState& st, const Options& opt, std::string& banner) {
   }
 
   if (!opt.screenshot_path.empty()) {  // scripted figures: an invalid session is an error, not a picture
-    if (auto v = validate(st.session); !v.ok()) {
+    // long texts are computed as a field (pipeline.hpp): valid when either path takes them
+    if (auto v = validate(st.session); !v.ok() && !validate(st.session, ComputePath::field).ok()) {
       std::fprintf(stderr, "attnlab: %s: %s\n", opt.session_path.empty() ? "example" : opt.session_path.c_str(),
                    join(v.problems).c_str());
       return false;
@@ -136,6 +139,8 @@ bool PrepareState(AppState& st, const Options& opt, std::string& banner) {
   st.opened = st.committed = st.session;
   st.pending_step = opt.step;
   st.detail_head = opt.head;
+  st.span_rows = opt.rows, st.span_cols = opt.cols;
+  st.span_pending = !opt.rows.empty() || !opt.cols.empty();
   for (const auto& id : opt.views) st.*(find_view(id)->open) = true;
   return true;
 }

@@ -103,14 +103,31 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
                           {"log", st.shown->display.log}};
     j["mask"] = name(r.session.attention.mask.kind);
     j["positional"] = name(r.session.positional.kind);
-    std::vector<std::string> allowed;  // head 0's pattern, a string per row
-    const MaskMatrix& a = *r.layers[0].heads[0].allowed;
-    for (Eigen::Index i = 0; i < a.rows() && a.rows() <= 64; ++i) {
-      std::string row;
-      for (Eigen::Index c = 0; c < a.cols(); ++c) row += a(i, c) ? '1' : '0';
-      allowed.push_back(row);
+    std::vector<std::string> allowed;  // head 0's pattern, a string per row (up to 64 tokens)
+    if (!r.is_field()) {
+      const MaskMatrix& a = *r.layers[0].heads[0].allowed;
+      for (Eigen::Index i = 0; i < a.rows() && a.rows() <= 64; ++i) {
+        std::string row;
+        for (Eigen::Index c = 0; c < a.cols(); ++c) row += a(i, c) ? '1' : '0';
+        allowed.push_back(row);
+      }
     }
     j["allowed"] = allowed;
+    j["field"] = r.is_field();
+    j["pool"] = st.shown->display.pool_mean ? "mean" : "max";
+    j["tile_level"] = st.tile_level;
+    j["tiles_drawn"] = st.tiles_drawn;
+    j["tiles_ready"] = st.tiles ? st.tiles->ready_tiles() : 0;
+    j["tiles_busy"] = st.tiles && st.tiles->busy();
+    j["ruler"] = st.ruler;
+    j["labels_drawn"] = st.labels_drawn;
+    j["hover_weight"] = st.hover_weight;
+    j["hover_logit"] = st.hover_logit;
+    j["find_hits"] = st.find_hits;
+    if (r.is_field()) {
+      const HeadField& f = r.fields[0].heads[0];
+      j["overview"] = {f.overview_max.rows(), f.overview_max.cols(), f.fr, f.fc};
+    }
     j["n_tokens"] = r.tokens.size();
     std::vector<std::string> tokens;
     for (const auto& t : r.tokens) tokens.push_back(t.text);
@@ -124,14 +141,16 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
                        {"h", h.h * scale.y}, {"n_q", h.n_q}, {"n_k", h.n_k}});
     }
     j["heads"] = heads;
-    j["n_layers"] = r.layers.size();
+    j["n_layers"] = r.n_layers();
     std::vector<int> kv;
-    for (const auto& h : r.layers[0].heads) kv.push_back(h.kv_head);
+    for (int h = 0; h < r.n_heads(); ++h) kv.push_back(r.kv_head(0, h));
     j["kv_heads"] = kv;
     j["kernel"] = name(r.session.attention.kernel.kind);
     nlohmann::json approx = nlohmann::json::array();
-    for (const auto& h : r.layers[0].heads)
-      approx.push_back(h.approx ? nlohmann::json{h.approx->max_weight_error, h.approx->output_error} : nlohmann::json());
+    for (std::size_t h = 0; !r.is_field() && h < r.layers[0].heads.size(); ++h) {
+      const auto& a = r.layers[0].heads[h].approx;
+      approx.push_back(a ? nlohmann::json{a->max_weight_error, a->output_error} : nlohmann::json());
+    }
     j["approximation"] = approx;
   }
   return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -15,6 +15,7 @@
 
 #include "render/window_fonts.hpp"
 #include "render/heatmap.hpp"
+#include "tiles.hpp"
 #include "worker.hpp"
 
 namespace attnlab::app {
@@ -147,9 +148,19 @@ struct AppState {
   Hover compare_hover;                  // linked: the same cell highlighted in A, B and B - A
   float diff_max = 0;                   // max |B - A| of the compared head
 
+  // a long sequence's zoomed head: exact tiles computed on their own thread
+  std::unique_ptr<TileCache> tiles = std::make_unique<TileCache>();
+  std::string span_rows, span_cols, find_text;  // span navigation and token search (head detail)
+  std::vector<int> find_hits;
+  bool span_pending = false;  // --rows / --cols: shown once a result is in
+  std::string find_done;  // the text find_hits are for
+
   // filled while drawing, read by the state dump
   std::vector<HeadRect> head_rects;
   Hover hover;
+  float hover_weight = 0, hover_logit = 0;  // a field's hovered cell, computed exactly
+  int tile_level = -1, tiles_drawn = 0;     // the zoomed field's pyramid level and its tiles drawn
+  bool ruler = false, labels_drawn = false; // a ruler / token labels were drawn this frame
   std::map<std::string, ImVec4> widgets;  // named widget rects this frame (x, y, w, h), for tests
   int labels_cut = 0;                     // token labels shortened with "..." in the last frame
   std::array<int, 4> window_rect{};       // the OS window: x, y, w, h
@@ -208,6 +219,8 @@ void ShowHeadGrid(AppState& st);
 // A computation running longer than 200 ms: its progress over the heads, and Cancel (or Esc).
 void ShowProgress(AppState& st, Worker& worker);
 void ShowHeadDetail(AppState& st);
+void ShowSpanControls(AppState& st);
+bool ParseSpan(const std::string& text, int n, int& a, int& b);
 
 // One heatmap with token labels, hover tooltip and highlight. Returns true when clicked.
 // `layer` -1: the grid's layer. zoomable: the mouse wheel zooms and dragging pans (detail view).

@@ -22,6 +22,7 @@ struct Options {
   bool no_mouse = false, example = false, light = false;
   float font_scale = 0;
   std::string step, model_dir;
+  std::string rows, cols;  // --rows, --cols: the head detail's span
   int head = -1;
   int lesson = 0, lesson_step = 1;
   bool present = false;

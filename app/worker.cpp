@@ -52,6 +52,24 @@ HeadImage make_head_image(const HeadResult& h_in, int max_side, const DisplayOpt
   return img;
 }
 
+HeadImage make_field_image(const HeadField& f, const DisplayOptions& d) {
+  const Matrix& m = d.pool_mean ? f.overview_mean : f.overview_max;
+  HeadImage img;
+  img.width = static_cast<int>(m.cols());
+  img.height = static_cast<int>(m.rows());
+  img.weights_rg.assign(2 * std::size_t(img.width) * img.height, 0.0f);
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < img.width; ++x) {
+      // a block is shown when any of its cells is attended (its max weight is positive)
+      const bool any = f.overview_max(y, x) > 0;
+      const std::size_t o = 2 * (std::size_t(y) * img.width + x);
+      img.weights_rg[o] = any ? display_value(m(y, x), d.log) : 0.0f;
+      img.weights_rg[o + 1] = any ? 1.0f : 0.0f;
+    }
+  img.logits_rg = img.weights_rg;  // the overview pools weights; logits are exact in tiles and the hover
+  return img;
+}
+
 ImageData make_image(const Matrix& values, const MaskMatrix* shown, int max_side) {
   const int rows = static_cast<int>(values.rows()), cols = static_cast<int>(values.cols());
   const int f = std::max(1, (std::max(rows, cols) + max_side - 1) / max_side);
@@ -96,6 +114,7 @@ ImageData panel_image(FigurePanel&& p) {
   img.token_cols = p.token_cols;
   img.density = p.density;
   img.cells = p.cells;
+  img.pooled_r = p.pooled_r, img.pooled_c = p.pooled_c;
   img.diverging = p.diverging;
   if (p.fixed_range) {
     img.vmin = p.lo, img.vmax = p.hi;
@@ -117,8 +136,37 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
   s->result = std::move(o.result);
   if (!s->result) return s;
   const Result& r = *s->result;
-  s->n_heads = static_cast<int>(r.layers.at(0).heads.size());
+  s->n_heads = r.n_heads();
+  s->n_layers = r.n_layers();
+  s->field = r.is_field();
   const DisplayOptions& d = s->display;
+  if (s->field) {  // the overviews, on one colour range per layer and per head
+    for (const FieldLayer& layer : r.fields) {
+      ValueRange wl{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+      for (const HeadField& h : layer.heads) {
+        HeadImage img = make_field_image(h, d);
+        // a long sequence's few large weights (the first rows of a causal head are 1) would leave
+        // every other block dark: the colours end at the 99.5th percentile of the blocks shown
+        std::vector<float> shown;
+        for (std::size_t k = 0; k < img.weights_rg.size(); k += 2)
+          if (img.weights_rg[k + 1] > 0) shown.push_back(img.weights_rg[k]);
+        ValueRange w{0, 1};
+        if (!shown.empty()) {
+          const auto top = shown.begin() + static_cast<std::ptrdiff_t>(0.995 * double(shown.size() - 1));
+          std::nth_element(shown.begin(), top, shown.end());
+          w.hi = *top;
+          w.lo = d.log ? *std::min_element(shown.begin(), shown.end()) : 0.0f;
+        }
+        if (!(w.hi > w.lo)) w = {0, 1};
+        s->images.push_back(std::move(img));
+        s->head_weight_range.push_back(w);
+        s->head_logit_range.push_back(w);
+        wl = merge(wl, w);
+      }
+      s->weight_range.push_back(wl);
+      s->logit_range.push_back(wl);
+    }
+  }
   const bool per_row = d.range == RangeMode::per_row;
   for (const LayerResult& layer : r.layers) {
     ValueRange wl{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}, ll = wl;

@@ -35,6 +35,7 @@ struct ImageData {
   std::string title, caption;
   int rows = 0, cols = 0;     // of the matrix shown (before pooling)
   int width = 0, height = 0;  // of the texture
+  int pooled_r = 1, pooled_c = 1;  // an overview: the cells (rows x cols) each value stands for
   std::vector<float> rg;      // (value, shown) per texture cell
   float vmin = 0, vmax = 1;
   bool diverging = false;     // signed data: the diverging colormap, symmetric range
@@ -49,6 +50,7 @@ struct DisplayOptions {
   std::string colormap = "viridis";
   RangeMode range = RangeMode::global;
   bool log = false;            // weights on a log10 scale (floor 1e-4)
+  bool pool_mean = false;      // a field's overview: each block's mean weight, else its max
   int steps_layer = -1, steps_head = -1;  // the head whose pipeline steps to prepare (-1: none)
   bool operator==(const DisplayOptions&) const = default;
 };
@@ -59,6 +61,8 @@ struct Snapshot {
   std::shared_ptr<const Result> result;  // null when the session was invalid
   std::vector<std::string> problems;
   int n_heads = 0;
+  bool field = false;             // a long sequence: the images are the heads' overviews (weights only)
+  int n_layers = 0;
   std::vector<HeadImage> images;  // per layer and head: images[layer * n_heads + head]
   // colour ranges of the values in the textures (after log / per-row transforms): per layer over
   // its heads, and per layer and head (images' indexing)
@@ -135,6 +139,8 @@ class Worker {
   std::thread thread_;
 };
 
+// A field head's overview as texture data: max- or mean-pooled weights (the log scale applied).
+HeadImage make_field_image(const HeadField& f, const DisplayOptions& d);
 // Exposed for tests: builds the texture data of one head.
 HeadImage make_head_image(const HeadResult& h, int max_side, const DisplayOptions& d = {});
 // A matrix as texture data, max-pooled to max_side (mask: cells shown where it is 1).

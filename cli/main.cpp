@@ -28,6 +28,7 @@
 #include "pipeline.hpp"
 #include "present/result_json.hpp"
 #include "session/session.hpp"
+#include "present/field_file.hpp"
 #include "analysis/steps.hpp"
 #include "core/utf8.hpp"
 
@@ -44,34 +45,80 @@ int fail(const std::string& msg) {
 }
 
 
-// A session file, parsed and validated; on failure rc is set and false returned.
-bool read_session(const std::string& path, Session& s, Validation& v, int& rc) {
+// While `work` runs: a progress line on stderr when it is a terminal (after 200 ms), erased at
+// the end, so that a long computation says how far it is; nothing when stderr is a file or pipe.
+template <class Work>
+bool with_progress(const char* what, std::atomic<float>& progress, Work&& work) {
+  if (!::isatty(2)) return work();
+  std::atomic<bool> done{false};
+  std::thread shower([&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    bool shown = false;
+    while (!done.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200)) continue;
+      std::fprintf(stderr, "\r%s: %3.0f %%", what, 100.0 * progress.load());
+      std::fflush(stderr);
+      shown = true;
+    }
+    if (shown) std::fprintf(stderr, "\r%*s\r", static_cast<int>(std::string_view(what).size()) + 8, "");
+  });
+  const bool ok = work();
+  done = true;
+  shower.join();
+  return ok;
+}
+
+// A long sequence that the engine computes as an attention field (pipeline.hpp): more than
+// kDenseMaxTokens tokens, a variant the field covers, and not forced dense.
+bool computes_as_field(const Session& s, const Validation& v, bool dense) {
+  return !dense && field_supports(attention_config(s)) &&
+         static_cast<int>(std::max(v.tokens.size(), v.key_tokens.size())) > kDenseMaxTokens;
+}
+
+// A session file, parsed and validated (for the field when it is long and `dense` is false); on
+// failure rc is set and false returned.
+bool read_session(const std::string& path, Session& s, Validation& v, int& rc, bool dense = true) {
   std::string text, err;
   if (!read_file_limited(path, kMaxSessionFileBytes, text, err, "a session file")) return rc = fail(err), false;
   auto parsed = parse_session(text);
   if (!parsed.session) return rc = fail(path + ": " + join(parsed.problems)), false;
   s = *parsed.session;
+  if (!dense) {
+    Validation fv = validate(s, ComputePath::field);
+    if (fv.ok() && computes_as_field(s, fv, false)) return v = std::move(fv), true;
+  }
   v = validate(s);
   if (!v.ok()) return rc = fail(path + ": " + join(v.problems)), false;
   return true;
 }
 
-// Validated, within the budget of `use`, then computed.
-bool load(const std::string& path, CostUse use, std::shared_ptr<const Result>& out, int& rc, bool metrics = true) {
+// Validated, within the budget of `use`, then computed: dense, or (dense false, long) as a field,
+// whose own budget Engine::compute checks.
+bool load(const std::string& path, CostUse use, std::shared_ptr<const Result>& out, int& rc, bool metrics = true,
+          bool dense = true) {
   Session s;
   Validation v;
-  if (!read_session(path, s, v, rc)) return false;
+  if (!read_session(path, s, v, rc, dense)) return false;
   const int n = static_cast<int>(v.tokens.size()), n_k = s.context.enabled ? static_cast<int>(v.key_tokens.size()) : n;
-  if (auto problem = budget_problem(s, n, n_k, use, metrics); !problem.empty()) return rc = fail(path + ": " + problem), false;
+  const bool field = computes_as_field(s, v, dense);
+  if (!field)
+    if (auto problem = budget_problem(s, n, n_k, use, metrics); !problem.empty()) return rc = fail(path + ": " + problem), false;
   Engine engine;
-  Outcome o = engine.compute(s, nullptr, {metrics});
+  std::atomic<float> progress{0};
+  ComputeOptions o_opt{metrics, &progress, dense};
+  Outcome o;
+  with_progress(field ? "computing the attention field" : "computing", progress, [&] {
+    o = engine.compute(s, nullptr, o_opt);
+    return true;
+  });
   if (!o.result) return rc = fail(path + ": " + join(o.problems)), false;
   out = o.result;
   return true;
 }
 
 int compute_command(const std::string& session_path, const std::string& out_path, const std::string& model_dir,
-                    const std::string& model_text) {
+                    const std::string& model_text, bool dense) {
   std::shared_ptr<const Result> r;
   int rc = 0;
   if (!model_dir.empty()) {
@@ -83,7 +130,16 @@ int compute_command(const std::string& session_path, const std::string& out_path
     r = o.result;
   } else {
     if (session_path.empty()) return fail("give a SESSION.json, or --model DIR --text TEXT");
-    if (!load(session_path, CostUse::compute, r, rc)) return rc;
+    // a long session is written as its field (O(n d) per head), not n^2 JSON numbers
+    if (!load(session_path, CostUse::compute, r, rc, true, dense)) return rc;
+  }
+  if (r->is_field()) {
+    if (out_path.empty() || out_path == "-" || !out_path.ends_with(".safetensors"))
+      return fail(std::to_string(r->tokens.size()) + " tokens are written as the attention field: give -o FILE.safetensors "
+                  "(or --dense for dense JSON, up to " + std::to_string(kMaxTokens) + " tokens where it fits)");
+    std::string err;
+    if (!write_file_atomic(out_path, [&](const Put& put) { return write_field_safetensors(*r, put); }, err)) return fail(err);
+    return 0;
   }
   if (out_path.empty() || out_path == "-") {
     const bool ok = write_result_json(*r, [](std::string_view piece) {
@@ -155,8 +211,9 @@ int render_command(const RenderArgs& a) {
   q.step = a.step;
   std::shared_ptr<const Result> r;
   int rc = 0;
-  if (!load(a.session, CostUse::render, r, rc, q.view == FigureView::similarity)) return rc;
-  apply_view_layout(q.view, static_cast<int>(r->layers[0].heads.size()), st);
+  // heads, model, mask and gallery of a long session: drawn from the field's overviews (LOD)
+  if (!load(a.session, CostUse::render, r, rc, q.view == FigureView::similarity, false)) return rc;
+  apply_view_layout(q.view, r->n_heads(), st);
   std::vector<FigurePanel> panels;
   std::string title, err;
   if (!view_panels(*r, q, panels, title, err)) return fail(a.session + ": " + err);
@@ -209,30 +266,6 @@ struct FieldExport {
   std::string rows, cols, pool = "max";
   int overview = 0;
 };
-
-// While `work` runs: a progress line on stderr when it is a terminal (after 200 ms), erased at
-// the end, so that a long computation says how far it is; nothing when stderr is a file or pipe.
-template <class Work>
-bool with_progress(const char* what, std::atomic<float>& progress, Work&& work) {
-  if (!::isatty(2)) return work();
-  std::atomic<bool> done{false};
-  std::thread shower([&] {
-    const auto t0 = std::chrono::steady_clock::now();
-    bool shown = false;
-    while (!done.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200)) continue;
-      std::fprintf(stderr, "\r%s: %3.0f %%", what, 100.0 * progress.load());
-      std::fflush(stderr);
-      shown = true;
-    }
-    if (shown) std::fprintf(stderr, "\r%*s\r", static_cast<int>(std::string_view(what).size()) + 8, "");
-  });
-  const bool ok = work();
-  done = true;
-  shower.join();
-  return ok;
-}
 
 // A block of a layer's field (weights, logits, or q/k/v rows), or its pooled overview, computed
 // without the dense n x n matrices: up to kMaxFieldTokens tokens.
@@ -307,6 +340,8 @@ int main(int argc, char** argv) {
   compute_cmd->add_option("-o,--output", out_path, "output file (default: stdout)");
   compute_cmd->add_option("--model", model_dir, "a Hugging Face model folder (GPT-2, BERT or Llama family) instead of a session");
   compute_cmd->add_option("--text", model_text, "with --model: the text to run");
+  bool dense = false;
+  compute_cmd->add_flag("--dense", dense, "dense matrices (JSON) even above 2048 tokens, where they fit (at most 8192)");
 
   std::string estimate_path;
   auto* estimate_cmd = app.add_subcommand("estimate", "print the time and memory a session needs, and the limits, as JSON");
@@ -365,7 +400,7 @@ int main(int argc, char** argv) {
       std::cout << (markdown ? options_markdown() : options_json() + "\n");
       return 0;
     }
-    if (*compute_cmd) return compute_command(session_path, out_path, model_dir, model_text);
+    if (*compute_cmd) return compute_command(session_path, out_path, model_dir, model_text, dense);
     if (*estimate_cmd) return estimate_command(estimate_path);
     if (*render_cmd) return render_command(ra);
     if (*export_cmd && (!fx.rows.empty() || !fx.cols.empty() || fx.overview))

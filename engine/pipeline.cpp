@@ -118,6 +118,12 @@ AttentionConfig attention_config(const Session& s) {
 Outcome Engine::compute(const Session& s, const CancelFlag* cancel, ComputeOptions options) {
   const auto t0 = std::chrono::steady_clock::now();
   Outcome out;
+  // long sequences: the attention field, where it covers the session (dense matrices would be n^2)
+  if (!options.dense && field_supports(attention_config(s))) {
+    Validation fv = validate(s, ComputePath::field);
+    if (fv.ok() && static_cast<int>(std::max(fv.tokens.size(), fv.key_tokens.size())) > kDenseMaxTokens)
+      return compute_as_field(s, std::move(fv), cancel, options, t0);
+  }
   Validation v = validate(s);
   if (!v.ok()) {
     out.problems = std::move(v.problems);
@@ -170,6 +176,34 @@ Outcome Engine::compute(const Session& s, const CancelFlag* cancel, ComputeOptio
   return out;
 }
 
+Outcome Engine::compute_as_field(const Session& s, Validation v, const CancelFlag* cancel, const ComputeOptions& options,
+                                 std::chrono::steady_clock::time_point t0) {
+  Outcome out;
+  auto r = std::make_shared<Result>();
+  r->session = s;
+  r->d_head = s.d_head();
+  if (!run_fields(s, v, s.model.n_layers - 1, true, options.field, r->fields, out.problems, cancel, options.progress)) {
+    out.cancelled = out.problems.empty();
+    return out;
+  }
+  r->tokens = std::move(v.tokens);
+  r->key_tokens = std::move(v.key_tokens);
+  // the positional views show the table's first rows (the whole table is O(n d), as big as a layer)
+  r->positions = positions_of(s, std::min(static_cast<int>(r->tokens.size()), kFieldPositionalRows));
+  if (options.metrics)
+    for (const FieldLayer& f : r->fields) {
+      LayerMetrics m;
+      for (const HeadField& h : f.heads) {
+        const FieldMetrics& fm = h.metrics;
+        m.heads.push_back({fm.entropy, fm.entropy_normalized, fm.mean_distance, fm.max_weight, fm.first_token, fm.density});
+      }
+      r->metrics.push_back(std::move(m));
+    }
+  r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  out.result = std::move(r);
+  return out;
+}
+
 bool Engine::compute_field(const Session& s, int layer, const FieldOptions& opt, FieldRun& out,
                            std::vector<std::string>& problems, const CancelFlag* cancel, std::atomic<float>* progress) {
   Validation v = validate(s, ComputePath::field);
@@ -181,6 +215,18 @@ bool Engine::compute_field(const Session& s, int layer, const FieldOptions& opt,
     problems.push_back("layer " + std::to_string(layer) + " out of range (the session has " + std::to_string(s.model.n_layers) + ")");
     return false;
   }
+  std::vector<FieldLayer> fields;
+  if (!run_fields(s, v, layer, false, opt, fields, problems, cancel, progress)) return false;
+  out.tokens = std::move(v.tokens);
+  out.key_tokens = std::move(v.key_tokens);
+  out.layer = layer;
+  out.field = std::move(fields.back());
+  return true;
+}
+
+bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all, const FieldOptions& opt,
+                        std::vector<FieldLayer>& out, std::vector<std::string>& problems, const CancelFlag* cancel,
+                        std::atomic<float>* progress) {
   AttentionConfig cfg = attention_config(s);
   if (!field_supports(cfg)) {
     problems.push_back("the attention field covers the scaled_dot and dot scores, softmax, no dropout, the exact and "
@@ -188,60 +234,70 @@ bool Engine::compute_field(const Session& s, int layer, const FieldOptions& opt,
                        std::to_string(kMaxTokens) + " tokens)");
     return false;
   }
-  out.tokens = std::move(v.tokens);
-  out.key_tokens = std::move(v.key_tokens);
-  out.layer = layer;
-  const int n = static_cast<int>(out.tokens.size());
-  const int n_k = s.context.enabled ? static_cast<int>(out.key_tokens.size()) : n;
-  // what it costs: O(n d) buffers per layer alive at once, and the allowed cells' arithmetic
-  const MaskRule rule(cfg.mask, n, n_k, s.context.enabled ? &out.key_tokens : &out.tokens, cfg.seed);
+  const int n = static_cast<int>(v.tokens.size());
+  const int n_k = s.context.enabled ? static_cast<int>(v.key_tokens.size()) : n;
+  // what it costs: O(n d) buffers per layer alive at once (every layer's when all are kept), and
+  // the allowed cells' arithmetic
+  const MaskRule rule(cfg.mask, n, n_k, s.context.enabled ? &v.key_tokens : &v.tokens, cfg.seed);
   const double d = s.model.d_model, kv = double(s.model.kv_heads()) * s.d_head();
-  const double bytes = 4.0 * (double(n) * d * 6 + double(n_k) * (2 * kv + 2 * d + kv * 2)) +
-                       double(s.model.n_heads) * (2.0 * 4 * opt.overview * opt.overview) + 4.0 * 4 * d * d;
-  const double flops = double(layer + 1) * (8.0 * n * d * d + 4.0 * double(rule.allowed_cells()) * s.d_head() * s.model.n_heads);
+  const double per_layer = 4.0 * (double(n) * d * 3 + double(n_k) * 2 * d) +
+                           double(s.model.n_heads) * (2.0 * 4 * opt.overview * opt.overview);
+  const double bytes = 4.0 * (double(n) * d * 3 + double(n_k) * (2 * kv + kv * 2)) + 4.0 * 4 * d * d +
+                       per_layer * (keep_all ? last + 1 : 1);
+  const double flops = double(last + 1) * (8.0 * n * d * d + 4.0 * double(rule.allowed_cells()) * s.d_head() * s.model.n_heads);
   const double seconds = flops / 40e9;  // a conservative rate for these 2 cores
   char buf[320];
   if (bytes > memory_budget_bytes()) {
-    std::snprintf(buf, sizeof buf, "%d tokens need about %s for the field of a layer; the limit is %s of memory (use fewer tokens or a smaller d_model)",
-                  n, human_bytes(bytes).c_str(), human_bytes(memory_budget_bytes()).c_str());
+    std::snprintf(buf, sizeof buf, "%d tokens need about %s for the field of %d layer%s; the memory budget is %s (use fewer tokens or layers, or a smaller d_model)",
+                  n, human_bytes(bytes).c_str(), keep_all ? last + 1 : 1, keep_all && last ? "s" : "",
+                  human_bytes(memory_budget_bytes()).c_str());
     problems.push_back(buf);
     return false;
   }
   if (seconds > 10 * kMaxComputeSeconds) {
     std::snprintf(buf, sizeof buf, "the field up to layer %d needs about %.3g TFLOP, about %.0f s on this machine; the limit is %.0f s (use a sparser mask, fewer tokens or an earlier layer)",
-                  layer, flops / 1e12, seconds, 10 * kMaxComputeSeconds);
+                  last, flops / 1e12, seconds, 10 * kMaxComputeSeconds);
     problems.push_back(buf);
     return false;
   }
-  cfg.tokens = &out.tokens;
-  Matrix x = layer_input(s, out.tokens), context, context_ln;
+  cfg.tokens = &v.tokens;
+  Matrix x = layer_input(s, v.tokens), context, context_ln;
   if (s.context.enabled) {
-    context = layer_input(s, out.key_tokens);
+    context = layer_input(s, v.key_tokens);
     if (s.model.block == BlockKind::pre_ln) context_ln = layer_norm(context);
     cfg.kv_input = s.model.block == BlockKind::pre_ln ? &context_ln : &context;
-    cfg.key_tokens = &out.key_tokens;
+    cfg.key_tokens = &v.key_tokens;
   }
   cfg.progress = progress;
-  for (int l = 0; l <= layer; ++l) {
+  out.clear();
+  for (int l = 0; l <= last; ++l) {
     cfg.layer = l;
-    cfg.progress_from = float(l) / float(layer + 1);
-    cfg.progress_to = float(l + 1) / float(layer + 1);
+    cfg.progress_from = float(l) / float(last + 1);
+    cfg.progress_to = float(l + 1) / float(last + 1);
     FieldLayer f;
     const bool pre = s.model.block == BlockKind::pre_ln;
     if (!field_layer(pre ? layer_norm(x) : x, weights(s, l), cfg, opt, f, cancel)) return false;
-    if (l == layer) {
-      out.field = std::move(f);
-      break;
+    if (l < last) {
+      if (pre) {
+        x += f.output;
+        x += attnlab::ffn(layer_norm(x), ffn(s, l));
+      } else {
+        x = f.output;
+      }
     }
-    if (pre) {
-      x += f.output;
-      x += attnlab::ffn(layer_norm(x), ffn(s, l));
-    } else {
-      x = std::move(f.output);
-    }
+    if (keep_all || l == last) out.push_back(std::move(f));
   }
   if (progress) progress->store(1.0f);
   return !cancel_requested(cancel);
+}
+
+int Result::n_heads() const {
+  if (is_field()) return static_cast<int>(fields[0].heads.size());
+  return layers.empty() ? 0 : static_cast<int>(layers[0].heads.size());
+}
+
+int Result::kv_head(int layer, int head) const {
+  return is_field() ? fields.at(layer).heads.at(head).kv_head : layers.at(layer).heads.at(head).kv_head;
 }
 
 void add_analyses(Result& r, bool rollout, bool residual, bool metrics) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -31,12 +32,25 @@ struct Positions {
   RopeConvention rope_convention = RopeConvention::rotate_half;
 };
 
+// Sessions above this many tokens are computed as an attention field (Result::fields) wherever
+// the field covers the session (field_supports); at or below it, as dense matrices.
+inline constexpr int kDenseMaxTokens = 2048;
+// A field's positional views show its first positions (the table is O(n d), the similarity n^2).
+inline constexpr int kFieldPositionalRows = 512;
+
 struct Result {
   Session session;
   Positions positions;
   std::vector<Token> tokens;      // queries (and keys in self-attention)
   std::vector<Token> key_tokens;  // cross-attention: the context's tokens (keys and values), else empty
-  std::vector<LayerResult> layers;  // one per layer (one for now)
+  std::vector<LayerResult> layers;  // dense: one per layer; empty for a field
+  // long sequences: one attention field per layer (O(n d) per head, tiles exact on demand), in
+  // place of `layers`; its metrics come from the field's streaming pass (no head similarity)
+  std::vector<FieldLayer> fields;
+  bool is_field() const { return !fields.empty(); }
+  int n_layers() const { return static_cast<int>(is_field() ? fields.size() : layers.size()); }
+  int n_heads() const;
+  int kv_head(int layer, int head) const;
   std::vector<LayerMetrics> metrics;  // one per layer; empty when computed without metrics
   std::vector<Matrix> rollout;        // per layer l: attention rollout through layers 0..l (n, n); empty for cross
   const std::vector<Token>& keys() const { return key_tokens.empty() ? tokens : key_tokens; }
@@ -54,6 +68,8 @@ struct Outcome {
 struct ComputeOptions {
   bool metrics = true;  // per-head metrics and head similarity (about 5 ms at n = 256, 12 heads)
   std::atomic<float>* progress = nullptr;  // 0..1 as the layers and their row blocks finish (null: not reported)
+  bool dense = false;   // dense matrices even above kDenseMaxTokens, where they fit (CLI --dense)
+  FieldOptions field;   // the overview's size, for a field
 };
 
 // One layer of a session as an attention field (attention/field.hpp), for sessions too long for
@@ -79,10 +95,16 @@ class Engine {
   bool compute_field(const Session& s, int layer, const FieldOptions& opt, FieldRun& out,
                      std::vector<std::string>& problems, const CancelFlag* cancel = nullptr,
                      std::atomic<float>* progress = nullptr);
+  // Layers 0..last of `s` as fields, all kept (keep_all) or only the last; tokens from `v`.
+  bool run_fields(const Session& s, Validation& v, int last, bool keep_all, const FieldOptions& opt,
+                  std::vector<FieldLayer>& out, std::vector<std::string>& problems, const CancelFlag* cancel,
+                  std::atomic<float>* progress);
   // Layer `layer`'s projection weights (seeded; cached).
   const LayerWeights& weights(const Session& s, int layer);
 
  private:
+  Outcome compute_as_field(const Session& s, Validation v, const CancelFlag* cancel, const ComputeOptions& options,
+                           std::chrono::steady_clock::time_point t0);
   Positions positions_of(const Session& s, int n) const;  // after layer_input filled the tables
   const FfnWeights& ffn(const Session& s, int layer);
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "present/colormap.hpp"
+#include "present/field_view.hpp"
 #include "../ui.hpp"
 #include "tokenizers/tokenize.hpp"
 
@@ -106,7 +107,8 @@ ValueRange RangeFor(const AppState& st, const Snapshot& snap, int layer, int hea
 std::string RangeLabel(const AppState& st, const Snapshot& snap) {
   const bool weights = st.quantity == Quantity::weights;
   std::string l = weights ? (snap.display.log ? "log10 weight" : "weight") : "logit";
-  if (snap.display.range == RangeMode::per_row) l += " (per row: row min .. row max)";
+  if (snap.field) l += snap.display.pool_mean ? " (block mean; colours to the 99.5th percentile)" : " (block max; colours to the 99.5th percentile)";
+  else if (snap.display.range == RangeMode::per_row) l += " (per row: row min .. row max)";
   else if (snap.display.range == RangeMode::per_head) l += " (head 0's range; each head its own)";
   return l;
 }
@@ -116,8 +118,13 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
   const Snapshot& snap = *st.shown;
   const Result& r = *snap.result;
   if (layer < 0) layer = st.layer;
-  const HeadResult& hr = r.layers[layer].heads[head];
-  const int n_q = static_cast<int>(hr.weights.rows()), n_k = static_cast<int>(hr.weights.cols());
+  // dense: the head's matrices; a field (long sequence): its overview texture, exact tiles of
+  // the zoomed region, and exact cells computed from q, k and the row statistics on demand
+  const bool field = r.is_field();
+  const HeadResult* hr = field ? nullptr : &r.layers[layer].heads[head];
+  const HeadField* hf = field ? &r.fields[layer].heads[head] : nullptr;
+  const FieldHeadSpec* fspec = field ? &r.fields[layer].specs[head] : nullptr;
+  const int n_q = static_cast<int>(r.tokens.size()), n_k = static_cast<int>(r.keys().size());
   const float font = ImGui::GetFontSize();
   const bool weights = st.quantity == Quantity::weights;
 
@@ -131,19 +138,25 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
   // Label gutters on the left (queries) and top (keys), when cells are tall enough to label.
   float gutter = std::min(st.longest_label() + 8, std::min(size.x, size.y) * 0.3f);
   float cell = std::min((size.x - gutter) / vis_k, (size.y - gutter) / vis_q);
+  // the zoomable view keeps a ruler of token indices where labels do not fit
+  const float ruler_left = ImGui::CalcTextSize("000000").x + 8, ruler_top = font + 6;
+  bool ruler = false;
+  float gl = gutter, gt = gutter;  // left and top gutters
   if (cell * 3 < font) {  // labels would be unreadable even one in three: drop the gutters
     gutter = 0;
-    cell = std::min(size.x / vis_k, size.y / vis_q);
+    ruler = zoomable && !fixed;
+    gl = ruler ? ruler_left : 0, gt = ruler ? ruler_top : 0;
+    cell = std::min((size.x - gl) / vis_k, (size.y - gt) / vis_q);
   }
   bool row_labels = gutter > 0, col_labels = gutter > 0;
   if (fixed) {
     gutter = fixed->gutter, cell = fixed->cell;
     row_labels = fixed->row_labels && gutter > 0;
     col_labels = fixed->col_labels && gutter > 0;
+    gl = fixed->row_labels ? gutter : 0, gt = fixed->col_labels ? gutter : 0;
   }
   cell = std::max(cell, 0.01f);
-  const ImVec2 p0(std::floor(origin.x + (fixed && !fixed->row_labels ? 0 : gutter)),
-                  std::floor(origin.y + (fixed && !fixed->col_labels ? 0 : gutter)));
+  const ImVec2 p0(std::floor(origin.x + gl), std::floor(origin.y + gt));
   const ImVec2 hs(cell * vis_k, cell * vis_q);
   const ImVec2 p1(p0.x + hs.x, p0.y + hs.y);
   ImDrawList* dl = ImGui::GetWindowDrawList();
@@ -158,20 +171,37 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
   }
   dl->AddRect(ImVec2(p0.x - 1, p0.y - 1), ImVec2(p1.x + 1, p1.y + 1), ImGui::GetColorU32(ImGuiCol_Border));
   dl->PushClipRect(p0, p1, true);
+  // a field zoomed in: exact tiles over the overview, as fine as the screen (the pyramid)
+  const int vr0 = std::max(0, static_cast<int>(pan.y)), vr1 = std::min(n_q, static_cast<int>(std::ceil(pan.y + vis_q)));
+  const int vc0 = std::max(0, static_cast<int>(pan.x)), vc1 = std::min(n_k, static_cast<int>(std::ceil(pan.x + vis_k)));
+  if (field && zoomable && st.tiles) {
+    const int level = TileCache::level_for(1.0 / cell, std::max(hf->fr, hf->fc));
+    st.tile_level = level;
+    st.tiles_drawn = 0;
+    for (const TileCache::Drawn& t : st.tiles->view(st.shown, layer, head, level, vr0, vr1, vc0, vc1)) {
+      dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(t.texture)), ImVec2(cell_x(float(t.c0)), cell_y(float(t.r0))),
+                   ImVec2(cell_x(float(t.c1)), cell_y(float(t.r1))));
+      ++st.tiles_drawn;
+    }
+  }
 
   // numbers in the cells, when a cell holds "0.00"
   const HeadImage& img = snap.images[tk];
-  if (st.numbers && cell >= ImGui::CalcTextSize("-0.00").x + 4 && img.width == n_k && img.height == n_q) {
+  const bool big_cells = st.numbers && cell >= ImGui::CalcTextSize("-0.00").x + 4;
+  if (big_cells && (field || (img.width == n_k && img.height == n_q))) {
     const ValueRange range = RangeFor(st, snap, layer, head);
     const auto& map = colormap(snap.display.colormap);
     const auto& rg = weights ? img.weights_rg : img.logits_rg;
-    for (int i = static_cast<int>(pan.y); i < std::min(n_q, static_cast<int>(std::ceil(pan.y + vis_q))); ++i)
-      for (int j = static_cast<int>(pan.x); j < std::min(n_k, static_cast<int>(std::ceil(pan.x + vis_k))); ++j) {
-        if (!(*hr.allowed)(i, j)) continue;
-        const float v = weights ? hr.weights(i, j) : hr.logits(i, j);
+    // a field's visible cells (a few hundred at this size), exact, on the spot
+    const Matrix exact = field ? field_tile(*hf, *fspec, vr0, vr1, vc0, vc1, !weights) : Matrix();
+    for (int i = vr0; i < vr1; ++i)
+      for (int j = vc0; j < vc1; ++j) {
+        const float v = field ? exact(i - vr0, j - vc0) : weights ? hr->weights(i, j) : hr->logits(i, j);
+        if (field ? (weights ? !fspec->rule->allowed(i, j) : !std::isfinite(v)) : !(*hr->allowed)(i, j)) continue;
         char buf[16];
         std::snprintf(buf, sizeof buf, std::abs(v) < 10 ? "%.2f" : "%.0f", double(v));
-        const float t = std::clamp((rg[2 * (std::size_t(i) * n_k + j)] - range.lo) / (range.hi - range.lo), 0.0f, 1.0f);
+        const float shown_v = field ? display_value(v, snap.display.log) : rg[2 * (std::size_t(i) * n_k + j)];
+        const float t = std::clamp((shown_v - range.lo) / (range.hi - range.lo), 0.0f, 1.0f);
         const auto& c = map.rgb[static_cast<std::size_t>(t * 255)];
         const float lum = 0.2126f * c[0] + 0.7152f * c[1] + 0.0722f * c[2];
         const ImVec2 ts = ImGui::CalcTextSize(buf);
@@ -217,14 +247,16 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
     dl->AddRectFilled(ImVec2(cell_x(hj), p0.y), ImVec2(cell_x(hj + 1), p1.y), band);
     dl->AddRect(ImVec2(cell_x(hj), cell_y(hi)), ImVec2(cell_x(hj + 1), cell_y(hi + 1)), IM_COL32(255, 255, 255, 255), 0,
                 0, 2.0f);
-    const bool allowed = (*hr.allowed)(hi, hj);
+    const FieldCell fc = field ? field_cell(*hf, *fspec, hi, hj) : FieldCell{};
+    const bool allowed = field ? fc.allowed : (*hr->allowed)(hi, hj);
+    if (field) st.hover_weight = fc.weight, st.hover_logit = fc.logit;
     ImGui::BeginTooltip();
     ImGui::Text("layer %d  head %d   query %d \"%s\"  ->  key %d \"%s\"", layer, head, hi, st.labels[hi].c_str(), hj,
                 st.key_labels[hj].c_str());
     const std::vector<float>& bias = snap.bias[head];
     if (allowed) {
-      ImGui::Text("weight %.4f", hr.weights(hi, hj));
-      ImGui::Text("logit  %.4f   (score x %s%s)", hr.logits(hi, hj),
+      ImGui::Text("weight %.6g", field ? fc.weight : hr->weights(hi, hj));
+      ImGui::Text("logit  %.4f   (score x %s%s)", field ? fc.logit : hr->logits(hi, hj),
                   r.session.attention.score.kind == ScoreKind::scaled_dot ? "1/sqrt(d_head)" : "1",
                   bias.empty() ? "" : " + bias");
     } else {
@@ -253,6 +285,32 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
       AddTextVertical(dl, ImVec2(cell_x(j + 0.5f) - font * 0.5f, p0.y - 4), j == hj ? text : dim, s.c_str());
     }
   }
+  if (ruler) {  // token indices every few cells, along the top and the left
+    auto nice = [](double min_cells) {  // the first of 1, 2, 5, 10, 20, 50, ... at least min_cells
+      for (long m = 1;; m *= 10)
+        for (int f : {1, 2, 5})
+          if (double(f) * m >= min_cells) return static_cast<int>(f * m);
+    };
+    const ImU32 dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
+    const int col_step = nice(ImGui::CalcTextSize("000000").x * 1.6 / cell), row_step = nice(font * 1.8 / cell);
+    char buf[16];
+    dl->PushClipRect(ImVec2(p0.x - 2, origin.y), ImVec2(p1.x + font * 3, p0.y), true);
+    for (int j = (vc0 + col_step - 1) / col_step * col_step; j < vc1; j += col_step) {
+      std::snprintf(buf, sizeof buf, "%d", j);
+      dl->AddLine(ImVec2(cell_x(j + 0.5f), p0.y - 4), ImVec2(cell_x(j + 0.5f), p0.y), dim);
+      dl->AddText(ImVec2(cell_x(j + 0.5f) - ImGui::CalcTextSize(buf).x / 2, p0.y - font - 4), dim, buf);
+    }
+    dl->PopClipRect();
+    dl->PushClipRect(ImVec2(origin.x, p0.y - font), ImVec2(p0.x, p1.y + font), true);
+    for (int i = (vr0 + row_step - 1) / row_step * row_step; i < vr1; i += row_step) {
+      std::snprintf(buf, sizeof buf, "%d", i);
+      dl->AddLine(ImVec2(p0.x - 4, cell_y(i + 0.5f)), ImVec2(p0.x, cell_y(i + 0.5f)), dim);
+      dl->AddText(ImVec2(p0.x - 6 - ImGui::CalcTextSize(buf).x, cell_y(i + 0.5f) - font * 0.5f), dim, buf);
+    }
+    dl->PopClipRect();
+    st.ruler = true;
+  }
+  if (row_labels || col_labels) st.labels_drawn = true;
   if (rect_out) *rect_out = {head, p0.x, p0.y, hs.x, hs.y, n_q, n_k};
   return clicked && !ImGui::IsMouseDragging(ImGuiMouseButton_Left);
 }
@@ -289,9 +347,9 @@ void ShowHeadGrid(AppState& st) {
   }
   const Snapshot& snap = *st.shown;
   const Result& r = *snap.result;
-  const int n_layers = static_cast<int>(r.layers.size());
+  const int n_layers = r.n_layers();
   st.layer = std::clamp(st.layer, 0, n_layers - 1);
-  const int n_heads = static_cast<int>(r.layers[st.layer].heads.size());
+  const int n_heads = r.n_heads();
   const bool weights = st.quantity == Quantity::weights;
   const ValueRange range = RangeFor(st, snap, st.layer, 0);
 
@@ -316,6 +374,14 @@ void ShowHeadGrid(AppState& st) {
     ImGui::TextWrapped("%d heads   cross-attention: %zu queries x %zu context keys   d_head %d   %s   (computed in %.1f ms)",
                        n_heads, r.tokens.size(), n_keys, r.d_head, weights ? "attention weights" : "logits (masked cells blank)",
                        r.compute_ms);
+  if (r.is_field()) {
+    const HeadField& f0 = r.fields[st.layer].heads[0];
+    ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyle().Colors[ImGuiCol_TextDisabled]);
+    ImGui::TextWrapped("long sequence (an attention field): each head's overview, a cell the %s weight of %d x %d; "
+                       "click a head and zoom for exact tiles, then token labels",
+                       snap.display.pool_mean ? "mean" : "max", f0.fr, f0.fc);
+    ImGui::PopStyleColor();
+  }
   if (!r.intervention.empty())  // a pretrained model changed by the user: never mistaken for the model itself
     ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.3f, 1.0f), "INTERVENTION - not the model as trained: %s", r.intervention.c_str());
 
@@ -359,8 +425,8 @@ void ShowHeadGrid(AppState& st) {
     const ImVec2 o(start.x + (c ? gutter + c * tile_w : 0), start.y + (row ? gutter + row * tile_h : 0));
     // the title sits above the heatmap (in the first row, above the key labels too)
     ImGui::SetCursorScreenPos(ImVec2(o.x + (c ? 0 : gutter), o.y));
-    const HeadResult& head = r.layers[st.layer].heads[h];
-    const int kv = head.kv_head;
+    const HeadResult* head = r.is_field() ? nullptr : &r.layers[st.layer].heads[h];
+    const int kv = r.kv_head(st.layer, h);
     if (st.problems_current()) {  // stale: say so on every head
       ImGui::TextColored(ImVec4(1.0f, 0.5f, 0.4f, 1.0f), "last valid:");
       ImGui::SameLine();
@@ -375,11 +441,11 @@ void ShowHeadGrid(AppState& st) {
     }
     if (ImGui::CalcTextSize(t.c_str()).x > tile_w - sp * 0.5f) t = Numbered("h", h);
     ImGui::TextUnformatted(t.c_str());
-    if (head.approx && ImGui::CalcTextSize(t.c_str()).x + font * 16 < tile_w) {  // the kernel against exact softmax attention
+    if (head && head->approx && ImGui::CalcTextSize(t.c_str()).x + font * 16 < tile_w) {  // the kernel against exact softmax attention
       ImGui::SameLine();
       ImGui::TextColored(ImVec4(0.95f, 0.75f, 0.35f, 1.0f), "  %s: max |dw| %.3g, output error %.2g%%",
-                         name(r.session.attention.kernel.kind), head.approx->max_weight_error,
-                         100.0 * head.approx->output_error);
+                         name(r.session.attention.kernel.kind), head->approx->max_weight_error,
+                         100.0 * head->approx->output_error);
     }
     CellLayout mine = shared;
     mine.row_labels = c == 0;
@@ -417,9 +483,88 @@ void ShowProgress(AppState& st, Worker& worker) {
   ImGui::End();
 }
 
+// "a:b" (b exclusive) or "a" (one token) within [0, n): false when it is not one.
+bool ParseSpan(const std::string& text, int n, int& a, int& b) {
+  int x = 0, y = 0;
+  char colon = 0;
+  const int got = std::sscanf(text.c_str(), " %d %c %d", &x, &colon, &y);
+  if (got == 1) y = x + 1;
+  else if (got != 3 || colon != ':') return false;
+  if (x < 0 || y > n || x >= y) return false;
+  a = x, b = y;
+  return true;
+}
+
+// Shows rows [r0, r1) x columns [c0, c1) of the head detail (one zoom for both axes: the larger span decides).
+void ShowSpan(AppState& st, int n_q, int n_k, int r0, int r1, int c0, int c1) {
+  st.zoom = std::max(1.0f, std::min(float(n_q) / float(r1 - r0), float(n_k) / float(c1 - c0)));
+  st.pan = ImVec2(float(c0), float(r0));
+}
+
+// Span navigation and token search of the head detail: type a range of query rows and key
+// columns, or find a token by its text and jump to it (its row and its column).
+void ShowSpanControls(AppState& st) {
+  const Result& r = *st.shown->result;
+  const int n_q = static_cast<int>(r.tokens.size()), n_k = static_cast<int>(r.keys().size());
+  const float font = ImGui::GetFontSize();
+  auto input = [&](const char* label, std::string& text, const char* hint) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s", text.c_str());
+    ImGui::SetNextItemWidth(font * 7);
+    const bool enter = ImGui::InputTextWithHint(label, hint, buf, sizeof buf, ImGuiInputTextFlags_EnterReturnsTrue);
+    text = buf;
+    return enter;
+  };
+  bool go = input("rows", st.span_rows, "a:b");
+  RecordWidget(st, "detail.rows");
+  ImGui::SameLine();
+  go |= input("cols", st.span_cols, "c:d");
+  RecordWidget(st, "detail.cols");
+  ImGui::SameLine();
+  go |= ImGui::SmallButton("show span");
+  RecordWidget(st, "detail.show_span");
+  go |= std::exchange(st.span_pending, false);
+  if (go) {
+    int r0 = 0, r1 = n_q, c0 = 0, c1 = n_k;
+    const bool rows_ok = st.span_rows.empty() || ParseSpan(st.span_rows, n_q, r0, r1);
+    const bool cols_ok = st.span_cols.empty() || ParseSpan(st.span_cols, n_k, c0, c1);
+    if (rows_ok && cols_ok) {
+      if (st.span_cols.empty() && !st.span_rows.empty()) c0 = r0, c1 = std::min(n_k, r0 + (r1 - r0));  // the block on the diagonal
+      if (st.span_rows.empty() && !st.span_cols.empty()) r0 = c0, r1 = std::min(n_q, c0 + (c1 - c0));
+      ShowSpan(st, n_q, n_k, r0, r1, c0, c1);
+      st.status.clear();
+    } else {
+      st.status = "a span is a:b with 0 <= a < b <= " + std::to_string(rows_ok ? n_k : n_q) + " (b not included)";
+      st.status_error = true;
+    }
+  }
+  ImGui::SameLine();
+  const bool find = input("find", st.find_text, "token text");
+  RecordWidget(st, "detail.find");
+  if (st.find_text != st.find_done) {  // every token containing the text (the first 200)
+    st.find_done = st.find_text;
+    st.find_hits.clear();
+    for (int i = 0; i < n_q && !st.find_text.empty() && st.find_hits.size() < 200; ++i)
+      if (r.tokens[i].text.find(st.find_text) != std::string::npos) st.find_hits.push_back(i);
+  }
+  if (!st.find_text.empty()) {
+    ImGui::SameLine();
+    ImGui::TextDisabled("%zu%s found", st.find_hits.size(), st.find_hits.size() == 200 ? "+" : "");
+    if (find && !st.find_hits.empty()) {  // Enter: the next hit after the one shown
+      static std::size_t next = 0;
+      const int i = st.find_hits[next++ % st.find_hits.size()];
+      const int half = 16;
+      const int a = std::max(0, i - half), b = std::min(n_q, i + half);
+      ShowSpan(st, n_q, n_k, a, b, std::max(0, std::min(a, n_k - (b - a))), std::min(n_k, std::max(a, 0) + (b - a)));
+      st.status = "token " + std::to_string(i) + " \"" + Clip(r.tokens[i].text, 30) + "\" (Enter: the next)";
+      st.status_error = false;
+    }
+  }
+}
+
 void ShowHeadDetail(AppState& st) {
   if (st.detail_head < 0 || !st.shown || !st.shown->result) return;
-  const int n_heads = static_cast<int>(st.shown->result->layers[st.layer].heads.size());
+  const int n_heads = st.shown->result->n_heads();
   if (st.detail_head >= n_heads) {
     st.detail_head = -1;
     return;
@@ -437,6 +582,7 @@ void ShowHeadDetail(AppState& st) {
     ImGui::SameLine();
     if (ImGui::SmallButton("step by step")) st.show_pipeline = true, st.pipeline_step = 0;
     RecordWidget(st, "detail.pipeline");
+    ShowSpanControls(st);
     const ImVec2 avail = ImGui::GetContentRegionAvail();
     const ImVec2 o = ImGui::GetCursorScreenPos();
     const float bar_w = ImGui::GetFontSize() * 5.5f;

@@ -36,6 +36,10 @@ void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const Hea
       ImGui::End();
       return;
     }
+    if (DenseOnly(*a, "Compare") || DenseOnly(*b, "Compare")) {
+      ImGui::End();
+      return;
+    }
     const int n_heads = std::min(a->n_heads, b->n_heads);
     st.compare_head = std::clamp(st.compare_head, 0, n_heads - 1);
     ImGui::SameLine();

@@ -20,6 +20,10 @@ void ShowFlashWindow(AppState& st) {
   PlaceLessonView(st, "flash");
   if (ImGui::Begin("Flash attention, tile by tile###flash", &st.show_flash) && st.shown && st.shown->result) {
     const Result& r = *st.shown->result;
+    if (DenseOnly(*st.shown, "The flash tile view")) {
+      ImGui::End();
+      return;
+    }
     const auto& heads = r.layers[0].heads;
     st.flash_head = std::clamp(st.flash_head, 0, static_cast<int>(heads.size()) - 1);
     const HeadResult& h = heads[st.flash_head];
@@ -94,7 +98,7 @@ extern const View kFlashView{"flash", "View", "Flash attention, tile by tile", &
     [](AppState& st, const ViewContext&) { ShowFlashWindow(st); },
     [](const AppState& st, nlohmann::json& j) {
       j["flash_step"] = st.flash_step;
-      if (st.shown && st.shown->result) j["flash_tiles"] = st.shown->result->layers[0].heads[0].flash_trace.size();
+      if (st.shown && st.shown->result && !st.shown->result->is_field()) j["flash_tiles"] = st.shown->result->layers[0].heads[0].flash_trace.size();
     }};
 
 }  // namespace attnlab::app

@@ -24,6 +24,10 @@ void ShowLinesWindow(AppState& st) {
   ImGui::SetNextWindowPos(ImVec2(700, 60), ImGuiCond_FirstUseEver);
   PlaceLessonView(st, "lines");
   if (ImGui::Begin("Line view###lines", &st.show_lines)) {
+    if (DenseOnly(*st.shown, "The line view")) {
+      ImGui::End();
+      return;
+    }
     const int n_heads = st.shown->n_heads;
     const LayerResult& L = r.layers[st.layer];
     std::string current = st.lines_head < 0 ? "all heads" : "head " + std::to_string(st.lines_head);

@@ -26,15 +26,24 @@ void ShowMaskWindow(AppState& st, Worker& worker) {
     }
     const int e = std::clamp(st.mask_head, 0, entries - 1);
     const auto& mask = st.session.attention.mask;
-    ImGui::Text("%s   density %.3f   %lld of %lld score computations", masks[e].title.c_str(), masks[e].density,
-                masks[e].cells, static_cast<long long>(masks[e].rows) * masks[e].cols);
+    const long long all = static_cast<long long>(masks[e].rows) * masks[e].pooled_r * masks[e].cols * masks[e].pooled_c;
+    ImGui::Text("%s   density %.3g   %lld of %lld score computations", masks[e].title.c_str(), masks[e].density,
+                masks[e].cells, s.result->is_field() ? static_cast<long long>(s.result->tokens.size()) * s.result->keys().size() : all);
+    if (s.result->is_field()) ImGui::TextDisabled("%s", masks[e].caption.c_str());
     const bool custom = s.result->session.attention.mask.kind == MaskKind::custom;
     if (custom) ImGui::TextDisabled("paint: left button adds cells, right button erases (queries are rows)");
     const ImVec2 o = ImGui::GetCursorScreenPos(), avail = ImGui::GetContentRegionAvail();
     ImVec4 cells;
     const auto [i, j] = DrawImage(st, masks[e], ViewTextures(st, "mask").at(e), o, avail, true, &cells);
     st.widgets["mask.view"] = cells;  // the cells themselves, for tests
-    if (i >= 0) {
+    if (i >= 0 && s.result->is_field()) {  // an overview: a block of cells per texel
+      const ImageData& m = masks[e];
+      const int r0 = i * m.pooled_r, c0 = j * m.pooled_c;
+      ImGui::SetTooltip("queries %d..%d -> keys %d..%d: %.4g of the block attended", r0,
+                        std::min<int>(r0 + m.pooled_r, int(st.labels.size())) - 1, c0,
+                        std::min<int>(c0 + m.pooled_c, int(st.key_labels.size())) - 1,
+                        double(m.rg[2 * (std::size_t(i) * m.width + j)]));
+    } else if (i >= 0) {
       const bool allowed = (*s.result->layers[0].heads[e].allowed)(i, j);
       ImGui::SetTooltip("query %d \"%s\" -> key %d \"%s\": %s", i, st.labels[i].c_str(), j, st.key_labels[j].c_str(),
                         allowed ? "attended" : "masked");

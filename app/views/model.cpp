@@ -17,7 +17,7 @@ void ShowModelWindow(AppState& st) {
   ImGui::SetNextWindowPos(ImVec2(380, 60), ImGuiCond_FirstUseEver);
   PlaceLessonView(st, "model");
   if (ImGui::Begin("Model view: every layer x every head###model", &st.show_model)) {
-    const int n_layers = static_cast<int>(r.layers.size()), n_heads = st.shown->n_heads;
+    const int n_layers = r.n_layers(), n_heads = st.shown->n_heads;
     const float font = ImGui::GetFontSize();
     const ImVec2 avail = ImGui::GetContentRegionAvail();
     const ImVec2 o = ImGui::GetCursorScreenPos();

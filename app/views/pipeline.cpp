@@ -21,6 +21,10 @@ void ShowPipelineWindow(AppState& st, Worker& worker) {
   PlaceLessonView(st, "pipeline");
   if (ImGui::Begin(title.c_str(), &st.show_pipeline)) {
     const Snapshot& snap = *st.shown;
+    if (DenseOnly(snap, "Step by step")) {
+      ImGui::End();
+      return;
+    }
     const bool current = snap.display.steps_layer == st.layer && snap.display.steps_head == head;
     const auto& steps = ViewImages(snap, "pipeline");
     const auto& textures = ViewTextures(st, "pipeline");
@@ -92,7 +96,7 @@ void ShowPipelineWindow(AppState& st, Worker& worker) {
 
 extern const View kPipelineView{"pipeline", "View", "Step by step (one head's pipeline)", &AppState::show_pipeline, false,
     [](const Result& r, const DisplayOptions& d) {
-      const bool asked = d.steps_layer >= 0 && d.steps_layer < int(r.layers.size()) && d.steps_head >= 0 &&
+      const bool asked = !r.is_field() && d.steps_layer >= 0 && d.steps_layer < int(r.layers.size()) && d.steps_head >= 0 &&
                          d.steps_head < int(r.layers[d.steps_layer].heads.size());
       return asked ? step_panels(r, d.steps_layer, d.steps_head) : std::vector<FigurePanel>{};
     },

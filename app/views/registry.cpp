@@ -1,3 +1,4 @@
+#include <imgui.h>
 // Every view of the window, in menu order. A new view: its file in app/views/ (defining its
 // descriptor) and a line here.
 #include "views/view.hpp"
@@ -36,6 +37,14 @@ const std::vector<Heatmap>& ViewTextures(const AppState& st, const std::string& 
   static const std::vector<Heatmap> none;
   const auto it = st.tex.views.find(id);
   return it == st.tex.views.end() ? none : it->second;
+}
+
+bool DenseOnly(const Snapshot& s, const char* what) {
+  if (!s.result || !s.result->is_field()) return false;
+  ImGui::TextWrapped("%s needs the dense matrices of up to %d tokens; this text has %zu, computed as an attention field. "
+                     "Open a head and select a span to see any block of it exactly, or shorten the text.",
+                     what, kDenseMaxTokens, s.result->tokens.size());
+  return true;
 }
 
 }  // namespace attnlab::app

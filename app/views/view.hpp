@@ -34,6 +34,10 @@ struct View {
   void (*dump)(const AppState&, nlohmann::json&) = nullptr;  // the view's state-dump keys
 };
 
+// A view that needs dense matrices, shown a long sequence (a field): says so in its window (what
+// to do instead) and returns true.
+bool DenseOnly(const Snapshot& s, const char* what);
+
 const std::vector<const View*>& views();  // menu order
 const View* find_view(std::string_view id);
 std::vector<std::string> view_ids();

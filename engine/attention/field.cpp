@@ -142,6 +142,42 @@ long long MaskRule::allowed_cells() const {
   return total;
 }
 
+MaskOverview mask_overview(const MaskRule& rule, int side) {
+  MaskOverview o;
+  const int n_q = rule.n_q(), n_k = rule.n_k();
+  side = std::max(1, side);
+  o.fr = std::max(1, (n_q + side - 1) / side);
+  o.fc = std::max(1, (n_k + side - 1) / side);
+  const int ov_r = (n_q + o.fr - 1) / o.fr, ov_c = (n_k + o.fc - 1) / o.fc;
+  o.density = Matrix::Zero(ov_r, ov_c);
+  std::vector<long long> per_row(ov_r, 0);
+#pragma omp parallel for schedule(dynamic, 4)
+  for (int a = 0; a < ov_r; ++a) {
+    std::vector<Span> sp;
+    std::vector<double> count(ov_c, 0.0);
+    long long cells = 0;
+    for (int i = a * o.fr; i < std::min(n_q, (a + 1) * o.fr); ++i) {
+      rule.spans(i, sp);
+      for (const auto& [x, y] : sp) {
+        cells += y - x;
+        for (int j = x; j < y;) {
+          const int bc = j / o.fc, end = std::min(y, (bc + 1) * o.fc);
+          count[bc] += end - j;
+          j = end;
+        }
+      }
+    }
+    per_row[a] = cells;
+    const int rr = std::min(n_q, (a + 1) * o.fr) - a * o.fr;
+    for (int b = 0; b < ov_c; ++b) {
+      const int cc = std::min(n_k, (b + 1) * o.fc) - b * o.fc;
+      o.density(a, b) = static_cast<float>(count[b] / (double(rr) * cc));
+    }
+  }
+  for (long long c : per_row) o.cells += c;
+  return o;
+}
+
 namespace {
 
 // The union of the rows' spans of one row block, merged over small gaps so that one GEMM covers
@@ -360,7 +396,7 @@ bool field_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& 
   const int n = static_cast<int>(x.rows()), n_k = static_cast<int>(proj.heads[0].k.rows());
   const int dh = static_cast<int>(proj.heads[0].q.cols());
   static const std::vector<Token> no_tokens;
-  out.rule = std::make_unique<MaskRule>(cfg.mask, n, n_k, cfg.kv_input ? cfg.key_tokens : cfg.tokens, cfg.seed);
+  out.rule = std::make_shared<const MaskRule>(cfg.mask, n, n_k, cfg.kv_input ? cfg.key_tokens : cfg.tokens, cfg.seed);
   out.heads.resize(H);
   out.biases.resize(H);
   out.specs.resize(H);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -44,8 +45,21 @@ class MaskRule {
   std::vector<char> global_;                    // longformer, bigbird: global positions
 };
 
+// The mask at a bounded resolution: the fraction of allowed cells in each block of fr x fc cells
+// (1: all allowed, 0: all masked), from the rule's spans, O(n + spans + blocks) - a pattern at
+// 128k tokens without an n^2 bitmap.
+struct MaskOverview {
+  int fr = 1, fc = 1;
+  Matrix density;          // (ceil(n_q / fr), ceil(n_k / fc))
+  long long cells = 0;     // allowed cells in all
+};
+MaskOverview mask_overview(const MaskRule& rule, int side);
+
+// The side of the overviews the views draw a long sequence's heads and masks at.
+inline constexpr int kFieldOverviewSide = 512;
+
 struct FieldOptions {
-  int overview = 512;   // the overview's side at most (rows and columns pooled to it)
+  int overview = kFieldOverviewSide;   // the overview's side at most (rows and columns pooled to it)
   int rows_per_block = 64;
 };
 
@@ -89,8 +103,20 @@ struct FieldLayer {
   std::vector<HeadField> heads;
   std::vector<std::vector<float>> biases;
   std::vector<FieldHeadSpec> specs;
-  std::unique_ptr<MaskRule> rule;
+  std::shared_ptr<const MaskRule> rule;
   Matrix output;  // (n, d_model): the heads' outputs through W_O
+
+  FieldLayer() = default;
+  FieldLayer(FieldLayer&&) = default;
+  FieldLayer& operator=(FieldLayer&&) = default;
+  // a copy's specs point at its own biases
+  FieldLayer(const FieldLayer& o) : heads(o.heads), biases(o.biases), specs(o.specs), rule(o.rule), output(o.output) {
+    for (std::size_t h = 0; h < specs.size(); ++h) specs[h].bias = &biases[h], specs[h].rule = rule.get();
+  }
+  FieldLayer& operator=(const FieldLayer& o) {
+    if (this != &o) *this = FieldLayer(o);
+    return *this;
+  }
 };
 bool field_supports(const AttentionConfig& cfg);
 bool field_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, const FieldOptions& opt,

@@ -34,6 +34,7 @@ struct FigurePanel {
   bool token_rows = false, token_cols = false;  // rows / columns are the tokens (queries / keys)
   double density = -1;           // masks: allowed cells / all, and the score computations
   long long cells = -1;
+  int pooled_r = 1, pooled_c = 1;  // an overview: each value stands for pooled_r x pooled_c cells
 };
 
 struct FigureStyle {

@@ -53,17 +53,23 @@ void apply_view_layout(FigureView v, int n_heads, FigureStyle& style) {
 bool view_panels(const Result& r, const ViewRequest& q, std::vector<FigurePanel>& panels, std::string& title,
                  std::string& error) {
   panels.clear();
-  const int n_layers = static_cast<int>(r.layers.size());
+  const int n_layers = r.n_layers();
   if (q.layer < 0 || q.layer >= n_layers) {
     error = "layer " + std::to_string(q.layer) + " out of range (the session has " + std::to_string(n_layers) + ")";
     return false;
   }
-  const int n_heads = static_cast<int>(r.layers[q.layer].heads.size());
+  const int n_heads = r.n_heads();
   if (q.head < 0 || q.head >= n_heads) {
     error = "head " + std::to_string(q.head) + " out of range (the session has " + std::to_string(n_heads) + ")";
     return false;
   }
-  const std::string what = q.logits ? "logits" : "attention weights";
+  if (r.is_field() && (q.logits || q.view == FigureView::similarity || q.view == FigureView::step)) {
+    error = std::to_string(r.tokens.size()) + " tokens are computed as an attention field: its heads are drawn as overviews "
+            "of the weights (no logits, steps or head similarity above " + std::to_string(kDenseMaxTokens) +
+            " tokens; attnlab-cli export --rows A:B --cols C:D writes any block exactly)";
+    return false;
+  }
+  const std::string what = q.logits ? "logits" : r.is_field() ? "attention weights (overview: block max)" : "attention weights";
   switch (q.view) {
     case FigureView::heads:
       title = what + ", layer " + std::to_string(q.layer) + " (" + name(r.session.attention.mask.kind) + " mask)";

@@ -5,7 +5,9 @@
 #include <numbers>
 
 #include "analysis/steps.hpp"
+#include "attention/field.hpp"
 #include "attention/masks.hpp"
+#include "pipeline.hpp"
 #include "present/views.hpp"
 #include "tokenizers/tokenize.hpp"
 
@@ -49,6 +51,30 @@ FigurePanel mask_panel(const MaskMatrix& m, std::string title, const Result& r) 
   return p;
 }
 
+// A long sequence's mask from its rule, at a bounded resolution: each cell the fraction of its
+// block allowed (the same overview the field draws its heads with).
+FigurePanel mask_overview_panel(const MaskRule& rule, std::string title) {
+  const MaskOverview o = mask_overview(rule, kFieldOverviewSide);
+  FigurePanel p;
+  p.title = std::move(title);
+  p.values = o.density;
+  p.shown.resize(o.density.rows(), o.density.cols());
+  for (Eigen::Index i = 0; i < o.density.rows(); ++i)
+    for (Eigen::Index j = 0; j < o.density.cols(); ++j) p.shown(i, j) = o.density(i, j) > 0;
+  p.non_negative = true;
+  p.fixed_range = true;
+  p.lo = 0, p.hi = 1;
+  const double all = double(rule.n_q()) * rule.n_k();
+  p.density = all > 0 ? double(o.cells) / all : 0;
+  p.cells = o.cells;
+  p.pooled_r = o.fr, p.pooled_c = o.fc;
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "density %.3g   %lld of %.4g scores   (a cell: the allowed fraction of %d x %d)", p.density,
+                p.cells, all, o.fr, o.fc);
+  p.caption = buf;
+  return p;
+}
+
 // A panel of signed values on the diverging map, its own symmetric range.
 FigurePanel signed_panel(const Result& r, const Matrix& m, std::string title, std::string caption, bool token_cols) {
   FigurePanel p;
@@ -70,6 +96,22 @@ std::vector<std::string> query_labels(const Result& r) { return labels(r.tokens)
 std::vector<std::string> key_labels(const Result& r) { return labels(r.keys()); }
 
 FigurePanel head_panel(const Result& r, int layer, int head, bool logits) {
+  if (r.is_field()) {  // a long sequence: the head's overview, max-pooled weights (logits: refused upstream)
+    const HeadField& f = r.fields.at(layer).heads.at(head);
+    FigurePanel p;
+    p.title = "layer " + std::to_string(layer) + "  head " + std::to_string(head);
+    if (f.kv_head != head) p.title += "  K/V " + std::to_string(f.kv_head);
+    p.values = f.overview_max;
+    p.shown.resize(p.values.rows(), p.values.cols());
+    for (Eigen::Index i = 0; i < p.values.rows(); ++i)
+      for (Eigen::Index j = 0; j < p.values.cols(); ++j) p.shown(i, j) = p.values(i, j) > 0;
+    p.non_negative = true;
+    p.pooled_r = f.fr, p.pooled_c = f.fc;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "a cell: the max weight of %d x %d", f.fr, f.fc);
+    p.caption = buf;
+    return p;
+  }
   const HeadResult& h = r.layers[layer].heads[head];
   FigurePanel p;
   p.title = "layer " + std::to_string(layer) + "  head " + std::to_string(head);
@@ -84,6 +126,7 @@ FigurePanel head_panel(const Result& r, int layer, int head, bool logits) {
 }
 
 std::vector<FigurePanel> mask_panels(const Result& r, int layer) {
+  if (r.is_field()) return {mask_overview_panel(*r.fields.at(layer).rule, name(r.session.attention.mask.kind))};
   const auto& heads = r.layers.at(layer).heads;
   bool per_head = false;  // LSH: each head hashes its own queries
   for (const auto& h : heads) per_head |= h.allowed != heads[0].allowed;
@@ -97,6 +140,19 @@ std::vector<FigurePanel> mask_panels(const Result& r, int layer) {
 std::vector<FigurePanel> gallery_panels(const Result& r) {
   std::vector<FigurePanel> out;
   if (!r.key_tokens.empty()) return out;  // every pattern is defined for one sequence
+  if (r.is_field()) {  // long: each pattern from its rule (LSH hashes queries: dense sessions only)
+    const int n = static_cast<int>(r.tokens.size());
+    for (std::size_t k = 0; k < std::size(kMaskKinds); ++k) {
+      const auto kind = static_cast<MaskKind>(k);
+      if (!MaskRule::supports(kind)) continue;
+      Session::Attention::Mask m = r.session.attention.mask;
+      m.kind = kind;
+      std::string title = name(kind);
+      if (m.causal && mask_combines_with_causal(kind)) title += " + causal";
+      out.push_back(mask_overview_panel(MaskRule(m, n, n, &r.tokens, r.session.model.seed), title));
+    }
+    return out;
+  }
   for (auto& e : mask_gallery(r.session, r.tokens, &r.layers[0].heads[0].q)) {
     std::string title = name(e.kind);
     if (r.session.attention.mask.causal && mask_combines_with_causal(e.kind)) title += " + causal";
@@ -139,6 +195,7 @@ std::vector<FigurePanel> positional_panels(const Result& r) {
 std::vector<FigurePanel> similarity_panels(const Result& r) {
   std::vector<FigurePanel> out;
   for (std::size_t l = 0; l < r.metrics.size(); ++l) {  // empty unless metrics were computed
+    if (r.metrics[l].head_similarity.size() == 0) continue;  // a field: no pairwise pass
     FigurePanel p;
     p.title = "head similarity (Jensen-Shannon divergence, nats), layer " + std::to_string(l);
     p.caption = "0: the heads attend alike; ln 2: disjoint";

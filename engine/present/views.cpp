@@ -11,7 +11,9 @@ PositionalView positional_view(const Result& r) {
   PositionalView v;
   const Positions& pos = r.positions;
   const Session& s = r.session;
-  const int n = static_cast<int>(r.tokens.size());
+  // a field (long sequence): the first positions, as many as the table the Result keeps
+  const int n = r.is_field() ? std::min<int>(static_cast<int>(r.tokens.size()), kFieldPositionalRows)
+                             : static_cast<int>(r.tokens.size());
   auto cosine = [&](const Matrix& e) {
     Matrix unit = e;
     for (Eigen::Index i = 0; i < unit.rows(); ++i)

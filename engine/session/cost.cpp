@@ -1,5 +1,7 @@
 #include "session/cost.hpp"
 
+#include <atomic>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -131,12 +133,28 @@ double bytes_for(const Session& s, const Cost& c, int n_q_in, int n_k_in, CostUs
   return c.peak_bytes;
 }
 
-double memory_budget_bytes() {
+namespace {
+std::atomic<double> g_budget_override{0};
+}
+
+double default_memory_budget_bytes() {
   const double six_gib = 6.0 * (1ull << 30);
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return six_gib;
   return std::min(six_gib, 0.6 * double(pages) * double(page));
 }
+
+double physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
+}
+
+double memory_budget_bytes() {
+  const double o = g_budget_override.load();
+  return o > 0 ? o : default_memory_budget_bytes();
+}
+
+void set_memory_budget_bytes(double bytes) { g_budget_override = bytes > 0 ? bytes : 0; }
 
 std::string human_bytes(double b) {
   char buf[48];

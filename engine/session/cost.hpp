@@ -36,7 +36,11 @@ double bytes_for(const Session& s, const Cost& c, int n_q, int n_k, CostUse use)
 inline constexpr double kMaxComputeSeconds = 60;
 // ... and so is one that would need more than this much memory: 6 GiB, or 60 % of the physical
 // memory when that is less.
+// The user may set another (the window's Preferences, the CLI's --memory-budget); 0 restores it.
 double memory_budget_bytes();
+double default_memory_budget_bytes();
+void set_memory_budget_bytes(double bytes);
+double physical_memory_bytes();  // 0 when unknown
 
 // "" when the session fits, else the reason with the figures and what to change.
 std::string budget_problem(const Session& s, int n_q, int n_k, CostUse use, bool metrics = true);

@@ -1,0 +1,102 @@
+#include "present/field_file.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "session/session.hpp"
+
+namespace attnlab {
+
+namespace {
+struct Piece {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  const float* data;
+  std::size_t count;
+};
+}  // namespace
+
+bool write_field_safetensors(const Result& r, const Put& put) {
+  if (!r.is_field()) return false;
+  std::vector<Piece> pieces;
+  auto add = [&](std::string name, const float* p, std::vector<std::int64_t> shape) {
+    std::size_t count = 1;
+    for (auto d : shape) count *= static_cast<std::size_t>(d);
+    pieces.push_back({std::move(name), std::move(shape), p, count});
+  };
+  auto add_matrix = [&](const std::string& name, const Matrix& m) { add(name, m.data(), {m.rows(), m.cols()}); };
+  nlohmann::json metrics = nlohmann::json::array();
+  for (std::size_t l = 0; l < r.fields.size(); ++l) {
+    const FieldLayer& L = r.fields[l];
+    const std::string pre = "layers." + std::to_string(l);
+    nlohmann::json lm = nlohmann::json::array();
+    for (std::size_t h = 0; h < L.heads.size(); ++h) {
+      const HeadField& f = L.heads[h];
+      const std::string hp = pre + ".heads." + std::to_string(h);
+      add_matrix(hp + ".q", f.q);
+      add_matrix(hp + ".k", f.k);
+      add_matrix(hp + ".v", f.v);
+      add_matrix(hp + ".output", f.output);
+      add(hp + ".row_max", f.row_max.data(), {std::int64_t(f.row_max.size())});
+      add(hp + ".row_lse", f.row_lse.data(), {std::int64_t(f.row_lse.size())});
+      add_matrix(hp + ".overview_max", f.overview_max);
+      add_matrix(hp + ".overview_mean", f.overview_mean);
+      const FieldMetrics& m = f.metrics;
+      lm.push_back({{"entropy", m.entropy}, {"entropy_normalized", m.entropy_normalized}, {"mean_distance", m.mean_distance},
+                    {"max_weight", m.max_weight}, {"first_token", m.first_token}, {"density", m.density},
+                    {"cells", f.cells}, {"kv_head", f.kv_head}});
+    }
+    metrics.push_back(lm);
+    add_matrix(pre + ".output", L.output);
+  }
+  nlohmann::ordered_json header;
+  std::size_t at = 0;
+  for (const Piece& p : pieces) {
+    header[p.name] = {{"dtype", "F32"}, {"shape", p.shape}, {"data_offsets", {at, at + 4 * p.count}}};
+    at += 4 * p.count;
+  }
+  nlohmann::json tokens = nlohmann::json::array(), keys = nlohmann::json::array();
+  for (const auto& t : r.tokens) tokens.push_back(t.text);
+  for (const auto& t : r.key_tokens) keys.push_back(t.text);
+  const HeadField& f0 = r.fields[0].heads[0];
+  const FieldHeadSpec& s0 = r.fields[0].specs[0];
+  auto dump = [](const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
+  char alpha[32], temp[32];
+  std::snprintf(alpha, sizeof alpha, "%.9g", double(s0.alpha));
+  std::snprintf(temp, sizeof temp, "%.9g", r.session.attention.normalizer.temperature);
+  header["__metadata__"] = {{"format", "attnlab.field"},
+                            {"version", "1"},
+                            {"n_tokens", std::to_string(r.tokens.size())},
+                            {"n_keys", std::to_string(r.keys().size())},
+                            {"n_layers", std::to_string(r.fields.size())},
+                            {"n_heads", std::to_string(r.n_heads())},
+                            {"d_head", std::to_string(r.d_head)},
+                            {"alpha", alpha},
+                            {"temperature", temp},
+                            {"mask", name(r.session.attention.mask.kind)},
+                            {"positional", name(r.session.positional.kind)},
+                            {"pool_rows", std::to_string(f0.fr)},
+                            {"pool_cols", std::to_string(f0.fc)},
+                            {"tokens", dump(tokens)},
+                            {"key_tokens", dump(keys)},
+                            {"metrics", dump(metrics)},
+                            {"session", to_json(r.session)}};
+  std::string h = dump(header);
+  while ((h.size() + 8) % 8) h += ' ';  // the data starts 8-byte aligned
+  std::uint64_t len = h.size();
+  char le[8];
+  for (int k = 0; k < 8; ++k) le[k] = static_cast<char>((len >> (8 * k)) & 0xff);
+  if (!put(std::string_view(le, 8)) || !put(h)) return false;
+  for (const Piece& p : pieces)  // little-endian floats (x86-64), in chunks
+    for (std::size_t k = 0; k < p.count; k += 1 << 20) {
+      const std::size_t c = std::min<std::size_t>(1 << 20, p.count - k);
+      if (!put(std::string_view(reinterpret_cast<const char*>(p.data + k), 4 * c))) return false;
+    }
+  return true;
+}
+
+}  // namespace attnlab
