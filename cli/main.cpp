@@ -84,9 +84,10 @@ bool read_session(const std::string& path, Session& s, Validation& v, int& rc, b
   auto parsed = parse_session(text);
   if (!parsed.session) return rc = fail(path + ": " + join(parsed.problems)), false;
   s = *parsed.session;
-  if (!dense) {
+  if (!dense && field_supports(attention_config(s))) {  // the field takes the longer texts: its problems are the ones to say
     Validation fv = validate(s, ComputePath::field);
-    if (fv.ok() && computes_as_field(s, fv, false)) return v = std::move(fv), true;
+    if (!fv.ok()) return rc = fail(path + ": " + join(fv.problems)), false;
+    if (computes_as_field(s, fv, false)) return v = std::move(fv), true;
   }
   v = validate(s);
   if (!v.ok()) return rc = fail(path + ": " + join(v.problems)), false;

@@ -119,7 +119,7 @@ bad = {
     "not json": (b'{"text": ', "not valid JSON"),
     "unknown key": (b'{"txt": "a"}', "unknown key 'txt'"),
     "wrong type": (b'{"model": {"d_model": 1.5}}', "model.d_model must be a whole number"),
-    "too many tokens": (json.dumps({"text": "a " * 9000}).encode(), "the limit is 8192"),
+    "too many tokens": (json.dumps({"text": "a " * 140000}).encode(), "the limit is 131072"),
 }
 for what, (content, message) in bad.items():
     src = os.path.join(tmp, "bad.json")

@@ -2,7 +2,8 @@
 """attnlab-cli export from the attention field at 20,000 tokens (past the dense limit of 8192):
 a block of weights equals numpy's softmax over the exported rotated q and k rows under the same
 StreamingLLM mask, computed independently here; the pooled overview's rows carry each query's
-weight; bad ranges exit 1 with one line."""
+weight; `compute` writes the field as safetensors whose q, k, row statistics and outputs agree
+with numpy; bad ranges exit 1 with one line."""
 import json
 import os
 import subprocess
@@ -78,6 +79,49 @@ if p.returncode == 0:
     heights = np.array([min(n_words, (a + 1) * fr) - a * fr for a in range(o.shape[0])], dtype=np.float64)
     carried = (o * widths[None, :]).sum(axis=1) * heights
     check(np.allclose(carried, heights, rtol=1e-4), "every band of the overview carries its queries' weight")
+
+# compute above 2048 tokens writes the field as safetensors, read here without attnlab: q and k as
+# exported, row statistics that numpy recomputes from them, metadata naming what it holds
+field = os.path.join(tmp, "field.safetensors")
+p = subprocess.run([cli, "compute", path, "-o", field], capture_output=True, text=True, timeout=300)
+check(p.returncode == 0 and os.path.exists(field), f"compute writes the field ({p.stderr.strip()})")
+if p.returncode == 0 and passed >= 3:
+    raw = open(field, "rb").read()
+    hlen = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + hlen])
+    data = raw[8 + hlen:]
+
+    def tensor(name):
+        t = header[name]
+        a, b = t["data_offsets"]
+        check(t["dtype"] == "F32", f"{name} is F32")
+        return np.frombuffer(data[a:b], dtype="<f4").reshape(t["shape"]).astype(np.float64)
+
+    meta = header["__metadata__"]
+    check(meta["format"] == "attnlab.field" and meta["n_tokens"] == str(n_words) and meta["n_heads"] == "2"
+          and meta["mask"] == "streaming_llm", f"metadata {dict((k, meta[k]) for k in ('format', 'n_tokens', 'n_heads', 'mask'))}")
+    check(len(json.loads(meta["tokens"])) == n_words, "the tokens are in the metadata")
+    fq = tensor("layers.0.heads.1.q")
+    fk = tensor("layers.0.heads.1.k")
+    check(np.abs(fq[r0:r1] - q).max() == 0 and np.abs(fk - k).max() == 0, "q and k are the exported rows")
+    lse = tensor("layers.0.heads.1.row_lse")[r0:r1]
+    s = q @ k.T / np.sqrt(16.0)
+    s = np.where(allowed, s, -np.inf)
+    m = s.max(axis=1)
+    ref_lse = m + np.log(np.exp(s - m[:, None]).sum(axis=1))
+    check(np.abs(lse - ref_lse).max() <= 1e-4, f"row_lse equals numpy's log-sum-exp ({np.abs(lse - ref_lse).max():.2e})")
+    out = tensor("layers.0.heads.1.output")[r0:r1]
+    v = tensor("layers.0.heads.1.v")
+    ref_out = ref @ v
+    check(np.abs(out - ref_out).max() <= 1e-5, f"output = weights v ({np.abs(out - ref_out).max():.2e})")
+    check(tensor("layers.0.output").shape == (n_words, 32), "the layer's output")
+json_out = os.path.join(tmp, "field.json")
+p = subprocess.run([cli, "compute", path, "-o", json_out], capture_output=True, text=True, timeout=300)
+check(p.returncode == 1 and "safetensors" in p.stderr and len(p.stderr.strip().splitlines()) == 1 and not os.path.exists(json_out),
+      f"a field asked as JSON: exit 1, one line naming safetensors ({p.stderr.strip()})")
+p = subprocess.run([cli, "compute", path, "--dense", "-o", json_out], capture_output=True, text=True, timeout=300)
+check(p.returncode == 1 and "the limit is 8192" in p.stderr and not os.path.exists(json_out),
+      f"--dense above 8192 tokens is refused ({p.stderr.strip()})")
 
 for args, what in ((("--matrix", "weights", "--rows", "5:2"), "a reversed range"),
                    (("--matrix", "weights", "--rows", f"0:{n_words + 1}"), "rows past the text"),

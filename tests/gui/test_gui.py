@@ -1112,6 +1112,98 @@ def test_views():
         d.close()
 
 
+def test_long():
+    """20,000 tokens pasted into the example: computed as an attention field, every head's
+    overview drawn; a span typed into the open head zooms until token labels appear over exact
+    tiles; the hovered cell's weight is what attnlab-cli export writes for that cell; a token
+    search jumps to its hits; Esc cancels a long computation and the last picture stays."""
+    n = 20000
+    words = " ".join(f"w{(i * 7919) % 3001}" for i in range(n))
+    cli = os.path.join(os.path.dirname(APP), "attnlab-cli")
+    d = Display("--example")
+    try:
+        s = d.wait_for(settled, "the example")
+        if not s:
+            return
+        subprocess.run(["xclip", "-selection", "clipboard"], input=words.encode(), env=d.env, timeout=10)
+        x, y, w, h = s["text_box"]
+        d.click(x + w / 2, y + h / 2)
+        d.chord("ctrl+a")
+        d.chord("ctrl+v")
+        t0 = time.time()
+        s = d.wait_for(lambda s: settled(s) and s["n_tokens"] == n, "20,000 tokens computed", timeout=120)
+        if not s:
+            return
+        check(s["field"] is True and s["overview"][2] == 40, f"computed as a field, overviews pooling 40 x 40 ({s['overview']})")
+        check(len(s["heads"]) == 4 and all(h["n_q"] == n for h in s["heads"]), "four heads of 20,000 rows drawn")
+        print(f"20,000 tokens pasted: picture in {time.time() - t0:.1f} s")
+        img = Image.open(d.screenshot("long-overview")).convert("RGB")
+        h0 = s["heads"][0]
+        colours = set(img.getpixel((int(h0["x"] + h0["w"] * fx), int(h0["y"] + h0["h"] * 0.9)))
+                      for fx in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8))
+        above = img.getpixel((int(h0["x"] + h0["w"] * 0.9), int(h0["y"] + h0["h"] * 0.1)))
+        below = img.getpixel((int(h0["x"] + h0["w"] * 0.1), int(h0["y"] + h0["h"] * 0.9)))
+        check(len(colours) >= 3 and above != below, f"head 0's overview has colours below the diagonal, background above ({colours})")
+        d.click(h0["x"] + h0["w"] * 0.2, h0["y"] + h0["h"] * 0.8)
+        s = d.wait_for(lambda s: s["detail_head"] == 0 and "detail.rows" in s["widgets"], "head 0 opened large")
+        if not s:
+            return
+        check(s["ruler"] is True and s["labels_drawn"] is False, "the whole head: a ruler of indices, no labels")
+        # span navigation: rows typed, the block on the diagonal shown at full resolution
+        d.click(*center(s["widgets"]["detail.rows"]))
+        d.xdo("type", "15000:15024")
+        d.chord("Return")
+        s = d.wait_for(lambda s: s["pan"] == [15000.0, 15000.0] and s["labels_drawn"] and s["tiles_drawn"] >= 1
+                       and not s["tiles_busy"], "the span 15000:15024 with labels over an exact tile", timeout=30)
+        if not s:
+            return
+        check(s["tile_level"] == 0, f"the finest level of the pyramid ({s['tile_level']})")
+        d.screenshot("long-span")
+        cx, cy, cw, chh = s["widgets"]["detail.cells"]
+        vis = n / s["zoom"]
+        cell = cw / vis
+        i, j = 15012, 15004  # causal: allowed
+        d.xdo("mousemove", str(int(cx + (j - 15000 + 0.5) * cell)), str(int(cy + (i - 15000 + 0.5) * cell)))
+        s = d.wait_for(lambda s: s["hover"] == {"head": 0, "query": i, "key": j}, f"hover on ({i}, {j})", timeout=10)
+        if s:
+            session = json.load(open(os.path.join(HERE, "..", "..", "assets", "sessions", "example.json")))
+            session["text"] = words
+            sp, out = os.path.join(TMP, "long.json"), os.path.join(TMP, "cell.npy")
+            json.dump(session, open(sp, "w"))
+            p = subprocess.run([cli, "export", sp, "--layer", "0", "--head", "0", "--matrix", "weights",
+                                "--rows", f"{i}:{i + 1}", "--cols", f"{j}:{j + 1}", "-o", out], capture_output=True, timeout=120)
+            if check(p.returncode == 0, f"attnlab-cli export of the cell ({p.stderr.decode().strip()})"):
+                import numpy as np
+                want = float(np.load(out)[0, 0])
+                got = s["hover_weight"]
+                check(want > 0 and abs(got - want) <= 1e-6 * max(1.0, abs(want)) + 1e-9,
+                      f"the hovered weight {got!r} equals attnlab-cli export's {want!r}")
+        # token search: Enter jumps to the first hit
+        s = d.state()
+        d.click(*center(s["widgets"]["detail.find"]))
+        d.xdo("type", "w2999")
+        d.chord("Return")
+        s = d.wait_for(lambda s: len(s["find_hits"]) > 0 and s["pan"][1] != 15000.0, "a search hit shown", timeout=10)
+        if s:
+            hit = s["find_hits"][0]
+            check(s["tokens"][hit] == "w2999" and s["pan"][1] <= hit < s["pan"][1] + n / s["zoom"],
+                  f"the first hit ({hit}) is in view (rows from {s['pan'][1]})")
+        # Esc cancels: a wider model makes the next computation long
+        d.chord("Escape")
+        s = reveal(d, "model.d_model")
+        d.click(*center(s["widgets"]["model.d_model"]))
+        d.chord("ctrl+a")
+        d.xdo("type", "1024")
+        d.chord("Return")
+        s = d.wait_for(lambda s: "progress.cancel" in s["widgets"], "the progress bar", timeout=30)
+        if check(s is not None, "the long computation shows its progress"):
+            d.chord("Escape")
+            s = d.wait_for(lambda s: not s["computing"] and s["cancelled"] == s["posted"], "cancelled by Esc", timeout=20)
+            check(s is not None and s["n_tokens"] == n and s["field"], "Esc cancels and the 20,000-token picture stays")
+    finally:
+        d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
@@ -1119,7 +1211,8 @@ STARTED = time.time()
 {"causal": test_causal, "typing": test_typing, "invalid": test_invalid, "hover": test_hover,
  "masks": test_masks, "family": test_family, "explore": test_explore, "compare": test_compare,
  "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model,
- "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views}[MODE]()
+ "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views,
+ "long": test_long}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
