@@ -9,6 +9,9 @@
 //   gpt2_small_load      loading a GPT-2-small-sized folder (124M parameters, F32, real tensor
 //                        names and layout, random weights) written to a temporary directory
 //   gpt2_small_forward   its forward pass on a 128-token text, every head's matrices kept
+//   field_one_head_overview / field_tile_256 / field_tile_pooled_2048  one head's field at n,
+//                        then exact tiles of it (see OneHead below)
+//   keystroke_to_result n=2048 / 4096  the edit path at the last dense length and as a field
 //   tokenize_metaspace_10k_merges / tokenize_bytelevel_10k_merges  a 124 KB text through a
 //                        BPE of 10,000 merges (metaspace: the whole text is one piece; byte-level:
 //                        GPT-2 pre-tokenisation, pieces cached); n is the text's size in bytes
@@ -25,6 +28,7 @@
 #include "attention/attention.hpp"
 #include "attention/field.hpp"
 #include "core/gemm.hpp"
+#include "present/field_view.hpp"
 #include "tokenizers/bpe.hpp"
 #include "models/hf_model.hpp"
 #include "core/memory.hpp"
@@ -115,6 +119,64 @@ void BM_field_window128_sinks(benchmark::State& state) {  // StreamingLLM: 4 sin
   run_field(state, m);
 }
 void BM_mha_self_attention_causal(benchmark::State& state) { run_mha(state, MaskKind::causal); }
+
+// One head (d_head 64) at n tokens, no mask, built once: field_one_head_overview times its
+// field (row statistics, output, both 512 x 512 overviews; 4 n^2 d useful FLOPs), field_tile_256
+// an exact 256 x 256 tile of weights at a random place of it (what the zoomed window asks for),
+// field_tile_pooled_2048 a 2048 x 2048 block pooled 8 x 8 (one level-3 tile of the pyramid).
+struct OneHead {
+  HeadField f;
+  MaskRule rule;
+  FieldHeadSpec spec;
+  explicit OneHead(int n) : rule(Session::Attention::Mask{}, n, n, nullptr, 1) {
+    f.q.resize(n, 64), f.k.resize(n, 64), f.v.resize(n, 64);
+    fill_normal(stream_key(1, "bench.q"), 1.0f, {f.q.data(), static_cast<std::size_t>(f.q.size())});
+    fill_normal(stream_key(1, "bench.k"), 1.0f, {f.k.data(), static_cast<std::size_t>(f.k.size())});
+    fill_normal(stream_key(1, "bench.v"), 1.0f, {f.v.data(), static_cast<std::size_t>(f.v.size())});
+    spec.alpha = 0.125f;
+    spec.rule = &rule;
+  }
+};
+OneHead& one_head(int n) {
+  static std::unique_ptr<OneHead> h;
+  if (!h || h->f.q.rows() != n) {
+    h = std::make_unique<OneHead>(n);
+    build_head_field(h->f, h->spec, {}, nullptr);
+  }
+  return *h;
+}
+void BM_field_one_head_overview(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  OneHead h(n);
+  for (auto _ : state) {
+    build_head_field(h.f, h.spec, {}, nullptr);
+    benchmark::DoNotOptimize(h.f.overview_max.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * double(n) * n * 64, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+void BM_field_tile_256(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  OneHead& h = one_head(n);
+  std::uint64_t k = 0;
+  for (auto _ : state) {
+    const int r0 = static_cast<int>((k * 2654435761u) % (n - 256)), c0 = static_cast<int>((k * 40503u + 17) % (n - 256));
+    ++k;
+    Matrix t = field_tile(h.f, h.spec, r0, r0 + 256, c0, c0 + 256, false);
+    benchmark::DoNotOptimize(t.data());
+  }
+}
+void BM_field_tile_pooled_2048(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  OneHead& h = one_head(n);
+  std::uint64_t k = 0;
+  for (auto _ : state) {
+    const int r0 = static_cast<int>((k * 2654435761u) % (n - 2048)), c0 = static_cast<int>((k * 40503u + 17) % (n - 2048));
+    ++k;
+    PooledTile t = pool_field_tile(h.f, h.spec, r0, r0 + 2048, c0, c0 + 2048, 8, false);
+    benchmark::DoNotOptimize(t.value.data());
+  }
+}
 
 std::string random_words(int n, std::uint64_t seed) {
   // n words drawn from a 5000-word synthetic vocabulary
@@ -312,6 +374,10 @@ BENCHMARK(BM_gemm_floor)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime(
 BENCHMARK(BM_field_self_attention)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
 BENCHMARK(BM_field_window128_sinks)->Arg(131072)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_field_self_attention)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_field_one_head_overview)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(2);
+BENCHMARK(BM_field_tile_256)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(5)->MinTime(0.2);
+BENCHMARK(BM_field_tile_pooled_2048)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3)->MinTime(0.2);
+BENCHMARK(BM_keystroke_to_result)->Arg(2048)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
 BENCHMARK(BM_mha_self_attention)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()
     ->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_mha_self_attention_causal)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
