@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "attention/field.hpp"
+#include "present/field_view.hpp"
 #include "analysis/metrics.hpp"
 #include "attention/masks.hpp"
 #include "pipeline.hpp"
@@ -191,4 +192,112 @@ TEST_CASE("field: the per-head metrics of the streaming pass equal those of the 
       CHECK(f.density == doctest::Approx(d.density).epsilon(1e-9));
     }
   }
+}
+
+TEST_CASE("field: pooled tiles of the pyramid equal max and mean pooling of the dense weights") {
+  for (const char* mask : {"causal", "bigbird", "strided", "custom"}) {
+    CAPTURE(mask);
+    const Both b = compute_both(session_with(mask, "alibi"));
+    const HeadResult& d = b.dense->layers[0].heads[2];
+    const HeadField& f = b.field.heads[2];
+    const int n = static_cast<int>(d.weights.rows());
+    for (const int factor : {1, 3, 4}) {
+      for (const bool mean : {false, true}) {
+        CAPTURE(factor);
+        CAPTURE(mean);
+        const int r0 = 2, r1 = n - 1, c0 = 1, c1 = n;  // a block not aligned to anything
+        const PooledTile t = pool_field_tile(f, b.field.specs[2], r0, r1, c0, c1, factor, mean);
+        REQUIRE(t.rows == (r1 - r0 + factor - 1) / factor);
+        REQUIRE(t.cols == (c1 - c0 + factor - 1) / factor);
+        for (int a = 0; a < t.rows; ++a)
+          for (int c = 0; c < t.cols; ++c) {
+            double want = 0;
+            bool any = false;
+            int cells = 0;
+            for (int i = r0 + a * factor; i < std::min(r1, r0 + (a + 1) * factor); ++i)
+              for (int j = c0 + c * factor; j < std::min(c1, c0 + (c + 1) * factor); ++j) {
+                ++cells;
+                if (!(*d.allowed)(i, j)) continue;
+                any = true;
+                want = mean ? want + d.weights(i, j) : std::max(want, double(d.weights(i, j)));
+              }
+            if (mean) want /= cells;
+            const std::size_t o = std::size_t(a) * t.cols + c;
+            CHECK(bool(t.shown[o]) == any);  // exact: the rule decides
+            CHECK(std::abs(t.value[o] - want) <= 1e-6);
+          }
+      }
+    }
+    // single cells, as the window's hover reads them
+    for (int i = 0; i < n; i += 5)
+      for (int j = 0; j < n; j += 3) {
+        const FieldCell c = field_cell(f, b.field.specs[2], i, j);
+        CHECK(c.allowed == bool((*d.allowed)(i, j)));
+        CHECK(std::abs(c.weight - d.weights(i, j)) <= 1e-6);
+        if (c.allowed) CHECK(std::abs(c.logit - d.logits(i, j)) <= 1e-5);
+      }
+  }
+}
+
+TEST_CASE("field: the mask overview is the allowed fraction of each block of the dense mask") {
+  for (const auto& kind : option("attention.mask.kind").choices) {
+    if (kind == "lsh") continue;
+    CAPTURE(kind);
+    const Session s = session_with(kind.c_str(), "none", true);
+    Engine e;
+    Outcome o = e.compute(s);
+    REQUIRE(o.result);
+    const MaskMatrix& m = *o.result->layers[0].heads[0].allowed;
+    const int n = static_cast<int>(m.rows());
+    const MaskRule rule(s.attention.mask, n, n, &o.result->tokens, s.model.seed);
+    const MaskOverview ov = mask_overview(rule, 7);  // 24 tokens: blocks of 4, the last of them full
+    CHECK(ov.cells == static_cast<long long>(mask_cells(m)));
+    for (int a = 0; a < ov.density.rows(); ++a)
+      for (int c = 0; c < ov.density.cols(); ++c) {
+        int allowed = 0, cells = 0;
+        for (int i = a * ov.fr; i < std::min(n, (a + 1) * ov.fr); ++i)
+          for (int j = c * ov.fc; j < std::min(n, (c + 1) * ov.fc); ++j) ++cells, allowed += m(i, j) ? 1 : 0;
+        CHECK(ov.density(a, c) == doctest::Approx(double(allowed) / cells).epsilon(1e-6));
+      }
+  }
+}
+
+TEST_CASE("field: Engine::compute above 2048 tokens returns the field, and --dense the matrices, tile for tile equal") {
+  Session s;
+  for (int i = 0; i < 2100; ++i) s.text += "w" + std::to_string((i * 7919) % 997) + " ";
+  s.model = {32, 2, 5};
+  s.model.n_layers = 2;
+  s.model.block = BlockKind::pre_ln;
+  s.positional.kind = PositionalKind::rope;
+  s.attention.mask.kind = MaskKind::causal_sliding_window;
+  s.attention.mask.window = 40;
+  Engine e;
+  Outcome field = e.compute(s);
+  REQUIRE(field.result);
+  const Result& f = *field.result;
+  CHECK(f.is_field());
+  CHECK(f.layers.empty());
+  CHECK(f.n_layers() == 2);
+  CHECK(f.n_heads() == 2);
+  REQUIRE(f.metrics.size() == 2);
+  ComputeOptions dense_opt;
+  dense_opt.dense = true;
+  Outcome dense = e.compute(s, nullptr, dense_opt);
+  REQUIRE(dense.result);
+  const Result& d = *dense.result;
+  REQUIRE_FALSE(d.is_field());
+  for (int l = 0; l < 2; ++l)  // layer 1 reads layer 0's output through the pre-LN block
+    for (int h = 0; h < 2; ++h) {
+      CAPTURE(l);
+      CAPTURE(h);
+      const HeadResult& dh = d.layers[l].heads[h];
+      const FieldLayer& fl = f.fields[l];
+      for (const int r0 : {0, 1000, 2036}) {
+        const Matrix t = field_tile(fl.heads[h], fl.specs[h], r0, r0 + 64, std::max(0, r0 - 100), r0 + 64, false);
+        const Matrix want = dh.weights.block(r0, std::max(0, r0 - 100), 64, t.cols());
+        CHECK((t - want).cwiseAbs().maxCoeff() <= 1e-5);
+      }
+      CHECK((fl.heads[h].output - dh.output).cwiseAbs().maxCoeff() <= 1e-4);
+      CHECK(f.metrics[l].heads[h].entropy == doctest::Approx(head_metrics(dh).entropy).epsilon(1e-4));
+    }
 }
