@@ -5,6 +5,8 @@
 #include <imgui_internal.h>  // BringWindowToDisplayFront: the lesson strip is never covered
 #include <imgui_stdlib.h>
 
+#include "session/cost.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -167,6 +169,11 @@ void LoadPrefs(AppState& st) {
   if (!json_get(j, "colormap", colormap_name, err, "prefs.json")) bad.push_back("colormap");
   if (!json_get(j, "range", range, err, "prefs.json") || !parse_range_mode(range, st.display.range)) bad.push_back("range");
   if (!json_get(j, "log", st.display.log, err, "prefs.json")) bad.push_back("log");
+  if (j.contains("memory_budget_gb")) {
+    double gb = 0;
+    if (!json_get(j, "memory_budget_gb", gb, 0.0, 1e6, err, "prefs.json")) bad.push_back("memory_budget_gb");
+    else if (gb > 0) set_memory_budget_bytes(gb * 1e9), st.budget_gb = static_cast<float>(gb);
+  }
   if (!json_get(j, "last_session", last, err, "prefs.json")) bad.push_back("last_session");
   st.font_scale = static_cast<float>(font);
   st.display.colormap = colormap_name;
@@ -191,6 +198,7 @@ void SavePrefs(const AppState& st) {
   j["colormap"] = st.display.colormap;
   j["range"] = name(st.display.range);
   j["log"] = st.display.log;
+  if (st.budget_gb > 0) j["memory_budget_gb"] = st.budget_gb;
   // a file name that is not valid UTF-8 cannot be written into JSON: it stays out of the list
   nlohmann::json recent = nlohmann::json::array();
   for (const auto& r : st.recent)

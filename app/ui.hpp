@@ -102,6 +102,7 @@ struct AppState {
   std::string status;                   // the last file operation's outcome, shown in the menu bar
   bool status_error = false;
 
+  float budget_gb = 0;  // the memory budget the user set (0: the default), kept in prefs
   bool offer_restore = false;  // the last run did not exit cleanly: its session is offered, not restored
 
   // classroom

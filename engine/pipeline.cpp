@@ -296,6 +296,23 @@ int Result::n_heads() const {
   return layers.empty() ? 0 : static_cast<int>(layers[0].heads.size());
 }
 
+double Result::bytes() const {
+  auto m = [](const Matrix& x) { return 4.0 * double(x.size()); };
+  double b = 0;
+  for (const FieldLayer& L : fields) {
+    b += m(L.output);
+    for (const HeadField& f : L.heads)
+      b += m(f.q) + m(f.k) + m(f.v) + m(f.output) + m(f.overview_max) + m(f.overview_mean) + 8.0 * f.row_lse.size();
+  }
+  for (const LayerResult& L : layers) {
+    b += m(L.input) + m(L.attention_input) + m(L.attention_output) + m(L.output);
+    for (const HeadResult& h : L.heads)
+      b += m(h.q) + m(h.k) + m(h.v) + m(h.logits) + m(h.weights) + m(h.output) + (h.allowed ? double(h.allowed->size()) : 0.0);
+  }
+  for (const Matrix& x : rollout) b += m(x);
+  return b;
+}
+
 int Result::kv_head(int layer, int head) const {
   return is_field() ? fields.at(layer).heads.at(head).kv_head : layers.at(layer).heads.at(head).kv_head;
 }

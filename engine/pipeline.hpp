@@ -51,6 +51,7 @@ struct Result {
   int n_layers() const { return static_cast<int>(is_field() ? fields.size() : layers.size()); }
   int n_heads() const;
   int kv_head(int layer, int head) const;
+  double bytes() const;  // what its matrices hold (the status bar's memory figure)
   std::vector<LayerMetrics> metrics;  // one per layer; empty when computed without metrics
   std::vector<Matrix> rollout;        // per layer l: attention rollout through layers 0..l (n, n); empty for cross
   const std::vector<Token>& keys() const { return key_tokens.empty() ? tokens : key_tokens; }

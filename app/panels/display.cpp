@@ -6,6 +6,7 @@
 #include <string>
 
 #include "present/colormap.hpp"
+#include "session/cost.hpp"
 #include "../ui.hpp"
 
 namespace attnlab::app {
@@ -45,6 +46,26 @@ void ShowDisplaySection(AppState& st, Worker& worker) {
   ImGui::SameLine();
   ImGui::Checkbox("numbers in cells", &st.numbers);
   RecordWidget(st, "display.numbers");
+  // long sequences (above 2048 tokens): how the overview pools a block of cells
+  int pool = st.display.pool_mean ? 1 : 0;
+  ImGui::TextUnformatted("overview of a long text:");
+  ImGui::SameLine();
+  changed |= ImGui::RadioButton("block max", &pool, 0);
+  RecordWidget(st, "display.pool_max");
+  ImGui::SameLine();
+  changed |= ImGui::RadioButton("block mean", &pool, 1);
+  RecordWidget(st, "display.pool_mean");
+  st.display.pool_mean = pool == 1;
+  // the memory a computation may use; past it the session is refused with the figures
+  float gb = static_cast<float>(memory_budget_bytes() / 1e9);
+  const float most = static_cast<float>(std::max(1.0, physical_memory_bytes() * 0.9 / 1e9));
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+  if (ImGui::SliderFloat("memory budget", &gb, 0.25f, most, "%.2f GB")) {
+    set_memory_budget_bytes(std::clamp(gb, 0.25f, most) * 1e9);
+    st.budget_gb = static_cast<float>(memory_budget_bytes() / 1e9);
+    changed = true;
+  }
+  RecordWidget(st, "display.budget");
   if (changed) Repost(st, worker);
 }
 

@@ -107,7 +107,7 @@ ValueRange RangeFor(const AppState& st, const Snapshot& snap, int layer, int hea
 std::string RangeLabel(const AppState& st, const Snapshot& snap) {
   const bool weights = st.quantity == Quantity::weights;
   std::string l = weights ? (snap.display.log ? "log10 weight" : "weight") : "logit";
-  if (snap.field) l += snap.display.pool_mean ? " (block mean; colours to the 99.5th percentile)" : " (block max; colours to the 99.5th percentile)";
+  if (snap.field) l += snap.display.pool_mean ? " (block mean, to p99.5)" : " (block max, to p99.5)";
   else if (snap.display.range == RangeMode::per_row) l += " (per row: row min .. row max)";
   else if (snap.display.range == RangeMode::per_head) l += " (head 0's range; each head its own)";
   return l;
