@@ -134,12 +134,26 @@ void PrepareFrame(Loop& L) {
     glfwWaitEventsTimeout(st.incoming ? 0.004 : worker.busy() || (st.tiles && st.tiles->busy()) ? 0.05 : 0.1);
   else if (worker.busy() || (st.tiles && st.tiles->busy())) glfwWaitEventsTimeout(0.05);
   else glfwPollEvents();
+  st.frame_start = std::chrono::steady_clock::now();  // the frame's own work starts here
 
   if (auto snap = worker.latest(); snap && snap != st.newest) {
     st.newest = snap;
     if (snap->result) {
       st.incoming = snap;  // replaces one still uploading: the newest wins
       st.in_next = 0;
+    }
+  }
+  {  // a field prepares only the open views: opening one asks for its pictures
+    std::vector<std::string> open;
+    for (const View* v : views())
+      if (st.*(v->open)) open.push_back(v->id);
+    const bool field = st.shown && st.shown->result && st.shown->result->is_field();
+    if (open != st.display.views_open) {
+      st.display.views_open = std::move(open);
+      if (field) Repost(st, worker);
+    } else if (field && st.shown->display.views_open != st.display.views_open && !worker.busy() && !st.incoming &&
+               st.newest == st.shown) {
+      Repost(st, worker);  // shown before the windows' list reached the worker (the first result)
     }
   }
   upload_some(st, renderer, 8.0);
@@ -427,6 +441,15 @@ void FinishFrame(Loop& L) {
     }
   }
   glfwSwapBuffers(window);
+  // how long frames take (prepare, draw, render, swap), kept for the state dump's p99, and
+  // separately those drawn while the worker computes
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - st.frame_start).count();
+  auto keep = [&](std::vector<float>& ring) {
+    if (ring.size() >= 600) ring.erase(ring.begin());
+    ring.push_back(static_cast<float>(ms));
+  };
+  keep(st.frame_ms);
+  if (worker.busy()) keep(st.busy_frame_ms);
 }
 
 }  // namespace

@@ -39,6 +39,15 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
   j["cancelled"] = worker.cancelled();
   j["computations"] = worker.computations();
   j["frame"] = ImGui::GetFrameCount();
+  auto p99 = [](std::vector<float> v) {
+    if (v.empty()) return 0.0f;
+    const auto k = v.begin() + static_cast<std::ptrdiff_t>(0.99 * double(v.size() - 1));
+    std::nth_element(v.begin(), k, v.end());
+    return *k;
+  };
+  j["frame_ms_p99"] = p99(st.frame_ms);
+  j["busy_frame_ms_p99"] = p99(st.busy_frame_ms);
+  j["busy_frames"] = st.busy_frame_ms.size();
   j["labels_cut"] = st.labels_cut;
   j["lesson_text_scale"] = st.lesson_text_scale;
   j["window_rect"] = st.window_rect;

@@ -5,6 +5,7 @@
 #include <imgui.h>
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <map>
 #include <thread>
@@ -165,6 +166,8 @@ struct AppState {
   std::map<std::string, ImVec4> widgets;  // named widget rects this frame (x, y, w, h), for tests
   int labels_cut = 0;                     // token labels shortened with "..." in the last frame
   std::array<int, 4> window_rect{};       // the OS window: x, y, w, h
+  std::chrono::steady_clock::time_point frame_start;
+  std::vector<float> frame_ms, busy_frame_ms;  // the last 600 frames' times; those while the worker computed
 
   // views
   bool show_mask = false, show_gallery = false, show_positional = false, show_metrics = false, show_flash = false;

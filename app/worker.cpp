@@ -186,7 +186,7 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
     s->bias.push_back(relative_bias(r.session.positional, r.session.model.seed, h, s->n_heads,
                                     static_cast<int>(r.tokens.size()), static_cast<int>(r.keys().size())));
   for (const View* v : views())  // what each view shows, from the Result alone
-    if (v->prepare)
+    if (v->prepare && (!r.is_field() || std::count(d.views_open.begin(), d.views_open.end(), v->id)))
       for (FigurePanel& p : v->prepare(r, d)) s->views[v->id].push_back(panel_image(std::move(p)));
   return s;
 }

@@ -51,6 +51,9 @@ struct DisplayOptions {
   RangeMode range = RangeMode::global;
   bool log = false;            // weights on a log10 scale (floor 1e-4)
   bool pool_mean = false;      // a field's overview: each block's mean weight, else its max
+  // the view windows open: a long sequence's (a field's) views are prepared only while open
+  // (the gallery draws 13 patterns, at 128k tokens seconds of work)
+  std::vector<std::string> views_open;
   int steps_layer = -1, steps_head = -1;  // the head whose pipeline steps to prepare (-1: none)
   bool operator==(const DisplayOptions&) const = default;
 };

@@ -155,7 +155,7 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
     col_labels = fixed->col_labels && gutter > 0;
     gl = fixed->row_labels ? gutter : 0, gt = fixed->col_labels ? gutter : 0;
   }
-  cell = std::max(cell, 0.01f);
+  cell = std::max(cell, 1e-6f);
   const ImVec2 p0(std::floor(origin.x + gl), std::floor(origin.y + gt));
   const ImVec2 hs(cell * vis_k, cell * vis_q);
   const ImVec2 p1(p0.x + hs.x, p0.y + hs.y);
@@ -416,7 +416,7 @@ void ShowHeadGrid(AppState& st) {
       if (const float cell = fit(c, 0); cell > best) best = cell, cols = c;
   }
   CellLayout shared;
-  shared.cell = std::max(best, 0.01f);
+  shared.cell = std::max(best, 1e-6f);
   shared.gutter = gutter;
   const float tile_w = std::max(n_k * shared.cell + sp, min_tile), tile_h = n_q * shared.cell + title + sp;
   st.head_rects.assign(n_heads, {});
