@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cmath>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include "present/field_view.hpp"
 
 namespace attnlab::app {
@@ -102,6 +105,7 @@ void TileCache::upload(const HeatmapRenderer& r, double budget_ms) {
 }
 
 void TileCache::run() {
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 5);  // below the UI thread, as the worker
   for (;;) {
     Job job;
     {

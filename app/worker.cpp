@@ -6,6 +6,9 @@
 #include <limits>
 #include <numbers>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include "attention/positional.hpp"
 #include "present/panels.hpp"
 #include "views/view.hpp"
@@ -258,6 +261,9 @@ void Worker::cancel() {
 }
 
 void Worker::run() {
+  // below the UI thread: on two cores a computation's threads (this one and the OpenMP team it
+  // starts, which inherits its niceness) would otherwise take the time slices frames need
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 5);
   for (;;) {
     Session s;
     DisplayOptions display;

@@ -268,6 +268,38 @@ struct FieldExport {
   int overview = 0;
 };
 
+// Rows of the attention rollout through layers 0..layer (self-attention): from the dense rollout
+// up to 2048 tokens, else from the fields by vector x matrix products (no n x n matrix).
+int export_rollout_rows(const std::string& session_path, int layer, const FieldExport& fx, const std::string& out_path,
+                        MatrixFormat fmt) {
+  if (fx.overview || !fx.cols.empty()) return fail("--matrix rollout takes --rows only (each row is a distribution over every token)");
+  std::shared_ptr<const Result> r;
+  int rc = 0;
+  if (!load(session_path, CostUse::compute, r, rc, false, false)) return rc;
+  if (!r->key_tokens.empty()) return fail("rollout is for self-attention (this session attends to a context)");
+  const int n = static_cast<int>(r->tokens.size());
+  if (layer < 0 || layer >= r->n_layers())
+    return fail("layer " + std::to_string(layer) + " out of range (the session has " + std::to_string(r->n_layers()) + ")");
+  int r0 = 0, r1 = n;
+  if (!parse_range(fx.rows, r0, r1)) return fail("--rows must be A:B with 0 <= A < B, not '" + fx.rows + "'");
+  if (r1 > n) return fail("--rows " + fx.rows + " is past the " + std::to_string(n) + " rows");
+  if (r->is_field() && r1 - r0 > 256) return fail("at most 256 rollout rows at a time above 2048 tokens (each costs n floats per layer)");
+  LabeledMatrix m;
+  m.name = "rollout";
+  if (r->is_field()) {
+    std::vector<int> rows;
+    for (int i = r0; i < r1; ++i) rows.push_back(i);
+    m.values = field_rollout_rows(r->fields, layer, rows, r->session.analysis.rollout_residual);
+  } else {
+    m.values = r->rollout.at(layer).middleRows(r0, r1 - r0);
+  }
+  for (int i = r0; i < r1; ++i) m.row_labels.push_back(token_label(r->tokens[i].text));
+  for (const auto& t : r->tokens) m.col_labels.push_back(token_label(t.text));
+  std::string err;
+  if (!write_file_atomic(out_path, encode_matrix(m, fmt), err)) return fail(err);
+  return 0;
+}
+
 // A block of a layer's field (weights, logits, or q/k/v rows), or its pooled overview, computed
 // without the dense n x n matrices: up to kMaxFieldTokens tokens.
 int export_field(const std::string& session_path, const std::string& matrix, int layer, int head, const FieldExport& fx,
@@ -275,8 +307,9 @@ int export_field(const std::string& session_path, const std::string& matrix, int
   MatrixFormat fmt;
   if (!format_from_path(out_path, fmt)) return fail(out_path + ": the name must end in .csv, .npy, .json or .tsv");
   const bool qkv = matrix == "q" || matrix == "k" || matrix == "v";
+  if (matrix == "rollout") return export_rollout_rows(session_path, layer, fx, out_path, fmt);
   if (!qkv && matrix != "weights" && matrix != "logits")
-    return fail("--rows, --cols and --overview export weights, logits, q, k or v (not '" + matrix + "')");
+    return fail("--rows, --cols and --overview export weights, logits, q, k, v or rollout (not '" + matrix + "')");
   if (fx.overview && (fx.pool != "max" && fx.pool != "mean")) return fail("--pool is max or mean, not '" + fx.pool + "'");
   if (fx.overview && (fx.overview < 1 || fx.overview > 4096)) return fail("--overview must be between 1 and 4096");
   if (fx.overview && qkv) return fail("--overview pools weights; q, k and v are exported by --rows");
@@ -379,7 +412,7 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--head", ex_head, "head (default 0)");
   export_cmd->add_option("-o,--output", ex_out, "file; the format follows its extension")->required();
   FieldExport fx;
-  export_cmd->add_option("--rows", fx.rows, "A:B: rows A..B-1 only, from the attention field (up to 131072 tokens)");
+  export_cmd->add_option("--rows", fx.rows, "A:B: rows A..B-1 only, from the attention field (up to 131072 tokens); with --matrix rollout, those queries' rollout");
   export_cmd->add_option("--cols", fx.cols, "C:D: columns C..D-1 only (weights, logits)");
   export_cmd->add_option("--overview", fx.overview, "N: the N x N pooled map of the weights, from the field");
   export_cmd->add_option("--pool", fx.pool, "with --overview: max (default) or mean");

@@ -301,3 +301,38 @@ TEST_CASE("field: Engine::compute above 2048 tokens returns the field, and --den
       CHECK(f.metrics[l].heads[h].entropy == doctest::Approx(head_metrics(dh).entropy).epsilon(1e-4));
     }
 }
+
+TEST_CASE("field: rollout of chosen query rows equals the rows of the dense rollout, with and without the residual") {
+  Session s;
+  for (int i = 0; i < 300; ++i) s.text += "w" + std::to_string((i * 7919) % 97) + " ";
+  s.model = {32, 4, 8};
+  s.model.n_layers = 3;
+  s.model.block = BlockKind::pre_ln;
+  s.positional.kind = PositionalKind::alibi;
+  for (const bool residual : {true, false})
+    for (const char* mask : {"none", "causal", "bigbird"}) {
+      CAPTURE(residual);
+      CAPTURE(mask);
+      REQUIRE(option_set(s, "attention.mask.kind", std::string("\"") + mask + "\"").empty());
+      s.analysis.rollout_residual = residual;
+      Engine e;
+      Outcome o = e.compute(s);
+      REQUIRE(o.result);
+      const Result& d = *o.result;
+      REQUIRE(d.rollout.size() == 3);
+      // the same layers as fields
+      Validation v = validate(s, ComputePath::field);
+      std::vector<FieldLayer> fields;
+      std::vector<std::string> problems;
+      REQUIRE(e.run_fields(s, v, 2, true, {}, fields, problems, nullptr, nullptr));
+      const std::vector<int> rows = {0, 1, 150, 299};
+      for (int l = 0; l < 3; ++l) {
+        const Matrix got = field_rollout_rows(fields, l, rows, residual);
+        REQUIRE(got.rows() == 4);
+        for (int k = 0; k < 4; ++k) {
+          CHECK((got.row(k) - d.rollout[l].row(rows[k])).cwiseAbs().maxCoeff() <= 1e-5);
+          if (got.row(k).sum() > 0) CHECK(got.row(k).sum() == doctest::Approx(1.0).epsilon(1e-4));
+        }
+      }
+    }
+}

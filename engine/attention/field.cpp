@@ -426,3 +426,73 @@ bool field_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& 
 }
 
 }  // namespace attnlab
+
+namespace attnlab {
+
+namespace {
+// Rows [r0, r1) of layer `L`'s rollout matrix: mean over heads of the weights, negative values
+// none (softmax), the residual term, rows renormalised. Columns [c0, c1) hold every allowed key.
+Matrix rollout_block(const FieldLayer& L, int r0, int r1, int& c0, int& c1, bool residual) {
+  const MaskRule& rule = *L.rule;
+  std::vector<std::pair<int, int>> sp;
+  c0 = rule.n_k(), c1 = 0;
+  for (int i = r0; i < r1; ++i) {
+    rule.spans(i, sp);
+    for (const auto& [a, b] : sp) c0 = std::min(c0, a), c1 = std::max(c1, b);
+  }
+  if (residual) c0 = std::min(c0, r0), c1 = std::max(c1, r1);  // the identity's cells
+  if (c0 >= c1) return Matrix::Zero(r1 - r0, 0);
+  Matrix m = Matrix::Zero(r1 - r0, c1 - c0);
+  for (std::size_t h = 0; h < L.heads.size(); ++h) m += field_tile(L.heads[h], L.specs[h], r0, r1, c0, c1, false);
+  m /= static_cast<float>(L.heads.size());
+  if (residual) {
+    m *= 0.5f;
+    for (int i = r0; i < r1; ++i) m(i - r0, i - c0) += 0.5f;
+  }
+  for (Eigen::Index i = 0; i < m.rows(); ++i)
+    if (const float sum = m.row(i).sum(); sum > 0) m.row(i) /= sum;
+  return m;
+}
+}  // namespace
+
+Matrix field_rollout_rows(const std::vector<FieldLayer>& fields, int layer, const std::vector<int>& rows, bool residual,
+                          const CancelFlag* cancel) {
+  const int n = fields.at(layer).rule->n_k(), k = static_cast<int>(rows.size());
+  // V = A_layer[S, :]
+  Matrix v = Matrix::Zero(k, n);
+  for (int s = 0; s < k; ++s) {
+    int c0 = 0, c1 = 0;
+    const Matrix r = rollout_block(fields[layer], rows[s], rows[s] + 1, c0, c1, residual);
+    if (r.cols()) v.block(s, c0, 1, c1 - c0) = r;
+  }
+  // V <- V A_l for l = layer - 1 .. 0, A_l streamed 64 rows at a time
+  constexpr int kRows = 64;
+  for (int l = layer - 1; l >= 0; --l) {
+    const int n_q = fields[l].rule->n_q();
+    const int blocks = (n_q + kRows - 1) / kRows;
+    std::atomic<bool> stop{false};
+    Matrix next = Matrix::Zero(k, n);
+#pragma omp parallel
+    {
+      Matrix mine = Matrix::Zero(k, n);  // each thread sums its blocks, then the sums are added
+#pragma omp for schedule(dynamic, 1) nowait
+      for (int b = 0; b < blocks; ++b) {
+        if (stop.load() || cancel_requested(cancel)) {
+          stop = true;
+          continue;
+        }
+        const int r0 = b * kRows, r1 = std::min(n_q, r0 + kRows);
+        int c0 = 0, c1 = 0;
+        const Matrix a = rollout_block(fields[l], r0, r1, c0, c1, residual);
+        if (a.cols()) mine.middleCols(c0, c1 - c0).noalias() += v.middleCols(r0, r1 - r0) * a;
+      }
+#pragma omp critical
+      next += mine;
+    }
+    if (stop) return Matrix();
+    v = std::move(next);
+  }
+  return v;
+}
+
+}  // namespace attnlab

@@ -123,3 +123,16 @@ bool field_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& 
                  FieldLayer& out, const CancelFlag* cancel = nullptr);
 
 }  // namespace attnlab
+
+namespace attnlab {
+
+// Attention rollout (as attention_rollout in attention/block.hpp) of chosen query rows through
+// layers 0..layer of a field, without any n x n matrix: rows R_l[S, :] = A_l[S, :] A_{l-1} ... A_0,
+// computed left to right as vector x matrix products whose matrices are streamed in row blocks of
+// exact tiles (mean over heads, (A + I) / 2 with the residual, rows renormalised). Work: the
+// layers' allowed cells times d_head and heads, like computing the fields; memory O(|S| n).
+// Empty when cancelled.
+Matrix field_rollout_rows(const std::vector<FieldLayer>& fields, int layer, const std::vector<int>& rows, bool residual,
+                          const CancelFlag* cancel = nullptr);
+
+}  // namespace attnlab

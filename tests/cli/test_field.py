@@ -123,6 +123,46 @@ p = subprocess.run([cli, "compute", path, "--dense", "-o", json_out], capture_ou
 check(p.returncode == 1 and "the limit is 8192" in p.stderr and not os.path.exists(json_out),
       f"--dense above 8192 tokens is refused ({p.stderr.strip()})")
 
+# rollout of chosen rows through two layers at 2,500 tokens (a field): numpy builds each layer's
+# mean attention from the exported rotated q and k of every head and multiplies (A1 + I)/2 (A0 + I)/2
+n2 = 2500
+path2 = os.path.join(tmp, "rollout.json")
+json.dump({"text": " ".join(f"v{(i * 31) % 701}" for i in range(n2)),
+           "model": {"d_model": 16, "n_heads": 2, "n_layers": 2, "block": "pre_ln", "seed": 4},
+           "positional": {"kind": "rope"}, "attention": {"mask": {"kind": "causal"}}}, open(path2, "w"))
+
+
+def export2(*args, out):
+    return subprocess.run([cli, "export", path2, *args, "-o", out], capture_output=True, text=True, timeout=300)
+
+
+rows_out = os.path.join(tmp, "rollout.npy")
+p = export2("--layer", "1", "--matrix", "rollout", "--rows", "2000:2004", out=rows_out)
+check(p.returncode == 0, f"rollout rows exported ({p.stderr.strip()})")
+if p.returncode == 0:
+    got = np.load(rows_out).astype(np.float64)
+    mean = []
+    ok = True
+    for layer in (0, 1):
+        acc = np.zeros((n2, n2))
+        for head in (0, 1):
+            qk = {}
+            for m in ("q", "k"):
+                o = os.path.join(tmp, f"r{layer}{head}{m}.npy")
+                ok &= export2("--layer", str(layer), "--head", str(head), "--matrix", m, "--rows", f"0:{n2}", out=o).returncode == 0
+                qk[m] = np.load(o).astype(np.float64) if os.path.exists(o) else np.zeros((n2, 8))
+            sc = qk["q"] @ qk["k"].T / np.sqrt(8.0)
+            sc = np.where(np.tril(np.ones((n2, n2), dtype=bool)), sc, -np.inf)
+            w = np.exp(sc - sc.max(axis=1, keepdims=True))
+            acc += w / w.sum(axis=1, keepdims=True)
+        a = 0.5 * acc / 2 + 0.5 * np.eye(n2)  # the residual term (the default)
+        mean.append(a / a.sum(axis=1, keepdims=True))
+    check(ok, "q and k of every head and layer exported")
+    ref = mean[1][2000:2004] @ mean[0]
+    err = np.abs(got - ref).max()
+    check(got.shape == (4, n2) and err <= 1e-5, f"rollout rows equal numpy's (A1 A0)[2000:2004] (max |diff| {err:.2e})")
+    check(np.allclose(got.sum(axis=1), 1.0, atol=1e-4), "each rollout row sums to 1")
+
 for args, what in ((("--matrix", "weights", "--rows", "5:2"), "a reversed range"),
                    (("--matrix", "weights", "--rows", f"0:{n_words + 1}"), "rows past the text"),
                    (("--matrix", "scores", "--rows", "0:4"), "a step the field does not export"),
