@@ -126,13 +126,14 @@ void PrepareFrame(Loop& L) {
   float& pending_font_scale = L.pending_font_scale;
   const Snapshot*& diff_a = L.diff_a;
   const Snapshot*& diff_b = L.diff_b;
-  // input wakes the loop at once; without it, a frame every 50 ms while the worker or the tile
-  // thread computes (a progress bar needs no more, and on a software renderer every frame takes
-  // CPU from the computation: 100 s instead of 51 for 12 heads at 32k tokens), fast only while
-  // textures upload
-  if (opt.screenshot_path.empty())
-    glfwWaitEventsTimeout(st.incoming ? 0.004 : worker.busy() || (st.tiles && st.tiles->busy()) ? 0.05 : 0.1);
-  else if (worker.busy() || (st.tiles && st.tiles->busy())) glfwWaitEventsTimeout(0.05);
+  // input wakes the loop at once; without it, 5 frames a second while the worker computes (a
+  // progress bar needs no more, and on a software renderer a 1080p frame is ~60 ms of CPU taken
+  // from the computation: 12 heads at 32k tokens took 100 s instead of 51 at full frame rate),
+  // 20 while tiles arrive, fast only while textures upload
+  const bool tiles_busy = st.tiles && st.tiles->busy();
+  const double idle_wait = worker.busy() ? 0.2 : tiles_busy ? 0.05 : 0.1;
+  if (opt.screenshot_path.empty()) glfwWaitEventsTimeout(st.incoming ? 0.004 : idle_wait);
+  else if (worker.busy() || tiles_busy) glfwWaitEventsTimeout(idle_wait);
   else glfwPollEvents();
   st.frame_start = std::chrono::steady_clock::now();  // the frame's own work starts here
 

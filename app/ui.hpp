@@ -154,7 +154,8 @@ struct AppState {
   std::unique_ptr<TileCache> tiles = std::make_unique<TileCache>();
   std::string span_rows, span_cols, find_text;  // span navigation and token search (head detail)
   std::vector<int> find_hits;
-  bool span_pending = false;  // --rows / --cols: shown once a result is in
+  bool span_pending = false;  // --rows / --cols or an axis drag: shown by the span controls next frame
+  std::pair<int, int> axis_drag{0, 0};  // dragging along an axis: 1 rows, 2 columns; where it began
   std::string find_done;  // the text find_hits are for
 
   // filled while drawing, read by the state dump

@@ -311,6 +311,41 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
     st.ruler = true;
   }
   if (row_labels || col_labels) st.labels_drawn = true;
+  // span selection: drag along the left axis (queries) or the top axis (keys); on release the
+  // view shows that span (and the block on the diagonal of it)
+  if (zoomable && !fixed && (gl > 4 || gt > 4)) {
+    auto axis = [&](const char* id, ImVec2 a, ImVec2 b, bool rows) {
+      if (b.x - a.x < 2 || b.y - a.y < 2) return;
+      ImGui::SetCursorScreenPos(a);
+      ImGui::PushID(head + 1000 * layer);
+      ImGui::InvisibleButton(id, ImVec2(b.x - a.x, b.y - a.y));
+      ImGui::PopID();
+      const std::string name = std::string("detail.axis_") + (rows ? "rows" : "cols");
+      RecordWidget(st, name);
+      const ImVec2 m = ImGui::GetMousePos();
+      const int at = rows ? std::clamp(static_cast<int>(pan.y + (m.y - p0.y) / cell), 0, n_q - 1)
+                          : std::clamp(static_cast<int>(pan.x + (m.x - p0.x) / cell), 0, n_k - 1);
+      if (ImGui::IsItemActivated()) st.axis_drag = {rows ? 1 : 2, at};
+      if (ImGui::IsItemActive() && st.axis_drag.first == (rows ? 1 : 2)) {
+        const int lo = std::min(st.axis_drag.second, at), hi = std::max(st.axis_drag.second, at) + 1;
+        const ImU32 band = IM_COL32(255, 210, 80, 70);
+        if (rows) dl->AddRectFilled(ImVec2(origin.x, cell_y(float(lo))), ImVec2(p1.x, cell_y(float(hi))), band);
+        else dl->AddRectFilled(ImVec2(cell_x(float(lo)), origin.y), ImVec2(cell_x(float(hi)), p1.y), band);
+        ImGui::SetTooltip("%s %d..%d (%d tokens): release to show them", rows ? "queries" : "keys", lo, hi - 1, hi - lo);
+      }
+      if (ImGui::IsItemDeactivated() && st.axis_drag.first == (rows ? 1 : 2)) {
+        const int lo = std::min(st.axis_drag.second, at), hi = std::max(st.axis_drag.second, at) + 1;
+        st.axis_drag = {0, 0};
+        if (hi - lo >= 2) {
+          (rows ? st.span_rows : st.span_cols) = std::to_string(lo) + ":" + std::to_string(hi);
+          (rows ? st.span_cols : st.span_rows).clear();
+          st.span_pending = true;  // the span controls show it next frame
+        }
+      }
+    };
+    axis("rows_axis", ImVec2(origin.x, p0.y), ImVec2(p0.x - 1, p1.y), true);
+    axis("cols_axis", ImVec2(p0.x, origin.y), ImVec2(p1.x, p0.y - 1), false);
+  }
   if (rect_out) *rect_out = {head, p0.x, p0.y, hs.x, hs.y, n_q, n_k};
   return clicked && !ImGui::IsMouseDragging(ImGuiMouseButton_Left);
 }

@@ -1180,6 +1180,19 @@ def test_long():
                 got = s["hover_weight"]
                 check(want > 0 and abs(got - want) <= 1e-6 * max(1.0, abs(want)) + 1e-9,
                       f"the hovered weight {got!r} equals attnlab-cli export's {want!r}")
+        # span selection by dragging along the query axis: rows 15002..15009 shown on release
+        s = d.state()
+        if check("detail.axis_rows" in s["widgets"], "the query axis takes a drag"):
+            ax, ay, aw, ah = s["widgets"]["detail.axis_rows"]
+            y_of = lambda r: int(cy + (r - 15000 + 0.5) * cell)
+            d.xdo("mousemove", str(int(ax + aw / 2)), str(y_of(15002)))
+            d.xdo("mousedown", "1")
+            d.xdo("mousemove", str(int(ax + aw / 2)), str(y_of(15006)))
+            d.xdo("mousemove", str(int(ax + aw / 2)), str(y_of(15009)))
+            d.xdo("mouseup", "1")
+            s = d.wait_for(lambda s: s["pan"] == [15002.0, 15002.0] and abs(s["zoom"] - n / 8) < 1e-3,
+                           "the dragged span 15002:15010 shown", timeout=10)
+            check(s is not None, "dragging along the query axis shows that span")
         # token search: Enter jumps to the first hit
         s = d.state()
         d.click(*center(s["widgets"]["detail.find"]))
