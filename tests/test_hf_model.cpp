@@ -196,3 +196,53 @@ TEST_CASE("models: the Result carries the model's own positions (GPT-2 wpe rows,
   CHECK(ol.result->positions.rope_base == llama->info().rope_theta);
   CHECK(positional_view(*ol.result).rope_angles.cols() == llama->info().d_head / 2);
 }
+
+TEST_CASE("llama: a text above 2048 tokens runs every layer as an attention field, equal to the dense forward pass") {
+  Failure err;
+  auto m = HfModel::load(copy_with_config("tiny-llama", "max_position_embeddings", 4096), err);
+  REQUIRE_MESSAGE(m, err.message);
+  std::string text;
+  for (int i = 0; i < 1100; ++i) text += (i % 3 ? "the cat " : "sat on ");
+  const Outcome f = m->compute(text);
+  REQUIRE_MESSAGE(f.result, (f.problems.empty() ? "" : f.problems[0]));
+  const Result& fr = *f.result;
+  REQUIRE(fr.tokens.size() > 2048);
+  CHECK(fr.is_field());
+  CHECK(fr.layers.empty());
+  REQUIRE(fr.fields.size() == 2);
+  ComputeOptions dense;
+  dense.dense = true;
+  const Outcome d = m->compute(text, nullptr, dense);
+  REQUIRE(d.result);
+  const Result& dr = *d.result;
+  REQUIRE_FALSE(dr.is_field());
+  const int n = static_cast<int>(fr.tokens.size());
+  for (int l = 0; l < 2; ++l)  // layer 1 reads layer 0's output: the residual streams agree too
+    for (int h = 0; h < 4; ++h) {
+      CAPTURE(l);
+      CAPTURE(h);
+      const FieldLayer& L = fr.fields[l];
+      CHECK(L.heads[h].kv_head == dr.layers[l].heads[h].kv_head);
+      for (const int r0 : {0, 1024, n - 64}) {
+        const Matrix t = field_tile(L.heads[h], L.specs[h], r0, r0 + 64, 0, n, false);
+        CHECK((t - dr.layers[l].heads[h].weights.middleRows(r0, 64)).cwiseAbs().maxCoeff() <= 1e-5);
+      }
+      CHECK((L.heads[h].output - dr.layers[l].heads[h].output).cwiseAbs().maxCoeff() <= 1e-4);
+    }
+  CHECK((fr.fields[1].output - dr.layers[1].attention_output).cwiseAbs().maxCoeff() <= 1e-4);
+  // an intervention on a long text: temperature 2 on layer 0, the rule's mask replaced
+  Intervention iv;
+  iv.enabled = true;
+  iv.layer = 0;
+  iv.temperature = 2.0;
+  iv.replace_mask = true;
+  iv.mask.kind = MaskKind::causal_sliding_window;
+  iv.mask.window = 8;
+  const Outcome fi = m->compute(text, nullptr, {}, iv);
+  const Outcome di = m->compute(text, nullptr, dense, iv);
+  REQUIRE(fi.result);
+  REQUIRE(di.result);
+  const Matrix t = field_tile(fi.result->fields[0].heads[2], fi.result->fields[0].specs[2], 500, 564, 0, n, false);
+  CHECK((t - di.result->layers[0].heads[2].weights.middleRows(500, 64)).cwiseAbs().maxCoeff() <= 1e-5);
+  CHECK(fi.result->fields[0].heads[2].cells < 10LL * n);  // the window's cells only
+}

@@ -83,7 +83,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
   Matrix x = embed(w.get("wte"), fi.ids, &w.get("wpe"));
   x.rowwise() += RowVector(w.get("types").row(0));  // token type 0 for every token
   x = layer_norm(x, w.get("emb_ln.g").row(0), w.get("emb_ln.b").row(0), in.layer_norm_eps);
-  const auto own = own_pattern(n, false);
+  const auto own = fi.field ? nullptr : own_pattern(n, false);  // a field's mask is a rule
   const HeadLayout heads{in.n_heads, in.n_heads, in.d_head, 0};
   for (int l = 0; l < in.n_layers; ++l) {
     if (!next_layer(fi, l, in.n_layers)) return false;
@@ -93,14 +93,22 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     Matrix qkv(n, 3 * in.d_model);
     qkv << affine(x, w.get(l, "q.w"), w.row(l, "q.b")), affine(x, w.get(l, "k.w"), w.row(l, "k.b")),
         affine(x, w.get(l, "v.w"), w.row(l, "v.b"));
-    const Matrix heads_out = attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    FieldLayer field;
+    const Matrix heads_out = fi.field ? attend_field(qkv, heads, false, fi.intervention, l, r.tokens, field, fi.cancel)
+                                      : attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    if (heads_out.size() == 0) return false;  // cancelled
     layer.attention_output = affine(heads_out, w.get(l, "o.w"), w.row(l, "o.b"));
     x = layer_norm(x + layer.attention_output, w.row(l, "ln1.g"), w.row(l, "ln1.b"), in.layer_norm_eps);
     const Matrix inter = gelu_exact(affine(x, w.get(l, "fc.w"), w.row(l, "fc.b")));
     x = layer_norm(x + affine(inter, w.get(l, "proj.w"), w.row(l, "proj.b")), w.row(l, "ln2.g"), w.row(l, "ln2.b"),
                    in.layer_norm_eps);
     layer.output = x;
-    r.layers.push_back(std::move(layer));
+    if (fi.field) {
+      field.output = std::move(layer.attention_output);
+      r.fields.push_back(std::move(field));
+    } else {
+      r.layers.push_back(std::move(layer));
+    }
   }
   return true;
 }

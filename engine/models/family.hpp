@@ -59,6 +59,7 @@ struct ForwardInput {
   const CancelFlag* cancel;
   const ComputeOptions& options;
   const Intervention& intervention;
+  bool field = false;  // a long text (above kDenseMaxTokens): layers as attention fields, in Result::fields
 };
 
 struct Family {

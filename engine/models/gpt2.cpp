@@ -55,7 +55,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
   const int n = static_cast<int>(fi.ids.size());
   r.positions.table = w.get("wpe").topRows(n);
   Matrix x = embed(w.get("wte"), fi.ids, &w.get("wpe"));
-  const auto own = own_pattern(n, true);
+  const auto own = fi.field ? nullptr : own_pattern(n, true);  // a field's mask is a rule
   const HeadLayout heads{in.n_heads, in.n_heads, in.d_head, 0};
   for (int l = 0; l < in.n_layers; ++l) {
     if (!next_layer(fi, l, in.n_layers)) return false;
@@ -63,14 +63,22 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     layer.input = x;
     layer.attention_input = layer_norm(x, w.row(l, "ln1.g"), w.row(l, "ln1.b"), in.layer_norm_eps);
     const Matrix qkv = affine(layer.attention_input, w.get(l, "qkv.w"), w.row(l, "qkv.b"));
-    const Matrix heads_out = attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    FieldLayer field;
+    const Matrix heads_out = fi.field ? attend_field(qkv, heads, true, fi.intervention, l, r.tokens, field, fi.cancel)
+                                      : attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    if (heads_out.size() == 0) return false;  // cancelled
     layer.attention_output = affine(heads_out, w.get(l, "o.w"), w.row(l, "o.b"));
     x += layer.attention_output;
     const Matrix hidden = gelu_tanh(affine(layer_norm(x, w.row(l, "ln2.g"), w.row(l, "ln2.b"), in.layer_norm_eps),
                                            w.get(l, "fc.w"), w.row(l, "fc.b")));
     x += affine(hidden, w.get(l, "proj.w"), w.row(l, "proj.b"));
     layer.output = x;
-    r.layers.push_back(std::move(layer));
+    if (fi.field) {
+      field.output = std::move(layer.attention_output);
+      r.fields.push_back(std::move(field));
+    } else {
+      r.layers.push_back(std::move(layer));
+    }
   }
   return true;
 }

@@ -1,5 +1,7 @@
 #include "models/hf_model.hpp"
 
+#include "session/cost.hpp"
+
 #include <chrono>
 #include <filesystem>
 
@@ -109,11 +111,41 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
   r->d_head = info_.d_head;
   family_->describe(info_, *r);
   r->intervention = iv.describe();
-  if (!family_->forward(info_, weights_, ForwardInput{ids, cancel, options, iv}, *r)) {
+  // a long text: every layer as an attention field (O(n d) per head), within the memory budget
+  const bool field = n > kDenseMaxTokens && !options.dense;
+  if (field && iv.enabled && iv.replace_mask && !MaskRule::supports(iv.mask.kind)) {
+    out.problems.push_back(std::string("the intervention's mask '") + name(iv.mask.kind) + "' needs at most " +
+                           std::to_string(kDenseMaxTokens) + " tokens (the attention field of a long text takes every other mask)");
+    return out;
+  }
+  if (field) {
+    const double per_layer = 4.0 * n * (double(info_.n_heads) * info_.d_head * 4 + info_.d_model) +
+                             info_.n_heads * 2.0 * 4 * kFieldOverviewSide * kFieldOverviewSide;
+    const double bytes = per_layer * info_.n_layers + 4.0 * n * info_.d_model * 8;
+    if (bytes > memory_budget_bytes()) {
+      out.problems.push_back(std::to_string(n) + " tokens need about " + human_bytes(bytes) + " for the fields of " +
+                             std::to_string(info_.n_layers) + " layers; the memory budget is " +
+                             human_bytes(memory_budget_bytes()) + " (use a shorter text, or raise the budget)");
+      return out;
+    }
+  }
+  if (!family_->forward(info_, weights_, ForwardInput{ids, cancel, options, iv, field}, *r)) {
     out.cancelled = true;
     return out;
   }
-  add_analyses(*r, true, true, options.metrics);
+  if (field) {
+    if (options.metrics)
+      for (const FieldLayer& f : r->fields) {
+        LayerMetrics m;
+        for (const HeadField& h : f.heads) {
+          const FieldMetrics& fm = h.metrics;
+          m.heads.push_back({fm.entropy, fm.entropy_normalized, fm.mean_distance, fm.max_weight, fm.first_token, fm.density});
+        }
+        r->metrics.push_back(std::move(m));
+      }
+  } else {
+    add_analyses(*r, true, true, options.metrics);
+  }
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
   return out;

@@ -125,4 +125,41 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
   return concat;
 }
 
+Matrix attend_field(const Matrix& qkv, const HeadLayout& lay, bool causal, const Intervention& iv, int layer_index,
+                    const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel) {
+  const int H = lay.n_heads, KV = lay.n_kv_heads, dh = lay.d_head, qd = H * dh, kvd = KV * dh, group = H / KV;
+  const int n = static_cast<int>(qkv.rows());
+  const bool here = iv.enabled && (iv.layer < 0 || iv.layer == layer_index);
+  Session::Attention::Mask own;
+  own.kind = causal ? MaskKind::causal : MaskKind::none;
+  out.rule = std::make_shared<const MaskRule>(here && iv.replace_mask ? iv.mask : own, n, n, &tokens, 0);
+  out.heads.assign(H, {});
+  out.biases.assign(H, {});
+  out.specs.assign(H, {});
+  std::vector<Matrix> ks(KV), vs(KV);
+  for (int g = 0; g < KV; ++g) {
+    ks[g] = qkv.middleCols(qd + g * dh, dh);
+    vs[g] = qkv.middleCols(qd + kvd + g * dh, dh);
+    if (lay.rope_theta > 0) rope_rotate(ks[g], lay.rope_theta, 1.0, RopeConvention::rotate_half);
+  }
+  Matrix concat(n, qd);
+  FieldOptions opt;
+  for (int h = 0; h < H; ++h) {  // each head's row blocks run over both cores
+    HeadField& f = out.heads[h];
+    FieldHeadSpec& sp = out.specs[h];
+    sp.alpha = 1.0f / std::sqrt(static_cast<float>(dh));
+    sp.inv_t = here ? static_cast<float>(1.0 / iv.temperature) : 1.0f;
+    sp.bias = &out.biases[h];
+    sp.rule = out.rule.get();
+    f.kv_head = h / group;
+    f.q = qkv.middleCols(h * dh, dh);
+    if (lay.rope_theta > 0) rope_rotate(f.q, lay.rope_theta, 1.0, RopeConvention::rotate_half);
+    f.k = ks[f.kv_head];
+    f.v = vs[f.kv_head];
+    if (!build_head_field(f, sp, opt, cancel)) return Matrix();
+    concat.middleCols(h * dh, dh) = f.output;
+  }
+  return concat;
+}
+
 }  // namespace attnlab

@@ -2,6 +2,8 @@
 // attention with the model's own mask or an intervention's.
 #pragma once
 
+#include "attention/field.hpp"
+
 #include <memory>
 #include <vector>
 
@@ -40,5 +42,12 @@ struct HeadLayout {
 };
 Matrix attend(const Matrix& qkv, const HeadLayout& layout, const std::shared_ptr<MaskMatrix>& own,
               const Intervention& iv, int layer_index, const std::vector<Token>& tokens, LayerResult& layer);
+
+// The same for a long text, as an attention field (attention/field.hpp): per head q and k (after
+// RoPE), v, the output and the row statistics, the model's mask (causal or none) or the
+// intervention's as a rule, never n x n. Returns concat(head outputs) (n, n_heads d_head), empty
+// when cancelled; `out` gets the heads (its `output` is the caller's to set, after W_O).
+Matrix attend_field(const Matrix& qkv, const HeadLayout& layout, bool causal, const Intervention& iv, int layer_index,
+                    const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel);
 
 }  // namespace attnlab

@@ -102,7 +102,7 @@ void describe(const ModelInfo& in, Result& r) {
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
   const int n = static_cast<int>(fi.ids.size());
   Matrix x = embed(w.get("wte"), fi.ids);
-  const auto own = own_pattern(n, true);
+  const auto own = fi.field ? nullptr : own_pattern(n, true);  // a field's mask is a rule
   const HeadLayout heads{in.n_heads, in.n_kv_heads, in.d_head, in.rope_theta};
   const int qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head;
   for (int l = 0; l < in.n_layers; ++l) {
@@ -113,13 +113,21 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     Matrix qkv(n, qd + 2 * kvd);
     qkv << affine(layer.attention_input, w.get(l, "q.w")), affine(layer.attention_input, w.get(l, "k.w")),
         affine(layer.attention_input, w.get(l, "v.w"));
-    const Matrix heads_out = attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    FieldLayer field;
+    const Matrix heads_out = fi.field ? attend_field(qkv, heads, true, fi.intervention, l, r.tokens, field, fi.cancel)
+                                      : attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    if (heads_out.size() == 0) return false;  // cancelled
     layer.attention_output = affine(heads_out, w.get(l, "o.w"));
     x += layer.attention_output;
     const Matrix m = rms_norm(x, w.row(l, "ln2.g"), in.layer_norm_eps);
     x += affine(swiglu(affine(m, w.get(l, "gate.w")), affine(m, w.get(l, "up.w"))), w.get(l, "down.w"));
     layer.output = x;
-    r.layers.push_back(std::move(layer));
+    if (fi.field) {
+      field.output = std::move(layer.attention_output);
+      r.fields.push_back(std::move(field));
+    } else {
+      r.layers.push_back(std::move(layer));
+    }
   }
   return true;
 }
