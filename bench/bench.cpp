@@ -12,6 +12,8 @@
 //   field_one_head_overview / field_tile_256 / field_tile_pooled_2048  one head's field at n,
 //                        then exact tiles of it (see OneHead below)
 //   keystroke_to_result n=2048 / 4096  the edit path at the last dense length and as a field
+//   smollm_field_forward n=8192  a SmolLM-135M-shaped Llama folder (30 layers, d 576, 9 / 3 heads,
+//                        random weights) at 8192 tokens: every layer as a field, with overviews
 //   tokenize_metaspace_10k_merges / tokenize_bytelevel_10k_merges  a 124 KB text through a
 //                        BPE of 10,000 merges (metaspace: the whole text is one piece; byte-level:
 //                        GPT-2 pre-tokenisation, pieces cached); n is the text's size in bytes
@@ -232,6 +234,11 @@ class LineReporter : public benchmark::BenchmarkReporter {
         std::snprintf(buf, sizeof buf, "  (%.0f GFLOP/s)", double(it->second) / 1e9);
         extra = buf;
       }
+      if (auto it = r.counters.find("peak_MB"); it != r.counters.end()) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "  (peak %.0f MB)", double(it->second));
+        extra += buf;
+      }
       std::printf("%s n=%s %.2f ms%s\n", name.c_str(), n.c_str(), ms, extra.c_str());
       std::fflush(stdout);
     }
@@ -295,6 +302,80 @@ const std::string& gpt2_small_dir() {
     return path;
   }();
   return dir;
+}
+
+// A SmolLM-135M-shaped Llama folder in the real layout (model.layers.L.self_attn.q_proj.weight,
+// ...): 30 layers, d_model 576, 9 heads over 3 K/V heads, SwiGLU 1536, random N(0, 0.02) F32
+// weights, the tiny Llama's tokenizer (ids below its 349) for the text.
+const std::string& smollm_dir() {
+  static const std::string dir = [] {
+    const int d = 576, layers = 30, heads = 9, kv = 3, dh = 64, inner = 1536, vocab = 49152;
+    const std::string path = (std::filesystem::temp_directory_path() / "attnlab-bench-smollm").string();
+    std::filesystem::create_directories(path);
+    nlohmann::json cfg = {{"model_type", "llama"}, {"hidden_size", d}, {"num_attention_heads", heads},
+                          {"num_key_value_heads", kv}, {"num_hidden_layers", layers}, {"intermediate_size", inner},
+                          {"max_position_embeddings", 8192}, {"vocab_size", vocab}, {"rms_norm_eps", 1e-5},
+                          {"rope_theta", 10000.0}, {"hidden_act", "silu"}, {"tie_word_embeddings", true}};
+    std::ofstream(path + "/config.json") << cfg.dump();
+    std::filesystem::copy_file(std::string(ATTNLAB_MODELS_DIR) + "/tiny-llama/tokenizer.json", path + "/tokenizer.json",
+                               std::filesystem::copy_options::overwrite_existing);
+    std::vector<std::pair<std::string, std::vector<std::int64_t>>> shapes = {{"model.embed_tokens.weight", {vocab, d}}};
+    for (int l = 0; l < layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      for (auto [n, sh] : std::vector<std::pair<std::string, std::vector<std::int64_t>>>{
+               {"input_layernorm.weight", {d}}, {"self_attn.q_proj.weight", {heads * dh, d}},
+               {"self_attn.k_proj.weight", {kv * dh, d}}, {"self_attn.v_proj.weight", {kv * dh, d}},
+               {"self_attn.o_proj.weight", {d, heads * dh}}, {"post_attention_layernorm.weight", {d}},
+               {"mlp.gate_proj.weight", {inner, d}}, {"mlp.up_proj.weight", {inner, d}}, {"mlp.down_proj.weight", {d, inner}}})
+        shapes.push_back({p + n, sh});
+    }
+    shapes.push_back({"model.norm.weight", {d}});
+    nlohmann::json header;
+    std::size_t off = 0;
+    for (const auto& [n, sh] : shapes) {
+      std::size_t count = 1;
+      for (auto k : sh) count *= k;
+      header[n] = {{"dtype", "F32"}, {"shape", sh}, {"data_offsets", {off, off + 4 * count}}};
+      off += 4 * count;
+    }
+    const std::string h = header.dump();
+    std::ofstream f(path + "/model.safetensors", std::ios::binary);
+    const std::uint64_t len = h.size();
+    f.write(reinterpret_cast<const char*>(&len), 8);
+    f << h;
+    for (const auto& [n, sh] : shapes) {
+      std::size_t count = 1;
+      for (auto k : sh) count *= k;
+      std::vector<float> buf(count);
+      fill_normal(stream_key(5, n), 0.02f, {buf.data(), buf.size()});
+      if (n.find("norm") != std::string::npos) std::fill(buf.begin(), buf.end(), 1.0f);
+      f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(4 * count));
+    }
+    return path;
+  }();
+  return dir;
+}
+
+// Every layer's field (and overviews) of the SmolLM-shaped folder at n tokens: the model forward
+// pass on the tiled kernel. Peak memory: read /proc/self/status VmHWM after the run.
+void BM_smollm_field_forward(benchmark::State& state) {
+  Failure err;
+  static auto m = HfModel::load(smollm_dir(), err);
+  if (!m) {
+    state.SkipWithError(err.message.c_str());
+    return;
+  }
+  const std::string text(static_cast<std::size_t>(state.range(0)) - 1, 'c');  // '_' + 8191 x 'c': n tokens
+  for (auto _ : state) {
+    Outcome o = m->compute(text, nullptr, {false});
+    if (!o.result) state.SkipWithError(o.problems.empty() ? "cancelled" : o.problems[0].c_str());
+    else if (!o.result->is_field() || o.result->tokens.size() != std::size_t(state.range(0)))
+      state.SkipWithError(("not a field of n tokens: " + std::to_string(o.result->tokens.size())).c_str());
+    benchmark::DoNotOptimize(o.result.get());
+  }
+  std::ifstream st("/proc/self/status");
+  for (std::string line; std::getline(st, line);)
+    if (line.rfind("VmHWM:", 0) == 0) state.counters["peak_MB"] = std::stod(line.substr(6)) / 1024.0;
 }
 
 void BM_gpt2_small_load(benchmark::State& state) {
@@ -383,6 +464,7 @@ BENCHMARK(BM_mha_self_attention)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark
 BENCHMARK(BM_mha_self_attention_causal)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_keystroke_to_result_with_metrics)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_keystroke_to_result)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
+BENCHMARK(BM_smollm_field_forward)->Arg(8192)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_gpt2_small_load)->Arg(124)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(3);
 BENCHMARK(BM_gpt2_small_forward)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_tokenize_metaspace_10k_merges)->Arg(124000)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);

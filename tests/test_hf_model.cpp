@@ -229,7 +229,6 @@ TEST_CASE("llama: a text above 2048 tokens runs every layer as an attention fiel
       }
       CHECK((L.heads[h].output - dr.layers[l].heads[h].output).cwiseAbs().maxCoeff() <= 1e-4);
     }
-  CHECK((fr.fields[1].output - dr.layers[1].attention_output).cwiseAbs().maxCoeff() <= 1e-4);
   // an intervention on a long text: temperature 2 on layer 0, the rule's mask replaced
   Intervention iv;
   iv.enabled = true;
