@@ -193,15 +193,24 @@ void ShowTextPanel(AppState& st, Worker& worker) {
     }
     const ImVec2 a = ImGui::GetCursorScreenPos();
     ImGui::PushID(static_cast<int>(i));
-    ImGui::InvisibleButton("chip", chip);
+    const bool clicked = ImGui::InvisibleButton("chip", chip);
     const bool hovered = ImGui::IsItemHovered();
     ImGui::PopID();
+    if (i < 8) RecordWidget(st, "chip." + std::to_string(i));
+    if (clicked) {  // span navigation: the token's neighbourhood in the head opened large
+      const int n = static_cast<int>(tokens.size()), at = static_cast<int>(i);
+      const int lo = std::max(0, at - 16), hi = std::min(n, lo + 32);
+      if (st.detail_head < 0) st.detail_head = 0;
+      st.span_rows = std::to_string(lo) + ":" + std::to_string(hi);
+      st.span_cols.clear();
+      st.span_pending = true;
+    }
     dl->AddRectFilled(a, ImVec2(a.x + chip.x, a.y + chip.y),
                       ImGui::GetColorU32(hovered ? ImGuiCol_ButtonHovered : ImGuiCol_Button), 4.0f);
     dl->AddText(ImVec2(a.x + 5, a.y + 2), ImGui::GetColorU32(ImGuiCol_Text), label.c_str());
     if (hovered) {
-      ImGui::SetTooltip("token %zu: \"%s\"\nbytes %zu-%zu", i, to_ui(Clip(tokens[i].text, 2000)).c_str(), tokens[i].begin,
-                        tokens[i].end);
+      ImGui::SetTooltip("token %zu: \"%s\"\nbytes %zu-%zu\nclick: its rows and columns in the head opened large", i,
+                        to_ui(Clip(tokens[i].text, 2000)).c_str(), tokens[i].begin, tokens[i].end);
     }
   }
   if (tokens.size() > shown_max) ImGui::TextDisabled("... and %zu more", tokens.size() - shown_max);

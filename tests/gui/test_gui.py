@@ -1203,6 +1203,12 @@ def test_long():
             hit = s["find_hits"][0]
             check(s["tokens"][hit] == "w2999" and s["pan"][1] <= hit < s["pan"][1] + n / s["zoom"],
                   f"the first hit ({hit}) is in view (rows from {s['pan'][1]})")
+        # a token chip clicked: its neighbourhood in the open head (rows and columns 0..31 for token 5)
+        s = d.state()
+        if check("chip.5" in s["widgets"], "the token chips are clickable"):
+            d.click(*center(s["widgets"]["chip.5"]))
+            s = d.wait_for(lambda s: s["pan"] == [0.0, 0.0] and abs(s["zoom"] - n / 32) < 1e-3, "token 5's span shown", timeout=10)
+            check(s is not None, "clicking a token chip shows its span")
         # Esc cancels: a wider model makes the next computation long
         d.chord("Escape")
         s = reveal(d, "model.d_model")
