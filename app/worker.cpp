@@ -69,7 +69,8 @@ HeadImage make_field_image(const HeadField& f, const DisplayOptions& d) {
       img.weights_rg[o] = any ? display_value(m(y, x), d.log) : 0.0f;
       img.weights_rg[o + 1] = any ? 1.0f : 0.0f;
     }
-  img.logits_rg = img.weights_rg;  // the overview pools weights; logits are exact in tiles and the hover
+  // no logits image: the overview pools weights (logits are exact in the hover and the numbers),
+  // and a second copy would double the textures of 30 layers x 9 heads
   return img;
 }
 

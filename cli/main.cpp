@@ -96,11 +96,20 @@ bool read_session(const std::string& path, Session& s, Validation& v, int& rc, b
 
 // Validated, within the budget of `use`, then computed: dense, or (dense false, long) as a field,
 // whose own budget Engine::compute checks.
+bool compute_read(const std::string& path, const Session& s, const Validation& v, CostUse use,
+                  std::shared_ptr<const Result>& out, int& rc, bool metrics, bool dense);
+
 bool load(const std::string& path, CostUse use, std::shared_ptr<const Result>& out, int& rc, bool metrics = true,
           bool dense = true) {
   Session s;
   Validation v;
   if (!read_session(path, s, v, rc, dense)) return false;
+  return compute_read(path, s, v, use, out, rc, metrics, dense);
+}
+
+// A session read and validated by read_session, computed (standard input is read only once).
+bool compute_read(const std::string& path, const Session& s, const Validation& v, CostUse use,
+                  std::shared_ptr<const Result>& out, int& rc, bool metrics, bool dense) {
   const int n = static_cast<int>(v.tokens.size()), n_k = s.context.enabled ? static_cast<int>(v.key_tokens.size()) : n;
   const bool field = computes_as_field(s, v, dense);
   if (!field)
@@ -131,8 +140,15 @@ int compute_command(const std::string& session_path, const std::string& out_path
     r = o.result;
   } else {
     if (session_path.empty()) return fail("give a SESSION.json, or --model DIR --text TEXT");
-    // a long session is written as its field (O(n d) per head), not n^2 JSON numbers
-    if (!load(session_path, CostUse::compute, r, rc, true, dense)) return rc;
+    // a long session is written as its field (O(n d) per head), not n^2 JSON numbers: said
+    // before anything is computed
+    Session s;
+    Validation v;
+    if (!read_session(session_path, s, v, rc, dense)) return rc;
+    if (computes_as_field(s, v, dense) && !out_path.ends_with(".safetensors"))
+      return fail(std::to_string(v.tokens.size()) + " tokens are written as the attention field: give -o FILE.safetensors "
+                  "(or --dense for dense JSON, up to " + std::to_string(kMaxTokens) + " tokens where it fits)");
+    if (!compute_read(session_path, s, v, CostUse::compute, r, rc, true, dense)) return rc;
   }
   if (r->is_field()) {
     if (out_path.empty() || out_path == "-" || !out_path.ends_with(".safetensors"))

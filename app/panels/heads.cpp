@@ -163,7 +163,7 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
   auto cell_x = [&](float j) { return p0.x + (j - pan.x) * cell; };
   auto cell_y = [&](float i) { return p0.y + (i - pan.y) * cell; };
 
-  const auto& maps = weights ? st.tex.weights : st.tex.logits;
+  const auto& maps = weights || field ? st.tex.weights : st.tex.logits;  // a field's overview is of weights
   const std::size_t tk = std::size_t(layer) * snap.n_heads + head;
   if (tk < maps.size() && maps[tk].texture()) {
     dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(maps[tk].texture())), p0, p1,
