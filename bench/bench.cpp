@@ -245,6 +245,35 @@ class LineReporter : public benchmark::BenchmarkReporter {
   }
 };
 
+// A safetensors file of F32 tensors `shapes` (name, shape), N(0, 0.02) from stream `seed`; norm
+// gains ("ln_*.weight", "*norm.weight") are 1.
+void write_random_safetensors(const std::string& file, const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& shapes,
+                              std::uint64_t seed) {
+  nlohmann::json header;
+  std::size_t off = 0;
+  for (const auto& [n, sh] : shapes) {
+    std::size_t count = 1;
+    for (auto k : sh) count *= k;
+    header[n] = {{"dtype", "F32"}, {"shape", sh}, {"data_offsets", {off, off + 4 * count}}};
+    off += 4 * count;
+  }
+  const std::string h = header.dump();
+  std::ofstream f(file, std::ios::binary);
+  const std::uint64_t len = h.size();
+  f.write(reinterpret_cast<const char*>(&len), 8);
+  f << h;
+  for (const auto& [n, sh] : shapes) {
+    std::size_t count = 1;
+    for (auto k : sh) count *= k;
+    std::vector<float> buf(count);
+    fill_normal(stream_key(seed, n), 0.02f, {buf.data(), buf.size()});
+    const bool gain = (n.find("ln_") != std::string::npos || n.find("norm") != std::string::npos) &&
+                      n.find(".weight") != std::string::npos;
+    if (gain) std::fill(buf.begin(), buf.end(), 1.0f);
+    f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(4 * count));
+  }
+}
+
 // A GPT-2-small-sized model folder: config, vocab (the 256 byte symbols, no merges), and one
 // F32 safetensors file with GPT2Model's tensor names; random N(0, 0.02) weights.
 const std::string& gpt2_small_dir() {
@@ -278,27 +307,7 @@ const std::string& gpt2_small_dir() {
                {"mlp.c_proj.bias", {d}}})
         shapes.push_back({p + n, s});
     }
-    nlohmann::json header;
-    std::size_t off = 0;
-    for (const auto& [n, s] : shapes) {
-      std::size_t count = 1;
-      for (auto k : s) count *= k;
-      header[n] = {{"dtype", "F32"}, {"shape", s}, {"data_offsets", {off, off + 4 * count}}};
-      off += 4 * count;
-    }
-    const std::string h = header.dump();
-    std::ofstream f(path + "/model.safetensors", std::ios::binary);
-    const std::uint64_t len = h.size();
-    f.write(reinterpret_cast<const char*>(&len), 8);
-    f << h;
-    for (const auto& [n, s] : shapes) {
-      std::size_t count = 1;
-      for (auto k : s) count *= k;
-      std::vector<float> buf(count);
-      fill_normal(stream_key(3, n), 0.02f, {buf.data(), buf.size()});
-      if (n.find("ln_") != std::string::npos && n.find(".weight") != std::string::npos) std::fill(buf.begin(), buf.end(), 1.0f);
-      f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(4 * count));
-    }
+    write_random_safetensors(path + "/model.safetensors", shapes, 3);
     return path;
   }();
   return dir;
@@ -330,27 +339,7 @@ const std::string& smollm_dir() {
         shapes.push_back({p + n, sh});
     }
     shapes.push_back({"model.norm.weight", {d}});
-    nlohmann::json header;
-    std::size_t off = 0;
-    for (const auto& [n, sh] : shapes) {
-      std::size_t count = 1;
-      for (auto k : sh) count *= k;
-      header[n] = {{"dtype", "F32"}, {"shape", sh}, {"data_offsets", {off, off + 4 * count}}};
-      off += 4 * count;
-    }
-    const std::string h = header.dump();
-    std::ofstream f(path + "/model.safetensors", std::ios::binary);
-    const std::uint64_t len = h.size();
-    f.write(reinterpret_cast<const char*>(&len), 8);
-    f << h;
-    for (const auto& [n, sh] : shapes) {
-      std::size_t count = 1;
-      for (auto k : sh) count *= k;
-      std::vector<float> buf(count);
-      fill_normal(stream_key(5, n), 0.02f, {buf.data(), buf.size()});
-      if (n.find("norm") != std::string::npos) std::fill(buf.begin(), buf.end(), 1.0f);
-      f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(4 * count));
-    }
+    write_random_safetensors(path + "/model.safetensors", shapes, 5);
     return path;
   }();
   return dir;

@@ -190,15 +190,7 @@ Outcome Engine::compute_as_field(const Session& s, Validation v, const CancelFla
   r->key_tokens = std::move(v.key_tokens);
   // the positional views show the table's first rows (the whole table is O(n d), as big as a layer)
   r->positions = positions_of(s, std::min(static_cast<int>(r->tokens.size()), kFieldPositionalRows));
-  if (options.metrics)
-    for (const FieldLayer& f : r->fields) {
-      LayerMetrics m;
-      for (const HeadField& h : f.heads) {
-        const FieldMetrics& fm = h.metrics;
-        m.heads.push_back({fm.entropy, fm.entropy_normalized, fm.mean_distance, fm.max_weight, fm.first_token, fm.density});
-      }
-      r->metrics.push_back(std::move(m));
-    }
+  if (options.metrics) r->metrics = field_metrics(r->fields);
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
   return out;
@@ -289,6 +281,19 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
   }
   if (progress) progress->store(1.0f);
   return !cancel_requested(cancel);
+}
+
+std::vector<LayerMetrics> field_metrics(const std::vector<FieldLayer>& fields) {
+  std::vector<LayerMetrics> out;
+  for (const FieldLayer& f : fields) {
+    LayerMetrics m;
+    for (const HeadField& h : f.heads) {
+      const FieldMetrics& fm = h.metrics;
+      m.heads.push_back({fm.entropy, fm.entropy_normalized, fm.mean_distance, fm.max_weight, fm.first_token, fm.density});
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 int Result::n_heads() const {

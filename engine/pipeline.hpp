@@ -124,6 +124,9 @@ class Engine {
 // only, with or without the residual term) and, when asked, per-head metrics and head similarity.
 void add_analyses(Result& r, bool rollout, bool residual, bool metrics);
 
+// A field's per-head metrics as LayerMetrics (no head similarity: that needs the dense weights).
+std::vector<LayerMetrics> field_metrics(const std::vector<FieldLayer>& fields);
+
 // The attention layers' configuration a session asks for (tokens, context and progress are the
 // caller's to set).
 AttentionConfig attention_config(const Session& s);

@@ -134,15 +134,7 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
     return out;
   }
   if (field) {
-    if (options.metrics)
-      for (const FieldLayer& f : r->fields) {
-        LayerMetrics m;
-        for (const HeadField& h : f.heads) {
-          const FieldMetrics& fm = h.metrics;
-          m.heads.push_back({fm.entropy, fm.entropy_normalized, fm.mean_distance, fm.max_weight, fm.first_token, fm.density});
-        }
-        r->metrics.push_back(std::move(m));
-      }
+    if (options.metrics) r->metrics = field_metrics(r->fields);
   } else {
     add_analyses(*r, true, true, options.metrics);
   }

@@ -103,7 +103,8 @@ if p.returncode == 0 and passed >= 3:
     check(len(json.loads(meta["tokens"])) == n_words, "the tokens are in the metadata")
     fq = tensor("layers.0.heads.1.q")
     fk = tensor("layers.0.heads.1.k")
-    check(np.abs(fq[r0:r1] - q).max() == 0 and np.abs(fk - k).max() == 0, "q and k are the exported rows")
+    # compute and export project through the same code, but a stated tolerance, not ==, between runs
+    check(np.abs(fq[r0:r1] - q).max() <= 1e-6 and np.abs(fk - k).max() <= 1e-6, "q and k are the exported rows")
     lse = tensor("layers.0.heads.1.row_lse")[r0:r1]
     s = q @ k.T / np.sqrt(16.0)
     s = np.where(allowed, s, -np.inf)
