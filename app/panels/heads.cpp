@@ -178,7 +178,10 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
     const int level = TileCache::level_for(1.0 / cell, std::max(hf->fr, hf->fc));
     st.tile_level = level;
     st.tiles_drawn = 0;
+    const ImU32 bg = ImGui::GetColorU32(ImGuiCol_WindowBg);
     for (const TileCache::Drawn& t : st.tiles->view(st.shown, layer, head, level, vr0, vr1, vc0, vc1)) {
+      // the tile's masked cells are transparent: the coarse overview under it must not show through
+      dl->AddRectFilled(ImVec2(cell_x(float(t.c0)), cell_y(float(t.r0))), ImVec2(cell_x(float(t.c1)), cell_y(float(t.r1))), bg);
       dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(t.texture)), ImVec2(cell_x(float(t.c0)), cell_y(float(t.r0))),
                    ImVec2(cell_x(float(t.c1)), cell_y(float(t.r1))));
       ++st.tiles_drawn;
@@ -265,8 +268,9 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
     ImGui::Text("mask %s: %s", name(r.session.attention.mask.kind), allowed ? "allowed" : "forbidden");
     if (!bias.empty())
       ImGui::Text("bias   %+.4f   (%s, distance %d)", bias[hj - hi + n_q - 1], name(r.session.positional.kind), hj - hi);
-    ImGui::TextDisabled(zoomable ? "wheel: zoom   drag: pan   Ctrl+C: copy this head as TSV"
-                                 : "click to open head %d large   Ctrl+C: copy this head as TSV", head);
+    const char* copy = field ? "Ctrl+C: copy this cell" : "Ctrl+C: copy this head as TSV";
+    if (zoomable) ImGui::TextDisabled("wheel: zoom   drag: pan   %s", copy);
+    else ImGui::TextDisabled("click to open head %d large   %s", head, copy);
     ImGui::EndTooltip();
   }
   dl->PopClipRect();
