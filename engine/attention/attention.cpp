@@ -1,7 +1,7 @@
 #include "attention/attention.hpp"
 
-#include "core/gemm.hpp"
 #include "attention/positional.hpp"
+#include "core/gemm.hpp"
 #include "core/rng.hpp"
 
 #include <algorithm>
@@ -201,24 +201,15 @@ Shape shape_of(const Matrix& x, const AttentionConfig& cfg) {
   return s;
 }
 
+// Rows a product is computed in when it is copied straight into the heads (see project_heads).
+constexpr int kProjectionChunk = 2048;
+
 // Phase 1, project and slice heads: Q, K and V in one GEMM over both cores, (n, d_model) x
 // (d_model, d_model + 2 kv_dim) (cross-attention projects the queries and the context's keys and
 // values separately); each head keeps its slices, turned by RoPE, and LSH's shared-QK keys.
 // Every buffer is allocated here, on the calling thread, before the parallel loops.
 void project_heads(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, const Shape& sh,
                    LayerResult& out, bool dense) {
-  Matrix qkv, q_all, kv_all;
-  if (sh.cross) {
-    matmul(x, w.w_q, q_all);
-    Matrix w_kv(sh.d_model, 2 * sh.kv_dim);
-    w_kv << w.w_k, w.w_v;
-    matmul(*cfg.kv_input, w_kv, kv_all);
-  } else if (w.w_qkv.size()) {
-    matmul(x, w.w_qkv, qkv);
-  } else {
-    qkv.resize(sh.n, sh.d_model + 2 * sh.kv_dim);
-    qkv << x * w.w_q, x * w.w_k, x * w.w_v;
-  }
   out.heads.resize(sh.n_heads);
   for (HeadResult& r : out.heads) {
     r.q.resize(sh.n, sh.d_head);
@@ -227,22 +218,53 @@ void project_heads(const Matrix& x, const LayerWeights& w, const AttentionConfig
     if (dense) r.logits.resize(sh.n, sh.n_k), r.weights.resize(sh.n, sh.n_k);
     r.output.resize(sh.n, sh.d_head);
   }
-  const bool lsh = cfg.mask.kind == MaskKind::lsh;
-  const bool rope = cfg.positional.kind == PositionalKind::rope;
   const int dh = sh.d_head;
+  for (int h = 0; h < sh.n_heads; ++h) out.heads[h].kv_head = h / sh.group;
+  if (sh.cross) {
+    Matrix q_all, kv_all;
+    matmul(x, w.w_q, q_all);
+    Matrix w_kv(sh.d_model, 2 * sh.kv_dim);
+    w_kv << w.w_k, w.w_v;
+    matmul(*cfg.kv_input, w_kv, kv_all);
 #pragma omp parallel for
-  for (int h = 0; h < sh.n_heads; ++h) {
-    HeadResult& r = out.heads[h];
-    r.kv_head = h / sh.group;
-    if (sh.cross) {
+    for (int h = 0; h < sh.n_heads; ++h) {
+      HeadResult& r = out.heads[h];
       r.q = q_all.middleCols(h * dh, dh);
       r.k = kv_all.middleCols(r.kv_head * dh, dh);
       r.v = kv_all.middleCols(sh.kv_dim + r.kv_head * dh, dh);
-    } else {
-      r.q = qkv.middleCols(h * dh, dh);
-      r.k = qkv.middleCols(sh.d_model + r.kv_head * dh, dh);
-      r.v = qkv.middleCols(sh.d_model + sh.kv_dim + r.kv_head * dh, dh);
     }
+  } else {
+    Matrix stacked;
+    if (!w.w_qkv.size()) {
+      stacked.resize(sh.d_model, sh.d_model + 2 * sh.kv_dim);
+      stacked << w.w_q, w.w_k, w.w_v;
+    }
+    const Matrix& fused = w.w_qkv.size() ? w.w_qkv : stacked;
+    // Without dense matrices (the field) and above a chunk of rows, the product runs chunk by
+    // chunk through one reused buffer straight into the heads: the whole (n, d_model + 2 kv_dim)
+    // product is never held, nor its pages faulted in (at 131,072 tokens that product and its
+    // copy were 1.0-1.6 s of a 10 s layer).
+    const int chunk = !dense && sh.n > kProjectionChunk ? kProjectionChunk : sh.n;
+    const int cols = static_cast<int>(fused.cols()), dm = static_cast<int>(x.cols());
+    Matrix buf(chunk, cols);
+    for (int r0 = 0; r0 < sh.n; r0 += chunk) {
+      const int rows = std::min(sh.n, r0 + chunk) - r0;
+      gemm_nn(rows, cols, dm, &x(r0, 0), dm, fused.data(), cols, buf.data(), cols);
+#pragma omp parallel for
+      for (int h = 0; h < sh.n_heads; ++h) {
+        HeadResult& r = out.heads[h];
+        const auto b = buf.topRows(rows);
+        r.q.middleRows(r0, rows) = b.middleCols(h * dh, dh);
+        r.k.middleRows(r0, rows) = b.middleCols(sh.d_model + r.kv_head * dh, dh);
+        r.v.middleRows(r0, rows) = b.middleCols(sh.d_model + sh.kv_dim + r.kv_head * dh, dh);
+      }
+    }
+  }
+  const bool lsh = cfg.mask.kind == MaskKind::lsh;
+  const bool rope = cfg.positional.kind == PositionalKind::rope;
+#pragma omp parallel for
+  for (int h = 0; h < sh.n_heads; ++h) {
+    HeadResult& r = out.heads[h];
     if (rope) {
       rope_rotate(r.q, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
       rope_rotate(r.k, cfg.positional.rope_base, cfg.positional.rope_fraction, cfg.positional.rope_convention);
@@ -271,7 +293,8 @@ std::vector<std::vector<RowBlock>> build_masks(const AttentionConfig& cfg, const
   } else {
 #pragma omp parallel for
     for (int h = 0; h < sh.n_heads; ++h) {
-      out.heads[h].allowed = std::make_shared<const MaskMatrix>(lsh_mask(out.heads[h].q, cfg.mask, cfg.seed, cfg.layer, h));
+      out.heads[h].allowed =
+          std::make_shared<const MaskMatrix>(lsh_mask(out.heads[h].q, cfg.mask, cfg.seed, cfg.layer, h));
       blocks[h] = row_blocks(*out.heads[h].allowed, 64);
     }
   }
@@ -294,7 +317,8 @@ std::vector<HeadPlan> plan_heads(const AttentionConfig& cfg, const Shape& sh, co
     const std::string hp = prefix + std::to_string(h) + ".";
     switch (cfg.score) {
       case ScoreKind::scaled_dot:
-      case ScoreKind::dot: break;
+      case ScoreKind::dot:
+        break;
       case ScoreKind::general:  // Luong et al. 2015, eq. (8): q^T W_a k
         p.qs_own = r.q * glorot_normal(cfg.seed, hp + "W_general", dh, dh);
         p.qs = &p.qs_own;
@@ -320,7 +344,8 @@ std::vector<HeadPlan> plan_heads(const AttentionConfig& cfg, const Shape& sh, co
     }
     p.normalizer = cfg.normalizer;
     p.inv_t = static_cast<float>(1.0 / cfg.temperature);
-    p.sigmoid_bias = static_cast<float>(cfg.sigmoid_bias_auto ? -std::log(static_cast<double>(sh.n_k)) : cfg.sigmoid_bias);
+    p.sigmoid_bias =
+        static_cast<float>(cfg.sigmoid_bias_auto ? -std::log(static_cast<double>(sh.n_k)) : cfg.sigmoid_bias);
     p.dropout = static_cast<float>(cfg.dropout);
     p.dropout_key = stream_key(cfg.seed, "dropout." + hp.substr(0, hp.size() - 1));
   }
@@ -329,7 +354,8 @@ std::vector<HeadPlan> plan_heads(const AttentionConfig& cfg, const Shape& sh, co
 
 void report(const AttentionConfig& cfg, float share_done) {
   if (cfg.progress)
-    cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * share_done, std::memory_order_relaxed);
+    cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * share_done,
+                        std::memory_order_relaxed);
 }
 
 // Phase 4, run the exact blocks: (head, row block) tasks over both cores; causal blocks differ
@@ -382,7 +408,9 @@ void run_kernel(const AttentionConfig& cfg, const Shape& sh, const std::vector<H
                         sh.n <= kMaxFlashTraceTokens && sh.n_k <= kMaxFlashTraceTokens ? &r.flash_trace : nullptr);
         break;
       }
-      case KernelKind::linear: linear_attention(r.q, r.k, r.v, causal_kernel, w, o); break;
+      case KernelKind::linear:
+        linear_attention(r.q, r.k, r.v, causal_kernel, w, o);
+        break;
       case KernelKind::performer: {
         const Matrix omega = performer_features(stream_key(cfg.seed, lp + "head" + std::to_string(h) + ".performer"),
                                                 kn.features, sh.d_head, kn.orthogonal);
@@ -393,8 +421,11 @@ void run_kernel(const AttentionConfig& cfg, const Shape& sh, const std::vector<H
         linformer_attention(r.q, r.k, r.v, kn.projected_length, stream_key(cfg.seed, lp + "linformer.E"),
                             stream_key(cfg.seed, lp + "linformer.F"), w, o);
         break;
-      case KernelKind::nystrom: nystrom_attention(r.q, r.k, r.v, kn.landmarks, w, o); break;
-      case KernelKind::exact: break;
+      case KernelKind::nystrom:
+        nystrom_attention(r.q, r.k, r.v, kn.landmarks, w, o);
+        break;
+      case KernelKind::exact:
+        break;
     }
     r.approx = approx_error(w, o, exact_w, exact_o);
     report(cfg, 0.5f + 0.4f * float(h + 1) / float(sh.n_heads));

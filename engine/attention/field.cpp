@@ -24,8 +24,10 @@ void normalise(std::vector<Span>& s) {
   std::sort(s.begin(), s.end());
   std::size_t k = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (k && s[i].first <= s[k - 1].second) s[k - 1].second = std::max(s[k - 1].second, s[i].second);
-    else s[k++] = s[i];
+    if (k && s[i].first <= s[k - 1].second)
+      s[k - 1].second = std::max(s[k - 1].second, s[i].second);
+    else
+      s[k++] = s[i];
   }
   s.resize(k);
 }
@@ -68,11 +70,21 @@ void MaskRule::spans(int i, std::vector<Span>& out) const {
   out.clear();
   const int n = n_k_, w = spec_.window;
   switch (spec_.kind) {
-    case MaskKind::none: add_span(out, 0, n, n); break;
-    case MaskKind::causal: add_span(out, 0, i + 1, n); break;
-    case MaskKind::padding: complement(pads_, n, out); break;
-    case MaskKind::sliding_window: add_span(out, i - w, i + w + 1, n); break;
-    case MaskKind::causal_sliding_window: add_span(out, i - w, i + 1, n); break;
+    case MaskKind::none:
+      add_span(out, 0, n, n);
+      break;
+    case MaskKind::causal:
+      add_span(out, 0, i + 1, n);
+      break;
+    case MaskKind::padding:
+      complement(pads_, n, out);
+      break;
+    case MaskKind::sliding_window:
+      add_span(out, i - w, i + w + 1, n);
+      break;
+    case MaskKind::causal_sliding_window:
+      add_span(out, i - w, i + 1, n);
+      break;
     case MaskKind::dilated: {
       const int d = spec_.dilation;
       for (int t = -w; t <= w; ++t) add_span(out, i + t * d, i + t * d + 1, n);
@@ -115,7 +127,8 @@ void MaskRule::spans(int i, std::vector<Span>& out) const {
     case MaskKind::custom:
       for (int j : custom_rows_[i]) add_span(out, j, j + 1, n);
       break;
-    case MaskKind::lsh: break;  // not a rule: its buckets follow each head's queries
+    case MaskKind::lsh:
+      break;  // not a rule: its buckets follow each head's queries
   }
   normalise(out);
   if (causal_) {
@@ -182,14 +195,16 @@ namespace {
 
 // The union of the rows' spans of one row block, merged over small gaps so that one GEMM covers
 // neighbouring keys (a gap shorter than this costs less than a second call).
-std::vector<Span> block_columns(const std::vector<std::vector<Span>>& rows) {
+std::vector<Span> block_columns(const std::vector<Span>* rows, int n_rows) {
   std::vector<Span> all;
-  for (const auto& r : rows) all.insert(all.end(), r.begin(), r.end());
+  for (int r = 0; r < n_rows; ++r) all.insert(all.end(), rows[r].begin(), rows[r].end());
   normalise(all);
   std::vector<Span> merged;
   for (const auto& s : all) {
-    if (!merged.empty() && s.first - merged.back().second < 16) merged.back().second = s.second;
-    else merged.push_back(s);
+    if (!merged.empty() && s.first - merged.back().second < 16)
+      merged.back().second = s.second;
+    else
+      merged.push_back(s);
   }
   return merged;
 }
@@ -216,120 +231,146 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   struct RowStats {
     double entropy = -1, entropy_normalized = -1, distance = 0, max_weight = 0, first = 0, allowed = 0;
   };
-  std::vector<RowStats> stats(n_q);  // entropy -1: the row attends to nothing
+  std::vector<RowStats> stats(n_q);                                         // entropy -1: the row attends to nothing
   const RowVector index = RowVector::LinSpaced(n_k, 0.0f, float(n_k - 1));  // column j as a float (exact below 2^24)
   std::atomic<long long> cells{0};
   std::atomic<bool> stop{false};
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int blk = 0; blk < n_blocks; ++blk) {
-    if (stop.load(std::memory_order_relaxed)) continue;
-    if (cancel_requested(cancel)) {
-      stop = true;
-      continue;
-    }
-    const int r0 = blk * rows, r1 = std::min(n_q, r0 + rows), nr = r1 - r0;
-    std::vector<std::vector<Span>> row_spans(nr);
-    for (int i = r0; i < r1; ++i) rule.spans(i, row_spans[i - r0]);
-    const std::vector<Span> cols = block_columns(row_spans);
-    int width = 0;
-    for (const auto& [a, b] : cols) width += b - a;
-    if (width == 0) continue;
-    // scores of the block's columns, interval after interval: s (nr, width)
-    Matrix s(nr, width);
-    std::vector<int> col_of(cols.size());  // where each interval starts in s
-    for (std::size_t c = 0, at = 0; c < cols.size(); at += cols[c].second - cols[c].first, ++c) {
-      col_of[c] = static_cast<int>(at);
-      const int a = cols[c].first, len = cols[c].second - a;
-      gemm_nt(nr, len, d, spec.alpha, &f.q(r0, 0), d, &f.k(a, 0), d, &s(0, static_cast<int>(at)), width);
-    }
-    // per row, span by span (vectorised; masked cells never touched): bias and temperature, the
-    // max and log-sum-exp, then the weights in place of the scores, exactly 0 where masked
-    long long block_cells = 0;
-    std::vector<float> row(width);
-    RowVector acc_max = RowVector::Zero(width), acc_sum = RowVector::Zero(width);
-    auto flush = [&](int a) {  // pool the accumulated group into overview row a
-      float* ov_max = &f.overview_max(a, 0);
-      float* ov_sum = &f.overview_mean(a, 0);
-      for (std::size_t c = 0; c < cols.size(); ++c)
-        for (int j = cols[c].first; j < cols[c].second;) {
-          const int bc = j / f.fc, end = std::min(cols[c].second, (bc + 1) * f.fc), o = col_of[c] + (j - cols[c].first);
-          ov_max[bc] = std::max(ov_max[bc], acc_max.segment(o, end - j).maxCoeff());
-          ov_sum[bc] += acc_sum.segment(o, end - j).sum();
-          j = end;
-        }
-      acc_max.setZero();
-      acc_sum.setZero();
-    };
-    for (int i = r0; i < r1; ++i) {
-      float* sp = &s(i - r0, 0);
-      const auto& rs = row_spans[i - r0];
-      std::vector<int> at(rs.size());  // each span's offset in s (a span lies inside one interval)
-      float m = neg_inf;
-      for (std::size_t k = 0; k < rs.size(); ++k) {
-        const auto [a, b] = rs[k];
-        const std::size_t c =
-            std::upper_bound(cols.begin(), cols.end(), Span{a, std::numeric_limits<int>::max()}) - cols.begin() - 1;
-        at[k] = col_of[c] + (a - cols[c].first);
-        auto seg = Eigen::Map<RowVector>(sp + at[k], b - a);
-        if (has_bias) seg += Eigen::Map<const RowVector>(&(*spec.bias)[a - i + n_q - 1], b - a);
-        seg *= spec.inv_t;
-        m = std::max(m, seg.maxCoeff());
-        block_cells += b - a;
-      }
-      if (m == neg_inf) {  // no allowed key: a zero row
-        std::fill(sp, sp + width, 0.0f);
-        if ((i + 1) % f.fr == 0 || i + 1 == r1) flush(i / f.fr);
+  const bool scale = spec.inv_t != 1.0f;
+  constexpr int kChunk = 512;  // exp(x) of a row runs chunk by chunk with x kept in L1
+#pragma omp parallel
+  {
+    // one workspace per thread, reused block after block (no allocation in the loops)
+    std::vector<std::vector<Span>> row_spans(std::min(rows, opt.rows_per_block));
+    std::vector<int> at;  // each span's offset in s (a span lies inside one interval)
+    std::vector<float> s_buf, inv_row(std::min(rows, opt.rows_per_block));
+    std::vector<int> col_of;
+    RowVector acc_max, acc_sum;
+    float x_buf[kChunk];
+#pragma omp for schedule(dynamic, 1)
+    for (int blk = 0; blk < n_blocks; ++blk) {
+      if (stop.load(std::memory_order_relaxed)) continue;
+      if (cancel_requested(cancel)) {
+        stop = true;
         continue;
       }
-      // exp(x), x = l - m, into `row`; with sum e^x x for the entropy: H = ln S - (sum e^x x) / S
-      std::fill(row.begin(), row.end(), 0.0f);
-      double sum = 0, sum_ex = 0;
-      long allowed = 0;
-      for (std::size_t k = 0; k < rs.size(); ++k) {
-        const int len = rs[k].second - rs[k].first;
-        auto x = Eigen::Map<RowVector>(sp + at[k], len);
-        x.array() -= m;
-        auto e = Eigen::Map<RowVector>(row.data() + at[k], len);
-        e = x.array().exp().matrix();
-        sum += e.sum();
-        sum_ex += double(e.dot(x));
-        allowed += len;
+      // the task's rows in sub-blocks of at most rows_per_block, each inside one overview row
+      // group when groups are taller: each sub-block computes only its own columns (a window's
+      // sub-block of 64 rows spans 64 + w keys, not the task's 256 + w)
+      const int t0 = blk * rows, t1 = std::min(n_q, t0 + rows);
+      for (int r0 = t0, r1; r0 < t1; r0 = r1) {
+        r1 = std::min(t1, r0 + opt.rows_per_block);
+        if (f.fr > opt.rows_per_block) r1 = std::min(r1, (r0 / f.fr + 1) * f.fr);
+        const int nr = r1 - r0;
+        for (int i = r0; i < r1; ++i) rule.spans(i, row_spans[i - r0]);
+        const std::vector<Span> cols = block_columns(row_spans.data(), nr);
+        int width = 0;
+        for (const auto& [a, b] : cols) width += b - a;
+        if (width == 0) continue;
+        // scores of the block's columns, interval after interval: s (nr, width)
+        s_buf.resize(std::size_t(nr) * width);
+        float* s = s_buf.data();
+        col_of.resize(cols.size());
+        for (std::size_t c = 0, at = 0; c < cols.size(); at += cols[c].second - cols[c].first, ++c) {
+          col_of[c] = static_cast<int>(at);
+          const int a = cols[c].first, len = cols[c].second - a;
+          gemm_nt(nr, len, d, spec.alpha, &f.q(r0, 0), d, &f.k(a, 0), d, s + at, width);
+        }
+        // per row, span by span (vectorised; masked cells never touched): bias and temperature,
+        // the max, then e = exp(l - max) in place of the scores and 0 in the gaps between spans.
+        // The weights are e / S: the sums that need them are scaled once per row, and the
+        // output rows once after the weighted sum.
+        long long block_cells = 0;
+        acc_max.setZero(width);
+        acc_sum.setZero(width);
+        auto flush = [&](int a) {  // pool the accumulated group into overview row a
+          float* ov_max = &f.overview_max(a, 0);
+          float* ov_sum = &f.overview_mean(a, 0);
+          for (std::size_t c = 0; c < cols.size(); ++c)
+            for (int j = cols[c].first; j < cols[c].second;) {
+              const int bc = j / f.fc, end = std::min(cols[c].second, (bc + 1) * f.fc),
+                        o = col_of[c] + (j - cols[c].first);
+              ov_max[bc] = std::max(ov_max[bc], acc_max.segment(o, end - j).maxCoeff());
+              ov_sum[bc] += acc_sum.segment(o, end - j).sum();
+              j = end;
+            }
+          acc_max.setZero();
+          acc_sum.setZero();
+        };
+        for (int i = r0; i < r1; ++i) {
+          float* sp = s + std::size_t(i - r0) * width;
+          const auto& rs = row_spans[i - r0];
+          at.resize(rs.size());
+          float m = neg_inf;
+          for (std::size_t k = 0; k < rs.size(); ++k) {
+            const auto [a, b] = rs[k];
+            const std::size_t c =
+                std::upper_bound(cols.begin(), cols.end(), Span{a, std::numeric_limits<int>::max()}) - cols.begin() - 1;
+            at[k] = col_of[c] + (a - cols[c].first);
+            auto seg = Eigen::Map<RowVector>(sp + at[k], b - a);
+            if (has_bias)
+              seg = (seg + Eigen::Map<const RowVector>(&(*spec.bias)[a - i + n_q - 1], b - a)) * spec.inv_t;
+            else if (scale)
+              seg *= spec.inv_t;
+            m = std::max(m, seg.maxCoeff());
+            block_cells += b - a;
+          }
+          inv_row[i - r0] = 0;
+          if (m == neg_inf) {  // no allowed key: a zero row
+            std::fill(sp, sp + width, 0.0f);
+            if ((i + 1) % f.fr == 0 || i + 1 == r1) flush(i / f.fr);
+            continue;
+          }
+          // e = exp(x), x = l - m; with sum e x for the entropy (H = ln S - (sum e x) / S) and
+          // sum e |i - j| for the mean distance; the gaps between spans become 0
+          double sum = 0, sum_ex = 0, dist = 0;
+          long allowed = 0;
+          int filled = 0;  // s holds e (or 0) before this offset
+          for (std::size_t k = 0; k < rs.size(); ++k) {
+            const int a = rs[k].first, len = rs[k].second - a;
+            std::fill(sp + filled, sp + at[k], 0.0f);
+            for (int o = 0; o < len; o += kChunk) {
+              const int cl = std::min(kChunk, len - o), j0 = a + o;
+              auto e = Eigen::Map<RowVector>(sp + at[k] + o, cl);
+              auto x = Eigen::Map<RowVector>(x_buf, cl);
+              x.array() = e.array() - m;
+              e = x.array().exp().matrix();
+              sum += e.sum();
+              sum_ex += double(e.dot(x));
+              // sum_j e_j |i - j|: (i sum e - sum e j) left of i, (sum e j - i sum e) right of it
+              const int split = std::clamp(i + 1 - j0, 0, cl);
+              if (split > 0)
+                dist += double(i) * e.head(split).sum() - double(e.head(split).dot(index.segment(j0, split)));
+              if (split < cl)
+                dist += double(e.tail(cl - split).dot(index.segment(j0 + split, cl - split))) -
+                        double(i) * e.tail(cl - split).sum();
+            }
+            filled = at[k] + len;
+            allowed += len;
+          }
+          std::fill(sp + filled, sp + width, 0.0f);
+          const float inv = static_cast<float>(1.0 / sum);
+          inv_row[i - r0] = inv;
+          f.row_max[i] = m;
+          f.row_lse[i] = m + static_cast<float>(std::log(sum));
+          const double entropy = std::log(sum) - sum_ex / sum;
+          stats[i] = {entropy,   allowed >= 2 ? entropy / std::log(double(allowed)) : -1.0, dist / sum,
+                      1.0 / sum, rs.front().first == 0 ? double(sp[at[0]]) / sum : 0.0,     double(allowed)};
+          // the overview: rows of one overview row accumulate elementwise (vectorised), and the
+          // group is pooled across its columns once, when its last row is done
+          const auto w = Eigen::Map<const RowVector>(sp, width) * inv;
+          acc_max = acc_max.cwiseMax(w);
+          acc_sum += w;
+          if ((i + 1) % f.fr == 0 || i + 1 == r1) flush(i / f.fr);
+        }
+        cells += block_cells;
+        // output rows: e V over the block's intervals, accumulated, then each row scaled by 1 / S
+        float* out = &f.output(r0, 0);
+        for (std::size_t c = 0; c < cols.size(); ++c) {
+          const int a = cols[c].first, len = cols[c].second - a;
+          gemm_nn(nr, dv, len, s + col_of[c], width, &f.v(a, 0), dv, out, dv, c == 0 ? 0.0f : 1.0f);
+        }
+        for (int i = 0; i < nr; ++i) Eigen::Map<RowVector>(out + std::size_t(i) * dv, dv) *= inv_row[i];
       }
-      const float inv = static_cast<float>(1.0 / sum);
-      f.row_max[i] = m;
-      f.row_lse[i] = m + static_cast<float>(std::log(sum));
-      double distance = 0;  // sum_j w_ij |i - j|
-      for (std::size_t k = 0; k < rs.size(); ++k) {
-        const int len = rs[k].second - rs[k].first;
-        auto e = Eigen::Map<RowVector>(row.data() + at[k], len);
-        e *= inv;
-        // sum_j w_j |i - j| = (i sum w - sum w j) left of i, (sum w j - i sum w) right of it
-        const int a = rs[k].first, split = std::clamp(i + 1 - a, 0, len);
-        if (split > 0) distance += double(i) * e.head(split).sum() - double(e.head(split).dot(index.segment(a, split)));
-        if (split < len)
-          distance += double(e.tail(len - split).dot(index.segment(a + split, len - split))) - double(i) * e.tail(len - split).sum();
-      }
-      const double entropy = std::log(sum) - sum_ex / sum;
-      stats[i] = {entropy, allowed >= 2 ? entropy / std::log(double(allowed)) : -1.0, distance, 1.0 / sum,
-                  rs.front().first == 0 ? double(row[at[0]]) : 0.0, double(allowed)};
-      std::copy(row.begin(), row.end(), sp);
-      // the overview: rows of one overview row accumulate elementwise (vectorised), and the
-      // group is pooled across its columns once, when its last row is done
-      acc_max = acc_max.cwiseMax(Eigen::Map<const RowVector>(sp, width));
-      acc_sum += Eigen::Map<const RowVector>(sp, width);
-      if ((i + 1) % f.fr == 0 || i + 1 == r1) flush(i / f.fr);
-    }
-    cells += block_cells;
-    // output rows: W V over the block's intervals
-    for (std::size_t c = 0; c < cols.size(); ++c) {
-      const int a = cols[c].first, len = cols[c].second - a;
-      if (cols.size() == 1) {
-        gemm_nn(nr, dv, len, &s(0, col_of[c]), width, &f.v(a, 0), dv, &f.output(r0, 0), dv);
-        break;
-      }
-      Matrix part(nr, dv);
-      gemm_nn(nr, dv, len, &s(0, col_of[c]), width, &f.v(a, 0), dv, part.data(), dv);
-      f.output.middleRows(r0, nr) += part;
     }
   }
   if (stop || cancel_requested(cancel)) return false;
@@ -419,9 +460,18 @@ bool field_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& 
       cfg.progress->store(cfg.progress_from + (cfg.progress_to - cfg.progress_from) * float(h + 1) / float(H),
                           std::memory_order_relaxed);
   }
-  Matrix concat(n, H * dh);
-  for (int h = 0; h < H; ++h) concat.middleCols(h * dh, dh) = out.heads[h].output;
-  matmul(concat, w.w_o, out.output);
+  // the output projection chunk by chunk of rows: the heads' outputs side by side, (n, H d_head),
+  // are only ever held for one chunk
+  constexpr int kChunk = 2048;
+  const int dm = static_cast<int>(w.w_o.cols());
+  out.output.resize(n, dm);
+  Matrix concat(std::min(n, kChunk), H * dh);
+  for (int r0 = 0; r0 < n; r0 += kChunk) {
+    const int rows = std::min(n, r0 + kChunk) - r0;
+#pragma omp parallel for
+    for (int h = 0; h < H; ++h) concat.block(0, h * dh, rows, dh) = out.heads[h].output.middleRows(r0, rows);
+    gemm_nn(rows, dm, H * dh, concat.data(), H * dh, w.w_o.data(), dm, &out.output(r0, 0), dm);
+  }
   return true;
 }
 

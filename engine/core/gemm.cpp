@@ -30,14 +30,17 @@ void gemm_nt(int m, int n, int k, float alpha, const float* a, int lda, const fl
 #endif
 }
 
-void gemm_nn(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
+void gemm_nn(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc, float beta) {
 #if ATTNLAB_HAVE_CBLAS
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 #else
   using Stride = Eigen::OuterStride<>;
   Eigen::Map<const Matrix, 0, Stride> A(a, m, k, Stride(lda)), B(b, k, n, Stride(ldb));
   Eigen::Map<Matrix, 0, Stride> C(c, m, n, Stride(ldc));
-  C.noalias() = A * B;
+  if (beta == 0.0f)
+    C.noalias() = A * B;
+  else
+    C = beta * C + A * B;
 #endif
 }
 

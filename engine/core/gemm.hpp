@@ -13,7 +13,8 @@ const char* gemm_backend();
 // Row-major blocks given by pointer and leading dimension (elements between rows):
 // c (m, n) = alpha * a (m, k) * b(n, k)^T        (scores: q k^T)
 void gemm_nt(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float* c, int ldc);
-// c (m, n) = a (m, k) * b (k, n)                 (weighted sum: w v)
-void gemm_nn(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc);                                // "openblas" or "eigen"
+// c (m, n) = a (m, k) * b (k, n) + beta c        (weighted sum: w v; beta 1 accumulates)
+void gemm_nn(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
+             float beta = 0.0f);
 
 }  // namespace attnlab
