@@ -122,7 +122,7 @@ void BM_field_window128_sinks(benchmark::State& state) {  // StreamingLLM: 4 sin
 }
 void BM_mha_self_attention_causal(benchmark::State& state) { run_mha(state, MaskKind::causal); }
 
-// One head (d_head 64) at n tokens, no mask, built once: field_one_head_overview times its
+// One head (d_head 64) at n tokens, no mask (every cell: a default Mask is causal), built once: field_one_head_overview times its
 // field (row statistics, output, both 512 x 512 overviews; 4 n^2 d useful FLOPs), field_tile_256
 // an exact 256 x 256 tile of weights at a random place of it (what the zoomed window asks for),
 // field_tile_pooled_2048 a 2048 x 2048 block pooled 8 x 8 (one level-3 tile of the pyramid).
@@ -130,7 +130,12 @@ struct OneHead {
   HeadField f;
   MaskRule rule;
   FieldHeadSpec spec;
-  explicit OneHead(int n) : rule(Session::Attention::Mask{}, n, n, nullptr, 1) {
+  static Session::Attention::Mask no_mask() {
+    Session::Attention::Mask m;
+    m.kind = MaskKind::none;
+    return m;
+  }
+  explicit OneHead(int n) : rule(no_mask(), n, n, nullptr, 1) {
     f.q.resize(n, 64), f.k.resize(n, 64), f.v.resize(n, 64);
     fill_normal(stream_key(1, "bench.q"), 1.0f, {f.q.data(), static_cast<std::size_t>(f.q.size())});
     fill_normal(stream_key(1, "bench.k"), 1.0f, {f.k.data(), static_cast<std::size_t>(f.k.size())});
@@ -155,6 +160,36 @@ void BM_field_one_head_overview(benchmark::State& state) {
     benchmark::DoNotOptimize(h.f.overview_max.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(4.0 * double(n) * n * 64, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+// What the GEMM library reaches on the shapes attention has (inner dimension d_head = 64): one
+// head's q k^T and w v in blocks of 64 query rows, both cores, as build_head_field calls them. Its
+// rate against gemm_floor's is the best a field can do with these GEMMs (4 n^2 d FLOPs).
+ComputeOptions no_metrics() {
+  ComputeOptions o;
+  o.metrics = false;
+  return o;
+}
+
+void BM_gemm_dhead64(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0)), d = 64, rows = 64;
+  Matrix q(n, d), k(n, d), v(n, d), o(n, d);
+  fill_normal(stream_key(1, "bench.q"), 1.0f, {q.data(), static_cast<std::size_t>(q.size())});
+  fill_normal(stream_key(1, "bench.k"), 1.0f, {k.data(), static_cast<std::size_t>(k.size())});
+  fill_normal(stream_key(1, "bench.v"), 1.0f, {v.data(), static_cast<std::size_t>(v.size())});
+  for (auto _ : state) {
+#pragma omp parallel
+    {
+      std::vector<float> s(std::size_t(rows) * n);
+#pragma omp for schedule(dynamic, 1)
+      for (int b = 0; b < n / rows; ++b) {
+        gemm_nt(rows, n, d, 0.125f, &q(b * rows, 0), d, k.data(), d, s.data(), n);
+        gemm_nn(rows, d, n, s.data(), n, v.data(), d, &o(b * rows, 0), d);
+      }
+    }
+    benchmark::DoNotOptimize(o.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * double(n) * n * d, benchmark::Counter::kIsIterationInvariantRate,
                                                  benchmark::Counter::kIs1000);
 }
 void BM_field_tile_256(benchmark::State& state) {
@@ -201,10 +236,12 @@ void run_keystroke(benchmark::State& state, bool metrics) {
   s.model = {kDModel, kHeads, 42};
   Engine engine;
   engine.compute(s);  // warm: weights and embeddings cached, as in the app's worker
+  ComputeOptions opt;
+  opt.metrics = metrics;
   int k = 0;
   for (auto _ : state) {
     s.text.back() = static_cast<char>('a' + (k++ % 26));  // the user edits the last word
-    Outcome o = engine.compute(s, nullptr, {metrics});
+    Outcome o = engine.compute(s, nullptr, opt);
     benchmark::DoNotOptimize(o.result.get());
     if (!o.result || o.result->tokens.size() != static_cast<std::size_t>(n)) state.SkipWithError("wrong token count");
   }
@@ -356,7 +393,7 @@ void BM_smollm_field_forward(benchmark::State& state) {
   }
   const std::string text(static_cast<std::size_t>(state.range(0)) - 1, 'c');  // '_' + 8191 x 'c': n tokens
   for (auto _ : state) {
-    Outcome o = m->compute(text, nullptr, {false});
+    Outcome o = m->compute(text, nullptr, no_metrics());
     if (!o.result) state.SkipWithError(o.problems.empty() ? "cancelled" : o.problems[0].c_str());
     else if (!o.result->is_field() || o.result->tokens.size() != std::size_t(state.range(0)))
       state.SkipWithError(("not a field of n tokens: " + std::to_string(o.result->tokens.size())).c_str());
@@ -386,7 +423,7 @@ void BM_gpt2_small_forward(benchmark::State& state) {
   }
   const std::string text(static_cast<std::size_t>(state.range(0)), 'a');  // one byte, one token
   for (auto _ : state) {
-    Outcome o = m->compute(text, nullptr, {false});
+    Outcome o = m->compute(text, nullptr, no_metrics());
     if (!o.result || o.result->tokens.size() != text.size()) state.SkipWithError("wrong token count");
     benchmark::DoNotOptimize(o.result.get());
   }
@@ -441,6 +478,7 @@ void BM_tokenize_metaspace_10k_merges(benchmark::State& state) { run_tokenize(st
 void BM_tokenize_bytelevel_10k_merges(benchmark::State& state) { run_tokenize(state, false); }
 
 BENCHMARK(BM_gemm_floor)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
+BENCHMARK(BM_gemm_dhead64)->Arg(4096)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(2);
 BENCHMARK(BM_field_self_attention)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
 BENCHMARK(BM_field_window128_sinks)->Arg(131072)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_field_self_attention)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
