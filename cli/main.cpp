@@ -127,15 +127,33 @@ bool compute_read(const std::string& path, const Session& s, const Validation& v
   return true;
 }
 
+// What `compute --model` is asked besides the text: the next tokens kept and the heads ablated.
+struct ModelRun {
+  int top_k = 10;
+  std::string ablate, ablate_mode = "zero";
+};
+
 int compute_command(const std::string& session_path, const std::string& out_path, const std::string& model_dir,
-                    const std::string& model_text, bool dense) {
+                    const std::string& model_text, bool dense, const ModelRun& run) {
   std::shared_ptr<const Result> r;
   int rc = 0;
+  if (model_dir.empty() && (!run.ablate.empty() || run.ablate_mode != "zero"))
+    return fail("--ablate and --ablate-mode need --model DIR");
   if (!model_dir.empty()) {
+    if (run.ablate_mode != "zero" && run.ablate_mode != "mean")
+      return fail("--ablate-mode is zero or mean, not '" + run.ablate_mode + "'");
     Failure err;
     auto m = HfModel::load(model_dir, err);
     if (!m) return fail(err.message);
-    Outcome o = m->compute(model_text);
+    Intervention iv;
+    std::string why;
+    if (!run.ablate.empty() && !parse_ablate(run.ablate, m->info().n_layers, m->info().n_heads, iv.ablate, why))
+      return fail(why);
+    iv.ablate_mode = run.ablate_mode == "mean" ? AblateMode::mean : AblateMode::zero;
+    ComputeOptions opt;
+    opt.top_k = run.top_k;
+    opt.dense = dense;
+    Outcome o = m->compute(model_text, nullptr, opt, iv);
     if (!o.result) return fail(model_dir + ": " + join(o.problems));
     r = o.result;
   } else {
@@ -392,6 +410,12 @@ int main(int argc, char** argv) {
   compute_cmd->add_option("--text", model_text, "with --model: the text to run");
   bool dense = false;
   compute_cmd->add_flag("--dense", dense, "dense matrices (JSON) even above 2048 tokens, where they fit (at most 8192)");
+  ModelRun run;
+  compute_cmd->add_option("--top-k", run.top_k, "with --model: next tokens kept per position (next_tokens; 0: none)")
+      ->check(CLI::Range(0, 1000));
+  compute_cmd->add_option("--ablate", run.ablate, "with --model: heads to ablate, LAYER.HEAD[,LAYER.HEAD...] (from 0)");
+  compute_cmd->add_option("--ablate-mode", run.ablate_mode, "zero (default) or mean: an ablated head's output becomes "
+                                                            "zeros or its mean over the positions");
 
   std::string estimate_path;
   auto* estimate_cmd = app.add_subcommand("estimate", "print the time and memory a session needs, and the limits, as JSON");
@@ -450,7 +474,7 @@ int main(int argc, char** argv) {
       std::cout << (markdown ? options_markdown() : options_json() + "\n");
       return 0;
     }
-    if (*compute_cmd) return compute_command(session_path, out_path, model_dir, model_text, dense);
+    if (*compute_cmd) return compute_command(session_path, out_path, model_dir, model_text, dense, run);
     if (*estimate_cmd) return estimate_command(estimate_path);
     if (*render_cmd) return render_command(ra);
     if (*export_cmd && (!fx.rows.empty() || !fx.cols.empty() || fx.overview))

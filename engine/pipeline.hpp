@@ -57,6 +57,16 @@ struct Result {
   const std::vector<Token>& keys() const { return key_tokens.empty() ? tokens : key_tokens; }
   int d_head = 0;
   std::string intervention;  // a pretrained model changed by the user: what was changed, else ""
+  // A pretrained model's prediction after each position: the top k tokens by probability (softmax
+  // of the final logits at temperature 1), most likely first; empty for sessions and for models
+  // without an output head.
+  struct NextToken {
+    int id = 0;
+    std::string token;  // its text (bytes as readable UTF-8)
+    float p = 0;
+  };
+  std::vector<std::vector<NextToken>> next_tokens;
+  std::string next_tokens_note;  // why a model's Result has no next tokens (no output head in the checkpoint)
   double compute_ms = 0;  // wall time of Engine::compute, for the status bar
 };
 
@@ -70,6 +80,7 @@ struct ComputeOptions {
   bool metrics = true;  // per-head metrics and head similarity (about 5 ms at n = 256, 12 heads)
   std::atomic<float>* progress = nullptr;  // 0..1 as the layers and their row blocks finish (null: not reported)
   bool dense = false;   // dense matrices even above kDenseMaxTokens, where they fit (CLI --dense)
+  int top_k = 10;       // pretrained models: next tokens kept per position (Result::next_tokens; 0: none)
   FieldOptions field;   // the overview's size, for a field
 };
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <cmath>
 #include <fstream>
+#include <numeric>
 #include <unistd.h>
 
 #include "models/hf_model.hpp"
@@ -244,4 +245,94 @@ TEST_CASE("llama: a text above 2048 tokens runs every layer as an attention fiel
   const Matrix t = field_tile(fi.result->fields[0].heads[2], fi.result->fields[0].specs[2], 500, 564, 0, n, false);
   CHECK((t - di.result->layers[0].heads[2].weights.middleRows(500, 64)).cwiseAbs().maxCoeff() <= 1e-5);
   CHECK(fi.result->fields[0].heads[2].cells < 10LL * n);  // the window's cells only
+}
+
+namespace {
+// The Result's next tokens at every position against numpy's full next-token distribution: the
+// top k in numpy's order (ids), and their probabilities (1e-5)
+void check_next(const Result& r, const nlohmann::json& probs, int k) {
+  REQUIRE(r.next_tokens.size() == probs.size());
+  for (std::size_t i = 0; i < probs.size(); ++i) {
+    CAPTURE(i);
+    const std::vector<double> p = probs[i].get<std::vector<double>>();
+    std::vector<int> order(p.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
+    REQUIRE(r.next_tokens[i].size() == static_cast<std::size_t>(k));
+    for (int t = 0; t < k; ++t) {
+      CAPTURE(t);
+      CHECK(std::abs(r.next_tokens[i][t].p - p[r.next_tokens[i][t].id]) <= 1e-5);
+      // the same token as numpy's t-th, unless the two are within float noise of each other
+      if (r.next_tokens[i][t].id != order[t]) CHECK(std::abs(p[order[t]] - p[r.next_tokens[i][t].id]) <= 1e-6);
+    }
+  }
+}
+
+Intervention ablation(const std::string& spec, const std::string& mode, const HfModel& m) {
+  Intervention iv;
+  std::string why;
+  REQUIRE_MESSAGE(parse_ablate(spec, m.info().n_layers, m.info().n_heads, iv.ablate, why), why);
+  iv.ablate_mode = mode == "mean" ? AblateMode::mean : AblateMode::zero;
+  return iv;
+}
+}  // namespace
+
+TEST_CASE("output head: next-token probabilities and head ablations (zero, mean) equal numpy's, for GPT-2 and Llama") {
+  for (const auto& [file, model] : {std::pair{"tiny_gpt2.json", "tiny-gpt2"}, std::pair{"tiny_llama.json", "tiny-llama"}}) {
+    INFO(model);
+    const auto g = test::golden(file);
+    Failure err;
+    auto m = HfModel::load(kModels + model, err);
+    REQUIRE_MESSAGE(m, err.message);
+    ComputeOptions opt;
+    opt.top_k = 5;
+    for (const auto& c : g["next"]) {
+      const std::string spec = c["ablate"], mode = c["mode"];
+      INFO("ablate '" << spec << "' " << mode);
+      const Intervention iv = spec.empty() ? Intervention{} : ablation(spec, mode, *m);
+      const Outcome o = m->compute(g["text"].get<std::string>(), nullptr, opt, iv);
+      REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
+      check_next(*o.result, c["probs"], 5);
+      if (spec.empty()) {
+        CHECK(o.result->intervention.empty());
+      } else {
+        CHECK(o.result->intervention.find("ablate " + std::string(spec.substr(0, 3))) != std::string::npos);
+        CHECK(o.result->intervention.find(mode == "zero" ? "(zero)" : "(mean over positions)") != std::string::npos);
+      }
+    }
+  }
+}
+
+TEST_CASE("output head: a zero-ablated head's output is 0 and its attention is kept; bad specs and BERT say why") {
+  Failure err;
+  auto m = HfModel::load(kModels + "tiny-gpt2", err);
+  REQUIRE(m);
+  const Outcome o = m->compute("hello world", nullptr, {}, ablation("1.0", "zero", *m));
+  REQUIRE(o.result);
+  CHECK(o.result->layers[1].heads[0].output.cwiseAbs().maxCoeff() == 0.0f);
+  CHECK(o.result->layers[1].heads[1].output.cwiseAbs().maxCoeff() > 0.0f);
+  const auto& w = o.result->layers[1].heads[0].weights;
+  for (Eigen::Index i = 0; i < w.rows(); ++i) CHECK(w.row(i).sum() == doctest::Approx(1.0).epsilon(1e-5));
+  const Outcome mean = m->compute("hello world", nullptr, {}, ablation("0.1", "mean", *m));
+  REQUIRE(mean.result);
+  const Matrix& mo = mean.result->layers[0].heads[1].output;
+  CHECK((mo.rowwise() - mo.row(0)).cwiseAbs().maxCoeff() == 0.0f);  // every position the same row
+  std::vector<std::pair<int, int>> out;
+  std::string why;
+  CHECK_FALSE(parse_ablate("2.0", 2, 2, out, why));
+  CHECK(why.find("does not exist") != std::string::npos);
+  CHECK_FALSE(parse_ablate("1", 2, 2, out, why));
+  CHECK(why.find("LAYER.HEAD") != std::string::npos);
+  CHECK_FALSE(parse_ablate("0.1,", 2, 2, out, why));
+  CHECK(parse_ablate("0.1,1.0,0.1", 2, 2, out, why));
+  CHECK(out == std::vector<std::pair<int, int>>{{0, 1}, {1, 0}});
+  auto bert = HfModel::load(kModels + "tiny-bert", err);
+  REQUIRE(bert);
+  const Outcome b = bert->compute("hello world");
+  REQUIRE(b.result);
+  CHECK(b.result->next_tokens.empty());
+  CHECK(b.result->next_tokens_note.find("cls.predictions") != std::string::npos);
+  ComputeOptions none;
+  none.top_k = 0;
+  CHECK(m->compute("hello world", nullptr, none).result->next_tokens.empty());
 }

@@ -27,20 +27,30 @@ struct ModelInfo {
   int type_vocab = 0;              // BERT: token types
   double rope_theta = 10000;
   double layer_norm_eps = 1e-5;
+  bool tie_embeddings = false;  // Llama family: tie_word_embeddings (the output head is the embeddings)
   std::string dtype;  // of the weights as stored (F32, F16, BF16)
 };
 
 // An intervention on a loaded model: on one layer (or all), a different mask (any kind of
-// masks.hpp, replacing the model's own) and/or a softmax temperature. The Result says so.
+// masks.hpp, replacing the model's own) and/or a softmax temperature (`enabled`); and, whatever
+// `enabled` says, heads ablated: their output (what the head adds through the output
+// projection) replaced by zeros or by its mean over the text's positions. The Result says so.
+enum class AblateMode { zero, mean };
 struct Intervention {
   bool enabled = false;
   int layer = -1;  // -1: every layer
   double temperature = 1.0;
   bool replace_mask = false;
   Session::Attention::Mask mask;
-  std::string describe() const;  // "layer 1: mask none, temperature 0.5"
+  std::vector<std::pair<int, int>> ablate;  // (layer, head)
+  AblateMode ablate_mode = AblateMode::zero;
+  bool ablated(int l, int h) const;
+  std::string describe() const;  // "layer 1: mask none, temperature 0.5; ablate 0.1, 1.0 (zero)"
   bool operator==(const Intervention&) const = default;
 };
+// "L.H,L.H" -> (layer, head) pairs, each checked against the model's shape; false with a message
+bool parse_ablate(const std::string& spec, int n_layers, int n_heads, std::vector<std::pair<int, int>>& out,
+                  std::string& error);
 
 // The tokenizer a family reads from the folder: byte-level / metaspace BPE or WordPiece, and
 // the BOS id put first (-1: none).
@@ -50,6 +60,7 @@ struct ModelTokenizer {
   int bos_id = -1;
   std::string bos_text = "<s>";
   int max_id() const;
+  std::string token_text(int id) const;  // what id stands for (ByteBpe/WordPiece::token_text)
   bool encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
 };
 
@@ -60,6 +71,7 @@ struct ForwardInput {
   const ComputeOptions& options;
   const Intervention& intervention;
   bool field = false;  // a long text (above kDenseMaxTokens): layers as attention fields, in Result::fields
+  Matrix* hidden = nullptr;  // set: the residual stream after the last layer, (n, d_model)
 };
 
 struct Family {
@@ -78,6 +90,9 @@ struct Family {
   void (*describe)(const ModelInfo& info, Result& r);
   // the layers into r.layers; false when cancelled
   bool (*forward)(const ModelInfo& info, const Weights& w, const ForwardInput& in, Result& r);
+  // the output head on rows of the final residual stream: final norm, unembedding -> (rows,
+  // vocab_size) logits; false (with the reason) when the checkpoint has no head
+  bool (*unembed)(const ModelInfo& info, const Weights& w, const Matrix& hidden, Matrix& logits, std::string& why);
 };
 
 // The config keys a family names its sizes by (GPT-2 "n_embd", BERT and Llama "hidden_size",

@@ -38,6 +38,8 @@ std::vector<TensorSpec> tensors(const ModelInfo& in) {
       {"fc.b", "h.{l}.mlp.c_fc.bias", f, 0, true},
       {"proj.w", "h.{l}.mlp.c_proj.weight", f, d, true},
       {"proj.b", "h.{l}.mlp.c_proj.bias", d, 0, true},
+      {"lnf.g", "ln_f.weight", d, 0, false, false, true},  // the output head: ln_f, then wte (tied)
+      {"lnf.b", "ln_f.bias", d, 0, false, false, true},
   };
 }
 
@@ -79,11 +81,22 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
       r.layers.push_back(std::move(layer));
     }
   }
+  if (fi.hidden) *fi.hidden = x;
+  return true;
+}
+
+bool unembed(const ModelInfo& in, const Weights& w, const Matrix& hidden, Matrix& logits, std::string& why) {
+  if (!w.global.count("lnf.g") || !w.global.count("lnf.b")) {
+    why = "the checkpoint has no ln_f.weight / ln_f.bias (the final layer norm)";
+    return false;
+  }
+  logits = unembed_rows(layer_norm(hidden, w.get("lnf.g").row(0), w.get("lnf.b").row(0), in.layer_norm_eps), w.get("wte"));
   return true;
 }
 
 }  // namespace
 
-const Family kGpt2Family{"gpt2", read_config, read_tokenizer, "wte.weight", {"transformer."}, tensors, describe, forward};
+const Family kGpt2Family{"gpt2", read_config, read_tokenizer, "wte.weight", {"transformer."}, tensors, describe, forward,
+                         unembed};
 
 }  // namespace attnlab

@@ -2,7 +2,11 @@
 
 #include "session/cost.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <numeric>
+#include <cstdio>
 #include <filesystem>
 
 #include "core/json_input.hpp"
@@ -28,13 +32,54 @@ bool ModelTokenizer::encode(const std::string& text, std::vector<int>& ids, std:
   return true;
 }
 
+std::string ModelTokenizer::token_text(int id) const {
+  return bpe ? bpe->token_text(id) : wordpiece ? wordpiece->token_text(id) : std::string();
+}
+
+bool Intervention::ablated(int l, int h) const {
+  return std::find(ablate.begin(), ablate.end(), std::pair{l, h}) != ablate.end();
+}
+
 std::string Intervention::describe() const {
-  if (!enabled) return "";
-  char t[48];
-  std::snprintf(t, sizeof t, "temperature %.3g", temperature);
-  std::string s = layer < 0 ? "every layer: " : "layer " + std::to_string(layer) + ": ";
-  if (replace_mask) s += std::string("mask ") + name(mask.kind) + (mask.causal ? " + causal" : "") + ", ";
-  return s + t;
+  std::string s;
+  if (enabled) {
+    char t[48];
+    std::snprintf(t, sizeof t, "temperature %.3g", temperature);
+    s = layer < 0 ? "every layer: " : "layer " + std::to_string(layer) + ": ";
+    if (replace_mask) s += std::string("mask ") + name(mask.kind) + (mask.causal ? " + causal" : "") + ", ";
+    s += t;
+  }
+  if (!ablate.empty()) {
+    if (!s.empty()) s += "; ";
+    s += "ablate";
+    for (std::size_t i = 0; i < ablate.size(); ++i)
+      s += (i ? ", " : " ") + std::to_string(ablate[i].first) + "." + std::to_string(ablate[i].second);
+    s += ablate_mode == AblateMode::zero ? " (zero)" : " (mean over positions)";
+  }
+  return s;
+}
+
+bool parse_ablate(const std::string& spec, int n_layers, int n_heads, std::vector<std::pair<int, int>>& out,
+                  std::string& error) {
+  out.clear();
+  std::size_t at = 0;
+  while (at <= spec.size()) {
+    const std::size_t end = std::min(spec.find(',', at), spec.size());
+    const std::string item = spec.substr(at, end - at);
+    int l = -1, h = -1, used = 0;
+    if (std::sscanf(item.c_str(), "%d.%d%n", &l, &h, &used) != 2 || used != static_cast<int>(item.size())) {
+      error = "ablate: '" + item + "' is not LAYER.HEAD (e.g. 0.3)";
+      return false;
+    }
+    if (l < 0 || l >= n_layers || h < 0 || h >= n_heads) {
+      error = "ablate: head " + item + " does not exist (the model has " + std::to_string(n_layers) + " layers of " +
+              std::to_string(n_heads) + " heads, counted from 0)";
+      return false;
+    }
+    if (std::find(out.begin(), out.end(), std::pair{l, h}) == out.end()) out.emplace_back(l, h);
+    at = end + 1;
+  }
+  return true;
 }
 
 std::unique_ptr<HfModel> HfModel::load(const std::string& dir, Failure& failure, std::atomic<float>* progress,
@@ -73,6 +118,37 @@ std::unique_ptr<HfModel> HfModel::load(const std::string& dir, Failure& failure,
     return nullptr;
   }
   return m;
+}
+
+bool HfModel::next_tokens(const Matrix& hidden, int k, std::vector<std::vector<Result::NextToken>>& out,
+                          std::string& note, const CancelFlag* cancel) const {
+  out.assign(hidden.rows(), {});
+  k = std::min(k, info_.vocab_size);
+  // rows of logits a chunk at a time: (rows, vocab) floats, never (n, vocab) at length
+  constexpr int kRows = 256;
+  Matrix logits;
+  std::vector<int> order(info_.vocab_size);
+  for (Eigen::Index r0 = 0; r0 < hidden.rows(); r0 += kRows) {
+    if (cancel_requested(cancel)) return false;
+    const Eigen::Index rows = std::min<Eigen::Index>(kRows, hidden.rows() - r0);
+    if (!family_->unembed(info_, weights_, hidden.middleRows(r0, rows), logits, note)) {
+      out.clear();
+      return true;  // no head: the Result says why
+    }
+    for (Eigen::Index i = 0; i < rows; ++i) {
+      const float* l = &logits(i, 0);
+      const float m = logits.row(i).maxCoeff();
+      double sum = 0;
+      for (int v = 0; v < info_.vocab_size; ++v) sum += std::exp(double(l[v]) - m);
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                        [&](int a, int b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+      auto& row = out[r0 + i];
+      for (int t = 0; t < k; ++t)
+        row.push_back({order[t], tokenizer_.token_text(order[t]), static_cast<float>(std::exp(double(l[order[t]]) - m) / sum)});
+    }
+  }
+  return true;
 }
 
 Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, ComputeOptions options,
@@ -129,7 +205,14 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
       return out;
     }
   }
-  if (!family_->forward(info_, weights_, ForwardInput{ids, cancel, options, iv, field}, *r)) {
+  Matrix hidden;
+  ForwardInput fi{ids, cancel, options, iv, field};
+  fi.hidden = options.top_k > 0 ? &hidden : nullptr;
+  if (!family_->forward(info_, weights_, fi, *r)) {
+    out.cancelled = true;
+    return out;
+  }
+  if (options.top_k > 0 && !next_tokens(hidden, options.top_k, r->next_tokens, r->next_tokens_note, cancel)) {
     out.cancelled = true;
     return out;
   }

@@ -31,6 +31,9 @@ class HfModel {
 
  private:
   HfModel();
+  // top k of softmax(unembed(hidden)) per row; note says why there are none; false when cancelled
+  bool next_tokens(const Matrix& hidden, int k, std::vector<std::vector<Result::NextToken>>& out, std::string& note,
+                   const CancelFlag* cancel) const;
   ModelInfo info_;
   const Family* family_ = nullptr;
   ModelTokenizer tokenizer_;

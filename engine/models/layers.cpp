@@ -43,6 +43,15 @@ Matrix affine(const Matrix& x, const Matrix& w, const RowVector& b) {
   return y;
 }
 
+Matrix unembed_rows(const Matrix& normed, const Matrix& table) {
+  Matrix logits(normed.rows(), table.rows());
+  if (normed.rows() && table.rows())
+    gemm_nt(static_cast<int>(normed.rows()), static_cast<int>(table.rows()), static_cast<int>(normed.cols()), 1.0f,
+            normed.data(), static_cast<int>(normed.cols()), table.data(), static_cast<int>(table.cols()), logits.data(),
+            static_cast<int>(table.rows()));
+  return logits;
+}
+
 Matrix gelu_tanh(const Matrix& x) {  // sqrt(2 / pi) = 0.79788...
   const auto a = x.array();
   return (0.5f * a * (1.0f + (0.7978845608028654f * (a + 0.044715f * a.cube())).tanh())).matrix();
@@ -77,6 +86,16 @@ std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal) {
 }
 
 namespace {
+// An ablated head's output: zeros, or every position given the mean over the text's positions.
+void ablate_output(Matrix& out, AblateMode mode) {
+  if (mode == AblateMode::zero) {
+    out.setZero();
+  } else {
+    const RowVector mean = out.colwise().mean();
+    out.rowwise() = mean;
+  }
+}
+
 // Masks the raw logits (-inf where not allowed) and normalises them: the model's own mask, or an
 // intervention's mask and temperature on its layer.
 void finish_head(HeadResult& hr, const std::shared_ptr<MaskMatrix>& own, const Intervention& iv, int layer,
@@ -120,6 +139,7 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
     gemm_nt(static_cast<int>(n), static_cast<int>(hr.k.rows()), dh, scale, hr.q.data(), dh, hr.k.data(), dh, hr.logits.data(),
             static_cast<int>(hr.k.rows()));
     finish_head(hr, own, iv, layer_index, tokens);
+    if (iv.ablated(layer_index, h)) ablate_output(hr.output, iv.ablate_mode);
     concat.middleCols(h * dh, dh) = hr.output;
   }
   return concat;
@@ -157,6 +177,7 @@ Matrix attend_field(const Matrix& qkv, const HeadLayout& lay, bool causal, const
     f.k = ks[f.kv_head];
     f.v = vs[f.kv_head];
     if (!build_head_field(f, sp, opt, cancel)) return Matrix();
+    if (iv.ablated(layer_index, h)) ablate_output(f.output, iv.ablate_mode);
     concat.middleCols(h * dh, dh) = f.output;
   }
   return concat;

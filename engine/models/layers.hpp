@@ -18,6 +18,7 @@ Matrix layer_norm(const Matrix& x, const RowVector& g, const RowVector& b, doubl
 Matrix rms_norm(const Matrix& x, const RowVector& g, double eps);
 Matrix affine(const Matrix& x, const Matrix& w);                     // x W
 Matrix affine(const Matrix& x, const Matrix& w, const RowVector& b);  // x W + b
+Matrix unembed_rows(const Matrix& normed, const Matrix& table);     // normed table^T: (rows, vocab) logits
 // GPT-2's gelu_new: the tanh approximation of GELU (Hendrycks & Gimpel 2016).
 Matrix gelu_tanh(const Matrix& x);
 Matrix gelu_exact(const Matrix& x);

@@ -39,7 +39,8 @@ bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& 
   std::string act = "silu";
   if (!json_get(cfg, "rms_norm_eps", in.layer_norm_eps, kMinNormEps, kMaxNormEps, error, path) ||
       !json_get(cfg, "rope_theta", in.rope_theta, 1.0, 1e12, error, path) ||
-      !json_get(cfg, "attention_bias", attention_bias, error, path) || !json_get(cfg, "hidden_act", act, error, path))
+      !json_get(cfg, "attention_bias", attention_bias, error, path) || !json_get(cfg, "hidden_act", act, error, path) ||
+      !json_get(cfg, "tie_word_embeddings", in.tie_embeddings, error, path))
     return false;
   if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null()) {
     error = path + ": rope_scaling " + json_excerpt(cfg["rope_scaling"]) + " is not supported yet";
@@ -83,6 +84,9 @@ std::vector<TensorSpec> tensors(const ModelInfo& in) {
       {"gate.w", p + "mlp.gate_proj.weight", f, d, true, true},
       {"up.w", p + "mlp.up_proj.weight", f, d, true, true},
       {"down.w", p + "mlp.down_proj.weight", d, f, true, true},
+      // the output head: the final RMSNorm, then lm_head (or the embeddings when tied)
+      {"norm.g", "model.norm.weight", d, 0, false, false, true},
+      {"lm_head", "lm_head.weight", in.vocab_size, d, false, false, true},
   };
 }
 
@@ -128,11 +132,27 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
       r.layers.push_back(std::move(layer));
     }
   }
+  if (fi.hidden) *fi.hidden = x;
+  return true;
+}
+
+bool unembed(const ModelInfo& in, const Weights& w, const Matrix& hidden, Matrix& logits, std::string& why) {
+  if (!w.global.count("norm.g")) {
+    why = "the checkpoint has no model.norm.weight (the final RMSNorm)";
+    return false;
+  }
+  const bool tied = in.tie_embeddings || !w.global.count("lm_head");
+  if (tied && !in.tie_embeddings) {
+    why = "the checkpoint has no lm_head.weight and config.json's tie_word_embeddings is false";
+    return false;
+  }
+  logits = unembed_rows(rms_norm(hidden, w.get("norm.g").row(0), in.layer_norm_eps), tied ? w.get("wte") : w.get("lm_head"));
   return true;
 }
 
 }  // namespace
 
-const Family kLlamaFamily{"llama", read_config, read_tokenizer, "model.embed_tokens.weight", {}, tensors, describe, forward};
+const Family kLlamaFamily{"llama", read_config, read_tokenizer, "model.embed_tokens.weight", {}, tensors, describe, forward,
+                          unembed};
 
 }  // namespace attnlab

@@ -97,6 +97,21 @@ bool write_result_json(const Result& r, const Put& put) {
      << ",\"n_heads\":" << r.session.model.n_heads << ",\"d_head\":" << r.d_head;
   if (!r.intervention.empty()) os << ",\"intervention\":" << text(r.intervention);
   auto num = [&](double x) { os.real(x, false); };
+  if (!r.next_tokens.empty()) {  // a model's prediction after each position, most likely first
+    os << ",\n\"next_tokens\":[";
+    for (std::size_t i = 0; i < r.next_tokens.size(); ++i) {
+      os << (i ? ",\n[" : "[");
+      for (std::size_t t = 0; t < r.next_tokens[i].size(); ++t) {
+        const auto& nt = r.next_tokens[i][t];
+        os << (t ? "," : "") << "{\"id\":" << nt.id << ",\"token\":" << text(nt.token) << ",\"p\":";
+        num(nt.p);
+        os << '}';
+      }
+      os << ']';
+    }
+    os << ']';
+  }
+  if (!r.next_tokens_note.empty()) os << ",\"next_tokens_note\":" << text(r.next_tokens_note);
   // "key":matrix pairs, comma separated, a line each
   auto matrices = [&](std::initializer_list<std::pair<const char*, const Matrix*>> fields) {
     bool first = true;

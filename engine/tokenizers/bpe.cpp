@@ -62,11 +62,48 @@ bool ByteBpe::finish(std::string&) {
     const bool printable = (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
     const char32_t cp = printable ? static_cast<char32_t>(x) : static_cast<char32_t>(256 + extra++);
     byte_to_symbol_[x] = utf8_encode(cp);
+    symbol_byte_[byte_to_symbol_[x]] = static_cast<unsigned char>(x);
     const auto it = vocab_.find(byte_to_symbol_[x]);
     byte_id_[x] = it == vocab_.end() ? -1 : it->second;
   }
   for (const auto& [tok, id] : vocab_) max_id_ = std::max(max_id_, id);
+  pieces_.assign(max_id_ + 1, std::string());
+  for (const auto& [tok, id] : vocab_)
+    if (id >= 0) pieces_[id] = tok;
   return true;
+}
+
+std::string ByteBpe::token_text(int id) const {
+  if (id < 0 || id >= static_cast<int>(pieces_.size())) return "";
+  const std::string& p = pieces_[id];
+  std::string out;
+  if (metaspace_) {
+    static const std::string kSpace = "\xe2\x96\x81";  // U+2581
+    unsigned byte = 0;
+    if (p.size() == 6 && p.starts_with("<0x") && p.back() == '>' && std::sscanf(p.c_str() + 3, "%2x", &byte) == 1)
+      return std::string(1, static_cast<char>(byte));
+    for (std::size_t i = 0; i < p.size();) {
+      if (p.compare(i, kSpace.size(), kSpace) == 0) {
+        out += ' ';
+        i += kSpace.size();
+      } else {
+        out += p[i++];
+      }
+    }
+    return out;
+  }
+  for (std::size_t i = 0; i < p.size();) {  // one UTF-8 character of the symbol alphabet per byte
+    std::size_t len = 1;
+    const auto c = static_cast<unsigned char>(p[i]);
+    if (c >= 0xF0) len = 4;
+    else if (c >= 0xE0) len = 3;
+    else if (c >= 0xC0) len = 2;
+    const auto it = symbol_byte_.find(p.substr(i, len));
+    if (it != symbol_byte_.end()) out += static_cast<char>(it->second);
+    else out += p.substr(i, len);  // an added token written as itself
+    i += len;
+  }
+  return out;
 }
 
 std::unique_ptr<ByteBpe> ByteBpe::from_strings(const std::string& vocab_json, const std::string& merges_txt,

@@ -43,6 +43,10 @@ class ByteBpe {
     return it == vocab_.end() ? -1 : it->second;
   }
   int max_id() const { return max_id_; }  // the largest id in the vocabulary, -1 when empty
+  // What token `id` stands for, as text: byte-level symbols back to their bytes, metaspace's
+  // U+2581 as a space and <0xNN> byte-fallback pieces as that byte (a lone byte of a multi-byte
+  // character stays a byte: the caller's JSON writer shows it as U+FFFD); "" outside the vocabulary.
+  std::string token_text(int id) const;
 
 
  private:
@@ -61,6 +65,8 @@ class ByteBpe {
   bool metaspace_ = false;  // Llama style (see above) instead of byte-level
   std::unique_ptr<PreTokenizer> pre_;  // byte-level: the pieces, from the tokenizer files
   std::unordered_map<std::string, int> vocab_;
+  std::vector<std::string> pieces_;  // id -> vocabulary string
+  std::unordered_map<std::string, unsigned char> symbol_byte_;  // byte-level symbol -> its byte
   int max_id_ = -1;
   struct Merge {
     int rank, result;  // result: the merged symbol's id

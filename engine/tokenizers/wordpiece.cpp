@@ -44,6 +44,7 @@ std::unique_ptr<WordPiece> WordPiece::from_vocab(const std::string& vocab_txt, b
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     w->vocab_.emplace(line, id++);
+    w->lines_.push_back(line);
   }
   auto need = [&](const char* t, int& out) {
     const auto it = w->vocab_.find(t);

@@ -20,9 +20,13 @@ class WordPiece {
   static std::unique_ptr<WordPiece> from_vocab(const std::string& vocab_txt, bool lower_case, std::string& error);
   bool encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
   int max_id() const { return static_cast<int>(vocab_.size()) - 1; }  // ids are line numbers
+  std::string token_text(int id) const {  // the vocabulary's line ("##ing" as written); "" outside it
+    return id >= 0 && id < static_cast<int>(lines_.size()) ? lines_[id] : std::string();
+  }
 
  private:
   std::unordered_map<std::string, int> vocab_;
+  std::vector<std::string> lines_;
   bool lower_ = true;
   int unk_ = -1, cls_ = -1, sep_ = -1;
 };

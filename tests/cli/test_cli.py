@@ -263,6 +263,34 @@ if p.returncode == 0:
     check(r["tokens"] == golden["tokens"], "compute --model: the BPE tokens")
     w = np.array(r["layers"][1]["heads"][1]["weights"])
     check(np.allclose(w, np.array(golden["models"]["tiny-gpt2-sharded"][1][1]), atol=1e-5), "compute --model: layer 1 head 1 weights")
+# next_tokens: the top k per position, p from softmax of the final logits (numpy's, in the golden)
+gpt2 = os.path.join(ROOT, "tests", "models", "tiny-gpt2")
+for ablate, mode in [("", "zero"), ("1.0", "zero"), ("0.1,1.1", "mean")]:
+    args = ["compute", "--model", gpt2, "--text", golden["text"], "--top-k", "4"]
+    if ablate:
+        args += ["--ablate", ablate, "--ablate-mode", mode]
+    p = run(*args)
+    check(p.returncode == 0, f"compute --model --ablate '{ablate}' exits 0 ({p.stderr.decode()!r})")
+    if p.returncode != 0:
+        continue
+    r = json.loads(p.stdout)
+    ref = np.array(next(c["probs"] for c in golden["next"] if c["ablate"] == ablate))
+    nt = r["next_tokens"]
+    check(len(nt) == len(golden["tokens"]) and all(len(row) == 4 for row in nt), "next_tokens: 4 per position")
+    check(all(set(e) == {"id", "token", "p"} for row in nt for e in row), "next_tokens: id, token, p")
+    check(all(abs(e["p"] - ref[i][e["id"]]) <= 1e-5 for i, row in enumerate(nt) for e in row), f"next_tokens p = numpy's ('{ablate}')")
+    check(all([e["id"] for e in row] == list(np.argsort(-ref[i], kind="stable")[:4]) for i, row in enumerate(nt)),
+          f"next_tokens: numpy's top 4, most likely first ('{ablate}')")
+    if ablate:
+        check(r.get("intervention", "").startswith("ablate " + ablate.replace(",", ", ")), f"intervention says the ablation: {r.get('intervention')!r}")
+    else:
+        check("intervention" not in r, "no intervention key without one")
+for args, want in [(["--ablate", "5.0"], b"does not exist"), (["--ablate", "x"], b"LAYER.HEAD"),
+                   (["--ablate", "0.0", "--ablate-mode", "half"], b"zero or mean")]:
+    p = run("compute", "--model", gpt2, "--text", "hi", *args)
+    check(p.returncode == 1 and want in p.stderr and p.stderr.count(b"\n") == 1, f"compute --model {args}: one line ({p.stderr!r})")
+p = run("compute", os.path.join(ROOT, "assets", "sessions", "three-blocks-gqa.json"), "--ablate", "0.0")
+check(p.returncode == 1 and b"need --model" in p.stderr, "--ablate without --model: one line")
 p = run("compute", "--model", os.path.join(tmp, "nothing-here"), "--text", "hi")
 check(p.returncode == 1 and b"config.json: cannot open" in p.stderr and p.stderr.count(b"\n") == 1, "compute --model on a non-model: one line")
 

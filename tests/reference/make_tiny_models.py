@@ -133,13 +133,27 @@ def weights(cfg, rng):
         w[h + "mlp.c_fc.bias"] = rng.normal(0, 0.05, inner)
         w[h + "mlp.c_proj.weight"] = rng.normal(0, 0.2, (inner, d))
         w[h + "mlp.c_proj.bias"] = rng.normal(0, 0.05, d)
-    w["ln_f.weight"] = np.ones(d)
-    w["ln_f.bias"] = np.zeros(d)
+    w["ln_f.weight"] = 1 + rng.normal(0, 0.1, d)
+    w["ln_f.bias"] = rng.normal(0, 0.1, d)
     return {k: v.astype(np.float32) for k, v in w.items()}
 
 
-def forward(cfg, w, ids):
-    """float64 GPT-2 forward; returns per layer, per head, the (n, n) attention weights."""
+def ablated(ctx, cols, mode):
+    """A head's output (its columns of the heads' concatenation) zeroed or replaced by its mean
+    over the positions."""
+    ctx[:, cols] = 0.0 if mode == "zero" else ctx[:, cols].mean(0, keepdims=True)
+
+
+def softmax_last(z):
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def forward(cfg, w, ids, ablate=(), mode="zero"):
+    """float64 GPT-2 forward; returns per layer, per head, the (n, n) attention weights, the final
+    residual stream and the next-token probabilities (ln_f, then the tied wte) per position.
+    `ablate`: (layer, head) pairs whose output is replaced (mode "zero" or "mean")."""
     w = {k: v.astype(np.float64) for k, v in w.items()}
     d, H, eps = cfg["n_embd"], cfg["n_head"], cfg["layer_norm_epsilon"]
     dh, n = d // H, len(ids)
@@ -164,12 +178,15 @@ def forward(cfg, w, ids):
             p /= p.sum(-1, keepdims=True)
             heads.append(p)
             ctx[:, hh * dh:(hh + 1) * dh] = p @ v[:, hh * dh:(hh + 1) * dh]
+            if (l, hh) in ablate:
+                ablated(ctx, slice(hh * dh, (hh + 1) * dh), mode)
         x = x + ctx @ w[h + "attn.c_proj.weight"] + w[h + "attn.c_proj.bias"]
         m = ln(x, w[h + "ln_2.weight"], w[h + "ln_2.bias"]) @ w[h + "mlp.c_fc.weight"] + w[h + "mlp.c_fc.bias"]
         m = 0.5 * m * (1 + np.tanh(np.sqrt(2 / np.pi) * (m + 0.044715 * m ** 3)))
         x = x + m @ w[h + "mlp.c_proj.weight"] + w[h + "mlp.c_proj.bias"]
         out.append(heads)
-    return out, x
+    probs = softmax_last(ln(x, w["ln_f.weight"], w["ln_f.bias"]) @ w["wte.weight"].T)
+    return out, x, probs
 
 
 def main():
@@ -200,6 +217,12 @@ def main():
     json.dump(vocab, open(os.path.join(p, "vocab.json"), "w", encoding="utf-8"), ensure_ascii=False)
     open(os.path.join(p, "merges.txt"), "w", encoding="utf-8").write(merges_txt)
     golden["models"]["tiny-gpt2"] = forward(cfg, w, ids)[0]
+    # the output head, and ablations: next-token probabilities at every position (full vocabulary)
+    golden["next"] = [{"ablate": "", "mode": "zero", "probs": np.round(forward(cfg, w, ids)[2], 12).tolist()}]
+    for spec, mode in (("1.0", "zero"), ("0.1,1.1", "mean")):
+        pairs = [tuple(int(v) for v in s.split(".")) for s in spec.split(",")]
+        golden["next"].append({"ablate": spec, "mode": mode,
+                               "probs": np.round(forward(cfg, w, ids, pairs, mode)[2], 12).tolist()})
     # BF16, GPT2LMHeadModel names ("transformer."), tokenizer.json
     p = folder("tiny-gpt2-bf16")
     write_safetensors(os.path.join(p, "model.safetensors"), {"transformer." + k: v for k, v in w.items()}, "BF16")
@@ -434,6 +457,8 @@ def llama_model():
         w[p + "mlp.gate_proj.weight"] = rng.normal(0, 0.3, (inner, d))
         w[p + "mlp.up_proj.weight"] = rng.normal(0, 0.3, (inner, d))
         w[p + "mlp.down_proj.weight"] = rng.normal(0, 0.3, (d, inner))
+    w["model.norm.weight"] = 1 + rng.normal(0, 0.1, d)  # drawn last: the other weights keep their values
+    w["lm_head.weight"] = rng.normal(0, 1.0, (len(vocab), d))
     w = {k: f16_round(v.astype(np.float32)) for k, v in w.items()}  # stored as F16: the golden uses those values
     folder = os.path.join(ROOT, "models", "tiny-llama")
     os.makedirs(folder, exist_ok=True)
@@ -461,28 +486,39 @@ def llama_model():
     def rms(x, g):
         return x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-5) * g
 
-    x = W["model.embed_tokens.weight"][ids]
-    layers = []
-    for l in range(2):
-        p = f"model.layers.{l}."
-        a = rms(x, W[p + "input_layernorm.weight"])
-        q, k, v = a @ W[p + "self_attn.q_proj.weight"].T, a @ W[p + "self_attn.k_proj.weight"].T, a @ W[p + "self_attn.v_proj.weight"].T
-        heads, ctx = [], np.zeros((n, H * dh))
-        for h in range(H):
-            g = h // (H // KV)
-            qh, kh, vh = rope(q[:, h * dh:(h + 1) * dh]), rope(k[:, g * dh:(g + 1) * dh]), v[:, g * dh:(g + 1) * dh]
-            s_ = qh @ kh.T / np.sqrt(dh)
-            s_ = np.where(np.tril(np.ones((n, n), bool)), s_, -np.inf)
-            pr = np.exp(s_ - s_.max(-1, keepdims=True))
-            pr /= pr.sum(-1, keepdims=True)
-            heads.append(np.round(pr, 9).tolist())
-            ctx[:, h * dh:(h + 1) * dh] = pr @ vh
-        x = x + ctx @ W[p + "self_attn.o_proj.weight"].T
-        m = rms(x, W[p + "post_attention_layernorm.weight"])
-        gt, up = m @ W[p + "mlp.gate_proj.weight"].T, m @ W[p + "mlp.up_proj.weight"].T
-        x = x + (gt / (1 + np.exp(-gt)) * up) @ W[p + "mlp.down_proj.weight"].T
-        layers.append(heads)
-    json.dump({"text": LLAMA_TEXT, "tokens": toks, "ids": ids, "weights": layers},
+    def run(ablate=(), mode="zero"):
+        x = W["model.embed_tokens.weight"][ids]
+        layers = []
+        for l in range(2):
+            p = f"model.layers.{l}."
+            a = rms(x, W[p + "input_layernorm.weight"])
+            q, k, v = a @ W[p + "self_attn.q_proj.weight"].T, a @ W[p + "self_attn.k_proj.weight"].T, a @ W[p + "self_attn.v_proj.weight"].T
+            heads, ctx = [], np.zeros((n, H * dh))
+            for h in range(H):
+                g = h // (H // KV)
+                qh, kh, vh = rope(q[:, h * dh:(h + 1) * dh]), rope(k[:, g * dh:(g + 1) * dh]), v[:, g * dh:(g + 1) * dh]
+                s_ = qh @ kh.T / np.sqrt(dh)
+                s_ = np.where(np.tril(np.ones((n, n), bool)), s_, -np.inf)
+                pr = np.exp(s_ - s_.max(-1, keepdims=True))
+                pr /= pr.sum(-1, keepdims=True)
+                heads.append(np.round(pr, 9).tolist())
+                ctx[:, h * dh:(h + 1) * dh] = pr @ vh
+                if (l, h) in ablate:
+                    ablated(ctx, slice(h * dh, (h + 1) * dh), mode)
+            x = x + ctx @ W[p + "self_attn.o_proj.weight"].T
+            m = rms(x, W[p + "post_attention_layernorm.weight"])
+            gt, up = m @ W[p + "mlp.gate_proj.weight"].T, m @ W[p + "mlp.up_proj.weight"].T
+            x = x + (gt / (1 + np.exp(-gt)) * up) @ W[p + "mlp.down_proj.weight"].T
+            layers.append(heads)
+        # the output head: the final RMSNorm, then lm_head (tie_word_embeddings is false)
+        probs = softmax_last(rms(x, W["model.norm.weight"]) @ W["lm_head.weight"].T)
+        return layers, np.round(probs, 12).tolist()
+
+    layers, probs = run()
+    nxt = [{"ablate": "", "mode": "zero", "probs": probs},
+           {"ablate": "0.2", "mode": "zero", "probs": run([(0, 2)])[1]},
+           {"ablate": "1.0,1.3", "mode": "mean", "probs": run([(1, 0), (1, 3)], "mean")[1]}]
+    json.dump({"text": LLAMA_TEXT, "tokens": toks, "ids": ids, "weights": layers, "next": nxt},
               open(os.path.join(ROOT, "golden", "tiny_llama.json"), "w"), separators=(",", ":"))
     print(f"Llama: {len(toks)} tokens: {toks}")
 
