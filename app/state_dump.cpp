@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.hpp"
 #include "tokenizers/tokenize.hpp"
 #include "views/view.hpp"
 #include "window.hpp"
@@ -81,7 +82,20 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
                               {"layers", st.model->info().n_layers}, {"heads", st.model->info().n_heads},
                               {"dtype", st.model->info().dtype}};
   j["model_loading"] = st.loading != nullptr;
-  if (st.shown && st.shown->result) j["intervention"] = st.shown->result->intervention;
+  if (st.shown && st.shown->result) {
+    const Result& r = *st.shown->result;
+    j["intervention"] = r.intervention;
+    if (!r.next_tokens.empty()) {  // the list the Next token section shows
+      const int n = static_cast<int>(r.next_tokens.size());
+      const int pos = st.next_pos < 0 || st.next_pos >= n ? n - 1 : st.next_pos;
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& t : r.next_tokens[pos])
+        list.push_back({{"id", t.id}, {"token", utf8_sanitize(t.token)}, {"p", t.p}});
+      j["next_tokens"] = list;
+      j["next_pos"] = pos;
+    }
+  }
+  j["ablate_error"] = st.ablate_error;
   j["temperature"] = st.session.attention.normalizer.temperature;
   j["undo"] = st.undo.size();
   j["redo"] = st.redo.size();

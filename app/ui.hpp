@@ -137,6 +137,11 @@ struct AppState {
   std::shared_ptr<const HfModel> model;
   bool intervene = false, intervene_mask = true;  // an intervention on the model's heads
   int intervene_layer = -1;                       // -1: every layer
+  std::string ablate_text;                        // heads ablated, "L.H, L.H" as typed
+  std::string ablate_error;                       // why ablate_text is not used ("" when it is)
+  std::vector<std::pair<int, int>> ablate;        // the last valid ablate_text
+  int ablate_mode = 0;                            // 0 zero, 1 mean over positions
+  int next_pos = -1;                              // the position whose next tokens are listed (-1: the last)
   // compare: a second session B, computed by its own worker
   Session session_b;
   bool edit_b = false;                  // the side panel edits B

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../ui.hpp"
+#include "core/utf8.hpp"
 #include "views/view.hpp"
 #include "session/session.hpp"
 #include "tokenizers/tokenize.hpp"
@@ -216,6 +217,41 @@ void ShowTextPanel(AppState& st, Worker& worker) {
   if (tokens.size() > shown_max) ImGui::TextDisabled("... and %zu more", tokens.size() - shown_max);
 }
 
+// A token's text as shown: a piece of a multi-byte character (byte-level BPE splits them) as
+// its bytes in hex, never a replacement character.
+std::string Readable(const std::string& t) {
+  if (!utf8_first_invalid(t)) return t;
+  std::string out;
+  char b[8];
+  for (unsigned char c : t) std::snprintf(b, sizeof b, "<%02X>", c), out += b;
+  return out;
+}
+
+// What the model predicts after one position: its top tokens with their probabilities as bars.
+void ShowNextTokens(AppState& st) {
+  if (!st.shown || !st.shown->result) return;
+  const Result& r = *st.shown->result;
+  Section("Next token");
+  if (r.next_tokens.empty()) {
+    ImGui::TextDisabled("%s", r.next_tokens_note.empty() ? "no prediction" : r.next_tokens_note.c_str());
+    return;
+  }
+  const int n = static_cast<int>(r.next_tokens.size());
+  int pos = st.next_pos < 0 || st.next_pos >= n ? n - 1 : st.next_pos;
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+  if (ImGui::SliderInt("after token", &pos, 0, n - 1)) st.next_pos = pos == n - 1 ? -1 : pos;
+  RecordWidget(st, "model.next_pos");
+  const std::string after = Readable(r.tokens[pos].text);
+  ImGui::TextDisabled("after \"%s\" (position %d)%s", after.c_str(), pos, r.intervention.empty() ? "" : ", intervened");
+  for (const auto& t : r.next_tokens[pos]) {
+    char pct[32];
+    std::snprintf(pct, sizeof pct, "%.1f %%", 100.0 * t.p);
+    ImGui::ProgressBar(t.p, ImVec2(ImGui::GetFontSize() * 5, 0), pct);
+    ImGui::SameLine();
+    ImGui::Text("\"%s\"", Readable(t.token).c_str());
+  }
+}
+
 void ShowControlsPanel(AppState& st, Worker& worker) {
   bool changed = false;
   ImGui::PushItemWidth(-ImGui::GetFontSize() * 8);
@@ -241,6 +277,26 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
       RecordWidget(st, "model.intervene_mask");
       changed |= OptionSection(st, "Mask and temperature", {"attention.mask.", "attention.normalizer.temperature"});
     }
+    // ablation: heads whose output is replaced (zeros, or the mean over positions)
+    Section("Ablate heads");
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+    if (ImGui::InputTextWithHint("heads##ablate", "layer.head, e.g. 0.1, 1.0", &st.ablate_text)) {
+      std::string spec;
+      for (char c : st.ablate_text)
+        if (c != ' ') spec += c;
+      std::vector<std::pair<int, int>> heads;
+      if (spec.empty() || parse_ablate(spec, in.n_layers, in.n_heads, heads, st.ablate_error)) {
+        st.ablate_error.clear();
+        if (heads != st.ablate) st.ablate = heads, iv_changed = true;
+      }
+    }
+    RecordWidget(st, "model.ablate");
+    iv_changed |= ImGui::RadioButton("zero", &st.ablate_mode, 0);
+    RecordWidget(st, "model.ablate_zero");
+    ImGui::SameLine();
+    iv_changed |= ImGui::RadioButton("mean over positions", &st.ablate_mode, 1);
+    RecordWidget(st, "model.ablate_mean");
+    if (!st.ablate_error.empty()) ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s", st.ablate_error.c_str());
     if (iv_changed || changed) {
       Intervention iv;
       iv.enabled = st.intervene;
@@ -248,9 +304,12 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
       iv.temperature = st.session.attention.normalizer.temperature;
       iv.replace_mask = st.intervene_mask;
       iv.mask = st.session.attention.mask;
+      iv.ablate = st.ablate;
+      iv.ablate_mode = st.ablate_mode == 1 ? AblateMode::mean : AblateMode::zero;
       worker.set_intervention(iv);
       if (iv_changed) Repost(st, worker);
     }
+    ShowNextTokens(st);
   } else {
     changed |= OptionSection(st, "Tokens and model", {"tokenizer.", "model."});
     changed |= OptionSection(st, "Positional encoding", {"positional."});

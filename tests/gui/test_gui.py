@@ -816,6 +816,37 @@ def test_model():
         away(d)
         s = d.wait_for(settled, "settled")
         check_pattern(d.screenshot("gpt2"), s, causal=True, label="tiny GPT-2")
+        # the next-token list after the last token = the CLI's; ablating head 1.0 changes it to the
+        # CLI's --ablate 1.0 list, on screen (the bars' pixels) and in the state
+        def cli_next(*extra):
+            out = subprocess.run([CLI, "compute", "--model", os.path.join(models, "tiny-gpt2"), "--text", s["text"], *extra],
+                                 capture_output=True, check=True).stdout
+            return [e["id"] for e in json.loads(out)["next_tokens"][-1]]
+        check([e["id"] for e in s.get("next_tokens", [])] == cli_next(), f"next tokens = the CLI's: {s.get('next_tokens')}")
+        s = reveal(d, "model.next_pos")
+        nx, ny, nw, nh = s["widgets"]["model.next_pos"]
+        box = (0, int(ny + nh), int(nx + nw * 2), min(H, int(ny + nh * 8)))
+        before = Image.open(d.screenshot("next-before")).convert("RGB").crop(box)
+        s = reveal(d, "model.ablate")
+        d.click(*center(s["widgets"]["model.ablate"]))
+        d.xdo("type", "--delay", "40", "1.0")
+        want = cli_next("--ablate", "1.0")
+        s = d.wait_for(lambda s: settled(s) and s.get("intervention") == "ablate 1.0 (zero)" and
+                       [e["id"] for e in s.get("next_tokens", [])] == want, "head 1.0 ablated: the CLI's next tokens")
+        if s:
+            s = reveal(d, "model.next_pos")
+            nx, ny, nw, nh = s["widgets"]["model.next_pos"]
+            box = (0, int(ny + nh), int(nx + nw * 2), min(H, int(ny + nh * 8)))
+            after = Image.open(d.screenshot("next-ablated")).convert("RGB").crop(box)
+            diff = sum(1 for a, b in zip(before.getdata(), after.getdata()) if a != b)
+            check(before.size == after.size and diff > 50, f"the next-token bars changed on screen ({diff} pixels)")
+        d.chord("ctrl+a")
+        d.xdo("type", "--delay", "40", "7.7")
+        s = d.wait_for(lambda s: "does not exist" in s.get("ablate_error", ""), "a head that does not exist: said")
+        check(s is not None and s.get("intervention") == "ablate 1.0 (zero)", "the last valid ablation stays")
+        d.chord("ctrl+a")
+        d.xdo("key", "BackSpace")
+        s = d.wait_for(lambda s: settled(s) and not s.get("intervention") and not s.get("ablate_error"), "no ablation")
         # File > Open model folder: the in-app browser, into a folder, "Open this folder"
         shutil.copytree(os.path.join(models, "tiny-gpt2-bf16"), os.path.join(TMP, "mymodel"))
         menu(d, "menu.file", "menu.file.model")
