@@ -2,6 +2,7 @@
 // tests/reference/make_tiny_models.py) against the numpy forward pass and BPE in that script.
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <cmath>
 #include <fstream>
@@ -277,8 +278,9 @@ Intervention ablation(const std::string& spec, const std::string& mode, const Hf
 }
 }  // namespace
 
-TEST_CASE("output head: next-token probabilities and head ablations (zero, mean) equal numpy's, for GPT-2 and Llama") {
-  for (const auto& [file, model] : {std::pair{"tiny_gpt2.json", "tiny-gpt2"}, std::pair{"tiny_llama.json", "tiny-llama"}}) {
+TEST_CASE("output head: next-token (BERT: masked-LM) probabilities and head ablations (zero, mean) equal numpy's") {
+  for (const auto& [file, model] : {std::pair{"tiny_gpt2.json", "tiny-gpt2"}, std::pair{"tiny_llama.json", "tiny-llama"},
+                                    std::pair{"tiny_bert.json", "tiny-bert"}}) {
     INFO(model);
     const auto g = test::golden(file);
     Failure err;
@@ -326,8 +328,30 @@ TEST_CASE("output head: a zero-ablated head's output is 0 and its attention is k
   CHECK_FALSE(parse_ablate("0.1,", 2, 2, out, why));
   CHECK(parse_ablate("0.1,1.0,0.1", 2, 2, out, why));
   CHECK(out == std::vector<std::pair<int, int>>{{0, 1}, {1, 0}});
-  auto bert = HfModel::load(kModels + "tiny-bert", err);
-  REQUIRE(bert);
+  // a BertModel folder (no cls.predictions.*): no prediction, and the Result says why
+  const fs::path bare = fs::temp_directory_path() / ("attnlab-bert-bare-" + std::to_string(::getpid()));
+  fs::remove_all(bare);
+  fs::copy(kModels + "tiny-bert", bare);
+  {
+    std::ifstream in(bare / "model.safetensors", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::uint64_t len = 0;
+    std::memcpy(&len, bytes.data(), 8);
+    nlohmann::json header = nlohmann::json::parse(bytes.substr(8, len));
+    for (auto it = header.begin(); it != header.end();)
+      it = it.key().starts_with("cls.") ? header.erase(it) : std::next(it);
+    std::uint64_t end = 0;  // the head's bytes come last: the data ends where the other tensors end
+    for (const auto& [k, v] : header.items())
+      if (k != "__metadata__") end = std::max(end, v["data_offsets"][1].get<std::uint64_t>());
+    std::string h = header.dump();
+    h.append((8 - h.size() % 8) % 8, ' ');
+    const std::uint64_t hl = h.size();
+    std::ofstream out(bare / "model.safetensors", std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(&hl), 8);
+    out << h << bytes.substr(8 + len, end);
+  }
+  auto bert = HfModel::load(bare.string(), err);
+  REQUIRE_MESSAGE(bert, err.message);
   const Outcome b = bert->compute("hello world");
   REQUIRE(b.result);
   CHECK(b.result->next_tokens.empty());

@@ -65,6 +65,14 @@ std::vector<TensorSpec> tensors(const ModelInfo& in) {
       {"proj.b", p + "output.dense.bias", d, 0, true},
       {"ln2.g", p + "output.LayerNorm.weight", d, 0, true},
       {"ln2.b", p + "output.LayerNorm.bias", d, 0, true},
+      // BertForMaskedLM's head, outside the "bert." prefix: dense + activation + LayerNorm, then the
+      // decoder (its own weight when stored, else the word embeddings: tied) and its bias
+      {"mlm.w", "cls.predictions.transform.dense.weight", d, d, false, true, true, true},
+      {"mlm.b", "cls.predictions.transform.dense.bias", d, 0, false, false, true, true},
+      {"mlm_ln.g", "cls.predictions.transform.LayerNorm.weight", d, 0, false, false, true, true},
+      {"mlm_ln.b", "cls.predictions.transform.LayerNorm.bias", d, 0, false, false, true, true},
+      {"mlm.decoder", "cls.predictions.decoder.weight", in.vocab_size, d, false, false, true, true},
+      {"mlm.bias", "cls.predictions.bias", in.vocab_size, 0, false, false, true, true},
   };
 }
 
@@ -113,9 +121,19 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
   return true;
 }
 
-bool unembed(const ModelInfo&, const Weights&, const Matrix&, Matrix&, std::string& why) {
-  why = "BERT's masked-LM head (cls.predictions.*) is not read yet";
-  return false;
+// The masked-LM head: what the model predicts *at* each position (the token a [MASK] there
+// stands for), not after it.
+bool unembed(const ModelInfo& in, const Weights& w, const Matrix& hidden, Matrix& logits, std::string& why) {
+  for (const char* role : {"mlm.w", "mlm.b", "mlm_ln.g", "mlm_ln.b", "mlm.bias"})
+    if (!w.global.count(role)) {
+      why = "the checkpoint has no masked-LM head (cls.predictions.*: a BertModel, not BertForMaskedLM)";
+      return false;
+    }
+  const Matrix t = layer_norm(gelu_exact(affine(hidden, w.get("mlm.w"), w.get("mlm.b").row(0))), w.get("mlm_ln.g").row(0),
+                              w.get("mlm_ln.b").row(0), in.layer_norm_eps);
+  logits = unembed_rows(t, w.global.count("mlm.decoder") ? w.get("mlm.decoder") : w.get("wte"));
+  logits.rowwise() += RowVector(w.get("mlm.bias").row(0));
+  return true;
 }
 
 }  // namespace

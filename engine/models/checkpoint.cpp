@@ -88,23 +88,23 @@ std::string Checkpoint::stored_dtype() const {
   return d;
 }
 
-bool Checkpoint::read_one(const std::string& name, std::int64_t rows, std::int64_t cols, Matrix& out,
-                          std::string& error) const {
-  auto it = where_.find(prefix_ + name);
+bool Checkpoint::read_one(const std::string& prefix, const std::string& name, std::int64_t rows, std::int64_t cols,
+                          Matrix& out, std::string& error) const {
+  auto it = where_.find(prefix + name);
   if (it == where_.end() && name.find("LayerNorm.") != std::string::npos) {  // the original BERT checkpoints' names
     std::string alias = name;
     if (alias.ends_with(".weight")) alias.replace(alias.size() - 6, 6, "gamma");
     else if (alias.ends_with(".bias")) alias.replace(alias.size() - 4, 4, "beta");
-    if (where_.count(prefix_ + alias)) return read_one(alias, rows, cols, out, error);
+    if (where_.count(prefix + alias)) return read_one(prefix, alias, rows, cols, out, error);
   }
   if (it == where_.end()) {
-    error = "missing tensor '" + prefix_ + name + "'";
+    error = "missing tensor '" + prefix + name + "'";
     if (files_.size() > 1 || cols > 0) error += " (" + std::to_string(files_.size()) + " safetensors file(s))";
     return false;
   }
   std::vector<float> v;
   const std::vector<std::int64_t> shape = cols > 0 ? std::vector<std::int64_t>{rows, cols} : std::vector<std::int64_t>{rows};
-  if (!it->second->read(prefix_ + name, v, error, &shape)) return false;
+  if (!it->second->read(prefix + name, v, error, &shape)) return false;
   out = Eigen::Map<const Matrix>(v.data(), cols > 0 ? rows : 1, cols > 0 ? cols : rows);
   return true;
 }
@@ -118,8 +118,9 @@ bool Checkpoint::read(const std::vector<TensorSpec>& table, int n_layers, Weight
     std::string name = t.name;
     if (const auto at = name.find("{l}"); at != std::string::npos) name.replace(at, 3, std::to_string(layer));
     Matrix m;
-    if (t.optional && !where_.count(prefix_ + name)) return true;
-    if (!read_one(name, t.rows, t.cols, m, failure.message)) return false;
+    const std::string prefix = t.absolute ? std::string() : prefix_;
+    if (t.optional && !where_.count(prefix + name)) return true;
+    if (!read_one(prefix, name, t.rows, t.cols, m, failure.message)) return false;
     if (t.transpose) m.transposeInPlace();
     (t.per_layer ? out.layers[layer] : out.global)[t.role] = std::move(m);
     if (progress) progress->store(static_cast<float>(++done) / static_cast<float>(total));

@@ -25,6 +25,7 @@ struct TensorSpec {
   std::string name;  // the checkpoint's name (after the prefix)
   std::int64_t rows = 0, cols = 0;
   bool per_layer = false, transpose = false, optional = false;
+  bool absolute = false;  // the name is used as it is, without the checkpoint's prefix (BERT's "cls.")
 };
 
 // The weights of a loaded model, by role: global ones, and per layer.
@@ -51,7 +52,8 @@ class Checkpoint {
             std::atomic<float>* progress, const CancelFlag* cancel) const;
 
  private:
-  bool read_one(const std::string& name, std::int64_t rows, std::int64_t cols, Matrix& out, std::string& error) const;
+  bool read_one(const std::string& prefix, const std::string& name, std::int64_t rows, std::int64_t cols, Matrix& out,
+                std::string& error) const;
   std::vector<std::unique_ptr<SafeTensors>> files_;
   std::map<std::string, const SafeTensors*> where_;
   std::string prefix_;

@@ -307,7 +307,7 @@ def bert_tokenize(text, vocab):
 def bert_model(golden):
     vocab_list = bert_vocab()
     vocab = {t: i for i, t in enumerate(vocab_list)}
-    cfg = {"model_type": "bert", "architectures": ["BertModel"], "hidden_size": 16, "num_attention_heads": 4,
+    cfg = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 16, "num_attention_heads": 4,
            "num_hidden_layers": 2, "intermediate_size": 32, "max_position_embeddings": 40, "type_vocab_size": 2,
            "vocab_size": len(vocab_list), "layer_norm_eps": 1e-12, "hidden_act": "gelu"}
     d, inner = cfg["hidden_size"], cfg["intermediate_size"]
@@ -326,13 +326,21 @@ def bert_model(golden):
         for name in ("attention.output.LayerNorm", "output.LayerNorm"):
             w[p + name + ".weight"] = 1 + rng.normal(0, 0.1, d)
             w[p + name + ".bias"] = rng.normal(0, 0.1, d)
+    # BertForMaskedLM's head (drawn last: the other weights keep their values), stored without
+    # the "bert." prefix; the decoder is tied to the word embeddings (no decoder.weight stored)
+    head = {"cls.predictions.transform.dense.weight": rng.normal(0, 0.4, (d, d)),
+            "cls.predictions.transform.dense.bias": rng.normal(0, 0.1, d),
+            "cls.predictions.transform.LayerNorm.weight": 1 + rng.normal(0, 0.1, d),
+            "cls.predictions.transform.LayerNorm.bias": rng.normal(0, 0.1, d),
+            "cls.predictions.bias": rng.normal(0, 0.5, len(vocab_list))}
     w = {k: v.astype(np.float32) for k, v in w.items()}
+    head = {k: v.astype(np.float32) for k, v in head.items()}
     folder = os.path.join(ROOT, "models", "tiny-bert")
     os.makedirs(folder, exist_ok=True)
     json.dump(cfg, open(os.path.join(folder, "config.json"), "w"), indent=1)
     json.dump({"do_lower_case": True}, open(os.path.join(folder, "tokenizer_config.json"), "w"))
     open(os.path.join(folder, "vocab.txt"), "w").write("\n".join(vocab_list) + "\n")
-    write_safetensors(os.path.join(folder, "model.safetensors"), {"bert." + k: v for k, v in w.items()})
+    write_safetensors(os.path.join(folder, "model.safetensors"), {**{"bert." + k: v for k, v in w.items()}, **head})
 
     tokens = bert_tokenize(BERT_TEXT, vocab)
     ids = [vocab[t] for t in tokens]
@@ -348,27 +356,42 @@ def bert_model(golden):
         return x @ W[name + ".weight"].T + W[name + ".bias"]
 
     erf = np.vectorize(math.erf)
-    x = W["embeddings.word_embeddings.weight"][ids] + W["embeddings.position_embeddings.weight"][:n] + \
-        W["embeddings.token_type_embeddings.weight"][0]
-    x = ln(x, W["embeddings.LayerNorm.weight"], W["embeddings.LayerNorm.bias"])
-    layers = []
-    for l in range(cfg["num_hidden_layers"]):
-        p = f"encoder.layer.{l}."
-        q, k, v = lin(x, p + "attention.self.query"), lin(x, p + "attention.self.key"), lin(x, p + "attention.self.value")
-        heads, ctx = [], np.zeros((n, d))
-        for h in range(H):
-            sl = slice(h * dh, (h + 1) * dh)
-            s = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
-            a = np.exp(s - s.max(-1, keepdims=True))
-            a /= a.sum(-1, keepdims=True)
-            heads.append(np.round(a, 9).tolist())
-            ctx[:, sl] = a @ v[:, sl]
-        x = ln(x + lin(ctx, p + "attention.output.dense"), W[p + "attention.output.LayerNorm.weight"], W[p + "attention.output.LayerNorm.bias"])
-        i = lin(x, p + "intermediate.dense")
-        i = 0.5 * i * (1 + erf(i / math.sqrt(2)))
-        x = ln(x + lin(i, p + "output.dense"), W[p + "output.LayerNorm.weight"], W[p + "output.LayerNorm.bias"])
-        layers.append(heads)
-    golden["bert"] = {"text": BERT_TEXT, "tokens": tokens, "ids": ids, "weights": layers}
+    def run(ablate=(), mode="zero"):
+        x = W["embeddings.word_embeddings.weight"][ids] + W["embeddings.position_embeddings.weight"][:n] + \
+            W["embeddings.token_type_embeddings.weight"][0]
+        x = ln(x, W["embeddings.LayerNorm.weight"], W["embeddings.LayerNorm.bias"])
+        layers = []
+        for l in range(cfg["num_hidden_layers"]):
+            p = f"encoder.layer.{l}."
+            q, k, v = lin(x, p + "attention.self.query"), lin(x, p + "attention.self.key"), lin(x, p + "attention.self.value")
+            heads, ctx = [], np.zeros((n, d))
+            for h in range(H):
+                sl = slice(h * dh, (h + 1) * dh)
+                s = q[:, sl] @ k[:, sl].T / math.sqrt(dh)
+                a = np.exp(s - s.max(-1, keepdims=True))
+                a /= a.sum(-1, keepdims=True)
+                heads.append(np.round(a, 9).tolist())
+                ctx[:, sl] = a @ v[:, sl]
+                if (l, h) in ablate:
+                    ablated(ctx, sl, mode)
+            x = ln(x + lin(ctx, p + "attention.output.dense"), W[p + "attention.output.LayerNorm.weight"], W[p + "attention.output.LayerNorm.bias"])
+            i = lin(x, p + "intermediate.dense")
+            i = 0.5 * i * (1 + erf(i / math.sqrt(2)))
+            x = ln(x + lin(i, p + "output.dense"), W[p + "output.LayerNorm.weight"], W[p + "output.LayerNorm.bias"])
+            layers.append(heads)
+        # the masked-LM head: dense, gelu, LayerNorm, then the tied word embeddings and the bias
+        t = x @ Hd["cls.predictions.transform.dense.weight"].T + Hd["cls.predictions.transform.dense.bias"]
+        t = 0.5 * t * (1 + erf(t / math.sqrt(2)))
+        t = ln(t, Hd["cls.predictions.transform.LayerNorm.weight"], Hd["cls.predictions.transform.LayerNorm.bias"])
+        probs = softmax_last(t @ W["embeddings.word_embeddings.weight"].T + Hd["cls.predictions.bias"])
+        return layers, np.round(probs, 12).tolist()
+
+    Hd = {k: v.astype(np.float64) for k, v in head.items()}
+    layers, probs = run()
+    nxt = [{"ablate": "", "mode": "zero", "probs": probs},
+           {"ablate": "1.2", "mode": "zero", "probs": run([(1, 2)])[1]},
+           {"ablate": "0.0,0.3", "mode": "mean", "probs": run([(0, 0), (0, 3)], "mean")[1]}]
+    golden["bert"] = {"text": BERT_TEXT, "tokens": tokens, "ids": ids, "weights": layers, "next": nxt}
     print(f"BERT: {len(tokens)} tokens: {tokens}")
 
 
