@@ -127,37 +127,52 @@ bool compute_read(const std::string& path, const Session& s, const Validation& v
   return true;
 }
 
-// What `compute --model` is asked besides the text: the next tokens kept and the heads ablated.
+// A pretrained model instead of a session (compute, render, export): the folder, the text, the
+// next tokens kept and the heads ablated.
 struct ModelRun {
+  std::string dir, text;
   int top_k = 10;
   std::string ablate, ablate_mode = "zero";
+  bool dense = false;
 };
 
-int compute_command(const std::string& session_path, const std::string& out_path, const std::string& model_dir,
-                    const std::string& model_text, bool dense, const ModelRun& run) {
+// The Result of the text through the model; false with rc set and one line said.
+bool model_result(const ModelRun& run, std::shared_ptr<const Result>& r, int& rc) {
+  if (run.ablate_mode != "zero" && run.ablate_mode != "mean")
+    return rc = fail("--ablate-mode is zero or mean, not '" + run.ablate_mode + "'"), false;
+  Failure err;
+  auto m = HfModel::load(run.dir, err);
+  if (!m) return rc = fail(err.message), false;
+  Intervention iv;
+  std::string why;
+  if (!run.ablate.empty() && !parse_ablate(run.ablate, m->info().n_layers, m->info().n_heads, iv.ablate, why))
+    return rc = fail(why), false;
+  iv.ablate_mode = run.ablate_mode == "mean" ? AblateMode::mean : AblateMode::zero;
+  ComputeOptions opt;
+  opt.top_k = run.top_k;
+  opt.dense = run.dense;
+  Outcome o = m->compute(run.text, nullptr, opt, iv);
+  if (!o.result) return rc = fail(run.dir + ": " + join(o.problems)), false;
+  r = o.result;
+  return true;
+}
+
+// Where a command's Result comes from: the session file, or --model (never both, one of them).
+bool source_problem(const std::string& session_path, const ModelRun& run, int& rc) {
+  if (!session_path.empty() && !run.dir.empty()) return rc = fail("give a SESSION.json or --model DIR, not both"), true;
+  if (session_path.empty() && run.dir.empty()) return rc = fail("give a SESSION.json, or --model DIR --text TEXT"), true;
+  if (run.dir.empty() && (!run.ablate.empty() || run.ablate_mode != "zero"))
+    return rc = fail("--ablate and --ablate-mode need --model DIR"), true;
+  return false;
+}
+
+int compute_command(const std::string& session_path, const std::string& out_path, bool dense, const ModelRun& run) {
   std::shared_ptr<const Result> r;
   int rc = 0;
-  if (model_dir.empty() && (!run.ablate.empty() || run.ablate_mode != "zero"))
-    return fail("--ablate and --ablate-mode need --model DIR");
-  if (!model_dir.empty()) {
-    if (run.ablate_mode != "zero" && run.ablate_mode != "mean")
-      return fail("--ablate-mode is zero or mean, not '" + run.ablate_mode + "'");
-    Failure err;
-    auto m = HfModel::load(model_dir, err);
-    if (!m) return fail(err.message);
-    Intervention iv;
-    std::string why;
-    if (!run.ablate.empty() && !parse_ablate(run.ablate, m->info().n_layers, m->info().n_heads, iv.ablate, why))
-      return fail(why);
-    iv.ablate_mode = run.ablate_mode == "mean" ? AblateMode::mean : AblateMode::zero;
-    ComputeOptions opt;
-    opt.top_k = run.top_k;
-    opt.dense = dense;
-    Outcome o = m->compute(model_text, nullptr, opt, iv);
-    if (!o.result) return fail(model_dir + ": " + join(o.problems));
-    r = o.result;
+  if (source_problem(session_path, run, rc)) return rc;
+  if (!run.dir.empty()) {
+    if (!model_result(run, r, rc)) return rc;
   } else {
-    if (session_path.empty()) return fail("give a SESSION.json, or --model DIR --text TEXT");
     // a long session is written as its field (O(n d) per head), not n^2 JSON numbers: said
     // before anything is computed
     Session s;
@@ -222,6 +237,7 @@ struct RenderArgs {
   int layer = 0, head = 0, columns = 0;
   float scale = 1;
   bool logits = false, log = false, light = false, no_numbers = false;
+  ModelRun model;
 };
 
 int render_command(const RenderArgs& a) {
@@ -247,11 +263,15 @@ int render_command(const RenderArgs& a) {
   std::shared_ptr<const Result> r;
   int rc = 0;
   // heads, model, mask and gallery of a long session: drawn from the field's overviews (LOD)
-  if (!load(a.session, CostUse::render, r, rc, q.view == FigureView::similarity, false)) return rc;
+  if (source_problem(a.session, a.model, rc)) return rc;
+  if (!a.model.dir.empty() ? !model_result(a.model, r, rc)
+                           : !load(a.session, CostUse::render, r, rc, q.view == FigureView::similarity, false))
+    return rc;
   apply_view_layout(q.view, r->n_heads(), st);
   std::vector<FigurePanel> panels;
   std::string title, err;
-  if (!view_panels(*r, q, panels, title, err)) return fail(a.session + ": " + err);
+  if (!view_panels(*r, q, panels, title, err)) return fail((a.model.dir.empty() ? a.session : a.model.dir) + ": " + err);
+  if (!r->intervention.empty()) title += "  -  intervention: " + r->intervention;  // never passed off as the model
   FigureLayout layout;
   if (!write_png(a.out, render_figure(title, panels, st, &layout), err)) return fail(err);
   if (!a.layout.empty()) {  // where the cells were drawn, for tests and scripts
@@ -267,12 +287,16 @@ int render_command(const RenderArgs& a) {
 }
 
 int export_command(const std::string& session_path, const std::string& matrix, int layer, int head,
-                   const std::string& out_path) {
+                   const std::string& out_path, const ModelRun& model) {
   MatrixFormat f;
   if (!format_from_path(out_path, f)) return fail(out_path + ": the name must end in .csv, .npy, .json or .tsv");
   std::shared_ptr<const Result> r;
   int rc = 0;
-  if (!load(session_path, CostUse::export_matrix, r, rc, false)) return rc;
+  if (source_problem(session_path, model, rc)) return rc;
+  if (!model.dir.empty() ? !model_result(model, r, rc) : !load(session_path, CostUse::export_matrix, r, rc, false)) return rc;
+  if (r->is_field())
+    return fail(std::to_string(r->tokens.size()) + " tokens through the model are an attention field: export --model "
+                "writes dense matrices up to 2048 tokens (--rows/--cols need a session file for now)");
   LabeledMatrix m;
   std::string err;
   if (!step_matrix(*r, layer, head, matrix, m, err)) return fail(err);
@@ -403,19 +427,22 @@ int main(int argc, char** argv) {
 
   std::string session_path, out_path;
   auto* compute_cmd = app.add_subcommand("compute", "compute a session and write the Result as JSON");
-  std::string model_dir, model_text;
   compute_cmd->add_option("session", session_path, "session JSON file (- for stdin)");
   compute_cmd->add_option("-o,--output", out_path, "output file (default: stdout)");
-  compute_cmd->add_option("--model", model_dir, "a Hugging Face model folder (GPT-2, BERT or Llama family) instead of a session");
-  compute_cmd->add_option("--text", model_text, "with --model: the text to run");
   bool dense = false;
   compute_cmd->add_flag("--dense", dense, "dense matrices (JSON) even above 2048 tokens, where they fit (at most 8192)");
   ModelRun run;
-  compute_cmd->add_option("--top-k", run.top_k, "with --model: next tokens kept per position (next_tokens; 0: none)")
-      ->check(CLI::Range(0, 1000));
-  compute_cmd->add_option("--ablate", run.ablate, "with --model: heads to ablate, LAYER.HEAD[,LAYER.HEAD...] (from 0)");
-  compute_cmd->add_option("--ablate-mode", run.ablate_mode, "zero (default) or mean: an ablated head's output becomes "
-                                                            "zeros or its mean over the positions");
+  // --model and what goes with it, for compute, render and export alike
+  auto model_options = [](CLI::App* cmd, ModelRun& m) {
+    cmd->add_option("--model", m.dir, "a Hugging Face model folder (GPT-2, BERT or Llama family) instead of a session");
+    cmd->add_option("--text", m.text, "with --model: the text to run");
+    cmd->add_option("--top-k", m.top_k, "with --model: next tokens kept per position (next_tokens; 0: none)")
+        ->check(CLI::Range(0, 1000));
+    cmd->add_option("--ablate", m.ablate, "with --model: heads to ablate, LAYER.HEAD[,LAYER.HEAD...] (from 0)");
+    cmd->add_option("--ablate-mode", m.ablate_mode, "zero (default) or mean: an ablated head's output becomes "
+                                                    "zeros or its mean over the positions");
+  };
+  model_options(compute_cmd, run);
 
   std::string estimate_path;
   auto* estimate_cmd = app.add_subcommand("estimate", "print the time and memory a session needs, and the limits, as JSON");
@@ -427,7 +454,8 @@ int main(int argc, char** argv) {
 
   RenderArgs ra;
   auto* render_cmd = app.add_subcommand("render", "draw a view of a session to a PNG (no display needed)");
-  render_cmd->add_option("session", ra.session, "session JSON file (- for stdin)")->required();
+  render_cmd->add_option("session", ra.session, "session JSON file (- for stdin), or --model");
+  model_options(render_cmd, ra.model);
   render_cmd->add_option("--view", ra.view, "heads, detail, model, mask, positional, gallery, similarity or step");
   render_cmd->add_option("-o,--output", ra.out, "PNG file to write")->required();
   render_cmd->add_option("--layer", ra.layer, "layer (default 0)");
@@ -446,7 +474,9 @@ int main(int argc, char** argv) {
   std::string ex_session, ex_matrix = "weights", ex_out;
   int ex_layer = 0, ex_head = 0;
   auto* export_cmd = app.add_subcommand("export", "write one matrix of one head as CSV, NumPy .npy, JSON or TSV");
-  export_cmd->add_option("session", ex_session, "session JSON file (- for stdin)")->required();
+  export_cmd->add_option("session", ex_session, "session JSON file (- for stdin), or --model");
+  ModelRun ex_model;
+  model_options(export_cmd, ex_model);
   export_cmd->add_option("--matrix", ex_matrix, "input, q, k, v, scores, scaled, biased, masked, weights, context, output");
   export_cmd->add_option("--layer", ex_layer, "layer (default 0)");
   export_cmd->add_option("--head", ex_head, "head (default 0)");
@@ -474,12 +504,18 @@ int main(int argc, char** argv) {
       std::cout << (markdown ? options_markdown() : options_json() + "\n");
       return 0;
     }
-    if (*compute_cmd) return compute_command(session_path, out_path, model_dir, model_text, dense, run);
+    if (*compute_cmd) {
+      run.dense = dense;
+      return compute_command(session_path, out_path, dense, run);
+    }
     if (*estimate_cmd) return estimate_command(estimate_path);
     if (*render_cmd) return render_command(ra);
-    if (*export_cmd && (!fx.rows.empty() || !fx.cols.empty() || fx.overview))
+    if (*export_cmd && (!fx.rows.empty() || !fx.cols.empty() || fx.overview)) {
+      if (!ex_model.dir.empty()) return fail("--rows, --cols and --overview need a session file (not --model) for now");
+      if (ex_session.empty()) return fail("give a SESSION.json");
       return export_field(ex_session, ex_matrix, ex_layer, ex_head, fx, ex_out);
-    if (*export_cmd) return export_command(ex_session, ex_matrix, ex_layer, ex_head, ex_out);
+    }
+    if (*export_cmd) return export_command(ex_session, ex_matrix, ex_layer, ex_head, ex_out, ex_model);
   } catch (const std::bad_alloc&) {
     return fail("out of memory (the estimate was too low: please report the session)");
   } catch (const std::exception& e) {

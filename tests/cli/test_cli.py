@@ -289,6 +289,19 @@ for args, want in [(["--ablate", "5.0"], b"does not exist"), (["--ablate", "x"],
                    (["--ablate", "0.0", "--ablate-mode", "half"], b"zero or mean")]:
     p = run("compute", "--model", gpt2, "--text", "hi", *args)
     check(p.returncode == 1 and want in p.stderr and p.stderr.count(b"\n") == 1, f"compute --model {args}: one line ({p.stderr!r})")
+# render and export take --model (and its ablation) as well as a session
+npy = os.path.join(tmp, "model-w.npy")
+p = run("export", "--model", gpt2, "--text", golden["text"], "--layer", "1", "--head", "1", "-o", npy)
+check(p.returncode == 0 and np.allclose(np.load(npy), np.array(golden["models"]["tiny-gpt2"][1][1]), atol=1e-5),
+      f"export --model: layer 1 head 1 weights = numpy's ({p.stderr!r})")
+png = os.path.join(tmp, "model-heads.png")
+p = run("render", "--model", gpt2, "--text", golden["text"], "--view", "model", "-o", png, "--ablate", "1.0")
+check(p.returncode == 0 and os.path.getsize(png) > 1000, f"render --model --ablate writes the PNG ({p.stderr!r})")
+for cmd in (["render", "-o", png], ["export", "-o", npy]):
+    p = run(*cmd)
+    check(p.returncode == 1 and b"--model DIR" in p.stderr and p.stderr.count(b"\n") == 1, f"{cmd[0]} with neither: one line")
+p = run("export", os.path.join(ROOT, "assets", "sessions", "three-blocks-gqa.json"), "--model", gpt2, "-o", npy)
+check(p.returncode == 1 and b"not both" in p.stderr, "export with a session and --model: one line")
 p = run("compute", os.path.join(ROOT, "assets", "sessions", "three-blocks-gqa.json"), "--ablate", "0.0")
 check(p.returncode == 1 and b"need --model" in p.stderr, "--ablate without --model: one line")
 p = run("compute", "--model", os.path.join(tmp, "nothing-here"), "--text", "hi")
