@@ -420,6 +420,24 @@ int export_field(const std::string& session_path, const std::string& matrix, int
 
 }  // namespace
 
+// tokenize --model DIR --text T: {"tokens": [...], "ids": [...]}, the ids compute runs the model on.
+int tokenize_command(const std::string& dir, const std::string& text) {
+  if (dir.empty()) return fail("give --model DIR");
+  Failure err;
+  auto m = HfModel::load(dir, err);
+  if (!m) return fail(err.message);
+  std::vector<int> ids;
+  std::vector<Token> tokens;
+  std::string why;
+  if (!m->tokenize(text, ids, tokens, why)) return fail(dir + ": " + why);
+  nlohmann::json j;
+  j["tokens"] = nlohmann::json::array();
+  for (const Token& t : tokens) j["tokens"].push_back(t.text);
+  j["ids"] = ids;
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
   attnlab::tune_allocator();
   CLI::App app{"attnlab-cli: compute attention sessions without a window"};
@@ -451,6 +469,11 @@ int main(int argc, char** argv) {
   bool markdown = false;
   auto* options_cmd = app.add_subcommand("options", "print every session option with its allowed values as JSON");
   options_cmd->add_flag("--markdown", markdown, "as the Markdown table of docs/session-format.md");
+
+  std::string tok_dir, tok_text;
+  auto* tokenize_cmd = app.add_subcommand("tokenize", "print a model folder's tokens and ids for a text as JSON");
+  tokenize_cmd->add_option("--model", tok_dir, "a Hugging Face model folder")->required();
+  tokenize_cmd->add_option("--text", tok_text, "the text")->required();
 
   RenderArgs ra;
   auto* render_cmd = app.add_subcommand("render", "draw a view of a session to a PNG (no display needed)");
@@ -509,6 +532,7 @@ int main(int argc, char** argv) {
       return compute_command(session_path, out_path, dense, run);
     }
     if (*estimate_cmd) return estimate_command(estimate_path);
+    if (*tokenize_cmd) return tokenize_command(tok_dir, tok_text);
     if (*render_cmd) return render_command(ra);
     if (*export_cmd && (!fx.rows.empty() || !fx.cols.empty() || fx.overview)) {
       if (!ex_model.dir.empty()) return fail("--rows, --cols and --overview need a session file (not --model) for now");

@@ -25,6 +25,10 @@ class HfModel {
   ~HfModel();
 
   const ModelInfo& info() const { return info_; }
+  // The ids the model is run on (BOS included where the folder's tokenizer adds it), and tokens.
+  bool tokenize(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const {
+    return tokenizer_.encode(text, ids, tokens, error);
+  }
   // The text through the model. Problems (too many tokens, invalid UTF-8) come back in Outcome.
   Outcome compute(const std::string& text, const CancelFlag* cancel = nullptr, ComputeOptions options = {},
                   const Intervention& intervention = {}) const;

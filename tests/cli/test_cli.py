@@ -289,6 +289,16 @@ for args, want in [(["--ablate", "5.0"], b"does not exist"), (["--ablate", "x"],
                    (["--ablate", "0.0", "--ablate-mode", "half"], b"zero or mean")]:
     p = run("compute", "--model", gpt2, "--text", "hi", *args)
     check(p.returncode == 1 and want in p.stderr and p.stderr.count(b"\n") == 1, f"compute --model {args}: one line ({p.stderr!r})")
+# tokenize --model: the ids the model runs on (the golden's, from the numpy reference's BPE)
+for model, file in (("tiny-gpt2", "tiny_gpt2.json"), ("tiny-llama", "tiny_llama.json"), ("tiny-bert", "tiny_bert.json")):
+    g = json.load(open(os.path.join(ROOT, "tests", "golden", file)))
+    p = run("tokenize", "--model", os.path.join(ROOT, "tests", "models", model), "--text", g["text"])
+    t = json.loads(p.stdout) if p.returncode == 0 else {}
+    check(set(t) == {"tokens", "ids"} and t["ids"] == g["ids"] and t["tokens"] == g["tokens"],
+          f"tokenize --model {model}: the reference's ids and tokens ({p.stderr!r})")
+p = run("tokenize", "--model", os.path.join(tmp, "nothing-here"), "--text", "hi")
+check(p.returncode == 1 and p.stderr.count(b"\n") == 1, "tokenize on a non-model: one line")
+
 # render and export take --model (and its ablation) as well as a session
 npy = os.path.join(tmp, "model-w.npy")
 p = run("export", "--model", gpt2, "--text", golden["text"], "--layer", "1", "--head", "1", "-o", npy)
