@@ -133,7 +133,7 @@ struct ModelRun {
   std::string dir, text;
   int top_k = 10;
   std::string ablate, ablate_mode = "zero";
-  bool dense = false;
+  bool dense = false, logit_lens = false;
 };
 
 // The Result of the text through the model; false with rc set and one line said.
@@ -151,6 +151,7 @@ bool model_result(const ModelRun& run, std::shared_ptr<const Result>& r, int& rc
   ComputeOptions opt;
   opt.top_k = run.top_k;
   opt.dense = run.dense;
+  opt.logit_lens = run.logit_lens;
   Outcome o = m->compute(run.text, nullptr, opt, iv);
   if (!o.result) return rc = fail(run.dir + ": " + join(o.problems)), false;
   r = o.result;
@@ -461,6 +462,8 @@ int main(int argc, char** argv) {
                                                     "zeros or its mean over the positions");
   };
   model_options(compute_cmd, run);
+  compute_cmd->add_flag("--logit-lens", run.logit_lens, "with --model: logit_lens, each layer's top token per position "
+                                                        "(its residual stream through the final norm and unembedding)");
 
   std::string estimate_path;
   auto* estimate_cmd = app.add_subcommand("estimate", "print the time and memory a session needs, and the limits, as JSON");

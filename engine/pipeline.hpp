@@ -67,6 +67,9 @@ struct Result {
   };
   std::vector<std::vector<NextToken>> next_tokens;
   std::string next_tokens_note;  // why a model's Result has no next tokens (no output head in the checkpoint)
+  // The logit lens (ComputeOptions::logit_lens): each layer's output residual stream through the
+  // final norm and unembedding, the top token per position: [layer][position]. Dense Results only.
+  std::vector<std::vector<NextToken>> logit_lens;
   double compute_ms = 0;  // wall time of Engine::compute, for the status bar
 };
 
@@ -81,6 +84,7 @@ struct ComputeOptions {
   std::atomic<float>* progress = nullptr;  // 0..1 as the layers and their row blocks finish (null: not reported)
   bool dense = false;   // dense matrices even above kDenseMaxTokens, where they fit (CLI --dense)
   int top_k = 10;       // pretrained models: next tokens kept per position (Result::next_tokens; 0: none)
+  bool logit_lens = false;  // pretrained models: Result::logit_lens (up to kDenseMaxTokens)
   FieldOptions field;   // the overview's size, for a field
 };
 

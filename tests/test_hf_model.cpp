@@ -360,3 +360,28 @@ TEST_CASE("output head: a zero-ablated head's output is 0 and its attention is k
   none.top_k = 0;
   CHECK(m->compute("hello world", nullptr, none).result->next_tokens.empty());
 }
+
+TEST_CASE("logit lens: each layer's top token per position equals numpy's; the last layer's is the top next token") {
+  const auto g = test::golden("tiny_gpt2.json");
+  Failure err;
+  auto m = HfModel::load(kModels + "tiny-gpt2", err);
+  REQUIRE(m);
+  ComputeOptions opt;
+  opt.logit_lens = true;
+  const Outcome o = m->compute(g["text"].get<std::string>(), nullptr, opt);
+  REQUIRE(o.result);
+  const Result& r = *o.result;
+  REQUIRE(r.logit_lens.size() == 2);
+  for (int l = 0; l < 2; ++l)
+    for (std::size_t i = 0; i < r.tokens.size(); ++i) {
+      CAPTURE(l);
+      CAPTURE(i);
+      const std::vector<double> p = g["lens"][l][i].get<std::vector<double>>();
+      const int best = static_cast<int>(std::max_element(p.begin(), p.end()) - p.begin());
+      const auto& t = r.logit_lens[l][i];
+      CHECK(std::abs(t.p - p[best]) <= 1e-5);
+      if (t.id != best) CHECK(std::abs(p[t.id] - p[best]) <= 1e-6);
+    }
+  for (std::size_t i = 0; i < r.tokens.size(); ++i) CHECK(r.logit_lens[1][i].id == r.next_tokens[i][0].id);
+  CHECK(m->compute("hi", nullptr, {}).result->logit_lens.empty());  // only when asked
+}

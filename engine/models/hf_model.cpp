@@ -216,6 +216,22 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
     out.cancelled = true;
     return out;
   }
+  if (options.logit_lens && !field && !r->layers.empty() && r->layers[0].output.size()) {
+    r->logit_lens.resize(r->layers.size());
+    std::string why;
+    for (std::size_t l = 0; l < r->layers.size(); ++l) {
+      std::vector<std::vector<Result::NextToken>> top;
+      if (!next_tokens(r->layers[l].output, 1, top, why, cancel)) {
+        out.cancelled = true;
+        return out;
+      }
+      if (top.empty()) {  // no output head
+        r->logit_lens.clear();
+        break;
+      }
+      for (auto& row : top) r->logit_lens[l].push_back(row.front());
+    }
+  }
   if (field) {
     if (options.metrics) r->metrics = field_metrics(r->fields);
   } else {

@@ -112,6 +112,20 @@ bool write_result_json(const Result& r, const Put& put) {
     os << ']';
   }
   if (!r.next_tokens_note.empty()) os << ",\"next_tokens_note\":" << text(r.next_tokens_note);
+  if (!r.logit_lens.empty()) {  // [layer][position]: the top token of each layer's residual stream
+    os << ",\n\"logit_lens\":[";
+    for (std::size_t l = 0; l < r.logit_lens.size(); ++l) {
+      os << (l ? ",\n[" : "[");
+      for (std::size_t i = 0; i < r.logit_lens[l].size(); ++i) {
+        const auto& nt = r.logit_lens[l][i];
+        os << (i ? "," : "") << "{\"id\":" << nt.id << ",\"token\":" << text(nt.token) << ",\"p\":";
+        num(nt.p);
+        os << '}';
+      }
+      os << ']';
+    }
+    os << ']';
+  }
   // "key":matrix pairs, comma separated, a line each
   auto matrices = [&](std::initializer_list<std::pair<const char*, const Matrix*>> fields) {
     bool first = true;

@@ -299,6 +299,15 @@ for model, file in (("tiny-gpt2", "tiny_gpt2.json"), ("tiny-llama", "tiny_llama.
 p = run("tokenize", "--model", os.path.join(tmp, "nothing-here"), "--text", "hi")
 check(p.returncode == 1 and p.stderr.count(b"\n") == 1, "tokenize on a non-model: one line")
 
+# --logit-lens: [layer][position] of {"id", "token", "p"}, numpy's top token of each layer
+p = run("compute", "--model", gpt2, "--text", golden["text"], "--logit-lens")
+lens = json.loads(p.stdout).get("logit_lens") if p.returncode == 0 else None
+check(lens is not None and len(lens) == 2 and all(len(row) == len(golden["tokens"]) for row in lens),
+      "compute --logit-lens: layers x positions")
+if lens:
+    check(all(abs(e["p"] - max(golden["lens"][l][i])) <= 1e-5 for l, row in enumerate(lens) for i, e in enumerate(row)),
+          "logit_lens p = numpy's top probability per layer and position")
+
 # render and export take --model (and its ablation) as well as a session
 npy = os.path.join(tmp, "model-w.npy")
 p = run("export", "--model", gpt2, "--text", golden["text"], "--layer", "1", "--head", "1", "-o", npy)

@@ -164,7 +164,7 @@ def forward(cfg, w, ids, ablate=(), mode="zero"):
         return (x - mu) / np.sqrt(var + eps) * g + b
 
     x = w["wte.weight"][ids] + w["wpe.weight"][:n]
-    out = []
+    out, lens = [], []
     for l in range(cfg["n_layer"]):
         h = f"h.{l}."
         a = ln(x, w[h + "ln_1.weight"], w[h + "ln_1.bias"])
@@ -185,7 +185,9 @@ def forward(cfg, w, ids, ablate=(), mode="zero"):
         m = 0.5 * m * (1 + np.tanh(np.sqrt(2 / np.pi) * (m + 0.044715 * m ** 3)))
         x = x + m @ w[h + "mlp.c_proj.weight"] + w[h + "mlp.c_proj.bias"]
         out.append(heads)
-    probs = softmax_last(ln(x, w["ln_f.weight"], w["ln_f.bias"]) @ w["wte.weight"].T)
+        lens.append(softmax_last(ln(x, w["ln_f.weight"], w["ln_f.bias"]) @ w["wte.weight"].T))
+    probs = lens[-1]
+    forward.lens = lens  # the logit lens: every layer's residual through ln_f and wte
     return out, x, probs
 
 
@@ -219,6 +221,8 @@ def main():
     golden["models"]["tiny-gpt2"] = forward(cfg, w, ids)[0]
     # the output head, and ablations: next-token probabilities at every position (full vocabulary)
     golden["next"] = [{"ablate": "", "mode": "zero", "probs": np.round(forward(cfg, w, ids)[2], 12).tolist()}]
+    # the logit lens: per layer, per position, the full distribution (the test takes its top token)
+    golden["lens"] = [np.round(p, 12).tolist() for p in forward.lens]
     for spec, mode in (("1.0", "zero"), ("0.1,1.1", "mean")):
         pairs = [tuple(int(v) for v in s.split(".")) for s in spec.split(",")]
         golden["next"].append({"ablate": spec, "mode": mode,
