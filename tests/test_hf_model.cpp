@@ -385,3 +385,59 @@ TEST_CASE("logit lens: each layer's top token per position equals numpy's; the l
   for (std::size_t i = 0; i < r.tokens.size(); ++i) CHECK(r.logit_lens[1][i].id == r.next_tokens[i][0].id);
   CHECK(m->compute("hi", nullptr, {}).result->logit_lens.empty());  // only when asked
 }
+
+TEST_CASE("qwen2 (q, k, v biases, tied embeddings) and mistral (sliding window of 5) match numpy: attention and next tokens") {
+  for (const auto& [file, model] : {std::pair{"tiny_qwen2.json", "tiny-qwen2"}, std::pair{"tiny_mistral.json", "tiny-mistral"}}) {
+    INFO(model);
+    const auto g = test::golden(file);
+    Failure err;
+    auto m = HfModel::load(kModels + model, err);
+    REQUIRE_MESSAGE(m, err.message);
+    ComputeOptions opt;
+    opt.top_k = 5;
+    for (const auto& c : g["next"]) {
+      const std::string spec = c["ablate"], mode = c["mode"];
+      INFO("ablate '" << spec << "' " << mode);
+      const Outcome o =
+          m->compute(g["text"].get<std::string>(), nullptr, opt, spec.empty() ? Intervention{} : ablation(spec, mode, *m));
+      REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
+      if (spec.empty()) check_against(*o.result, g["tokens"], g["weights"], 2, 4);
+      check_next(*o.result, c["probs"], 5);
+    }
+  }
+  // Mistral's window: a query 10 tokens in sees exactly its last 5 keys, exactly 0 elsewhere
+  Failure err;
+  auto mistral = HfModel::load(kModels + "tiny-mistral", err);
+  REQUIRE(mistral);
+  const Outcome o = mistral->compute("the quick brown fox jumps over the lazy dog");
+  REQUIRE(o.result);
+  const Matrix& w = o.result->layers[1].heads[3].weights;
+  for (Eigen::Index j = 0; j < w.cols(); ++j) CHECK((w(10, j) > 0) == (j > 5 && j <= 10));
+  CHECK(o.result->session.attention.mask.kind == MaskKind::causal_sliding_window);
+  // refused with the key named
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-qwen2", "use_sliding_window", true), err));
+  CHECK(err.message.find("use_sliding_window") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-mistral", "sliding_window", 0), err));
+  CHECK(err.message.find("sliding_window") != std::string::npos);
+}
+
+TEST_CASE("mistral above 2048 tokens: the field's rule is the model's window (cells 5 per row), tiles equal the dense pass") {
+  Failure err;
+  auto m = HfModel::load(copy_with_config("tiny-mistral", "max_position_embeddings", 4096), err);
+  REQUIRE_MESSAGE(m, err.message);
+  std::string text;
+  for (int i = 0; i < 1100; ++i) text += (i % 3 ? "the cat " : "sat on ");
+  const Outcome f = m->compute(text);
+  ComputeOptions dense;
+  dense.dense = true;
+  const Outcome d = m->compute(text, nullptr, dense);
+  REQUIRE(f.result);
+  REQUIRE(d.result);
+  REQUIRE(f.result->is_field());
+  const int n = static_cast<int>(f.result->tokens.size());
+  REQUIRE(n > 2048);
+  const FieldLayer& L = f.result->fields[1];
+  CHECK(L.heads[2].cells == 5LL * n - 10);  // 1 + 2 + 3 + 4 for the first four queries, then 5 each
+  const Matrix t = field_tile(L.heads[2], L.specs[2], 2000, 2064, 0, n, false);
+  CHECK((t - d.result->layers[1].heads[2].weights.middleRows(2000, 64)).cwiseAbs().maxCoeff() <= 1e-5);
+}

@@ -261,9 +261,14 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
     ImGui::TextWrapped("%s", in.dir.c_str());
     ImGui::Text("%s: %d layers x %d heads, d_model %d, %s", in.model_type.c_str(), in.n_layers, in.n_heads, in.d_model,
                 in.dtype.c_str());
-    ImGui::TextDisabled("%s", in.model_type == "bert"    ? "bidirectional, post-LN, learned positions, WordPiece"
-                              : in.model_type == "llama" ? "causal, RMSNorm, RoPE, grouped-query attention, SwiGLU"
-                                                         : "causal, pre-LN, learned positions, byte-level BPE");
+    const std::string about =
+        in.model_type == "bert"    ? "bidirectional, post-LN, learned positions, WordPiece"
+        : in.model_type == "gpt2"  ? "causal, pre-LN, learned positions, byte-level BPE"
+        : in.model_type == "qwen2" ? "causal, RMSNorm, RoPE, grouped-query attention with q/k/v biases, SwiGLU"
+        : in.sliding_window > 0    ? "causal window of " + std::to_string(in.sliding_window) +
+                                      " keys, RMSNorm, RoPE, grouped-query attention, SwiGLU"
+                                   : "causal, RMSNorm, RoPE, grouped-query attention, SwiGLU";
+    ImGui::TextDisabled("%s", about.c_str());
     if (ImGui::Button("Close model")) CloseModel(st, worker);
     RecordWidget(st, "model.close");
     // an intervention: the session's mask and temperature applied to the model's heads

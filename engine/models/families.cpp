@@ -6,7 +6,8 @@
 namespace attnlab {
 
 const std::vector<const Family*>& families() {
-  static const std::vector<const Family*> all = {&kGpt2Family, &kBertFamily, &kLlamaFamily};
+  static const std::vector<const Family*> all = {&kGpt2Family, &kBertFamily, &kLlamaFamily, &kQwen2Family,
+                                                        &kMistralFamily};
   return all;
 }
 

@@ -28,6 +28,8 @@ struct ModelInfo {
   double rope_theta = 10000;
   double layer_norm_eps = 1e-5;
   bool tie_embeddings = false;  // Llama family: tie_word_embeddings (the output head is the embeddings)
+  bool qkv_bias = false;        // Qwen2: biases on q_proj, k_proj, v_proj (not o_proj)
+  int sliding_window = 0;       // Mistral: each query sees its last sliding_window keys (0: all)
   std::string dtype;  // of the weights as stored (F32, F16, BF16)
 };
 
@@ -113,6 +115,6 @@ const std::vector<const Family*>& families();  // families.cpp
 const Family* find_family(const std::string& model_type);
 std::string family_names();  // "gpt2, bert, llama"
 
-extern const Family kGpt2Family, kBertFamily, kLlamaFamily;
+extern const Family kGpt2Family, kBertFamily, kLlamaFamily, kQwen2Family, kMistralFamily;
 
 }  // namespace attnlab

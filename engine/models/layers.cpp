@@ -78,10 +78,10 @@ bool next_layer(const ForwardInput& fi, int l, int n_layers) {
   return true;
 }
 
-std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal) {
+std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal, int window) {
   auto m = std::make_shared<MaskMatrix>(n, n);
   for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) (*m)(i, j) = !causal || j <= i;
+    for (int j = 0; j < n; ++j) (*m)(i, j) = (!causal || j <= i) && (window <= 0 || i - j < window);
   return m;
 }
 
@@ -146,12 +146,13 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
 }
 
 Matrix attend_field(const Matrix& qkv, const HeadLayout& lay, bool causal, const Intervention& iv, int layer_index,
-                    const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel) {
+                    const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel, int window) {
   const int H = lay.n_heads, KV = lay.n_kv_heads, dh = lay.d_head, qd = H * dh, kvd = KV * dh, group = H / KV;
   const int n = static_cast<int>(qkv.rows());
   const bool here = iv.enabled && (iv.layer < 0 || iv.layer == layer_index);
   Session::Attention::Mask own;
   own.kind = causal ? MaskKind::causal : MaskKind::none;
+  if (causal && window > 0) own.kind = MaskKind::causal_sliding_window, own.window = window - 1;  // w back + itself
   out.rule = std::make_shared<const MaskRule>(here && iv.replace_mask ? iv.mask : own, n, n, &tokens, 0);
   out.heads.assign(H, {});
   out.biases.assign(H, {});

@@ -31,7 +31,9 @@ Matrix embed(const Matrix& wte, const std::vector<int>& ids, const Matrix* wpe =
 bool next_layer(const ForwardInput& fi, int l, int n_layers);
 
 // The model's own attention pattern: causal (GPT-2, Llama) or full (BERT).
-std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal);
+// The model's own mask: causal or not, and (Mistral) a causal window of `window` keys, the
+// query's own included (Hugging Face's sliding_window: key j allowed when i - window < j <= i).
+std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal, int window = 0);
 
 // Multi-head attention of one layer from the fused projection qkv = [Q | K | V] (n, (H + 2 KV) dh):
 // heads read K/V head h / (H / KV); RoPE (theta > 0) turns queries and keys; logits q k^T / sqrt(dh)
@@ -49,6 +51,6 @@ Matrix attend(const Matrix& qkv, const HeadLayout& layout, const std::shared_ptr
 // intervention's as a rule, never n x n. Returns concat(head outputs) (n, n_heads d_head), empty
 // when cancelled; `out` gets the heads (its `output` is the caller's to set, after W_O).
 Matrix attend_field(const Matrix& qkv, const HeadLayout& layout, bool causal, const Intervention& iv, int layer_index,
-                    const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel);
+                    const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel, int window = 0);
 
 }  // namespace attnlab

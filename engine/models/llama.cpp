@@ -1,7 +1,9 @@
 // Llama (Touvron et al. 2023; model_type "llama"): RMSNorm, RoPE (rotate_half, rope_theta) on
 // queries and keys, grouped-query attention, SwiGLU, causal, no biases, nn.Linear weights
 // stored (out, in); tokenizer.json BPE (byte-level as SmolLM, or metaspace with byte fallback
-// as TinyLlama), BOS first.
+// as TinyLlama), BOS first. Two families share it: Qwen2 ("qwen2": biases on q, k and v; its
+// sliding window is off unless use_sliding_window) and Mistral ("mistral": a causal sliding
+// window of sliding_window keys on every layer).
 #include <filesystem>
 
 #include "core/json_input.hpp"
@@ -12,6 +14,35 @@ namespace fs = std::filesystem;
 
 namespace attnlab {
 namespace {
+
+bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error);
+
+bool read_qwen2_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
+  bool sliding = false;
+  if (!json_get(cfg, "use_sliding_window", sliding, error, path)) return false;
+  if (sliding) {  // Qwen2's window applies from max_window_layers on: not implemented, so refused by name
+    error = path + ": use_sliding_window true is not supported yet (Qwen2's per-layer window)";
+    return false;
+  }
+  nlohmann::json plain = cfg;
+  plain.erase("use_sliding_window");
+  plain.erase("sliding_window");
+  plain.erase("max_window_layers");
+  plain.erase("attention_bias");  // Qwen2 has no such key: its q, k, v biases are always there
+  if (!read_config(plain, path, in, error)) return false;
+  in.qkv_bias = true;
+  return true;
+}
+
+bool read_mistral_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
+  nlohmann::json plain = cfg;
+  plain.erase("sliding_window");
+  if (!read_config(plain, path, in, error)) return false;
+  in.sliding_window = 4096;  // MistralConfig's default; null: no window
+  if (cfg.contains("sliding_window") && cfg["sliding_window"].is_null()) in.sliding_window = 0;
+  else if (!json_get(cfg, "sliding_window", in.sliding_window, 1, 1 << 24, error, path)) return false;
+  return true;
+}
 
 bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
   SizeKeys keys{"hidden_size", "num_attention_heads", "num_hidden_layers", "max_position_embeddings"};
@@ -73,7 +104,7 @@ bool read_tokenizer(const std::string& dir, const nlohmann::json& cfg, const Mod
 std::vector<TensorSpec> tensors(const ModelInfo& in) {
   const std::int64_t d = in.d_model, f = in.d_inner, qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head;
   const std::string p = "model.layers.{l}.";
-  return {
+  std::vector<TensorSpec> t = {
       {"wte", "model.embed_tokens.weight", in.vocab_size, d},
       {"ln1.g", p + "input_layernorm.weight", d, 0, true},
       {"q.w", p + "self_attn.q_proj.weight", qd, d, true, true},
@@ -88,12 +119,18 @@ std::vector<TensorSpec> tensors(const ModelInfo& in) {
       {"norm.g", "model.norm.weight", d, 0, false, false, true},
       {"lm_head", "lm_head.weight", in.vocab_size, d, false, false, true},
   };
+  if (in.qkv_bias)  // Qwen2: q, k and v have biases (o_proj has none)
+    t.insert(t.end(), {TensorSpec{"q.b", p + "self_attn.q_proj.bias", qd, 0, true},
+                       TensorSpec{"k.b", p + "self_attn.k_proj.bias", kvd, 0, true},
+                       TensorSpec{"v.b", p + "self_attn.v_proj.bias", kvd, 0, true}});
+  return t;
 }
 
 void describe(const ModelInfo& in, Result& r) {
   Session& s = r.session;
   s.model.block = BlockKind::pre_ln;
   s.attention.mask.kind = MaskKind::causal;
+  if (in.sliding_window > 0) s.attention.mask.kind = MaskKind::causal_sliding_window, s.attention.mask.window = in.sliding_window - 1;
   s.positional.kind = PositionalKind::rope;
   s.positional.rope_base = in.rope_theta;
   s.model.kv_sharing = in.n_kv_heads == in.n_heads ? KvSharing::mha : in.n_kv_heads == 1 ? KvSharing::mqa : KvSharing::gqa;
@@ -106,7 +143,7 @@ void describe(const ModelInfo& in, Result& r) {
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
   const int n = static_cast<int>(fi.ids.size());
   Matrix x = embed(w.get("wte"), fi.ids);
-  const auto own = fi.field ? nullptr : own_pattern(n, true);  // a field's mask is a rule
+  const auto own = fi.field ? nullptr : own_pattern(n, true, in.sliding_window);  // a field's mask is a rule
   const HeadLayout heads{in.n_heads, in.n_kv_heads, in.d_head, in.rope_theta};
   const int qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head;
   for (int l = 0; l < in.n_layers; ++l) {
@@ -115,10 +152,15 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     layer.input = x;
     layer.attention_input = rms_norm(x, w.row(l, "ln1.g"), in.layer_norm_eps);
     Matrix qkv(n, qd + 2 * kvd);
-    qkv << affine(layer.attention_input, w.get(l, "q.w")), affine(layer.attention_input, w.get(l, "k.w")),
-        affine(layer.attention_input, w.get(l, "v.w"));
+    if (in.qkv_bias)
+      qkv << affine(layer.attention_input, w.get(l, "q.w"), w.row(l, "q.b")),
+          affine(layer.attention_input, w.get(l, "k.w"), w.row(l, "k.b")),
+          affine(layer.attention_input, w.get(l, "v.w"), w.row(l, "v.b"));
+    else
+      qkv << affine(layer.attention_input, w.get(l, "q.w")), affine(layer.attention_input, w.get(l, "k.w")),
+          affine(layer.attention_input, w.get(l, "v.w"));
     FieldLayer field;
-    const Matrix heads_out = fi.field ? attend_field(qkv, heads, true, fi.intervention, l, r.tokens, field, fi.cancel)
+    const Matrix heads_out = fi.field ? attend_field(qkv, heads, true, fi.intervention, l, r.tokens, field, fi.cancel, in.sliding_window)
                                       : attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
     if (heads_out.size() == 0) return false;  // cancelled
     layer.attention_output = affine(heads_out, w.get(l, "o.w"));
@@ -154,5 +196,9 @@ bool unembed(const ModelInfo& in, const Weights& w, const Matrix& hidden, Matrix
 
 const Family kLlamaFamily{"llama", read_config, read_tokenizer, "model.embed_tokens.weight", {}, tensors, describe, forward,
                           unembed};
+const Family kQwen2Family{"qwen2", read_qwen2_config, read_tokenizer, "model.embed_tokens.weight", {}, tensors, describe,
+                          forward, unembed};
+const Family kMistralFamily{"mistral", read_mistral_config, read_tokenizer, "model.embed_tokens.weight", {}, tensors,
+                            describe, forward, unembed};
 
 }  // namespace attnlab

@@ -258,6 +258,11 @@ def main():
     bert_model(bert_golden)
     json.dump(bert_golden["bert"], open(os.path.join(ROOT, "golden", "tiny_bert.json"), "w"), separators=(",", ":"))
     llama_model()
+    # Qwen2: q, k, v biases, tied embeddings (as Qwen2-0.5B), no sliding window
+    llama_model("tiny-qwen2", "qwen2", seed=21, qkv_bias=True, tied=True,
+                extra={"use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 2})
+    # Mistral: a causal window of 5 keys on every layer (shorter than the text, so it shows)
+    llama_model("tiny-mistral", "mistral", seed=22, window=5, extra={"sliding_window": 5})
     print(f"{len(ids)} tokens: {strings}")
 
 
@@ -462,15 +467,19 @@ def write_safetensors_f16(path, tensors):
             f.write(b)
 
 
-def llama_model():
+def llama_model(name="tiny-llama", model_type="llama", seed=5, qkv_bias=False, window=0, tied=False, extra=None):
+    """A tiny Llama-architecture folder and its golden file. Qwen2 (qkv_bias: q, k, v biases drawn
+    after every other weight) and Mistral (window: HF's sliding_window, key j seen by query i when
+    i - window < j <= i) are the same code with those differences, as in the papers and configs."""
     vocab, merges = llama_tokenizer()
-    cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 16, "num_attention_heads": 4,
+    cfg = {"model_type": model_type, "architectures": ["LlamaForCausalLM"], "hidden_size": 16, "num_attention_heads": 4,
            "num_key_value_heads": 2, "num_hidden_layers": 2, "intermediate_size": 24, "max_position_embeddings": 64,
            "vocab_size": len(vocab), "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
-           "bos_token_id": 1, "eos_token_id": 2, "rope_scaling": None, "tie_word_embeddings": False}
+           "bos_token_id": 1, "eos_token_id": 2, "rope_scaling": None, "tie_word_embeddings": tied}
+    cfg.update(extra or {})
     d, H, KV, inner = 16, 4, 2, 24
     dh = d // H
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed)
     w = {"model.embed_tokens.weight": rng.normal(0, 0.8, (len(vocab), d)), "model.norm.weight": np.ones(d),
          "lm_head.weight": rng.normal(0, 0.1, (len(vocab), d))}
     for l in range(2):
@@ -486,8 +495,16 @@ def llama_model():
         w[p + "mlp.down_proj.weight"] = rng.normal(0, 0.3, (d, inner))
     w["model.norm.weight"] = 1 + rng.normal(0, 0.1, d)  # drawn last: the other weights keep their values
     w["lm_head.weight"] = rng.normal(0, 1.0, (len(vocab), d))
+    if tied:  # the output head is the embeddings: no lm_head.weight stored
+        del w["lm_head.weight"]
+    if qkv_bias:
+        for l in range(2):
+            p = f"model.layers.{l}."
+            w[p + "self_attn.q_proj.bias"] = rng.normal(0, 0.3, H * dh)
+            w[p + "self_attn.k_proj.bias"] = rng.normal(0, 0.3, KV * dh)
+            w[p + "self_attn.v_proj.bias"] = rng.normal(0, 0.3, KV * dh)
     w = {k: f16_round(v.astype(np.float32)) for k, v in w.items()}  # stored as F16: the golden uses those values
-    folder = os.path.join(ROOT, "models", "tiny-llama")
+    folder = os.path.join(ROOT, "models", name)
     os.makedirs(folder, exist_ok=True)
     json.dump(cfg, open(os.path.join(folder, "config.json"), "w"), indent=1)
     tok = {"version": "1.0",
@@ -520,12 +537,16 @@ def llama_model():
             p = f"model.layers.{l}."
             a = rms(x, W[p + "input_layernorm.weight"])
             q, k, v = a @ W[p + "self_attn.q_proj.weight"].T, a @ W[p + "self_attn.k_proj.weight"].T, a @ W[p + "self_attn.v_proj.weight"].T
+            if qkv_bias:
+                q, k, v = q + W[p + "self_attn.q_proj.bias"], k + W[p + "self_attn.k_proj.bias"], v + W[p + "self_attn.v_proj.bias"]
             heads, ctx = [], np.zeros((n, H * dh))
             for h in range(H):
                 g = h // (H // KV)
                 qh, kh, vh = rope(q[:, h * dh:(h + 1) * dh]), rope(k[:, g * dh:(g + 1) * dh]), v[:, g * dh:(g + 1) * dh]
                 s_ = qh @ kh.T / np.sqrt(dh)
-                s_ = np.where(np.tril(np.ones((n, n), bool)), s_, -np.inf)
+                i_, j_ = np.indices((n, n))
+                seen = (j_ <= i_) & ((i_ - j_ < window) if window else True)
+                s_ = np.where(seen, s_, -np.inf)
                 pr = np.exp(s_ - s_.max(-1, keepdims=True))
                 pr /= pr.sum(-1, keepdims=True)
                 heads.append(np.round(pr, 9).tolist())
@@ -538,7 +559,7 @@ def llama_model():
             x = x + (gt / (1 + np.exp(-gt)) * up) @ W[p + "mlp.down_proj.weight"].T
             layers.append(heads)
         # the output head: the final RMSNorm, then lm_head (tie_word_embeddings is false)
-        probs = softmax_last(rms(x, W["model.norm.weight"]) @ W["lm_head.weight"].T)
+        probs = softmax_last(rms(x, W["model.norm.weight"]) @ W["model.embed_tokens.weight" if tied else "lm_head.weight"].T)
         return layers, np.round(probs, 12).tolist()
 
     layers, probs = run()
@@ -546,7 +567,7 @@ def llama_model():
            {"ablate": "0.2", "mode": "zero", "probs": run([(0, 2)])[1]},
            {"ablate": "1.0,1.3", "mode": "mean", "probs": run([(1, 0), (1, 3)], "mean")[1]}]
     json.dump({"text": LLAMA_TEXT, "tokens": toks, "ids": ids, "weights": layers, "next": nxt},
-              open(os.path.join(ROOT, "golden", "tiny_llama.json"), "w"), separators=(",", ":"))
+              open(os.path.join(ROOT, "golden", name.replace("-", "_") + ".json"), "w"), separators=(",", ":"))
     print(f"Llama: {len(toks)} tokens: {toks}")
 
 
