@@ -64,8 +64,8 @@ TEST_CASE("gpt2: tiny models (F32, BF16 with 'transformer.' names and tokenizer.
 
 TEST_CASE("gpt2: wrong config values, missing tensors and long texts give their reason") {
   Failure err;
-  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "model_type", "mistral"), err));
-  CHECK(err.message.find("model_type 'mistral' is not supported yet (gpt2, bert, llama)") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "model_type", "gemma2"), err));
+  CHECK(err.message.find("model_type 'gemma2' is not supported yet (gpt2, bert, llama, qwen2, mistral)") != std::string::npos);
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_head", 3), err));
   CHECK(err.message.find("n_embd 16 is not divisible by n_head 3") != std::string::npos);
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_layer", 3), err));
