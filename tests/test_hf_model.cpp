@@ -122,8 +122,10 @@ TEST_CASE("llama: a tiny Llama (F16, RMSNorm, RoPE, GQA 4:2, SwiGLU, metaspace B
   CHECK(r.layers[0].heads[2].k == r.layers[0].heads[3].k);  // one K/V head for the group
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-llama", "num_key_value_heads", 3), err));
   CHECK(err.message.find("is not a multiple of num_key_value_heads 3") != std::string::npos);
-  CHECK_FALSE(HfModel::load(copy_with_config("tiny-llama", "rope_scaling", {{"type", "linear"}, {"factor", 2}}), err));
-  CHECK(err.message.find("rope_scaling") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-llama", "rope_scaling", {{"type", "linear"}}), err));
+  CHECK(err.message.find("rope_scaling") != std::string::npos);  // no factor
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-llama", "rope_scaling", "linear"), err));
+  CHECK(err.message.find("rope_scaling must be an object") != std::string::npos);
 }
 
 TEST_CASE("interventions: another mask and temperature on one layer of a loaded model, labelled") {
@@ -440,4 +442,42 @@ TEST_CASE("mistral above 2048 tokens: the field's rule is the model's window (ce
   CHECK(L.heads[2].cells == 5LL * n - 10);  // 1 + 2 + 3 + 4 for the first four queries, then 5 each
   const Matrix t = field_tile(L.heads[2], L.specs[2], 2000, 2064, 0, n, false);
   CHECK((t - d.result->layers[1].heads[2].weights.middleRows(2000, 64)).cwiseAbs().maxCoeff() <= 1e-5);
+}
+
+TEST_CASE("rope_scaling linear, dynamic, llama3 and yarn on the tiny Llama match numpy: attention and next tokens") {
+  const auto g = test::golden("tiny_llama_rope.json");
+  const auto base = test::golden("tiny_llama.json");
+  for (const auto& [label, v] : g.items()) {
+    INFO(label);
+    std::string dir = copy_with_config("tiny-llama", "rope_scaling", v["config"]["rope_scaling"]);
+    if (v["config"].contains("max_position_embeddings")) {  // a second key into the same copy
+      std::ifstream in(fs::path(dir) / "config.json");
+      nlohmann::json cfg = nlohmann::json::parse(in);
+      cfg["max_position_embeddings"] = v["config"]["max_position_embeddings"];
+      std::ofstream(fs::path(dir) / "config.json") << cfg.dump();
+    }
+    Failure err;
+    auto m = HfModel::load(dir, err);
+    REQUIRE_MESSAGE(m, err.message);
+    ComputeOptions opt;
+    opt.top_k = 5;
+    const Outcome o = m->compute(base["text"].get<std::string>(), nullptr, opt);
+    REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
+    check_against(*o.result, base["tokens"], v["weights"], 2, 4);
+    check_next(*o.result, v["probs"], 5);
+    // and not the unscaled model's: every variant changes the picture
+    double diff = 0;
+    for (int h = 0; h < 4; ++h) {
+      const Matrix& w = o.result->layers[1].heads[h].weights;
+      for (Eigen::Index i = 0; i < w.rows(); ++i)
+        for (Eigen::Index j = 0; j < w.cols(); ++j)
+          diff = std::max(diff, std::abs(double(w(i, j)) - base["weights"][1][h][i][j].get<double>()));
+    }
+    CHECK(diff > 1e-3);
+  }
+  Failure err;
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-llama", "rope_scaling", {{"rope_type", "longrope"}, {"factor", 2}}), err));
+  CHECK(err.message.find("rope_type 'longrope' is not supported") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-llama", "rope_scaling", {{"rope_type", "yarn"}, {"factor", 2}, {"mscale", 1}}), err));
+  CHECK(err.message.find("rope_scaling.mscale is not supported") != std::string::npos);
 }

@@ -50,6 +50,58 @@ void rope_rotate(Matrix& x, double base, double fraction, RopeConvention convent
   }
 }
 
+std::vector<double> rope_frequencies(int d_rot, double base, const RopeScaling& sc, int n) {
+  using K = RopeScaling::Kind;
+  const int half = d_rot / 2;
+  const double pi = 3.14159265358979323846;
+  if (sc.kind == K::dynamic && sc.original > 0 && n > sc.original)
+    base *= std::pow(sc.factor * n / sc.original - (sc.factor - 1), double(d_rot) / (d_rot - 2));
+  std::vector<double> theta(half);
+  for (int m = 0; m < half; ++m) theta[m] = std::pow(base, -2.0 * m / d_rot);
+  if (sc.kind == K::linear) {
+    for (double& t : theta) t /= sc.factor;
+  } else if (sc.kind == K::llama3) {
+    const double low_wavelen = sc.original / sc.low_freq_factor, high_wavelen = sc.original / sc.high_freq_factor;
+    for (double& t : theta) {
+      const double wavelen = 2 * pi / t;
+      if (wavelen > low_wavelen) {
+        t /= sc.factor;
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (sc.original / wavelen - sc.low_freq_factor) / (sc.high_freq_factor - sc.low_freq_factor);
+        t = (1 - smooth) * t / sc.factor + smooth * t;
+      }
+    }
+  } else if (sc.kind == K::yarn) {
+    // the dimension (of d_rot) whose frequency turns r times in `original` positions
+    auto dim_of = [&](double r) { return d_rot * std::log(sc.original / (r * 2 * pi)) / (2 * std::log(base)); };
+    const double low = std::max(0.0, std::floor(dim_of(sc.beta_fast)));
+    double high = std::min(double(d_rot - 1), std::ceil(dim_of(sc.beta_slow)));
+    if (high == low) high += 0.001;
+    for (int m = 0; m < half; ++m) {
+      const double ramp = std::clamp((m - low) / (high - low), 0.0, 1.0), extrapolate = 1 - ramp;
+      theta[m] = theta[m] / sc.factor * (1 - extrapolate) + theta[m] * extrapolate;
+    }
+  }
+  return theta;
+}
+
+double rope_attention_factor(const RopeScaling& sc) {
+  if (sc.kind != RopeScaling::Kind::yarn) return 1.0;
+  if (sc.attention_factor > 0) return sc.attention_factor;
+  return sc.factor <= 1 ? 1.0 : 0.1 * std::log(sc.factor) + 1.0;
+}
+
+void rope_rotate(Matrix& x, const std::vector<double>& theta, double mscale) {
+  const int n = static_cast<int>(x.rows()), half = static_cast<int>(theta.size());
+  for (int m = 0; m < half; ++m)
+    for (int p = 0; p < n; ++p) {
+      const double c = std::cos(p * theta[m]) * mscale, s = std::sin(p * theta[m]) * mscale;
+      const double x1 = x(p, m), x2 = x(p, m + half);
+      x(p, m) = static_cast<float>(x1 * c - x2 * s);
+      x(p, m + half) = static_cast<float>(x1 * s + x2 * c);
+    }
+}
+
 std::vector<double> alibi_slopes(int n_heads) {
   auto power_of_two = [](int h) {
     std::vector<double> s;

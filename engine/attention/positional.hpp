@@ -25,6 +25,34 @@ Matrix learned_encoding(std::uint64_t seed, int n_positions, int d);
 int rope_dims(int d_head, double fraction);
 void rope_rotate(Matrix& x, double base, double fraction, RopeConvention convention);
 
+// RoPE scaling for contexts past the one a model was trained on, as Hugging Face's configs name it
+// (`rope_scaling.rope_type`): each changes the frequencies theta_m, yarn also scales q and k.
+//  linear (Chen et al. 2023, position interpolation): theta_m / factor.
+//  dynamic (NTK-aware, as transformers' _compute_dynamic_ntk_parameters): for a text of n >
+//    original tokens, base' = base (factor n / original - (factor - 1))^(d / (d - 2)).
+//  llama3 (Llama 3.1): wavelengths 2 pi / theta above original / low_freq_factor are divided by
+//    factor, those below original / high_freq_factor kept, in between blended linearly in
+//    original / wavelength.
+//  yarn (Peng et al. 2023): per frequency a ramp between interpolation (theta / factor) and
+//    extrapolation (theta) over the dimensions whose rotations in `original` positions lie
+//    between beta_slow and beta_fast; cos and sin times attention_factor (default
+//    0.1 ln(factor) + 1). Given original_max_position_embeddings, factor is the config's
+//    max_position_embeddings / original (transformers' reading; the Llama family sets it).
+struct RopeScaling {
+  enum class Kind { none, linear, dynamic, llama3, yarn } kind = Kind::none;
+  double factor = 1, original = 0;  // original: the trained context (original_max_position_embeddings)
+  double low_freq_factor = 1, high_freq_factor = 4;  // llama3
+  double beta_fast = 32, beta_slow = 1, attention_factor = 0;  // yarn (0: the default)
+  bool operator==(const RopeScaling&) const = default;
+};
+// theta_m for m = 0 .. d_rot/2 - 1 under `scaling`, for a text of n tokens.
+std::vector<double> rope_frequencies(int d_rot, double base, const RopeScaling& scaling, int n);
+// What cos and sin are multiplied by (yarn's attention factor; 1 otherwise).
+double rope_attention_factor(const RopeScaling& scaling);
+// rotate_half RoPE of the first 2 theta.size() dimensions with these frequencies, cos and sin
+// times `mscale`.
+void rope_rotate(Matrix& x, const std::vector<double>& theta, double mscale = 1.0);
+
 // ALiBi (Press et al. 2022, sec. 3): head k (1-based) of h has slope 2^(-8k/h) when h is a power
 // of two; otherwise the slopes of the largest power of two n < h, then every other slope of 2n.
 std::vector<double> alibi_slopes(int n_heads);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "attention/positional.hpp"
 #include "core/cancel.hpp"
 #include "models/checkpoint.hpp"
 #include "pipeline.hpp"
@@ -26,6 +27,7 @@ struct ModelInfo {
   int n_kv_heads = 0, d_head = 0;  // grouped-query attention; d_head may differ from d_model / n_heads
   int type_vocab = 0;              // BERT: token types
   double rope_theta = 10000;
+  RopeScaling rope_scaling;  // Llama family: config.json's rope_scaling
   double layer_norm_eps = 1e-5;
   bool tie_embeddings = false;  // Llama family: tie_word_embeddings (the output head is the embeddings)
   bool qkv_bias = false;        // Qwen2: biases on q_proj, k_proj, v_proj (not o_proj)

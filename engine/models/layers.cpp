@@ -119,10 +119,12 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
   const int H = lay.n_heads, KV = lay.n_kv_heads, dh = lay.d_head, qd = H * dh, kvd = KV * dh, group = H / KV;
   const Eigen::Index n = qkv.rows();
   std::vector<Matrix> ks(KV), vs(KV);
+  const std::vector<double> theta = lay.rope_theta > 0 ? rope_frequencies(dh, lay.rope_theta, lay.scaling, int(n)) : std::vector<double>();
+  const double mscale = rope_attention_factor(lay.scaling);
   for (int g = 0; g < KV; ++g) {  // keys turned by RoPE once per K/V head
     ks[g] = qkv.middleCols(qd + g * dh, dh);
     vs[g] = qkv.middleCols(qd + kvd + g * dh, dh);
-    if (lay.rope_theta > 0) rope_rotate(ks[g], lay.rope_theta, 1.0, RopeConvention::rotate_half);
+    if (lay.rope_theta > 0) rope_rotate(ks[g], theta, mscale);
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   layer.heads.resize(H);
@@ -132,7 +134,7 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
     HeadResult& hr = layer.heads[h];
     hr.kv_head = h / group;
     hr.q = qkv.middleCols(h * dh, dh);
-    if (lay.rope_theta > 0) rope_rotate(hr.q, lay.rope_theta, 1.0, RopeConvention::rotate_half);
+    if (lay.rope_theta > 0) rope_rotate(hr.q, theta, mscale);
     hr.k = ks[hr.kv_head];
     hr.v = vs[hr.kv_head];
     hr.logits.resize(n, hr.k.rows());  // q k^T / sqrt(d_head) by the blocked GEMM (OpenBLAS), not an Eigen expression
@@ -158,10 +160,12 @@ Matrix attend_field(const Matrix& qkv, const HeadLayout& lay, bool causal, const
   out.biases.assign(H, {});
   out.specs.assign(H, {});
   std::vector<Matrix> ks(KV), vs(KV);
+  const std::vector<double> theta = lay.rope_theta > 0 ? rope_frequencies(dh, lay.rope_theta, lay.scaling, n) : std::vector<double>();
+  const double mscale = rope_attention_factor(lay.scaling);
   for (int g = 0; g < KV; ++g) {
     ks[g] = qkv.middleCols(qd + g * dh, dh);
     vs[g] = qkv.middleCols(qd + kvd + g * dh, dh);
-    if (lay.rope_theta > 0) rope_rotate(ks[g], lay.rope_theta, 1.0, RopeConvention::rotate_half);
+    if (lay.rope_theta > 0) rope_rotate(ks[g], theta, mscale);
   }
   Matrix concat(n, qd);
   FieldOptions opt;
@@ -174,7 +178,7 @@ Matrix attend_field(const Matrix& qkv, const HeadLayout& lay, bool causal, const
     sp.rule = out.rule.get();
     f.kv_head = h / group;
     f.q = qkv.middleCols(h * dh, dh);
-    if (lay.rope_theta > 0) rope_rotate(f.q, lay.rope_theta, 1.0, RopeConvention::rotate_half);
+    if (lay.rope_theta > 0) rope_rotate(f.q, theta, mscale);
     f.k = ks[f.kv_head];
     f.v = vs[f.kv_head];
     if (!build_head_field(f, sp, opt, cancel)) return Matrix();

@@ -42,6 +42,7 @@ std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal, int window = 0);
 struct HeadLayout {
   int n_heads = 0, n_kv_heads = 0, d_head = 0;
   double rope_theta = 0;  // 0: no rotary positions
+  RopeScaling scaling;    // rope_scaling (linear, dynamic, llama3, yarn)
 };
 Matrix attend(const Matrix& qkv, const HeadLayout& layout, const std::shared_ptr<MaskMatrix>& own,
               const Intervention& iv, int layer_index, const std::vector<Token>& tokens, LayerResult& layer);

@@ -17,6 +17,58 @@ namespace {
 
 bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error);
 
+// rope_scaling: {"rope_type" (or "type"): linear | dynamic | llama3 | yarn, "factor", ...}; every
+// other key or type refused by name (never approximated).
+bool read_rope_scaling(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
+  const nlohmann::json& rs = cfg["rope_scaling"];
+  const std::string key = path + ": rope_scaling";
+  if (!rs.is_object()) {
+    error = key + " must be an object (or null), not " + json_excerpt(rs);
+    return false;
+  }
+  std::string type;
+  const char* type_key = rs.contains("rope_type") ? "rope_type" : "type";
+  if (!json_get(rs, type_key, type, error, key, true)) return false;
+  RopeScaling& sc = in.rope_scaling;
+  using K = RopeScaling::Kind;
+  const std::vector<std::string> allowed =
+      type == "linear" || type == "dynamic" ? std::vector<std::string>{"rope_type", "type", "factor"}
+      : type == "llama3" ? std::vector<std::string>{"rope_type", "type", "factor", "original_max_position_embeddings",
+                                                    "low_freq_factor", "high_freq_factor"}
+      : type == "yarn"   ? std::vector<std::string>{"rope_type", "type", "factor", "original_max_position_embeddings",
+                                                    "beta_fast", "beta_slow", "attention_factor"}
+                         : std::vector<std::string>{};
+  if (allowed.empty()) {
+    error = key + "." + type_key + " '" + type + "' is not supported (linear, dynamic, llama3, yarn)";
+    return false;
+  }
+  for (const auto& [k, v] : rs.items())
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      error = key + "." + k + " is not supported for rope_type " + type;
+      return false;
+    }
+  sc.kind = type == "linear" ? K::linear : type == "dynamic" ? K::dynamic : type == "llama3" ? K::llama3 : K::yarn;
+  sc.original = in.n_positions;
+  if (!json_get(rs, "factor", sc.factor, 1.0, 1e6, error, key, true) ||
+      !json_get(rs, "original_max_position_embeddings", sc.original, 1.0, 1e9, error, key) ||
+      !json_get(rs, "low_freq_factor", sc.low_freq_factor, 1e-6, 1e6, error, key) ||
+      !json_get(rs, "high_freq_factor", sc.high_freq_factor, 1e-6, 1e6, error, key) ||
+      !json_get(rs, "beta_fast", sc.beta_fast, 1e-6, 1e6, error, key) ||
+      !json_get(rs, "beta_slow", sc.beta_slow, 1e-6, 1e6, error, key) ||
+      !json_get(rs, "attention_factor", sc.attention_factor, 1e-6, 1e6, error, key))
+    return false;
+  // yarn with original_max_position_embeddings: the stretch is max_position_embeddings / original
+  // whatever factor says (as transformers computes it, for DeepSeek-V3-style configs)
+  if (sc.kind == K::yarn && rs.contains("original_max_position_embeddings")) sc.factor = in.n_positions / sc.original;
+  if (sc.kind == K::llama3 && sc.high_freq_factor <= sc.low_freq_factor) {
+    error = key + ": high_freq_factor must be above low_freq_factor";
+    return false;
+  }
+  // dynamic NTK scaling stretches the trained context by its factor: texts up to that length
+  if (sc.kind == K::dynamic) in.n_positions = static_cast<int>(std::min(double(1 << 22), in.n_positions * sc.factor));
+  return true;
+}
+
 bool read_qwen2_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
   bool sliding = false;
   if (!json_get(cfg, "use_sliding_window", sliding, error, path)) return false;
@@ -73,10 +125,8 @@ bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& 
       !json_get(cfg, "attention_bias", attention_bias, error, path) || !json_get(cfg, "hidden_act", act, error, path) ||
       !json_get(cfg, "tie_word_embeddings", in.tie_embeddings, error, path))
     return false;
-  if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null()) {
-    error = path + ": rope_scaling " + json_excerpt(cfg["rope_scaling"]) + " is not supported yet";
+  if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null() && !read_rope_scaling(cfg, path, in, error))
     return false;
-  }
   if (attention_bias || act != "silu") {
     error = path + ": only hidden_act silu without attention biases is supported";
     return false;
@@ -144,7 +194,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
   const int n = static_cast<int>(fi.ids.size());
   Matrix x = embed(w.get("wte"), fi.ids);
   const auto own = fi.field ? nullptr : own_pattern(n, true, in.sliding_window);  // a field's mask is a rule
-  const HeadLayout heads{in.n_heads, in.n_kv_heads, in.d_head, in.rope_theta};
+  const HeadLayout heads{in.n_heads, in.n_kv_heads, in.d_head, in.rope_theta, in.rope_scaling};
   const int qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head;
   for (int l = 0; l < in.n_layers; ++l) {
     if (!next_layer(fi, l, in.n_layers)) return false;

@@ -569,6 +569,68 @@ def llama_model(name="tiny-llama", model_type="llama", seed=5, qkv_bias=False, w
     json.dump({"text": LLAMA_TEXT, "tokens": toks, "ids": ids, "weights": layers, "next": nxt},
               open(os.path.join(ROOT, "golden", name.replace("-", "_") + ".json"), "w"), separators=(",", ":"))
     print(f"Llama: {len(toks)} tokens: {toks}")
+    if name != "tiny-llama":
+        return
+    # rope_scaling on the same weights: the config changes, and each variant's attention and
+    # next-token distribution (tests/golden/tiny_llama_rope.json; the test edits config.json)
+    variants = {}
+    for label, change in ROPE_VARIANTS.items():
+        mpe = change.get("max_position_embeddings", 64)
+        freqs, mscale = rope_scaled(dh, 10000.0, change["rope_scaling"], n, mpe)
+        ang = np.outer(np.arange(n), freqs)
+        cos = np.concatenate([np.cos(ang)] * 2, 1) * mscale
+        sin = np.concatenate([np.sin(ang)] * 2, 1) * mscale
+        lay_v, probs_v = run()
+        variants[label] = {"config": change, "weights": lay_v, "probs": probs_v}
+    json.dump(variants, open(os.path.join(ROOT, "golden", "tiny_llama_rope.json"), "w"), separators=(",", ":"))
+
+
+# RoPE scaling variants for the tiny Llama (the text is 34 tokens; the trained context made short
+# enough that every variant changes something)
+ROPE_VARIANTS = {
+    "linear": {"rope_scaling": {"rope_type": "linear", "factor": 2.0}},
+    "dynamic": {"rope_scaling": {"type": "dynamic", "factor": 4.0}, "max_position_embeddings": 16},
+    "llama3": {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                "original_max_position_embeddings": 16}},
+    # factor 2 is overridden: with original_max_position_embeddings the stretch is 64 / 16 = 4
+    "yarn": {"rope_scaling": {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 16}},
+}
+
+
+def rope_scaled(dim, base, rs, n, max_pos):
+    """The frequencies theta_m (m < dim / 2) and the cos/sin factor under a rope_scaling entry.
+    linear: position interpolation (Chen et al. 2023), theta / factor. dynamic: NTK-aware base
+    base (factor n / L - (factor - 1))^(dim / (dim - 2)) once n exceeds the trained length L.
+    llama3: wavelengths longer than L / low_freq_factor slowed by factor, shorter than
+    L / high_freq_factor kept, blended in between by s = (L / wavelength - low) / (high - low).
+    yarn (Peng et al. 2023, sec. 3.2-3.4): dimensions with fewer than beta_slow turns in L positions
+    interpolated, more than beta_fast kept, a linear ramp between; cos and sin scaled by
+    0.1 ln(factor) + 1."""
+    kind, f = rs.get("rope_type", rs.get("type")), rs["factor"]
+    L = rs.get("original_max_position_embeddings", max_pos)
+    if kind == "yarn" and "original_max_position_embeddings" in rs:
+        f = max_pos / L  # transformers' reading of a yarn config that gives the trained context
+    if kind == "dynamic" and n > L:
+        base = base * (f * n / L - (f - 1)) ** (dim / (dim - 2))
+    theta = base ** (-np.arange(0, dim, 2) / dim)
+    if kind == "linear":
+        return theta / f, 1.0
+    if kind == "dynamic":
+        return theta, 1.0
+    if kind == "llama3":
+        lo, hi = rs["low_freq_factor"], rs["high_freq_factor"]
+        wl = 2 * np.pi / theta
+        s = np.clip((L / wl - lo) / (hi - lo), 0, 1)
+        return np.where(wl > L / lo, theta / f, np.where(wl < L / hi, theta, (1 - s) * theta / f + s * theta)), 1.0
+    # yarn: the (fractional) dimension index whose frequency makes r turns in L positions
+    turns_dim = lambda r: dim * np.log(L / (r * 2 * np.pi)) / (2 * np.log(base))
+    lo = max(np.floor(turns_dim(rs.get("beta_fast", 32))), 0)
+    hi = min(np.ceil(turns_dim(rs.get("beta_slow", 1))), dim - 1)
+    if hi == lo:
+        hi += 0.001
+    ramp = np.clip((np.arange(dim // 2) - lo) / (hi - lo), 0, 1)
+    keep = 1 - ramp  # 1: the frequency as trained (extrapolated), 0: interpolated
+    return theta / f * (1 - keep) + theta * keep, rs.get("attention_factor", 0.1 * np.log(f) + 1)
 
 
 if __name__ == "__main__":
