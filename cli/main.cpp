@@ -134,6 +134,10 @@ struct ModelRun {
   int top_k = 10;
   std::string ablate, ablate_mode = "zero";
   bool dense = false, logit_lens = false;
+  bool sample = false;  // draw the next token with temperature, top-k and top-p
+  double temperature = 1, top_p = 1;
+  int sample_top_k = 0;
+  std::uint64_t seed = 0;
 };
 
 // The Result of the text through the model; false with rc set and one line said.
@@ -152,6 +156,11 @@ bool model_result(const ModelRun& run, std::shared_ptr<const Result>& r, int& rc
   opt.top_k = run.top_k;
   opt.dense = run.dense;
   opt.logit_lens = run.logit_lens;
+  if (run.sample) {
+    Result::Sample s;
+    s.temperature = run.temperature, s.top_p = run.top_p, s.top_k = run.sample_top_k, s.seed = run.seed;
+    opt.sample = s;
+  }
   Outcome o = m->compute(run.text, nullptr, opt, iv);
   if (!o.result) return rc = fail(run.dir + ": " + join(o.problems)), false;
   r = o.result;
@@ -462,6 +471,14 @@ int main(int argc, char** argv) {
                                                     "zeros or its mean over the positions");
   };
   model_options(compute_cmd, run);
+  compute_cmd->add_flag("--sample", run.sample, "with --model: draw the token after the text (\"sample\")");
+  compute_cmd->add_option("--temperature", run.temperature, "with --sample: the output's temperature (default 1)")
+      ->check(CLI::Range(1e-3, 100.0));
+  compute_cmd->add_option("--top-p", run.top_p, "with --sample: the nucleus, 0 < p <= 1 (default 1: all)")
+      ->check(CLI::Range(1e-6, 1.0));
+  compute_cmd->add_option("--sample-top-k", run.sample_top_k, "with --sample: only the k most likely (default 0: all)")
+      ->check(CLI::Range(0, 1 << 22));
+  compute_cmd->add_option("--seed", run.seed, "with --sample: the draw's seed (default 0)");
   compute_cmd->add_flag("--logit-lens", run.logit_lens, "with --model: logit_lens, each layer's top token per position "
                                                         "(its residual stream through the final norm and unembedding)");
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -70,6 +71,17 @@ struct Result {
   // The logit lens (ComputeOptions::logit_lens): each layer's output residual stream through the
   // final norm and unembedding, the top token per position: [layer][position]. Dense Results only.
   std::vector<std::vector<NextToken>> logit_lens;
+  // Sampling the token after the last position (ComputeOptions::sample): the output distribution
+  // at `temperature`, cut to the `top_k` most likely (0: all) and to the smallest set whose
+  // probability reaches `top_p`, renormalised (most likely first), and the token drawn from it.
+  struct Sample {
+    double temperature = 1, top_p = 1;
+    int top_k = 0;
+    std::uint64_t seed = 0;
+    std::vector<NextToken> distribution;
+    NextToken token;
+  };
+  std::optional<Sample> sample;
   double compute_ms = 0;  // wall time of Engine::compute, for the status bar
 };
 
@@ -85,6 +97,7 @@ struct ComputeOptions {
   bool dense = false;   // dense matrices even above kDenseMaxTokens, where they fit (CLI --dense)
   int top_k = 10;       // pretrained models: next tokens kept per position (Result::next_tokens; 0: none)
   bool logit_lens = false;  // pretrained models: Result::logit_lens (up to kDenseMaxTokens)
+  std::optional<Result::Sample> sample;  // pretrained models: sample the next token with these settings
   FieldOptions field;   // the overview's size, for a field
 };
 

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "core/json_input.hpp"
+#include "core/rng.hpp"
 #include "core/utf8.hpp"
 #include "models/checkpoint.hpp"
 
@@ -120,6 +121,45 @@ std::unique_ptr<HfModel> HfModel::load(const std::string& dir, Failure& failure,
   return m;
 }
 
+Result::Sample HfModel::sample_next(const Matrix& logits, const Result::Sample& ask) const {
+  Result::Sample s = ask;
+  const int V = static_cast<int>(logits.cols());
+  std::vector<int> order(V);
+  std::iota(order.begin(), order.end(), 0);
+  const float* l = logits.data();
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l[a] > l[b]; });
+  // softmax of logits / T, in order; then top-k, then the top-p nucleus (the token that crosses
+  // top_p is kept), renormalised
+  const double m = l[order[0]] / s.temperature;
+  std::vector<double> p(V);
+  for (int t = 0; t < V; ++t) p[t] = std::exp(l[order[t]] / s.temperature - m);
+  int keep = s.top_k > 0 ? std::min(s.top_k, V) : V;
+  double kept = 0;
+  for (int t = 0; t < keep; ++t) kept += p[t];
+  if (s.top_p < 1) {
+    double acc = 0;
+    for (int t = 0; t < keep; ++t)
+      if ((acc += p[t] / kept) >= s.top_p) {
+        keep = t + 1;
+        break;
+      }
+  }
+  double total = 0;
+  for (int t = 0; t < keep; ++t) total += p[t];
+  for (int t = 0; t < keep; ++t)
+    s.distribution.push_back({order[t], tokenizer_.token_text(order[t]), static_cast<float>(p[t] / total)});
+  // the draw: one uniform from the seed's stream, through the cumulative distribution
+  const double u = uniform(stream_key(s.seed, "sample.next"), 0);
+  double acc = 0;
+  s.token = s.distribution.back();
+  for (int t = 0; t < keep; ++t)
+    if (u < (acc += p[t] / total)) {
+      s.token = s.distribution[t];
+      break;
+    }
+  return s;
+}
+
 bool HfModel::next_tokens(const Matrix& hidden, int k, std::vector<std::vector<Result::NextToken>>& out,
                           std::string& note, const CancelFlag* cancel) const {
   out.assign(hidden.rows(), {});
@@ -215,6 +255,11 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
   if (options.top_k > 0 && !next_tokens(hidden, options.top_k, r->next_tokens, r->next_tokens_note, cancel)) {
     out.cancelled = true;
     return out;
+  }
+  if (options.sample && hidden.rows() > 0) {
+    Matrix logits;
+    std::string why;
+    if (family_->unembed(info_, weights_, hidden.bottomRows(1), logits, why)) r->sample = sample_next(logits, *options.sample);
   }
   if (options.logit_lens && !field && !r->layers.empty() && r->layers[0].output.size()) {
     r->logit_lens.resize(r->layers.size());

@@ -36,6 +36,7 @@ class HfModel {
  private:
   HfModel();
   // top k of softmax(unembed(hidden)) per row; note says why there are none; false when cancelled
+  Result::Sample sample_next(const Matrix& logits, const Result::Sample& ask) const;  // logits: (1, vocab)
   bool next_tokens(const Matrix& hidden, int k, std::vector<std::vector<Result::NextToken>>& out, std::string& note,
                    const CancelFlag* cancel) const;
   ModelInfo info_;

@@ -112,6 +112,26 @@ bool write_result_json(const Result& r, const Put& put) {
     os << ']';
   }
   if (!r.next_tokens_note.empty()) os << ",\"next_tokens_note\":" << text(r.next_tokens_note);
+  auto token = [&](const Result::NextToken& nt) {
+    os << "{\"id\":" << nt.id << ",\"token\":" << text(nt.token) << ",\"p\":";
+    num(nt.p);
+    os << '}';
+  };
+  if (r.sample) {  // the token drawn after the last position, and the distribution it was drawn from
+    const Result::Sample& s = *r.sample;
+    os << ",\n\"sample\":{\"temperature\":";
+    num(s.temperature);
+    os << ",\"top_k\":" << s.top_k << ",\"top_p\":";
+    num(s.top_p);
+    os << ",\"seed\":" << s.seed << ",\"token\":";
+    token(s.token);
+    os << ",\"distribution\":[";
+    for (std::size_t t = 0; t < s.distribution.size(); ++t) {
+      if (t) os << ',';
+      token(s.distribution[t]);
+    }
+    os << "]}";
+  }
   if (!r.logit_lens.empty()) {  // [layer][position]: the top token of each layer's residual stream
     os << ",\n\"logit_lens\":[";
     for (std::size_t l = 0; l < r.logit_lens.size(); ++l) {

@@ -308,6 +308,33 @@ if lens:
     check(all(abs(e["p"] - max(golden["lens"][l][i])) <= 1e-5 for l, row in enumerate(lens) for i, e in enumerate(row)),
           "logit_lens p = numpy's top probability per layer and position")
 
+# --sample: the last position's distribution at temperature T, cut by top-k then top-p (the token
+# crossing p kept), renormalised; the draw is the first uniform of stream "sample.next" (the
+# engine's generator, as tests/reference/make_golden.py writes it) through its cumulative sum
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+from make_golden import stream_key, uniforms  # noqa: E402
+last = np.array(golden["next"][0]["probs"][-1])
+for T, k, top_p, seed in [(1.0, 0, 1.0, 0), (0.7, 0, 0.6, 5), (1.5, 3, 1.0, 9), (0.5, 5, 0.9, 11)]:
+    p = run("compute", "--model", gpt2, "--text", golden["text"], "--sample", "--temperature", str(T),
+            "--sample-top-k", str(k), "--top-p", str(top_p), "--seed", str(seed))
+    smp = json.loads(p.stdout).get("sample") if p.returncode == 0 else None
+    q = last ** (1 / T)
+    q /= q.sum()
+    order = np.argsort(-q, kind="stable")
+    keep = k if k else len(q)
+    if top_p < 1:
+        c = np.cumsum(q[order[:keep]] / q[order[:keep]].sum())
+        keep = int(np.searchsorted(c, top_p) + 1)
+    want = q[order[:keep]] / q[order[:keep]].sum()
+    ok = smp is not None and [e["id"] for e in smp["distribution"]] == list(order[:keep]) and \
+        np.allclose([e["p"] for e in smp["distribution"]], want, atol=1e-5)
+    check(ok, f"--sample T={T} top-k={k} top-p={top_p}: numpy's distribution ({len(want)} tokens)")
+    u = uniforms(stream_key(seed, "sample.next"), 1)[0]
+    drawn = int(order[min(int(np.searchsorted(np.cumsum(want), u, side="right")), keep - 1)])
+    check(smp is not None and smp["token"]["id"] == drawn, f"--sample seed {seed}: the draw is token {drawn}")
+p = run("compute", "--model", gpt2, "--text", "hi", "--sample", "--top-p", "0")
+check(p.returncode != 0 and p.stderr.count(b"\n") == 1, "--top-p 0 refused in one line")
+
 # render and export take --model (and its ablation) as well as a session
 npy = os.path.join(tmp, "model-w.npy")
 p = run("export", "--model", gpt2, "--text", golden["text"], "--layer", "1", "--head", "1", "-o", npy)
