@@ -296,8 +296,28 @@ int render_command(const RenderArgs& a) {
   return 0;
 }
 
+// export --all: that matrix of every layer and head as one [layers, heads, rows, cols] .npy
+int export_all(const Result& r, const std::string& matrix, const std::string& out_path) {
+  if (!out_path.ends_with(".npy")) return fail(out_path + ": --all writes one .npy of [layers, heads, rows, cols]");
+  std::vector<LabeledMatrix> ms;
+  std::string err;
+  for (int l = 0; l < r.n_layers(); ++l)
+    for (int h = 0; h < r.n_heads(); ++h) {
+      ms.emplace_back();
+      if (!step_matrix(r, l, h, matrix, ms.back(), err)) return fail(err);
+      if (ms.back().values.rows() != ms.front().values.rows() || ms.back().values.cols() != ms.front().values.cols())
+        return fail("--all: '" + matrix + "' differs in shape between heads");
+    }
+  std::vector<const Matrix*> blocks;
+  for (const auto& m : ms) blocks.push_back(&m.values);
+  const std::vector<std::size_t> shape{std::size_t(r.n_layers()), std::size_t(r.n_heads()),
+                                       std::size_t(ms.front().values.rows()), std::size_t(ms.front().values.cols())};
+  if (!write_file_atomic(out_path, to_npy(blocks, shape), err)) return fail(err);
+  return 0;
+}
+
 int export_command(const std::string& session_path, const std::string& matrix, int layer, int head,
-                   const std::string& out_path, const ModelRun& model) {
+                   const std::string& out_path, const ModelRun& model, bool all) {
   MatrixFormat f;
   if (!format_from_path(out_path, f)) return fail(out_path + ": the name must end in .csv, .npy, .json or .tsv");
   std::shared_ptr<const Result> r;
@@ -307,6 +327,7 @@ int export_command(const std::string& session_path, const std::string& matrix, i
   if (r->is_field())
     return fail(std::to_string(r->tokens.size()) + " tokens through the model are an attention field: export --model "
                 "writes dense matrices up to 2048 tokens (--rows/--cols need a session file for now)");
+  if (all) return export_all(*r, matrix, out_path);
   LabeledMatrix m;
   std::string err;
   if (!step_matrix(*r, layer, head, matrix, m, err)) return fail(err);
@@ -520,6 +541,8 @@ int main(int argc, char** argv) {
   export_cmd->add_option("session", ex_session, "session JSON file (- for stdin), or --model");
   ModelRun ex_model;
   model_options(export_cmd, ex_model);
+  bool ex_all = false;
+  export_cmd->add_flag("--all", ex_all, "every layer and head at once: one .npy of [layers, heads, rows, cols]");
   export_cmd->add_option("--matrix", ex_matrix, "input, q, k, v, scores, scaled, biased, masked, weights, context, output");
   export_cmd->add_option("--layer", ex_layer, "layer (default 0)");
   export_cmd->add_option("--head", ex_head, "head (default 0)");
@@ -559,7 +582,7 @@ int main(int argc, char** argv) {
       if (ex_session.empty()) return fail("give a SESSION.json");
       return export_field(ex_session, ex_matrix, ex_layer, ex_head, fx, ex_out);
     }
-    if (*export_cmd) return export_command(ex_session, ex_matrix, ex_layer, ex_head, ex_out, ex_model);
+    if (*export_cmd) return export_command(ex_session, ex_matrix, ex_layer, ex_head, ex_out, ex_model, ex_all);
   } catch (const std::bad_alloc&) {
     return fail("out of memory (the estimate was too low: please report the session)");
   } catch (const std::exception& e) {

@@ -60,9 +60,13 @@ std::string to_delimited(const LabeledMatrix& m, char sep) {
   return out;
 }
 
-std::string to_npy(const Matrix& m) {
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(m.rows()) + ", " +
-                       std::to_string(m.cols()) + "), }";
+namespace {
+// The .npy preamble (format 1.0) for little-endian float32 of `shape`, padded to 64 bytes.
+std::string npy_header(const std::vector<std::size_t>& shape) {
+  std::string dims;
+  for (std::size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]);
+  if (shape.size() == 1) dims += ',';  // a one-element tuple
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
   const std::size_t unpadded = 10 + header.size() + 1;  // magic, version, length, header, '\n'
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
@@ -70,10 +74,20 @@ std::string to_npy(const Matrix& m) {
   const auto len = static_cast<std::uint16_t>(header.size());
   out += static_cast<char>(len & 0xff);
   out += static_cast<char>(len >> 8);
-  out += header;
+  return out + header;
+}
+}  // namespace
+
+std::string to_npy(const std::vector<const Matrix*>& blocks, const std::vector<std::size_t>& shape) {
   static_assert(std::endian::native == std::endian::little, "'<f4' is written as the machine's floats");
-  out.append(reinterpret_cast<const char*>(m.data()), sizeof(float) * static_cast<std::size_t>(m.size()));
+  std::string out = npy_header(shape);
+  for (const Matrix* m : blocks)
+    out.append(reinterpret_cast<const char*>(m->data()), sizeof(float) * static_cast<std::size_t>(m->size()));
   return out;
+}
+
+std::string to_npy(const Matrix& m) {
+  return to_npy({&m}, {static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())});
 }
 
 std::string to_matrix_json(const LabeledMatrix& m) {

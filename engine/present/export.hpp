@@ -25,6 +25,9 @@ struct LabeledMatrix {
 std::string to_delimited(const LabeledMatrix& m, char sep);
 // NumPy format 1.0: '<f4', C order, shape (rows, cols); the header padded to 64 bytes.
 std::string to_npy(const Matrix& m);
+// Equal-shaped row-major blocks one after another as one array of `shape` (its last two
+// dimensions a block's rows and columns): every layer and head at once, [layers, heads, n, n].
+std::string to_npy(const std::vector<const Matrix*>& blocks, const std::vector<std::size_t>& shape);
 // {"name", "shape": [r, c], "rows": [...], "cols": [...], "values": [[...]]}; -inf and NaN as null.
 std::string to_matrix_json(const LabeledMatrix& m);
 std::string encode_matrix(const LabeledMatrix& m, MatrixFormat f);

@@ -343,6 +343,15 @@ check(p.returncode == 0 and np.allclose(np.load(npy), np.array(golden["models"][
 png = os.path.join(tmp, "model-heads.png")
 p = run("render", "--model", gpt2, "--text", golden["text"], "--view", "model", "-o", png, "--ablate", "1.0")
 check(p.returncode == 0 and os.path.getsize(png) > 1000, f"render --model --ablate writes the PNG ({p.stderr!r})")
+allw = os.path.join(tmp, "model-all.npy")
+p = run("export", "--model", gpt2, "--text", golden["text"], "--all", "-o", allw)
+a = np.load(allw) if p.returncode == 0 else None
+n_tok = len(golden["tokens"])
+check(a is not None and a.shape == (2, 2, n_tok, n_tok) and a.dtype == np.float32 and
+      all(np.allclose(a[l, h], np.array(golden["models"]["tiny-gpt2"][l][h]), atol=1e-5) for l in range(2) for h in range(2)),
+      f"export --model --all: [layers, heads, n, n] = numpy's weights ({p.stderr!r})")
+p = run("export", "--model", gpt2, "--text", "hi", "--all", "-o", os.path.join(tmp, "all.csv"))
+check(p.returncode == 1 and b".npy" in p.stderr, "export --all to a .csv: one line")
 for cmd in (["render", "-o", png], ["export", "-o", npy]):
     p = run(*cmd)
     check(p.returncode == 1 and b"--model DIR" in p.stderr and p.stderr.count(b"\n") == 1, f"{cmd[0]} with neither: one line")
