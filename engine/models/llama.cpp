@@ -188,6 +188,14 @@ void describe(const ModelInfo& in, Result& r) {
   r.positions.kind = PositionalKind::rope;
   r.positions.rope_base = in.rope_theta;
   r.positions.source = "the model's RoPE (rotate_half, rope_theta " + std::to_string(in.rope_theta) + ")";
+  if (in.rope_scaling.kind != RopeScaling::Kind::none) {
+    using K = RopeScaling::Kind;
+    const K k = in.rope_scaling.kind;
+    r.positions.source += std::string(", rope_scaling ") +
+                          (k == K::linear ? "linear" : k == K::dynamic ? "dynamic" : k == K::llama3 ? "llama3" : "yarn") +
+                          " factor " + std::to_string(in.rope_scaling.factor) +
+                          " (the positional view draws unscaled RoPE)";
+  }
 }
 
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
