@@ -281,8 +281,9 @@ Intervention ablation(const std::string& spec, const std::string& mode, const Hf
 }  // namespace
 
 TEST_CASE("output head: next-token (BERT: masked-LM) probabilities and head ablations (zero, mean) equal numpy's") {
-  for (const auto& [file, model] : {std::pair{"tiny_gpt2.json", "tiny-gpt2"}, std::pair{"tiny_llama.json", "tiny-llama"},
-                                    std::pair{"tiny_bert.json", "tiny-bert"}}) {
+  for (const auto& fm : {std::pair{"tiny_gpt2.json", "tiny-gpt2"}, std::pair{"tiny_llama.json", "tiny-llama"},
+                         std::pair{"tiny_bert.json", "tiny-bert"}}) {
+    const std::string file = fm.first, model = fm.second;  // (clang 14 cannot capture a structured binding in INFO)
     INFO(model);
     const auto g = test::golden(file);
     Failure err;
@@ -389,7 +390,8 @@ TEST_CASE("logit lens: each layer's top token per position equals numpy's; the l
 }
 
 TEST_CASE("qwen2 (q, k, v biases, tied embeddings) and mistral (sliding window of 5) match numpy: attention and next tokens") {
-  for (const auto& [file, model] : {std::pair{"tiny_qwen2.json", "tiny-qwen2"}, std::pair{"tiny_mistral.json", "tiny-mistral"}}) {
+  for (const auto& fm : {std::pair{"tiny_qwen2.json", "tiny-qwen2"}, std::pair{"tiny_mistral.json", "tiny-mistral"}}) {
+    const std::string file = fm.first, model = fm.second;
     INFO(model);
     const auto g = test::golden(file);
     Failure err;
@@ -447,7 +449,9 @@ TEST_CASE("mistral above 2048 tokens: the field's rule is the model's window (ce
 TEST_CASE("rope_scaling linear, dynamic, llama3 and yarn on the tiny Llama match numpy: attention and next tokens") {
   const auto g = test::golden("tiny_llama_rope.json");
   const auto base = test::golden("tiny_llama.json");
-  for (const auto& [label, v] : g.items()) {
+  for (const auto& item : g.items()) {
+    const std::string label = item.key();
+    const nlohmann::json& v = item.value();
     INFO(label);
     std::string dir = copy_with_config("tiny-llama", "rope_scaling", v["config"]["rope_scaling"]);
     if (v["config"].contains("max_position_embeddings")) {  // a second key into the same copy
