@@ -280,32 +280,41 @@ Intervention ablation(const std::string& spec, const std::string& mode, const Hf
 }
 }  // namespace
 
+// Every "next" case of a golden file through its model, plain and with each case's ablation (the
+// top 5 kept): `check(golden, case, result, spec, mode)`.
+template <class Check>
+void each_next_case(const std::string& file, const std::string& model, Check check) {
+  INFO(model);
+  const auto g = test::golden(file);
+  Failure err;
+  auto m = HfModel::load(kModels + model, err);
+  REQUIRE_MESSAGE(m, err.message);
+  ComputeOptions opt;
+  opt.top_k = 5;
+  for (const auto& c : g["next"]) {
+    const std::string spec = c["ablate"], mode = c["mode"];
+    INFO("ablate '" << spec << "' " << mode);
+    const Intervention iv = spec.empty() ? Intervention{} : ablation(spec, mode, *m);
+    const Outcome o = m->compute(g["text"].get<std::string>(), nullptr, opt, iv);
+    REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
+    check(g, c, *o.result, spec, mode);
+  }
+}
+
 TEST_CASE("output head: next-token (BERT: masked-LM) probabilities and head ablations (zero, mean) equal numpy's") {
   for (const auto& fm : {std::pair{"tiny_gpt2.json", "tiny-gpt2"}, std::pair{"tiny_llama.json", "tiny-llama"},
-                         std::pair{"tiny_bert.json", "tiny-bert"}}) {
-    const std::string file = fm.first, model = fm.second;  // (clang 14 cannot capture a structured binding in INFO)
-    INFO(model);
-    const auto g = test::golden(file);
-    Failure err;
-    auto m = HfModel::load(kModels + model, err);
-    REQUIRE_MESSAGE(m, err.message);
-    ComputeOptions opt;
-    opt.top_k = 5;
-    for (const auto& c : g["next"]) {
-      const std::string spec = c["ablate"], mode = c["mode"];
-      INFO("ablate '" << spec << "' " << mode);
-      const Intervention iv = spec.empty() ? Intervention{} : ablation(spec, mode, *m);
-      const Outcome o = m->compute(g["text"].get<std::string>(), nullptr, opt, iv);
-      REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
-      check_next(*o.result, c["probs"], 5);
-      if (spec.empty()) {
-        CHECK(o.result->intervention.empty());
-      } else {
-        CHECK(o.result->intervention.find("ablate " + std::string(spec.substr(0, 3))) != std::string::npos);
-        CHECK(o.result->intervention.find(mode == "zero" ? "(zero)" : "(mean over positions)") != std::string::npos);
-      }
-    }
-  }
+                         std::pair{"tiny_bert.json", "tiny-bert"}})
+    each_next_case(fm.first, fm.second,
+                   [](const nlohmann::json&, const nlohmann::json& c, const Result& r, const std::string& spec,
+                      const std::string& mode) {
+                     check_next(r, c["probs"], 5);
+                     if (spec.empty()) {
+                       CHECK(r.intervention.empty());
+                     } else {
+                       CHECK(r.intervention.find("ablate " + std::string(spec.substr(0, 3))) != std::string::npos);
+                       CHECK(r.intervention.find(mode == "zero" ? "(zero)" : "(mean over positions)") != std::string::npos);
+                     }
+                   });
 }
 
 TEST_CASE("output head: a zero-ablated head's output is 0 and its attention is kept; bad specs and BERT say why") {
@@ -390,25 +399,13 @@ TEST_CASE("logit lens: each layer's top token per position equals numpy's; the l
 }
 
 TEST_CASE("qwen2 (q, k, v biases, tied embeddings) and mistral (sliding window of 5) match numpy: attention and next tokens") {
-  for (const auto& fm : {std::pair{"tiny_qwen2.json", "tiny-qwen2"}, std::pair{"tiny_mistral.json", "tiny-mistral"}}) {
-    const std::string file = fm.first, model = fm.second;
-    INFO(model);
-    const auto g = test::golden(file);
-    Failure err;
-    auto m = HfModel::load(kModels + model, err);
-    REQUIRE_MESSAGE(m, err.message);
-    ComputeOptions opt;
-    opt.top_k = 5;
-    for (const auto& c : g["next"]) {
-      const std::string spec = c["ablate"], mode = c["mode"];
-      INFO("ablate '" << spec << "' " << mode);
-      const Outcome o =
-          m->compute(g["text"].get<std::string>(), nullptr, opt, spec.empty() ? Intervention{} : ablation(spec, mode, *m));
-      REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
-      if (spec.empty()) check_against(*o.result, g["tokens"], g["weights"], 2, 4);
-      check_next(*o.result, c["probs"], 5);
-    }
-  }
+  for (const auto& fm : {std::pair{"tiny_qwen2.json", "tiny-qwen2"}, std::pair{"tiny_mistral.json", "tiny-mistral"}})
+    each_next_case(fm.first, fm.second,
+                   [](const nlohmann::json& g, const nlohmann::json& c, const Result& r, const std::string& spec,
+                      const std::string&) {
+                     if (spec.empty()) check_against(r, g["tokens"], g["weights"], 2, 4);
+                     check_next(r, c["probs"], 5);
+                   });
   // Mistral's window: a query 10 tokens in sees exactly its last 5 keys, exactly 0 elsewhere
   Failure err;
   auto mistral = HfModel::load(kModels + "tiny-mistral", err);

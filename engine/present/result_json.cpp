@@ -97,26 +97,31 @@ bool write_result_json(const Result& r, const Put& put) {
      << ",\"n_heads\":" << r.session.model.n_heads << ",\"d_head\":" << r.d_head;
   if (!r.intervention.empty()) os << ",\"intervention\":" << text(r.intervention);
   auto num = [&](double x) { os.real(x, false); };
-  if (!r.next_tokens.empty()) {  // a model's prediction after each position, most likely first
-    os << ",\n\"next_tokens\":[";
-    for (std::size_t i = 0; i < r.next_tokens.size(); ++i) {
-      os << (i ? ",\n[" : "[");
-      for (std::size_t t = 0; t < r.next_tokens[i].size(); ++t) {
-        const auto& nt = r.next_tokens[i][t];
-        os << (t ? "," : "") << "{\"id\":" << nt.id << ",\"token\":" << text(nt.token) << ",\"p\":";
-        num(nt.p);
-        os << '}';
-      }
-      os << ']';
-    }
-    os << ']';
-  }
-  if (!r.next_tokens_note.empty()) os << ",\"next_tokens_note\":" << text(r.next_tokens_note);
+  // {"id", "token", "p"}; a list of them; a list of lists, a line each
   auto token = [&](const Result::NextToken& nt) {
     os << "{\"id\":" << nt.id << ",\"token\":" << text(nt.token) << ",\"p\":";
     num(nt.p);
     os << '}';
   };
+  auto tokens = [&](const std::vector<Result::NextToken>& list) {
+    os << '[';
+    for (std::size_t t = 0; t < list.size(); ++t) {
+      if (t) os << ',';
+      token(list[t]);
+    }
+    os << ']';
+  };
+  auto rows = [&](const char* key, const std::vector<std::vector<Result::NextToken>>& grid) {
+    os << ",\n\"" << key << "\":[";
+    for (std::size_t i = 0; i < grid.size(); ++i) {
+      if (i) os << ",\n";
+      tokens(grid[i]);
+    }
+    os << ']';
+  };
+  // a model's prediction after each position, most likely first
+  if (!r.next_tokens.empty()) rows("next_tokens", r.next_tokens);
+  if (!r.next_tokens_note.empty()) os << ",\"next_tokens_note\":" << text(r.next_tokens_note);
   if (r.sample) {  // the token drawn after the last position, and the distribution it was drawn from
     const Result::Sample& s = *r.sample;
     os << ",\n\"sample\":{\"temperature\":";
@@ -125,27 +130,12 @@ bool write_result_json(const Result& r, const Put& put) {
     num(s.top_p);
     os << ",\"seed\":" << s.seed << ",\"token\":";
     token(s.token);
-    os << ",\"distribution\":[";
-    for (std::size_t t = 0; t < s.distribution.size(); ++t) {
-      if (t) os << ',';
-      token(s.distribution[t]);
-    }
-    os << "]}";
+    os << ",\"distribution\":";
+    tokens(s.distribution);
+    os << '}';
   }
-  if (!r.logit_lens.empty()) {  // [layer][position]: the top token of each layer's residual stream
-    os << ",\n\"logit_lens\":[";
-    for (std::size_t l = 0; l < r.logit_lens.size(); ++l) {
-      os << (l ? ",\n[" : "[");
-      for (std::size_t i = 0; i < r.logit_lens[l].size(); ++i) {
-        const auto& nt = r.logit_lens[l][i];
-        os << (i ? "," : "") << "{\"id\":" << nt.id << ",\"token\":" << text(nt.token) << ",\"p\":";
-        num(nt.p);
-        os << '}';
-      }
-      os << ']';
-    }
-    os << ']';
-  }
+  // [layer][position]: the top token of each layer's residual stream
+  if (!r.logit_lens.empty()) rows("logit_lens", r.logit_lens);
   // "key":matrix pairs, comma separated, a line each
   auto matrices = [&](std::initializer_list<std::pair<const char*, const Matrix*>> fields) {
     bool first = true;
