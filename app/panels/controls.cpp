@@ -268,7 +268,9 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
         : in.sliding_window > 0    ? "causal window of " + std::to_string(in.sliding_window) +
                                       " keys, RMSNorm, RoPE, grouped-query attention, SwiGLU"
                                    : "causal, RMSNorm, RoPE, grouped-query attention, SwiGLU";
-    ImGui::TextDisabled("%s", about.c_str());
+    ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+    ImGui::TextWrapped("%s", about.c_str());  // wrapped: a narrow side panel cut Mistral's description
+    ImGui::PopStyleColor();
     if (ImGui::Button("Close model")) CloseModel(st, worker);
     RecordWidget(st, "model.close");
     // an intervention: the session's mask and temperature applied to the model's heads

@@ -3,6 +3,7 @@
 #include "session/cost.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -67,8 +68,18 @@ bool parse_ablate(const std::string& spec, int n_layers, int n_heads, std::vecto
   while (at <= spec.size()) {
     const std::size_t end = std::min(spec.find(',', at), spec.size());
     const std::string item = spec.substr(at, end - at);
-    int l = -1, h = -1, used = 0;
-    if (std::sscanf(item.c_str(), "%d.%d%n", &l, &h, &used) != 2 || used != static_cast<int>(item.size())) {
+    // two integers around a dot; one too large for a long long is no head at all (-1)
+    long long l = -1, h = -1;
+    const char *p = item.data(), *e = p + item.size();
+    auto number = [&](long long& v) {
+      const auto r = std::from_chars(p, e, v);
+      if (r.ec == std::errc::invalid_argument) return false;
+      if (r.ec == std::errc::result_out_of_range) v = -1;
+      p = r.ptr;
+      return true;
+    };
+    const bool ok = number(l) && p < e && *p++ == '.' && number(h) && p == e;
+    if (!ok) {
       error = "ablate: '" + item + "' is not LAYER.HEAD (e.g. 0.3)";
       return false;
     }
@@ -77,7 +88,8 @@ bool parse_ablate(const std::string& spec, int n_layers, int n_heads, std::vecto
               std::to_string(n_heads) + " heads, counted from 0)";
       return false;
     }
-    if (std::find(out.begin(), out.end(), std::pair{l, h}) == out.end()) out.emplace_back(l, h);
+    const std::pair<int, int> head{static_cast<int>(l), static_cast<int>(h)};
+    if (std::find(out.begin(), out.end(), head) == out.end()) out.push_back(head);
     at = end + 1;
   }
   return true;
@@ -261,6 +273,9 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
     std::string why;
     if (family_->unembed(info_, weights_, hidden.bottomRows(1), logits, why)) r->sample = sample_next(logits, *options.sample);
   }
+  if (options.logit_lens && field)  // the field keeps no layer's residual stream
+    r->next_tokens_note += std::string(r->next_tokens_note.empty() ? "" : "; ") + "the logit lens is computed up to " +
+                           std::to_string(kDenseMaxTokens) + " tokens (this text is an attention field)";
   if (options.logit_lens && !field && !r->layers.empty() && r->layers[0].output.size()) {
     r->logit_lens.resize(r->layers.size());
     std::string why;
