@@ -344,8 +344,11 @@ void ShowMainWindow(Loop& L) {
   if (!st.hide_controls) {  // presenting: the picture gets the line
     ImGui::TextUnformatted("attnlab");
     ImGui::SameLine();
-    ImGui::TextDisabled("%s%s", st.session_path.empty() ? "built-in example" : st.session_path.c_str(),
-                        st.session == st.opened ? "" : "  (edited)");
+    if (st.model)  // a model's folder is what is open, whatever session the text came from
+      ImGui::TextDisabled("model %s", st.model->info().dir.c_str());
+    else
+      ImGui::TextDisabled("%s%s", st.session_path.empty() ? "built-in example" : st.session_path.c_str(),
+                          st.session == st.opened ? "" : "  (edited)");
     if (worker.busy() || st.incoming) {
       ImGui::SameLine();
       ImGui::TextColored(ImVec4(0.9f, 0.8f, 0.3f, 1), "computing...");

@@ -73,7 +73,7 @@ bool ParseOptions(int argc, char** argv, Options& opt, int& exit_code) {
   cli.add_option("--font-scale", opt.font_scale, "font scale, 1 to 3")->check(CLI::Range(1.0, 3.0));
   cli.add_flag("--light", opt.light, "light, high-contrast theme");
   cli.add_option("--step", opt.step, "with --view pipeline: start on this step (input, q, k, v, scores, scaled, biased, masked, weights, context, output)");
-  cli.add_option("--model", opt.model_dir, "open a Hugging Face model folder (GPT-2, BERT or Llama family): its attention on the text");
+  cli.add_option("--model", opt.model_dir, "open a Hugging Face model folder (GPT-2, BERT, Llama, Qwen2, Mistral, Phi-3, GPT-NeoX or Gemma 2): its attention on the text");
   cli.add_option("--head", opt.head, "the head opened large (and walked through by the pipeline)");
   cli.add_option("--lesson", opt.lesson, "open lesson N (1 = the first of the Lessons menu)")->check(CLI::Range(1, 1000));
   cli.add_option("--lesson-step", opt.lesson_step, "with --lesson: start on step K (1 = the first)")->check(CLI::Range(1, 1000));

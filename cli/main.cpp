@@ -483,7 +483,7 @@ int main(int argc, char** argv) {
   ModelRun run;
   // --model and what goes with it, for compute, render and export alike
   auto model_options = [](CLI::App* cmd, ModelRun& m) {
-    cmd->add_option("--model", m.dir, "a Hugging Face model folder (GPT-2, BERT, Llama, Qwen2 or Mistral) instead of a session");
+    cmd->add_option("--model", m.dir, "a Hugging Face model folder (GPT-2, BERT, Llama, Qwen2, Mistral, Phi-3, GPT-NeoX or Gemma 2) instead of a session");
     cmd->add_option("--text", m.text, "with --model: the text to run");
     cmd->add_option("--top-k", m.top_k, "with --model: next tokens kept per position (next_tokens; 0: none)")
         ->check(CLI::Range(0, 1000));

@@ -336,3 +336,48 @@ TEST_CASE("field: rollout of chosen query rows equals the rows of the dense roll
       }
     }
 }
+
+TEST_CASE("field: soft-capped logits (Gemma 2) give the weights and output of a softmax over c tanh(l / c), by hand") {
+  const int n = 300, d = 8;
+  const float alpha = 0.7f, cap = 1.5f;
+  Session::Attention::Mask m;
+  m.kind = MaskKind::causal_sliding_window;
+  m.window = 40;
+  MaskRule rule(m, n, n, nullptr, 0);
+  HeadField f;
+  f.q = Matrix::Random(n, d) * 2.0f;
+  f.k = Matrix::Random(n, d) * 2.0f;
+  f.v = Matrix::Random(n, d);
+  const Matrix q = f.q, k = f.k, v = f.v;
+  FieldHeadSpec spec;
+  spec.alpha = alpha;
+  spec.softcap = cap;
+  spec.rule = &rule;
+  FieldOptions opt;
+  opt.rows_per_block = 32;  // several blocks
+  REQUIRE(build_head_field(f, spec, opt, nullptr));
+  const Matrix w = field_tile(f, spec, 0, n, 0, n, false), l = field_tile(f, spec, 0, n, 0, n, true);
+  double worst_w = 0, worst_l = 0, worst_o = 0, max_logit = 0;
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> s(n, -INFINITY);
+    double mx = -INFINITY, sum = 0;
+    for (int j = std::max(0, i - 40); j <= i; ++j) {  // the window: 40 back and the query itself
+      s[j] = cap * std::tanh(alpha * double(q.row(i).cast<double>().dot(k.row(j).cast<double>())) / cap);
+      mx = std::max(mx, s[j]);
+    }
+    for (int j = 0; j < n; ++j) sum += std::isinf(s[j]) ? 0.0 : std::exp(s[j] - mx);
+    Eigen::RowVectorXd out = Eigen::RowVectorXd::Zero(d);
+    for (int j = 0; j < n; ++j) {
+      const double p = std::isinf(s[j]) ? 0.0 : std::exp(s[j] - mx) / sum;
+      worst_w = std::max(worst_w, std::abs(p - w(i, j)));
+      if (!std::isinf(s[j])) worst_l = std::max(worst_l, std::abs(s[j] - l(i, j))), max_logit = std::max(max_logit, std::abs(s[j]));
+      else CHECK(w(i, j) == 0.0f);
+      out += p * v.row(j).cast<double>();
+    }
+    worst_o = std::max(worst_o, (out - f.output.row(i).cast<double>()).cwiseAbs().maxCoeff());
+  }
+  CHECK(max_logit <= cap);  // capped
+  CHECK(worst_l <= 1e-5);
+  CHECK(worst_w <= 1e-6);
+  CHECK(worst_o <= 1e-5);
+}

@@ -64,8 +64,8 @@ TEST_CASE("gpt2: tiny models (F32, BF16 with 'transformer.' names and tokenizer.
 
 TEST_CASE("gpt2: wrong config values, missing tensors and long texts give their reason") {
   Failure err;
-  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "model_type", "gemma2"), err));
-  CHECK(err.message.find("model_type 'gemma2' is not supported yet (gpt2, bert, llama, qwen2, mistral)") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "model_type", "gemma3"), err));
+  CHECK(err.message.find("model_type 'gemma3' is not supported yet (gpt2, bert, llama, qwen2, mistral, phi3, gpt_neox, gemma2)") != std::string::npos);
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_head", 3), err));
   CHECK(err.message.find("n_embd 16 is not divisible by n_head 3") != std::string::npos);
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt2", "n_layer", 3), err));
@@ -420,6 +420,82 @@ TEST_CASE("qwen2 (q, k, v biases, tied embeddings) and mistral (sliding window o
   CHECK(err.message.find("use_sliding_window") != std::string::npos);
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-mistral", "sliding_window", 0), err));
   CHECK(err.message.find("sliding_window") != std::string::npos);
+}
+
+TEST_CASE("phi3 (fused qkv and gate_up, half the head rotated, window 6), gpt_neox (per-head fused qkv, parallel and "
+          "sequential residual) and gemma2 (soft-capping, local and global layers, 1 + w norms) match numpy") {
+  struct Case {
+    const char *golden, *model;
+    int heads;
+  };
+  for (const Case& c : {Case{"tiny_phi3.json", "tiny-phi3", 4}, Case{"tiny_gpt_neox.json", "tiny-gpt-neox", 3},
+                        Case{"tiny_gpt_neox_sequential.json", "tiny-gpt-neox-sequential", 3},
+                        Case{"tiny_gemma2.json", "tiny-gemma2", 4}}) {
+    const int heads = c.heads;
+    each_next_case(c.golden, c.model,
+                   [heads](const nlohmann::json& g, const nlohmann::json& cs, const Result& r, const std::string& spec,
+                           const std::string&) {
+                     if (spec.empty()) check_against(r, g["tokens"], g["weights"], 2, heads);
+                     else CHECK(r.intervention.find("ablate") != std::string::npos);
+                     check_next(r, cs["probs"], 5);
+                   });
+  }
+  Failure err;
+  // Gemma 2: layer 0 local (a window of 4 keys), layer 1 global; no logit above the cap
+  auto gemma = HfModel::load(kModels + "tiny-gemma2", err);
+  REQUIRE_MESSAGE(gemma, err.message);
+  const Outcome o = gemma->compute("the quick brown fox jumps over the lazy dog");
+  REQUIRE(o.result);
+  const Result& r = *o.result;
+  for (Eigen::Index j = 0; j < r.layers[0].heads[1].weights.cols(); ++j) {
+    CHECK((r.layers[0].heads[1].weights(10, j) > 0) == (j > 6 && j <= 10));
+    CHECK((r.layers[1].heads[1].weights(10, j) > 0) == (j <= 10));
+  }
+  float worst = 0;
+  for (const auto& h : r.layers[1].heads)
+    for (Eigen::Index i = 0; i < h.logits.rows(); ++i)
+      for (Eigen::Index j = 0; j <= i; ++j) worst = std::max(worst, std::abs(h.logits(i, j)));
+  CHECK(worst <= 2.0f);
+  CHECK(worst > 1.0f);
+  // Phi-3's window: 6 keys
+  auto phi = HfModel::load(kModels + "tiny-phi3", err);
+  REQUIRE_MESSAGE(phi, err.message);
+  const Outcome p = phi->compute("the quick brown fox jumps over the lazy dog");
+  REQUIRE(p.result);
+  for (Eigen::Index j = 0; j < p.result->layers[1].heads[0].weights.cols(); ++j)
+    CHECK((p.result->layers[1].heads[0].weights(12, j) > 0) == (j > 6 && j <= 12));
+  CHECK(p.result->positions.rope_fraction == doctest::Approx(0.5));
+  // refused with the key named
+  const std::pair<const char*, nlohmann::json> bad[] = {{"partial_rotary_factor", 0.2}, {"hidden_act", "relu"}};
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-phi3", bad[0].first, bad[0].second), err));
+  CHECK(err.message.find("partial_rotary_factor") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gpt-neox", bad[1].first, bad[1].second), err));
+  CHECK(err.message.find("hidden_act 'relu'") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-gemma2", "layer_types", nlohmann::json::array({"sliding_attention"})), err));
+  CHECK(err.message.find("layer_types") != std::string::npos);
+  CHECK_FALSE(HfModel::load(copy_with_config("tiny-phi3", "rope_scaling", {{"type", "longrope"}, {"short_factor", {1.0}}}), err));
+  CHECK(err.message.find("longrope") != std::string::npos);
+}
+
+TEST_CASE("gemma2 above 2048 tokens: each layer's field has its own rule (window 4, then causal) and the soft cap") {
+  Failure err;
+  auto m = HfModel::load(copy_with_config("tiny-gemma2", "max_position_embeddings", 4096), err);
+  REQUIRE_MESSAGE(m, err.message);
+  std::string text;
+  for (int i = 0; i < 1100; ++i) text += (i % 3 ? "the cat " : "sat on ");
+  const Outcome f = m->compute(text);
+  REQUIRE(f.result);
+  REQUIRE(f.result->is_field());
+  const long long n = static_cast<long long>(f.result->tokens.size());
+  REQUIRE(n > 2048);
+  CHECK(f.result->fields[0].heads[0].cells == 4 * n - 6);        // 1 + 2 + 3, then 4 per row
+  CHECK(f.result->fields[1].heads[0].cells == n * (n + 1) / 2);  // causal
+  CHECK(f.result->fields[1].specs[0].softcap == 2.0f);
+  CHECK(f.result->fields[1].specs[0].alpha == doctest::Approx(0.25));  // 1 / sqrt(query_pre_attn_scalar 16)
+  const Matrix l = field_tile(f.result->fields[1].heads[2], f.result->fields[1].specs[2], 2000, 2010, 0, 2010, true);
+  for (Eigen::Index i = 0; i < l.rows(); ++i)
+    for (Eigen::Index j = 0; j <= 2000 + i; ++j) CHECK(std::abs(l(i, j)) <= 2.0f);
+  REQUIRE(!f.result->next_tokens.empty());
 }
 
 TEST_CASE("mistral above 2048 tokens: the field's rule is the model's window (cells 5 per row), tiles equal the dense pass") {

@@ -261,13 +261,7 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
     ImGui::TextWrapped("%s", in.dir.c_str());
     ImGui::Text("%s: %d layers x %d heads, d_model %d, %s", in.model_type.c_str(), in.n_layers, in.n_heads, in.d_model,
                 in.dtype.c_str());
-    const std::string about =
-        in.model_type == "bert"    ? "bidirectional, post-LN, learned positions, WordPiece"
-        : in.model_type == "gpt2"  ? "causal, pre-LN, learned positions, byte-level BPE"
-        : in.model_type == "qwen2" ? "causal, RMSNorm, RoPE, grouped-query attention with q/k/v biases, SwiGLU"
-        : in.sliding_window > 0    ? "causal window of " + std::to_string(in.sliding_window) +
-                                      " keys, RMSNorm, RoPE, grouped-query attention, SwiGLU"
-                                   : "causal, RMSNorm, RoPE, grouped-query attention, SwiGLU";
+    const std::string about = describe_architecture(in);
     ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
     ImGui::TextWrapped("%s", about.c_str());  // wrapped: a narrow side panel cut Mistral's description
     ImGui::PopStyleColor();

@@ -307,6 +307,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
                 std::upper_bound(cols.begin(), cols.end(), Span{a, std::numeric_limits<int>::max()}) - cols.begin() - 1;
             at[k] = col_of[c] + (a - cols[c].first);
             auto seg = Eigen::Map<RowVector>(sp + at[k], b - a);
+            if (spec.softcap > 0) seg = (seg.array() * (1.0f / spec.softcap)).tanh() * spec.softcap;
             if (has_bias)
               seg = (seg + Eigen::Map<const RowVector>(&(*spec.bias)[a - i + n_q - 1], b - a)) * spec.inv_t;
             else if (scale)
@@ -397,6 +398,8 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   return true;
 }
 
+void soft_cap(Matrix& logits, float c) { logits = ((logits.array() * (1.0f / c)).tanh() * c).matrix(); }
+
 Matrix field_tile(const HeadField& f, const FieldHeadSpec& spec, int r0, int r1, int c0, int c1, bool logits) {
   const int nr = r1 - r0, nc = c1 - c0, d = static_cast<int>(f.q.cols()), n_q = static_cast<int>(f.q.rows());
   Matrix s(nr, nc);
@@ -416,7 +419,8 @@ Matrix field_tile(const HeadField& f, const FieldHeadSpec& spec, int r0, int r1,
         x = logits ? neg_inf : 0.0f;
         continue;
       }
-      const float l = has_bias ? x + (*spec.bias)[j - i + n_q - 1] : x;
+      const float c = spec.softcap > 0 ? std::tanh(x * (1.0f / spec.softcap)) * spec.softcap : x;
+      const float l = has_bias ? c + (*spec.bias)[j - i + n_q - 1] : c;
       x = logits ? l : std::exp(l * spec.inv_t - f.row_lse[i]);
     }
   }

@@ -84,11 +84,15 @@ struct HeadField {
 
 // What a field head needs besides q, k, v: score scale, temperature, bias by j - i, the rule.
 struct FieldHeadSpec {
-  float alpha = 1;            // logits = alpha q k^T + bias
+  float alpha = 1;            // logits = cap(alpha q k^T) + bias
+  float softcap = 0;          // cap(x) = softcap tanh(x / softcap) (Gemma 2's attn_logit_softcapping); 0: x
   float inv_t = 1;
   const std::vector<float>* bias = nullptr;  // length n_q + n_k - 1, entry (j - i) + n_q - 1; may be empty
   const MaskRule* rule = nullptr;
 };
+
+// Soft-capping of logits, c tanh(l / c), in place (Gemma 2; c > 0).
+void soft_cap(Matrix& logits, float c);
 
 // The field of one head from q, k, v (moved in). False when cancelled.
 bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOptions& opt, const CancelFlag* cancel);

@@ -1,4 +1,4 @@
-// A pretrained model family (GPT-2, BERT, Llama): one file each under engine/models/, declaring
+// A pretrained model family (GPT-2, BERT, Llama, ...): one file each under engine/models/, declaring
 // its config keys, its tensor table and its forward pass over the shared layers of layers.hpp.
 // Adding a family is a new file and a line in families.cpp.
 #pragma once
@@ -32,6 +32,14 @@ struct ModelInfo {
   bool tie_embeddings = false;  // Llama family: tie_word_embeddings (the output head is the embeddings)
   bool qkv_bias = false;        // Qwen2: biases on q_proj, k_proj, v_proj (not o_proj)
   int sliding_window = 0;       // Mistral: each query sees its last sliding_window keys (0: all)
+  std::vector<char> sliding_layers;  // Gemma 2: the layers the window applies to (empty: every layer)
+  int rope_dims = 0;            // the leading dimensions of a head RoPE turns (GPT-NeoX, Phi-3); 0: all
+  bool parallel_residual = false;  // GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x))
+  double query_scale = 0;          // Gemma 2: logits scaled 1 / sqrt(query_pre_attn_scalar); 0: 1 / sqrt(d_head)
+  double attn_softcap = 0, final_softcap = 0;  // Gemma 2: c tanh(x / c) on attention logits, on output logits
+  bool uses_window(int layer) const {
+    return sliding_window > 0 && (sliding_layers.empty() || sliding_layers[std::size_t(layer)]);
+  }
   std::string dtype;  // of the weights as stored (F32, F16, BF16)
 };
 
@@ -115,8 +123,12 @@ bool read_sizes(const nlohmann::json& cfg, const std::string& path, const SizeKe
 
 const std::vector<const Family*>& families();  // families.cpp
 const Family* find_family(const std::string& model_type);
-std::string family_names();  // "gpt2, bert, llama"
+std::string family_names();  // "gpt2, bert, llama, ..."
+// One line on what the loaded architecture does ("causal, a window of 4096 keys on 13 of 26
+// layers, RMSNorm (1 + w), ..."), for the window and the CLI.
+std::string describe_architecture(const ModelInfo& in);
 
-extern const Family kGpt2Family, kBertFamily, kLlamaFamily, kQwen2Family, kMistralFamily;
+extern const Family kGpt2Family, kBertFamily, kLlamaFamily, kQwen2Family, kMistralFamily, kPhi3Family, kGptNeoXFamily,
+    kGemma2Family;
 
 }  // namespace attnlab

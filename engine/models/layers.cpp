@@ -86,6 +86,16 @@ std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal, int window) {
 }
 
 namespace {
+// The RoPE frequencies of a layout's heads (none without rotary positions).
+std::vector<double> head_rope(const HeadLayout& lay, int n) {
+  if (lay.rope_theta <= 0) return {};
+  return rope_frequencies(lay.rope_dims > 0 ? lay.rope_dims : lay.d_head, lay.rope_theta, lay.scaling, n);
+}
+
+float head_scale(const HeadLayout& lay) {
+  return lay.scale > 0 ? static_cast<float>(lay.scale) : 1.0f / std::sqrt(static_cast<float>(lay.d_head));
+}
+
 // An ablated head's output: zeros, or every position given the mean over the text's positions.
 void ablate_output(Matrix& out, AblateMode mode) {
   if (mode == AblateMode::zero) {
@@ -119,14 +129,14 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
   const int H = lay.n_heads, KV = lay.n_kv_heads, dh = lay.d_head, qd = H * dh, kvd = KV * dh, group = H / KV;
   const Eigen::Index n = qkv.rows();
   std::vector<Matrix> ks(KV), vs(KV);
-  const std::vector<double> theta = lay.rope_theta > 0 ? rope_frequencies(dh, lay.rope_theta, lay.scaling, int(n)) : std::vector<double>();
+  const std::vector<double> theta = head_rope(lay, int(n));
   const double mscale = rope_attention_factor(lay.scaling);
   for (int g = 0; g < KV; ++g) {  // keys turned by RoPE once per K/V head
     ks[g] = qkv.middleCols(qd + g * dh, dh);
     vs[g] = qkv.middleCols(qd + kvd + g * dh, dh);
     if (lay.rope_theta > 0) rope_rotate(ks[g], theta, mscale);
   }
-  const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  const float scale = head_scale(lay);
   layer.heads.resize(H);
   Matrix concat(n, qd);
 #pragma omp parallel for schedule(dynamic)
@@ -140,6 +150,7 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
     hr.logits.resize(n, hr.k.rows());  // q k^T / sqrt(d_head) by the blocked GEMM (OpenBLAS), not an Eigen expression
     gemm_nt(static_cast<int>(n), static_cast<int>(hr.k.rows()), dh, scale, hr.q.data(), dh, hr.k.data(), dh, hr.logits.data(),
             static_cast<int>(hr.k.rows()));
+    if (lay.softcap > 0) soft_cap(hr.logits, static_cast<float>(lay.softcap));
     finish_head(hr, own, iv, layer_index, tokens);
     if (iv.ablated(layer_index, h)) ablate_output(hr.output, iv.ablate_mode);
     concat.middleCols(h * dh, dh) = hr.output;
@@ -160,7 +171,7 @@ Matrix attend_field(const Matrix& qkv, const HeadLayout& lay, bool causal, const
   out.biases.assign(H, {});
   out.specs.assign(H, {});
   std::vector<Matrix> ks(KV), vs(KV);
-  const std::vector<double> theta = lay.rope_theta > 0 ? rope_frequencies(dh, lay.rope_theta, lay.scaling, n) : std::vector<double>();
+  const std::vector<double> theta = head_rope(lay, n);
   const double mscale = rope_attention_factor(lay.scaling);
   for (int g = 0; g < KV; ++g) {
     ks[g] = qkv.middleCols(qd + g * dh, dh);
@@ -172,7 +183,8 @@ Matrix attend_field(const Matrix& qkv, const HeadLayout& lay, bool causal, const
   for (int h = 0; h < H; ++h) {  // each head's row blocks run over both cores
     HeadField& f = out.heads[h];
     FieldHeadSpec& sp = out.specs[h];
-    sp.alpha = 1.0f / std::sqrt(static_cast<float>(dh));
+    sp.alpha = head_scale(lay);
+    sp.softcap = static_cast<float>(lay.softcap);
     sp.inv_t = here ? static_cast<float>(1.0 / iv.temperature) : 1.0f;
     sp.bias = &out.biases[h];
     sp.rule = out.rule.get();

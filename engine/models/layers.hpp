@@ -37,12 +37,15 @@ std::shared_ptr<MaskMatrix> own_pattern(int n, bool causal, int window = 0);
 
 // Multi-head attention of one layer from the fused projection qkv = [Q | K | V] (n, (H + 2 KV) dh):
 // heads read K/V head h / (H / KV); RoPE (theta > 0) turns queries and keys; logits q k^T / sqrt(dh)
-// are masked by the model's pattern or the intervention's, then normalised. Fills layer.heads and
+// (or scale q k^T, soft-capped) are masked by the model's pattern or the intervention's, then normalised. Fills layer.heads and
 // returns the heads' outputs side by side (n, H dh).
 struct HeadLayout {
   int n_heads = 0, n_kv_heads = 0, d_head = 0;
   double rope_theta = 0;  // 0: no rotary positions
   RopeScaling scaling;    // rope_scaling (linear, dynamic, llama3, yarn)
+  int rope_dims = 0;      // the leading dimensions RoPE turns (GPT-NeoX rotary_pct, Phi-3 partial_rotary_factor); 0: all
+  double scale = 0;       // logits = scale q k^T; 0: 1 / sqrt(d_head) (Gemma 2: 1 / sqrt(query_pre_attn_scalar))
+  double softcap = 0;     // Gemma 2: logits c tanh(logits / c) before the mask; 0: none
 };
 Matrix attend(const Matrix& qkv, const HeadLayout& layout, const std::shared_ptr<MaskMatrix>& own,
               const Intervention& iv, int layer_index, const std::vector<Token>& tokens, LayerResult& layer);

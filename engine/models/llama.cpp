@@ -9,16 +9,12 @@
 #include "core/json_input.hpp"
 #include "models/family.hpp"
 #include "models/layers.hpp"
+#include "models/llama_like.hpp"
 
 namespace fs = std::filesystem;
 
 namespace attnlab {
-namespace {
 
-bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error);
-
-// rope_scaling: {"rope_type" (or "type"): linear | dynamic | llama3 | yarn, "factor", ...}; every
-// other key or type refused by name (never approximated).
 bool read_rope_scaling(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
   const nlohmann::json& rs = cfg["rope_scaling"];
   const std::string key = path + ": rope_scaling";
@@ -69,6 +65,11 @@ bool read_rope_scaling(const nlohmann::json& cfg, const std::string& path, Model
   return true;
 }
 
+namespace {
+bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
+  return read_llama_config(cfg, path, in, error);
+}
+
 bool read_qwen2_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
   bool sliding = false;
   if (!json_get(cfg, "use_sliding_window", sliding, error, path)) return false;
@@ -96,7 +97,9 @@ bool read_mistral_config(const nlohmann::json& cfg, const std::string& path, Mod
   return true;
 }
 
-bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
+}  // namespace
+
+bool read_llama_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& in, std::string& error) {
   SizeKeys keys{"hidden_size", "num_attention_heads", "num_hidden_layers", "max_position_embeddings"};
   keys.max_layers = 256, keys.max_positions = 1 << 22;
   keys.heads_divide = false;  // head_dim may be given; checked below
@@ -134,9 +137,7 @@ bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& 
   return true;
 }
 
-// BOS first as the tokenizer would add it: SentencePiece-style (TinyLlama) by default, a
-// byte-level one (SmolLM, a GPT-2 tokenizer) only when tokenizer_config.json says add_bos_token.
-bool read_tokenizer(const std::string& dir, const nlohmann::json& cfg, const ModelInfo& in, ModelTokenizer& tok,
+bool read_llama_tokenizer(const std::string& dir, const nlohmann::json& cfg, const ModelInfo& in, ModelTokenizer& tok,
                     std::string& error) {
   tok.bpe = ByteBpe::load(dir, error);
   if (!tok.bpe) return false;
@@ -151,6 +152,7 @@ bool read_tokenizer(const std::string& dir, const nlohmann::json& cfg, const Mod
   return true;
 }
 
+namespace {
 std::vector<TensorSpec> tensors(const ModelInfo& in) {
   const std::int64_t d = in.d_model, f = in.d_inner, qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head;
   const std::string p = "model.layers.{l}.";
@@ -176,11 +178,15 @@ std::vector<TensorSpec> tensors(const ModelInfo& in) {
   return t;
 }
 
-void describe(const ModelInfo& in, Result& r) {
+}  // namespace
+
+void describe_llama(const ModelInfo& in, Result& r) {
   Session& s = r.session;
   s.model.block = BlockKind::pre_ln;
   s.attention.mask.kind = MaskKind::causal;
-  if (in.sliding_window > 0) s.attention.mask.kind = MaskKind::causal_sliding_window, s.attention.mask.window = in.sliding_window - 1;
+  // a window on every layer is the session's mask; on some layers (Gemma 2) each layer's heads carry their own
+  if (in.sliding_window > 0 && in.sliding_layers.empty())
+    s.attention.mask.kind = MaskKind::causal_sliding_window, s.attention.mask.window = in.sliding_window - 1;
   s.positional.kind = PositionalKind::rope;
   s.positional.rope_base = in.rope_theta;
   s.model.kv_sharing = in.n_kv_heads == in.n_heads ? KvSharing::mha : in.n_kv_heads == 1 ? KvSharing::mqa : KvSharing::gqa;
@@ -188,6 +194,11 @@ void describe(const ModelInfo& in, Result& r) {
   r.positions.kind = PositionalKind::rope;
   r.positions.rope_base = in.rope_theta;
   r.positions.source = "the model's RoPE (rotate_half, rope_theta " + std::to_string(in.rope_theta) + ")";
+  if (in.rope_dims > 0 && in.rope_dims < in.d_head) {
+    s.positional.rope_fraction = r.positions.rope_fraction = double(in.rope_dims) / in.d_head;
+    r.positions.source += " on the first " + std::to_string(in.rope_dims) + " of " + std::to_string(in.d_head) +
+                          " dimensions of each head";
+  }
   if (in.rope_scaling.kind != RopeScaling::Kind::none) {
     using K = RopeScaling::Kind;
     const K k = in.rope_scaling.kind;
@@ -198,6 +209,7 @@ void describe(const ModelInfo& in, Result& r) {
   }
 }
 
+namespace {
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
   const int n = static_cast<int>(fi.ids.size());
   Matrix x = embed(w.get("wte"), fi.ids);
@@ -236,7 +248,9 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
   return true;
 }
 
-bool unembed(const ModelInfo& in, const Weights& w, const Matrix& hidden, Matrix& logits, std::string& why) {
+}  // namespace
+
+bool unembed_llama(const ModelInfo& in, const Weights& w, const Matrix& hidden, Matrix& logits, std::string& why) {
   if (!w.global.count("norm.g")) {
     why = "the checkpoint has no model.norm.weight (the final RMSNorm)";
     return false;
@@ -250,13 +264,11 @@ bool unembed(const ModelInfo& in, const Weights& w, const Matrix& hidden, Matrix
   return true;
 }
 
-}  // namespace
-
-const Family kLlamaFamily{"llama", read_config, read_tokenizer, "model.embed_tokens.weight", {}, tensors, describe, forward,
-                          unembed};
-const Family kQwen2Family{"qwen2", read_qwen2_config, read_tokenizer, "model.embed_tokens.weight", {}, tensors, describe,
-                          forward, unembed};
-const Family kMistralFamily{"mistral", read_mistral_config, read_tokenizer, "model.embed_tokens.weight", {}, tensors,
-                            describe, forward, unembed};
+const Family kLlamaFamily{"llama", read_config, read_llama_tokenizer, "model.embed_tokens.weight", {}, tensors,
+                          describe_llama, forward, unembed_llama};
+const Family kQwen2Family{"qwen2", read_qwen2_config, read_llama_tokenizer, "model.embed_tokens.weight", {}, tensors,
+                          describe_llama, forward, unembed_llama};
+const Family kMistralFamily{"mistral", read_mistral_config, read_llama_tokenizer, "model.embed_tokens.weight", {},
+                            tensors, describe_llama, forward, unembed_llama};
 
 }  // namespace attnlab

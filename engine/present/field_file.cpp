@@ -65,8 +65,9 @@ bool write_field_safetensors(const Result& r, const Put& put) {
   const HeadField& f0 = r.fields[0].heads[0];
   const FieldHeadSpec& s0 = r.fields[0].specs[0];
   auto dump = [](const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
-  char alpha[32], temp[32];
+  char alpha[32], temp[32], cap[32];
   std::snprintf(alpha, sizeof alpha, "%.9g", double(s0.alpha));
+  std::snprintf(cap, sizeof cap, "%.9g", double(s0.softcap));
   std::snprintf(temp, sizeof temp, "%.9g", r.session.attention.normalizer.temperature);
   header["__metadata__"] = {{"format", "attnlab.field"},
                             {"version", "1"},
@@ -76,6 +77,7 @@ bool write_field_safetensors(const Result& r, const Put& put) {
                             {"n_heads", std::to_string(r.n_heads())},
                             {"d_head", std::to_string(r.d_head)},
                             {"alpha", alpha},
+                            {"softcap", cap},
                             {"temperature", temp},
                             {"mask", name(r.session.attention.mask.kind)},
                             {"positional", name(r.session.positional.kind)},
