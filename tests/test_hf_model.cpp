@@ -498,6 +498,72 @@ TEST_CASE("gemma2 above 2048 tokens: each layer's field has its own rule (window
   REQUIRE(!f.result->next_tokens.empty());
 }
 
+TEST_CASE("patching: head and residual-stream grids (logit difference, top-token probability) equal numpy's") {
+  const auto g = test::golden("patching.json");
+  Failure err;
+  auto m = HfModel::load(kModels + "tiny-gpt2", err);
+  REQUIRE_MESSAGE(m, err.message);
+  PatchRequest q;
+  q.clean = g["clean"];
+  q.corrupted = g["corrupted"];
+  PatchGrid grid;
+  std::string why;
+  std::atomic<float> progress{0};
+  REQUIRE_MESSAGE(m->patch(q, grid, why, &progress), why);
+  CHECK(progress.load() == 1.0f);
+  // the tokens compared: the clean run's top token and the corrupted run's
+  CHECK(grid.request.token_a == g["token_a"].get<int>());
+  CHECK(grid.request.token_b == g["token_b"].get<int>());
+  CHECK(grid.request.position == int(g["tokens"].size()) - 1);
+  CHECK(grid.clean == doctest::Approx(g["clean_diff"].get<double>()).epsilon(1e-5));
+  CHECK(grid.corrupted == doctest::Approx(g["corrupted_diff"].get<double>()).epsilon(1e-5));
+  auto check_grid = [](const Eigen::MatrixXd& v, const nlohmann::json& want, double tol) {
+    REQUIRE(v.rows() == Eigen::Index(want.size()));
+    REQUIRE(v.cols() == Eigen::Index(want[0].size()));
+    double worst = 0;
+    for (Eigen::Index l = 0; l < v.rows(); ++l)
+      for (Eigen::Index c = 0; c < v.cols(); ++c) worst = std::max(worst, std::abs(v(l, c) - want[l][c].get<double>()));
+    CHECK(worst <= tol);
+  };
+  check_grid(grid.values, g["heads_diff"], 1e-4);
+  CHECK(grid.runs == 4);
+  CHECK(grid.layers_run == doctest::Approx(3.0));  // layer 0's patches run 2 layers, layer 1's one: the prefix is reused
+  q.metric = PatchRequest::Metric::prob;
+  REQUIRE_MESSAGE(m->patch(q, grid, why), why);
+  check_grid(grid.values, g["heads_prob"], 1e-6);
+  CHECK(grid.clean == doctest::Approx(g["clean_prob"].get<double>()).epsilon(1e-5));
+  q.metric = PatchRequest::Metric::logit_diff;
+  q.grid = PatchRequest::Grid::residual;
+  REQUIRE_MESSAGE(m->patch(q, grid, why), why);
+  check_grid(grid.values, g["residual_diff"], 1e-4);
+  // where the two texts have the same token, patching the stream entering layer 0 changes nothing
+  for (std::size_t p = 0; p < g["tokens"].size(); ++p)
+    if (g["tokens"][p] == g["corrupted_tokens"][p]) CHECK(std::abs(grid.values(0, Eigen::Index(p)) - grid.clean) <= 1e-5);
+  // the head patch as an ablation of compute: the next tokens at every position
+  Intervention iv;
+  iv.ablate = {{1, 0}};
+  iv.ablate_mode = AblateMode::corrupted;
+  iv.corrupted_text = q.corrupted;
+  ComputeOptions opt;
+  opt.top_k = 5;
+  const Outcome o = m->compute(q.clean, nullptr, opt, iv);
+  REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
+  check_next(*o.result, g["ablate_corrupted_1.0"], 5);
+  CHECK(o.result->intervention.find("ablate 1.0 (from the corrupted text \"the end sat") != std::string::npos);
+  // what cannot be patched says why
+  q.corrupted = "the cat";
+  CHECK_FALSE(m->patch(q, grid, why));
+  CHECK(why.find("must match") != std::string::npos);
+  iv.corrupted_text = "the cat";
+  const Outcome bad = m->compute(q.clean, nullptr, opt, iv);
+  REQUIRE_FALSE(bad.result);
+  CHECK(bad.problems.at(0).find("must match") != std::string::npos);
+  q.corrupted = g["corrupted"];
+  q.position = 99;
+  CHECK_FALSE(m->patch(q, grid, why));
+  CHECK(why.find("position 99") != std::string::npos);
+}
+
 TEST_CASE("mistral above 2048 tokens: the field's rule is the model's window (cells 5 per row), tiles equal the dense pass") {
   Failure err;
   auto m = HfModel::load(copy_with_config("tiny-mistral", "max_position_embeddings", 4096), err);

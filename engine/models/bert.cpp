@@ -93,7 +93,8 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
   x = layer_norm(x, w.get("emb_ln.g").row(0), w.get("emb_ln.b").row(0), in.layer_norm_eps);
   const auto own = fi.field ? nullptr : own_pattern(n, false);  // a field's mask is a rule
   const HeadLayout heads{in.n_heads, in.n_heads, in.d_head, 0};
-  for (int l = 0; l < in.n_layers; ++l) {
+  if (fi.first_input) x = *fi.first_input;  // resumed: the earlier layers' stream given
+  for (int l = fi.first_layer; l < in.n_layers; ++l) {
     if (!next_layer(fi, l, in.n_layers)) return false;
     LayerResult layer;
     layer.input = x;

@@ -46,8 +46,12 @@ struct ModelInfo {
 // An intervention on a loaded model: on one layer (or all), a different mask (any kind of
 // masks.hpp, replacing the model's own) and/or a softmax temperature (`enabled`); and, whatever
 // `enabled` says, heads ablated: their output (what the head adds through the output
-// projection) replaced by zeros or by its mean over the text's positions. The Result says so.
-enum class AblateMode { zero, mean };
+// projection) replaced by zeros, by its mean over the text's positions, or by its output on a
+// corrupted text. The Result says so.
+// `corrupted`: the head's output on a second text of as many tokens (activation patching),
+// given in corrupted_outputs (HfModel::compute runs corrupted_text to fill it when empty).
+enum class AblateMode { zero, mean, corrupted };
+using HeadOutputs = std::vector<std::vector<Matrix>>;  // [layer][head] (n, d_head)
 struct Intervention {
   bool enabled = false;
   int layer = -1;  // -1: every layer
@@ -56,6 +60,8 @@ struct Intervention {
   Session::Attention::Mask mask;
   std::vector<std::pair<int, int>> ablate;  // (layer, head)
   AblateMode ablate_mode = AblateMode::zero;
+  std::string corrupted_text;                             // AblateMode::corrupted: the second text
+  std::shared_ptr<const HeadOutputs> corrupted_outputs;   // its heads' outputs
   bool ablated(int l, int h) const;
   std::string describe() const;  // "layer 1: mask none, temperature 0.5; ablate 0.1, 1.0 (zero)"
   bool operator==(const Intervention&) const = default;
@@ -84,6 +90,10 @@ struct ForwardInput {
   const Intervention& intervention;
   bool field = false;  // a long text (above kDenseMaxTokens): layers as attention fields, in Result::fields
   Matrix* hidden = nullptr;  // set: the residual stream after the last layer, (n, d_model)
+  // resume: run layers first_layer.. only, from first_input as their residual stream (the
+  // input of layer first_layer); r.layers then holds those layers. Patching reuses the prefix.
+  int first_layer = 0;
+  const Matrix* first_input = nullptr;
 };
 
 struct Family {

@@ -107,7 +107,8 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
   heads.scale = in.query_scale;
   heads.softcap = in.attn_softcap;
   const double eps = in.layer_norm_eps;
-  for (int l = 0; l < in.n_layers; ++l) {
+  if (fi.first_input) x = *fi.first_input;  // resumed: the earlier layers' stream given
+  for (int l = fi.first_layer; l < in.n_layers; ++l) {
     if (!next_layer(fi, l, in.n_layers)) return false;
     const int window = in.uses_window(l) ? in.sliding_window : 0;
     std::shared_ptr<MaskMatrix>& own = window ? local : global;

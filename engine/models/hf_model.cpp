@@ -56,7 +56,10 @@ std::string Intervention::describe() const {
     s += "ablate";
     for (std::size_t i = 0; i < ablate.size(); ++i)
       s += (i ? ", " : " ") + std::to_string(ablate[i].first) + "." + std::to_string(ablate[i].second);
-    s += ablate_mode == AblateMode::zero ? " (zero)" : " (mean over positions)";
+    s += ablate_mode == AblateMode::zero   ? " (zero)"
+         : ablate_mode == AblateMode::mean ? " (mean over positions)"
+                                           : " (from the corrupted text \"" + utf8_sanitize(corrupted_text.substr(0, 60)) +
+                                                 (corrupted_text.size() > 60 ? "...\")" : "\")");
   }
   return s;
 }
@@ -210,26 +213,37 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
   auto r = std::make_shared<Result>();
   std::vector<int> ids;
   std::string error;
-  if (!tokenizer_.encode(text, ids, r->tokens, error)) {
+  if (!model_ids(text, ids, r->tokens, error)) {
     out.problems.push_back(error);
     return out;
   }
   const int n = static_cast<int>(ids.size());
-  if (n == 0) {
-    out.problems.push_back("the text has no tokens");
-    return out;
-  }
-  if (n > info_.n_positions) {
-    out.problems.push_back("the text has " + std::to_string(n) + " tokens; this model takes at most " +
-                           std::to_string(info_.n_positions));
-    return out;
-  }
-  for (int id : ids)
-    if (id < 0 || id >= info_.vocab_size) {
-      out.problems.push_back("token id " + std::to_string(id) + " is outside the embedding table (" +
-                             std::to_string(info_.vocab_size) + " rows)");
+  // a head ablated with its output on a corrupted text: that text's run first
+  Intervention with_outputs;
+  if (iv.ablate_mode == AblateMode::corrupted && !iv.ablate.empty() && !iv.corrupted_outputs) {
+    ComputeOptions plain;
+    plain.dense = options.dense;
+    plain.top_k = 0;
+    plain.metrics = false;
+    const Outcome c = compute(iv.corrupted_text, cancel, plain);
+    if (!c.result) {
+      out.cancelled = c.cancelled;
+      if (!c.problems.empty()) out.problems.push_back("the corrupted text: " + c.problems[0]);
       return out;
     }
+    if (c.result->tokens.size() != std::size_t(n)) {
+      out.problems.push_back("the corrupted text has " + std::to_string(c.result->tokens.size()) + " tokens and this one " +
+                             std::to_string(n) + ": a head's output is taken position by position, so they must match");
+      return out;
+    }
+    auto outputs = std::make_shared<HeadOutputs>(std::size_t(info_.n_layers));
+    for (int l = 0; l < info_.n_layers; ++l)
+      for (int h = 0; h < info_.n_heads; ++h)
+        (*outputs)[l].push_back(c.result->is_field() ? c.result->fields[l].heads[h].output : c.result->layers[l].heads[h].output);
+    with_outputs = iv;
+    with_outputs.corrupted_outputs = std::move(outputs);
+    return compute(text, cancel, options, with_outputs);
+  }
   // the Result describes what ran
   Session& s = r->session;
   s.text = text;
@@ -300,6 +314,146 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
   return out;
+}
+
+bool HfModel::model_ids(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens,
+                        std::string& error) const {
+  if (!tokenizer_.encode(text, ids, tokens, error)) return false;
+  const int n = static_cast<int>(ids.size());
+  if (n == 0) {
+    error = "the text has no tokens";
+    return false;
+  }
+  if (n > info_.n_positions) {
+    error = "the text has " + std::to_string(n) + " tokens; this model takes at most " + std::to_string(info_.n_positions);
+    return false;
+  }
+  for (int id : ids)
+    if (id < 0 || id >= info_.vocab_size) {
+      error = "token id " + std::to_string(id) + " is outside the embedding table (" + std::to_string(info_.vocab_size) +
+              " rows)";
+      return false;
+    }
+  return true;
+}
+
+bool HfModel::patch_metric(const Matrix& row, const PatchRequest& q, double& value, std::string& why) const {
+  Matrix logits;
+  if (!family_->unembed(info_, weights_, row, logits, why)) return false;
+  if (q.metric == PatchRequest::Metric::logit_diff) {
+    value = double(logits(0, q.token_a)) - double(logits(0, q.token_b));
+  } else {
+    const double m = logits.row(0).maxCoeff();
+    double sum = 0;
+    for (Eigen::Index v = 0; v < logits.cols(); ++v) sum += std::exp(double(logits(0, v)) - m);
+    value = std::exp(double(logits(0, q.token_a)) - m) / sum;
+  }
+  return true;
+}
+
+bool HfModel::patch(const PatchRequest& request, PatchGrid& out, std::string& error, std::atomic<float>* progress,
+                    const CancelFlag* cancel) const {
+  out = PatchGrid{};
+  PatchRequest q = request;
+  std::vector<int> clean_ids, bad_ids;
+  if (!model_ids(q.clean, clean_ids, out.tokens, error)) return false;
+  if (!model_ids(q.corrupted, bad_ids, out.corrupted_tokens, error)) {
+    error = "the corrupted text: " + error;
+    return false;
+  }
+  const int n = static_cast<int>(clean_ids.size()), L = info_.n_layers, H = info_.n_heads;
+  if (bad_ids.size() != clean_ids.size()) {
+    error = "the corrupted text has " + std::to_string(bad_ids.size()) + " tokens and the clean one " + std::to_string(n) +
+            ": patching takes the corrupted run position by position, so they must match";
+    return false;
+  }
+  if (n > kDenseMaxTokens) {
+    error = "patching runs up to " + std::to_string(kDenseMaxTokens) + " tokens (this text has " + std::to_string(n) + ")";
+    return false;
+  }
+  if (q.position < -1 || q.position >= n) {
+    error = "position " + std::to_string(q.position) + " is outside the text's " + std::to_string(n) + " tokens";
+    return false;
+  }
+  if (q.position < 0) q.position = n - 1;
+  for (int t : {q.token_a, q.token_b})
+    if (t < -1 || t >= info_.vocab_size) {
+      error = "token id " + std::to_string(t) + " is outside the vocabulary (" + std::to_string(info_.vocab_size) + ")";
+      return false;
+    }
+  ComputeOptions plain;
+  plain.top_k = 0;
+  plain.metrics = false;
+  // one forward pass from layer `first` (its input given) to the final stream's row q.position
+  auto run = [&](const std::vector<int>& ids, const Intervention& iv, int first, const Matrix* input, Result& r,
+                 Matrix& hidden) {
+    r.tokens = out.tokens;
+    ForwardInput fi{ids, cancel, plain, iv, false};
+    fi.hidden = &hidden;
+    fi.first_layer = first;
+    fi.first_input = input;
+    return family_->forward(info_, weights_, fi, r);
+  };
+  Result clean, bad;
+  Matrix clean_h, bad_h;
+  if (!run(clean_ids, {}, 0, nullptr, clean, clean_h) || !run(bad_ids, {}, 0, nullptr, bad, bad_h)) return false;
+  // the tokens the metric compares: the clean run's top token and the corrupted run's
+  Matrix logits;
+  std::string why;
+  if (!family_->unembed(info_, weights_, clean_h.row(q.position), logits, why)) {
+    error = "patching needs the output head: " + why;
+    return false;
+  }
+  Eigen::Index top_clean = 0, top_bad = 0;
+  logits.row(0).maxCoeff(&top_clean);
+  if (q.token_a < 0) q.token_a = static_cast<int>(top_clean);
+  if (q.metric == PatchRequest::Metric::logit_diff && q.token_b < 0) {
+    Matrix bad_logits;
+    family_->unembed(info_, weights_, bad_h.row(q.position), bad_logits, why);
+    bad_logits.row(0).maxCoeff(&top_bad);
+    if (top_bad == q.token_a) {  // the runs agree: the clean run's second choice
+      logits(0, q.token_a) = -std::numeric_limits<float>::infinity();
+      logits.row(0).maxCoeff(&top_bad);
+    }
+    q.token_b = static_cast<int>(top_bad);
+  }
+  out.token_a_text = tokenizer_.token_text(q.token_a);
+  if (q.token_b >= 0) out.token_b_text = tokenizer_.token_text(q.token_b);
+  if (!patch_metric(clean_h.row(q.position), q, out.clean, why) || !patch_metric(bad_h.row(q.position), q, out.corrupted, why)) {
+    error = why;
+    return false;
+  }
+  out.request = q;
+  const bool heads = q.grid == PatchRequest::Grid::heads;
+  const int cols = heads ? H : n, total = L * cols;
+  out.values.resize(L, cols);
+  auto outputs = std::make_shared<HeadOutputs>(std::size_t(L));
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < H; ++h) (*outputs)[l].push_back(bad.layers[l].heads[h].output);
+  for (int l = 0, done = 0; l < L; ++l)
+    for (int c = 0; c < cols; ++c, ++done) {
+      if (progress) progress->store(float(done) / float(total));
+      Intervention iv;
+      Matrix input = clean.layers[l].input;  // the clean run up to layer l is reused, not recomputed
+      if (heads) {
+        iv.ablate = {{l, c}};
+        iv.ablate_mode = AblateMode::corrupted;
+        iv.corrupted_outputs = outputs;
+      } else {
+        input.row(c) = bad.layers[l].input.row(c);  // the residual stream entering layer l, at position c
+      }
+      Result r;
+      Matrix hidden;
+      if (!run(clean_ids, iv, l, &input, r, hidden)) return false;  // cancelled
+      if (!patch_metric(hidden.row(q.position), q, out.values(l, c), why)) {
+        error = why;
+        return false;
+      }
+      ++out.runs;
+      out.layers_run += double(L - l) / L;
+    }
+  if (progress) progress->store(1.0f);
+  return true;
 }
 
 }  // namespace attnlab

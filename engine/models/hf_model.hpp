@@ -16,6 +16,29 @@
 
 namespace attnlab {
 
+// Activation patching (Vig et al. 2020; Meng et al. 2022; Wang et al. 2023): the clean text's
+// run with one piece taken from the run of a corrupted text of as many tokens, for every piece:
+// each head's output (a layers x heads grid) or the residual stream entering a layer at one
+// position (layers x positions). Each cell is the metric read at one position of the patched run.
+struct PatchRequest {
+  std::string clean, corrupted;
+  enum class Grid { heads, residual } grid = Grid::heads;
+  enum class Metric { logit_diff, prob } metric = Metric::logit_diff;
+  // logit_diff: logit(a) - logit(b); prob: softmax p(a). -1: a the clean run's top token, b the
+  // corrupted run's (its second when they agree)
+  int token_a = -1, token_b = -1;
+  int position = -1;  // where the metric is read; -1: the last token
+};
+struct PatchGrid {
+  PatchRequest request;  // with position and tokens resolved
+  Eigen::MatrixXd values;  // (layers, heads) or (layers, positions)
+  double clean = 0, corrupted = 0;  // the metric on the unpatched runs
+  std::vector<Token> tokens, corrupted_tokens;
+  std::string token_a_text, token_b_text;
+  int runs = 0;          // forward passes (each from the patched layer on: the prefix is the clean run's)
+  double layers_run = 0;  // their layers, in units of a whole forward pass
+};
+
 class HfModel {
  public:
   // Reads and checks everything (config values, every tensor's name and shape) before it
@@ -32,6 +55,9 @@ class HfModel {
   // The text through the model. Problems (too many tokens, invalid UTF-8) come back in Outcome.
   Outcome compute(const std::string& text, const CancelFlag* cancel = nullptr, ComputeOptions options = {},
                   const Intervention& intervention = {}) const;
+  // The patching grid; false with the reason (or cancelled: error empty). `progress` 0..1.
+  bool patch(const PatchRequest& request, PatchGrid& out, std::string& error, std::atomic<float>* progress = nullptr,
+             const CancelFlag* cancel = nullptr) const;
 
  private:
   HfModel();
@@ -39,6 +65,10 @@ class HfModel {
   Result::Sample sample_next(const Matrix& logits, const Result::Sample& ask) const;  // logits: (1, vocab)
   bool next_tokens(const Matrix& hidden, int k, std::vector<std::vector<Result::NextToken>>& out, std::string& note,
                    const CancelFlag* cancel) const;
+  // ids of a text the model can run (checked: not empty, within the context and the vocabulary)
+  bool model_ids(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
+  // the metric of a patch request on one row of a final residual stream
+  bool patch_metric(const Matrix& hidden_row, const PatchRequest& q, double& value, std::string& why) const;
   ModelInfo info_;
   const Family* family_ = nullptr;
   ModelTokenizer tokenizer_;

@@ -96,9 +96,13 @@ float head_scale(const HeadLayout& lay) {
   return lay.scale > 0 ? static_cast<float>(lay.scale) : 1.0f / std::sqrt(static_cast<float>(lay.d_head));
 }
 
-// An ablated head's output: zeros, or every position given the mean over the text's positions.
-void ablate_output(Matrix& out, AblateMode mode) {
-  if (mode == AblateMode::zero) {
+// An ablated head's output: zeros, every position given the mean over the text's positions, or
+// the head's output on the corrupted text (HfModel::compute checked that it has as many tokens).
+void ablate_output(Matrix& out, const Intervention& iv, int layer, int head) {
+  const AblateMode mode = iv.ablate_mode;
+  if (mode == AblateMode::corrupted && iv.corrupted_outputs) {
+    out = (*iv.corrupted_outputs)[std::size_t(layer)][std::size_t(head)];
+  } else if (mode == AblateMode::zero) {
     out.setZero();
   } else {
     const RowVector mean = out.colwise().mean();
@@ -152,7 +156,7 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
             static_cast<int>(hr.k.rows()));
     if (lay.softcap > 0) soft_cap(hr.logits, static_cast<float>(lay.softcap));
     finish_head(hr, own, iv, layer_index, tokens);
-    if (iv.ablated(layer_index, h)) ablate_output(hr.output, iv.ablate_mode);
+    if (iv.ablated(layer_index, h)) ablate_output(hr.output, iv, layer_index, h);
     concat.middleCols(h * dh, dh) = hr.output;
   }
   return concat;
@@ -194,7 +198,7 @@ Matrix attend_field(const Matrix& qkv, const HeadLayout& lay, bool causal, const
     f.k = ks[f.kv_head];
     f.v = vs[f.kv_head];
     if (!build_head_field(f, sp, opt, cancel)) return Matrix();
-    if (iv.ablated(layer_index, h)) ablate_output(f.output, iv.ablate_mode);
+    if (iv.ablated(layer_index, h)) ablate_output(f.output, iv, layer_index, h);
     concat.middleCols(h * dh, dh) = f.output;
   }
   return concat;

@@ -216,7 +216,8 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
   const auto own = fi.field ? nullptr : own_pattern(n, true, in.sliding_window);  // a field's mask is a rule
   const HeadLayout heads{in.n_heads, in.n_kv_heads, in.d_head, in.rope_theta, in.rope_scaling};
   const int qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head;
-  for (int l = 0; l < in.n_layers; ++l) {
+  if (fi.first_input) x = *fi.first_input;  // resumed: the earlier layers' stream given
+  for (int l = fi.first_layer; l < in.n_layers; ++l) {
     if (!next_layer(fi, l, in.n_layers)) return false;
     LayerResult layer;
     layer.input = x;

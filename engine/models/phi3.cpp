@@ -52,7 +52,8 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
   const auto own = fi.field ? nullptr : own_pattern(n, true, in.sliding_window);
   HeadLayout heads{in.n_heads, in.n_kv_heads, in.d_head, in.rope_theta, in.rope_scaling};
   heads.rope_dims = in.rope_dims;
-  for (int l = 0; l < in.n_layers; ++l) {
+  if (fi.first_input) x = *fi.first_input;  // resumed: the earlier layers' stream given
+  for (int l = fi.first_layer; l < in.n_layers; ++l) {
     if (!next_layer(fi, l, in.n_layers)) return false;
     LayerResult layer;
     layer.input = x;

@@ -17,11 +17,17 @@ numpy alone (float64), written from the papers and the configs' documented seman
   whose logits are soft-capped by final_logit_softcapping.
 
 Writes tests/models/tiny-{phi3,gpt-neox,gemma2}/ and tests/golden/tiny_{phi3,gpt_neox,gemma2}.json
-(tokens, ids, every head's weights, next-token distributions plain and with head ablations).
+(tokens, ids, every head's weights, next-token distributions plain and with head ablations), and
+tests/golden/patching.json: activation patching on tiny-gpt2 (its weights read from the
+safetensors file) - a clean and a corrupted text of as many tokens, and for every head (its
+output before the output projection) and every (layer, position) of the residual stream entering a
+layer, the clean run with that piece taken from the corrupted run: the logit difference of two
+tokens and the probability of the clean run's top token at the last position.
 Run from anywhere: /usr/bin/python3 tests/reference/make_tiny_families.py
 """
 import json
 import os
+import struct
 
 import numpy as np
 
@@ -302,7 +308,95 @@ def gemma2():
          [("0.3", "zero"), ("0.0,1.1", "mean")])
 
 
+def read_safetensors(path):
+    raw = open(path, "rb").read()
+    size = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + size])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = t["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + size + a:8 + size + b], "<f4").reshape(t["shape"]).astype(np.float64)
+    return out
+
+
+def patching():
+    merges = train_merges(CORPUS, 60)
+    ranks = {m: i for i, m in enumerate(merges)}
+    vocab = {}
+    for s_ in [B2U[b] for b in range(256)] + [a + b for a, b in merges]:
+        vocab.setdefault(s_, len(vocab))
+    cfg = json.load(open(os.path.join(ROOT, "models", "tiny-gpt2", "config.json")))
+    W = read_safetensors(os.path.join(ROOT, "models", "tiny-gpt2", "model.safetensors"))
+    d, H, L, eps = cfg["n_embd"], cfg["n_head"], cfg["n_layer"], cfg["layer_norm_epsilon"]
+    dh = d // H
+    clean, corrupted = "the cat sat on the mat . the cat sat on the", "the end sat on the cat . the end sat on the"
+    ids_c, toks_c = tokenize(clean, vocab, ranks)
+    ids_x, toks_x = tokenize(corrupted, vocab, ranks)
+    assert len(ids_c) == len(ids_x), (toks_c, toks_x)
+    n = len(ids_c)
+
+    def run(ids, head_patch=None, resid_patch=None):
+        """GPT-2 in float64. head_patch: (l, h, (n, dh) output) replacing that head's output;
+        resid_patch: (l, p, (d,) row) replacing row p of the stream entering layer l. Returns the
+        final stream, the heads' outputs and the streams entering each layer."""
+        x = W["wte.weight"][ids] + W["wpe.weight"][:n]
+        outs, ins = [], []
+        for l in range(L):
+            if resid_patch and resid_patch[0] == l:
+                x = x.copy()
+                x[resid_patch[1]] = resid_patch[2]
+            ins.append(x.copy())
+            h = f"h.{l}."
+            a = layer_norm(x, W[h + "ln_1.weight"], W[h + "ln_1.bias"], eps)
+            qkv = a @ W[h + "attn.c_attn.weight"] + W[h + "attn.c_attn.bias"]
+            q, k, v = qkv[:, :d], qkv[:, d:2 * d], qkv[:, 2 * d:]
+            cos, sin = np.ones((n, 0)), np.zeros((n, 0))  # no rotary positions
+            _, ctx = attention(q, k, v, H, H, dh, cos, sin, dh ** -0.5)
+            if head_patch and head_patch[0] == l:
+                ctx[:, head_patch[1] * dh:(head_patch[1] + 1) * dh] = head_patch[2]
+            outs.append([ctx[:, hh * dh:(hh + 1) * dh].copy() for hh in range(H)])
+            x = x + ctx @ W[h + "attn.c_proj.weight"] + W[h + "attn.c_proj.bias"]
+            m = gelu_tanh(layer_norm(x, W[h + "ln_2.weight"], W[h + "ln_2.bias"], eps) @ W[h + "mlp.c_fc.weight"] +
+                          W[h + "mlp.c_fc.bias"])
+            x = x + m @ W[h + "mlp.c_proj.weight"] + W[h + "mlp.c_proj.bias"]
+        return x, outs, ins
+
+    def logits(x):
+        return layer_norm(x[-1], W["ln_f.weight"], W["ln_f.bias"], eps) @ W["wte.weight"].T
+
+    xc, outs_c, ins_c = run(ids_c)
+    xx, outs_x, ins_x = run(ids_x)
+    lc, lx = logits(xc), logits(xx)
+    a = int(np.argmax(lc))
+    b = int(np.argmax(lx))
+    if b == a:
+        b = int(np.argsort(-lc)[1])
+    diff = lambda lg: float(lg[a] - lg[b])
+    prob = lambda lg: float(softmax_last(lg)[a])
+    heads_diff, heads_prob = np.zeros((L, H)), np.zeros((L, H))
+    for l in range(L):
+        for h in range(H):
+            lg = logits(run(ids_c, head_patch=(l, h, outs_x[l][h]))[0])
+            heads_diff[l, h], heads_prob[l, h] = diff(lg), prob(lg)
+    resid_diff = np.zeros((L, n))
+    for l in range(L):
+        for p in range(n):
+            resid_diff[l, p] = diff(logits(run(ids_c, resid_patch=(l, p, ins_x[l][p]))[0]))
+    # the same head patch through ablation ("corrupted" mode): next-token probabilities everywhere
+    xp = run(ids_c, head_patch=(1, 0, outs_x[1][0]))[0]
+    probs = softmax_last(layer_norm(xp, W["ln_f.weight"], W["ln_f.bias"], eps) @ W["wte.weight"].T)
+    golden = {"clean": clean, "corrupted": corrupted, "tokens": toks_c, "corrupted_tokens": toks_x, "token_a": a,
+              "token_b": b, "clean_diff": diff(lc), "corrupted_diff": diff(lx), "clean_prob": prob(lc),
+              "corrupted_prob": prob(lx), "heads_diff": heads_diff.tolist(), "heads_prob": heads_prob.tolist(),
+              "residual_diff": resid_diff.tolist(), "ablate_corrupted_1.0": np.round(probs, 12).tolist()}
+    json.dump(golden, open(os.path.join(ROOT, "golden", "patching.json"), "w"), separators=(",", ":"))
+    print(f"patching: {n} tokens {toks_c} / {toks_x}; a={a} b={b}")
+
+
 if __name__ == "__main__":
+    patching()
     phi3()
     gpt_neox()
     gpt_neox(parallel=False)
