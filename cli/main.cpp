@@ -132,7 +132,7 @@ bool compute_read(const std::string& path, const Session& s, const Validation& v
 struct ModelRun {
   std::string dir, text;
   int top_k = 10;
-  std::string ablate, ablate_mode = "zero";
+  std::string ablate, ablate_mode = "zero", corrupted;
   bool dense = false, logit_lens = false;
   bool sample = false;  // draw the next token with temperature, top-k and top-p
   double temperature = 1, top_p = 1;
@@ -142,8 +142,10 @@ struct ModelRun {
 
 // The Result of the text through the model; false with rc set and one line said.
 bool model_result(const ModelRun& run, std::shared_ptr<const Result>& r, int& rc) {
-  if (run.ablate_mode != "zero" && run.ablate_mode != "mean")
-    return rc = fail("--ablate-mode is zero or mean, not '" + run.ablate_mode + "'"), false;
+  if (run.ablate_mode != "zero" && run.ablate_mode != "mean" && run.ablate_mode != "corrupted")
+    return rc = fail("--ablate-mode is zero, mean or corrupted, not '" + run.ablate_mode + "'"), false;
+  if ((run.ablate_mode == "corrupted") != !run.corrupted.empty())
+    return rc = fail("--ablate-mode corrupted and --corrupted TEXT go together"), false;
   Failure err;
   auto m = HfModel::load(run.dir, err);
   if (!m) return rc = fail(err.message), false;
@@ -151,7 +153,8 @@ bool model_result(const ModelRun& run, std::shared_ptr<const Result>& r, int& rc
   std::string why;
   if (!run.ablate.empty() && !parse_ablate(run.ablate, m->info().n_layers, m->info().n_heads, iv.ablate, why))
     return rc = fail(why), false;
-  iv.ablate_mode = run.ablate_mode == "mean" ? AblateMode::mean : AblateMode::zero;
+  iv.ablate_mode = run.ablate_mode == "mean" ? AblateMode::mean : run.ablate_mode == "corrupted" ? AblateMode::corrupted : AblateMode::zero;
+  iv.corrupted_text = run.corrupted;
   ComputeOptions opt;
   opt.top_k = run.top_k;
   opt.dense = run.dense;
@@ -171,8 +174,8 @@ bool model_result(const ModelRun& run, std::shared_ptr<const Result>& r, int& rc
 bool source_problem(const std::string& session_path, const ModelRun& run, int& rc) {
   if (!session_path.empty() && !run.dir.empty()) return rc = fail("give a SESSION.json or --model DIR, not both"), true;
   if (session_path.empty() && run.dir.empty()) return rc = fail("give a SESSION.json, or --model DIR --text TEXT"), true;
-  if (run.dir.empty() && (!run.ablate.empty() || run.ablate_mode != "zero"))
-    return rc = fail("--ablate and --ablate-mode need --model DIR"), true;
+  if (run.dir.empty() && (!run.ablate.empty() || run.ablate_mode != "zero" || !run.corrupted.empty()))
+    return rc = fail("--ablate, --ablate-mode and --corrupted need --model DIR"), true;
   return false;
 }
 
@@ -451,6 +454,65 @@ int export_field(const std::string& session_path, const std::string& matrix, int
 
 }  // namespace
 
+// patch --model DIR --text CLEAN --corrupted TEXT: the activation-patching grid as JSON.
+struct PatchArgs {
+  std::string dir, text, corrupted, grid = "heads", metric = "logit-diff", token_a, token_b, out;
+  int position = -1;
+};
+
+int patch_command(const PatchArgs& a) {
+  if (a.grid != "heads" && a.grid != "residual") return fail("--grid is heads or residual, not '" + a.grid + "'");
+  if (a.metric != "logit-diff" && a.metric != "prob") return fail("--metric is logit-diff or prob, not '" + a.metric + "'");
+  if (a.metric == "prob" && !a.token_b.empty()) return fail("--token-b goes with --metric logit-diff");
+  Failure err;
+  auto m = HfModel::load(a.dir, err);
+  if (!m) return fail(err.message);
+  PatchRequest q;
+  q.clean = a.text;
+  q.corrupted = a.corrupted;
+  q.grid = a.grid == "heads" ? PatchRequest::Grid::heads : PatchRequest::Grid::residual;
+  q.metric = a.metric == "prob" ? PatchRequest::Metric::prob : PatchRequest::Metric::logit_diff;
+  q.position = a.position;
+  std::string why;
+  if (!a.token_a.empty() && !m->single_token(a.token_a, q.token_a, why)) return fail("--token-a: " + why);
+  if (!a.token_b.empty() && !m->single_token(a.token_b, q.token_b, why)) return fail("--token-b: " + why);
+  PatchGrid g;
+  std::atomic<float> progress{0};
+  if (!with_progress("patching", progress, [&] { return m->patch(q, g, why, &progress); })) return fail(a.dir + ": " + why);
+  auto tokens = [](const std::vector<Token>& ts) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const Token& t : ts) j.push_back(t.text);
+    return j;
+  };
+  nlohmann::ordered_json j;
+  j["grid"] = a.grid;
+  j["metric"] = a.metric == "prob" ? "prob" : "logit_diff";
+  j["position"] = g.request.position;
+  j["token_a"] = {{"id", g.request.token_a}, {"token", g.token_a_text}};
+  if (q.metric == PatchRequest::Metric::logit_diff) j["token_b"] = {{"id", g.request.token_b}, {"token", g.token_b_text}};
+  j["clean"] = g.clean;
+  j["corrupted"] = g.corrupted;
+  j["rows"] = "layer";
+  j["cols"] = a.grid == "heads" ? "head" : "position";
+  j["values"] = nlohmann::json::array();
+  for (Eigen::Index l = 0; l < g.values.rows(); ++l) {
+    std::vector<double> row(std::size_t(g.values.cols()));
+    for (Eigen::Index c = 0; c < g.values.cols(); ++c) row[std::size_t(c)] = g.values(l, c);
+    j["values"].push_back(row);
+  }
+  j["tokens"] = tokens(g.tokens);
+  j["corrupted_tokens"] = tokens(g.corrupted_tokens);
+  j["runs"] = g.runs;
+  j["layers_run"] = g.layers_run;
+  const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (a.out.empty() || a.out == "-") {
+    std::cout << text;
+    return 0;
+  }
+  if (!write_file_atomic(a.out, text, why)) return fail(why);
+  return 0;
+}
+
 // tokenize --model DIR --text T: {"tokens": [...], "ids": [...]}, the ids compute runs the model on.
 int tokenize_command(const std::string& dir, const std::string& text) {
   if (dir.empty()) return fail("give --model DIR");
@@ -488,8 +550,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--top-k", m.top_k, "with --model: next tokens kept per position (next_tokens; 0: none)")
         ->check(CLI::Range(0, 1000));
     cmd->add_option("--ablate", m.ablate, "with --model: heads to ablate, LAYER.HEAD[,LAYER.HEAD...] (from 0)");
-    cmd->add_option("--ablate-mode", m.ablate_mode, "zero (default) or mean: an ablated head's output becomes "
-                                                    "zeros or its mean over the positions");
+    cmd->add_option("--ablate-mode", m.ablate_mode, "zero (default), mean or corrupted: an ablated head's output becomes "
+                                                    "zeros, its mean over the positions, or its output on --corrupted");
+    cmd->add_option("--corrupted", m.corrupted, "with --ablate-mode corrupted: a text of as many tokens as --text");
   };
   model_options(compute_cmd, run);
   compute_cmd->add_flag("--sample", run.sample, "with --model: draw the token after the text (\"sample\")");
@@ -515,6 +578,19 @@ int main(int argc, char** argv) {
   auto* tokenize_cmd = app.add_subcommand("tokenize", "print a model folder's tokens and ids for a text as JSON");
   tokenize_cmd->add_option("--model", tok_dir, "a Hugging Face model folder")->required();
   tokenize_cmd->add_option("--text", tok_text, "the text")->required();
+
+  PatchArgs pa;
+  auto* patch_cmd = app.add_subcommand("patch", "activation patching: a model's clean text with each head's output (or "
+                                                "the residual stream at each layer and position) from a corrupted text");
+  patch_cmd->add_option("--model", pa.dir, "a Hugging Face model folder")->required();
+  patch_cmd->add_option("--text", pa.text, "the clean text")->required();
+  patch_cmd->add_option("--corrupted", pa.corrupted, "the corrupted text, as many tokens as the clean one")->required();
+  patch_cmd->add_option("--grid", pa.grid, "heads (layers x heads, default) or residual (layers x positions)");
+  patch_cmd->add_option("--metric", pa.metric, "logit-diff (default: logit of token A minus token B) or prob (of A)");
+  patch_cmd->add_option("--token-a", pa.token_a, "one token's text (default: the clean run's top next token)");
+  patch_cmd->add_option("--token-b", pa.token_b, "one token's text (default: the corrupted run's top next token)");
+  patch_cmd->add_option("--position", pa.position, "where the metric is read (default: the last token)");
+  patch_cmd->add_option("-o,--output", pa.out, "JSON file (default: stdout)");
 
   RenderArgs ra;
   auto* render_cmd = app.add_subcommand("render", "draw a view of a session to a PNG (no display needed)");
@@ -576,6 +652,7 @@ int main(int argc, char** argv) {
     }
     if (*estimate_cmd) return estimate_command(estimate_path);
     if (*tokenize_cmd) return tokenize_command(tok_dir, tok_text);
+    if (*patch_cmd) return patch_command(pa);
     if (*render_cmd) return render_command(ra);
     if (*export_cmd && (!fx.rows.empty() || !fx.cols.empty() || fx.overview)) {
       if (!ex_model.dir.empty()) return fail("--rows, --cols and --overview need a session file (not --model) for now");

@@ -337,6 +337,19 @@ bool HfModel::model_ids(const std::string& text, std::vector<int>& ids, std::vec
   return true;
 }
 
+bool HfModel::single_token(const std::string& text, int& id, std::string& error) const {
+  std::vector<int> ids;
+  std::vector<Token> tokens;
+  if (!tokenizer_.encode(text, ids, tokens, error)) return false;
+  if (!ids.empty() && tokenizer_.bos_id >= 0 && ids.front() == tokenizer_.bos_id) ids.erase(ids.begin());
+  if (ids.size() != 1) {
+    error = "'" + utf8_sanitize(text) + "' is " + std::to_string(ids.size()) + " tokens, not one";
+    return false;
+  }
+  id = ids[0];
+  return true;
+}
+
 bool HfModel::patch_metric(const Matrix& row, const PatchRequest& q, double& value, std::string& why) const {
   Matrix logits;
   if (!family_->unembed(info_, weights_, row, logits, why)) return false;

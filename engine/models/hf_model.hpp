@@ -55,6 +55,9 @@ class HfModel {
   // The text through the model. Problems (too many tokens, invalid UTF-8) come back in Outcome.
   Outcome compute(const std::string& text, const CancelFlag* cancel = nullptr, ComputeOptions options = {},
                   const Intervention& intervention = {}) const;
+  // The id of a text that is one token of the vocabulary (a BOS the tokenizer adds not counted).
+  bool single_token(const std::string& text, int& id, std::string& error) const;
+  std::string token_text(int id) const { return tokenizer_.token_text(id); }
   // The patching grid; false with the reason (or cancelled: error empty). `progress` 0..1.
   bool patch(const PatchRequest& request, PatchGrid& out, std::string& error, std::atomic<float>* progress = nullptr,
              const CancelFlag* cancel = nullptr) const;

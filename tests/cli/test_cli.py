@@ -286,7 +286,8 @@ for ablate, mode in [("", "zero"), ("1.0", "zero"), ("0.1,1.1", "mean")]:
     else:
         check("intervention" not in r, "no intervention key without one")
 for args, want in [(["--ablate", "5.0"], b"does not exist"), (["--ablate", "x"], b"LAYER.HEAD"),
-                   (["--ablate", "0.0", "--ablate-mode", "half"], b"zero or mean")]:
+                   (["--ablate", "0.0", "--ablate-mode", "half"], b"zero, mean or corrupted"),
+                   (["--ablate", "0.0", "--ablate-mode", "corrupted"], b"go together")]:
     p = run("compute", "--model", gpt2, "--text", "hi", *args)
     check(p.returncode == 1 and want in p.stderr and p.stderr.count(b"\n") == 1, f"compute --model {args}: one line ({p.stderr!r})")
 # tokenize --model: the ids the model runs on (the golden's, from the numpy reference's BPE)
@@ -298,6 +299,35 @@ for model, file in (("tiny-gpt2", "tiny_gpt2.json"), ("tiny-llama", "tiny_llama.
           f"tokenize --model {model}: the reference's ids and tokens ({p.stderr!r})")
 p = run("tokenize", "--model", os.path.join(tmp, "nothing-here"), "--text", "hi")
 check(p.returncode == 1 and p.stderr.count(b"\n") == 1, "tokenize on a non-model: one line")
+
+# patch: the activation-patching grids of tests/golden/patching.json (numpy on tiny-gpt2)
+pg = json.load(open(os.path.join(ROOT, "tests", "golden", "patching.json")))
+for grid, metric, key in (("heads", "logit-diff", "heads_diff"), ("heads", "prob", "heads_prob"),
+                          ("residual", "logit-diff", "residual_diff")):
+    p = run("patch", "--model", gpt2, "--text", pg["clean"], "--corrupted", pg["corrupted"], "--grid", grid, "--metric", metric)
+    j = json.loads(p.stdout) if p.returncode == 0 else {}
+    want = np.array(pg[key])
+    got = np.array(j.get("values", []))
+    check(got.shape == want.shape and np.abs(got - want).max() <= 1e-4,
+          f"patch --grid {grid} --metric {metric}: numpy's grid ({p.stderr!r})")
+    check(j.get("token_a", {}).get("id") == pg["token_a"] and j.get("position") == len(pg["tokens"]) - 1,
+          f"patch --grid {grid}: token A is the clean run's top token, read at the last position")
+    check(j.get("cols") == ("head" if grid == "heads" else "position") and j.get("rows") == "layer", "patch: rows and cols named")
+p = run("patch", "--model", gpt2, "--text", pg["clean"], "--corrupted", pg["corrupted"], "--token-a", " cat", "--token-b", " end")
+j = json.loads(p.stdout) if p.returncode == 0 else {}
+check(j.get("token_a", {}).get("token") == " cat" and j.get("token_b", {}).get("token") == " end", "patch --token-a/--token-b by text")
+for args, want in [(["--corrupted", "the"], b"must match"), (["--corrupted", pg["corrupted"], "--token-a", "the cat"], b"not one"),
+                   (["--corrupted", pg["corrupted"], "--grid", "rows"], b"heads or residual"),
+                   (["--corrupted", pg["corrupted"], "--position", "500"], b"position 500")]:
+    p = run("patch", "--model", gpt2, "--text", pg["clean"], *args)
+    check(p.returncode == 1 and want in p.stderr and p.stderr.count(b"\n") == 1, f"patch {args}: one line ({p.stderr!r})")
+p = run("compute", "--model", gpt2, "--text", pg["clean"], "--ablate", "1.0", "--ablate-mode", "corrupted", "--corrupted",
+        pg["corrupted"], "--top-k", "3")
+r = json.loads(p.stdout) if p.returncode == 0 else {}
+check("from the corrupted text" in r.get("intervention", "") and
+      all(abs(e["p"] - pg["ablate_corrupted_1.0"][i][e["id"]]) <= 1e-5 for i, row in enumerate(r.get("next_tokens", [])) for e in row)
+      and len(r.get("next_tokens", [])) == len(pg["tokens"]),
+      "compute --ablate-mode corrupted: numpy's next tokens with head 1.0 from the corrupted run")
 
 # --logit-lens: [layer][position] of {"id", "token", "p"}, numpy's top token of each layer
 p = run("compute", "--model", gpt2, "--text", golden["text"], "--logit-lens")
