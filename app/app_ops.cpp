@@ -595,6 +595,7 @@ void ShowModelLoad(AppState& st, Worker& worker) {
     l.thread.join();
     if (l.model) {
       st.model = std::shared_ptr<const HfModel>(std::move(l.model));
+      ForgetPatching(st);  // the grid was another model's
       worker.set_model(st.model);
       const ModelInfo& in = st.model->info();
       st.status = "model " + in.dir + ": " + in.model_type + ", " + std::to_string(in.n_layers) + " layers x " +
@@ -623,6 +624,7 @@ void ShowModelLoad(AppState& st, Worker& worker) {
 }
 
 void CloseModel(AppState& st, Worker& worker) {
+  ForgetPatching(st);
   st.model.reset();
   worker.set_model(nullptr);
   st.status = "back to the random-weight laboratory";

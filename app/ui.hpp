@@ -23,6 +23,8 @@ namespace attnlab::app {
 
 enum class Quantity { weights, logits };
 
+struct PatchJob;  // views/patching.cpp: an activation-patching grid on its own thread
+
 struct HeadRect {  // where a head's heatmap was drawn this frame, in framebuffer pixels
   int head = 0;
   float x = 0, y = 0, w = 0, h = 0;
@@ -142,6 +144,12 @@ struct AppState {
   std::vector<std::pair<int, int>> ablate;        // the last valid ablate_text
   int ablate_mode = 0;                            // 0 zero, 1 mean over positions
   int next_pos = -1;                              // the position whose next tokens are listed (-1: the last)
+  // activation patching (views/patching.cpp): inputs, the grid running and the last one finished
+  bool show_patching = false;
+  std::string patch_corrupted, patch_token_a, patch_token_b, patch_error;
+  int patch_grid = 0, patch_metric = 0;  // heads / residual; logit difference / probability
+  std::shared_ptr<PatchJob> patch_job, patch_shown;
+  std::pair<int, int> patch_hover{-1, -1};
   // compare: a second session B, computed by its own worker
   Session session_b;
   bool edit_b = false;                  // the side panel edits B
@@ -202,6 +210,7 @@ void ShowFileBrowser(AppState& st, Worker& worker);
 void StartModelLoad(AppState& st, const std::string& dir);
 void ShowModelLoad(AppState& st, Worker& worker);  // progress, cancel, then hand the model to the worker
 void CloseModel(AppState& st, Worker& worker);
+void ForgetPatching(AppState& st);  // views/patching.cpp: the grid (and one running) of a model going away
 void ShowLessonWindow(AppState& st, Worker& worker);
 // Lesson `lesson` at `step`: its session, and its view opened (placed clear of the lesson strip).
 void GoToLessonStep(AppState& st, Worker& worker, int lesson, int step);

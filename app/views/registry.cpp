@@ -6,12 +6,12 @@
 namespace attnlab::app {
 
 extern const View kModelView, kPipelineView, kLinesView, kCompareView, kMaskView, kGalleryView, kPositionalView,
-    kMetricsView, kFlashView, kHelpView;
+    kMetricsView, kFlashView, kPatchingView, kHelpView;
 
 const std::vector<const View*>& views() {
   static const std::vector<const View*> all = {&kModelView,   &kPipelineView,   &kLinesView,   &kCompareView,
                                                &kMaskView,    &kGalleryView,    &kPositionalView,
-                                               &kMetricsView, &kFlashView,      &kHelpView};
+                                               &kMetricsView, &kFlashView,      &kPatchingView, &kHelpView};
   return all;
 }
 

@@ -894,6 +894,61 @@ def test_model():
     finally:
         d.close()
 
+def test_patching():
+    """The patching view on tiny-gpt2: the text and a corrupted one typed, Run, the grid equals
+    numpy's (tests/golden/patching.json) in the state and its cells are coloured by value; a
+    corrupted text of another length is said in red and the last grid stays."""
+    models = os.path.join(HERE, "..", "models")
+    pg = json.load(open(os.path.join(HERE, "..", "golden", "patching.json")))
+    d = Display("--model", os.path.join(models, "tiny-gpt2"), "--view", "patching")
+    try:
+        s = d.wait_for(lambda s: settled(s) and s.get("model") and "patching.corrupted" in s["widgets"], "the patching view")
+        if not s:
+            return
+        x, y, w, h = s["text_box"]
+        d.click(x + w / 2, y + h / 2)
+        d.chord("ctrl+a")
+        d.xdo("type", "--delay", "30", pg["clean"])
+        s = d.wait_for(lambda s: settled(s) and s["text"] == pg["clean"], "the clean text shown")
+        d.click(*center(s["widgets"]["patching.corrupted"]))
+        d.xdo("type", "--delay", "30", pg["corrupted"])
+        d.click(*center(s["widgets"]["patching.run"]))
+        s = d.wait_for(lambda s: s.get("patching", {}).get("values") and not s["patching"]["running"], "the grid")
+        if not s:
+            return
+        p = s["patching"]
+        got, want = p["values"], pg["heads_diff"]
+        check(len(got) == len(want) and all(abs(a - b) <= 1e-4 for ra, rb in zip(got, want) for a, b in zip(ra, rb)),
+              f"the window's grid = numpy's: {got} vs {want}")
+        check(p["token_a"] == pg["token_a"] and p["token_b"] == pg["token_b"], "tokens A and B: the clean and corrupted tops")
+        # on screen: each cell's colour follows its value (blue below the clean run's, red above)
+        away(d)
+        img = Image.open(d.screenshot("patching")).convert("RGB")
+        gx, gy, gw, gh = d.state()["widgets"]["patching.grid"]
+        rows, cols = len(got), len(got[0])
+        colours = {}
+        for l in range(rows):
+            for c in range(cols):
+                colours[(l, c)] = img.getpixel((int(gx + (c + 0.5) * gw / cols), int(gy + (l + 0.5) * gh / rows)))
+        lo = min(colours, key=lambda k: got[k[0]][k[1]])
+        hi = max(colours, key=lambda k: got[k[0]][k[1]])
+        check(colours[lo] != colours[hi], f"the lowest and highest cells differ in colour: {colours}")
+        below = [k for k in colours if got[k[0]][k[1]] < p["clean"] - 0.5]
+        check(all(colours[k][2] > colours[k][0] for k in below) and below, f"cells below the clean metric are blue: {below}")
+        # hovering a cell names it
+        d.xdo("mousemove", str(int(gx + 0.5 * gw / cols)), str(int(gy + 0.5 * gh / rows)))
+        s = d.wait_for(lambda s: s["patching"]["hover"] == [0, 0], "the hovered cell (0, 0)")
+        # a corrupted text of another length: said, and the last grid stays
+        d.click(*center(s["widgets"]["patching.corrupted"]))
+        d.chord("ctrl+a")
+        d.xdo("type", "--delay", "30", "the")
+        d.click(*center(s["widgets"]["patching.run"]))
+        s = d.wait_for(lambda s: "must match" in s["patching"]["error"], "a corrupted text of another length: said")
+        check(s is not None and s["patching"]["values"] == got, "the last grid stays")
+    finally:
+        d.close()
+
+
 def inside(rect, w, h):
     x, y, rw, rh = rect
     return x >= 0 and y >= 0 and x + rw <= w + 1 and y + rh <= h + 1 and rw > 0 and rh > 0
@@ -1277,7 +1332,7 @@ STARTED = time.time()
  "masks": test_masks, "family": test_family, "explore": test_explore, "compare": test_compare,
  "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model,
  "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views,
- "long": test_long}[MODE]()
+ "long": test_long, "patching": test_patching}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
