@@ -564,6 +564,91 @@ TEST_CASE("patching: head and residual-stream grids (logit difference, top-token
   CHECK(why.find("position 99") != std::string::npos);
 }
 
+TEST_CASE("generation: greedy tokens equal numpy's recomputed forward; with the KV cache equal to without, every family") {
+  const auto g = test::golden("generation.json");
+  Failure err;
+  auto gpt2 = HfModel::load(kModels + "tiny-gpt2", err);
+  REQUIRE_MESSAGE(gpt2, err.message);
+  for (bool cache : {true, false}) {
+    INFO("cache " << cache);
+    GenerateOptions opt;
+    opt.tokens = int(g["generated"].size());
+    opt.use_cache = cache;
+    Generation out;
+    std::string why;
+    REQUIRE_MESSAGE(gpt2->generate(g["text"], opt, out, why), why);
+    CHECK(out.cached == cache);
+    REQUIRE(out.generated.size() == g["generated"].size());
+    for (std::size_t t = 0; t < out.generated.size(); ++t) {
+      CHECK(out.generated[t].id == g["generated"][t]["id"].get<int>());
+      CHECK(out.generated[t].p == doctest::Approx(g["generated"][t]["p"].get<double>()).epsilon(1e-5));
+    }
+    CHECK(out.ids.size() == g["ids"].size() + g["generated"].size());
+    CHECK(out.text.starts_with(g["text"].get<std::string>()));
+  }
+  // every causal family: the cached pass (each new token alone against the cached keys) gives
+  // the tokens and probabilities of rerunning the whole text, greedy and sampled; Mistral's and
+  // Gemma 2's windows (5, 4) and Phi-3's (6) are passed within the generated tokens
+  for (const char* name : {"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-phi3", "tiny-gpt-neox",
+                           "tiny-gemma2"}) {
+    INFO(name);
+    auto m = HfModel::load(kModels + name, err);
+    REQUIRE_MESSAGE(m, err.message);
+    for (bool greedy : {true, false}) {
+      GenerateOptions opt;
+      opt.tokens = 14;
+      opt.greedy = greedy;
+      opt.sample.temperature = 1.3;
+      opt.sample.seed = 3;
+      Generation a, b;
+      std::string why;
+      REQUIRE_MESSAGE(m->generate("the cat sat", opt, a, why), why);
+      opt.use_cache = false;
+      REQUIRE_MESSAGE(m->generate("the cat sat", opt, b, why), why);
+      REQUIRE(a.generated.size() == b.generated.size());
+      CHECK(a.ids == b.ids);
+      for (std::size_t t = 0; t < a.generated.size(); ++t) CHECK(std::abs(a.generated[t].p - b.generated[t].p) <= 1e-5);
+    }
+  }
+  // the first sampled token is compute's --sample draw (uniform 0 of the same stream)
+  GenerateOptions opt;
+  opt.tokens = 1;
+  opt.greedy = false;
+  opt.sample.temperature = 0.8;
+  opt.sample.seed = 11;
+  Generation one;
+  std::string why;
+  REQUIRE(gpt2->generate("the cat sat", opt, one, why));
+  ComputeOptions co;
+  co.sample = opt.sample;
+  const Outcome o = gpt2->compute("the cat sat", nullptr, co);
+  REQUIRE(o.result);
+  CHECK(one.generated.at(0).id == o.result->sample->token.id);
+  // a long prompt is prefilled 256 tokens at a time through the cache
+  auto llama = HfModel::load(copy_with_config("tiny-llama", "max_position_embeddings", 700), err);
+  REQUIRE_MESSAGE(llama, err.message);
+  std::string text;
+  for (int i = 0; i < 90; ++i) text += "the cat sat on ";
+  GenerateOptions longer;
+  longer.tokens = 3;
+  Generation a, b;
+  REQUIRE(llama->generate(text, longer, a, why));
+  REQUIRE(a.ids.size() > 512);  // three chunks
+  longer.use_cache = false;
+  REQUIRE(llama->generate(text, longer, b, why));
+  CHECK(a.ids == b.ids);
+  // what cannot be generated says why
+  auto bert = HfModel::load(kModels + "tiny-bert", err);
+  REQUIRE(bert);
+  CHECK_FALSE(bert->generate("the cat", {}, one, why));
+  CHECK(why.find("bidirectional") != std::string::npos);
+  GenerateOptions many;
+  many.tokens = 100;
+  REQUIRE(gpt2->generate("the cat sat", many, one, why));
+  CHECK(one.ids.size() == std::size_t(gpt2->info().n_positions));
+  CHECK(one.note.find("context of 48") != std::string::npos);
+}
+
 TEST_CASE("mistral above 2048 tokens: the field's rule is the model's window (cells 5 per row), tiles equal the dense pass") {
   Failure err;
   auto m = HfModel::load(copy_with_config("tiny-mistral", "max_position_embeddings", 4096), err);

@@ -91,11 +91,12 @@ double rope_attention_factor(const RopeScaling& sc) {
   return sc.factor <= 1 ? 1.0 : 0.1 * std::log(sc.factor) + 1.0;
 }
 
-void rope_rotate(Matrix& x, const std::vector<double>& theta, double mscale) {
+void rope_rotate(Matrix& x, const std::vector<double>& theta, double mscale, int first_position) {
   const int n = static_cast<int>(x.rows()), half = static_cast<int>(theta.size());
   for (int m = 0; m < half; ++m)
     for (int p = 0; p < n; ++p) {
-      const double c = std::cos(p * theta[m]) * mscale, s = std::sin(p * theta[m]) * mscale;
+      const double a = double(first_position + p) * theta[m];
+      const double c = std::cos(a) * mscale, s = std::sin(a) * mscale;
       const double x1 = x(p, m), x2 = x(p, m + half);
       x(p, m) = static_cast<float>(x1 * c - x2 * s);
       x(p, m + half) = static_cast<float>(x1 * s + x2 * c);

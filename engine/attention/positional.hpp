@@ -50,8 +50,8 @@ std::vector<double> rope_frequencies(int d_rot, double base, const RopeScaling& 
 // What cos and sin are multiplied by (yarn's attention factor; 1 otherwise).
 double rope_attention_factor(const RopeScaling& scaling);
 // rotate_half RoPE of the first 2 theta.size() dimensions with these frequencies, cos and sin
-// times `mscale`.
-void rope_rotate(Matrix& x, const std::vector<double>& theta, double mscale = 1.0);
+// times `mscale`; row p is position first_position + p.
+void rope_rotate(Matrix& x, const std::vector<double>& theta, double mscale = 1.0, int first_position = 0);
 
 // ALiBi (Press et al. 2022, sec. 3): head k (1-based) of h has slope 2^(-8k/h) when h is a power
 // of two; otherwise the slopes of the largest power of two n < h, then every other slope of 2n.

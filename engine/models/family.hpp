@@ -82,6 +82,8 @@ struct ModelTokenizer {
   bool encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
 };
 
+struct KvCache;  // layers.hpp
+
 // What a forward pass is given besides the weights.
 struct ForwardInput {
   const std::vector<int>& ids;
@@ -94,6 +96,9 @@ struct ForwardInput {
   // input of layer first_layer); r.layers then holds those layers. Patching reuses the prefix.
   int first_layer = 0;
   const Matrix* first_input = nullptr;
+  // generation: ids are the tokens after the cache's positions; each layer's new keys and values
+  // are appended to it, only `hidden` is filled (no r.layers), interventions are not applied
+  KvCache* cache = nullptr;
 };
 
 struct Family {

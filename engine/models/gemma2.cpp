@@ -112,7 +112,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     if (!next_layer(fi, l, in.n_layers)) return false;
     const int window = in.uses_window(l) ? in.sliding_window : 0;
     std::shared_ptr<MaskMatrix>& own = window ? local : global;
-    if (!fi.field && !own) own = own_pattern(n, true, window);
+    if (!fi.field && !fi.cache && !own) own = own_pattern(n, true, window);
     LayerResult layer;
     layer.input = x;
     layer.attention_input = gemma_norm(x, w.row(l, "ln1.g"), eps);
@@ -120,8 +120,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     qkv << affine(layer.attention_input, w.get(l, "q.w")), affine(layer.attention_input, w.get(l, "k.w")),
         affine(layer.attention_input, w.get(l, "v.w"));
     FieldLayer field;
-    const Matrix heads_out = fi.field ? attend_field(qkv, heads, true, fi.intervention, l, r.tokens, field, fi.cancel, window)
-                                      : attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    const Matrix heads_out = causal_attention(fi, qkv, heads, own, window, l, r, layer, field);
     if (heads_out.size() == 0) return false;  // cancelled
     layer.attention_output = gemma_norm(affine(heads_out, w.get(l, "o.w")), w.row(l, "post_attn.g"), eps);
     x += layer.attention_output;
@@ -130,8 +129,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     const Matrix hidden = (gate.array() * affine(m, w.get(l, "up.w")).array()).matrix();
     x += gemma_norm(affine(hidden, w.get(l, "down.w")), w.row(l, "post_ff.g"), eps);
     layer.output = x;
-    if (fi.field) r.fields.push_back(std::move(field));
-    else r.layers.push_back(std::move(layer));
+    keep_layer(fi, r, layer, field);
   }
   if (fi.hidden) *fi.hidden = x;
   return true;

@@ -55,9 +55,10 @@ void describe(const ModelInfo& in, Result& r) {
 
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
   const int n = static_cast<int>(fi.ids.size());
-  r.positions.table = w.get("wpe").topRows(n);
-  Matrix x = embed(w.get("wte"), fi.ids, &w.get("wpe"));
-  const auto own = fi.field ? nullptr : own_pattern(n, true);  // a field's mask is a rule
+  if (!fi.cache) r.positions.table = w.get("wpe").topRows(n);
+  const int p0 = fi.cache ? fi.cache->positions : 0;
+  Matrix x = embed(w.get("wte"), fi.ids, &w.get("wpe"), p0);
+  const auto own = fi.field || fi.cache ? nullptr : own_pattern(n, true);  // a field's mask is a rule
   const HeadLayout heads{in.n_heads, in.n_heads, in.d_head, 0};
   if (fi.first_input) x = *fi.first_input;  // resumed: the earlier layers' stream given
   for (int l = fi.first_layer; l < in.n_layers; ++l) {
@@ -67,8 +68,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     layer.attention_input = layer_norm(x, w.row(l, "ln1.g"), w.row(l, "ln1.b"), in.layer_norm_eps);
     const Matrix qkv = affine(layer.attention_input, w.get(l, "qkv.w"), w.row(l, "qkv.b"));
     FieldLayer field;
-    const Matrix heads_out = fi.field ? attend_field(qkv, heads, true, fi.intervention, l, r.tokens, field, fi.cancel)
-                                      : attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    const Matrix heads_out = causal_attention(fi, qkv, heads, own, 0, l, r, layer, field);
     if (heads_out.size() == 0) return false;  // cancelled
     layer.attention_output = affine(heads_out, w.get(l, "o.w"), w.row(l, "o.b"));
     x += layer.attention_output;
@@ -76,11 +76,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
                                            w.get(l, "fc.w"), w.row(l, "fc.b")));
     x += affine(hidden, w.get(l, "proj.w"), w.row(l, "proj.b"));
     layer.output = x;
-    if (fi.field) {  // the heads' fields; the layer's (n, d_model) streams are not kept (0.57 GB at SmolLM's 8192 tokens)
-      r.fields.push_back(std::move(field));
-    } else {
-      r.layers.push_back(std::move(layer));
-    }
+    keep_layer(fi, r, layer, field);
   }
   if (fi.hidden) *fi.hidden = x;
   return true;

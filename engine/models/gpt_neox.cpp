@@ -97,7 +97,7 @@ Matrix regroup_per_head(const Matrix& fused, int n_heads, int d_head) {
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
   const int n = static_cast<int>(fi.ids.size());
   Matrix x = embed(w.get("wte"), fi.ids);
-  const auto own = fi.field ? nullptr : own_pattern(n, true);
+  const auto own = fi.field || fi.cache ? nullptr : own_pattern(n, true);
   HeadLayout heads{in.n_heads, in.n_heads, in.d_head, in.rope_theta, in.rope_scaling};
   heads.rope_dims = in.rope_dims;
   if (fi.first_input) x = *fi.first_input;  // resumed: the earlier layers' stream given
@@ -109,8 +109,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     const Matrix qkv =
         regroup_per_head(affine(layer.attention_input, w.get(l, "qkv.w"), w.row(l, "qkv.b")), in.n_heads, in.d_head);
     FieldLayer field;
-    const Matrix heads_out = fi.field ? attend_field(qkv, heads, true, fi.intervention, l, r.tokens, field, fi.cancel)
-                                      : attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    const Matrix heads_out = causal_attention(fi, qkv, heads, own, 0, l, r, layer, field);
     if (heads_out.size() == 0) return false;  // cancelled
     layer.attention_output = affine(heads_out, w.get(l, "o.w"), w.row(l, "o.b"));
     // the MLP reads x before the attention is added (parallel) or after (sequential)
@@ -119,8 +118,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     x += affine(gelu_exact(affine(m, w.get(l, "fc.w"), w.row(l, "fc.b"))), w.get(l, "proj.w"), w.row(l, "proj.b"));
     if (in.parallel_residual) x += layer.attention_output;
     layer.output = x;
-    if (fi.field) r.fields.push_back(std::move(field));
-    else r.layers.push_back(std::move(layer));
+    keep_layer(fi, r, layer, field);
   }
   if (fi.hidden) *fi.hidden = x;
   return true;

@@ -1,4 +1,5 @@
 #include "models/hf_model.hpp"
+#include "models/layers.hpp"
 
 #include "session/cost.hpp"
 
@@ -136,7 +137,7 @@ std::unique_ptr<HfModel> HfModel::load(const std::string& dir, Failure& failure,
   return m;
 }
 
-Result::Sample HfModel::sample_next(const Matrix& logits, const Result::Sample& ask) const {
+Result::Sample HfModel::sample_next(const Matrix& logits, const Result::Sample& ask, std::uint64_t draw) const {
   Result::Sample s = ask;
   const int V = static_cast<int>(logits.cols());
   std::vector<int> order(V);
@@ -164,7 +165,7 @@ Result::Sample HfModel::sample_next(const Matrix& logits, const Result::Sample& 
   for (int t = 0; t < keep; ++t)
     s.distribution.push_back({order[t], tokenizer_.token_text(order[t]), static_cast<float>(p[t] / total)});
   // the draw: one uniform from the seed's stream, through the cumulative distribution
-  const double u = uniform(stream_key(s.seed, "sample.next"), 0);
+  const double u = uniform(stream_key(s.seed, "sample.next"), draw);
   double acc = 0;
   s.token = s.distribution.back();
   for (int t = 0; t < keep; ++t)
@@ -334,6 +335,87 @@ bool HfModel::model_ids(const std::string& text, std::vector<int>& ids, std::vec
               " rows)";
       return false;
     }
+  return true;
+}
+
+bool HfModel::generate(const std::string& text, const GenerateOptions& opt, Generation& out, std::string& error,
+                       std::atomic<float>* progress, const CancelFlag* cancel) const {
+  out = Generation{};
+  std::vector<Token> tokens;
+  if (!model_ids(text, out.ids, tokens, error)) return false;
+  if (info_.model_type == "bert") {
+    error = "BERT is bidirectional: it predicts masked positions, it does not generate (use a causal model)";
+    return false;
+  }
+  if (opt.tokens < 0 || opt.tokens > 100000) {
+    error = "tokens to generate: " + std::to_string(opt.tokens) + " is outside 0..100000";
+    return false;
+  }
+  out.text = text;
+  // dynamic NTK scaling turns every key by frequencies of the whole length: cached keys would be stale
+  out.cached = opt.use_cache && info_.rope_scaling.kind != RopeScaling::Kind::dynamic;
+  if (opt.use_cache && !out.cached) out.note = "without the KV cache: dynamic rope_scaling changes every key as the text grows";
+  if (!out.cached && static_cast<int>(out.ids.size()) + opt.tokens > kDenseMaxTokens) {
+    error = "without the KV cache generation reruns the whole text: at most " + std::to_string(kDenseMaxTokens) + " tokens";
+    return false;
+  }
+  ComputeOptions plain;
+  plain.top_k = 0;
+  plain.metrics = false;
+  const Intervention none;
+  KvCache cache;
+  Matrix hidden;
+  std::string why;
+  // the rows of `ids` from `from` through the model: with the cache in chunks (at most 256 queries
+  // against the cached keys at a time), else the whole text again
+  auto run = [&](std::size_t from) {
+    Result r;
+    if (!out.cached) {
+      ForwardInput fi{out.ids, cancel, plain, none, false};
+      fi.hidden = &hidden;
+      return family_->forward(info_, weights_, fi, r);
+    }
+    constexpr std::size_t kChunk = 256;
+    for (std::size_t a = from; a < out.ids.size(); a += kChunk) {
+      const std::vector<int> part(out.ids.begin() + a, out.ids.begin() + std::min(out.ids.size(), a + kChunk));
+      ForwardInput fi{part, cancel, plain, none, false};
+      fi.hidden = &hidden;
+      fi.cache = &cache;
+      if (!family_->forward(info_, weights_, fi, r)) return false;
+      cache.positions += static_cast<int>(part.size());
+    }
+    return true;
+  };
+  if (!run(0)) return false;
+  for (int t = 0; t < opt.tokens; ++t) {
+    if (progress) progress->store(float(t) / float(std::max(1, opt.tokens)));
+    if (static_cast<int>(out.ids.size()) >= info_.n_positions) {
+      out.note = "stopped at the model's context of " + std::to_string(info_.n_positions) + " tokens";
+      break;
+    }
+    Matrix logits;
+    if (!family_->unembed(info_, weights_, hidden.bottomRows(1), logits, why)) {
+      error = "generation needs the output head: " + why;
+      return false;
+    }
+    Result::NextToken next;
+    if (opt.greedy) {
+      Eigen::Index best = 0;
+      logits.row(0).maxCoeff(&best);  // the first maximum: the lowest id on a tie
+      const double m = logits(0, best);
+      double sum = 0;
+      for (Eigen::Index v = 0; v < logits.cols(); ++v) sum += std::exp(double(logits(0, v)) - m);
+      next = {static_cast<int>(best), tokenizer_.token_text(static_cast<int>(best)), static_cast<float>(1.0 / sum)};
+    } else {
+      next = sample_next(logits, opt.sample, std::uint64_t(t)).token;
+    }
+    out.generated.push_back(next);
+    out.text += next.token;
+    const std::size_t from = out.ids.size();
+    out.ids.push_back(next.id);
+    if (t + 1 < opt.tokens && !run(from)) return false;
+  }
+  if (progress) progress->store(1.0f);
   return true;
 }
 

@@ -39,6 +39,24 @@ struct PatchGrid {
   double layers_run = 0;  // their layers, in units of a whole forward pass
 };
 
+// Generation (causal families): tokens appended one at a time, each from the output after the
+// last one, greedily (the most likely; the lowest id on a tie) or drawn as Result::Sample says
+// (draw t from uniform t of the seed's stream "sample.next"). With the KV cache (the default)
+// the text runs once and each new token runs alone against the cached keys and values.
+struct GenerateOptions {
+  int tokens = 20;
+  bool greedy = true;
+  Result::Sample sample;  // temperature, top_k, top_p, seed when not greedy
+  bool use_cache = true;
+};
+struct Generation {
+  std::vector<int> ids;                       // the text's, then the generated ones
+  std::vector<Result::NextToken> generated;   // each with its probability (of the distribution it came from)
+  std::string text;                           // the text, then the generated tokens' texts
+  bool cached = false;                        // the KV cache was used
+  std::string note;                           // why it stopped early or ran without the cache
+};
+
 class HfModel {
  public:
   // Reads and checks everything (config values, every tensor's name and shape) before it
@@ -55,6 +73,8 @@ class HfModel {
   // The text through the model. Problems (too many tokens, invalid UTF-8) come back in Outcome.
   Outcome compute(const std::string& text, const CancelFlag* cancel = nullptr, ComputeOptions options = {},
                   const Intervention& intervention = {}) const;
+  bool generate(const std::string& text, const GenerateOptions& options, Generation& out, std::string& error,
+                std::atomic<float>* progress = nullptr, const CancelFlag* cancel = nullptr) const;
   // The id of a text that is one token of the vocabulary (a BOS the tokenizer adds not counted).
   bool single_token(const std::string& text, int& id, std::string& error) const;
   std::string token_text(int id) const { return tokenizer_.token_text(id); }
@@ -65,7 +85,8 @@ class HfModel {
  private:
   HfModel();
   // top k of softmax(unembed(hidden)) per row; note says why there are none; false when cancelled
-  Result::Sample sample_next(const Matrix& logits, const Result::Sample& ask) const;  // logits: (1, vocab)
+  // logits: (1, vocab); the draw is uniform `draw` of the seed's stream
+  Result::Sample sample_next(const Matrix& logits, const Result::Sample& ask, std::uint64_t draw = 0) const;
   bool next_tokens(const Matrix& hidden, int k, std::vector<std::vector<Result::NextToken>>& out, std::string& note,
                    const CancelFlag* cancel) const;
   // ids of a text the model can run (checked: not empty, within the context and the vocabulary)

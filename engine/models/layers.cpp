@@ -63,11 +63,11 @@ Matrix swiglu(const Matrix& gate, const Matrix& up) {
   return (gate.array() / (1.0f + (-gate.array()).exp()) * up.array()).matrix();
 }
 
-Matrix embed(const Matrix& wte, const std::vector<int>& ids, const Matrix* wpe) {
+Matrix embed(const Matrix& wte, const std::vector<int>& ids, const Matrix* wpe, int first_position) {
   Matrix x(static_cast<Eigen::Index>(ids.size()), wte.cols());
   for (std::size_t i = 0; i < ids.size(); ++i) {
     x.row(i) = wte.row(ids[i]);
-    if (wpe) x.row(i) += wpe->row(i);
+    if (wpe) x.row(i) += wpe->row(first_position + static_cast<int>(i));
   }
   return x;
 }
@@ -158,6 +158,60 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
     finish_head(hr, own, iv, layer_index, tokens);
     if (iv.ablated(layer_index, h)) ablate_output(hr.output, iv, layer_index, h);
     concat.middleCols(h * dh, dh) = hr.output;
+  }
+  return concat;
+}
+
+Matrix causal_attention(const ForwardInput& fi, const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<MaskMatrix>& own,
+                        int window, int l, Result& r, LayerResult& layer, FieldLayer& field) {
+  if (fi.cache) return attend_cached(qkv, lay, window, l, *fi.cache);
+  if (fi.field) return attend_field(qkv, lay, true, fi.intervention, l, r.tokens, field, fi.cancel, window);
+  return attend(qkv, lay, own, fi.intervention, l, r.tokens, layer);
+}
+
+void keep_layer(const ForwardInput& fi, Result& r, LayerResult& layer, FieldLayer& field) {
+  // a field keeps the heads' fields, not the layer's (n, d_model) streams (0.57 GB at SmolLM's 8192 tokens)
+  if (fi.cache) return;
+  if (fi.field) r.fields.push_back(std::move(field));
+  else r.layers.push_back(std::move(layer));
+}
+
+Matrix attend_cached(const Matrix& qkv, const HeadLayout& lay, int window, int layer_index, KvCache& cache) {
+  const int H = lay.n_heads, KV = lay.n_kv_heads, dh = lay.d_head, qd = H * dh, kvd = KV * dh, group = H / KV;
+  const int m = static_cast<int>(qkv.rows()), p0 = cache.positions, total = p0 + m;
+  if (cache.k.size() <= std::size_t(layer_index)) cache.k.resize(layer_index + 1), cache.v.resize(layer_index + 1);
+  auto& ks = cache.k[layer_index];
+  auto& vs = cache.v[layer_index];
+  ks.resize(KV), vs.resize(KV);
+  const std::vector<double> theta = head_rope(lay, total);
+  const double mscale = rope_attention_factor(lay.scaling);
+  for (int g = 0; g < KV; ++g) {
+    Matrix k = qkv.middleCols(qd + g * dh, dh);
+    if (lay.rope_theta > 0) rope_rotate(k, theta, mscale, p0);
+    ks[g].conservativeResize(total, dh);
+    vs[g].conservativeResize(total, dh);
+    ks[g].bottomRows(m) = k;
+    vs[g].bottomRows(m) = qkv.middleCols(qd + kvd + g * dh, dh);
+  }
+  const float scale = head_scale(lay), neg_inf = -std::numeric_limits<float>::infinity();
+  Matrix concat(m, qd);
+  for (int h = 0; h < H; ++h) {
+    Matrix q = qkv.middleCols(h * dh, dh);
+    if (lay.rope_theta > 0) rope_rotate(q, theta, mscale, p0);
+    const Matrix& k = ks[h / group];
+    Matrix logits(m, total);
+    gemm_nt(m, total, dh, scale, q.data(), dh, k.data(), dh, logits.data(), total);
+    if (lay.softcap > 0) soft_cap(logits, static_cast<float>(lay.softcap));
+    for (int i = 0; i < m; ++i)  // causal, within the window
+      for (int j = 0; j < total; ++j)
+        if (j > p0 + i || (window > 0 && p0 + i - j >= window)) logits(i, j) = neg_inf;
+    for (int i = 0; i < m; ++i) {
+      auto row = logits.row(i);
+      const float mx = row.maxCoeff();
+      row = (row.array() - mx).exp().matrix();
+      row /= row.sum();
+    }
+    concat.middleCols(h * dh, dh) = logits * vs[h / group];
   }
   return concat;
 }

@@ -25,8 +25,8 @@ Matrix gelu_exact(const Matrix& x);
 // Llama's SwiGLU (Shazeer 2020): silu(gate) * up.
 Matrix swiglu(const Matrix& gate, const Matrix& up);
 
-// Token embeddings: rows `ids` of `wte`, plus the first rows of `wpe` (learned positions) when given.
-Matrix embed(const Matrix& wte, const std::vector<int>& ids, const Matrix* wpe = nullptr);
+// Token embeddings: rows `ids` of `wte`, plus rows first_position.. of `wpe` (learned positions) when given.
+Matrix embed(const Matrix& wte, const std::vector<int>& ids, const Matrix* wpe = nullptr, int first_position = 0);
 // The start of layer l of a forward pass: progress advanced; false when cancelled.
 bool next_layer(const ForwardInput& fi, int l, int n_layers);
 
@@ -49,6 +49,26 @@ struct HeadLayout {
 };
 Matrix attend(const Matrix& qkv, const HeadLayout& layout, const std::shared_ptr<MaskMatrix>& own,
               const Intervention& iv, int layer_index, const std::vector<Token>& tokens, LayerResult& layer);
+
+// The keys (after RoPE) and values of the positions run so far, per layer and K/V head: a
+// forward pass given a cache runs only the new tokens, their queries against every cached key
+// and their own (generation, one token at a time, without recomputing the text).
+struct KvCache {
+  std::vector<std::vector<Matrix>> k, v;  // [layer][kv head]: (positions, d_head)
+  int positions = 0;                      // positions cached (the new tokens' first position)
+};
+// Causal attention of new rows (positions cache.positions ..) over the cached keys and their own,
+// within `window` (0: all); appends the new keys and values to the cache's layer. Returns the
+// heads' outputs side by side (new rows, n_heads d_head).
+Matrix attend_cached(const Matrix& qkv, const HeadLayout& layout, int window, int layer_index, KvCache& cache);
+
+// A causal layer's attention by the path the pass takes: the cache (generation), the field (a
+// long text) or dense heads into `layer`. Empty when cancelled.
+Matrix causal_attention(const ForwardInput& fi, const Matrix& qkv, const HeadLayout& layout,
+                        const std::shared_ptr<MaskMatrix>& own, int window, int layer_index, Result& r, LayerResult& layer,
+                        FieldLayer& field);
+// The layer into r by the same path: its field, its matrices, or nothing (generation).
+void keep_layer(const ForwardInput& fi, Result& r, LayerResult& layer, FieldLayer& field);
 
 // The same for a long text, as an attention field (attention/field.hpp): per head q and k (after
 // RoPE), v, the output and the row statistics, the model's mask (causal or none) or the

@@ -213,7 +213,7 @@ namespace {
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
   const int n = static_cast<int>(fi.ids.size());
   Matrix x = embed(w.get("wte"), fi.ids);
-  const auto own = fi.field ? nullptr : own_pattern(n, true, in.sliding_window);  // a field's mask is a rule
+  const auto own = fi.field || fi.cache ? nullptr : own_pattern(n, true, in.sliding_window);  // a field's mask is a rule
   const HeadLayout heads{in.n_heads, in.n_kv_heads, in.d_head, in.rope_theta, in.rope_scaling};
   const int qd = in.n_heads * in.d_head, kvd = in.n_kv_heads * in.d_head;
   if (fi.first_input) x = *fi.first_input;  // resumed: the earlier layers' stream given
@@ -231,19 +231,14 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
       qkv << affine(layer.attention_input, w.get(l, "q.w")), affine(layer.attention_input, w.get(l, "k.w")),
           affine(layer.attention_input, w.get(l, "v.w"));
     FieldLayer field;
-    const Matrix heads_out = fi.field ? attend_field(qkv, heads, true, fi.intervention, l, r.tokens, field, fi.cancel, in.sliding_window)
-                                      : attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    const Matrix heads_out = causal_attention(fi, qkv, heads, own, in.sliding_window, l, r, layer, field);
     if (heads_out.size() == 0) return false;  // cancelled
     layer.attention_output = affine(heads_out, w.get(l, "o.w"));
     x += layer.attention_output;
     const Matrix m = rms_norm(x, w.row(l, "ln2.g"), in.layer_norm_eps);
     x += affine(swiglu(affine(m, w.get(l, "gate.w")), affine(m, w.get(l, "up.w"))), w.get(l, "down.w"));
     layer.output = x;
-    if (fi.field) {  // the heads' fields; the layer's (n, d_model) streams are not kept (0.57 GB at SmolLM's 8192 tokens)
-      r.fields.push_back(std::move(field));
-    } else {
-      r.layers.push_back(std::move(layer));
-    }
+    keep_layer(fi, r, layer, field);
   }
   if (fi.hidden) *fi.hidden = x;
   return true;

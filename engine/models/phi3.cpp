@@ -49,7 +49,7 @@ std::vector<TensorSpec> tensors(const ModelInfo& in) {
 bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Result& r) {
   const int n = static_cast<int>(fi.ids.size()), f = in.d_inner;
   Matrix x = embed(w.get("wte"), fi.ids);
-  const auto own = fi.field ? nullptr : own_pattern(n, true, in.sliding_window);
+  const auto own = fi.field || fi.cache ? nullptr : own_pattern(n, true, in.sliding_window);
   HeadLayout heads{in.n_heads, in.n_kv_heads, in.d_head, in.rope_theta, in.rope_scaling};
   heads.rope_dims = in.rope_dims;
   if (fi.first_input) x = *fi.first_input;  // resumed: the earlier layers' stream given
@@ -60,17 +60,14 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     layer.attention_input = rms_norm(x, w.row(l, "ln1.g"), in.layer_norm_eps);
     const Matrix qkv = affine(layer.attention_input, w.get(l, "qkv.w"));  // already [Q | K | V]
     FieldLayer field;
-    const Matrix heads_out = fi.field ? attend_field(qkv, heads, true, fi.intervention, l, r.tokens, field, fi.cancel,
-                                                     in.sliding_window)
-                                      : attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
+    const Matrix heads_out = causal_attention(fi, qkv, heads, own, in.sliding_window, l, r, layer, field);
     if (heads_out.size() == 0) return false;  // cancelled
     layer.attention_output = affine(heads_out, w.get(l, "o.w"));
     x += layer.attention_output;
     const Matrix gu = affine(rms_norm(x, w.row(l, "ln2.g"), in.layer_norm_eps), w.get(l, "gate_up.w"));
     x += affine(swiglu(gu.leftCols(f), gu.rightCols(f)), w.get(l, "down.w"));
     layer.output = x;
-    if (fi.field) r.fields.push_back(std::move(field));
-    else r.layers.push_back(std::move(layer));
+    keep_layer(fi, r, layer, field);
   }
   if (fi.hidden) *fi.hidden = x;
   return true;

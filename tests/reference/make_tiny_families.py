@@ -31,7 +31,7 @@ import struct
 
 import numpy as np
 
-from make_tiny_models import (B2U, CORPUS, LLAMA_TEXT, ROOT, TEXT, ablated, f16_round, llama_tokenize,
+from make_tiny_models import (B2U, CORPUS, LLAMA_TEXT, ROOT, TEXT, ablated, f16_round, forward, llama_tokenize,
                               llama_tokenizer, softmax_last, tokenize, train_merges, write_safetensors,
                               write_safetensors_f16)
 
@@ -395,7 +395,31 @@ def patching():
     print(f"patching: {n} tokens {toks_c} / {toks_x}; a={a} b={b}")
 
 
+def generation():
+    """Greedy generation on tiny-gpt2: each token the most likely (numpy's argmax: the lowest id on
+    a tie) after the whole text so far, recomputed from scratch each time (no cache)."""
+    merges = train_merges(CORPUS, 60)
+    ranks = {m: i for i, m in enumerate(merges)}
+    vocab = {}
+    for s_ in [B2U[b] for b in range(256)] + [a + b for a, b in merges]:
+        vocab.setdefault(s_, len(vocab))
+    cfg = json.load(open(os.path.join(ROOT, "models", "tiny-gpt2", "config.json")))
+    W = read_safetensors(os.path.join(ROOT, "models", "tiny-gpt2", "model.safetensors"))
+    text = "the cat sat on"
+    ids, _ = tokenize(text, vocab, ranks)
+    prompt = list(ids)
+    out = []
+    for _ in range(12):
+        probs = forward(cfg, W, ids)[2][-1]
+        t = int(np.argmax(probs))
+        out.append({"id": t, "p": float(probs[t])})
+        ids = ids + [t]
+    json.dump({"text": text, "ids": prompt, "generated": out}, open(os.path.join(ROOT, "golden", "generation.json"), "w"))
+    print(f"generation: {[g['id'] for g in out]}")
+
+
 if __name__ == "__main__":
+    generation()
     patching()
     phi3()
     gpt_neox()
