@@ -8,7 +8,8 @@
 //   keystroke_to_result_with_metrics  the same with the per-head metrics and head similarity
 //   gpt2_small_load      loading a GPT-2-small-sized folder (124M parameters, F32, real tensor
 //                        names and layout, random weights) written to a temporary directory
-//   gpt2_small_forward   its forward pass on a 128-token text, every head's matrices kept
+//   gpt2_small_forward   its forward pass on a 128- and a 1024-token text, every head's matrices
+//                        kept (no output head)
 //   field_one_head_overview / field_tile_256 / field_tile_pooled_2048  one head's field at n,
 //                        then exact tiles of it (see OneHead below)
 //   keystroke_to_result n=2048 / 4096  the edit path at the last dense length and as a field
@@ -257,6 +258,10 @@ class LineReporter : public benchmark::BenchmarkReporter {
   bool ReportContext(const Context&) override { return true; }
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& r : runs) {
+      if (r.error_occurred) {  // said once, never a silent gap
+        if (r.repetition_index <= 0) std::printf("%s error: %s\n", r.benchmark_name().c_str(), r.error_message.c_str());
+        continue;
+      }
       if (r.run_type == Run::RT_Aggregate && r.aggregate_name != "median") continue;
       if (r.run_type == Run::RT_Iteration && r.repetitions > 1) continue;
       const std::string full = r.benchmark_name();
@@ -344,6 +349,8 @@ const std::string& gpt2_small_dir() {
                {"mlp.c_proj.bias", {d}}})
         shapes.push_back({p + n, s});
     }
+    shapes.push_back({"ln_f.weight", {d}});  // the output head: ln_f, then the tied wte
+    shapes.push_back({"ln_f.bias", {d}});
     write_random_safetensors(path + "/model.safetensors", shapes, 3);
     return path;
   }();
@@ -422,12 +429,76 @@ void BM_gpt2_small_forward(benchmark::State& state) {
     return;
   }
   const std::string text(static_cast<std::size_t>(state.range(0)), 'a');  // one byte, one token
+  ComputeOptions attention_only = no_metrics();
+  attention_only.top_k = 0;  // the output head is gpt2_small_next_tokens
   for (auto _ : state) {
-    Outcome o = m->compute(text, nullptr, no_metrics());
+    Outcome o = m->compute(text, nullptr, attention_only);
     if (!o.result || o.result->tokens.size() != text.size()) state.SkipWithError("wrong token count");
     benchmark::DoNotOptimize(o.result.get());
   }
 }
+
+// The output side and interventions on the GPT-2-small-sized folder at n tokens:
+//   gpt2_small_next_tokens   the forward pass with the top 10 next tokens at every position
+//   gpt2_small_patch_grid    the 12 x 12 head-patching grid (logit difference): the clean and
+//                            corrupted runs, then 144 runs each resumed at its head's layer (on
+//                            average 0.54 of a forward pass: an ablation's cost with the prefix reused)
+//   gpt2_small_generate      32 tokens generated greedily after the text, with the KV cache
+//   gpt2_small_generate_nocache  the same rerunning the whole text for every token
+const HfModel* gpt2_small() {
+  static Failure err;
+  static auto m = HfModel::load(gpt2_small_dir(), err);
+  return m.get();
+}
+
+std::string byte_text(benchmark::State& state, char c = 'a') {
+  std::string t(static_cast<std::size_t>(state.range(0)), c);
+  for (std::size_t i = 0; i < t.size(); i += 7) t[i] = 'b';  // two tokens, so texts differ
+  return t;
+}
+
+void BM_gpt2_small_next_tokens(benchmark::State& state) {
+  const HfModel* m = gpt2_small();
+  if (!m) return state.SkipWithError("no model");
+  ComputeOptions o = no_metrics();
+  o.top_k = 10;
+  const std::string text = byte_text(state);
+  for (auto _ : state) {
+    Outcome r = m->compute(text, nullptr, o);
+    if (!r.result || r.result->next_tokens.empty()) state.SkipWithError("no next tokens");
+  }
+}
+
+void BM_gpt2_small_patch_grid(benchmark::State& state) {
+  const HfModel* m = gpt2_small();
+  if (!m) return state.SkipWithError("no model");
+  PatchRequest q;
+  q.clean = byte_text(state);
+  q.corrupted = byte_text(state, 'c');
+  q.grid = PatchRequest::Grid::heads;
+  for (auto _ : state) {
+    PatchGrid g;
+    std::string why;
+    if (!m->patch(q, g, why)) state.SkipWithError(why.c_str());
+    state.counters["forward_passes"] = 2 + g.layers_run;  // the clean and corrupted runs, then the grid's
+  }
+}
+
+void generate_bench(benchmark::State& state, bool cache) {
+  const HfModel* m = gpt2_small();
+  if (!m) return state.SkipWithError("no model");
+  GenerateOptions o;
+  o.tokens = 32;
+  o.use_cache = cache;
+  const std::string text = byte_text(state);
+  for (auto _ : state) {
+    Generation g;
+    std::string why;
+    if (!m->generate(text, o, g, why)) state.SkipWithError(why.c_str());
+  }
+}
+void BM_gpt2_small_generate(benchmark::State& state) { generate_bench(state, true); }
+void BM_gpt2_small_generate_nocache(benchmark::State& state) { generate_bench(state, false); }
 
 }  // namespace
 
@@ -493,7 +564,11 @@ BENCHMARK(BM_keystroke_to_result_with_metrics)->Arg(256)->Unit(benchmark::kMilli
 BENCHMARK(BM_keystroke_to_result)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
 BENCHMARK(BM_smollm_field_forward)->Arg(8192)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_gpt2_small_load)->Arg(124)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(3);
-BENCHMARK(BM_gpt2_small_forward)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(7)->MinTime(0.3);
+BENCHMARK(BM_gpt2_small_forward)->Arg(128)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(5)->MinTime(0.3);
+BENCHMARK(BM_gpt2_small_next_tokens)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(5)->MinTime(0.3);
+BENCHMARK(BM_gpt2_small_patch_grid)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(2);
+BENCHMARK(BM_gpt2_small_generate)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(2);
+BENCHMARK(BM_gpt2_small_generate_nocache)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(2);
 BENCHMARK(BM_tokenize_metaspace_10k_merges)->Arg(124000)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
 BENCHMARK(BM_tokenize_bytelevel_10k_merges)->Arg(124000)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
 
