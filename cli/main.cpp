@@ -513,6 +513,46 @@ int patch_command(const PatchArgs& a) {
   return 0;
 }
 
+// generate --model DIR --text T --tokens N: the text continued, as JSON.
+struct GenerateArgs {
+  std::string dir, text, out;
+  int tokens = 20;
+  bool sample = false, no_cache = false;
+  double temperature = 1, top_p = 1;
+  int sample_top_k = 0;
+  std::uint64_t seed = 0;
+};
+
+int generate_command(const GenerateArgs& a) {
+  Failure err;
+  auto m = HfModel::load(a.dir, err);
+  if (!m) return fail(err.message);
+  GenerateOptions o;
+  o.tokens = a.tokens;
+  o.greedy = !a.sample;
+  o.use_cache = !a.no_cache;
+  o.sample.temperature = a.temperature, o.sample.top_p = a.top_p, o.sample.top_k = a.sample_top_k, o.sample.seed = a.seed;
+  Generation g;
+  std::string why;
+  std::atomic<float> progress{0};
+  if (!with_progress("generating", progress, [&] { return m->generate(a.text, o, g, why, &progress); }))
+    return fail(a.dir + ": " + why);
+  nlohmann::ordered_json j;
+  j["text"] = g.text;
+  j["generated"] = nlohmann::json::array();
+  for (const auto& t : g.generated) j["generated"].push_back({{"id", t.id}, {"token", t.token}, {"p", t.p}});
+  j["ids"] = g.ids;
+  j["cached"] = g.cached;
+  if (!g.note.empty()) j["note"] = g.note;
+  const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (a.out.empty() || a.out == "-") {
+    std::cout << text;
+    return 0;
+  }
+  if (!write_file_atomic(a.out, text, why)) return fail(why);
+  return 0;
+}
+
 // tokenize --model DIR --text T: {"tokens": [...], "ids": [...]}, the ids compute runs the model on.
 int tokenize_command(const std::string& dir, const std::string& text) {
   if (dir.empty()) return fail("give --model DIR");
@@ -578,6 +618,21 @@ int main(int argc, char** argv) {
   auto* tokenize_cmd = app.add_subcommand("tokenize", "print a model folder's tokens and ids for a text as JSON");
   tokenize_cmd->add_option("--model", tok_dir, "a Hugging Face model folder")->required();
   tokenize_cmd->add_option("--text", tok_text, "the text")->required();
+
+  GenerateArgs ga;
+  auto* generate_cmd = app.add_subcommand("generate", "continue a text with a model: tokens appended one at a time "
+                                                      "(greedy, or --sample), with a KV cache");
+  generate_cmd->add_option("--model", ga.dir, "a Hugging Face model folder (a causal family)")->required();
+  generate_cmd->add_option("--text", ga.text, "the text to continue")->required();
+  generate_cmd->add_option("--tokens", ga.tokens, "how many tokens to append (default 20)")->check(CLI::Range(0, 100000));
+  generate_cmd->add_flag("--sample", ga.sample, "draw each token (default: the most likely)");
+  generate_cmd->add_option("--temperature", ga.temperature, "with --sample (default 1)")->check(CLI::Range(1e-3, 100.0));
+  generate_cmd->add_option("--top-p", ga.top_p, "with --sample: the nucleus (default 1)")->check(CLI::Range(1e-6, 1.0));
+  generate_cmd->add_option("--sample-top-k", ga.sample_top_k, "with --sample: only the k most likely (0: all)")
+      ->check(CLI::Range(0, 1 << 22));
+  generate_cmd->add_option("--seed", ga.seed, "with --sample: the draws' seed (default 0)");
+  generate_cmd->add_flag("--no-cache", ga.no_cache, "rerun the whole text for every token (for comparison)");
+  generate_cmd->add_option("-o,--output", ga.out, "JSON file (default: stdout)");
 
   PatchArgs pa;
   auto* patch_cmd = app.add_subcommand("patch", "activation patching: a model's clean text with each head's output (or "
@@ -653,6 +708,7 @@ int main(int argc, char** argv) {
     if (*estimate_cmd) return estimate_command(estimate_path);
     if (*tokenize_cmd) return tokenize_command(tok_dir, tok_text);
     if (*patch_cmd) return patch_command(pa);
+    if (*generate_cmd) return generate_command(ga);
     if (*render_cmd) return render_command(ra);
     if (*export_cmd && (!fx.rows.empty() || !fx.cols.empty() || fx.overview)) {
       if (!ex_model.dir.empty()) return fail("--rows, --cols and --overview need a session file (not --model) for now");

@@ -329,6 +329,24 @@ check("from the corrupted text" in r.get("intervention", "") and
       and len(r.get("next_tokens", [])) == len(pg["tokens"]),
       "compute --ablate-mode corrupted: numpy's next tokens with head 1.0 from the corrupted run")
 
+# generate: numpy's greedy tokens (tests/golden/generation.json), with the KV cache and without
+gg = json.load(open(os.path.join(ROOT, "tests", "golden", "generation.json")))
+for extra in ([], ["--no-cache"]):
+    p = run("generate", "--model", gpt2, "--text", gg["text"], "--tokens", str(len(gg["generated"])), *extra)
+    j = json.loads(p.stdout) if p.returncode == 0 else {}
+    got = j.get("generated", [])
+    check([e["id"] for e in got] == [e["id"] for e in gg["generated"]] and
+          all(abs(a["p"] - b["p"]) <= 1e-5 for a, b in zip(got, gg["generated"])) and j.get("cached") == (not extra),
+          f"generate {extra}: numpy's greedy tokens and probabilities ({p.stderr!r})")
+    check(j.get("ids", [])[:len(gg["ids"])] == gg["ids"] and j.get("text", "").startswith(gg["text"]) and
+          j.get("text") == gg["text"] + "".join(e["token"] for e in got), "generate: ids and text continue the prompt")
+p = run("generate", "--model", gpt2, "--text", "the cat", "--tokens", "3", "--sample", "--seed", "5", "--temperature", "1.2")
+q = run("generate", "--model", gpt2, "--text", "the cat", "--tokens", "3", "--sample", "--seed", "5", "--temperature", "1.2",
+        "--no-cache")
+check(p.returncode == 0 and json.loads(p.stdout)["ids"] == json.loads(q.stdout)["ids"], "generate --sample: the same draws with and without the cache")
+p = run("generate", "--model", os.path.join(ROOT, "tests", "models", "tiny-bert"), "--text", "the cat")
+check(p.returncode == 1 and b"bidirectional" in p.stderr and p.stderr.count(b"\n") == 1, f"generate on BERT: one line ({p.stderr!r})")
+
 # --logit-lens: [layer][position] of {"id", "token", "p"}, numpy's top token of each layer
 p = run("compute", "--model", gpt2, "--text", golden["text"], "--logit-lens")
 lens = json.loads(p.stdout).get("logit_lens") if p.returncode == 0 else None
