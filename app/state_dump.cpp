@@ -96,6 +96,7 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
     }
   }
   j["ablate_error"] = st.ablate_error;
+  j["generate"] = {{"running", st.gen_job != nullptr}, {"error", st.gen_error}, {"done", st.gen_done}};
   j["temperature"] = st.session.attention.normalizer.temperature;
   j["undo"] = st.undo.size();
   j["redo"] = st.redo.size();

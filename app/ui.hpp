@@ -23,7 +23,8 @@ namespace attnlab::app {
 
 enum class Quantity { weights, logits };
 
-struct PatchJob;  // views/patching.cpp: an activation-patching grid on its own thread
+struct PatchJob;     // views/patching.cpp: an activation-patching grid on its own thread
+struct GenerateJob;  // panels/controls.cpp: generation on its own thread
 
 struct HeadRect {  // where a head's heatmap was drawn this frame, in framebuffer pixels
   int head = 0;
@@ -144,6 +145,13 @@ struct AppState {
   std::vector<std::pair<int, int>> ablate;        // the last valid ablate_text
   int ablate_mode = 0;                            // 0 zero, 1 mean over positions
   int next_pos = -1;                              // the position whose next tokens are listed (-1: the last)
+  // generation (Model section): tokens appended to the text by the model, on its own thread
+  int gen_tokens = 10;
+  bool gen_sample = false;
+  float gen_temperature = 1.0f, gen_top_p = 1.0f;
+  int gen_seed = 0;
+  std::shared_ptr<GenerateJob> gen_job;
+  std::string gen_error, gen_done;  // why the last one failed; what the last one appended
   // activation patching (views/patching.cpp): inputs, the grid running and the last one finished
   bool show_patching = false;
   std::string patch_corrupted, patch_token_a, patch_token_b, patch_error;

@@ -2,6 +2,8 @@
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
+#include <thread>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -252,6 +254,81 @@ void ShowNextTokens(AppState& st) {
   }
 }
 
+struct GenerateJob {
+  std::shared_ptr<const HfModel> model;
+  std::string text;
+  GenerateOptions options;
+  std::atomic<float> progress{0};
+  CancelFlag cancel{false};
+  std::atomic<bool> done{false};
+  bool ok = false;  // read once done
+  std::string error;
+  Generation out;
+  std::thread thread;
+  ~GenerateJob() {
+    cancel = true;
+    if (thread.joinable()) thread.join();
+  }
+};
+
+// Generate: N tokens appended to the text (greedy or sampled), on their own thread with progress
+// and Cancel; the text then runs through the model as after any edit (Ctrl+Z takes it back).
+void ShowGenerate(AppState& st, Worker& worker) {
+  if (st.gen_job && st.gen_job->done.load(std::memory_order_acquire)) {
+    GenerateJob& j = *st.gen_job;
+    if (j.ok) {
+      // byte tokens that make no whole character (a sample cut mid-character, a small model's
+      // noise) become U+FFFD: the text box holds valid UTF-8, and the model runs on it
+      st.session.text = utf8_sanitize(j.out.text);
+      st.gen_done = "appended " + std::to_string(j.out.generated.size()) + " tokens" +
+                    (j.out.note.empty() ? "" : " (" + j.out.note + ")") +
+                    (st.session.text == j.out.text ? "" : "; bytes that are no whole character shown as U+FFFD");
+      st.gen_error.clear();
+      Edited(st, worker, true);
+    } else {
+      st.gen_error = j.error.empty() ? "cancelled" : j.error;
+    }
+    st.gen_job.reset();
+  }
+  Section("Generate");
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6);
+  ImGui::InputInt("tokens##gen", &st.gen_tokens);
+  st.gen_tokens = std::clamp(st.gen_tokens, 1, 1000);
+  ImGui::Checkbox("sample##gen", &st.gen_sample);
+  if (st.gen_sample) {
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+    ImGui::SliderFloat("temperature##gen", &st.gen_temperature, 0.05f, 2.0f, "%.2f");
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+    ImGui::SliderFloat("top-p##gen", &st.gen_top_p, 0.05f, 1.0f, "%.2f");
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6);
+    ImGui::InputInt("seed##gen", &st.gen_seed);
+    st.gen_seed = std::max(0, st.gen_seed);
+  }
+  if (st.gen_job) {
+    ImGui::ProgressBar(st.gen_job->progress.load(), ImVec2(ImGui::GetFontSize() * 8, 0));
+    ImGui::SameLine();
+    if (ImGui::Button("Cancel##gen")) st.gen_job->cancel = true;
+  } else if (ImGui::Button("Generate##gen")) {
+    auto job = std::make_shared<GenerateJob>();
+    job->model = st.model;
+    job->text = st.session.text;
+    job->options.tokens = st.gen_tokens;
+    job->options.greedy = !st.gen_sample;
+    job->options.sample.temperature = st.gen_temperature;
+    job->options.sample.top_p = st.gen_top_p;
+    job->options.sample.seed = static_cast<std::uint64_t>(st.gen_seed);
+    GenerateJob* j = job.get();
+    job->thread = std::thread([j] {
+      j->ok = j->model->generate(j->text, j->options, j->out, j->error, &j->progress, &j->cancel);
+      j->done.store(true, std::memory_order_release);
+    });
+    st.gen_job = std::move(job);
+  }
+  RecordWidget(st, "model.generate");
+  if (!st.gen_error.empty()) ImGui::TextColored(ImVec4(1, 0.45f, 0.4f, 1), "%s", st.gen_error.c_str());
+  else if (!st.gen_done.empty()) ImGui::TextDisabled("%s", st.gen_done.c_str());
+}
+
 void ShowControlsPanel(AppState& st, Worker& worker) {
   bool changed = false;
   ImGui::PushItemWidth(-ImGui::GetFontSize() * 8);
@@ -311,6 +388,7 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
       if (iv_changed) Repost(st, worker);
     }
     ShowNextTokens(st);
+    if (st.model->info().model_type != "bert") ShowGenerate(st, worker);
   } else {
     changed |= OptionSection(st, "Tokens and model", {"tokenizer.", "model."});
     changed |= OptionSection(st, "Positional encoding", {"positional."});

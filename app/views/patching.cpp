@@ -181,6 +181,7 @@ void ShowPatchingWindow(AppState& st) {
 }  // namespace
 
 void ForgetPatching(AppState& st) {
+  st.gen_job.reset();    // a generation of the model going away: cancelled and joined
   st.patch_job.reset();  // cancels and joins
   st.patch_shown.reset();
   st.patch_error.clear();

@@ -945,6 +945,20 @@ def test_patching():
         d.click(*center(s["widgets"]["patching.run"]))
         s = d.wait_for(lambda s: "must match" in s["patching"]["error"], "a corrupted text of another length: said")
         check(s is not None and s["patching"]["values"] == got, "the last grid stays")
+        # Generate (Model section): the default 10 greedy tokens appended = the CLI's generate, and
+        # the new text runs through the model
+        want = json.loads(subprocess.run([CLI, "generate", "--model", os.path.join(models, "tiny-gpt2"), "--text", pg["clean"],
+                                          "--tokens", "10"], capture_output=True, check=True).stdout)["text"]
+        s = reveal(d, "model.generate")
+        d.click(*center(s["widgets"]["model.generate"]))
+        s = d.wait_for(lambda s: settled(s) and s["text"] != pg["clean"] and not s["generate"]["running"],
+                       "the generated text in the text box, run through the model")
+        # the tiny model ends in pieces of UTF-8 characters, which the JSON of each side replaces:
+        # compared up to the first such piece
+        valid = want.split("\ufffd")[0]
+        check(s is not None and s["text"].startswith(valid) and len(valid) > len(pg["clean"]) + 3,
+              f"the window's text = the CLI's generate: {s and s['text']!r} vs {want!r}")
+        check(s is not None and s["generate"]["done"].startswith("appended 10 tokens"), f"generate says what it did: {s and s['generate']}")
     finally:
         d.close()
 
