@@ -58,8 +58,8 @@ void Remember(AppState& st, const std::string& path) {
 }  // namespace
 
 void Edited(AppState& st, Worker& worker, bool text_edit) {
-  if (st.edit_b && st.worker_b) {  // the side panel is editing compare's session B
-    st.b_posted = st.worker_b->post(st.session, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
+  if (st.edit_b && st.worker_b) {  // the side panel is editing compare's session B (swapped in)
+    PostB(st, st.session);
     return;
   }
   // typing within a second of the last keystroke extends the same history entry
@@ -78,7 +78,15 @@ void Edited(AppState& st, Worker& worker, bool text_edit) {
 
 void Repost(AppState& st, Worker& worker) {
   Post(st, worker);
-  if (st.show_compare && st.worker_b) st.b_posted = st.worker_b->post(st.session_b, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
+  if (st.show_compare && st.worker_b) PostB(st, st.session_b);
+}
+
+void PostB(AppState& st, const Session& b) {
+  if (!st.worker_b) return;
+  const bool model = st.model && st.b_uses_model;
+  st.worker_b->set_model(model ? st.model : nullptr);
+  st.worker_b->set_intervention(model ? st.b_intervention : Intervention{});
+  st.b_posted = st.worker_b->post(b, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
 }
 
 void Undo(AppState& st, Worker& worker) {
@@ -596,6 +604,7 @@ void ShowModelLoad(AppState& st, Worker& worker) {
     if (l.model) {
       st.model = std::shared_ptr<const HfModel>(std::move(l.model));
       ForgetPatching(st);  // the grid was another model's
+      st.b_posted = 0, st.b_shown.reset();  // compare's B starts again as A
       worker.set_model(st.model);
       const ModelInfo& in = st.model->info();
       st.status = "model " + in.dir + ": " + in.model_type + ", " + std::to_string(in.n_layers) + " layers x " +
@@ -625,6 +634,8 @@ void ShowModelLoad(AppState& st, Worker& worker) {
 
 void CloseModel(AppState& st, Worker& worker) {
   ForgetPatching(st);
+  st.b_posted = 0, st.b_shown.reset();  // compare's B starts again as A
+  st.intervention = {};
   st.model.reset();
   worker.set_model(nullptr);
   st.status = "back to the random-weight laboratory";

@@ -199,26 +199,33 @@ void PrepareFrame(Loop& L) {
   }
   // compare: B is computed by its own worker; its textures and B - A follow new results
   if (st.show_compare) {
-    if (!st.b_posted) {
+    if (!st.b_posted) {  // B starts as A: its text, its model, its intervention
       st.session_b = st.session;
-      st.b_posted = worker_b.post(st.session_b, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
+      st.b_intervention = st.intervention;
+      PostB(st, st.session_b);
     }
     if (auto b = worker_b.latest(); b && b->result && b != st.b_shown) st.b_shown = b;
-    if (st.b_shown && st.shown && st.shown->result && (diff_a != st.shown.get() || diff_b != st.b_shown.get())) {
+    // the layer compared: the head grid's, within both
+    const int layer = st.b_shown && st.shown && st.shown->result
+                          ? std::clamp(st.layer, 0, std::max(0, std::min(st.shown->n_layers, st.b_shown->n_layers) - 1))
+                          : 0;
+    if (st.b_shown && st.shown && st.shown->result && !st.shown->field && !st.b_shown->field &&
+        (diff_a != st.shown.get() || diff_b != st.b_shown.get() || st.diff_layer != layer)) {
       diff_a = st.shown.get();
       diff_b = st.b_shown.get();
+      st.diff_layer = layer;
       const Snapshot& b = *st.b_shown;
       st.b_tex.resize(b.n_heads);
       for (int h = 0; h < b.n_heads; ++h) {
-        const HeadImage& img = b.images[h];
-        const ValueRange w = st.shown->weight_range[0];
+        const HeadImage& img = b.images[std::size_t(layer) * b.n_heads + h];
+        const ValueRange w = st.shown->weight_range[std::size_t(layer)];
         st.b_tex[h].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi, b.display.colormap);
       }
       st.diff_img.clear();
       st.diff_tex.resize(std::min(b.n_heads, st.shown->n_heads));
       for (int h = 0; h < int(st.diff_tex.size()); ++h) {
-        const Matrix& wa = st.shown->result->layers[0].heads[h].weights;
-        const Matrix& wb = b.result->layers[0].heads[h].weights;
+        const Matrix& wa = st.shown->result->layers[layer].heads[h].weights;
+        const Matrix& wb = b.result->layers[layer].heads[h].weights;
         if (wa.rows() != wb.rows() || wa.cols() != wb.cols()) {
           st.diff_tex.resize(h);
           break;

@@ -158,8 +158,16 @@ struct AppState {
   int patch_grid = 0, patch_metric = 0;  // heads / residual; logit difference / probability
   std::shared_ptr<PatchJob> patch_job, patch_shown;
   std::pair<int, int> patch_hover{-1, -1};
-  // compare: a second session B, computed by its own worker
+  Intervention intervention;                      // A's, as last given to the worker (the Model section)
+  // compare: a second session B, computed by its own worker; with a model open B runs that model
+  // (or, unticked, the random-weight engine) with interventions of its own
   Session session_b;
+  bool b_uses_model = true;
+  Intervention b_intervention;
+  std::string b_ablate_text, b_ablate_error;
+  int b_ablate_mode = 0;
+  int diff_layer = -1;                  // the layer B - A was computed for
+  std::string compare_differs, compare_alignment;  // what the window says, for the state dump
   bool edit_b = false;                  // the side panel edits B
   std::shared_ptr<const Snapshot> b_shown;
   std::vector<Heatmap> b_tex;           // weights of B's layer 0..: as tex.weights
@@ -207,6 +215,7 @@ struct AppState {
 // app_ops.cpp: every session edit goes through Edited (history, then the worker)
 void Edited(AppState& st, Worker& worker, bool text_edit = false);
 void Repost(AppState& st, Worker& worker);  // display options changed: same session, new pictures
+void PostB(AppState& st, const Session& b);  // compare's B, with its model and intervention
 void Undo(AppState& st, Worker& worker);
 void Redo(AppState& st, Worker& worker);
 bool OpenSessionFile(AppState& st, Worker& worker, const std::string& path);  // false: st.status says why

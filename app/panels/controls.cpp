@@ -385,6 +385,7 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
       iv.ablate = st.ablate;
       iv.ablate_mode = st.ablate_mode == 1 ? AblateMode::mean : AblateMode::zero;
       worker.set_intervention(iv);
+      st.intervention = iv;
       if (iv_changed) Repost(st, worker);
     }
     ShowNextTokens(st);

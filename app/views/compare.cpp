@@ -5,10 +5,78 @@
 #include <cmath>
 #include <string>
 
+#include <imgui_stdlib.h>
+
+#include "core/strings.hpp"
 #include "views/view.hpp"
 
 namespace attnlab::app {
 namespace {
+
+// B's source when a model is open: the model (with heads ablated) or the random-weight engine,
+// and B's text.
+void ShowBSource(AppState& st) {
+  if (!st.model) return;
+  bool changed = ImGui::Checkbox("B runs the model", &st.b_uses_model);
+  RecordWidget(st, "compare.b_model");
+  ImGui::SameLine();
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 10);
+  if (st.b_uses_model) {
+    if (ImGui::InputTextWithHint("B ablates##b", "layer.head, e.g. 0.1", &st.b_ablate_text)) {
+      std::vector<std::pair<int, int>> heads;
+      std::string why;
+      if (parse_ablate(st.b_ablate_text, st.model->info().n_layers, st.model->info().n_heads, heads, why)) {
+        st.b_ablate_error.clear();
+        st.b_intervention.ablate = heads;
+        changed = true;
+      } else {
+        st.b_ablate_error = why;  // the last valid ablation stays
+      }
+    }
+    RecordWidget(st, "compare.b_ablate");
+    ImGui::SameLine();
+    if (ImGui::RadioButton("zero##b", &st.b_ablate_mode, 0) | ImGui::RadioButton("mean##b", &st.b_ablate_mode, 1)) changed = true;
+    st.b_intervention.ablate_mode = st.b_ablate_mode == 1 ? AblateMode::mean : AblateMode::zero;
+  }
+  ImGui::SetNextItemWidth(-1);
+  if (ImGui::InputTextWithHint("##btext", "B's text", &st.session_b.text)) changed = true;
+  RecordWidget(st, "compare.b_text");
+  if (!st.b_ablate_error.empty()) ImGui::TextColored(ImVec4(1, 0.45f, 0.4f, 1), "%s", st.b_ablate_error.c_str());
+  if (changed) PostB(st, st.session_b);
+}
+
+// What B's Result differs in from A's: what ran (the model or the engine), the text, the
+// intervention, and for two random-weight sessions every option.
+std::string Differences(const AppState& st, const Result& a, const Result& b) {
+  std::vector<std::string> d;
+  const bool model_a = st.model != nullptr, model_b = st.model && st.b_uses_model;
+  if (model_a != model_b)
+    d.push_back(std::string("what runs: A ") + (model_a ? "the model" : "random weights") + ", B " +
+                (model_b ? "the model" : "random weights"));
+  if (a.session.text != b.session.text) d.push_back("the text");
+  if (a.intervention != b.intervention)
+    d.push_back("the intervention: A " + (a.intervention.empty() ? std::string("none") : a.intervention) + ", B " +
+                (b.intervention.empty() ? std::string("none") : b.intervention));
+  if (!model_a && !model_b)
+    for (const auto& o : session_options())
+      if (o.path != "text" && option_get(st.session, o.path) != option_get(st.session_b, o.path))
+        d.push_back(o.path + " " + option_get(st.session_b, o.path));
+  return join(d, "; ");
+}
+
+// Whether the two texts' tokens line up, position by position, for B - A.
+std::string Alignment(const Result& a, const Result& b) {
+  if (a.tokens.size() != b.tokens.size())
+    return "A has " + std::to_string(a.tokens.size()) + " tokens and B " + std::to_string(b.tokens.size()) +
+           ": they do not align, so there is no B - A map";
+  std::vector<std::string> at;
+  for (std::size_t i = 0; i < a.tokens.size(); ++i)
+    if (a.tokens[i].text != b.tokens[i].text) at.push_back(std::to_string(i));
+  if (at.empty()) return "the tokens align (" + std::to_string(a.tokens.size()) + " identical)";
+  if (at.size() > 8) at.resize(8), at.push_back("...");
+  return std::to_string(a.tokens.size()) + " tokens each, different at " + join(at, ", ") +
+         ": B - A compares position by position";
+}
 
 void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const HeatmapRenderer& renderer) {
   (void)worker;
@@ -24,11 +92,17 @@ void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const Hea
     ImGui::Checkbox("the side panel edits B", &st.edit_b);
     RecordWidget(st, "compare.edit_b");
     ImGui::SameLine();
-    if (ImGui::SmallButton("B = A")) {
+    if (ImGui::SmallButton("B = A")) {  // the text, the model and its intervention
       st.session_b = st.session;
-      st.b_posted = worker_b.post(st.session_b, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
+      st.b_uses_model = true;
+      st.b_intervention = st.intervention;
+      st.b_ablate_text.clear();
+      st.b_ablate_error.clear();
+      PostB(st, st.session_b);
     }
     RecordWidget(st, "compare.copy");
+    (void)worker_b;
+    ShowBSource(st);
     const Snapshot* a = st.shown.get();
     const Snapshot* b = st.b_shown.get();
     if (!a || !a->result || !b || !b->result) {
@@ -42,22 +116,37 @@ void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const Hea
     }
     const int n_heads = std::min(a->n_heads, b->n_heads);
     st.compare_head = std::clamp(st.compare_head, 0, n_heads - 1);
-    ImGui::SameLine();
+
+    const std::string diffs = Differences(st, *a->result, *b->result);
+    st.compare_differs = diffs;
+    ImGui::TextWrapped("B differs in: %s", diffs.empty() ? "nothing (edit B above, or with the side panel)" : diffs.c_str());
+    const std::string aligned = Alignment(*a->result, *b->result);
+    st.compare_alignment = aligned;
+    ImGui::TextDisabled("%s", aligned.c_str());
+
+    if (!a->result->next_tokens.empty() && !b->result->next_tokens.empty()) {  // what each predicts after its text
+      auto top = [](const Result& r) {
+        std::vector<std::string> t;
+        for (std::size_t k = 0; k < std::min<std::size_t>(3, r.next_tokens.back().size()); ++k) {
+          char p[32];
+          std::snprintf(p, sizeof p, " %.1f%%", 100.0 * r.next_tokens.back()[k].p);
+          t.push_back("\"" + Clip(r.next_tokens.back()[k].token, 12) + "\"" + p);
+        }
+        return join(t, ", ");
+      };
+      ImGui::TextDisabled("next token: A %s | B %s", top(*a->result).c_str(), top(*b->result).c_str());
+    }
+    const int layer = std::clamp(st.layer, 0, std::min(a->result->n_layers(), b->result->n_layers()) - 1);
     ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6);
     ImGui::SliderInt("head", &st.compare_head, 0, n_heads - 1);
     RecordWidget(st, "compare.head");
-    // what differs
-    std::string diffs;
-    for (const auto& o : session_options()) {
-      if (option_get(st.session, o.path) != option_get(st.session_b, o.path))
-        diffs += (diffs.empty() ? "" : ", ") + o.path + " " + option_get(st.session_b, o.path);
-    }
-    ImGui::TextDisabled("B differs in: %s", diffs.empty() ? "nothing (edit B with the side panel)" : diffs.c_str());
-
+    ImGui::SameLine();
+    ImGui::TextDisabled("of layer %d (the head grid's layer)", layer);
     const int h = st.compare_head;
-    const HeadResult& ha = a->result->layers[0].heads[h];
-    const HeadResult& hb = b->result->layers[0].heads[h];
-    const bool same_shape = ha.weights.rows() == hb.weights.rows() && ha.weights.cols() == hb.weights.cols();
+    const HeadResult& ha = a->result->layers[layer].heads[h];
+    const HeadResult& hb = b->result->layers[layer].heads[h];
+    const bool same_shape = ha.weights.rows() == hb.weights.rows() && ha.weights.cols() == hb.weights.cols() &&
+                            st.diff_layer == layer;
     const float font = ImGui::GetFontSize();
     const ImVec2 avail = ImGui::GetContentRegionAvail();
     const float metrics_h = font * 6;
@@ -78,7 +167,7 @@ void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const Hea
         linked = {h, static_cast<int>((m.y - p0.y) / cell), static_cast<int>((m.x - p0.x) / cell)};
       return std::pair<ImVec2, float>(p0, cell);
     };
-    const std::size_t ka = std::size_t(0) * a->n_heads + h;
+    const std::size_t ka = std::size_t(layer) * a->n_heads + h;
     std::vector<std::pair<ImVec2, float>> placed;
     placed.push_back(panel(0, "A (the main session)", ka < st.tex.weights.size() ? st.tex.weights[ka].texture() : 0,
                            int(ha.weights.rows()), int(ha.weights.cols())));
@@ -116,7 +205,8 @@ void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const Hea
         ImGui::TableSetupColumn(c);
       ImGui::TableHeadersRow();
       for (int k = 0; k < n_heads; ++k) {
-        const HeadMetrics &x = ma[0].heads[k], &y = mb[0].heads[k];
+        if (layer >= int(ma.size()) || layer >= int(mb.size())) break;
+        const HeadMetrics &x = ma[layer].heads[k], &y = mb[layer].heads[k];
         ImGui::TableNextColumn();
         ImGui::Text("%d", k);
         for (auto [u, v] : {std::pair{x.entropy, y.entropy}, {x.mean_distance, y.mean_distance},
@@ -143,6 +233,10 @@ extern const View kCompareView{"compare", "View", "Compare A / B", &AppState::sh
       j["b_temperature"] = st.session_b.attention.normalizer.temperature;
       j["b_shown"] = st.b_shown && st.b_shown->result ? st.b_shown->generation : 0;
       j["b_posted"] = st.b_posted;
+      j["compare_differs"] = st.compare_differs;
+      j["compare_alignment"] = st.compare_alignment;
+      j["b_intervention"] = st.b_shown && st.b_shown->result ? st.b_shown->result->intervention : "";
+      j["b_text"] = st.b_shown && st.b_shown->result ? st.b_shown->result->session.text : "";
     }};
 
 }  // namespace attnlab::app

@@ -959,6 +959,27 @@ def test_patching():
         check(s is not None and s["text"].startswith(valid) and len(valid) > len(pg["clean"]) + 3,
               f"the window's text = the CLI's generate: {s and s['text']!r} vs {want!r}")
         check(s is not None and s["generate"]["done"].startswith("appended 10 tokens"), f"generate says what it did: {s and s['generate']}")
+        # Compare A / B with the model: B starts as A (the model, the text, no intervention), then
+        # B ablates head 1.0 (said, the model kept), then B's own text of another length (said)
+        menu(d, "menu.view", "menu.view.compare")
+        s = d.wait_for(lambda s: s.get("b_shown") and s.get("b_text") == s["text"] and "compare.b_ablate" in s["widgets"],
+                       "compare: B = A through the model")
+        if not s:
+            return
+        check(s["compare_differs"] == "" and s["compare_alignment"].startswith("the tokens align"),
+              f"B = A: nothing differs, tokens align ({s['compare_differs']!r}, {s['compare_alignment']!r})")
+        d.click(*center(s["widgets"]["compare.b_ablate"]))
+        d.xdo("type", "--delay", "40", "1.0")
+        s = d.wait_for(lambda s: s.get("b_intervention") == "ablate 1.0 (zero)", "B with head 1.0 ablated")
+        check(s is not None and "the intervention: A none, B ablate 1.0 (zero)" in s["compare_differs"] and
+              "what runs" not in s["compare_differs"], f"compare says B ablates a head of the same model: {s and s['compare_differs']}")
+        check(s is not None and s["diff_max"] == 0, "layer 0's attention is the same in A and B (the ablation is after it)")
+        d.click(*center(s["widgets"]["compare.b_text"]))
+        d.chord("ctrl+a")
+        d.xdo("type", "--delay", "40", "the cat")
+        s = d.wait_for(lambda s: s.get("b_text") == "the cat", "B's own text")
+        check(s is not None and "do not align" in s["compare_alignment"] and "the text" in s["compare_differs"],
+              f"texts of different token counts: said ({s and s['compare_alignment']})")
     finally:
         d.close()
 
