@@ -47,6 +47,7 @@ fuzz: deps
 bench: deps configure
 	cmake --build $(BUILD) -j $(JOBS) --target attnlab-bench
 	$(BUILD)/attnlab-bench
+	/usr/bin/python3 bench/torch_gpt2.py  # the same GPT-2 job in plain torch (skipped without python3-torch)
 
 clean:
 	rm -rf $(BUILD) build-portable build-asan build-fuzz
