@@ -124,7 +124,7 @@ void finish_head(HeadResult& hr, const std::shared_ptr<MaskMatrix>& own, const I
       if (!(*allowed)(i, j)) hr.logits(i, j) = neg_inf;
   hr.allowed = allowed;
   masked_softmax(hr.logits, *allowed, here ? static_cast<float>(iv.temperature) : 1.0f, hr.weights);
-  hr.output = hr.weights * hr.v;
+  matmul(hr.weights, hr.v, hr.output);  // OpenBLAS (an Eigen product was 13 % of GPT-2's forward at 1024 tokens)
 }
 }  // namespace
 
