@@ -234,6 +234,39 @@ model("model.safetensors a FIFO", replace_with_fifo("model.safetensors"), "not a
 model("/dev/zero as vocab.json", replace_with_link("vocab.json", "/dev/zero"), "not a regular file", timeout=10)
 model("/dev/zero as model.safetensors", replace_with_link("model.safetensors", "/dev/zero"), "not a regular file", timeout=10)
 
+# the families of tests/reference/make_tiny_families.py with wrong types and values in config.json
+def family(what, base, changes, message):
+    d = os.path.join(TMP, what.replace(" ", "-")[:40])
+    shutil.copytree(os.path.join(MODELS, base), d)
+    edit_config(**changes)(d)
+    refused(f"{base}: {what}", ["compute", "--model", d, "--text", "hello"], message)
+    shutil.rmtree(d)
+
+
+family("layer_types a number", "tiny-gemma2", {"layer_types": 5}, "layer_types must be a list of 2 entries")
+family("layer_types of unknown kinds", "tiny-gemma2", {"layer_types": ["local", "global"]}, "layer_types[0]")
+family("soft cap negative", "tiny-gemma2", {"attn_logit_softcapping": -50}, "'attn_logit_softcapping' must be a number from")
+family("query_pre_attn_scalar a string", "tiny-gemma2", {"query_pre_attn_scalar": "256"}, "'query_pre_attn_scalar' must be a number")
+family("partial_rotary_factor a string", "tiny-phi3", {"partial_rotary_factor": "half"}, "'partial_rotary_factor' must be a number")
+family("sliding_window 1e400", "tiny-phi3", {"sliding_window": 1e300}, "'sliding_window' must be a whole number")
+family("use_parallel_residual a string", "tiny-gpt-neox", {"use_parallel_residual": "yes"}, "'use_parallel_residual' must be")
+family("rotary_pct 0", "tiny-gpt-neox", {"rotary_pct": 0}, "'rotary_pct' must be a number from")
+
+# generate and patch: texts that cannot run, one line each
+gpt2_dir = os.path.join(MODELS, "tiny-gpt2")
+for what, args, message in [
+        ("generate: no tokens", ["generate", "--model", gpt2_dir, "--text", ""], "no tokens"),
+        ("generate: BERT", ["generate", "--model", os.path.join(MODELS, "tiny-bert"), "--text", "hi"], "bidirectional"),
+        ("patch: texts of different lengths", ["patch", "--model", gpt2_dir, "--text", "the cat", "--corrupted", "a b c d e"],
+         "must match"),
+        ("patch: token A of two tokens", ["patch", "--model", gpt2_dir, "--text", "the cat", "--corrupted", "the end",
+                                          "--token-a", "the cat"], "not one"),
+        ("patch: position past the text", ["patch", "--model", gpt2_dir, "--text", "the cat", "--corrupted", "the end",
+                                           "--position", "99"], "position 99"),
+        ("patch: metric unknown", ["patch", "--model", gpt2_dir, "--text", "a", "--corrupted", "b", "--metric", "kl"],
+         "logit-diff or prob")]:
+    refused(what, args, message)
+
 
 def truncate_safetensors(d):
     p = os.path.join(d, "model.safetensors")
