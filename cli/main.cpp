@@ -454,6 +454,18 @@ int export_field(const std::string& session_path, const std::string& matrix, int
 
 }  // namespace
 
+// A command's JSON answer: to stdout ("" or "-") or atomically to a file; 1 with one line when it cannot be written.
+int emit_json(const nlohmann::ordered_json& j, const std::string& out) {
+  const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (out.empty() || out == "-") {
+    std::cout << text;
+    return 0;
+  }
+  std::string why;
+  if (!write_file_atomic(out, text, why)) return fail(why);
+  return 0;
+}
+
 // patch --model DIR --text CLEAN --corrupted TEXT: the activation-patching grid as JSON.
 struct PatchArgs {
   std::string dir, text, corrupted, grid = "heads", metric = "logit-diff", token_a, token_b, out;
@@ -504,13 +516,7 @@ int patch_command(const PatchArgs& a) {
   j["corrupted_tokens"] = tokens(g.corrupted_tokens);
   j["runs"] = g.runs;
   j["layers_run"] = g.layers_run;
-  const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  if (a.out.empty() || a.out == "-") {
-    std::cout << text;
-    return 0;
-  }
-  if (!write_file_atomic(a.out, text, why)) return fail(why);
-  return 0;
+  return emit_json(j, a.out);
 }
 
 // generate --model DIR --text T --tokens N: the text continued, as JSON.
@@ -544,13 +550,7 @@ int generate_command(const GenerateArgs& a) {
   j["ids"] = g.ids;
   j["cached"] = g.cached;
   if (!g.note.empty()) j["note"] = g.note;
-  const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  if (a.out.empty() || a.out == "-") {
-    std::cout << text;
-    return 0;
-  }
-  if (!write_file_atomic(a.out, text, why)) return fail(why);
-  return 0;
+  return emit_json(j, a.out);
 }
 
 // tokenize --model DIR --text T: {"tokens": [...], "ids": [...]}, the ids compute runs the model on.

@@ -150,12 +150,9 @@ bool unembed(const ModelInfo& in, const Weights& w, const Matrix& hidden, Matrix
     why = "the checkpoint has no model.norm.weight (the final RMSNorm)";
     return false;
   }
-  const bool tied = in.tie_embeddings || !w.global.count("lm_head");
-  if (tied && !in.tie_embeddings) {
-    why = "the checkpoint has no lm_head.weight and config.json's tie_word_embeddings is false";
-    return false;
-  }
-  logits = unembed_rows(gemma_norm(hidden, w.get("norm.g").row(0), in.layer_norm_eps), tied ? w.get("wte") : w.get("lm_head"));
+  const Matrix* table = output_table(in, w, "lm_head.weight", why);
+  if (!table) return false;
+  logits = unembed_rows(gemma_norm(hidden, w.get("norm.g").row(0), in.layer_norm_eps), *table);
   if (in.final_softcap > 0) soft_cap(logits, static_cast<float>(in.final_softcap));
   return true;
 }

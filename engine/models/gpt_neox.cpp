@@ -129,13 +129,10 @@ bool unembed(const ModelInfo& in, const Weights& w, const Matrix& hidden, Matrix
     why = "the checkpoint has no final_layer_norm.weight / .bias";
     return false;
   }
-  const bool tied = in.tie_embeddings || !w.global.count("lm_head");
-  if (tied && !in.tie_embeddings) {
-    why = "the checkpoint has no embed_out.weight and config.json's tie_word_embeddings is false";
-    return false;
-  }
+  const Matrix* table = output_table(in, w, "embed_out.weight", why);
+  if (!table) return false;
   logits = unembed_rows(layer_norm(hidden, w.get("lnf.g").row(0), w.get("lnf.b").row(0), in.layer_norm_eps),
-                        tied ? w.get("wte") : w.get("lm_head"));
+                        *table);
   return true;
 }
 

@@ -52,6 +52,13 @@ Matrix unembed_rows(const Matrix& normed, const Matrix& table) {
   return logits;
 }
 
+const Matrix* output_table(const ModelInfo& in, const Weights& w, const char* stored, std::string& why) {
+  if (in.tie_embeddings) return &w.get("wte");
+  if (w.global.count("lm_head")) return &w.get("lm_head");
+  why = std::string("the checkpoint has no ") + stored + " and config.json's tie_word_embeddings is false";
+  return nullptr;
+}
+
 Matrix gelu_tanh(const Matrix& x) {  // sqrt(2 / pi) = 0.79788...
   const auto a = x.array();
   return (0.5f * a * (1.0f + (0.7978845608028654f * (a + 0.044715f * a.cube())).tanh())).matrix();

@@ -19,6 +19,9 @@ Matrix rms_norm(const Matrix& x, const RowVector& g, double eps);
 Matrix affine(const Matrix& x, const Matrix& w);                     // x W
 Matrix affine(const Matrix& x, const Matrix& w, const RowVector& b);  // x W + b
 Matrix unembed_rows(const Matrix& normed, const Matrix& table);     // normed table^T: (rows, vocab) logits
+// The output head's table: the stored one (role "lm_head", checkpoint name `stored`) or, when
+// config.json ties them, the embeddings; null with the reason when neither applies.
+const Matrix* output_table(const ModelInfo& in, const Weights& w, const char* stored, std::string& why);
 // GPT-2's gelu_new: the tanh approximation of GELU (Hendrycks & Gimpel 2016).
 Matrix gelu_tanh(const Matrix& x);
 Matrix gelu_exact(const Matrix& x);

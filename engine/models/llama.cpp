@@ -251,12 +251,9 @@ bool unembed_llama(const ModelInfo& in, const Weights& w, const Matrix& hidden, 
     why = "the checkpoint has no model.norm.weight (the final RMSNorm)";
     return false;
   }
-  const bool tied = in.tie_embeddings || !w.global.count("lm_head");
-  if (tied && !in.tie_embeddings) {
-    why = "the checkpoint has no lm_head.weight and config.json's tie_word_embeddings is false";
-    return false;
-  }
-  logits = unembed_rows(rms_norm(hidden, w.get("norm.g").row(0), in.layer_norm_eps), tied ? w.get("wte") : w.get("lm_head"));
+  const Matrix* table = output_table(in, w, "lm_head.weight", why);
+  if (!table) return false;
+  logits = unembed_rows(rms_norm(hidden, w.get("norm.g").row(0), in.layer_norm_eps), *table);
   return true;
 }
 

@@ -36,6 +36,15 @@ from make_tiny_models import (B2U, CORPUS, LLAMA_TEXT, ROOT, TEXT, ablated, f16_
                               write_safetensors_f16)
 
 
+def gpt2_vocab():
+    """tiny-gpt2's byte-level BPE, as make_tiny_models.py trains it: merges, their ranks, vocab."""
+    merges = train_merges(CORPUS, 60)
+    vocab = {}
+    for sym in [B2U[b] for b in range(256)] + [a + b for a, b in merges]:
+        vocab.setdefault(sym, len(vocab))
+    return merges, {m: i for i, m in enumerate(merges)}, vocab
+
+
 def rope_tables(n, rot, base):
     """cos and sin (n, rot) of HF's rotate_half RoPE on `rot` dimensions."""
     inv = base ** (-np.arange(0, rot, 2) / rot)
@@ -174,11 +183,7 @@ def phi3():
 
 
 def gpt_neox(parallel=True):
-    merges = train_merges(CORPUS, 60)
-    ranks = {m: i for i, m in enumerate(merges)}
-    vocab = {}
-    for s in [B2U[b] for b in range(256)] + [a + b for a, b in merges]:
-        vocab.setdefault(s, len(vocab))
+    merges, ranks, vocab = gpt2_vocab()
     d, H, inner, pct = 24, 3, 48, 0.5
     dh = d // H
     cfg = {"model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"], "hidden_size": d,
@@ -322,11 +327,7 @@ def read_safetensors(path):
 
 
 def patching():
-    merges = train_merges(CORPUS, 60)
-    ranks = {m: i for i, m in enumerate(merges)}
-    vocab = {}
-    for s_ in [B2U[b] for b in range(256)] + [a + b for a, b in merges]:
-        vocab.setdefault(s_, len(vocab))
+    merges, ranks, vocab = gpt2_vocab()
     cfg = json.load(open(os.path.join(ROOT, "models", "tiny-gpt2", "config.json")))
     W = read_safetensors(os.path.join(ROOT, "models", "tiny-gpt2", "model.safetensors"))
     d, H, L, eps = cfg["n_embd"], cfg["n_head"], cfg["n_layer"], cfg["layer_norm_epsilon"]
@@ -398,11 +399,7 @@ def patching():
 def generation():
     """Greedy generation on tiny-gpt2: each token the most likely (numpy's argmax: the lowest id on
     a tie) after the whole text so far, recomputed from scratch each time (no cache)."""
-    merges = train_merges(CORPUS, 60)
-    ranks = {m: i for i, m in enumerate(merges)}
-    vocab = {}
-    for s_ in [B2U[b] for b in range(256)] + [a + b for a, b in merges]:
-        vocab.setdefault(s_, len(vocab))
+    merges, ranks, vocab = gpt2_vocab()
     cfg = json.load(open(os.path.join(ROOT, "models", "tiny-gpt2", "config.json")))
     W = read_safetensors(os.path.join(ROOT, "models", "tiny-gpt2", "model.safetensors"))
     text = "the cat sat on"
