@@ -25,6 +25,7 @@
 #include "present/export.hpp"
 #include "core/files.hpp"
 #include "core/strings.hpp"
+#include "core/gemm.hpp"
 #include "core/memory.hpp"
 #include "render/heatmap.hpp"
 #include "tokenizers/tokenize.hpp"
@@ -148,6 +149,7 @@ bool PrepareState(AppState& st, const Options& opt, std::string& banner) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  attnlab::choose_blas_kernels(argv);  // first: it may run the process again
   attnlab::tune_allocator();
   Options opt;
   if (int code = 0; !ParseOptions(argc, argv, opt, code)) return code;

@@ -573,6 +573,7 @@ BENCHMARK(BM_tokenize_metaspace_10k_merges)->Arg(124000)->Unit(benchmark::kMilli
 BENCHMARK(BM_tokenize_bytelevel_10k_merges)->Arg(124000)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
 
 int main(int argc, char** argv) {
+  attnlab::choose_blas_kernels(argv);  // first: it may run the process again
   attnlab::tune_allocator();
   benchmark::Initialize(&argc, argv);
   LineReporter reporter;

@@ -24,6 +24,7 @@
 #include "core/files.hpp"
 #include "core/strings.hpp"
 #include "models/hf_model.hpp"
+#include "core/gemm.hpp"
 #include "core/memory.hpp"
 #include "pipeline.hpp"
 #include "present/result_json.hpp"
@@ -572,6 +573,7 @@ int tokenize_command(const std::string& dir, const std::string& text) {
 }
 
 int main(int argc, char** argv) {
+  attnlab::choose_blas_kernels(argv);  // first: it may run the process again
   attnlab::tune_allocator();
   CLI::App app{"attnlab-cli: compute attention sessions without a window"};
   app.require_subcommand(1);

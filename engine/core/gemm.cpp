@@ -1,5 +1,10 @@
 #include "core/gemm.hpp"
 
+#include <cstdlib>
+#include <cstring>
+
+#include <unistd.h>
+
 #if ATTNLAB_HAVE_CBLAS
 #include <cblas.h>
 #endif
@@ -41,6 +46,44 @@ void gemm_nn(int m, int n, int k, const float* a, int lda, const float* b, int l
     C.noalias() = A * B;
   else
     C = beta * C + A * B;
+#endif
+}
+
+const char* better_blas_core(const char* chosen, bool avx512, bool avx2_fma) {
+  // the cores OpenBLAS falls back to, whose kernels use SSE only (or AVX without FMA)
+  static const char* const kOld[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
+                                     "Katmai",   "Coppermine", "Northwood", "Banias", "Sandybridge", "Unknown"};
+  bool old = false;
+  for (const char* c : kOld) old |= std::strcmp(chosen, c) == 0;
+  if (!old) return "";
+  if (avx512) return "SkylakeX";
+  if (avx2_fma) return "Haswell";
+  return "";
+}
+
+const char* blas_core() {
+#if ATTNLAB_HAVE_CBLAS
+  const char* c = openblas_get_corename();
+  return c ? c : "";
+#else
+  return "";
+#endif
+}
+
+void choose_blas_kernels(char** argv) {
+#if ATTNLAB_HAVE_CBLAS && defined(__x86_64__)
+  if (std::getenv("OPENBLAS_CORETYPE")) return;  // the user's, or this function's on the second run
+  __builtin_cpu_init();
+  // libgcc's checks include the OS's support of the registers (XCR0)
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const char* want = better_blas_core(blas_core(), avx512, avx2_fma);
+  if (!*want || !argv || !argv[0]) return;
+  setenv("OPENBLAS_CORETYPE", want, 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then run on with the slower kernels
+#else
+  (void)argv;
 #endif
 }
 
