@@ -307,7 +307,7 @@ double Result::bytes() const {
   for (const FieldLayer& L : fields) {
     b += m(L.output);
     for (const HeadField& f : L.heads)
-      b += m(f.q) + m(f.k) + m(f.v) + m(f.output) + m(f.overview_max) + m(f.overview_mean) + 8.0 * f.row_lse.size();
+      b += m(f.q) + m(f.k) + m(f.v) + m(f.output) + m(f.overview_max) + m(f.overview_mean) + 12.0 * f.row_lse.size();
   }
   for (const LayerResult& L : layers) {
     b += m(L.input) + m(L.attention_input) + m(L.attention_output) + m(L.output);

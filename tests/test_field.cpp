@@ -58,16 +58,24 @@ Session session_with(const char* mask, const char* positional = "sinusoidal", bo
 
 TEST_CASE("field: every tile equals the dense weights and logits, for every mask and positional encoding") {
   int checked = 0;
+  // as computed at any length (a row block's keys in one chunk), and with rows and keys cut in
+  // chunks of 4 x 5 so that every row's softmax runs online across several chunks
+  FieldOptions chunked;
+  chunked.rows_per_block = 4;
+  chunked.cols_per_chunk = 5;
+  chunked.chunk_above = 0;
+  for (const FieldOptions& opt : {FieldOptions{}, chunked})
   for (const auto& kind : option("attention.mask.kind").choices) {
     if (kind == "lsh") continue;  // not a rule: the dense path keeps it
     for (const char* pos : {"sinusoidal", "rope", "alibi", "t5"}) {
       for (bool causal : {false, true}) {
         Session s = session_with(kind.c_str(), pos, causal);
         s.attention.normalizer.temperature = 0.7;
-        const Both b = compute_both(s);
+        const Both b = compute_both(s, opt);
         const auto& dense = b.dense->layers[0];
         const int n = static_cast<int>(b.dense->tokens.size());
-        INFO("mask " << kind << (causal ? std::string(" + causal") : std::string()) << ", positional " << std::string(pos));
+        INFO("mask " << kind << (causal ? std::string(" + causal") : std::string()) << ", positional " << std::string(pos)
+                     << ", key chunks of " << opt.cols_per_chunk);
         for (std::size_t h = 0; h < dense.heads.size(); ++h) {
           const HeadField& f = b.field.heads[h];
           const Matrix w = field_tile(f, b.field.specs[h], 0, n, 0, n, false);
@@ -104,13 +112,17 @@ TEST_CASE("field: every tile equals the dense weights and logits, for every mask
       }
     }
   }
-  CHECK(checked >= 13 * 4);
+  CHECK(checked >= 2 * 13 * 4);
 }
 
 TEST_CASE("field: rows sum to 1 and the overview pools the weights by max and mean") {
   Session s = session_with("causal");
+  for (int chunk : {1024, 6}) {  // one key chunk per row block, or online across chunks of 6
+  CAPTURE(chunk);
   FieldOptions opt;
   opt.overview = 7;  // 24 tokens: 4 x 4 cells per overview cell, the last ones smaller
+  opt.cols_per_chunk = chunk;
+  opt.chunk_above = chunk < 1024 ? 0 : opt.chunk_above;
   const Both b = compute_both(s, opt);
   const int n = static_cast<int>(b.dense->tokens.size());
   for (std::size_t h = 0; h < b.field.heads.size(); ++h) {
@@ -125,6 +137,7 @@ TEST_CASE("field: rows sum to 1 and the overview pools the weights by max and me
         CHECK(f.overview_max(a, c) == doctest::Approx(blk.maxCoeff()).epsilon(1e-6));
         CHECK(f.overview_mean(a, c) == doctest::Approx(blk.mean()).epsilon(1e-6));
       }
+  }
   }
 }
 
@@ -178,9 +191,16 @@ TEST_CASE("field: grouped-query heads with RoPE and a causal window equal the de
 }
 
 TEST_CASE("field: the per-head metrics of the streaming pass equal those of the dense weights") {
+  FieldOptions chunked;  // rows' softmax online across key chunks of 3
+  chunked.rows_per_block = 5;
+  chunked.cols_per_chunk = 3;
+  chunked.chunk_above = 0;
+  chunked.tall_from = 1;  // and in "tall" blocks of 7 rows
+  chunked.tall_rows_per_block = 7;
+  for (const FieldOptions& opt : {FieldOptions{}, chunked})
   for (const char* mask : {"none", "causal", "streaming_llm", "bigbird", "custom"}) {
-    const Both b = compute_both(session_with(mask, "alibi"));
-    INFO("mask " << std::string(mask));
+    const Both b = compute_both(session_with(mask, "alibi"), opt);
+    INFO("mask " << std::string(mask) << ", key chunks of " << opt.cols_per_chunk);
     for (std::size_t h = 0; h < b.field.heads.size(); ++h) {
       const HeadMetrics d = head_metrics(b.dense->layers[0].heads[h]);
       const FieldMetrics& f = b.field.heads[h].metrics;

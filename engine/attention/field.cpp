@@ -218,6 +218,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   f.output = Matrix::Zero(n_q, dv);
   f.row_max.assign(n_q, neg_inf);
   f.row_lse.assign(n_q, neg_inf);
+  f.row_log_sum.assign(n_q, 0.0f);
   const int side = std::max(1, opt.overview);
   f.fr = std::max(1, (n_q + side - 1) / side);
   f.fc = std::max(1, (n_k + side - 1) / side);
@@ -225,8 +226,14 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   f.overview_max = Matrix::Zero(ov_r, ov_c);
   f.overview_mean = Matrix::Zero(ov_r, ov_c);
   // row blocks hold whole overview rows, so blocks never share an overview cell
-  const int rows = f.fr >= opt.rows_per_block ? f.fr : std::max(1, opt.rows_per_block / f.fr) * f.fr;
+  // Rows allowing many keys run in tall blocks: OpenBLAS packs a block's keys (and values) once
+  // per call, so 512 query rows share the packing of the 64 rows' (a fifth of the time at 32k)
+  const bool tall = n_k >= opt.tall_from && rule.allowed_cells() >= static_cast<long long>(opt.tall_from) * n_q;
+  const int rpb = std::max(1, tall ? opt.tall_rows_per_block : opt.rows_per_block);
+  const int rows = f.fr >= rpb ? f.fr : std::max(1, rpb / f.fr) * f.fr;
   const int n_blocks = (n_q + rows - 1) / rows;
+  const int sub_rows = std::min(rows, rpb);
+  const int chunk_cols = std::max(1, opt.cols_per_chunk);
   const bool has_bias = spec.bias && !spec.bias->empty();
   struct RowStats {
     double entropy = -1, entropy_normalized = -1, distance = 0, max_weight = 0, first = 0, allowed = 0;
@@ -236,15 +243,30 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   std::atomic<long long> cells{0};
   std::atomic<bool> stop{false};
   const bool scale = spec.inv_t != 1.0f;
-  constexpr int kChunk = 512;  // exp(x) of a row runs chunk by chunk with x kept in L1
+  constexpr int kChunk = 512;  // exp(x) of a row runs piece by piece with x kept in L1
+  // A row's running softmax state over the column chunks seen so far, relative to its running
+  // max m: S = sum e, sum_ex = sum e x (x = l - m, for the entropy H = ln S - sum_ex / S),
+  // dist = sum e |i - j|, e0 = e at key 0. A larger max m' rescales everything by exp(m - m').
+  struct Running {
+    float m;
+    double sum, sum_ex, dist, e0;
+    long allowed;
+  };
+  struct Piece {
+    int a, b, at;  // key columns [a, b) at offset `at` of the chunk's score rows
+  };
 #pragma omp parallel
   {
     // one workspace per thread, reused block after block (no allocation in the loops)
-    std::vector<std::vector<Span>> row_spans(std::min(rows, opt.rows_per_block));
-    std::vector<int> at;  // each span's offset in s (a span lies inside one interval)
-    std::vector<float> s_buf, inv_row(std::min(rows, opt.rows_per_block));
-    std::vector<int> col_of;
-    RowVector acc_max, acc_sum;
+    std::vector<std::vector<Span>> row_spans(sub_rows);
+    std::vector<Running> run(sub_rows);
+    std::vector<float> s_buf;
+    std::vector<Piece> pieces;
+    std::vector<Span> bcs;  // the overview columns the block touches, as ranges [b0, b1)
+    Matrix rmax, rsum;      // (sub_rows, ov_c): each row's weights pooled per overview column, in e units
+    rmax.setZero(sub_rows, ov_c);
+    rsum.setZero(sub_rows, ov_c);
+    RowVector acc_max, acc_sum;  // one chunk: an overview row group's weights, accumulated row by row
     float x_buf[kChunk];
 #pragma omp for schedule(dynamic, 1)
     for (int blk = 0; blk < n_blocks; ++blk) {
@@ -258,37 +280,40 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
       // sub-block of 64 rows spans 64 + w keys, not the task's 256 + w)
       const int t0 = blk * rows, t1 = std::min(n_q, t0 + rows);
       for (int r0 = t0, r1; r0 < t1; r0 = r1) {
-        r1 = std::min(t1, r0 + opt.rows_per_block);
-        if (f.fr > opt.rows_per_block) r1 = std::min(r1, (r0 / f.fr + 1) * f.fr);
+        r1 = std::min(t1, r0 + rpb);
+        if (f.fr > rpb) r1 = std::min(r1, (r0 / f.fr + 1) * f.fr);
         const int nr = r1 - r0;
         for (int i = r0; i < r1; ++i) rule.spans(i, row_spans[i - r0]);
         const std::vector<Span> cols = block_columns(row_spans.data(), nr);
         int width = 0;
         for (const auto& [a, b] : cols) width += b - a;
         if (width == 0) continue;
-        // scores of the block's columns, interval after interval: s (nr, width)
-        s_buf.resize(std::size_t(nr) * width);
-        float* s = s_buf.data();
-        col_of.resize(cols.size());
-        for (std::size_t c = 0, at = 0; c < cols.size(); at += cols[c].second - cols[c].first, ++c) {
-          col_of[c] = static_cast<int>(at);
-          const int a = cols[c].first, len = cols[c].second - a;
-          gemm_nt(nr, len, d, spec.alpha, &f.q(r0, 0), d, &f.k(a, 0), d, s + at, width);
+        bcs.clear();
+        for (const auto& [a, b] : cols) {
+          const int b0 = a / f.fc, b1 = (b - 1) / f.fc + 1;
+          if (!bcs.empty() && b0 <= bcs.back().second)
+            bcs.back().second = std::max(bcs.back().second, b1);
+          else
+            bcs.push_back({b0, b1});
         }
-        // per row, span by span (vectorised; masked cells never touched): bias and temperature,
-        // the max, then e = exp(l - max) in place of the scores and 0 in the gaps between spans.
-        // The weights are e / S: the sums that need them are scaled once per row, and the
-        // output rows once after the weighted sum.
+        for (int r = 0; r < nr; ++r) {
+          run[r] = {neg_inf, 0, 0, 0, 0, 0};
+          for (const auto& [b0, b1] : bcs) rmax.row(r).segment(b0, b1 - b0).setZero(), rsum.row(r).segment(b0, b1 - b0).setZero();
+        }
+        float* out = &f.output(r0, 0);
         long long block_cells = 0;
-        acc_max.setZero(width);
-        acc_sum.setZero(width);
-        auto flush = [&](int a) {  // pool the accumulated group into overview row a
+        // When the block's columns fit in one chunk, a row's max is final once its chunk is done:
+        // its weights are pooled elementwise into the group's accumulators (vectorised, as wide
+        // as the block) and across columns once per group. Across several chunks, each row is
+        // pooled per overview column as it goes and rescaled with its max.
+        const bool one_chunk = static_cast<long long>(nr) * width <= opt.chunk_above;
+        if (one_chunk) acc_max.setZero(width), acc_sum.setZero(width);
+        auto flush = [&](int a) {  // one chunk: pool the accumulated group into overview row a
           float* ov_max = &f.overview_max(a, 0);
           float* ov_sum = &f.overview_mean(a, 0);
-          for (std::size_t c = 0; c < cols.size(); ++c)
-            for (int j = cols[c].first; j < cols[c].second;) {
-              const int bc = j / f.fc, end = std::min(cols[c].second, (bc + 1) * f.fc),
-                        o = col_of[c] + (j - cols[c].first);
+          for (const Piece& p : pieces)
+            for (int j = p.a; j < p.b;) {
+              const int bc = j / f.fc, end = std::min(p.b, (bc + 1) * f.fc), o = p.at + (j - p.a);
               ov_max[bc] = std::max(ov_max[bc], acc_max.segment(o, end - j).maxCoeff());
               ov_sum[bc] += acc_sum.segment(o, end - j).sum();
               j = end;
@@ -296,81 +321,140 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
           acc_max.setZero();
           acc_sum.setZero();
         };
-        for (int i = r0; i < r1; ++i) {
-          float* sp = s + std::size_t(i - r0) * width;
-          const auto& rs = row_spans[i - r0];
-          at.resize(rs.size());
-          float m = neg_inf;
-          for (std::size_t k = 0; k < rs.size(); ++k) {
-            const auto [a, b] = rs[k];
-            const std::size_t c =
-                std::upper_bound(cols.begin(), cols.end(), Span{a, std::numeric_limits<int>::max()}) - cols.begin() - 1;
-            at[k] = col_of[c] + (a - cols[c].first);
-            auto seg = Eigen::Map<RowVector>(sp + at[k], b - a);
-            if (spec.softcap > 0) seg = (seg.array() * (1.0f / spec.softcap)).tanh() * spec.softcap;
-            if (has_bias)
-              seg = (seg + Eigen::Map<const RowVector>(&(*spec.bias)[a - i + n_q - 1], b - a)) * spec.inv_t;
-            else if (scale)
-              seg *= spec.inv_t;
-            m = std::max(m, seg.maxCoeff());
-            block_cells += b - a;
+        // the block's columns in chunks of at most chunk_cols scores per row, so that a chunk's
+        // scores stay in cache through every pass over them (at 32k keys a whole row block
+        // would be 8 MB); a row's softmax runs online across the chunks
+        std::size_t ci = 0;  // interval of cols, and the column inside it, where the next chunk starts
+        int cj = cols[0].first;
+        while (ci < cols.size()) {
+          pieces.clear();
+          int cw = 0;
+          const int limit = one_chunk ? width : chunk_cols;
+          while (ci < cols.size() && cw < limit) {
+            const int take = std::min(cols[ci].second - cj, limit - cw);
+            pieces.push_back({cj, cj + take, cw});
+            cw += take;
+            cj += take;
+            if (cj == cols[ci].second && ++ci < cols.size()) cj = cols[ci].first;
           }
-          inv_row[i - r0] = 0;
-          if (m == neg_inf) {  // no allowed key: a zero row
-            std::fill(sp, sp + width, 0.0f);
-            if ((i + 1) % f.fr == 0 || i + 1 == r1) flush(i / f.fr);
-            continue;
-          }
-          // e = exp(x), x = l - m; with sum e x for the entropy (H = ln S - (sum e x) / S) and
-          // sum e |i - j| for the mean distance; the gaps between spans become 0
-          double sum = 0, sum_ex = 0, dist = 0;
-          long allowed = 0;
-          int filled = 0;  // s holds e (or 0) before this offset
-          for (std::size_t k = 0; k < rs.size(); ++k) {
-            const int a = rs[k].first, len = rs[k].second - a;
-            std::fill(sp + filled, sp + at[k], 0.0f);
-            for (int o = 0; o < len; o += kChunk) {
-              const int cl = std::min(kChunk, len - o), j0 = a + o;
-              auto e = Eigen::Map<RowVector>(sp + at[k] + o, cl);
-              auto x = Eigen::Map<RowVector>(x_buf, cl);
-              x.array() = e.array() - m;
-              e = x.array().exp().matrix();
-              sum += e.sum();
-              sum_ex += double(e.dot(x));
-              // sum_j e_j |i - j|: (i sum e - sum e j) left of i, (sum e j - i sum e) right of it
-              const int split = std::clamp(i + 1 - j0, 0, cl);
-              if (split > 0)
-                dist += double(i) * e.head(split).sum() - double(e.head(split).dot(index.segment(j0, split)));
-              if (split < cl)
-                dist += double(e.tail(cl - split).dot(index.segment(j0 + split, cl - split))) -
-                        double(i) * e.tail(cl - split).sum();
+          const int ca = pieces.front().a, cb = pieces.back().b;
+          s_buf.resize(std::size_t(nr) * cw);
+          float* s = s_buf.data();
+          for (const Piece& p : pieces) gemm_nt(nr, p.b - p.a, d, spec.alpha, &f.q(r0, 0), d, &f.k(p.a, 0), d, s + p.at, cw);
+          // per row, segment by segment (a row's span clipped to the chunk lies in one piece;
+          // masked cells are never touched): cap, bias and temperature, the max, then
+          // e = exp(l - m) in place of the scores and 0 in the gaps between segments
+          for (int i = r0; i < r1; ++i) {
+            const int r = i - r0;
+            float* sp = s + std::size_t(r) * cw;
+            Running& st = run[r];
+            float mc = neg_inf;
+            int n_seg = 0;
+            for (const auto& [sa, sb] : row_spans[r]) {
+              const int a = std::max(sa, ca), b = std::min(sb, cb);
+              if (a >= b) continue;
+              const Piece& p = *(std::upper_bound(pieces.begin(), pieces.end(), a,
+                                                  [](int v, const Piece& q) { return v < q.a; }) - 1);
+              auto seg = Eigen::Map<RowVector>(sp + p.at + (a - p.a), b - a);
+              if (spec.softcap > 0) seg = (seg.array() * (1.0f / spec.softcap)).tanh() * spec.softcap;
+              if (has_bias)
+                seg = (seg + Eigen::Map<const RowVector>(&(*spec.bias)[a - i + n_q - 1], b - a)) * spec.inv_t;
+              else if (scale)
+                seg *= spec.inv_t;
+              mc = std::max(mc, seg.maxCoeff());
+              ++n_seg;
             }
-            filled = at[k] + len;
-            allowed += len;
+            const bool group_end = (i + 1) % f.fr == 0 || i + 1 == r1;
+            if (n_seg == 0 || mc == neg_inf) {  // nothing allowed here: the row adds 0 to e V
+              std::fill(sp, sp + cw, 0.0f);
+              if (one_chunk && group_end) flush(i / f.fr);
+              continue;
+            }
+            if (mc > st.m) {
+              if (st.m != neg_inf) {  // rescale what earlier chunks accumulated to the new max
+                const double delta = double(mc) - double(st.m), c = std::exp(-delta);
+                const float cf = static_cast<float>(c);
+                st.sum_ex = c * (st.sum_ex - delta * st.sum);
+                st.sum *= c, st.dist *= c, st.e0 *= c;
+                Eigen::Map<RowVector>(out + std::size_t(r) * dv, dv) *= cf;
+                for (const auto& [b0, b1] : bcs)
+                  rmax.row(r).segment(b0, b1 - b0) *= cf, rsum.row(r).segment(b0, b1 - b0) *= cf;
+              }
+              st.m = mc;
+            }
+            const float m = st.m;
+            int filled = 0;  // sp holds e (or 0) before this offset
+            for (const auto& [sa, sb] : row_spans[r]) {
+              const int a0 = std::max(sa, ca), b0 = std::min(sb, cb);
+              if (a0 >= b0) continue;
+              const Piece& p = *(std::upper_bound(pieces.begin(), pieces.end(), a0,
+                                                  [](int v, const Piece& q) { return v < q.a; }) - 1);
+              const int at = p.at + (a0 - p.a), len = b0 - a0;
+              std::fill(sp + filled, sp + at, 0.0f);
+              for (int o = 0; o < len; o += kChunk) {
+                const int cl = std::min(kChunk, len - o), j0 = a0 + o;
+                auto e = Eigen::Map<RowVector>(sp + at + o, cl);
+                auto x = Eigen::Map<RowVector>(x_buf, cl);
+                x.array() = e.array() - m;
+                e = x.array().exp().matrix();
+                st.sum += e.sum();
+                st.sum_ex += double(e.dot(x));
+                // sum_j e_j |i - j|: (i sum e - sum e j) left of i, (sum e j - i sum e) right of it
+                const int split = std::clamp(i + 1 - j0, 0, cl);
+                if (split > 0)
+                  st.dist += double(i) * e.head(split).sum() - double(e.head(split).dot(index.segment(j0, split)));
+                if (split < cl)
+                  st.dist += double(e.tail(cl - split).dot(index.segment(j0 + split, cl - split))) -
+                             double(i) * e.tail(cl - split).sum();
+              }
+              if (a0 == 0) st.e0 = sp[at];
+              // the row's e pooled per overview column (max, sum); scaled by 1 / S at the row's end
+              for (int j = a0; j < b0 && !one_chunk;) {
+                const int bc = j / f.fc, end = std::min(b0, (bc + 1) * f.fc);
+                const auto piece = Eigen::Map<const RowVector>(sp + at + (j - a0), end - j);
+                rmax(r, bc) = std::max(rmax(r, bc), piece.maxCoeff());
+                rsum(r, bc) += piece.sum();
+                j = end;
+              }
+              filled = at + len;
+              st.allowed += len;
+              block_cells += len;
+            }
+            std::fill(sp + filled, sp + cw, 0.0f);
+            if (one_chunk) {  // the row's max is final: its weights e / S join the group's accumulators
+              const auto w = Eigen::Map<const RowVector>(sp, cw) * static_cast<float>(1.0 / st.sum);
+              acc_max = acc_max.cwiseMax(w);
+              acc_sum += w;
+              if (group_end) flush(i / f.fr);
+            }
           }
-          std::fill(sp + filled, sp + width, 0.0f);
+          // output rows += e V over the chunk's pieces (rows rescaled above when their max grew)
+          for (const Piece& p : pieces) gemm_nn(nr, dv, p.b - p.a, s + p.at, cw, &f.v(p.a, 0), dv, out, dv, 1.0f);
+        }
+        // each row's end: weights are e / S; statistics, the output row and the pooled overview
+        for (int i = r0; i < r1; ++i) {
+          const int r = i - r0;
+          const Running& st = run[r];
+          if (st.m == neg_inf) continue;  // no allowed key: a zero row
+          const double sum = st.sum;
           const float inv = static_cast<float>(1.0 / sum);
-          inv_row[i - r0] = inv;
-          f.row_max[i] = m;
-          f.row_lse[i] = m + static_cast<float>(std::log(sum));
-          const double entropy = std::log(sum) - sum_ex / sum;
-          stats[i] = {entropy,   allowed >= 2 ? entropy / std::log(double(allowed)) : -1.0, dist / sum,
-                      1.0 / sum, rs.front().first == 0 ? double(sp[at[0]]) / sum : 0.0,     double(allowed)};
-          // the overview: rows of one overview row accumulate elementwise (vectorised), and the
-          // group is pooled across its columns once, when its last row is done
-          const auto w = Eigen::Map<const RowVector>(sp, width) * inv;
-          acc_max = acc_max.cwiseMax(w);
-          acc_sum += w;
-          if ((i + 1) % f.fr == 0 || i + 1 == r1) flush(i / f.fr);
+          f.row_max[i] = st.m;
+          f.row_lse[i] = static_cast<float>(double(st.m) + std::log(sum));
+          f.row_log_sum[i] = static_cast<float>(std::log(sum));
+          const double entropy = std::log(sum) - st.sum_ex / sum;
+          stats[i] = {entropy,    st.allowed >= 2 ? entropy / std::log(double(st.allowed)) : -1.0,
+                      st.dist / sum, 1.0 / sum, st.e0 / sum, double(st.allowed)};
+          Eigen::Map<RowVector>(out + std::size_t(r) * dv, dv) *= inv;
+          if (one_chunk) continue;  // pooled as the row was done
+          float* ov_max = &f.overview_max(i / f.fr, 0);
+          float* ov_sum = &f.overview_mean(i / f.fr, 0);
+          for (const auto& [b0, b1] : bcs)
+            for (int bc = b0; bc < b1; ++bc) {
+              ov_max[bc] = std::max(ov_max[bc], rmax(r, bc) * inv);
+              ov_sum[bc] += rsum(r, bc) * inv;
+            }
         }
         cells += block_cells;
-        // output rows: e V over the block's intervals, accumulated, then each row scaled by 1 / S
-        float* out = &f.output(r0, 0);
-        for (std::size_t c = 0; c < cols.size(); ++c) {
-          const int a = cols[c].first, len = cols[c].second - a;
-          gemm_nn(nr, dv, len, s + col_of[c], width, &f.v(a, 0), dv, out, dv, c == 0 ? 0.0f : 1.0f);
-        }
-        for (int i = 0; i < nr; ++i) Eigen::Map<RowVector>(out + std::size_t(i) * dv, dv) *= inv_row[i];
       }
     }
   }
@@ -421,7 +505,7 @@ Matrix field_tile(const HeadField& f, const FieldHeadSpec& spec, int r0, int r1,
       }
       const float c = spec.softcap > 0 ? std::tanh(x * (1.0f / spec.softcap)) * spec.softcap : x;
       const float l = has_bias ? c + (*spec.bias)[j - i + n_q - 1] : c;
-      x = logits ? l : std::exp(l * spec.inv_t - f.row_lse[i]);
+      x = logits ? l : field_weight(f, i, l * spec.inv_t);
     }
   }
   return s;

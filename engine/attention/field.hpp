@@ -9,6 +9,7 @@
 // encoding (ALiBi and T5 as the bias by j - i). Other variants stay on the dense path.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -61,6 +62,16 @@ inline constexpr int kFieldOverviewSide = 512;
 struct FieldOptions {
   int overview = kFieldOverviewSide;   // the overview's side at most (rows and columns pooled to it)
   int rows_per_block = 64;
+  // heads whose rows allow tall_from keys or more on average run in blocks of this many rows
+  // (OpenBLAS packs the keys once per call: 512 rows share what 64 would pack 8 times)
+  int tall_rows_per_block = 512;
+  int tall_from = 8192;
+  // a block of more scores than chunk_above is computed cols_per_chunk key columns at a time
+  // (a row's softmax online across them), so that its scores stay in the core's L2 through
+  // every pass (at 32k keys 512 rows would be 64 MB); smaller blocks are one chunk, whose rows
+  // are pooled into the overview elementwise
+  long long chunk_above = 64 * 4096;
+  int cols_per_chunk = 512;
 };
 
 // Per-head metrics from the same pass, as analysis/metrics.hpp defines them (means over the
@@ -75,6 +86,7 @@ struct HeadField {
   Matrix q, k, v;            // (n_q, d), (n_k, d), (n_k, d): q and k after RoPE
   Matrix output;             // (n_q, d)
   std::vector<float> row_max, row_lse;  // of l_ij / T over allowed cells; -inf for an empty row
+  std::vector<float> row_log_sum;       // ln sum_j exp(l_ij / T - row_max_i) = row_lse - row_max, unrounded
   long long cells = 0;       // scores computed (allowed cells)
   // overview: (ov_rows, ov_cols), cell (a, b) pools rows [a fr, (a + 1) fr) x cols [b fc, ...)
   int fr = 1, fc = 1;
@@ -90,6 +102,13 @@ struct FieldHeadSpec {
   const std::vector<float>* bias = nullptr;  // length n_q + n_k - 1, entry (j - i) + n_q - 1; may be empty
   const MaskRule* rule = nullptr;
 };
+
+// The weight of query i's allowed cell with l_ij / T = x: exp((x - max_i) - ln S_i). The same
+// value as exp(x - lse_i), but the rounding of lse_i (one ulp of |lse| ~ 5e-7 at lse ~ 6) is
+// not in it: near the row's max, x - max_i is exact.
+inline float field_weight(const HeadField& f, int i, float x) {
+  return std::exp((x - f.row_max[i]) - f.row_log_sum[i]);
+}
 
 // Soft-capping of logits, c tanh(l / c), in place (Gemma 2; c > 0).
 void soft_cap(Matrix& logits, float c);

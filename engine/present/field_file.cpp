@@ -43,6 +43,7 @@ bool write_field_safetensors(const Result& r, const Put& put) {
       add_matrix(hp + ".output", f.output);
       add(hp + ".row_max", f.row_max.data(), {std::int64_t(f.row_max.size())});
       add(hp + ".row_lse", f.row_lse.data(), {std::int64_t(f.row_lse.size())});
+      add(hp + ".row_log_sum", f.row_log_sum.data(), {std::int64_t(f.row_log_sum.size())});
       add_matrix(hp + ".overview_max", f.overview_max);
       add_matrix(hp + ".overview_mean", f.overview_mean);
       const FieldMetrics& m = f.metrics;

@@ -4,6 +4,8 @@
 //   layers.L.heads.H.output           (n, d_head): the head's weights times v
 //   layers.L.heads.H.row_max / .row_lse  (n): of logits / temperature over the allowed keys
 //                                     (-inf for a row with none); w_ij = exp(l_ij / T - row_lse_i),
+//   layers.L.heads.H.row_log_sum      (n): row_lse - row_max before rounding; the exacter form
+//                                     w_ij = exp((l_ij / T - row_max_i) - row_log_sum_i),
 //                                     l_ij = softcap tanh(alpha q_i k_j / softcap) (softcap 0: alpha q_i k_j)
 //   layers.L.heads.H.overview_max / .overview_mean  the pooled weights (rows and columns pooled
 //                                     by metadata "pool_rows" / "pool_cols"; mean counts masked as 0)

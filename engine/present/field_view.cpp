@@ -29,11 +29,10 @@ PooledTile pool_field_tile(const HeadField& f, const FieldHeadSpec& spec, int r0
     if (lo >= hi) continue;
     const Matrix l = field_tile(f, spec, i0, i1, lo, hi, true);  // logits, -inf where masked
     for (int i = 0; i < l.rows(); ++i) {
-      const float lse = f.row_lse[i0 + i];
       for (int j = 0; j < l.cols(); ++j) {
         const float x = l(i, j);
         if (x == -std::numeric_limits<float>::infinity()) continue;
-        const float w = std::exp(x * spec.inv_t - lse);
+        const float w = field_weight(f, i0 + i, x * spec.inv_t);
         const std::size_t o = std::size_t(a) * t.cols + (lo + j - c0) / factor;
         t.shown[o] = 1;
         t.value[o] = mean ? t.value[o] + w : std::max(t.value[o], w);
@@ -53,7 +52,7 @@ FieldCell field_cell(const HeadField& f, const FieldHeadSpec& spec, int i, int j
   const Matrix l = field_tile(f, spec, i, i + 1, j, j + 1, true);
   c.logit = l(0, 0);
   c.allowed = c.logit != -std::numeric_limits<float>::infinity();
-  c.weight = c.allowed ? std::exp(c.logit * spec.inv_t - f.row_lse[i]) : 0.0f;
+  c.weight = c.allowed ? field_weight(f, i, c.logit * spec.inv_t) : 0.0f;
   return c;
 }
 
