@@ -164,8 +164,9 @@ void BM_field_one_head_overview(benchmark::State& state) {
                                                  benchmark::Counter::kIs1000);
 }
 // What the GEMM library reaches on the shapes attention has (inner dimension d_head = 64): one
-// head's q k^T and w v in blocks of 64 query rows, both cores, as build_head_field calls them. Its
-// rate against gemm_floor's is the best a field can do with these GEMMs (4 n^2 d FLOPs).
+// head's q k^T and w v, both cores, in the blocks build_head_field calls them on (64 query rows
+// below 8192 keys; from 8192 on 512 rows, keys 512 at a time). Its rate against gemm_floor's is
+// the best a field can do with these GEMMs (4 n^2 d FLOPs).
 ComputeOptions no_metrics() {
   ComputeOptions o;
   o.metrics = false;
@@ -173,7 +174,10 @@ ComputeOptions no_metrics() {
 }
 
 void BM_gemm_dhead64(benchmark::State& state) {
-  const int n = static_cast<int>(state.range(0)), d = 64, rows = 64;
+  const FieldOptions fo;
+  const int n = static_cast<int>(state.range(0)), d = 64;
+  const bool tall = n >= fo.tall_from;
+  const int rows = tall ? fo.tall_rows_per_block : fo.rows_per_block, cols = tall ? fo.cols_per_chunk : n;
   Matrix q(n, d), k(n, d), v(n, d), o(n, d);
   fill_normal(stream_key(1, "bench.q"), 1.0f, {q.data(), static_cast<std::size_t>(q.size())});
   fill_normal(stream_key(1, "bench.k"), 1.0f, {k.data(), static_cast<std::size_t>(k.size())});
@@ -181,12 +185,13 @@ void BM_gemm_dhead64(benchmark::State& state) {
   for (auto _ : state) {
 #pragma omp parallel
     {
-      std::vector<float> s(std::size_t(rows) * n);
+      std::vector<float> s(std::size_t(rows) * cols);
 #pragma omp for schedule(dynamic, 1)
-      for (int b = 0; b < n / rows; ++b) {
-        gemm_nt(rows, n, d, 0.125f, &q(b * rows, 0), d, k.data(), d, s.data(), n);
-        gemm_nn(rows, d, n, s.data(), n, v.data(), d, &o(b * rows, 0), d);
-      }
+      for (int b = 0; b < n / rows; ++b)
+        for (int c = 0; c < n; c += cols) {
+          gemm_nt(rows, cols, d, 0.125f, &q(b * rows, 0), d, &k(c, 0), d, s.data(), cols);
+          gemm_nn(rows, d, cols, s.data(), cols, &v(c, 0), d, &o(b * rows, 0), d, c == 0 ? 0.0f : 1.0f);
+        }
     }
     benchmark::DoNotOptimize(o.data());
   }

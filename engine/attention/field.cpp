@@ -260,7 +260,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
     // one workspace per thread, reused block after block (no allocation in the loops)
     std::vector<std::vector<Span>> row_spans(sub_rows);
     std::vector<Running> run(sub_rows);
-    std::vector<float> s_buf;
+    std::vector<float, Eigen::aligned_allocator<float>> s_buf;  // 64-byte aligned: Eigen peels no scalar head off a row
     std::vector<Piece> pieces;
     std::vector<Span> bcs;  // the overview columns the block touches, as ranges [b0, b1)
     Matrix rmax, rsum;      // (sub_rows, ov_c): each row's weights pooled per overview column, in e units
