@@ -48,6 +48,7 @@ bench: deps configure
 	cmake --build $(BUILD) -j $(JOBS) --target attnlab-bench
 	$(BUILD)/attnlab-bench
 	/usr/bin/python3 bench/torch_gpt2.py  # the same GPT-2 job in plain torch (skipped without python3-torch)
+	/usr/bin/python3 bench/torch_attention.py  # the field's 4096 and 32k one-head jobs in plain torch
 
 clean:
 	rm -rf $(BUILD) build-portable build-asan build-fuzz
