@@ -262,10 +262,9 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
     std::vector<Running> run(sub_rows);
     std::vector<float, Eigen::aligned_allocator<float>> s_buf;  // 64-byte aligned: Eigen peels no scalar head off a row
     std::vector<Piece> pieces;
+    std::vector<Piece> segs;  // a row's spans clipped to the chunk, at their offsets in its score row
     std::vector<Span> bcs;  // the overview columns the block touches, as ranges [b0, b1)
-    Matrix rmax, rsum;      // (sub_rows, ov_c): each row's weights pooled per overview column, in e units
-    rmax.setZero(sub_rows, ov_c);
-    rsum.setZero(sub_rows, ov_c);
+    Matrix rmax, rsum;      // (sub_rows, ov_c), sized at the first chunked block: each row's weights pooled per overview column, in e units
     RowVector acc_max, acc_sum;  // one chunk: an overview row group's weights, accumulated row by row
     float x_buf[kChunk];
 #pragma omp for schedule(dynamic, 1)
@@ -296,9 +295,13 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
           else
             bcs.push_back({b0, b1});
         }
+        const bool one_chunk = static_cast<long long>(nr) * width <= opt.chunk_above;
+        if (!one_chunk && rmax.rows() == 0) rmax.setZero(sub_rows, ov_c), rsum.setZero(sub_rows, ov_c);
         for (int r = 0; r < nr; ++r) {
           run[r] = {neg_inf, 0, 0, 0, 0, 0};
-          for (const auto& [b0, b1] : bcs) rmax.row(r).segment(b0, b1 - b0).setZero(), rsum.row(r).segment(b0, b1 - b0).setZero();
+          if (!one_chunk)
+            for (const auto& [b0, b1] : bcs)
+              rmax.row(r).segment(b0, b1 - b0).setZero(), rsum.row(r).segment(b0, b1 - b0).setZero();
         }
         float* out = &f.output(r0, 0);
         long long block_cells = 0;
@@ -306,7 +309,6 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
         // its weights are pooled elementwise into the group's accumulators (vectorised, as wide
         // as the block) and across columns once per group. Across several chunks, each row is
         // pooled per overview column as it goes and rescaled with its max.
-        const bool one_chunk = static_cast<long long>(nr) * width <= opt.chunk_above;
         if (one_chunk) acc_max.setZero(width), acc_sum.setZero(width);
         auto flush = [&](int a) {  // one chunk: pool the accumulated group into overview row a
           float* ov_max = &f.overview_max(a, 0);
@@ -349,23 +351,23 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
             float* sp = s + std::size_t(r) * cw;
             Running& st = run[r];
             float mc = neg_inf;
-            int n_seg = 0;
+            segs.clear();
             for (const auto& [sa, sb] : row_spans[r]) {
               const int a = std::max(sa, ca), b = std::min(sb, cb);
               if (a >= b) continue;
               const Piece& p = *(std::upper_bound(pieces.begin(), pieces.end(), a,
                                                   [](int v, const Piece& q) { return v < q.a; }) - 1);
-              auto seg = Eigen::Map<RowVector>(sp + p.at + (a - p.a), b - a);
+              segs.push_back({a, b, p.at + (a - p.a)});
+              auto seg = Eigen::Map<RowVector>(sp + segs.back().at, b - a);
               if (spec.softcap > 0) seg = (seg.array() * (1.0f / spec.softcap)).tanh() * spec.softcap;
               if (has_bias)
                 seg = (seg + Eigen::Map<const RowVector>(&(*spec.bias)[a - i + n_q - 1], b - a)) * spec.inv_t;
               else if (scale)
                 seg *= spec.inv_t;
               mc = std::max(mc, seg.maxCoeff());
-              ++n_seg;
             }
             const bool group_end = (i + 1) % f.fr == 0 || i + 1 == r1;
-            if (n_seg == 0 || mc == neg_inf) {  // nothing allowed here: the row adds 0 to e V
+            if (segs.empty() || mc == neg_inf) {  // nothing allowed here: the row adds 0 to e V
               std::fill(sp, sp + cw, 0.0f);
               if (one_chunk && group_end) flush(i / f.fr);
               continue;
@@ -384,12 +386,8 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
             }
             const float m = st.m;
             int filled = 0;  // sp holds e (or 0) before this offset
-            for (const auto& [sa, sb] : row_spans[r]) {
-              const int a0 = std::max(sa, ca), b0 = std::min(sb, cb);
-              if (a0 >= b0) continue;
-              const Piece& p = *(std::upper_bound(pieces.begin(), pieces.end(), a0,
-                                                  [](int v, const Piece& q) { return v < q.a; }) - 1);
-              const int at = p.at + (a0 - p.a), len = b0 - a0;
+            for (const auto& [a0, b0, at] : segs) {
+              const int len = b0 - a0;
               std::fill(sp + filled, sp + at, 0.0f);
               for (int o = 0; o < len; o += kChunk) {
                 const int cl = std::min(kChunk, len - o), j0 = a0 + o;

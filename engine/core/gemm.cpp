@@ -70,21 +70,25 @@ const char* blas_core() {
 #endif
 }
 
-void choose_blas_kernels(char** argv) {
+const char* wanted_blas_core() {
 #if ATTNLAB_HAVE_CBLAS && defined(__x86_64__)
-  if (std::getenv("OPENBLAS_CORETYPE")) return;  // the user's, or this function's on the second run
   __builtin_cpu_init();
   // libgcc's checks include the OS's support of the registers (XCR0)
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
   const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  const char* want = better_blas_core(blas_core(), avx512, avx2_fma);
+  return better_blas_core(blas_core(), avx512, avx2_fma);
+#else
+  return "";
+#endif
+}
+
+void choose_blas_kernels(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE")) return;  // the user's, or this function's on the second run
+  const char* want = wanted_blas_core();
   if (!*want || !argv || !argv[0]) return;
   setenv("OPENBLAS_CORETYPE", want, 1);
   execv("/proc/self/exe", argv);  // returns only on failure: then run on with the slower kernels
-#else
-  (void)argv;
-#endif
 }
 
 const char* gemm_backend() {

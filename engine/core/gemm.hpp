@@ -21,6 +21,8 @@ const char* blas_core();  // the kernels OpenBLAS runs ("SkylakeX", "Haswell", "
 // The core choose_blas_kernels would ask for, given the one OpenBLAS chose and the CPU's
 // features; "" to keep it.
 const char* better_blas_core(const char* chosen, bool avx512, bool avx2_fma);
+// better_blas_core for the core OpenBLAS runs and this CPU's features ("" without OpenBLAS).
+const char* wanted_blas_core();
 
 // Row-major blocks given by pointer and leading dimension (elements between rows):
 // c (m, n) = alpha * a (m, k) * b(n, k)^T        (scores: q k^T)
