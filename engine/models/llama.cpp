@@ -148,7 +148,8 @@ bool read_llama_tokenizer(const std::string& dir, const nlohmann::json& cfg, con
   }
   int bos = -1;
   if (!json_get(cfg, "bos_token_id", bos, 0, in.vocab_size - 1, error, dir + "/config.json")) return false;
-  if (add_bos) tok.bos_id = bos;
+  // a post-processor that adds its own (TemplateProcessing's <s>) already gives the BOS
+  if (add_bos && !tok.bpe->adds_special_tokens()) tok.bos_id = bos;
   return true;
 }
 

@@ -1,5 +1,6 @@
 #include "tokenizers/bpe.hpp"
 
+#include <cctype>
 #include <climits>
 #include <filesystem>
 #include <cstdio>
@@ -16,6 +17,9 @@ namespace attnlab {
 namespace {
 
 constexpr std::size_t kMaxCachedPieces = 1 << 16;
+// ids index a table of every token (pieces_): bounded so a hostile file cannot ask for 2^31
+// entries (the largest real vocabularies have ~260k)
+constexpr long long kMaxTokenIds = 1 << 24;
 const std::string kMetaspace = "\xE2\x96\x81";  // U+2581, SentencePiece's space
 
 // vocab.json / model.vocab: {token: id}, ids whole numbers from 0
@@ -26,8 +30,8 @@ bool read_vocab(const nlohmann::json& v, std::unordered_map<std::string, int>& v
   }
   vocab.reserve(v.size());
   for (const auto& [tok, id] : v.items()) {
-    if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() > INT_MAX) {
-      error = "the vocabulary's id of '" + utf8_sanitize(tok.substr(0, 40)) + "' must be a whole number from 0, not " +
+    if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() >= kMaxTokenIds) {
+      error = "the vocabulary's id of '" + utf8_sanitize(tok.substr(0, 40)) + "' must be a whole number from 0 below 2^24, not " +
               json_excerpt(id);
       return false;
     }
@@ -202,8 +206,98 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
     b->pre_ = PreTokenizer::from_json(j.value("pre_tokenizer", nlohmann::json()), error);
     if (!b->pre_) return nullptr;
   }
+  if (model.contains("ignore_merges") && !json_get(model, "ignore_merges", b->ignore_merges_, error, "model")) return nullptr;
+  if (!b->read_specials(j, error)) return nullptr;
   b->finish(error);
   return b;
+}
+
+bool ByteBpe::read_specials(const nlohmann::json& j, std::string& error) {
+  if (const auto at = j.find("added_tokens"); at != j.end() && !at->is_null()) {
+    if (!at->is_array()) {
+      error = "added_tokens must be a list, not " + json_excerpt(*at);
+      return false;
+    }
+    for (const auto& t : *at) {
+      Added a{};
+      if (!t.is_object() || !t.contains("content") || !t["content"].is_string() || !t.contains("id") ||
+          !t["id"].is_number_integer() || t["id"].get<long long>() < 0 || t["id"].get<long long>() >= kMaxTokenIds) {
+        error = "added_tokens: each must have a string 'content' and a whole-number 'id', not " + json_excerpt(t);
+        return false;
+      }
+      a.content = t["content"].get<std::string>();
+      a.id = t["id"].get<int>();
+      if (!json_get(t, "lstrip", a.lstrip, error, "added_tokens") || !json_get(t, "rstrip", a.rstrip, error, "added_tokens") ||
+          !json_get(t, "single_word", a.single_word, error, "added_tokens"))
+        return false;
+      if (a.content.empty() || utf8_first_invalid(a.content)) continue;
+      vocab_.emplace(a.content, a.id);
+      added_by_byte_[static_cast<unsigned char>(a.content[0])].push_back(static_cast<int>(added_.size()));
+      added_.push_back(std::move(a));
+    }
+  }
+  const auto pp = j.find("post_processor");
+  if (pp == j.end() || pp->is_null()) return true;
+  if (!pp->is_object() || !pp->contains("type") || !(*pp)["type"].is_string()) {
+    error = "post_processor must be an object with a type, not " + json_excerpt(*pp);
+    return false;
+  }
+  const std::string type = (*pp)["type"].get<std::string>();
+  auto special = [&](const nlohmann::json& v, Special& s) {  // ["[CLS]", 101]
+    if (!v.is_array() || v.size() != 2 || !v[0].is_string() || !v[1].is_number_integer()) return false;
+    s = {v[0].get<std::string>(), v[1].get<int>()};
+    return true;
+  };
+  if (type == "ByteLevel") return true;  // offsets only
+  if (type == "BertProcessing" || type == "RobertaProcessing") {
+    Special cls, sep;
+    if (!pp->contains("cls") || !pp->contains("sep") || !special((*pp)["cls"], cls) || !special((*pp)["sep"], sep)) {
+      error = "post_processor " + type + ": 'cls' and 'sep' must be [token, id]";
+      return false;
+    }
+    prefix_ = {cls};
+    suffix_ = {sep};
+    return true;
+  }
+  if (type == "TemplateProcessing") {
+    const auto single = pp->find("single");
+    if (single == pp->end() || !single->is_array()) {
+      error = "post_processor TemplateProcessing: 'single' must be a list";
+      return false;
+    }
+    const auto specials = pp->find("special_tokens");
+    bool seen_sequence = false;
+    for (const auto& piece : *single) {
+      if (piece.contains("Sequence")) {
+        seen_sequence = true;
+        continue;
+      }
+      const auto st = piece.find("SpecialToken");
+      if (st == piece.end() || !st->is_object() || !st->contains("id") || !(*st)["id"].is_string()) {
+        error = "post_processor TemplateProcessing: a piece of 'single' is neither Sequence nor SpecialToken: " + json_excerpt(piece);
+        return false;
+      }
+      const std::string name = (*st)["id"].get<std::string>();
+      const nlohmann::json* entry = specials != pp->end() && specials->is_object() && specials->contains(name) ? &(*specials)[name] : nullptr;
+      if (!entry || !entry->contains("ids") || !(*entry)["ids"].is_array() || !entry->contains("tokens") ||
+          !(*entry)["tokens"].is_array() || (*entry)["ids"].size() != (*entry)["tokens"].size()) {
+        error = "post_processor TemplateProcessing: special_tokens has no ids and tokens for '" + utf8_sanitize(name) + "'";
+        return false;
+      }
+      for (std::size_t k = 0; k < (*entry)["ids"].size(); ++k) {
+        const auto& id = (*entry)["ids"][k];
+        const auto& tok = (*entry)["tokens"][k];
+        if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() >= kMaxTokenIds || !tok.is_string()) {
+          error = "post_processor TemplateProcessing: special_tokens '" + utf8_sanitize(name) + "' has a bad id or token";
+          return false;
+        }
+        (seen_sequence ? suffix_ : prefix_).push_back({tok.get<std::string>(), id.get<int>()});
+      }
+    }
+    return true;
+  }
+  error = "post_processor type '" + utf8_sanitize(type) + "' is not implemented";
+  return false;
 }
 
 std::unique_ptr<ByteBpe> ByteBpe::load(const std::string& dir, std::string& error) {
@@ -311,6 +405,14 @@ bool ByteBpe::encode_metaspace(const std::string& text, std::vector<int>& ids, s
   return true;
 }
 
+namespace {
+bool is_space_byte(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_word_byte(const std::string& t, std::size_t at) {  // ASCII alnum/_ or any non-ASCII byte
+  const unsigned char c = static_cast<unsigned char>(t[at]);
+  return c >= 0x80 || std::isalnum(c) || c == '_';
+}
+}  // namespace
+
 bool ByteBpe::encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const {
   ids.clear();
   tokens.clear();
@@ -318,7 +420,47 @@ bool ByteBpe::encode(const std::string& text, std::vector<int>& ids, std::vector
     error = "the text is not valid UTF-8 (byte " + std::to_string(*bad) + ")";
     return false;
   }
-  if (metaspace_) return encode_metaspace(text, ids, tokens, error);
+  for (const Special& s : prefix_) ids.push_back(s.id), tokens.push_back({s.text, 0, 0});
+  std::size_t from = 0, pos = 0;
+  while (pos < text.size() && !added_.empty()) {
+    const Added* best = nullptr;
+    for (int k : added_by_byte_[static_cast<unsigned char>(text[pos])]) {
+      const Added& a = added_[k];
+      if (text.compare(pos, a.content.size(), a.content) != 0) continue;
+      if (a.single_word && ((pos > 0 && is_word_byte(text, pos - 1)) ||
+                            (pos + a.content.size() < text.size() && is_word_byte(text, pos + a.content.size()))))
+        continue;
+      if (!best || a.content.size() > best->content.size()) best = &a;
+    }
+    if (!best) {
+      ++pos;
+      continue;
+    }
+    std::size_t b0 = pos, b1 = pos + best->content.size();
+    if (best->lstrip)
+      while (b0 > from && is_space_byte(text[b0 - 1])) --b0;
+    if (best->rstrip)
+      while (b1 < text.size() && is_space_byte(text[b1])) ++b1;
+    if (b0 > from && !encode_segment(text.substr(from, b0 - from), from, ids, tokens, error)) return false;
+    ids.push_back(best->id);
+    tokens.push_back({text.substr(b0, b1 - b0), b0, b1});
+    from = pos = b1;
+  }
+  if (from < text.size() && !encode_segment(text.substr(from), from, ids, tokens, error)) return false;
+  const std::size_t n = text.size();
+  for (const Special& s : suffix_) ids.push_back(s.id), tokens.push_back({s.text, n, n});
+  return true;
+}
+
+bool ByteBpe::encode_segment(const std::string& text, std::size_t at, std::vector<int>& ids, std::vector<Token>& tokens,
+                             std::string& error) const {
+  const std::size_t first = tokens.size();
+  if (!(metaspace_ ? encode_metaspace(text, ids, tokens, error) : encode_bytes(text, ids, tokens, error))) return false;
+  for (std::size_t k = first; k < tokens.size(); ++k) tokens[k].begin += at, tokens[k].end += at;
+  return true;
+}
+
+bool ByteBpe::encode_bytes(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const {
   std::vector<std::pair<std::size_t, std::size_t>> pieces;
   if (!pre_->split(text, pieces, error)) return false;
   for (const auto& [b0, b1] : pieces) {
@@ -327,6 +469,11 @@ bool ByteBpe::encode(const std::string& text, std::vector<int>& ids, std::vector
     {
       std::lock_guard lock(cache_mu_);
       if (const auto it = cache_.find(piece); it != cache_.end()) word = it->second;
+    }
+    if (word.empty() && ignore_merges_) {  // the whole piece a vocabulary entry: that token
+      std::string sym;
+      for (unsigned char c : piece) sym += byte_to_symbol_[c];
+      if (const auto it = vocab_.find(sym); it != vocab_.end()) word.push_back({it->second, piece.size()});
     }
     if (word.empty()) {
       for (unsigned char c : piece) word.push_back({byte_id_[c], 1});

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -47,7 +48,9 @@ class ByteBpe {
   // U+2581 as a space and <0xNN> byte-fallback pieces as that byte (a lone byte of a multi-byte
   // character stays a byte: the caller's JSON writer shows it as U+FFFD); "" outside the vocabulary.
   std::string token_text(int id) const;
-
+  // tokenizer.json's post_processor adds special tokens around the sequence (TemplateProcessing,
+  // BertProcessing, RobertaProcessing): the family's own BOS rule must then not add one again.
+  bool adds_special_tokens() const { return !prefix_.empty() || !suffix_.empty(); }
 
  private:
   struct Piece {  // a symbol of a piece: its vocabulary id (-1: not in the vocabulary), the source
@@ -58,10 +61,30 @@ class ByteBpe {
   void merge(std::vector<Piece>& word) const;  // the merges, lowest rank first
   bool encode_metaspace(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens,
                         std::string& error) const;
+  bool encode_bytes(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
+  bool encode_segment(const std::string& text, std::size_t at, std::vector<int>& ids, std::vector<Token>& tokens,
+                      std::string& error) const;  // one stretch between added tokens, offsets + at
+  bool read_specials(const nlohmann::json& j, std::string& error);  // added_tokens, post_processor
   bool finish(std::string& error);  // byte symbols, the largest id
   // Hugging Face's rule: a merge's parts and its result must all be in the vocabulary
   bool add_merge(const std::string& a, const std::string& b, int rank, std::string& error);
 
+  // tokenizer.json's added_tokens, matched in the typed text before anything else (Hugging Face's
+  // AddedVocabulary): the longest at the leftmost position; lstrip / rstrip take the whitespace
+  // beside it into the token, single_word needs no word character on either side.
+  struct Added {
+    std::string content;
+    int id;
+    bool lstrip, rstrip, single_word;
+  };
+  std::vector<Added> added_;
+  std::vector<int> added_by_byte_[256];  // indices into added_, by their first byte
+  struct Special {
+    std::string text;
+    int id;
+  };
+  std::vector<Special> prefix_, suffix_;  // the post-processor's tokens before and after the sequence
+  bool ignore_merges_ = false;  // model.ignore_merges: a piece that is a vocabulary entry is that one token
   bool metaspace_ = false;  // Llama style (see above) instead of byte-level
   std::unique_ptr<PreTokenizer> pre_;  // byte-level: the pieces, from the tokenizer files
   std::unordered_map<std::string, int> vocab_;
