@@ -211,13 +211,17 @@ TEST_CASE("pre-tokenizer: a Sequence from tokenizer.json - Llama 3 style digit g
 
 TEST_CASE("pre-tokenizer: unknown types, bad regexes and runaway backtracking are refused with a reason") {
   std::string err;
-  CHECK_FALSE(PreTokenizer::from_json(nlohmann::json::parse(R"({"type": "Whitespace"})"), err));
-  CHECK(err.find("pre_tokenizer type 'Whitespace' is not supported yet") != std::string::npos);
+  CHECK_FALSE(PreTokenizer::from_json(nlohmann::json::parse(R"({"type": "UnicodeScripts"})"), err));
+  CHECK(err.find("pre_tokenizer type 'UnicodeScripts' is not implemented") != std::string::npos);
   CHECK_FALSE(PreTokenizer::from_json(nlohmann::json::parse(R"({"type": "Split", "pattern": {"Regex": "(a"}, "behavior": "Isolated"})"), err));
   CHECK(err.find("does not compile") != std::string::npos);
   CHECK_FALSE(PreTokenizer::from_json(nlohmann::json::parse(R"({"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways"})"), err));
   CHECK(err.find("behavior 'Sideways'") != std::string::npos);
-  CHECK_FALSE(PreTokenizer::from_json(nlohmann::json::parse(R"({"type": "ByteLevel", "add_prefix_space": true})"), err));
+  CHECK_FALSE(PreTokenizer::from_json(
+      nlohmann::json::parse(R"({"type": "Sequence", "pretokenizers": [{"type": "Digits"}, {"type": "Metaspace"}]})"), err));
+  CHECK(err.find("Metaspace after another pre-tokenizer") != std::string::npos);
+  CHECK_FALSE(PreTokenizer::from_json(nlohmann::json::parse(R"({"type": "Metaspace", "replacement": "ab"})"), err));
+  CHECK(err.find("replacement must be one character") != std::string::npos);
   const auto evil = pre_from(R"({"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated"})");
   std::vector<std::pair<std::size_t, std::size_t>> pieces;
   CHECK_FALSE(evil->split(std::string(40, 'a') + "!", pieces, err));
@@ -241,14 +245,19 @@ TEST_CASE("bpe: tokenizer.json's pre_tokenizer decides the pieces, not a pattern
   // ByteLevel: "a", " b" are pieces, so the space joins the b ("\u0120 b" merge)
   REQUIRE(make({{"type", "ByteLevel"}})->encode("a b", ids, toks, err));
   CHECK(ids == std::vector<int>{0, 3});
-  // none: "a b" is one piece, and the earlier merge "\u0120 b" still wins over "a \u0120"
-  REQUIRE(make(nullptr)->encode("a b", ids, toks, err));
+  // ByteLevel without its regex: "a b" is one piece, and the earlier merge "\u0120 b" still wins
+  // over "a \u0120"
+  REQUIRE(make({{"type", "ByteLevel"}, {"use_regex", false}})->encode("a b", ids, toks, err));
   CHECK(ids == std::vector<int>{0, 3});
   // a Split that isolates spaces: "a", " ", "b", no merge across pieces
-  REQUIRE(make({{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Isolated"}})->encode("a b", ids, toks, err));
+  auto bytes_after = [](nlohmann::json split) {  // the Split, then ByteLevel's symbols
+    return nlohmann::json{{"type", "Sequence"}, {"pretokenizers", {split, {{"type", "ByteLevel"}, {"use_regex", false}}}}};
+  };
+  REQUIRE(make(bytes_after({{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Isolated"}}))->encode("a b", ids, toks, err));
   CHECK(ids == std::vector<int>{0, 2, 1});
   // MergedWithPrevious: "a ", "b": now "a \u0120" merges
-  REQUIRE(make({{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}})->encode("a b", ids, toks, err));
+  REQUIRE(make(bytes_after({{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}}))
+              ->encode("a b", ids, toks, err));
   CHECK(ids == std::vector<int>{4, 1});
 }
 

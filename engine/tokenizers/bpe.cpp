@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <sstream>
+#include <utf8proc.h>
 
 #include "core/files.hpp"
 #include "core/json_input.hpp"
@@ -160,8 +161,8 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
   const auto& model = j["model"];
   std::string type = "BPE";
   if (!json_get(model, "type", type, error, "model")) return nullptr;
-  if (type != "BPE") {
-    error = "model type '" + utf8_sanitize(type) + "' is not BPE (WordPiece and Unigram tokenizer.json are not read yet)";
+  if (type != "BPE" && type != "WordPiece") {
+    error = "model type '" + utf8_sanitize(type) + "' is not implemented (BPE and WordPiece are; Unigram is not yet)";
     return nullptr;
   }
   auto b = std::unique_ptr<ByteBpe>(new ByteBpe);
@@ -170,44 +171,82 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
     error = "model.vocab: " + error;
     return nullptr;
   }
-  const auto merges = model.find("merges");
-  if (merges == model.end() || !merges->is_array()) {
-    error = "model.merges must be a list of merges";
-    return nullptr;
+  std::string unk;
+  if (!json_get(model, "unk_token", unk, error, "model")) return nullptr;
+  if (!unk.empty()) {
+    const auto it = b->vocab_.find(unk);
+    if (it == b->vocab_.end()) {
+      error = "model.unk_token '" + utf8_sanitize(unk) + "' is not in the vocabulary";
+      return nullptr;
+    }
+    b->unk_ = it->second;
   }
-  int rank = 0;
-  for (const auto& m : *merges) {
-    std::string a, c;
-    if (m.is_string()) {  // "a b"
-      const std::string line = m.get<std::string>();
-      const auto sp = line.find(' ');
-      if (sp == std::string::npos || sp == 0 || sp + 1 == line.size() || line.find(' ', sp + 1) != std::string::npos) {
-        error = "model.merges[" + std::to_string(rank) + "]: " + json_excerpt(m) + " is not two symbols separated by one space";
+  if (type == "WordPiece") {
+    b->wordpiece_ = true;
+    int max_chars = 100;
+    if (!json_get(model, "continuing_subword_prefix", b->continuing_, error, "model") ||
+        !json_get(model, "max_input_chars_per_word", max_chars, 1, 1 << 20, error, "model"))
+      return nullptr;
+    b->max_word_chars_ = static_cast<std::size_t>(max_chars);
+    if (b->unk_ < 0) {
+      error = "model (WordPiece): unk_token is missing";
+      return nullptr;
+    }
+  } else {
+    const auto merges = model.find("merges");
+    if (merges == model.end() || !merges->is_array()) {
+      error = "model.merges must be a list of merges";
+      return nullptr;
+    }
+    int rank = 0;
+    for (const auto& m : *merges) {
+      std::string a, c;
+      if (m.is_string()) {  // "a b"
+        const std::string line = m.get<std::string>();
+        const auto sp = line.find(' ');
+        if (sp == std::string::npos || sp == 0 || sp + 1 == line.size() || line.find(' ', sp + 1) != std::string::npos) {
+          error = "model.merges[" + std::to_string(rank) + "]: " + json_excerpt(m) + " is not two symbols separated by one space";
+          return nullptr;
+        }
+        a = line.substr(0, sp), c = line.substr(sp + 1);
+      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string() && !m[0].get_ref<const std::string&>().empty() &&
+                 !m[1].get_ref<const std::string&>().empty()) {  // ["a", "b"] (tokenizers >= 0.20)
+        a = m[0].get<std::string>(), c = m[1].get<std::string>();
+      } else {
+        error = "model.merges[" + std::to_string(rank) + "] must be \"a b\" or [\"a\", \"b\"], not " + json_excerpt(m);
         return nullptr;
       }
-      a = line.substr(0, sp), c = line.substr(sp + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string() && !m[0].get_ref<const std::string&>().empty() &&
-               !m[1].get_ref<const std::string&>().empty()) {  // ["a", "b"] (tokenizers >= 0.20)
-      a = m[0].get<std::string>(), c = m[1].get<std::string>();
-    } else {
-      error = "model.merges[" + std::to_string(rank) + "] must be \"a b\" or [\"a\", \"b\"], not " + json_excerpt(m);
+      if (!b->add_merge(a, c, rank++, error)) {
+        error = "model.merges: " + error;
+        return nullptr;
+      }
+    }
+    std::string prefix, suffix;
+    if (!json_get(model, "continuing_subword_prefix", prefix, error, "model") ||
+        !json_get(model, "end_of_word_suffix", suffix, error, "model") ||
+        !json_get(model, "byte_fallback", b->byte_fallback_, error, "model") ||
+        !json_get(model, "fuse_unk", b->fuse_unk_, error, "model") ||
+        (model.contains("ignore_merges") && !json_get(model, "ignore_merges", b->ignore_merges_, error, "model")))
+      return nullptr;
+    if (!prefix.empty() || !suffix.empty()) {
+      error = "model (BPE): continuing_subword_prefix and end_of_word_suffix are not implemented";
       return nullptr;
     }
-    if (!b->add_merge(a, c, rank++, error)) {
-      error = "model.merges: " + error;
+    if (const auto d = model.find("dropout"); d != model.end() && !d->is_null() && !(d->is_number() && d->get<double>() == 0.0)) {
+      error = "model (BPE): dropout makes tokenization random; only null or 0 is read";
       return nullptr;
     }
   }
-  // a normalizer that turns spaces into U+2581 marks the SentencePiece-style (Llama) tokenizer
-  const std::string norm = j.contains("normalizer") ? j["normalizer"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "";
-  const std::string pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "";
-  b->metaspace_ = norm.find("\u2581") != std::string::npos || norm.find("Metaspace") != std::string::npos ||
-                  pre.find("Metaspace") != std::string::npos;
-  if (!b->metaspace_) {  // byte-level: the pieces come from the file's pre_tokenizer (none: the whole text)
-    b->pre_ = PreTokenizer::from_json(j.value("pre_tokenizer", nlohmann::json()), error);
-    if (!b->pre_) return nullptr;
+  b->norm_ = Normalizer::from_json(j.value("normalizer", nlohmann::json()), error);
+  if (!b->norm_) return nullptr;
+  b->pre_ = PreTokenizer::from_json(j.value("pre_tokenizer", nlohmann::json()), error);
+  if (!b->pre_) return nullptr;
+  // BPE on byte symbols when the pre-tokenizer has a ByteLevel step, else on code points
+  b->metaspace_ = !b->wordpiece_ && !b->pre_->is_byte_level();
+  if (b->wordpiece_ && b->pre_->is_byte_level()) {
+    error = "a WordPiece model with a ByteLevel pre-tokenizer is not supported";
+    return nullptr;
   }
-  if (model.contains("ignore_merges") && !json_get(model, "ignore_merges", b->ignore_merges_, error, "model")) return nullptr;
   if (!b->read_specials(j, error)) return nullptr;
   b->finish(error);
   return b;
@@ -240,13 +279,20 @@ bool ByteBpe::read_specials(const nlohmann::json& j, std::string& error) {
         return false;
       }
       next_id = std::max(next_id, a.id + 1);
+      bool special = false, normalized = true;
       if (!json_get(t, "lstrip", a.lstrip, error, "added_tokens") || !json_get(t, "rstrip", a.rstrip, error, "added_tokens") ||
-          !json_get(t, "single_word", a.single_word, error, "added_tokens"))
+          !json_get(t, "single_word", a.single_word, error, "added_tokens") ||
+          !json_get(t, "special", special, error, "added_tokens"))
         return false;
+      normalized = !special;  // the library's default
+      if (!json_get(t, "normalized", normalized, error, "added_tokens")) return false;
       if (a.content.empty() || utf8_first_invalid(a.content)) continue;
       vocab_.emplace(a.content, a.id);
-      added_by_byte_[static_cast<unsigned char>(a.content[0])].push_back(static_cast<int>(added_.size()));
-      added_.push_back(std::move(a));
+      if (normalized && norm_) a.content = norm_->apply(a.content);  // matched in the normalized text
+      if (a.content.empty()) continue;
+      AddedSet& set = normalized ? normalized_added_ : raw_added_;
+      set.by_byte[static_cast<unsigned char>(a.content[0])].push_back(static_cast<int>(set.tokens.size()));
+      set.tokens.push_back(std::move(a));
     }
   }
   const auto pp = j.find("post_processor");
@@ -378,53 +424,163 @@ void ByteBpe::merge(std::vector<Piece>& word) const {
   word.resize(out);
 }
 
-bool ByteBpe::encode_metaspace(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens,
-                               std::string& error) const {
-  // "▁" first (covering no byte of the text), then every code point, spaces as "▁"
-  const auto cps = utf8_decode(text);
+bool ByteBpe::encode_chars(const std::string& piece, std::vector<Sub>& out, std::string&) const {
+  // every code point a symbol (the library's BPE::merge_word); one outside the vocabulary becomes
+  // its UTF-8 bytes as <0xNN> symbols (byte_fallback, when all of them exist), else the unknown
+  // token (consecutive ones fused into one when fuse_unk), else nothing, as in the library
+  if (ignore_merges_)
+    if (const auto it = vocab_.find(piece); it != vocab_.end()) {
+      out.push_back({it->second, 0, piece.size(), {}});
+      return true;
+    }
+  constexpr int kByteSymbol = -2;  // Piece::first of a <0xNN> symbol: its text is the token's name
   std::vector<Piece> word;
-  word.reserve(cps.size() + 1);
-  std::vector<std::string> symbol;  // each initial piece's text, for byte fallback
-  symbol.reserve(cps.size() + 1);
-  auto push = [&](std::string s, std::size_t bytes) {
-    const auto it = vocab_.find(s);
-    word.push_back({it == vocab_.end() ? -1 : it->second, bytes});
-    symbol.push_back(std::move(s));
-  };
-  push(kMetaspace, 0);
-  for (const CodePoint& cp : cps) push(cp.value == ' ' ? kMetaspace : text.substr(cp.begin, cp.end - cp.begin), cp.end - cp.begin);
-  for (std::size_t k = 0; k < word.size(); ++k) word[k].first = static_cast<int>(k);
-  merge(word);
-  std::size_t pos = 0;
-  for (std::size_t k = 0; k < word.size(); ++k) {
-    if (word[k].id >= 0) {
-      ids.push_back(word[k].id);
-      tokens.push_back({text.substr(pos, word[k].bytes), pos, pos + word[k].bytes});
-    } else {  // byte fallback: one <0xNN> token per UTF-8 byte of the (unmerged) symbol
-      for (unsigned char c : symbol[word[k].first]) {
+  word.reserve(piece.size());
+  std::vector<std::size_t> at;  // each symbol's first byte in the piece (dropped characters leave gaps)
+  at.reserve(piece.size());
+  bool unknown_before = false;
+  for (const CodePoint& cp : utf8_decode(piece)) {
+    const std::size_t len = cp.end - cp.begin;
+    const auto it = vocab_.find(piece.substr(cp.begin, len));
+    if (it != vocab_.end()) {
+      word.push_back({it->second, len, 0});
+      at.push_back(cp.begin);
+      unknown_before = false;
+      continue;
+    }
+    if (byte_fallback_) {
+      int byte_ids[4];
+      bool all = true;
+      for (std::size_t k = 0; k < len && all; ++k) {
         char name[8];
-        std::snprintf(name, sizeof name, "<0x%02X>", c);
-        const auto b = vocab_.find(name);
-        if (b == vocab_.end()) {
-          error = "'" + symbol[word[k].first] + "' is neither in the vocabulary nor covered by byte-fallback tokens";
-          return false;
-        }
-        ids.push_back(b->second);
-        tokens.push_back({name, pos, pos + word[k].bytes});
+        std::snprintf(name, sizeof name, "<0x%02X>", static_cast<unsigned char>(piece[cp.begin + k]));
+        const auto bt = vocab_.find(name);
+        all = bt != vocab_.end();
+        if (all) byte_ids[k] = bt->second;
+      }
+      if (all) {
+        for (std::size_t k = 0; k < len; ++k) word.push_back({byte_ids[k], 1, kByteSymbol}), at.push_back(cp.begin + k);
+        unknown_before = false;
+        continue;
       }
     }
-    pos += word[k].bytes;
+    if (unk_ < 0) continue;  // no unknown token: the character is dropped
+    if (fuse_unk_ && unknown_before) {
+      word.back().bytes = cp.end - at.back();
+      continue;
+    }
+    word.push_back({unk_, len, 0});
+    at.push_back(cp.begin);
+    unknown_before = true;
+  }
+  // merge() keeps each surviving symbol's `first` (its leftmost initial symbol); its last is the
+  // one before the next survivor's first
+  std::vector<std::size_t> len(word.size());
+  std::vector<char> byte_symbol(word.size());
+  for (std::size_t k = 0; k < word.size(); ++k) {
+    byte_symbol[k] = word[k].first == kByteSymbol;
+    word[k].first = static_cast<int>(k);
+    len[k] = word[k].bytes;
+  }
+  const std::size_t n = word.size();
+  merge(word);
+  for (std::size_t i = 0; i < word.size(); ++i) {
+    const auto k = static_cast<std::size_t>(word[i].first);
+    const std::size_t last = i + 1 < word.size() ? static_cast<std::size_t>(word[i + 1].first) - 1 : n - 1;
+    out.push_back({word[i].id, at[k], at[last] + len[last], byte_symbol[k] && k == last ? pieces_[word[i].id] : std::string()});
   }
   return true;
 }
 
+void ByteBpe::encode_wordpiece(const std::string& piece, std::vector<Sub>& out) const {
+  // greedy longest match first; a word that cannot be split, or is longer than
+  // max_input_chars_per_word, is the unknown token
+  const auto cps = utf8_decode(piece);
+  const std::size_t first = out.size();
+  if (cps.size() <= max_word_chars_) {
+    std::size_t i = 0;
+    while (i < cps.size()) {
+      int id = -1;
+      std::size_t j = cps.size();
+      for (; j > i; --j) {
+        std::string sub = piece.substr(cps[i].begin, cps[j - 1].end - cps[i].begin);
+        if (i > 0) sub = continuing_ + sub;
+        if (const auto it = vocab_.find(sub); it != vocab_.end()) {
+          id = it->second;
+          break;
+        }
+      }
+      if (id < 0) break;
+      out.push_back({id, cps[i].begin, cps[j - 1].end, pieces_[id]});
+      i = j;
+    }
+    if (i == cps.size()) return;
+  }
+  out.resize(first);
+  out.push_back({unk_, 0, piece.size(), pieces_[unk_]});
+}
+
+bool ByteBpe::encode_piece(const std::string& piece, std::vector<Sub>& out, std::string& error) const {
+  if (wordpiece_) {
+    encode_wordpiece(piece, out);
+    return true;
+  }
+  return metaspace_ ? encode_chars(piece, out, error) : encode_bytes(piece, out, error);
+}
+
 namespace {
-bool is_space_byte(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-bool is_word_byte(const std::string& t, std::size_t at) {  // ASCII alnum/_ or any non-ASCII byte
-  const unsigned char c = static_cast<unsigned char>(t[at]);
-  return c >= 0x80 || std::isalnum(c) || c == '_';
+// Unicode's word characters as Rust's regex \w has them (what the library's single_word checks):
+// letters, marks, decimal digits, letter numbers, connector punctuation, ZWNJ/ZWJ and the
+// circled and squared Latin letters (symbols with the Alphabetic property)
+bool is_word_char(char32_t c) {
+  if (c < 0x80) return std::isalnum(static_cast<int>(c)) || c == '_';
+  if (c == 0x200C || c == 0x200D || (c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F189)) return true;
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC: return true;
+    default: return false;
+  }
+}
+// the code point ending just before byte `at` / starting at byte `at` of valid UTF-8 t
+char32_t cp_before(const std::string& t, std::size_t at, std::size_t* len = nullptr) {
+  std::size_t b = at;
+  do --b;
+  while (b > 0 && (static_cast<unsigned char>(t[b]) & 0xC0) == 0x80);
+  if (len) *len = at - b;
+  return utf8_decode(std::string_view(t).substr(b, at - b)).front().value;
+}
+char32_t cp_at(const std::string& t, std::size_t at, std::size_t* len = nullptr) {
+  std::size_t e = at + 1;
+  while (e < t.size() && (static_cast<unsigned char>(t[e]) & 0xC0) == 0x80) ++e;
+  if (len) *len = e - at;
+  return utf8_decode(std::string_view(t).substr(at, e - at)).front().value;
 }
 }  // namespace
+
+bool ByteBpe::next_added(const AddedSet& set, const std::string& t, std::size_t from, std::size_t pos, AddedMatch& m) {
+  if (set.tokens.empty()) return false;
+  for (; pos < t.size(); ++pos) {
+    const Added* best = nullptr;
+    for (int k : set.by_byte[static_cast<unsigned char>(t[pos])]) {
+      const Added& a = set.tokens[k];
+      if (t.compare(pos, a.content.size(), a.content) != 0) continue;
+      const std::size_t end = pos + a.content.size();
+      if (a.single_word && ((pos > 0 && is_word_char(cp_before(t, pos))) || (end < t.size() && is_word_char(cp_at(t, end)))))
+        continue;
+      if (!best || a.content.size() > best->content.size()) best = &a;
+    }
+    if (!best) continue;
+    std::size_t b0 = pos, b1 = pos + best->content.size(), len = 0;
+    if (best->lstrip)
+      while (b0 > from && is_unicode_whitespace(cp_before(t, b0, &len))) b0 -= len;
+    if (best->rstrip)
+      while (b1 < t.size() && is_unicode_whitespace(cp_at(t, b1, &len))) b1 += len;
+    m = {best, pos, b0, b1};
+    return true;
+  }
+  return false;
+}
 
 bool ByteBpe::encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const {
   ids.clear();
@@ -434,80 +590,112 @@ bool ByteBpe::encode(const std::string& text, std::vector<int>& ids, std::vector
     return false;
   }
   for (const Special& s : prefix_) ids.push_back(s.id), tokens.push_back({s.text, 0, 0});
-  std::size_t from = 0, pos = 0;
-  while (pos < text.size() && !added_.empty()) {
-    const Added* best = nullptr;
-    for (int k : added_by_byte_[static_cast<unsigned char>(text[pos])]) {
-      const Added& a = added_[k];
-      if (text.compare(pos, a.content.size(), a.content) != 0) continue;
-      if (a.single_word && ((pos > 0 && is_word_byte(text, pos - 1)) ||
-                            (pos + a.content.size() < text.size() && is_word_byte(text, pos + a.content.size()))))
-        continue;
-      if (!best || a.content.size() > best->content.size()) best = &a;
-    }
-    if (!best) {
-      ++pos;
-      continue;
-    }
-    std::size_t b0 = pos, b1 = pos + best->content.size();
-    if (best->lstrip)
-      while (b0 > from && is_space_byte(text[b0 - 1])) --b0;
-    if (best->rstrip)
-      while (b1 < text.size() && is_space_byte(text[b1])) ++b1;
-    if (b0 > from && !encode_segment(text.substr(from, b0 - from), from, ids, tokens, error)) return false;
-    ids.push_back(best->id);
-    tokens.push_back({text.substr(b0, b1 - b0), b0, b1});
-    from = pos = b1;
+  std::size_t from = 0;
+  AddedMatch m{};
+  while (next_added(raw_added_, text, from, from, m)) {
+    if (m.b0 > from && !encode_segment(text, from, m.b0, ids, tokens, error)) return false;
+    ids.push_back(m.token->id);
+    tokens.push_back({text.substr(m.b0, m.b1 - m.b0), m.b0, m.b1});
+    from = m.b1;
   }
-  if (from < text.size() && !encode_segment(text.substr(from), from, ids, tokens, error)) return false;
+  if (from < text.size() && !encode_segment(text, from, text.size(), ids, tokens, error)) return false;
   const std::size_t n = text.size();
   for (const Special& s : suffix_) ids.push_back(s.id), tokens.push_back({s.text, n, n});
   return true;
 }
 
-bool ByteBpe::encode_segment(const std::string& text, std::size_t at, std::vector<int>& ids, std::vector<Token>& tokens,
-                             std::string& error) const {
-  const std::size_t first = tokens.size();
-  if (!(metaspace_ ? encode_metaspace(text, ids, tokens, error) : encode_bytes(text, ids, tokens, error))) return false;
-  for (std::size_t k = first; k < tokens.size(); ++k) tokens[k].begin += at, tokens[k].end += at;
+bool ByteBpe::encode_segment(const std::string& source, std::size_t b, std::size_t e, std::vector<int>& ids,
+                             std::vector<Token>& tokens, std::string& error) const {
+  Normalized n = Normalized::of(source.substr(b, e - b), b);
+  if (norm_ && !norm_->apply(n, error)) return false;
+  auto part = [&](std::size_t p0, std::size_t p1) {
+    Normalized s;
+    s.text = n.text.substr(p0, p1 - p0);
+    s.begin.assign(n.begin.begin() + static_cast<std::ptrdiff_t>(p0), n.begin.begin() + static_cast<std::ptrdiff_t>(p1));
+    s.end.assign(n.end.begin() + static_cast<std::ptrdiff_t>(p0), n.end.begin() + static_cast<std::ptrdiff_t>(p1));
+    return s;
+  };
+  std::size_t from = 0;
+  AddedMatch m{};
+  while (next_added(normalized_added_, n.text, from, from, m)) {
+    if (m.b0 > from && !encode_stretch(source, part(from, m.b0), ids, tokens, error)) return false;
+    const auto [s0, s1] = n.source_span(m.b0, m.b1);
+    ids.push_back(m.token->id);
+    tokens.push_back({source.substr(s0, s1 - s0), s0, s1});
+    from = m.b1;
+  }
+  if (from < n.text.size()) return encode_stretch(source, from == 0 ? std::move(n) : part(from, n.text.size()), ids, tokens, error);
   return true;
 }
 
-bool ByteBpe::encode_bytes(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const {
+bool ByteBpe::encode_stretch(const std::string& source, Normalized s, std::vector<int>& ids, std::vector<Token>& tokens,
+                             std::string& error) const {
+  // Metaspace / ByteLevel(add_prefix_space): spaces replaced, a prefix put in front
+  const PreTokenizer::Rewrite& rw = pre_->rewrite();
+  if (!rw.space.empty() && s.text.find(' ') != std::string::npos) {
+    Normalized r;
+    r.text.reserve(s.text.size() + s.text.size() / 2);
+    for (std::size_t k = 0; k < s.text.size(); ++k) {
+      const std::size_t count = s.text[k] == ' ' ? rw.space.size() : 1;
+      if (s.text[k] == ' ') r.text += rw.space;
+      else r.text += s.text[k];
+      r.begin.insert(r.begin.end(), count, s.begin[k]);
+      r.end.insert(r.end.end(), count, s.end[k]);
+    }
+    s = std::move(r);
+  }
+  using When = PreTokenizer::Rewrite::When;
+  if (!s.text.empty() && !rw.prefix.empty() && (rw.when == When::always || (rw.when == When::first && s.begin[0] == 0)) &&
+      !s.text.starts_with(rw.prefix)) {
+    const std::uint32_t at = s.begin[0];
+    s.text.insert(0, rw.prefix);
+    s.begin.insert(s.begin.begin(), rw.prefix.size(), at);
+    s.end.insert(s.end.begin(), rw.prefix.size(), at);
+  }
   std::vector<std::pair<std::size_t, std::size_t>> pieces;
-  if (!pre_->split(text, pieces, error)) return false;
+  if (!pre_->split(s.text, pieces, error)) return false;
+  std::vector<Sub> subs;
   for (const auto& [b0, b1] : pieces) {
-    const std::string piece = text.substr(b0, b1 - b0);
-    std::vector<Piece> word;
-    {
-      std::lock_guard lock(cache_mu_);
-      if (const auto it = cache_.find(piece); it != cache_.end()) word = it->second;
+    subs.clear();
+    if (!encode_piece(s.text.substr(b0, b1 - b0), subs, error)) return false;
+    for (Sub& t : subs) {
+      const auto [s0, s1] = s.source_span(b0 + t.b, b0 + t.e);
+      ids.push_back(t.id);
+      tokens.push_back({t.text.empty() ? utf8_sanitize(source.substr(s0, s1 - s0)) : std::move(t.text), s0, s1});
     }
-    if (word.empty() && ignore_merges_) {  // the whole piece a vocabulary entry: that token
-      std::string sym;
-      for (unsigned char c : piece) sym += byte_to_symbol_[c];
-      if (const auto it = vocab_.find(sym); it != vocab_.end()) word.push_back({it->second, piece.size()});
+  }
+  return true;
+}
+
+bool ByteBpe::encode_bytes(const std::string& piece, std::vector<Sub>& out, std::string& error) const {
+  std::vector<Piece> word;
+  {
+    std::lock_guard lock(cache_mu_);
+    if (const auto it = cache_.find(piece); it != cache_.end()) word = it->second;
+  }
+  if (word.empty() && ignore_merges_) {  // the whole piece a vocabulary entry: that token
+    std::string sym;
+    for (unsigned char c : piece) sym += byte_to_symbol_[c];
+    if (const auto it = vocab_.find(sym); it != vocab_.end()) word.push_back({it->second, piece.size()});
+  }
+  if (word.empty()) {
+    for (unsigned char c : piece) word.push_back({byte_id_[c], 1});
+    merge(word);
+    std::lock_guard lock(cache_mu_);
+    if (cache_.size() >= kMaxCachedPieces) cache_.clear();
+    cache_.emplace(piece, word);
+  }
+  std::size_t pos = 0;
+  for (const Piece& p : word) {
+    if (p.id < 0) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "%02X", static_cast<unsigned char>(piece[pos]));
+      error = "the byte 0x" + std::string(hex) + " ('" + byte_to_symbol_[static_cast<unsigned char>(piece[pos])] +
+              "') is not in the vocabulary";
+      return false;
     }
-    if (word.empty()) {
-      for (unsigned char c : piece) word.push_back({byte_id_[c], 1});
-      merge(word);
-      std::lock_guard lock(cache_mu_);
-      if (cache_.size() >= kMaxCachedPieces) cache_.clear();
-      cache_.emplace(piece, word);
-    }
-    std::size_t pos = b0;
-    for (const Piece& p : word) {
-      if (p.id < 0) {
-        char hex[8];
-        std::snprintf(hex, sizeof hex, "%02X", static_cast<unsigned char>(text[pos]));
-        error = "the byte 0x" + std::string(hex) + " ('" + byte_to_symbol_[static_cast<unsigned char>(text[pos])] +
-                "') is not in the vocabulary";
-        return false;
-      }
-      ids.push_back(p.id);
-      tokens.push_back({utf8_sanitize(text.substr(pos, p.bytes)), pos, pos + p.bytes});
-      pos += p.bytes;
-    }
+    out.push_back({p.id, pos, pos + p.bytes, {}});
+    pos += p.bytes;
   }
   return true;
 }

@@ -1,12 +1,14 @@
-// BPE tokenizers as Hugging Face folders ship them. Byte-level (GPT-2, Radford et al. 2019; the
-// reference encoder.py): text is cut into pieces by the pre-tokenizer the files give
-// (pretokenizer.hpp: tokenizer.json's pre_tokenizer; GPT-2's ByteLevel for vocab.json +
-// merges.txt), each piece's UTF-8 bytes are mapped to printable code points, and the merges are
-// applied in rank order.
-// Metaspace with byte fallback (the Llama 2 / TinyLlama tokenizer.json, SentencePiece-style):
-// "▁" is prepended and replaces every space, merges apply to code points, and a symbol outside
-// the vocabulary becomes its UTF-8 bytes as <0xNN> tokens. Reads vocab.json + merges.txt, or
-// tokenizer.json (its normalizer tells the two apart).
+// Tokenizers as Hugging Face folders ship them: vocab.json + merges.txt (GPT-2's byte-level BPE),
+// or tokenizer.json's whole pipeline - added tokens, normalizer (normalizer.hpp), pre-tokenizer
+// (pretokenizer.hpp), model, post-processor - with the model one of
+//  - byte-level BPE (GPT-2, Radford et al. 2019; the reference encoder.py) when the pre-tokenizer
+//    has a ByteLevel step: each piece's UTF-8 bytes are mapped to printable code points and the
+//    merges are applied in rank order;
+//  - BPE over code points otherwise (SentencePiece-style: Llama 2, Mistral, Gemma), a symbol
+//    outside the vocabulary becoming its UTF-8 bytes as <0xNN> tokens (byte_fallback) or the
+//    unknown token (fused when fuse_unk);
+//  - WordPiece (BERT, Devlin et al. 2019): greedy longest match first, continuations prefixed
+//    "##", a word with no split the unknown token.
 //
 // Merging is the priority-queue form (lowest rank first, leftmost first among equal ranks, as
 // Hugging Face tokenizers' Word::merge_all): O(m log m) for a piece of m symbols, so a 1 MB
@@ -22,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizers/normalizer.hpp"
 #include "tokenizers/pretokenizer.hpp"
 #include "tokenizers/tokenize.hpp"
 
@@ -38,7 +41,8 @@ class ByteBpe {
 
   // ids and tokens (text: the bytes the token stands for, as readable UTF-8; offsets into `text`)
   bool encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
-  bool metaspace() const { return metaspace_; }
+  bool metaspace() const { return metaspace_; }  // BPE over code points (SentencePiece-style)
+  bool wordpiece() const { return wordpiece_; }
   int id(const std::string& token) const {  // -1 when absent
     const auto it = vocab_.find(token);
     return it == vocab_.end() ? -1 : it->second;
@@ -59,34 +63,61 @@ class ByteBpe {
     int first = 0;
   };
   void merge(std::vector<Piece>& word) const;  // the merges, lowest rank first
-  bool encode_metaspace(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens,
-                        std::string& error) const;
-  bool encode_bytes(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
-  bool encode_segment(const std::string& text, std::size_t at, std::vector<int>& ids, std::vector<Token>& tokens,
-                      std::string& error) const;  // one stretch between added tokens, offsets + at
+  struct Sub {  // a token of one piece: id, bytes [b, e) of the piece, and its text when not those bytes
+    int id;
+    std::size_t b, e;
+    std::string text;
+  };
+  // the model on one piece of normalized, pre-tokenized text
+  bool encode_piece(const std::string& piece, std::vector<Sub>& out, std::string& error) const;
+  bool encode_chars(const std::string& piece, std::vector<Sub>& out, std::string& error) const;
+  bool encode_bytes(const std::string& piece, std::vector<Sub>& out, std::string& error) const;
+  void encode_wordpiece(const std::string& piece, std::vector<Sub>& out) const;
+  // source[b, e): a stretch between raw added tokens, normalized, then split at normalized added
+  // tokens; each stretch between those is rewritten, pre-tokenized and tokenized
+  bool encode_segment(const std::string& source, std::size_t b, std::size_t e, std::vector<int>& ids,
+                      std::vector<Token>& tokens, std::string& error) const;
+  bool encode_stretch(const std::string& source, Normalized stretch, std::vector<int>& ids, std::vector<Token>& tokens,
+                      std::string& error) const;
   bool read_specials(const nlohmann::json& j, std::string& error);  // added_tokens, post_processor
   bool finish(std::string& error);  // byte symbols, the largest id
   // Hugging Face's rule: a merge's parts and its result must all be in the vocabulary
   bool add_merge(const std::string& a, const std::string& b, int rank, std::string& error);
 
-  // tokenizer.json's added_tokens, matched in the typed text before anything else (Hugging Face's
-  // AddedVocabulary): the longest at the leftmost position; lstrip / rstrip take the whitespace
-  // beside it into the token, single_word needs no word character on either side.
+  // tokenizer.json's added_tokens, matched before anything else (Hugging Face's AddedVocabulary):
+  // the longest at the leftmost position; lstrip / rstrip take the whitespace beside it into the
+  // token, single_word needs no word character on either side. Tokens with normalized: false are
+  // found in the typed text, the others in the normalizer's output (their content normalized too).
   struct Added {
     std::string content;
     int id;
     bool lstrip, rstrip, single_word;
   };
-  std::vector<Added> added_;
-  std::vector<int> added_by_byte_[256];  // indices into added_, by their first byte
+  struct AddedSet {
+    std::vector<Added> tokens;
+    std::vector<int> by_byte[256];  // indices into tokens, by their first byte
+  };
+  AddedSet raw_added_, normalized_added_;
+  struct AddedMatch {
+    const Added* token;
+    std::size_t at, b0, b1;  // where the content starts; the span with the whitespace stripped into it
+  };
+  // the next added token of `set` in t at or after pos (its span not reaching before `from`)
+  static bool next_added(const AddedSet& set, const std::string& t, std::size_t from, std::size_t pos, AddedMatch& m);
   struct Special {
     std::string text;
     int id;
   };
   std::vector<Special> prefix_, suffix_;  // the post-processor's tokens before and after the sequence
   bool ignore_merges_ = false;  // model.ignore_merges: a piece that is a vocabulary entry is that one token
-  bool metaspace_ = false;  // Llama style (see above) instead of byte-level
-  std::unique_ptr<PreTokenizer> pre_;  // byte-level: the pieces, from the tokenizer files
+  bool metaspace_ = false;  // BPE over code points instead of byte-level
+  bool byte_fallback_ = false, fuse_unk_ = false;
+  int unk_ = -1;  // the unknown token's id, -1 when the model has none
+  bool wordpiece_ = false;
+  std::string continuing_ = "##";  // WordPiece's continuation prefix
+  std::size_t max_word_chars_ = 100;  // WordPiece: a longer word is the unknown token
+  std::unique_ptr<Normalizer> norm_;  // null: none
+  std::unique_ptr<PreTokenizer> pre_;  // the pieces, from the tokenizer files
   std::unordered_map<std::string, int> vocab_;
   std::vector<std::string> pieces_;  // id -> vocabulary string
   std::unordered_map<std::string, unsigned char> symbol_byte_;  // byte-level symbol -> its byte

@@ -4,6 +4,7 @@
 #include <pcre2.h>
 
 #include "core/json_input.hpp"
+#include "core/utf8.hpp"
 
 namespace attnlab {
 
@@ -82,16 +83,83 @@ bool PreTokenizer::add(const nlohmann::json& pre, std::string& error, int depth)
     if (!json_get(pre, "use_regex", use_regex, error, "pre_tokenizer (ByteLevel)") ||
         !json_get(pre, "add_prefix_space", add_prefix_space, error, "pre_tokenizer (ByteLevel)"))
       return false;
-    if (add_prefix_space) {
-      error = "pre_tokenizer: ByteLevel with add_prefix_space is not supported yet";
-      return false;
+    byte_level_ = true;
+    if (add_prefix_space) {  // a space in front of each stretch that does not start with one
+      if (!steps_.empty() || rewrite_.when != Rewrite::When::never) {
+        error = "pre_tokenizer: ByteLevel with add_prefix_space after another pre-tokenizer is not supported";
+        return false;
+      }
+      rewrite_ = {"", " ", Rewrite::When::always};
     }
     return !use_regex || add_split(kGpt2Pattern, false, Behavior::isolated, false, error);
+  }
+  if (type == "Metaspace") {
+    std::string replacement = "\xE2\x96\x81", scheme;
+    bool split = true, add_prefix_space = true;
+    if (!json_get(pre, "replacement", replacement, error, "pre_tokenizer (Metaspace)") ||
+        !json_get(pre, "split", split, error, "pre_tokenizer (Metaspace)") ||
+        !json_get(pre, "prepend_scheme", scheme, error, "pre_tokenizer (Metaspace)") ||
+        !json_get(pre, "add_prefix_space", add_prefix_space, error, "pre_tokenizer (Metaspace)"))
+      return false;
+    if (replacement.empty() || utf8_first_invalid(replacement) || utf8_decode(replacement).size() != 1) {
+      error = "pre_tokenizer (Metaspace): replacement must be one character, not " + json_excerpt(pre["replacement"]);
+      return false;
+    }
+    if (!steps_.empty() || rewrite_.when != Rewrite::When::never || byte_level_) {
+      error = "pre_tokenizer: Metaspace after another pre-tokenizer is not supported";
+      return false;
+    }
+    Rewrite::When when = add_prefix_space ? Rewrite::When::always : Rewrite::When::never;  // files before prepend_scheme
+    if (scheme == "always") when = Rewrite::When::always;
+    else if (scheme == "first") when = Rewrite::When::first;
+    else if (scheme == "never") when = Rewrite::When::never;
+    else if (!scheme.empty()) {
+      error = "pre_tokenizer (Metaspace): prepend_scheme '" + utf8_sanitize(scheme) + "' is not always, first or never";
+      return false;
+    }
+    rewrite_ = {replacement, replacement, when};
+    return !split || add_split(replacement, true, Behavior::merged_with_next, false, error);
+  }
+  // Unicode's word characters as Rust's regex \w has them (UTS #18), and its whitespace
+  static const std::string kWord = R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D})";
+  // BERT's punctuation: Unicode's P categories and every ASCII punctuation character ($, +, <, ...)
+  static const std::string kPunct = R"([\p{P}\x{21}-\x{2F}\x{3A}-\x{40}\x{5B}-\x{60}\x{7B}-\x{7E}])";
+  if (type == "Whitespace") return add_split("[" + kWord + "]+|[^" + kWord + R"(\p{White_Space}]+)", false, Behavior::removed, true, error);
+  if (type == "WhitespaceSplit") return add_split(R"(\p{White_Space})", false, Behavior::removed, false, error);
+  if (type == "BertPreTokenizer")
+    return add_split(R"(\p{White_Space})", false, Behavior::removed, false, error) &&
+           add_split(kPunct, false, Behavior::isolated, false, error);
+  if (type == "CharDelimiterSplit") {
+    std::string delimiter;
+    if (!json_get(pre, "delimiter", delimiter, error, "pre_tokenizer (CharDelimiterSplit)", true)) return false;
+    if (delimiter.empty() || utf8_first_invalid(delimiter) || utf8_decode(delimiter).size() != 1) {
+      error = "pre_tokenizer (CharDelimiterSplit): delimiter must be one character";
+      return false;
+    }
+    return add_split(delimiter, true, Behavior::removed, false, error);
   }
   if (type == "Digits") {
     bool individual = false;
     if (!json_get(pre, "individual_digits", individual, error, "pre_tokenizer (Digits)")) return false;
     return add_split(individual ? R"(\p{N})" : R"(\p{N}+)", false, Behavior::isolated, false, error);
+  }
+  auto behavior_of = [&](const std::string& name, Behavior& b) {
+    const std::pair<const char*, Behavior> names[] = {{"Isolated", Behavior::isolated},
+                                                      {"Removed", Behavior::removed},
+                                                      {"MergedWithPrevious", Behavior::merged_with_previous},
+                                                      {"MergedWithNext", Behavior::merged_with_next},
+                                                      {"Contiguous", Behavior::contiguous}};
+    for (const auto& [n, v] : names)
+      if (name == n) return b = v, true;
+    error = "pre_tokenizer: " + type + " behavior '" + utf8_sanitize(name) +
+            "' is not one of Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous";
+    return false;
+  };
+  if (type == "Punctuation") {
+    std::string name = "Isolated";
+    Behavior b{};
+    if (!json_get(pre, "behavior", name, error, "pre_tokenizer (Punctuation)") || !behavior_of(name, b)) return false;
+    return add_split(kPunct, false, b, false, error);
   }
   if (type == "Split") {
     const nlohmann::json pat = pre.value("pattern", nlohmann::json());
@@ -105,21 +173,15 @@ bool PreTokenizer::add(const nlohmann::json& pre, std::string& error, int depth)
       error = "pre_tokenizer: a Split's pattern must be {\"Regex\": ...} or {\"String\": ...}, not " + json_excerpt(pat);
       return false;
     }
+    Behavior b{};
     if (!json_get(pre, "behavior", behavior_name, error, "pre_tokenizer (Split)") ||
-        !json_get(pre, "invert", invert, error, "pre_tokenizer (Split)"))
+        !json_get(pre, "invert", invert, error, "pre_tokenizer (Split)") || !behavior_of(behavior_name, b))
       return false;
-    const std::pair<const char*, Behavior> names[] = {{"Isolated", Behavior::isolated},
-                                                      {"Removed", Behavior::removed},
-                                                      {"MergedWithPrevious", Behavior::merged_with_previous},
-                                                      {"MergedWithNext", Behavior::merged_with_next},
-                                                      {"Contiguous", Behavior::contiguous}};
-    for (const auto& [n, b] : names)
-      if (behavior_name == n) return add_split(pattern, literal, b, invert, error);
-    error = "pre_tokenizer: Split behavior '" + behavior_name + "' is not one of Isolated, Removed, MergedWithPrevious, "
-            "MergedWithNext, Contiguous";
-    return false;
+    return add_split(pattern, literal, b, invert, error);
   }
-  error = "pre_tokenizer type '" + type + "' is not supported yet (Split, ByteLevel, Digits, Sequence)";
+  error = "pre_tokenizer type '" + utf8_sanitize(type) +
+          "' is not implemented (Split, ByteLevel, Digits, Whitespace, WhitespaceSplit, BertPreTokenizer, Punctuation, "
+          "CharDelimiterSplit, Metaspace, Sequence)";
   return false;
 }
 

@@ -1,9 +1,13 @@
 // The pre-tokenizer of a tokenizer.json (Hugging Face tokenizers): how a text is cut into the
-// pieces BPE merges within. Read from the file's "pre_tokenizer" - Split (a regex or a string,
-// with its delimiter behaviour), ByteLevel (GPT-2's pattern, which the tokenizers library
-// defines, when use_regex is true), Digits, and Sequence of these - with Unicode regexes by
-// PCRE2 (UTF and UCP: \p{L}, \p{N} and \s are Unicode's). A folder with vocab.json and
-// merges.txt (no tokenizer.json) is ByteLevel.
+// pieces a model tokenizes within. Read from the file's "pre_tokenizer" - Split (a regex or a
+// string, with its delimiter behaviour), ByteLevel (GPT-2's pattern, which the tokenizers library
+// defines, when use_regex is true), Digits, Whitespace (\w+|[^\w\s]+ with Unicode's word
+// characters), WhitespaceSplit, BertPreTokenizer, Punctuation, CharDelimiterSplit, Metaspace and
+// Sequence of these - with Unicode regexes by PCRE2 (UTF and UCP: \p{L}, \p{N} and \s are
+// Unicode's). A folder with vocab.json and merges.txt (no tokenizer.json) is ByteLevel.
+//
+// Metaspace (and ByteLevel's add_prefix_space) change the text as well as cutting it: the caller
+// applies `rewrite()` to each stretch of text before split().
 #pragma once
 
 #include <memory>
@@ -34,12 +38,25 @@ class PreTokenizer {
 
   enum class Behavior { isolated, removed, merged_with_previous, merged_with_next, contiguous };
 
+  // What Metaspace / ByteLevel(add_prefix_space) do to the text before splitting it: every space
+  // becomes `space` (when not empty), then `prefix` is put in front unless the text already
+  // starts with it - for every stretch (always), only for the stretch at the start of the
+  // original text (first), or never.
+  struct Rewrite {
+    std::string space, prefix;
+    enum class When { always, first, never } when = When::never;
+  };
+  const Rewrite& rewrite() const { return rewrite_; }
+  bool is_byte_level() const { return byte_level_; }  // a ByteLevel step: the model works on byte symbols
+
  private:
   PreTokenizer() = default;
   struct Step;
   bool add_split(const std::string& pattern, bool literal, Behavior behavior, bool invert, std::string& error);
   bool add(const nlohmann::json& pre, std::string& error, int depth);
   std::vector<std::unique_ptr<Step>> steps_;
+  Rewrite rewrite_;
+  bool byte_level_ = false;
 };
 
 }  // namespace attnlab
