@@ -53,7 +53,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     case 2: {  // vocab.txt, text
-      auto w = WordPiece::from_vocab(parts[0], data[0] & 4, error);
+      BertVocabOptions o;
+      o.lower_case = data[0] & 4;
+      if (data[0] & 8) o.strip_accents = (data[0] & 16) != 0;
+      auto w = bert_vocab_tokenizer(parts[0], o, error);
       if (!w) return error.empty() ? (__builtin_trap(), 0) : 0;
       if (w->encode(parts[1] + parts[2], ids, tokens, error)) check_tokens(parts[1] + parts[2], ids, tokens);
       break;

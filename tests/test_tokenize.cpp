@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <climits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 
 #include "tokenizers/bpe.hpp"
 #include "tokenizers/tokenize.hpp"
+#include "tokenizers/wordpiece.hpp"
 #include "core/files.hpp"
 #include "models/checkpoint.hpp"
 #include "core/utf8.hpp"
@@ -312,8 +314,64 @@ TEST_CASE("tokenizer.json: ids identical to Hugging Face tokenizers for GPT-2, L
         MESSAGE(std::string(name) << " text " << t << " '" << text << "': got " << got_s << "want " << want_s);
       }
     }
-    INFO(name);
+    INFO(std::string(name));
     CHECK(same == static_cast<int>(corpus.size()));
     MESSAGE(std::string(name) << ": " << same << "/" << corpus.size() << " identical");
   }
+}
+
+// A BERT folder with only vocab.txt: the pipeline BertTokenizerFast converts it to, against the
+// library's ids for our WordPiece file's vocabulary written as vocab.txt lines. The issue's cases:
+// Cyrillic and Greek capitals are lower-cased (not [UNK]), full-width punctuation is split off.
+TEST_CASE("vocab.txt: BERT folders without tokenizer.json tokenize as Hugging Face's BertTokenizerFast") {
+  const std::string golden = ATTNLAB_GOLDEN_DIR "/tokenizers/";
+  nlohmann::json corpus, g, tj;
+  std::string error;
+  REQUIRE_MESSAGE(read_json_file(golden + "corpus.json", corpus, error), error);
+  REQUIRE_MESSAGE(read_json_file(golden + "wordpiece_vocab_txt.json", g, error), error);
+  REQUIRE_MESSAGE(read_json_file(golden + "wordpiece.tokenizer.json", tj, error), error);
+  std::vector<std::string> lines(tj["model"]["vocab"].size());
+  for (const auto& [piece, id] : tj["model"]["vocab"].items()) lines.at(id.get<std::size_t>()) = piece;
+  std::string vocab_txt;
+  for (const auto& l : lines) vocab_txt += l + "\n";
+  const auto bert = bert_vocab_tokenizer(vocab_txt, {}, error);
+  REQUIRE_MESSAGE(bert, error);
+  int same = 0;
+  const auto& texts = corpus["texts"];
+  for (std::size_t t = 0; t < texts.size(); ++t) {
+    std::vector<int> ids;
+    std::vector<Token> tokens;
+    REQUIRE_MESSAGE(bert->encode(texts[t].get<std::string>(), ids, tokens, error), error);
+    if (ids == g["ids"][t].get<std::vector<int>>()) ++same;
+    else MESSAGE("text " << t << " differs");
+  }
+  CHECK(same == static_cast<int>(texts.size()));
+  auto ids_of = [&](const std::string& text) {
+    std::vector<int> ids;
+    std::vector<Token> tokens;
+    REQUIRE(bert->encode(text, ids, tokens, error));
+    return ids;
+  };
+  const int unk = bert->id("[UNK]");
+  CHECK(ids_of("МОСКВА") == ids_of("москва"));
+  const auto moscow = ids_of("москва");
+  CHECK(std::count(moscow.begin(), moscow.end(), unk) == 0);
+  CHECK(ids_of("ΑΘΗΝΑ") == ids_of("αθηνα"));
+  const auto chinese = ids_of("你好，世界！");  // [CLS] 你 好 ， 世 界 ！ [SEP]: each character alone
+  CHECK(chinese.size() == 8);
+  CHECK(chinese[3] == bert->id("，"));
+  CHECK(chinese[6] == bert->id("！"));
+  // do_lower_case false keeps the capitals: "МОСКВА" is no longer "москва"
+  BertVocabOptions cased;
+  cased.lower_case = false;
+  const auto bert_cased = bert_vocab_tokenizer(vocab_txt, cased, error);
+  REQUIRE(bert_cased);
+  std::vector<int> a, b;
+  std::vector<Token> ta, tb;
+  REQUIRE(bert_cased->encode("МОСКВА", a, ta, error));
+  REQUIRE(bert_cased->encode("москва", b, tb, error));
+  CHECK(a != b);
+  // a vocabulary without [UNK] is refused with the reason
+  CHECK_FALSE(bert_vocab_tokenizer("[CLS]\n[SEP]\nhello\n", {}, error));
+  CHECK(error.find("[UNK]") != std::string::npos);
 }

@@ -30,10 +30,10 @@ bool read_config(const nlohmann::json& cfg, const std::string& path, ModelInfo& 
 
 bool read_tokenizer(const std::string& dir, const nlohmann::json&, const ModelInfo& in, ModelTokenizer& tok,
                     std::string& error) {
-  tok.wordpiece = WordPiece::load(dir, error);
-  if (!tok.wordpiece) return false;
-  if (tok.wordpiece->max_id() >= in.vocab_size) {
-    error = dir + "/vocab.txt: has " + std::to_string(tok.wordpiece->max_id() + 1) + " tokens, more than vocab_size " +
+  tok.bpe = load_bert_tokenizer(dir, error);
+  if (!tok.bpe) return false;
+  if (tok.bpe->max_id() >= in.vocab_size) {
+    error = dir + ": the tokenizer has " + std::to_string(tok.bpe->max_id() + 1) + " tokens, more than vocab_size " +
             std::to_string(in.vocab_size) + " in config.json";
     return false;
   }

@@ -70,15 +70,14 @@ struct Intervention {
 bool parse_ablate(const std::string& spec, int n_layers, int n_heads, std::vector<std::pair<int, int>>& out,
                   std::string& error);
 
-// The tokenizer a family reads from the folder: byte-level / metaspace BPE or WordPiece, and
-// the BOS id put first (-1: none).
+// The tokenizer a family reads from the folder (byte-level BPE, BPE on code points or WordPiece,
+// bpe.hpp), and the BOS id put first (-1: none).
 struct ModelTokenizer {
   std::unique_ptr<ByteBpe> bpe;
-  std::unique_ptr<WordPiece> wordpiece;
   int bos_id = -1;
   std::string bos_text = "<s>";
   int max_id() const;
-  std::string token_text(int id) const;  // what id stands for (ByteBpe/WordPiece::token_text)
+  std::string token_text(int id) const;  // what id stands for (ByteBpe::token_text)
   bool encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
 };
 

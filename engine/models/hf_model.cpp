@@ -23,11 +23,11 @@ namespace attnlab {
 HfModel::HfModel() = default;
 HfModel::~HfModel() = default;
 
-int ModelTokenizer::max_id() const { return bpe ? bpe->max_id() : wordpiece ? wordpiece->max_id() : -1; }
+int ModelTokenizer::max_id() const { return bpe ? bpe->max_id() : -1; }
 
 bool ModelTokenizer::encode(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens,
                             std::string& error) const {
-  if (!(bpe ? bpe->encode(text, ids, tokens, error) : wordpiece->encode(text, ids, tokens, error))) return false;
+  if (!bpe->encode(text, ids, tokens, error)) return false;
   if (bos_id >= 0) {
     ids.insert(ids.begin(), bos_id);
     tokens.insert(tokens.begin(), Token{bos_text, 0, 0});
@@ -36,7 +36,7 @@ bool ModelTokenizer::encode(const std::string& text, std::vector<int>& ids, std:
 }
 
 std::string ModelTokenizer::token_text(int id) const {
-  return bpe ? bpe->token_text(id) : wordpiece ? wordpiece->token_text(id) : std::string();
+  return bpe ? bpe->token_text(id) : std::string();
 }
 
 bool Intervention::ablated(int l, int h) const {

@@ -82,6 +82,7 @@ bool ByteBpe::finish(std::string&) {
 std::string ByteBpe::token_text(int id) const {
   if (id < 0 || id >= static_cast<int>(pieces_.size())) return "";
   const std::string& p = pieces_[id];
+  if (wordpiece_) return p;  // as the vocabulary writes it ("##ing")
   std::string out;
   if (metaspace_) {
     static const std::string kSpace = "\xe2\x96\x81";  // U+2581

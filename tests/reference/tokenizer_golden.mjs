@@ -46,6 +46,10 @@ const files = {
     'model.max_input_chars_per_word': 8,
   }],
 };
+// BertTokenizerFast from a vocab.txt folder (what wordpiece.cpp builds): the file without its
+// non-special added token; the C++ test gives it the vocabulary as vocab.txt lines
+const wp = JSON.parse(fs.readFileSync(path.join(here, 'node_modules', WORDPIECE), 'utf8'));
+files.wordpiece_vocab_txt = [WORDPIECE, { added_tokens: wp.added_tokens.filter((t) => t.special) }];
 for (const [name, [rel, override]] of Object.entries(files)) {
   const j = JSON.parse(fs.readFileSync(path.join(here, 'node_modules', rel), 'utf8'));
   for (const [key, value] of Object.entries(override ?? {})) {
