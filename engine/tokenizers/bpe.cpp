@@ -49,8 +49,11 @@ bool read_vocab(const nlohmann::json& v, std::unordered_map<std::string, int>& v
 }  // namespace
 
 bool ByteBpe::add_merge(const std::string& a, const std::string& b, int rank, std::string& error) {
-  const auto ia = vocab_.find(a), ib = vocab_.find(b), ir = vocab_.find(a + b);
-  const std::string missing = ia == vocab_.end() ? a : ib == vocab_.end() ? b : ir == vocab_.end() ? a + b : "";
+  // with a continuation prefix, b's is dropped from the result ("a" + "##b" -> "ab"), as the library
+  // does (it cuts the prefix's length off b, whatever b starts with)
+  const std::string joined = a + b.substr(std::min(continuing_bpe_.size(), b.size()));
+  const auto ia = vocab_.find(a), ib = vocab_.find(b), ir = vocab_.find(joined);
+  const std::string missing = ia == vocab_.end() ? a : ib == vocab_.end() ? b : ir == vocab_.end() ? joined : "";
   if (ia == vocab_.end() || ib == vocab_.end() || ir == vocab_.end()) {
     error = "merge " + std::to_string(rank + 1) + " ('" + utf8_sanitize(a.substr(0, 40)) + "' + '" +
             utf8_sanitize(b.substr(0, 40)) + "'): '" + utf8_sanitize(missing.substr(0, 40)) + "' is not in the vocabulary";
@@ -194,6 +197,9 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
       return nullptr;
     }
   } else {
+    if (!json_get(model, "continuing_subword_prefix", b->continuing_bpe_, error, "model") ||
+        !json_get(model, "end_of_word_suffix", b->word_suffix_, error, "model"))
+      return nullptr;
     const auto merges = model.find("merges");
     if (merges == model.end() || !merges->is_array()) {
       error = "model.merges must be a list of merges";
@@ -222,17 +228,10 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
         return nullptr;
       }
     }
-    std::string prefix, suffix;
-    if (!json_get(model, "continuing_subword_prefix", prefix, error, "model") ||
-        !json_get(model, "end_of_word_suffix", suffix, error, "model") ||
-        !json_get(model, "byte_fallback", b->byte_fallback_, error, "model") ||
+    if (!json_get(model, "byte_fallback", b->byte_fallback_, error, "model") ||
         !json_get(model, "fuse_unk", b->fuse_unk_, error, "model") ||
         (model.contains("ignore_merges") && !json_get(model, "ignore_merges", b->ignore_merges_, error, "model")))
       return nullptr;
-    if (!prefix.empty() || !suffix.empty()) {
-      error = "model (BPE): continuing_subword_prefix and end_of_word_suffix are not implemented";
-      return nullptr;
-    }
     if (const auto d = model.find("dropout"); d != model.end() && !d->is_null() && !(d->is_number() && d->get<double>() == 0.0)) {
       error = "model (BPE): dropout makes tokenization random; only null or 0 is read";
       return nullptr;
@@ -440,9 +439,14 @@ bool ByteBpe::encode_chars(const std::string& piece, std::vector<Sub>& out, std:
   std::vector<std::size_t> at;  // each symbol's first byte in the piece (dropped characters leave gaps)
   at.reserve(piece.size());
   bool unknown_before = false;
-  for (const CodePoint& cp : utf8_decode(piece)) {
+  const auto cps = utf8_decode(piece);
+  for (std::size_t c = 0; c < cps.size(); ++c) {
+    const CodePoint& cp = cps[c];
     const std::size_t len = cp.end - cp.begin;
-    const auto it = vocab_.find(piece.substr(cp.begin, len));
+    std::string sym = piece.substr(cp.begin, len);  // with the prefix after the first, the suffix on the last
+    if (c > 0 && !continuing_bpe_.empty()) sym = continuing_bpe_ + sym;
+    if (c + 1 == cps.size()) sym += word_suffix_;
+    const auto it = vocab_.find(sym);
     if (it != vocab_.end()) {
       word.push_back({it->second, len, 0});
       at.push_back(cp.begin);
@@ -450,17 +454,20 @@ bool ByteBpe::encode_chars(const std::string& piece, std::vector<Sub>& out, std:
       continue;
     }
     if (byte_fallback_) {
-      int byte_ids[4];
+      // the library falls back on the bytes of the symbol as looked up (prefix and suffix included)
+      std::vector<int> byte_ids;
       bool all = true;
-      for (std::size_t k = 0; k < len && all; ++k) {
+      for (std::size_t k = 0; k < sym.size() && all; ++k) {
         char name[8];
-        std::snprintf(name, sizeof name, "<0x%02X>", static_cast<unsigned char>(piece[cp.begin + k]));
+        std::snprintf(name, sizeof name, "<0x%02X>", static_cast<unsigned char>(sym[k]));
         const auto bt = vocab_.find(name);
         all = bt != vocab_.end();
-        if (all) byte_ids[k] = bt->second;
+        if (all) byte_ids.push_back(bt->second);
       }
       if (all) {
-        for (std::size_t k = 0; k < len; ++k) word.push_back({byte_ids[k], 1, kByteSymbol}), at.push_back(cp.begin + k);
+        const bool plain = sym.size() == len;  // each byte token covers its byte; else the whole character
+        for (std::size_t k = 0; k < sym.size(); ++k)
+          word.push_back({byte_ids[k], plain ? 1 : len, kByteSymbol}), at.push_back(plain ? cp.begin + k : cp.begin);
         unknown_before = false;
         continue;
       }
@@ -680,7 +687,16 @@ bool ByteBpe::encode_bytes(const std::string& piece, std::vector<Sub>& out, std:
     if (const auto it = vocab_.find(sym); it != vocab_.end()) word.push_back({it->second, piece.size()});
   }
   if (word.empty()) {
-    for (unsigned char c : piece) word.push_back({byte_id_[c], 1});
+    if (continuing_bpe_.empty() && word_suffix_.empty()) {
+      for (unsigned char c : piece) word.push_back({byte_id_[c], 1});
+    } else {  // the prefix after the first symbol, the suffix on the last
+      for (std::size_t k = 0; k < piece.size(); ++k) {
+        std::string sym = (k > 0 ? continuing_bpe_ : std::string()) + byte_to_symbol_[static_cast<unsigned char>(piece[k])];
+        if (k + 1 == piece.size()) sym += word_suffix_;
+        const auto it = vocab_.find(sym);
+        word.push_back({it == vocab_.end() ? -1 : it->second, 1});
+      }
+    }
     merge(word);
     std::lock_guard lock(cache_mu_);
     if (cache_.size() >= kMaxCachedPieces) cache_.clear();

@@ -112,6 +112,7 @@ class ByteBpe {
   bool ignore_merges_ = false;  // model.ignore_merges: a piece that is a vocabulary entry is that one token
   bool metaspace_ = false;  // BPE over code points instead of byte-level
   bool byte_fallback_ = false, fuse_unk_ = false;
+  std::string continuing_bpe_, word_suffix_;  // BPE's continuing_subword_prefix, end_of_word_suffix
   int unk_ = -1;  // the unknown token's id, -1 when the model has none
   bool wordpiece_ = false;
   std::string continuing_ = "##";  // WordPiece's continuation prefix

