@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <cmath>
+#include <limits>
 #include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -87,7 +89,7 @@ std::string ByteBpe::token_text(int id) const {
   const std::string& p = pieces_[id];
   if (wordpiece_) return p;  // as the vocabulary writes it ("##ing")
   std::string out;
-  if (metaspace_) {
+  if (metaspace_ || unigram_) {
     static const std::string kSpace = "\xe2\x96\x81";  // U+2581
     unsigned byte = 0;
     if (p.size() == 6 && p.starts_with("<0x") && p.back() == '>' && std::sscanf(p.c_str() + 3, "%2x", &byte) == 1)
@@ -165,18 +167,20 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
   const auto& model = j["model"];
   std::string type = "BPE";
   if (!json_get(model, "type", type, error, "model")) return nullptr;
-  if (type != "BPE" && type != "WordPiece") {
-    error = "model type '" + utf8_sanitize(type) + "' is not implemented (BPE and WordPiece are; Unigram is not yet)";
+  if (type != "BPE" && type != "WordPiece" && type != "Unigram") {
+    error = "model type '" + utf8_sanitize(type) + "' is not implemented (BPE, WordPiece, Unigram)";
     return nullptr;
   }
   auto b = std::unique_ptr<ByteBpe>(new ByteBpe);
-  if (!model.contains("vocab") || !read_vocab(model["vocab"], b->vocab_, error)) {
+  if (type == "Unigram") {
+    if (!b->read_unigram(model, error)) return nullptr;
+  } else if (!model.contains("vocab") || !read_vocab(model["vocab"], b->vocab_, error)) {
     if (error.empty()) error = "model.vocab is missing";
     error = "model.vocab: " + error;
     return nullptr;
   }
   std::string unk;
-  if (!json_get(model, "unk_token", unk, error, "model")) return nullptr;
+  if (!b->unigram_ && !json_get(model, "unk_token", unk, error, "model")) return nullptr;
   if (!unk.empty()) {
     const auto it = b->vocab_.find(unk);
     if (it == b->vocab_.end()) {
@@ -185,7 +189,9 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
     }
     b->unk_ = it->second;
   }
-  if (type == "WordPiece") {
+  if (type == "Unigram") {
+    // read above
+  } else if (type == "WordPiece") {
     b->wordpiece_ = true;
     int max_chars = 100;
     if (!json_get(model, "continuing_subword_prefix", b->continuing_, error, "model") ||
@@ -242,14 +248,70 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
   b->pre_ = PreTokenizer::from_json(j.value("pre_tokenizer", nlohmann::json()), error);
   if (!b->pre_) return nullptr;
   // BPE on byte symbols when the pre-tokenizer has a ByteLevel step, else on code points
-  b->metaspace_ = !b->wordpiece_ && !b->pre_->is_byte_level();
-  if (b->wordpiece_ && b->pre_->is_byte_level()) {
-    error = "a WordPiece model with a ByteLevel pre-tokenizer is not supported";
+  b->metaspace_ = !b->wordpiece_ && !b->unigram_ && !b->pre_->is_byte_level();
+  if ((b->wordpiece_ || b->unigram_) && b->pre_->is_byte_level()) {
+    error = "a " + type + " model with a ByteLevel pre-tokenizer is not supported";
     return nullptr;
   }
   if (!b->read_specials(j, error)) return nullptr;
   b->finish(error);
   return b;
+}
+
+bool ByteBpe::read_unigram(const nlohmann::json& model, std::string& error) {
+  unigram_ = true;
+  const auto v = model.find("vocab");
+  if (v == model.end() || !v->is_array() || v->empty()) {
+    error = "model.vocab (Unigram) must be a non-empty list of [piece, score]";
+    return false;
+  }
+  if (v->size() >= static_cast<std::size_t>(kMaxTokenIds)) {
+    error = "model.vocab: more token ids than 2^24";
+    return false;
+  }
+  min_score_ = std::numeric_limits<double>::infinity();
+  trie_id_.push_back(-1);
+  for (std::size_t id = 0; id < v->size(); ++id) {
+    const auto& e = (*v)[id];
+    if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number() || !std::isfinite(e[1].get<double>())) {
+      error = "model.vocab[" + std::to_string(id) + "] must be [piece, finite score], not " + json_excerpt(e);
+      return false;
+    }
+    const std::string piece = e[0].get<std::string>();
+    if (auto bad = utf8_first_invalid(piece)) {
+      error = "model.vocab[" + std::to_string(id) + "] is not valid UTF-8";
+      return false;
+    }
+    vocab_[piece] = static_cast<int>(id);  // a repeated piece takes the later id, as the library
+    scores_.push_back(e[1].get<double>());
+    min_score_ = std::min(min_score_, scores_.back());
+    int node = 0;
+    for (unsigned char c : piece) {
+      const std::uint64_t key = static_cast<std::uint64_t>(node) << 8 | c;
+      const auto it = trie_.find(key);
+      if (it != trie_.end()) {
+        node = it->second;
+      } else {
+        trie_.emplace(key, static_cast<int>(trie_id_.size()));
+        node = static_cast<int>(trie_id_.size());
+        trie_id_.push_back(-1);
+      }
+    }
+    if (!piece.empty()) trie_id_[node] = static_cast<int>(id);
+  }
+  for (auto& node_id : trie_id_)  // the id a piece's text maps to (the later of repeated pieces)
+    if (node_id >= 0) {
+      const std::string& p = (*v)[static_cast<std::size_t>(node_id)][0].get_ref<const std::string&>();
+      node_id = vocab_[p];
+    }
+  if (const auto u = model.find("unk_id"); u != model.end() && !u->is_null()) {
+    if (!u->is_number_integer() || u->get<long long>() < 0 || u->get<long long>() >= static_cast<long long>(v->size())) {
+      error = "model.unk_id must be the index of a piece, not " + json_excerpt(*u);
+      return false;
+    }
+    unk_ = u->get<int>();
+  }
+  return json_get(model, "byte_fallback", byte_fallback_, error, "model");
 }
 
 bool ByteBpe::read_specials(const nlohmann::json& j, std::string& error) {
@@ -528,11 +590,87 @@ void ByteBpe::encode_wordpiece(const std::string& piece, std::vector<Sub>& out) 
   out.push_back({unk_, 0, piece.size(), pieces_[unk_]});
 }
 
+bool ByteBpe::encode_unigram(const std::string& piece, std::vector<Sub>& out, std::string& error) const {
+  // best[e]: the highest-scoring segmentation of piece[0, e): its score, where its last token
+  // starts (-1: none yet) and that token's id; ties keep the first found (shorter pieces first)
+  const std::size_t n = piece.size();
+  if (n == 0) return true;
+  struct Best {
+    double score = 0;
+    long start = -1;
+    int id = -1;
+  };
+  std::vector<Best> best(n + 1);
+  const double unk_score = min_score_ - 10.0;
+  auto offer = [&](std::size_t e, std::size_t s, double score, int id) {
+    if (best[e].start < 0 || score > best[e].score) best[e] = {score, static_cast<long>(s), id};
+  };
+  for (std::size_t s = 0; s < n;) {
+    std::size_t mblen = 1;
+    while (s + mblen < n && (static_cast<unsigned char>(piece[s + mblen]) & 0xC0) == 0x80) ++mblen;
+    const double base = s == 0 ? 0.0 : best[s].score;
+    bool single = false;
+    int node = 0;
+    for (std::size_t e = s; e < n; ++e) {
+      const auto it = trie_.find(static_cast<std::uint64_t>(node) << 8 | static_cast<unsigned char>(piece[e]));
+      if (it == trie_.end()) break;
+      node = it->second;
+      if (const int id = trie_id_[node]; id >= 0) {
+        offer(e + 1, s, base + scores_[static_cast<std::size_t>(id)], id);
+        if (e + 1 - s == mblen) single = true;
+      }
+    }
+    if (!single) {
+      if (unk_ < 0) {
+        error = "'" + piece.substr(s, mblen) + "' is in no piece of the vocabulary and the model has no unk_id";
+        return false;
+      }
+      offer(s + mblen, s, base + unk_score, unk_);
+    }
+    s += mblen;
+  }
+  // back from the end; consecutive unknown tokens become one string (the library's fuse_unk)
+  std::vector<std::pair<std::size_t, std::size_t>> spans;
+  for (std::size_t e = n; e > 0;) {
+    const auto s = static_cast<std::size_t>(best[e].start);
+    if (best[e].id == unk_ && !spans.empty() && best[spans.back().second].id == unk_ && spans.back().first == e)
+      spans.back().first = s;
+    else
+      spans.push_back({s, e});
+    e = s;
+  }
+  for (auto it = spans.rbegin(); it != spans.rend(); ++it) {
+    const auto [s, e] = *it;
+    const std::string text = piece.substr(s, e - s);
+    if (const auto v = vocab_.find(text); v != vocab_.end()) {
+      out.push_back({v->second, s, e, {}});
+      continue;
+    }
+    if (byte_fallback_) {
+      std::vector<Sub> bytes;
+      for (std::size_t k = s; k < e; ++k) {
+        char name[8];
+        std::snprintf(name, sizeof name, "<0x%02X>", static_cast<unsigned char>(piece[k]));
+        const auto bt = vocab_.find(name);
+        if (bt == vocab_.end()) break;
+        bytes.push_back({bt->second, s, e, name});
+      }
+      if (bytes.size() == e - s) {
+        out.insert(out.end(), bytes.begin(), bytes.end());
+        continue;
+      }
+    }
+    out.push_back({unk_, s, e, {}});
+  }
+  return true;
+}
+
 bool ByteBpe::encode_piece(const std::string& piece, std::vector<Sub>& out, std::string& error) const {
   if (wordpiece_) {
     encode_wordpiece(piece, out);
     return true;
   }
+  if (unigram_) return encode_unigram(piece, out, error);
   return metaspace_ ? encode_chars(piece, out, error) : encode_bytes(piece, out, error);
 }
 
@@ -638,39 +776,47 @@ bool ByteBpe::encode_segment(const std::string& source, std::size_t b, std::size
 
 bool ByteBpe::encode_stretch(const std::string& source, Normalized s, std::vector<int>& ids, std::vector<Token>& tokens,
                              std::string& error) const {
-  // Metaspace / ByteLevel(add_prefix_space): spaces replaced, a prefix put in front
+  std::vector<std::pair<std::size_t, std::size_t>> pieces, outer;
+  std::vector<Sub> subs;
+  auto tokenize = [&](const Normalized& t) {  // the model on each piece of t from the remaining steps
+    if (!pre_->split(t.text, pieces, error, pre_->rewrites() ? PreTokenizer::Steps::after_rewrite : PreTokenizer::Steps::all))
+      return false;
+    for (const auto& [b0, b1] : pieces) {
+      subs.clear();
+      if (!encode_piece(t.text.substr(b0, b1 - b0), subs, error)) return false;
+      for (Sub& u : subs) {
+        const auto [s0, s1] = t.source_span(b0 + u.b, b0 + u.e);
+        ids.push_back(u.id);
+        tokens.push_back({u.text.empty() ? utf8_sanitize(source.substr(s0, s1 - s0)) : std::move(u.text), s0, s1});
+      }
+    }
+    return true;
+  };
+  if (!pre_->rewrites()) return tokenize(s);
+  // Metaspace / ByteLevel(add_prefix_space), on each piece of the steps before it: spaces
+  // replaced, a prefix put in front
+  if (!pre_->split(s.text, outer, error, PreTokenizer::Steps::before_rewrite)) return false;
   const PreTokenizer::Rewrite& rw = pre_->rewrite();
-  if (!rw.space.empty() && s.text.find(' ') != std::string::npos) {
+  using When = PreTokenizer::Rewrite::When;
+  for (const auto& [p0, p1] : outer) {
     Normalized r;
-    r.text.reserve(s.text.size() + s.text.size() / 2);
-    for (std::size_t k = 0; k < s.text.size(); ++k) {
-      const std::size_t count = s.text[k] == ' ' ? rw.space.size() : 1;
-      if (s.text[k] == ' ') r.text += rw.space;
+    r.text.reserve(p1 - p0 + p1 / 8 + 8);
+    for (std::size_t k = p0; k < p1; ++k) {
+      const bool space = s.text[k] == ' ' && !rw.space.empty();
+      const std::size_t count = space ? rw.space.size() : 1;
+      if (space) r.text += rw.space;
       else r.text += s.text[k];
       r.begin.insert(r.begin.end(), count, s.begin[k]);
       r.end.insert(r.end.end(), count, s.end[k]);
     }
-    s = std::move(r);
-  }
-  using When = PreTokenizer::Rewrite::When;
-  if (!s.text.empty() && !rw.prefix.empty() && (rw.when == When::always || (rw.when == When::first && s.begin[0] == 0)) &&
-      !s.text.starts_with(rw.prefix)) {
-    const std::uint32_t at = s.begin[0];
-    s.text.insert(0, rw.prefix);
-    s.begin.insert(s.begin.begin(), rw.prefix.size(), at);
-    s.end.insert(s.end.begin(), rw.prefix.size(), at);
-  }
-  std::vector<std::pair<std::size_t, std::size_t>> pieces;
-  if (!pre_->split(s.text, pieces, error)) return false;
-  std::vector<Sub> subs;
-  for (const auto& [b0, b1] : pieces) {
-    subs.clear();
-    if (!encode_piece(s.text.substr(b0, b1 - b0), subs, error)) return false;
-    for (Sub& t : subs) {
-      const auto [s0, s1] = s.source_span(b0 + t.b, b0 + t.e);
-      ids.push_back(t.id);
-      tokens.push_back({t.text.empty() ? utf8_sanitize(source.substr(s0, s1 - s0)) : std::move(t.text), s0, s1});
+    if (!r.text.empty() && !rw.prefix.empty() && (rw.when == When::always || (rw.when == When::first && r.begin[0] == 0)) &&
+        !r.text.starts_with(rw.prefix)) {
+      const std::uint32_t at = r.begin[0];
+      r.text.insert(0, rw.prefix);
+      r.begin.insert(r.begin.begin(), rw.prefix.size(), at);
+      r.end.insert(r.end.begin(), rw.prefix.size(), at);
     }
+    if (!tokenize(r)) return false;
   }
   return true;
 }

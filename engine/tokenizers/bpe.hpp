@@ -8,7 +8,10 @@
 //    outside the vocabulary becoming its UTF-8 bytes as <0xNN> tokens (byte_fallback) or the
 //    unknown token (fused when fuse_unk);
 //  - WordPiece (BERT, Devlin et al. 2019): greedy longest match first, continuations prefixed
-//    "##", a word with no split the unknown token.
+//    "##", a word with no split the unknown token;
+//  - Unigram (Kudo 2018; SentencePiece, T5, ALBERT): the segmentation of highest total score
+//    (Viterbi over a trie of the pieces), a character no piece covers the unknown token at the
+//    lowest score less 10, consecutive unknowns fused, byte fallback after.
 //
 // Merging is the priority-queue form (lowest rank first, leftmost first among equal ranks, as
 // Hugging Face tokenizers' Word::merge_all): O(m log m) for a piece of m symbols, so a 1 MB
@@ -73,13 +76,15 @@ class ByteBpe {
   bool encode_chars(const std::string& piece, std::vector<Sub>& out, std::string& error) const;
   bool encode_bytes(const std::string& piece, std::vector<Sub>& out, std::string& error) const;
   void encode_wordpiece(const std::string& piece, std::vector<Sub>& out) const;
+  bool encode_unigram(const std::string& piece, std::vector<Sub>& out, std::string& error) const;
   // source[b, e): a stretch between raw added tokens, normalized, then split at normalized added
   // tokens; each stretch between those is rewritten, pre-tokenized and tokenized
   bool encode_segment(const std::string& source, std::size_t b, std::size_t e, std::vector<int>& ids,
                       std::vector<Token>& tokens, std::string& error) const;
   bool encode_stretch(const std::string& source, Normalized stretch, std::vector<int>& ids, std::vector<Token>& tokens,
                       std::string& error) const;
-  bool read_specials(const nlohmann::json& j, std::string& error);  // added_tokens, post_processor
+  bool read_specials(const nlohmann::json& j, std::string& error);
+  bool read_unigram(const nlohmann::json& model, std::string& error);  // model.vocab [[piece, score]], unk_id  // added_tokens, post_processor
   bool finish(std::string& error);  // byte symbols, the largest id
   // Hugging Face's rule: a merge's parts and its result must all be in the vocabulary
   bool add_merge(const std::string& a, const std::string& b, int rank, std::string& error);
@@ -115,6 +120,11 @@ class ByteBpe {
   std::string continuing_bpe_, word_suffix_;  // BPE's continuing_subword_prefix, end_of_word_suffix
   int unk_ = -1;  // the unknown token's id, -1 when the model has none
   bool wordpiece_ = false;
+  bool unigram_ = false;
+  std::vector<double> scores_;  // Unigram: each id's log probability
+  double min_score_ = 0;
+  std::unordered_map<std::uint64_t, int> trie_;  // Unigram: (node << 8 | byte) -> child node; node 0 the root
+  std::vector<int> trie_id_;                      // the id of the piece ending at each node, -1: none
   std::string continuing_ = "##";  // WordPiece's continuation prefix
   std::size_t max_word_chars_ = 100;  // WordPiece: a longer word is the unknown token
   std::unique_ptr<Normalizer> norm_;  // null: none

@@ -84,12 +84,13 @@ bool PreTokenizer::add(const nlohmann::json& pre, std::string& error, int depth)
         !json_get(pre, "add_prefix_space", add_prefix_space, error, "pre_tokenizer (ByteLevel)"))
       return false;
     byte_level_ = true;
-    if (add_prefix_space) {  // a space in front of each stretch that does not start with one
-      if (!steps_.empty() || rewrite_.when != Rewrite::When::never) {
-        error = "pre_tokenizer: ByteLevel with add_prefix_space after another pre-tokenizer is not supported";
+    if (add_prefix_space) {  // a space in front of each piece that does not start with one
+      if (rewrite_.when != Rewrite::When::never || !rewrite_.space.empty()) {
+        error = "pre_tokenizer: two rewriting pre-tokenizers (Metaspace, ByteLevel with add_prefix_space) are not supported";
         return false;
       }
       rewrite_ = {"", " ", Rewrite::When::always};
+      rewrite_step_ = steps_.size();
     }
     return !use_regex || add_split(kGpt2Pattern, false, Behavior::isolated, false, error);
   }
@@ -105,10 +106,11 @@ bool PreTokenizer::add(const nlohmann::json& pre, std::string& error, int depth)
       error = "pre_tokenizer (Metaspace): replacement must be one character, not " + json_excerpt(pre["replacement"]);
       return false;
     }
-    if (!steps_.empty() || rewrite_.when != Rewrite::When::never || byte_level_) {
-      error = "pre_tokenizer: Metaspace after another pre-tokenizer is not supported";
+    if (rewrite_.when != Rewrite::When::never || !rewrite_.space.empty() || byte_level_) {
+      error = "pre_tokenizer: Metaspace with ByteLevel or a second Metaspace is not supported";
       return false;
     }
+    rewrite_step_ = steps_.size();
     Rewrite::When when = add_prefix_space ? Rewrite::When::always : Rewrite::When::never;  // files before prepend_scheme
     if (scheme == "always") when = Rewrite::When::always;
     else if (scheme == "first") when = Rewrite::When::first;
@@ -262,15 +264,18 @@ bool split_piece(const pcre2_code* re, PreTokenizer::Behavior behavior, bool inv
 
 }  // namespace
 
-bool PreTokenizer::split(const std::string& text, std::vector<Range>& pieces, std::string& error) const {
+bool PreTokenizer::split(const std::string& text, std::vector<Range>& pieces, std::string& error, Steps steps) const {
   pieces.clear();
   if (text.empty()) return true;
   pieces.push_back({0, text.size()});
+  const std::size_t first = steps == Steps::after_rewrite ? rewrite_step_ : 0;
+  const std::size_t last = steps == Steps::before_rewrite ? rewrite_step_ : steps_.size();
   pcre2_match_context* mc = pcre2_match_context_create(nullptr);
   pcre2_set_match_limit(mc, kMatchLimit);
   pcre2_set_depth_limit(mc, kMatchLimit);
   bool ok = true;
-  for (const auto& step : steps_) {
+  for (std::size_t k = first; k < last; ++k) {
+    const auto& step = steps_[k];
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(step->re, nullptr);
     std::vector<Range> next;
     for (const auto& [b0, b1] : pieces)

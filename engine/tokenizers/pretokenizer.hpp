@@ -7,7 +7,8 @@
 // Unicode's). A folder with vocab.json and merges.txt (no tokenizer.json) is ByteLevel.
 //
 // Metaspace (and ByteLevel's add_prefix_space) change the text as well as cutting it: the caller
-// applies `rewrite()` to each stretch of text before split().
+// splits with the steps before it, applies `rewrite()` to each piece, and splits each with the
+// steps from it on.
 #pragma once
 
 #include <memory>
@@ -32,7 +33,10 @@ class PreTokenizer {
   // The pieces of valid UTF-8 `text`, as byte ranges [begin, end) in order (Removed delimiters
   // leave gaps). False when a pattern needs more backtracking than kMatchLimit allows on this
   // text (a hostile tokenizer.json's "(a+)+$" must not hang the window).
-  bool split(const std::string& text, std::vector<std::pair<std::size_t, std::size_t>>& pieces, std::string& error) const;
+  // The steps before the rewrite (Metaspace / ByteLevel's prefix space), the steps from it on, or all.
+  enum class Steps { all, before_rewrite, after_rewrite };
+  bool split(const std::string& text, std::vector<std::pair<std::size_t, std::size_t>>& pieces, std::string& error,
+             Steps steps = Steps::all) const;
   std::vector<std::pair<std::size_t, std::size_t>> split(const std::string& text) const;  // tests: no limit hit
   static constexpr unsigned kMatchLimit = 10'000'000;
 
@@ -47,6 +51,7 @@ class PreTokenizer {
     enum class When { always, first, never } when = When::never;
   };
   const Rewrite& rewrite() const { return rewrite_; }
+  bool rewrites() const { return rewrite_.when != Rewrite::When::never || !rewrite_.space.empty(); }
   bool is_byte_level() const { return byte_level_; }  // a ByteLevel step: the model works on byte symbols
 
  private:
@@ -56,6 +61,7 @@ class PreTokenizer {
   bool add(const nlohmann::json& pre, std::string& error, int depth);
   std::vector<std::unique_ptr<Step>> steps_;
   Rewrite rewrite_;
+  std::size_t rewrite_step_ = 0;  // the rewrite applies to each piece of the steps before this one
   bool byte_level_ = false;
 };
 

