@@ -503,7 +503,8 @@ void ShowExportWindow(AppState& st) {
         RecordWidget(st, "export.scale=" + std::to_string(s));
       }
     }
-    ImGui::TextDisabled(figure ? "PNG with labels and colour bar" : "the extension picks the format: .csv .npy .json .tsv");
+    ImGui::TextDisabled(figure ? "labels and colour bar; the extension picks the format: .png .svg .pdf"
+                               : "the extension picks the format: .csv .npy .json .tsv");
     ImGui::TextDisabled("layer %d, head %d (the open detail head)", st.layer, head);
     if (st.export_path.empty()) st.export_path = figure ? "attnlab-figure.png" : "attnlab-matrix.csv";
     ImGui::SetNextItemWidth(-ImGui::GetFontSize() * 6);
@@ -532,7 +533,7 @@ void ShowExportWindow(AppState& st) {
         apply_view_layout(q.view, st.shown->n_heads, fs);
         std::vector<FigurePanel> panels;
         std::string title;
-        ok = view_panels(r, q, panels, title, err) && write_png(st.export_path, render_figure(title, panels, fs), err);
+        ok = view_panels(r, q, panels, title, err) && write_figure(st.export_path, title, panels, fs, err);
       } else {
         MatrixFormat f;
         if (!format_from_path(st.export_path, f)) {

@@ -3,7 +3,7 @@
 //   attnlab-cli compute --model DIR --text TEXT       the same from a Hugging Face model folder
 //   attnlab-cli estimate SESSION.json                  time and memory the session needs, as JSON
 //   attnlab-cli options [--markdown]                  every session option as JSON (or a table)
-//   attnlab-cli render SESSION.json --view V -o F.png  a figure (no display needed)
+//   attnlab-cli render SESSION.json --view V -o F.png  a figure (no display needed; .svg, .pdf too)
 //   attnlab-cli export SESSION.json --matrix M -o F.csv|.npy|.json|.tsv   one matrix
 // Errors: one line on stderr, exit 1 (2 for usage); an output file is written whole or not at all,
 // and nothing is written when the command fails.
@@ -287,7 +287,7 @@ int render_command(const RenderArgs& a) {
   if (!view_panels(*r, q, panels, title, err)) return fail((a.model.dir.empty() ? a.session : a.model.dir) + ": " + err);
   if (!r->intervention.empty()) title += "  -  intervention: " + r->intervention;  // never passed off as the model
   FigureLayout layout;
-  if (!write_png(a.out, render_figure(title, panels, st, &layout), err)) return fail(err);
+  if (!write_figure(a.out, title, panels, st, err, &layout)) return fail(err);
   if (!a.layout.empty()) {  // where the cells were drawn, for tests and scripts
     nlohmann::json j;
     j["panels"] = layout.cells;
@@ -654,7 +654,7 @@ int main(int argc, char** argv) {
   render_cmd->add_option("session", ra.session, "session JSON file (- for stdin), or --model");
   model_options(render_cmd, ra.model);
   render_cmd->add_option("--view", ra.view, "heads, detail, model, mask, positional, gallery, similarity or step");
-  render_cmd->add_option("-o,--output", ra.out, "PNG file to write")->required();
+  render_cmd->add_option("-o,--output", ra.out, "figure to write: .png, .svg or .pdf")->required();
   render_cmd->add_option("--layer", ra.layer, "layer (default 0)");
   render_cmd->add_option("--head", ra.head, "head, for detail and step (default 0)");
   render_cmd->add_option("--step", ra.step, "step view: input, q, k, v, scores, scaled, biased, masked, weights, context, output");

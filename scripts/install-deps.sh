@@ -8,13 +8,15 @@ packages=(
   cmake ninja-build g++ pkg-config
   # engine, CLI, tests
   libeigen3-dev libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev doctest-dev libbenchmark-dev libpcre2-dev
-  libutf8proc-dev
+  libutf8proc-dev libcairo2-dev
   # window
   libglfw3-dev libimgui-dev python3-glad libstb-dev fonts-dejavu-core
   # fallback fonts for labels DejaVu cannot draw: CJK, Devanagari, emoji and symbols
   fonts-droid-fallback fonts-nanum fonts-lohit-deva fonts-symbola
   # headless GUI tests and the numpy reference
   xvfb xauth libgl1-mesa-dri xdotool xclip imagemagick python3 python3-numpy python3-pil
+  # SVG and PDF figures read back by the tests with real parsers
+  librsvg2-bin poppler-utils
   # fuzzing (make fuzz): clang with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
 )

@@ -1,5 +1,6 @@
 // Figures without a GPU or a display: heatmaps with token labels, titles, numbers in cells and
-// a colour bar, rasterised on the CPU (text by stb_truetype in DejaVu Sans) and written as PNG.
+// a colour bar, rasterised on the CPU (text by stb_truetype in DejaVu Sans) and written as PNG,
+// or drawn by Cairo as SVG and PDF.
 // The window's PNG export and `attnlab-cli render` both draw through this.
 #pragma once
 
@@ -58,6 +59,17 @@ struct FigureLayout {
 };
 RgbImage render_figure(const std::string& title, const std::vector<FigurePanel>& panels, const FigureStyle& style,
                        FigureLayout* layout);
+
+// SVG and PDF (Cairo): the same layout, labels, colour bars and fonts as the PNG (each glyph
+// placed where the PNG draws it; outlines in SVG, embedded fonts in PDF), each heatmap an image
+// with the PNG's cell edges. Empty when Cairo fails.
+enum class FigureFormat { png, svg, pdf };
+std::string render_figure_vector(const std::string& title, const std::vector<FigurePanel>& panels, const FigureStyle& style,
+                                 FigureFormat format, FigureLayout* layout = nullptr);
+bool figure_format_from_path(const std::string& path, FigureFormat& format);  // .png, .svg, .pdf (any case)
+// The format the name ends in, written atomically; false with a one-line reason.
+bool write_figure(const std::string& path, const std::string& title, const std::vector<FigurePanel>& panels,
+                  const FigureStyle& style, std::string& error, FigureLayout* layout = nullptr);
 
 // PNG, written atomically; false with a one-line reason.
 bool write_png(const std::string& path, const RgbImage& img, std::string& error);
