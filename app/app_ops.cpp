@@ -83,8 +83,8 @@ void Repost(AppState& st, Worker& worker) {
 
 void PostB(AppState& st, const Session& b) {
   if (!st.worker_b) return;
-  const bool model = st.model && st.b_uses_model;
-  st.worker_b->set_model(model ? st.model : nullptr);
+  const bool model = st.b_uses_model && (st.model_b || st.model);
+  st.worker_b->set_model(model ? (st.model_b ? st.model_b : st.model) : nullptr);
   st.worker_b->set_intervention(model ? st.b_intervention : Intervention{});
   st.b_posted = st.worker_b->post(b, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
 }
@@ -424,8 +424,8 @@ void ShowFileBrowser(AppState& st, Worker& worker) {
     if (b.model) {
       const bool is_model = fs::exists(fs::path(b.dir) / "config.json", ec);
       ImGui::BeginDisabled(!is_model);
-      if (ImGui::Button("Open this folder")) {
-        StartModelLoad(st, b.dir);
+      if (ImGui::Button(b.for_b ? "Open this folder as B's model" : "Open this folder")) {
+        StartModelLoad(st, b.dir, b.for_b);
         open = false;
       }
       ImGui::EndDisabled();
@@ -579,10 +579,11 @@ void CopyHoveredToClipboard(AppState& st) {
 
 // --- models ---------------------------------------------------------------------------------
 
-void StartModelLoad(AppState& st, const std::string& dir) {
+void StartModelLoad(AppState& st, const std::string& dir, bool for_b) {
   st.loading = std::make_unique<ModelLoad>();
   ModelLoad* l = st.loading.get();
   l->dir = dir;
+  l->for_b = for_b;
   l->thread = std::thread([l] {
     try {  // nothing escapes this thread: a failure is the load's error
       l->model = HfModel::load(l->dir, l->error, &l->progress, &l->cancel);
@@ -602,7 +603,16 @@ void ShowModelLoad(AppState& st, Worker& worker) {
   ModelLoad& l = *st.loading;
   if (l.done) {
     l.thread.join();
-    if (l.model) {
+    if (l.model && l.for_b) {  // compare's B: its own model, A's untouched
+      st.model_b = std::shared_ptr<const HfModel>(std::move(l.model));
+      st.b_uses_model = true;
+      st.b_intervention = {}, st.b_ablate_text.clear(), st.b_ablate_error.clear();
+      const ModelInfo& in = st.model_b->info();
+      st.status = "B's model " + in.dir + ": " + in.model_type + ", " + std::to_string(in.n_layers) + " layers x " +
+                  std::to_string(in.n_heads) + " heads";
+      st.status_error = false;
+      PostB(st, st.session_b);
+    } else if (l.model) {
       st.model = std::shared_ptr<const HfModel>(std::move(l.model));
       ForgetPatching(st);  // the grid was another model's
       st.b_posted = 0, st.b_shown.reset();  // compare's B starts again as A

@@ -74,6 +74,7 @@ bool ParseOptions(int argc, char** argv, Options& opt, int& exit_code) {
   cli.add_option("--font-scale", opt.font_scale, "font scale, 1 to 3")->check(CLI::Range(1.0, 3.0));
   cli.add_flag("--light", opt.light, "light, high-contrast theme");
   cli.add_option("--step", opt.step, "with --view pipeline: start on this step (input, q, k, v, scores, scaled, biased, masked, weights, context, output)");
+  cli.add_option("--model-b", opt.model_b_dir, "open a second model folder as Compare A / B's B (one text through two models)");
   cli.add_option("--model", opt.model_dir, "open a Hugging Face model folder (GPT-2, BERT, Llama, Qwen2, Mistral, Phi-3, GPT-NeoX or Gemma 2): its attention on the text");
   cli.add_option("--head", opt.head, "the head opened large (and walked through by the pipeline)");
   cli.add_option("--lesson", opt.lesson, "open lesson N (1 = the first of the Lessons menu)")->check(CLI::Range(1, 1000));
@@ -175,6 +176,17 @@ int main(int argc, char** argv) {
         return 1;
       } else {
         banner = "model not loaded: " + err.message;
+      }
+    }
+    if (!opt.model_b_dir.empty()) {
+      Failure err;
+      if (auto m = HfModel::load(opt.model_b_dir, err)) {
+        st.model_b = std::shared_ptr<const HfModel>(std::move(m));
+      } else if (!opt.screenshot_path.empty()) {
+        std::fprintf(stderr, "attnlab: %s\n", err.message.c_str());
+        return 1;
+      } else {
+        banner = "B's model not loaded: " + err.message;
       }
     }
     if (opt.lesson > 0) {

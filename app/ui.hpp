@@ -50,10 +50,12 @@ struct FileBrowser {  // the in-app open / save dialog
   bool open = false, saving = false;
   std::string dir, name, error;
   bool model = false;  // choosing a model folder
+  bool for_b = false;  // ... for compare's B
 };
 
 struct ModelLoad {  // a Hugging Face folder loading on its own thread
   std::string dir;
+  bool for_b = false;  // compare's B model, not A's
   std::atomic<float> progress{0};
   std::atomic<bool> cancel{false}, done{false};
   std::unique_ptr<HfModel> model;
@@ -163,6 +165,7 @@ struct AppState {
   // (or, unticked, the random-weight engine) with interventions of its own
   Session session_b;
   bool b_uses_model = true;
+  std::shared_ptr<const HfModel> model_b;  // B's own model folder (null: A's model); one text through two models
   Intervention b_intervention;
   std::string b_ablate_text, b_ablate_error;
   int b_ablate_mode = 0;
@@ -224,7 +227,7 @@ void LoadPrefs(AppState& st);
 void SavePrefs(const AppState& st);
 void LoadLessons(AppState& st, const std::string& dir);
 void ShowFileBrowser(AppState& st, Worker& worker);
-void StartModelLoad(AppState& st, const std::string& dir);
+void StartModelLoad(AppState& st, const std::string& dir, bool for_b = false);  // for_b: compare's B model
 void ShowModelLoad(AppState& st, Worker& worker);  // progress, cancel, then hand the model to the worker
 void CloseModel(AppState& st, Worker& worker);
 void ForgetPatching(AppState& st);  // views/patching.cpp: the grid (and one running) of a model going away

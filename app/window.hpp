@@ -21,7 +21,7 @@ struct Options {
   int width = 1600, height = 1000;
   bool no_mouse = false, example = false, light = false;
   float font_scale = 0;
-  std::string step, model_dir;
+  std::string step, model_dir, model_b_dir;
   std::string rows, cols;  // --rows, --cols: the head detail's span
   int head = -1;
   int lesson = 0, lesson_step = 1;

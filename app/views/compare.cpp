@@ -13,10 +13,40 @@
 namespace attnlab::app {
 namespace {
 
-// B's source when a model is open: the model (with heads ablated) or the random-weight engine,
-// and B's text.
+// The model B runs when it runs one: its own folder, else A's.
+const HfModel* BModel(const AppState& st) { return st.model_b ? st.model_b.get() : st.model.get(); }
+
+std::string ModelName(const HfModel* m) {
+  if (!m) return "random weights";
+  std::string dir = m->info().dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const auto slash = dir.rfind('/');
+  return "model " + (slash == std::string::npos ? dir : dir.substr(slash + 1)) + " (" + m->info().model_type + ")";
+}
+
+// B's source when a model is open: the model (A's, or a folder of B's own, with heads ablated) or
+// the random-weight engine, and B's text.
 void ShowBSource(AppState& st) {
-  if (!st.model) return;
+  // B's own model folder: one text through two models
+  ImGui::TextUnformatted(st.model_b ? ("B's model: " + ModelName(st.model_b.get())).c_str()
+                                    : st.model ? "B's model: A's" : "B's model: none");
+  ImGui::SameLine();
+  if (ImGui::SmallButton("Open a folder for B...") && !st.loading) {
+    st.browser = {true, false, "", "", ""};
+    st.browser.model = true, st.browser.for_b = true;
+  }
+  RecordWidget(st, "compare.b_open_model");
+  if (st.model_b) {
+    ImGui::SameLine();
+    if (ImGui::SmallButton("B runs A's model")) {
+      st.model_b.reset();
+      st.b_intervention = {}, st.b_ablate_text.clear(), st.b_ablate_error.clear();
+      PostB(st, st.session_b);
+    }
+    RecordWidget(st, "compare.b_model_a");
+  }
+  const HfModel* bm = BModel(st);
+  if (!bm) return;
   bool changed = ImGui::Checkbox("B runs the model", &st.b_uses_model);
   RecordWidget(st, "compare.b_model");
   ImGui::SameLine();
@@ -25,7 +55,7 @@ void ShowBSource(AppState& st) {
     if (ImGui::InputTextWithHint("B ablates##b", "layer.head, e.g. 0.1", &st.b_ablate_text)) {
       std::vector<std::pair<int, int>> heads;
       std::string why;
-      if (parse_ablate(st.b_ablate_text, st.model->info().n_layers, st.model->info().n_heads, heads, why)) {
+      if (parse_ablate(st.b_ablate_text, bm->info().n_layers, bm->info().n_heads, heads, why)) {
         st.b_ablate_error.clear();
         st.b_intervention.ablate = heads;
         changed = true;
@@ -49,10 +79,10 @@ void ShowBSource(AppState& st) {
 // intervention, and for two random-weight sessions every option.
 std::string Differences(const AppState& st, const Result& a, const Result& b) {
   std::vector<std::string> d;
-  const bool model_a = st.model != nullptr, model_b = st.model && st.b_uses_model;
-  if (model_a != model_b)
-    d.push_back(std::string("what runs: A ") + (model_a ? "the model" : "random weights") + ", B " +
-                (model_b ? "the model" : "random weights"));
+  const HfModel* ma = st.model.get();
+  const HfModel* mb = st.b_uses_model ? BModel(st) : nullptr;
+  const bool model_a = ma != nullptr, model_b = mb != nullptr;
+  if (ma != mb) d.push_back("what runs: A " + ModelName(ma) + ", B " + ModelName(mb));
   if (a.session.text != b.session.text) d.push_back("the text");
   if (a.intervention != b.intervention)
     d.push_back("the intervention: A " + (a.intervention.empty() ? std::string("none") : a.intervention) + ", B " +
@@ -95,6 +125,7 @@ void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const Hea
     if (ImGui::SmallButton("B = A")) {  // the text, the model and its intervention
       st.session_b = st.session;
       st.b_uses_model = true;
+      st.model_b.reset();
       st.b_intervention = st.intervention;
       st.b_ablate_text.clear();
       st.b_ablate_error.clear();
@@ -237,6 +268,13 @@ extern const View kCompareView{"compare", "View", "Compare A / B", &AppState::sh
       j["compare_alignment"] = st.compare_alignment;
       j["b_intervention"] = st.b_shown && st.b_shown->result ? st.b_shown->result->intervention : "";
       j["b_text"] = st.b_shown && st.b_shown->result ? st.b_shown->result->session.text : "";
+      j["b_model"] = st.model_b ? st.model_b->info().dir : "";
+      // B's next tokens after its text (top 3 ids), for the tests
+      std::vector<int> next;
+      if (st.b_shown && st.b_shown->result && !st.b_shown->result->next_tokens.empty())
+        for (std::size_t k = 0; k < std::min<std::size_t>(3, st.b_shown->result->next_tokens.back().size()); ++k)
+          next.push_back(st.b_shown->result->next_tokens.back()[k].id);
+      j["b_next_ids"] = next;
     }};
 
 }  // namespace attnlab::app

@@ -30,6 +30,7 @@
                             controls hidden), Ctrl+= font scale.
   test_gui.py model   APP   --model opens a tiny GPT-2 folder (causal pattern on screen); File >
                             Open model folder loads a BF16 one through the browser; typing runs it.
+  test_gui.py compare_models APP  one text through two model folders (--model-b) in Compare A / B.
   test_gui.py export  APP   Ctrl+C copies a head as TSV (read back with xclip), PNG export at
                             1x and 2x, a .npy export read by numpy.
 
@@ -1359,6 +1360,52 @@ def test_long():
         d.close()
 
 
+def test_compare_models():
+    """One text through two models: --model-b opens a second folder as B's model; Compare says
+    what runs on each side and whether the tokens align, B's next tokens are the CLI's for that
+    model, the two pictures differ; the browser opens for B; "B runs A's model" goes back."""
+    models = os.path.join(HERE, "..", "models")
+    gpt2, llama = os.path.join(models, "tiny-gpt2"), os.path.join(models, "tiny-llama")
+    d = Display("--model", gpt2, "--model-b", llama)
+    try:
+        s = d.wait_for(lambda s: settled(s) and s.get("model"), "A: the tiny GPT-2")
+        if not s:
+            return
+        menu(d, "menu.view", "menu.view.compare")
+        s = d.wait_for(lambda s: s.get("b_shown") and s.get("b_text") == s["text"] and "compare.b_open_model" in s["widgets"],
+                       "B: the same text through the tiny Llama")
+        if not s:
+            return
+        check(s["b_model"] == llama, f"B's model is the second folder: {s['b_model']}")
+        check("what runs: A model tiny-gpt2 (gpt2), B model tiny-llama (llama)" in s["compare_differs"],
+              f"compare says which model runs on each side: {s['compare_differs']!r}")
+        check("the text" not in s["compare_differs"], "the same text on both sides")
+        al = s["compare_alignment"]
+        check("do not align" in al or "align" in al or "different at" in al, f"the token alignment is stated: {al!r}")
+        out = subprocess.run([CLI, "compute", "--model", llama, "--text", s["text"]], capture_output=True, check=True).stdout
+        want = [e["id"] for e in json.loads(out)["next_tokens"][-1]][:3]
+        check(s["b_next_ids"] == want, f"B's next tokens = the CLI's for the tiny Llama: {s['b_next_ids']} vs {want}")
+        img = Image.open(d.screenshot("compare-models")).convert("RGB")
+        if "compare.a" in s["widgets"] and "compare.b" in s["widgets"]:
+            (ax, ay, aw, ah), (bx, by, bw, bh) = s["widgets"]["compare.a"], s["widgets"]["compare.b"]
+            w, h = int(min(aw, bw)), int(min(ah, bh))
+            pa = img.crop((int(ax), int(ay), int(ax) + w, int(ay) + h)).getdata()
+            pb = img.crop((int(bx), int(by), int(bx) + w, int(by) + h)).getdata()
+            differ = sum(1 for p, q in zip(pa, pb) if p != q)
+            check(differ > w * h // 20, f"A's and B's pictures differ on screen ({differ} of {w * h} pixels)")
+        d.click(*center(s["widgets"]["compare.b_open_model"]))
+        s = d.wait_for(lambda s: s["windows"]["browser"], "the folder browser opens for B")
+        d.chord("Escape")
+        s = d.wait_for(lambda s: "compare.b_model_a" in s["widgets"], "B's own model: the button back to A's")
+        if s:
+            d.click(*center(s["widgets"]["compare.b_model_a"]))
+            s = d.wait_for(lambda s: s["b_model"] == "" and "what runs" not in s["compare_differs"] and
+                           s["compare_alignment"].startswith("the tokens align"), "B runs A's model again")
+            check(s is not None, "B runs A's model again: nothing differs, the tokens align")
+    finally:
+        d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
@@ -1367,7 +1414,7 @@ STARTED = time.time()
  "masks": test_masks, "family": test_family, "explore": test_explore, "compare": test_compare,
  "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model,
  "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views,
- "long": test_long, "patching": test_patching}[MODE]()
+ "long": test_long, "patching": test_patching, "compare_models": test_compare_models}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
