@@ -160,6 +160,7 @@ void PrepareFrame(Loop& L) {
   upload_some(st, renderer, 8.0);
   if (st.tiles) st.tiles->upload(renderer, 4.0);
   worker.set_want_metrics(st.show_metrics || st.show_compare);
+  worker.set_want_logit_lens(st.show_lens && st.model);
   worker_b.set_want_metrics(true);
   if (pending_font_scale > 0) st.font_scale = pending_font_scale, pending_font_scale = 0;
   // theme and font scale (the atlas is rebuilt at the new size, between frames)
@@ -243,6 +244,12 @@ void PrepareFrame(Loop& L) {
   if ((st.show_metrics || st.show_compare) && st.shown && st.shown->result && st.shown->result->metrics.empty() &&
       !st.incoming && !worker.busy() && st.newest == st.shown) {
     st.posted = worker.post(st.session, st.display);  // metrics were asked for: compute them now
+  }
+  if (st.show_lens && st.model && st.shown && st.shown->result && st.shown->result->logit_lens.empty() &&
+      !st.shown->result->is_field() && st.lens_asked != st.shown->generation && !st.incoming && !worker.busy() &&
+      st.newest == st.shown) {
+    st.lens_asked = st.shown->generation;  // once per result: a model without an output head has none
+    st.posted = worker.post(st.session, st.display);  // the logit lens was asked for: compute it now
   }
 
 }

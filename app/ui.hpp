@@ -156,6 +156,10 @@ struct AppState {
   std::string gen_error, gen_done;  // why the last one failed; what the last one appended
   // activation patching (views/patching.cpp): inputs, the grid running and the last one finished
   bool show_patching = false;
+  bool show_lens = false;   // the logit lens view (a model's residual stream through its output head)
+  std::uint64_t lens_asked = 0;  // the generation a logit lens was last asked for
+  std::array<float, 4> lens_grid{};  // where the lens's cells were drawn (x, y, w, h), for the state dump
+  std::array<int, 2> lens_hover{-1, -1};  // (layer, position) under the pointer
   std::string patch_corrupted, patch_token_a, patch_token_b, patch_error;
   int patch_grid = 0, patch_metric = 0;  // heads / residual; logit difference / probability
   std::shared_ptr<PatchJob> patch_job, patch_shown;
@@ -283,6 +287,8 @@ int TakeLabelsCut();  // how many labels FitLabel shortened since the last call
 // At most max_code_points of s, "..." after a cut: labels and tooltips of a token that may be a
 // megabyte long (a pasted text with no space is one token; the exports keep the whole text).
 std::string Clip(std::string_view s, std::size_t max_code_points);
+// A token's text as shown: a piece of a multi-byte character as its bytes in hex ("<E6>"), never '?'
+std::string Readable(const std::string& t);
 // prefix + i ("head 3"): written this way because GCC 12 warns falsely (-Wrestrict) on "..." + to_string
 inline std::string Numbered(const char* prefix, int i) { return std::to_string(i).insert(0, prefix); }
 // Remembers a widget's rect under `name` (the last item drawn) for the state dump.

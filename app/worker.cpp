@@ -288,18 +288,19 @@ void Worker::run() {
     std::shared_ptr<const Snapshot> snap;
     // Nothing may escape this thread: an exception becomes the request's problem.
     try {
-      const bool metrics = want_metrics_.load();
+      const bool metrics = want_metrics_.load(), lens = want_lens_.load();
       Outcome o;
       // only the display changed (colormap, range, log, the pipeline's head): re-prepare the
       // pictures from the Result in hand, never compute again (a model's forward pass included)
       if (computed_ && computed_->session == s && computed_->model == model && computed_->intervention == intervention &&
-          (computed_->metrics || !metrics)) {
+          (computed_->metrics || !metrics) && (computed_->lens || !lens || !model)) {
         o.result = computed_->result;
       } else {
         ++computations_;
-        o = model ? model->compute(s.text, &cancel_, {metrics, &progress_}, intervention)
-                  : engine_.compute(s, &cancel_, {metrics, &progress_});
-        if (o.result) computed_ = Computed{s, model, intervention, metrics, o.result};
+        ComputeOptions options;
+        options.metrics = metrics, options.progress = &progress_, options.logit_lens = lens;
+        o = model ? model->compute(s.text, &cancel_, options, intervention) : engine_.compute(s, &cancel_, {metrics, &progress_});
+        if (o.result) computed_ = Computed{s, model, intervention, metrics, lens && model, o.result};
       }
       if (o.cancelled) {
         std::lock_guard lock(mu_);

@@ -104,6 +104,7 @@ class Worker {
   std::uint64_t computations() const { return computations_.load(); }
   // Per-head metrics are computed only while someone shows them (the Metrics window).
   void set_want_metrics(bool want) { want_metrics_ = want; }
+  void set_want_logit_lens(bool want) { want_lens_ = want; }  // a model's logit lens (the Logit lens view)
   // With a model, every request runs the session's text through it (null: the random-weight engine).
   void set_model(std::shared_ptr<const HfModel> m) {
     std::lock_guard lock(mu_);
@@ -125,7 +126,7 @@ class Worker {
   Intervention intervention_;
   std::uint64_t pending_generation_ = 0;
   std::shared_ptr<const Snapshot> latest_;
-  std::atomic<bool> cancel_{false}, quit_{false}, busy_{false}, want_metrics_{false};
+  std::atomic<bool> cancel_{false}, quit_{false}, busy_{false}, want_metrics_{false}, want_lens_{false};
   std::atomic<float> progress_{0};
   std::atomic<std::uint64_t> cancelled_{0}, computations_{0};
   std::atomic<std::int64_t> started_ns_{0};  // steady clock when the computation under way began
@@ -134,7 +135,7 @@ class Worker {
     Session session;
     std::shared_ptr<const HfModel> model;
     Intervention intervention;
-    bool metrics = false;
+    bool metrics = false, lens = false;
     std::shared_ptr<const Result> result;
   };
   std::optional<Computed> computed_;

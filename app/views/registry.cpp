@@ -6,12 +6,13 @@
 namespace attnlab::app {
 
 extern const View kModelView, kPipelineView, kLinesView, kCompareView, kMaskView, kGalleryView, kPositionalView,
-    kMetricsView, kFlashView, kPatchingView, kHelpView;
+    kMetricsView, kFlashView, kPatchingView, kLensView, kHelpView;
 
 const std::vector<const View*>& views() {
   static const std::vector<const View*> all = {&kModelView,   &kPipelineView,   &kLinesView,   &kCompareView,
                                                &kMaskView,    &kGalleryView,    &kPositionalView,
-                                               &kMetricsView, &kFlashView,      &kPatchingView, &kHelpView};
+                                               &kMetricsView, &kFlashView,      &kPatchingView, &kLensView,
+                                               &kHelpView};
   return all;
 }
 

@@ -31,6 +31,7 @@
   test_gui.py model   APP   --model opens a tiny GPT-2 folder (causal pattern on screen); File >
                             Open model folder loads a BF16 one through the browser; typing runs it.
   test_gui.py compare_models APP  one text through two model folders (--model-b) in Compare A / B.
+  test_gui.py lens    APP   the Logit lens view: the CLI's --logit-lens tokens, coloured by probability.
   test_gui.py export  APP   Ctrl+C copies a head as TSV (read back with xclip), PNG export at
                             1x and 2x, a .npy export read by numpy.
 
@@ -1406,6 +1407,47 @@ def test_compare_models():
         d.close()
 
 
+def test_lens():
+    """The Logit lens view on the tiny GPT-2: every layer's top token per position equals the
+    CLI's --logit-lens, the cells are coloured by probability (the most and least likely cells
+    differ in colour, the brighter the likelier), and hovering a cell names it."""
+    models = os.path.join(HERE, "..", "models")
+    gpt2 = os.path.join(models, "tiny-gpt2")
+    d = Display("--model", gpt2)
+    try:
+        s = d.wait_for(lambda s: settled(s) and s.get("model"), "the tiny GPT-2")
+        if not s:
+            return
+        menu(d, "menu.view", "menu.view.lens")
+        s = d.wait_for(lambda s: s.get("lens") and s["lens"]["ids"] and s["lens"]["grid"][2] > 0, "the logit lens grid")
+        if not s:
+            return
+        out = json.loads(subprocess.run([CLI, "compute", "--model", gpt2, "--text", s["text"], "--logit-lens"],
+                                        capture_output=True, check=True).stdout)
+        want = [[e["id"] for e in row] for row in out["logit_lens"]]
+        check(s["lens"]["ids"] == want, f"each layer's top tokens = the CLI's --logit-lens ({len(want)} layers)")
+        ps = s["lens"]["p"]
+        gx, gy, gw, gh = s["lens"]["grid"]
+        layers, n = len(ps), len(ps[0])
+        cw, ch = gw / n, gh / layers
+        img = Image.open(d.screenshot("lens")).convert("RGB")
+
+        def colour(l, i):  # the cell's fill: the median of its inside (its text and outline are few pixels)
+            x0, y0 = int(gx + i * cw) + 3, int(gy + (layers - 1 - l) * ch) + 3
+            px = [img.getpixel((x, y)) for x in range(x0, int(x0 + cw) - 6) for y in range(y0, int(y0 + ch) - 6)]
+            return tuple(sorted(p[k] for p in px)[len(px) // 2] for k in range(3))
+        cells = [(l, i) for l in range(layers) for i in range(n) if gx + (i + 1) * cw < W]
+        lo, hi = min(cells, key=lambda c: ps[c[0]][c[1]]), max(cells, key=lambda c: ps[c[0]][c[1]])
+        a, b = colour(*lo), colour(*hi)
+        check(ps[hi[0]][hi[1]] - ps[lo[0]][lo[1]] > 0.2 and sum(b) > sum(a) + 60,
+              f"the likeliest cell {hi} (p {ps[hi[0]][hi[1]]:.2f}) is brighter than the least {lo} (p {ps[lo[0]][lo[1]]:.2f}): {b} vs {a}")
+        d.xdo("mousemove", str(int(gx + 1.5 * cw)), str(int(gy + (layers - 1) * ch + ch / 2)))
+        s = d.wait_for(lambda s: s["lens"]["hover"] == [0, 1], "hovering layer 0, position 1")
+        check(s is not None, "the hovered cell is named (layer 0, position 1)")
+    finally:
+        d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
@@ -1414,7 +1456,8 @@ STARTED = time.time()
  "masks": test_masks, "family": test_family, "explore": test_explore, "compare": test_compare,
  "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model,
  "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views,
- "long": test_long, "patching": test_patching, "compare_models": test_compare_models}[MODE]()
+ "long": test_long, "patching": test_patching, "compare_models": test_compare_models,
+ "lens": test_lens}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
