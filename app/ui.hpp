@@ -162,6 +162,7 @@ struct AppState {
   std::array<int, 2> lens_hover{-1, -1};  // (layer, position) under the pointer
   std::string patch_corrupted, patch_token_a, patch_token_b, patch_error;
   int patch_grid = 0, patch_metric = 0;  // heads / residual; logit difference / probability
+  int patch_direction = 0;                // noising (the clean run, corrupted pieces) / denoising
   std::shared_ptr<PatchJob> patch_job, patch_shown;
   std::pair<int, int> patch_hover{-1, -1};
   Intervention intervention;                      // A's, as last given to the worker (the Model section)

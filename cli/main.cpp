@@ -469,7 +469,7 @@ int emit_json(const nlohmann::ordered_json& j, const std::string& out) {
 
 // patch --model DIR --text CLEAN --corrupted TEXT: the activation-patching grid as JSON.
 struct PatchArgs {
-  std::string dir, text, corrupted, grid = "heads", metric = "logit-diff", token_a, token_b, out;
+  std::string dir, text, corrupted, grid = "heads", metric = "logit-diff", token_a, token_b, out, direction = "noising";
   int position = -1;
 };
 
@@ -477,6 +477,8 @@ int patch_command(const PatchArgs& a) {
   if (a.grid != "heads" && a.grid != "residual") return fail("--grid is heads or residual, not '" + a.grid + "'");
   if (a.metric != "logit-diff" && a.metric != "prob") return fail("--metric is logit-diff or prob, not '" + a.metric + "'");
   if (a.metric == "prob" && !a.token_b.empty()) return fail("--token-b goes with --metric logit-diff");
+  if (a.direction != "noising" && a.direction != "denoising")
+    return fail("--direction is noising or denoising, not '" + a.direction + "'");
   Failure err;
   auto m = HfModel::load(a.dir, err);
   if (!m) return fail(err.message);
@@ -486,6 +488,7 @@ int patch_command(const PatchArgs& a) {
   q.grid = a.grid == "heads" ? PatchRequest::Grid::heads : PatchRequest::Grid::residual;
   q.metric = a.metric == "prob" ? PatchRequest::Metric::prob : PatchRequest::Metric::logit_diff;
   q.position = a.position;
+  q.direction = a.direction == "denoising" ? PatchRequest::Direction::denoising : PatchRequest::Direction::noising;
   std::string why;
   if (!a.token_a.empty() && !m->single_token(a.token_a, q.token_a, why)) return fail("--token-a: " + why);
   if (!a.token_b.empty() && !m->single_token(a.token_b, q.token_b, why)) return fail("--token-b: " + why);
@@ -499,6 +502,7 @@ int patch_command(const PatchArgs& a) {
   };
   nlohmann::ordered_json j;
   j["grid"] = a.grid;
+  j["direction"] = a.direction;
   j["metric"] = a.metric == "prob" ? "prob" : "logit_diff";
   j["position"] = g.request.position;
   j["token_a"] = {{"id", g.request.token_a}, {"token", g.token_a_text}};
@@ -647,6 +651,9 @@ int main(int argc, char** argv) {
   patch_cmd->add_option("--token-a", pa.token_a, "one token's text (default: the clean run's top next token)");
   patch_cmd->add_option("--token-b", pa.token_b, "one token's text (default: the corrupted run's top next token)");
   patch_cmd->add_option("--position", pa.position, "where the metric is read (default: the last token)");
+  patch_cmd->add_option("--direction", pa.direction,
+                        "noising (default: the clean run with each piece from the corrupted run) or denoising "
+                        "(the corrupted run with each piece from the clean run)");
   patch_cmd->add_option("-o,--output", pa.out, "JSON file (default: stdout)");
 
   RenderArgs ra;

@@ -539,6 +539,19 @@ TEST_CASE("patching: head and residual-stream grids (logit difference, top-token
   // where the two texts have the same token, patching the stream entering layer 0 changes nothing
   for (std::size_t p = 0; p < g["tokens"].size(); ++p)
     if (g["tokens"][p] == g["corrupted_tokens"][p]) CHECK(std::abs(grid.values(0, Eigen::Index(p)) - grid.clean) <= 1e-5);
+  // denoising: the corrupted run with each piece from the clean run
+  q.direction = PatchRequest::Direction::denoising;
+  REQUIRE_MESSAGE(m->patch(q, grid, why), why);
+  check_grid(grid.values, g["residual_diff_denoising"], 1e-4);
+  // where the two texts have the same token, the clean stream entering layer 0 is the corrupted
+  // one: patching it changes nothing
+  for (std::size_t p = 0; p < g["tokens"].size(); ++p)
+    if (g["tokens"][p] == g["corrupted_tokens"][p]) CHECK(std::abs(grid.values(0, Eigen::Index(p)) - grid.corrupted) <= 1e-5);
+  q.grid = PatchRequest::Grid::heads;
+  REQUIRE_MESSAGE(m->patch(q, grid, why), why);
+  check_grid(grid.values, g["heads_diff_denoising"], 1e-4);
+  CHECK(grid.clean == doctest::Approx(g["clean_diff"].get<double>()).epsilon(1e-5));  // the unpatched runs' metrics stay
+  q.direction = PatchRequest::Direction::noising;
   // the head patch as an ablation of compute: the next tokens at every position
   Intervention iv;
   iv.ablate = {{1, 0}};

@@ -44,6 +44,7 @@ bool StartPatching(AppState& st) {
   q.corrupted = st.patch_corrupted;
   q.grid = st.patch_grid == 0 ? PatchRequest::Grid::heads : PatchRequest::Grid::residual;
   q.metric = st.patch_metric == 0 ? PatchRequest::Metric::logit_diff : PatchRequest::Metric::prob;
+  q.direction = st.patch_direction == 1 ? PatchRequest::Direction::denoising : PatchRequest::Direction::noising;
   std::string why;
   if (!st.patch_token_a.empty() && !st.model->single_token(st.patch_token_a, q.token_a, why))
     return st.patch_error = "token A: " + why, false;
@@ -75,15 +76,19 @@ void DrawGrid(AppState& st, const PatchGrid& g) {
   const bool diff = g.request.metric == PatchRequest::Metric::logit_diff;
   const std::string metric = diff ? "logit(\"" + Clip(g.token_a_text, 16) + "\") - logit(\"" + Clip(g.token_b_text, 16) + "\")"
                                   : "p(\"" + Clip(g.token_a_text, 16) + "\")";
-  ImGui::TextWrapped("%s at position %d (after \"%s\"): clean %.4g, corrupted %.4g. Each cell: the clean run with that %s "
-                     "from the corrupted run.", metric.c_str(), g.request.position,
-                     Clip(g.tokens[std::size_t(g.request.position)].text, 24).c_str(), g.clean, g.corrupted,
-                     heads ? "head's output" : "position's residual stream (entering the layer)");
-  ImGui::TextDisabled("%d runs, %.1f forward passes (each starts at its layer from the clean run's stream)", g.runs,
-                      g.layers_run);
-  double m = 1e-12;  // the colours: metric - clean, symmetric
+  // noising: the clean run, each piece from the corrupted one; denoising: the other way round
+  const bool denoise = g.request.direction == PatchRequest::Direction::denoising;
+  const char* base_name = denoise ? "corrupted" : "clean";
+  const double base = denoise ? g.corrupted : g.clean;
+  ImGui::TextWrapped("%s at position %d (after \"%s\"): clean %.4g, corrupted %.4g. Each cell: the %s run with that %s "
+                     "from the %s run.", metric.c_str(), g.request.position,
+                     Clip(g.tokens[std::size_t(g.request.position)].text, 24).c_str(), g.clean, g.corrupted, base_name,
+                     heads ? "head's output" : "position's residual stream (entering the layer)", denoise ? "clean" : "corrupted");
+  ImGui::TextDisabled("%d runs, %.1f forward passes (each starts at its layer from the %s run's stream)", g.runs,
+                      g.layers_run, base_name);
+  double m = 1e-12;  // the colours: metric - the unpatched run's, symmetric
   for (int l = 0; l < rows; ++l)
-    for (int c = 0; c < cols; ++c) m = std::max(m, std::abs(v(l, c) - g.clean));
+    for (int c = 0; c < cols; ++c) m = std::max(m, std::abs(v(l, c) - base));
   const float font = ImGui::GetFontSize();
   const ImVec2 avail = ImGui::GetContentRegionAvail();
   const float label_w = font * 4, top = heads ? font * 1.4f : font * 5, bar = font * 6;
@@ -107,7 +112,7 @@ void DrawGrid(AppState& st, const PatchGrid& g) {
     if (cell >= font || l % std::max(1, int(font / cell) + 1) == 0)
       dl->AddText(ImVec2(o.x, y + cell / 2 - font / 2), dim, Numbered("layer ", l).c_str());
     for (int c = 0; c < cols; ++c) {
-      const double t = (v(l, c) - g.clean) / m;  // -1 .. 1
+      const double t = (v(l, c) - base) / m;  // -1 .. 1
       const auto& rgb = map.rgb[std::size_t(std::clamp(int(std::lround((t + 1) * 127.5)), 0, 255))];
       const ImVec2 a(o.x + label_w + c * cell, y), b(a.x + cell - 1, a.y + cell - 1);
       dl->AddRectFilled(a, b, ImGui::ColorConvertFloat4ToU32(ImVec4(rgb[0], rgb[1], rgb[2], 1)));
@@ -117,7 +122,10 @@ void DrawGrid(AppState& st, const PatchGrid& g) {
         std::string what = heads ? "layer " + std::to_string(l) + ", head " + std::to_string(c)
                                  : "layer " + std::to_string(l) + ", position " + std::to_string(c) + " \"" +
                                        Clip(g.tokens[std::size_t(c)].text, 24) + "\"";
-        if (std::abs(span) > 1e-12)
+        if (std::abs(span) > 1e-12 && denoise)
+          ImGui::SetTooltip("%s\n%s = %.5g\n(patched - corrupted) / (clean - corrupted) = %.3f (recovered)", what.c_str(),
+                            metric.c_str(), v(l, c), (v(l, c) - g.corrupted) / span);
+        else if (std::abs(span) > 1e-12)
           ImGui::SetTooltip("%s\n%s = %.5g\n(clean - patched) / (clean - corrupted) = %.3f", what.c_str(), metric.c_str(),
                             v(l, c), (g.clean - v(l, c)) / span);
         else
@@ -128,7 +136,7 @@ void DrawGrid(AppState& st, const PatchGrid& g) {
   }
   st.widgets["patching.grid"] = ImVec4(o.x + label_w, o.y + top, cols * cell, rows * cell);
   DrawColorBar(ImVec2(o.x + label_w + cols * cell + font * 2, o.y + top), std::max(rows * cell, font * 8), float(-m), float(m),
-               "patched - clean", "rdbu_diverging");
+               denoise ? "patched - corrupted" : "patched - clean", "rdbu_diverging");
   ImGui::Dummy(ImVec2(label_w + cols * cell + bar, top + std::max(rows * cell, font * 8) + 4));
 }
 
@@ -155,6 +163,12 @@ void ShowPatchingWindow(AppState& st) {
       ImGui::RadioButton("logit difference", &st.patch_metric, 0);
       ImGui::SameLine();
       ImGui::RadioButton("probability", &st.patch_metric, 1);
+      ImGui::SameLine(0, ImGui::GetFontSize() * 2);
+      ImGui::RadioButton("noising", &st.patch_direction, 0);
+      RecordWidget(st, "patching.noising");
+      ImGui::SameLine();
+      ImGui::RadioButton("denoising", &st.patch_direction, 1);
+      RecordWidget(st, "patching.denoising");
       ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
       ImGui::InputTextWithHint("token A", "clean top", &st.patch_token_a);
       if (st.patch_metric == 0) {
@@ -201,6 +215,7 @@ void PatchingDump(const AppState& st, nlohmann::json& j) {
     p["clean"] = g.clean;
     p["corrupted"] = g.corrupted;
     p["grid"] = g.request.grid == PatchRequest::Grid::heads ? "heads" : "residual";
+    p["direction"] = g.request.direction == PatchRequest::Direction::denoising ? "denoising" : "noising";
     p["token_a"] = g.request.token_a;
     p["token_b"] = g.request.token_b;
   }

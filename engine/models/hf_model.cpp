@@ -522,24 +522,29 @@ bool HfModel::patch(const PatchRequest& request, PatchGrid& out, std::string& er
   const bool heads = q.grid == PatchRequest::Grid::heads;
   const int cols = heads ? H : n, total = L * cols;
   out.values.resize(L, cols);
+  // noising runs the clean text with the corrupted run's pieces; denoising the other way round
+  const bool denoise = q.direction == PatchRequest::Direction::denoising;
+  const Result& base = denoise ? bad : clean;
+  const Result& donor = denoise ? clean : bad;
+  const std::vector<int>& base_ids = denoise ? bad_ids : clean_ids;
   auto outputs = std::make_shared<HeadOutputs>(std::size_t(L));
   for (int l = 0; l < L; ++l)
-    for (int h = 0; h < H; ++h) (*outputs)[l].push_back(bad.layers[l].heads[h].output);
+    for (int h = 0; h < H; ++h) (*outputs)[l].push_back(donor.layers[l].heads[h].output);
   for (int l = 0, done = 0; l < L; ++l)
     for (int c = 0; c < cols; ++c, ++done) {
       if (progress) progress->store(float(done) / float(total));
       Intervention iv;
-      Matrix input = clean.layers[l].input;  // the clean run up to layer l is reused, not recomputed
+      Matrix input = base.layers[l].input;  // the unpatched run up to layer l is reused, not recomputed
       if (heads) {
         iv.ablate = {{l, c}};
-        iv.ablate_mode = AblateMode::corrupted;
+        iv.ablate_mode = AblateMode::corrupted;  // the head's output replaced by the donor run's
         iv.corrupted_outputs = outputs;
       } else {
-        input.row(c) = bad.layers[l].input.row(c);  // the residual stream entering layer l, at position c
+        input.row(c) = donor.layers[l].input.row(c);  // the residual stream entering layer l, at position c
       }
       Result r;
       Matrix hidden;
-      if (!run(clean_ids, iv, l, &input, r, hidden)) return false;  // cancelled
+      if (!run(base_ids, iv, l, &input, r, hidden)) return false;  // cancelled
       if (!patch_metric(hidden.row(q.position), q, out.values(l, c), why)) {
         error = why;
         return false;

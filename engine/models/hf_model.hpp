@@ -17,12 +17,16 @@
 namespace attnlab {
 
 // Activation patching (Vig et al. 2020; Meng et al. 2022; Wang et al. 2023): the clean text's
-// run with one piece taken from the run of a corrupted text of as many tokens, for every piece:
-// each head's output (a layers x heads grid) or the residual stream entering a layer at one
-// position (layers x positions). Each cell is the metric read at one position of the patched run.
+// run with one piece taken from the run of a corrupted text of as many tokens (noising), or the
+// corrupted run with one piece from the clean run (denoising), for every piece: each head's
+// output (a layers x heads grid) or the residual stream entering a layer at one position (layers
+// x positions). Each cell is the metric read at one position of the patched run.
 struct PatchRequest {
   std::string clean, corrupted;
   enum class Grid { heads, residual } grid = Grid::heads;
+  // noising: which pieces are necessary (the metric falls from clean); denoising: which are
+  // sufficient (it rises from corrupted)
+  enum class Direction { noising, denoising } direction = Direction::noising;
   enum class Metric { logit_diff, prob } metric = Metric::logit_diff;
   // logit_diff: logit(a) - logit(b); prob: softmax p(a). -1: a the clean run's top token, b the
   // corrupted run's (its second when they agree)
@@ -35,7 +39,7 @@ struct PatchGrid {
   double clean = 0, corrupted = 0;  // the metric on the unpatched runs
   std::vector<Token> tokens, corrupted_tokens;
   std::string token_a_text, token_b_text;
-  int runs = 0;          // forward passes (each from the patched layer on: the prefix is the clean run's)
+  int runs = 0;          // forward passes (each from the patched layer on: the prefix is the unpatched run's)
   double layers_run = 0;  // their layers, in units of a whole forward pass
 };
 

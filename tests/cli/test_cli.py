@@ -313,12 +313,20 @@ for grid, metric, key in (("heads", "logit-diff", "heads_diff"), ("heads", "prob
     check(j.get("token_a", {}).get("id") == pg["token_a"] and j.get("position") == len(pg["tokens"]) - 1,
           f"patch --grid {grid}: token A is the clean run's top token, read at the last position")
     check(j.get("cols") == ("head" if grid == "heads" else "position") and j.get("rows") == "layer", "patch: rows and cols named")
+for grid, key in (("heads", "heads_diff_denoising"), ("residual", "residual_diff_denoising")):
+    p = run("patch", "--model", gpt2, "--text", pg["clean"], "--corrupted", pg["corrupted"], "--grid", grid,
+            "--direction", "denoising")
+    j = json.loads(p.stdout) if p.returncode == 0 else {}
+    got, want = np.array(j.get("values", [])), np.array(pg[key])
+    check(got.shape == want.shape and np.abs(got - want).max() <= 1e-4 and j.get("direction") == "denoising",
+          f"patch --grid {grid} --direction denoising: numpy's grid ({p.stderr!r})")
 p = run("patch", "--model", gpt2, "--text", pg["clean"], "--corrupted", pg["corrupted"], "--token-a", " cat", "--token-b", " end")
 j = json.loads(p.stdout) if p.returncode == 0 else {}
 check(j.get("token_a", {}).get("token") == " cat" and j.get("token_b", {}).get("token") == " end", "patch --token-a/--token-b by text")
 for args, want in [(["--corrupted", "the"], b"must match"), (["--corrupted", pg["corrupted"], "--token-a", "the cat"], b"not one"),
                    (["--corrupted", pg["corrupted"], "--grid", "rows"], b"heads or residual"),
-                   (["--corrupted", pg["corrupted"], "--position", "500"], b"position 500")]:
+                   (["--corrupted", pg["corrupted"], "--position", "500"], b"position 500"),
+                   (["--corrupted", pg["corrupted"], "--direction", "sideways"], b"noising or denoising")]:
     p = run("patch", "--model", gpt2, "--text", pg["clean"], *args)
     check(p.returncode == 1 and want in p.stderr and p.stderr.count(b"\n") == 1, f"patch {args}: one line ({p.stderr!r})")
 p = run("compute", "--model", gpt2, "--text", pg["clean"], "--ablate", "1.0", "--ablate-mode", "corrupted", "--corrupted",

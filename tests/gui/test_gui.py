@@ -898,8 +898,8 @@ def test_model():
 
 def test_patching():
     """The patching view on tiny-gpt2: the text and a corrupted one typed, Run, the grid equals
-    numpy's (tests/golden/patching.json) in the state and its cells are coloured by value; a
-    corrupted text of another length is said in red and the last grid stays."""
+    numpy's (tests/golden/patching.json) in the state and its cells are coloured by value; the
+    denoising grid too; a corrupted text of another length is said in red and the last grid stays."""
     models = os.path.join(HERE, "..", "models")
     pg = json.load(open(os.path.join(HERE, "..", "golden", "patching.json")))
     d = Display("--model", os.path.join(models, "tiny-gpt2"), "--view", "patching")
@@ -940,6 +940,19 @@ def test_patching():
         # hovering a cell names it
         d.xdo("mousemove", str(int(gx + 0.5 * gw / cols)), str(int(gy + 0.5 * gh / rows)))
         s = d.wait_for(lambda s: s["patching"]["hover"] == [0, 0], "the hovered cell (0, 0)")
+        # denoising: the corrupted run with each head from the clean run = numpy's
+        d.click(*center(s["widgets"]["patching.denoising"]))
+        d.click(*center(s["widgets"]["patching.run"]))
+        s = d.wait_for(lambda s: s["patching"].get("direction") == "denoising" and not s["patching"]["running"],
+                       "the denoising grid")
+        if s:
+            dn, want_dn = s["patching"]["values"], pg["heads_diff_denoising"]
+            check(all(abs(a - b) <= 1e-4 for ra, rb in zip(dn, want_dn) for a, b in zip(ra, rb)) and len(dn) == len(want_dn),
+                  f"the denoising grid = numpy's: {dn} vs {want_dn}")
+        d.click(*center(s["widgets"]["patching.noising"]))
+        d.click(*center(s["widgets"]["patching.run"]))
+        s = d.wait_for(lambda s: s["patching"].get("direction") == "noising" and not s["patching"]["running"],
+                       "back to the noising grid")
         # a corrupted text of another length: said, and the last grid stays
         d.click(*center(s["widgets"]["patching.corrupted"]))
         d.chord("ctrl+a")

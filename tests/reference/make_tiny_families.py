@@ -385,13 +385,21 @@ def patching():
     for l in range(L):
         for p in range(n):
             resid_diff[l, p] = diff(logits(run(ids_c, resid_patch=(l, p, ins_x[l][p]))[0]))
+    # denoising: the corrupted run with one piece taken from the clean run
+    heads_diff_dn, resid_diff_dn = np.zeros((L, H)), np.zeros((L, n))
+    for l in range(L):
+        for h in range(H):
+            heads_diff_dn[l, h] = diff(logits(run(ids_x, head_patch=(l, h, outs_c[l][h]))[0]))
+        for p in range(n):
+            resid_diff_dn[l, p] = diff(logits(run(ids_x, resid_patch=(l, p, ins_c[l][p]))[0]))
     # the same head patch through ablation ("corrupted" mode): next-token probabilities everywhere
     xp = run(ids_c, head_patch=(1, 0, outs_x[1][0]))[0]
     probs = softmax_last(layer_norm(xp, W["ln_f.weight"], W["ln_f.bias"], eps) @ W["wte.weight"].T)
     golden = {"clean": clean, "corrupted": corrupted, "tokens": toks_c, "corrupted_tokens": toks_x, "token_a": a,
               "token_b": b, "clean_diff": diff(lc), "corrupted_diff": diff(lx), "clean_prob": prob(lc),
               "corrupted_prob": prob(lx), "heads_diff": heads_diff.tolist(), "heads_prob": heads_prob.tolist(),
-              "residual_diff": resid_diff.tolist(), "ablate_corrupted_1.0": np.round(probs, 12).tolist()}
+              "residual_diff": resid_diff.tolist(), "heads_diff_denoising": heads_diff_dn.tolist(),
+              "residual_diff_denoising": resid_diff_dn.tolist(), "ablate_corrupted_1.0": np.round(probs, 12).tolist()}
     json.dump(golden, open(os.path.join(ROOT, "golden", "patching.json"), "w"), separators=(",", ":"))
     print(f"patching: {n} tokens {toks_c} / {toks_x}; a={a} b={b}")
 
