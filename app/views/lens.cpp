@@ -21,8 +21,11 @@ ImU32 ViridisColour(float p) {
 
 void ShowLensWindow(AppState& st) {
   if (!st.show_lens) return;
-  ImGui::SetNextWindowSize(ImVec2(ImGui::GetFontSize() * 48, ImGui::GetFontSize() * 20), ImGuiCond_FirstUseEver);
-  ImGui::SetNextWindowPos(ImVec2(ImGui::GetFontSize() * 22, ImGui::GetFontSize() * 5), ImGuiCond_FirstUseEver);
+  // first placed inside the screen at any size (1024 x 768 included): right of the side panel
+  const ImVec2 vs = ImGui::GetMainViewport()->Size;
+  const float font = ImGui::GetFontSize(), x = std::min(font * 22, vs.x * 0.3f), y = font * 5;
+  ImGui::SetNextWindowSize(ImVec2(std::min(font * 48, vs.x - x - 8), std::min(font * 20, vs.y - y - 8)), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowPos(ImVec2(x, y), ImGuiCond_FirstUseEver);
   PlaceLessonView(st, "lens");
   if (!ImGui::Begin("Logit lens###lens", &st.show_lens)) {
     ImGui::End();
