@@ -180,10 +180,10 @@ bool HfModel::next_tokens(const Matrix& hidden, int k, std::vector<std::vector<R
                           std::string& note, const CancelFlag* cancel) const {
   out.assign(hidden.rows(), {});
   k = std::min(k, info_.vocab_size);
+  if (k <= 0) return true;
   // rows of logits a chunk at a time: (rows, vocab) floats, never (n, vocab) at length
   constexpr int kRows = 256;
   Matrix logits;
-  std::vector<int> order(info_.vocab_size);
   for (Eigen::Index r0 = 0; r0 < hidden.rows(); r0 += kRows) {
     if (cancel_requested(cancel)) return false;
     const Eigen::Index rows = std::min<Eigen::Index>(kRows, hidden.rows() - r0);
@@ -191,17 +191,35 @@ bool HfModel::next_tokens(const Matrix& hidden, int k, std::vector<std::vector<R
       out.clear();
       return true;  // no head: the Result says why
     }
+    // each row: the softmax's sum (float exps, vectorised, summed in double) and the k largest
+    // logits in one pass (larger first, the lower id on a tie); rows split over the cores
+    const int V = info_.vocab_size;
+#pragma omp parallel for schedule(static) if (rows >= 8)
     for (Eigen::Index i = 0; i < rows; ++i) {
       const float* l = &logits(i, 0);
-      const float m = logits.row(i).maxCoeff();
-      double sum = 0;
-      for (int v = 0; v < info_.vocab_size; ++v) sum += std::exp(double(l[v]) - m);
-      std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                        [&](int a, int b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
-      auto& row = out[r0 + i];
-      for (int t = 0; t < k; ++t)
-        row.push_back({order[t], tokenizer_.token_text(order[t]), static_cast<float>(std::exp(double(l[order[t]]) - m) / sum)});
+      const Eigen::Map<const Eigen::ArrayXf> row(l, V);
+      const float m = row.maxCoeff();
+      const double sum = (row - m).exp().cast<double>().sum();
+      auto better = [&](int a, int b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
+      std::vector<int> top;
+      if (k <= 64) {  // insertion into the k best so far
+        top.reserve(std::size_t(k) + 1);
+        for (int v = 0; v < V; ++v) {
+          if (static_cast<int>(top.size()) == k && !better(v, top.back())) continue;
+          auto at = top.end();
+          while (at != top.begin() && better(v, *(at - 1))) --at;
+          top.insert(at, v);
+          if (static_cast<int>(top.size()) > k) top.pop_back();
+        }
+      } else {
+        top.resize(std::size_t(V));
+        std::iota(top.begin(), top.end(), 0);
+        std::partial_sort(top.begin(), top.begin() + k, top.end(), better);
+        top.resize(std::size_t(k));
+      }
+      auto& out_row = out[r0 + i];
+      for (int t : top)
+        out_row.push_back({t, tokenizer_.token_text(t), static_cast<float>(std::exp(double(l[t]) - m) / sum)});
     }
   }
   return true;
