@@ -498,15 +498,21 @@ void RunFrame(Loop& L) {
     ShowHeadDetail(st);
     const ViewContext views_context{L.worker, L.worker_b, L.renderer};
     for (const View* v : views()) v->draw(st, views_context);
-    // a view restored (imgui.ini) where a larger screen had it is brought back on screen
+    // a view restored (imgui.ini) where a larger screen had it is brought back on screen; when it
+    // appears, the whole of it (moved left / up, and made smaller when larger than the screen)
     const ImVec2 screen = ImGui::GetMainViewport()->Size;
     for (const View* v : views()) {
       ImGuiWindow* w = ImGui::FindWindowByName((std::string("###") + v->id).c_str());
-      if (!w || !w->WasActive) continue;
+      if (!w || !(w->Active || w->WasActive)) continue;
       const float margin = ImGui::GetFontSize() * 4;
-      if (w->Pos.x > screen.x - margin || w->Pos.y > screen.y - margin)
+      if (w->Active && w->Appearing && (w->Pos.x + w->Size.x > screen.x || w->Pos.y + w->Size.y > screen.y)) {
+        const ImVec2 size(std::min(w->Size.x, screen.x), std::min(w->Size.y, screen.y));
+        ImGui::SetWindowSize(w, size);
+        ImGui::SetWindowPos(w, ImVec2(std::clamp(w->Pos.x, 0.0f, screen.x - size.x), std::clamp(w->Pos.y, 0.0f, screen.y - size.y)));
+      } else if (w->Pos.x > screen.x - margin || w->Pos.y > screen.y - margin) {
         ImGui::SetWindowPos(w, ImVec2(std::clamp(screen.x - w->Size.x, 0.0f, screen.x - margin),
                                       std::clamp(screen.y - w->Size.y, 0.0f, screen.y - margin)));
+      }
     }
     ShowLessonWindow(st, L.worker);
     ShowExportWindow(st);

@@ -1423,9 +1423,14 @@ def test_compare_models():
 def test_lens():
     """The Logit lens view on the tiny GPT-2: every layer's top token per position equals the
     CLI's --logit-lens, the cells are coloured by probability (the most and least likely cells
-    differ in colour, the brighter the likelier), and hovering a cell names it."""
+    differ in colour, the brighter the likelier), and hovering a cell names it. The window comes
+    from an imgui.ini of a larger screen, hanging off this one: it is moved wholly inside."""
     models = os.path.join(HERE, "..", "models")
     gpt2 = os.path.join(models, "tiny-gpt2")
+    # the window as a larger screen left it (imgui.ini): its right part beyond this screen's edge
+    os.makedirs(os.path.join(CONFIG, "attnlab"), exist_ok=True)
+    with open(os.path.join(CONFIG, "attnlab", "imgui.ini"), "w") as f:
+        f.write(f"[Window][Logit lens###lens]\nPos={W - 300},200\nSize=900,500\nCollapsed=0\n\n")
     d = Display("--model", gpt2)
     try:
         s = d.wait_for(lambda s: settled(s) and s.get("model"), "the tiny GPT-2")
@@ -1440,6 +1445,10 @@ def test_lens():
         want = [[e["id"] for e in row] for row in out["logit_lens"]]
         check(s["lens"]["ids"] == want, f"each layer's top tokens = the CLI's --logit-lens ({len(want)} layers)")
         ps = s["lens"]["p"]
+        s = d.wait_for(lambda s: s["lens"]["grid"][0] + 400 < W, "the restored window brought wholly on screen")
+        check(s is not None, f"a window restored from a larger screen is moved inside this one ({s and s['lens']['grid']})")
+        if not s:
+            return
         gx, gy, gw, gh = s["lens"]["grid"]
         layers, n = len(ps), len(ps[0])
         cw, ch = gw / n, gh / layers
