@@ -499,13 +499,14 @@ void RunFrame(Loop& L) {
     const ViewContext views_context{L.worker, L.worker_b, L.renderer};
     for (const View* v : views()) v->draw(st, views_context);
     // a view restored (imgui.ini) where a larger screen had it is brought back on screen; when it
-    // appears, the whole of it (moved left / up, and made smaller when larger than the screen)
+    // appears with settings from imgui.ini, the whole of it (moved left / up, and made smaller when
+    // larger than the screen); a view's own first-use place is left as the view chose it
     const ImVec2 screen = ImGui::GetMainViewport()->Size;
     for (const View* v : views()) {
       ImGuiWindow* w = ImGui::FindWindowByName((std::string("###") + v->id).c_str());
       if (!w || !(w->Active || w->WasActive)) continue;
       const float margin = ImGui::GetFontSize() * 4;
-      if (w->Active && w->Appearing && (w->Pos.x + w->Size.x > screen.x || w->Pos.y + w->Size.y > screen.y)) {
+      if (w->Active && w->Appearing && w->SettingsOffset != -1 && (w->Pos.x + w->Size.x > screen.x || w->Pos.y + w->Size.y > screen.y)) {
         const ImVec2 size(std::min(w->Size.x, screen.x), std::min(w->Size.y, screen.y));
         ImGui::SetWindowSize(w, size);
         ImGui::SetWindowPos(w, ImVec2(std::clamp(w->Pos.x, 0.0f, screen.x - size.x), std::clamp(w->Pos.y, 0.0f, screen.y - size.y)));
