@@ -32,6 +32,8 @@
 #include "present/field_file.hpp"
 #include "analysis/steps.hpp"
 #include "core/utf8.hpp"
+#include "core/json_input.hpp"
+#include "training/trainer.hpp"
 
 using namespace attnlab;
 
@@ -576,6 +578,51 @@ int tokenize_command(const std::string& dir, const std::string& text) {
   return 0;
 }
 
+// train TASK.json -o DIR: trains the task's model, writes the Hugging Face folder and the log;
+// a progress line on stderr when it is a terminal, a JSON summary on stdout at the end.
+struct TrainArgs {
+  std::string task, out;
+  int steps = 0;    // 0: the file's
+  int seed = -1;    // -1: the file's
+};
+int train_command(const TrainArgs& a) {
+  std::string text, error;
+  if (!read_file_limited(a.task, kMaxConfigFileBytes, text, error, "a task file")) return fail(error);
+  nlohmann::json j;
+  if (!parse_json_input(text, j, error)) return fail(a.task + ": " + error);
+  train::TrainSpec spec;
+  std::string base = a.task.find('/') == std::string::npos ? "." : a.task.substr(0, a.task.rfind('/'));
+  if (!train::read_train_spec(j, a.task, base, spec, error)) return fail(error);
+  if (a.steps > 0) spec.training.steps = a.steps;
+  if (a.seed >= 0) spec.training.seed = static_cast<std::uint64_t>(a.seed);
+  auto trainer = train::Trainer::make(spec, error);
+  if (!trainer) return fail(a.task + ": " + error);
+  const bool tty = ::isatty(2);
+  trainer->run(nullptr, [&](const train::LogRow& r) {
+    if (!tty) return;
+    std::fprintf(stderr, "\rstep %d/%d  train loss %.4f  val loss %.4f  val accuracy %.3f  %.1f s   ", r.step,
+                 spec.training.steps, r.train_loss, r.val_loss, r.val_accuracy, r.seconds);
+    std::fflush(stderr);
+  });
+  if (tty) std::fprintf(stderr, "\n");
+  const train::LogRow& last = trainer->log().back();
+  std::string family, why;
+  const bool hf = trainer->hf_layout(family, why);
+  nlohmann::json out = {{"task", trainer->task().describe()},
+                        {"parameters", trainer->model().params.count()},
+                        {"steps", trainer->step()},
+                        {"seconds", trainer->seconds()},
+                        {"steps_per_second", trainer->step() / std::max(1e-9, trainer->seconds())},
+                        {"gflops_per_second", trainer->flops_per_step() * trainer->step() / std::max(1e-9, trainer->seconds()) / 1e9},
+                        {"phase_change_step", trainer->phase_change_step()},
+                        {"final", {{"train_loss", last.train_loss}, {"val_loss", last.val_loss}, {"val_accuracy", last.val_accuracy}}},
+                        {"output", a.out},
+                        {"layout", hf ? family : "none"}};
+  if (!trainer->save(a.out, error)) return fail(a.out + ": " + error);
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
   attnlab::choose_blas_kernels(argv);  // first: it may run the process again
   attnlab::tune_allocator();
@@ -693,6 +740,14 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--overview", fx.overview, "N: the N x N pooled map of the weights, from the field");
   export_cmd->add_option("--pool", fx.pool, "with --overview: max (default) or mean");
 
+  TrainArgs ta;
+  auto* train_cmd = app.add_subcommand("train", "train a small transformer on a task file (TASK.json); writes DIR/config.json, "
+                                                "model.safetensors, tokenizer files and train_log.csv");
+  train_cmd->add_option("task", ta.task, "the task file (assets/training/induction.json is an example)")->required();
+  train_cmd->add_option("-o,--output", ta.out, "the folder to write (made when missing)")->required();
+  train_cmd->add_option("--steps", ta.steps, "steps instead of the file's")->check(CLI::Range(1, 10000000));
+  train_cmd->add_option("--seed", ta.seed, "seed instead of the file's")->check(CLI::Range(0, 2147483647));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -716,6 +771,7 @@ int main(int argc, char** argv) {
     }
     if (*estimate_cmd) return estimate_command(estimate_path);
     if (*tokenize_cmd) return tokenize_command(tok_dir, tok_text);
+    if (*train_cmd) return train_command(ta);
     if (*patch_cmd) return patch_command(pa);
     if (*generate_cmd) return generate_command(ga);
     if (*render_cmd) return render_command(ra);

@@ -167,8 +167,8 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
   const auto& model = j["model"];
   std::string type = "BPE";
   if (!json_get(model, "type", type, error, "model")) return nullptr;
-  if (type != "BPE" && type != "WordPiece" && type != "Unigram") {
-    error = "model type '" + utf8_sanitize(type) + "' is not implemented (BPE, WordPiece, Unigram)";
+  if (type != "BPE" && type != "WordPiece" && type != "Unigram" && type != "WordLevel") {
+    error = "model type '" + utf8_sanitize(type) + "' is not implemented (BPE, WordPiece, Unigram, WordLevel)";
     return nullptr;
   }
   auto b = std::unique_ptr<ByteBpe>(new ByteBpe);
@@ -191,6 +191,8 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
   }
   if (type == "Unigram") {
     // read above
+  } else if (type == "WordLevel") {
+    b->wordlevel_ = true;  // each piece is one vocabulary entry, or the unknown token
   } else if (type == "WordPiece") {
     b->wordpiece_ = true;
     int max_chars = 100;
@@ -248,8 +250,8 @@ std::unique_ptr<ByteBpe> ByteBpe::from_tokenizer_json(const std::string& text, s
   b->pre_ = PreTokenizer::from_json(j.value("pre_tokenizer", nlohmann::json()), error);
   if (!b->pre_) return nullptr;
   // BPE on byte symbols when the pre-tokenizer has a ByteLevel step, else on code points
-  b->metaspace_ = !b->wordpiece_ && !b->unigram_ && !b->pre_->is_byte_level();
-  if ((b->wordpiece_ || b->unigram_) && b->pre_->is_byte_level()) {
+  b->metaspace_ = !b->wordpiece_ && !b->unigram_ && !b->wordlevel_ && !b->pre_->is_byte_level();
+  if ((b->wordpiece_ || b->unigram_ || b->wordlevel_) && b->pre_->is_byte_level()) {
     error = "a " + type + " model with a ByteLevel pre-tokenizer is not supported";
     return nullptr;
   }
@@ -666,6 +668,15 @@ bool ByteBpe::encode_unigram(const std::string& piece, std::vector<Sub>& out, st
 }
 
 bool ByteBpe::encode_piece(const std::string& piece, std::vector<Sub>& out, std::string& error) const {
+  if (wordlevel_) {
+    const auto it = vocab_.find(piece);
+    if (it == vocab_.end() && unk_ < 0) {
+      error = "'" + utf8_sanitize(piece) + "' is not in the vocabulary (WordLevel, no unk_token)";
+      return false;
+    }
+    out.push_back({it == vocab_.end() ? unk_ : it->second, 0, piece.size(), {}});
+    return true;
+  }
   if (wordpiece_) {
     encode_wordpiece(piece, out);
     return true;

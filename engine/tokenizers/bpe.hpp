@@ -11,7 +11,9 @@
 //    "##", a word with no split the unknown token;
 //  - Unigram (Kudo 2018; SentencePiece, T5, ALBERT): the segmentation of highest total score
 //    (Viterbi over a trie of the pieces), a character no piece covers the unknown token at the
-//    lowest score less 10, consecutive unknowns fused, byte fallback after.
+//    lowest score less 10, consecutive unknowns fused, byte fallback after;
+//  - WordLevel (attnlab's trained task models): each pre-tokenized piece one vocabulary entry,
+//    or the unknown token.
 //
 // Merging is the priority-queue form (lowest rank first, leftmost first among equal ranks, as
 // Hugging Face tokenizers' Word::merge_all): O(m log m) for a piece of m symbols, so a 1 MB
@@ -120,6 +122,7 @@ class ByteBpe {
   std::string continuing_bpe_, word_suffix_;  // BPE's continuing_subword_prefix, end_of_word_suffix
   int unk_ = -1;  // the unknown token's id, -1 when the model has none
   bool wordpiece_ = false;
+  bool wordlevel_ = false;  // WordLevel: a piece is looked up whole
   bool unigram_ = false;
   std::vector<double> scores_;  // Unigram: each id's log probability
   double min_score_ = 0;
