@@ -280,7 +280,7 @@ TEST_CASE("tokenizer.json: ids identical to Hugging Face tokenizers for GPT-2, L
   REQUIRE(corpus.size() >= 200);
   for (const char* name : {"gpt2", "llama2", "llama3", "added_flags", "qwen2_5", "gemma2", "mistral_nemo", "gpt4o",
                            "deepseek_v3", "chatglm3", "baichuan2", "yi", "qwen2_like", "gpt2_nfkc_lower", "gpt2_nfd_strip",
-                           "llama2_metaspace_first", "llama2_metaspace_split", "llama2_unk", "bpe_affixes", "bpe_affixes_fallback", "bpe_affixes_fused", "unigram", "unigram_fallback", "unigram_first", "wordpiece_uncased",
+                           "llama2_metaspace_first", "llama2_metaspace_split", "llama2_unk", "bpe_affixes", "bpe_affixes_fallback", "bpe_affixes_fused", "unigram", "unigram_fallback", "unigram_first", "trained_induction", "trained_text", "wordpiece_uncased",
                            "wordpiece_cased", "wordpiece_whitespace", "wordpiece_split"}) {
     nlohmann::json g;
     REQUIRE_MESSAGE(read_json_file(golden + name + ".json", g, error), error);

