@@ -67,6 +67,8 @@ struct ModelLoad {  // a Hugging Face folder loading on its own thread
   }
 };
 
+struct TrainingRun;  // views/training.cpp: the training thread and what it publishes
+
 struct AppState {
   WindowFonts fonts;         // the atlas, with the glyphs the texts on screen need
   std::string text_needed;   // the session text as last handed to fonts.need
@@ -156,6 +158,10 @@ struct AppState {
   std::string gen_error, gen_done;  // why the last one failed; what the last one appended
   // activation patching (views/patching.cpp): inputs, the grid running and the last one finished
   bool show_patching = false;
+  bool show_training = false;  // the training view (views/training.cpp)
+  std::shared_ptr<TrainingRun> training;  // its run, made when the view first opens; joined on exit
+  std::vector<Heatmap> training_tex;      // its probe heads, uploaded when a new view of the run arrives
+  std::uint64_t training_tex_of = 0;      // the serial of the published view they show
   bool show_lens = false;   // the logit lens view (a model's residual stream through its output head)
   std::uint64_t lens_asked = 0;  // the generation a logit lens was last asked for
   std::array<float, 4> lens_grid{};  // where the lens's cells were drawn (x, y, w, h), for the state dump

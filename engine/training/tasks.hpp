@@ -74,7 +74,7 @@ const std::string& builtin_text();
 // A task file (TASK.json): {"task": {...}, "model": {...}, "training": {...}}; see
 // docs/training.md. Every key is checked; unknown keys are refused by name.
 struct TrainingOptions {
-  int steps = 2000, batch = 32;
+  int steps = 3000, batch = 32;  // the defaults are assets/training/induction.json's
   double lr = 1e-3, min_lr_ratio = 0.1, warmup = 100, weight_decay = 0.01;
   double beta1 = 0.9, beta2 = 0.98, eps = 1e-8, clip = 1.0;
   std::uint64_t seed = 0;

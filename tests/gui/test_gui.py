@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1470,6 +1471,57 @@ def test_lens():
         d.close()
 
 
+def test_training():
+    """The Training view: Start trains the built-in induction run live (the step count rises, the
+    loss curve is drawn and the probe heatmaps change colour), Pause stops it (the step holds),
+    and the scrubber's left end shows the first checkpoint again: the heads as they were."""
+    d = Display("--view", "training")
+    try:
+        s = d.wait_for(lambda s: s.get("training", {}).get("log_rows", 0) >= 1 and s["widgets"].get("training.start"),
+                       "the training view with its first evaluation")
+        if not s:
+            return
+        hx, hy, hw, hh = s["training"]["heads_rect"]
+        box = (int(hx), int(hy), int(hx + hw), int(hy + hh))
+        lx, ly, lw, lh = s["training"]["loss_rect"]
+
+        def heads(name):
+            img = Image.open(d.screenshot(name)).convert("RGB")
+            return img, np.asarray(img.crop(box), dtype=np.int16)
+        _, before = heads("training-start")
+        d.click(*center(s["widgets"]["training.start"]))
+        s = d.wait_for(lambda s: s["training"]["step"] >= 600 and s["training"]["log_rows"] >= 20, "600 training steps", timeout=180)
+        if not s:
+            return
+        check(s["training"]["running"], "training runs after Start")
+        img, after = heads("training-running")
+        changed = np.abs(after - before).sum(axis=2) > 30
+        check(changed.mean() > 0.02, f"the probe heatmaps changed as the heads trained ({changed.mean():.3f} of their pixels)")
+        # the loss curves: orange (train) and blue (validation) pixels inside the chart's frame
+        chart = np.asarray(img.crop((int(lx) + 2, int(ly) + 2, int(lx + lw) - 2, int(ly + lh) - 2)), dtype=np.int16)
+        orange = ((chart[..., 0] > 200) & (chart[..., 1] > 130) & (chart[..., 1] < 190) & (chart[..., 2] < 60)).sum()
+        check(orange > 50, f"the train-loss curve is drawn ({orange} orange pixels)")
+        d.click(*center(s["widgets"]["training.start"]))  # Pause
+        s = d.wait_for(lambda s: not s["training"]["running"], "training paused")
+        if not s:
+            return
+        step = s["training"]["step"]
+        time.sleep(1.0)
+        s = d.state()
+        check(s["training"]["step"] == step, f"paused: the step holds at {step} ({s['training']['step']} a second later)")
+        x, y, w, h = s["widgets"]["training.scrub"]
+        d.click(x + 3, y + h / 2)
+        s = d.wait_for(lambda s: s["training"]["scrub"] == 0 and s["training"]["probe_step"] == 0, "the first checkpoint")
+        if not s:
+            return
+        _, back = heads("training-scrubbed")
+        same = (np.abs(back - before).sum(axis=2) <= 30).mean()
+        check(same > 0.98, f"scrubbed back to step 0, the heads look as they did before training ({same:.3f} of pixels alike)")
+        print(f"training: {s['training']['steps_per_second']:.0f} steps/s in the window; frame p99 {s.get('frame_ms_p99')} ms")
+    finally:
+        d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
@@ -1479,7 +1531,7 @@ STARTED = time.time()
  "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model,
  "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views,
  "long": test_long, "patching": test_patching, "compare_models": test_compare_models,
- "lens": test_lens}[MODE]()
+ "lens": test_lens, "training": test_training}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
