@@ -207,7 +207,8 @@ ImVec4 Chart(const char* title, const std::vector<Series>& series, float x_max, 
   if (phase_step >= 0) {
     dl->AddLine(ImVec2(X(static_cast<float>(phase_step)), top), ImVec2(X(static_cast<float>(phase_step)), bottom),
                 IM_COL32(255, 80, 80, 200), 1.5f);
-    dl->AddText(ImVec2(X(static_cast<float>(phase_step)) + 3, top + 1), IM_COL32(255, 110, 110, 255), "phase change");
+    const float px = X(static_cast<float>(phase_step)), tw = ImGui::CalcTextSize("phase change").x;
+    dl->AddText(ImVec2(px + 3 + tw < right ? px + 3 : px - 3 - tw, top + 1), IM_COL32(255, 110, 110, 255), "phase change");
   }
   if (marker_step >= 0)
     dl->AddLine(ImVec2(X(static_cast<float>(marker_step)), top), ImVec2(X(static_cast<float>(marker_step)), bottom),
@@ -341,6 +342,9 @@ void Heads(AppState& st, UiState& ui, const TrainingView& v, const HeatmapRender
                       row->induction[static_cast<std::size_t>(l * H + h)], row->prev_token[static_cast<std::size_t>(l * H + h)]);
       else
         std::snprintf(title, sizeof title, "L%d H%d", l, h);
+      if (row && ImGui::CalcTextSize(title).x > side)  // narrow: the short form
+        std::snprintf(title, sizeof title, "L%dH%d i%.2f p%.2f", l, h, row->induction[static_cast<std::size_t>(l * H + h)],
+                      row->prev_token[static_cast<std::size_t>(l * H + h)]);
       dl->AddText(ImVec2(a.x, a.y - font * 1.15f), ImGui::GetColorU32(ImGuiCol_Text), title);
       const unsigned tex = st.training_tex[static_cast<std::size_t>(l * H + h)].texture();
       dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<std::intptr_t>(tex)), a, ImVec2(a.x + side, a.y + side));
@@ -369,7 +373,7 @@ void ShowTrainingWindow(AppState& st, const HeatmapRenderer& renderer) {
   UiState& ui = Ui();
   const ImVec2 vs = ImGui::GetMainViewport()->Size;
   const float font = ImGui::GetFontSize(), x = std::min(font * 22, vs.x * 0.3f), y = font * 3;
-  ImGui::SetNextWindowSize(ImVec2(std::min(font * 60, vs.x - x - 8), vs.y - y - 8), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowSize(ImVec2(std::min(font * 84, vs.x - x - 8), vs.y - y - 8), ImGuiCond_FirstUseEver);
   ImGui::SetNextWindowPos(ImVec2(x, y), ImGuiCond_FirstUseEver);
   PlaceLessonView(st, "training");
   // the scrollbar always there: the heads keep their size as the content grows
@@ -411,8 +415,12 @@ void ShowTrainingWindow(AppState& st, const HeatmapRenderer& renderer) {
               v.steps_per_second, v.gflops, v.seconds, static_cast<long long>(v.parameters));
   ImGui::TextDisabled("%s", v.task.c_str());
   if (v.phase_change >= 0)
-    ImGui::TextColored(ImVec4(1, 0.5f, 0.5f, 1), "phase change at step %d: validation loss below half its plateau and "
-                                                 "a layer-1 head's induction score above 0.5", v.phase_change);
+  {
+    ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1, 0.5f, 0.5f, 1));
+    ImGui::TextWrapped("phase change at step %d: validation loss below half its plateau and a layer-1 head's induction "
+                       "score above 0.5", v.phase_change);
+    ImGui::PopStyleColor();
+  }
   // curves
   std::vector<Series> loss(2), acc(1), ind, prev;
   loss[0] = {"train loss", {}, {}, kSeries[1]}, loss[1] = {"validation loss", {}, {}, kSeries[0]};
