@@ -20,6 +20,10 @@
 //                        GPT-2 pre-tokenisation, pieces cached); n is the text's size in bytes
 #include <benchmark/benchmark.h>
 
+#include "core/files.hpp"
+#include "core/json_input.hpp"
+#include "training/trainer.hpp"
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -280,6 +284,12 @@ class LineReporter : public benchmark::BenchmarkReporter {
         char buf[64];
         std::snprintf(buf, sizeof buf, "  (%.0f GFLOP/s)", double(it->second) / 1e9);
         extra = buf;
+      }
+      if (auto it = r.counters.find("phase_change_step"); it != r.counters.end()) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "  (phase change at step %.0f, %.0f steps/s)", double(it->second),
+                      double(r.counters.at("steps_per_s")));
+        extra += buf;
       }
       if (auto it = r.counters.find("peak_MB"); it != r.counters.end()) {
         char buf[64];
@@ -576,6 +586,56 @@ BENCHMARK(BM_gpt2_small_generate)->Arg(128)->Unit(benchmark::kMillisecond)->UseR
 BENCHMARK(BM_gpt2_small_generate_nocache)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(2);
 BENCHMARK(BM_tokenize_metaspace_10k_merges)->Arg(124000)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
 BENCHMARK(BM_tokenize_bytelevel_10k_merges)->Arg(124000)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
+
+
+// --- training (issue 13) -----------------------------------------------------------------------
+// One optimisation step (forward, backward, AdamW) of a task model; GFLOP/s counts the matrix
+// products of forward and backward (Trainer::flops_per_step), against gemm_floor's rate.
+train::TrainSpec train_spec(int d_model, int length, bool mlp) {
+  train::TrainSpec s;
+  s.task.kind = train::TaskKind::induction, s.task.length = length, s.task.symbols = 32;
+  s.model.d_model = d_model, s.model.n_layers = 2, s.model.n_heads = 4, s.model.n_kv_heads = 4, s.model.mlp = mlp;
+  s.training.steps = 1000000;
+  return s;
+}
+void run_train_step(benchmark::State& state, int d_model, bool mlp) {
+  std::string err;
+  auto t = train::Trainer::make(train_spec(d_model, static_cast<int>(state.range(0)), mlp), err);
+  if (!t) return state.SkipWithError(err.c_str());
+  t->train_step();  // buffers sized
+  for (auto _ : state) t->train_step();
+  state.counters["GFLOP/s"] = benchmark::Counter(t->flops_per_step(), benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+void BM_train_step_d64_attn_only(benchmark::State& state) { run_train_step(state, 64, false); }
+void BM_train_step_d128_mlp(benchmark::State& state) { run_train_step(state, 128, true); }
+void BM_train_step_d256_mlp(benchmark::State& state) { run_train_step(state, 256, true); }
+
+// The issue's target: assets/training/induction.json (2 layers, attention-only, d_model 64, 4
+// heads, length 64) trained until the phase change (validation loss below half its plateau and a
+// layer-1 head's induction score above 0.5); each repetition another seed (0, 1, 2), the median
+// printed. The time is the wall time to the phase change, evaluations included.
+void BM_train_induction_to_phase_change(benchmark::State& state) {
+  static int seed = 0;
+  std::string text, err;
+  nlohmann::json j;
+  train::TrainSpec s;
+  if (!read_file_limited(std::string(ATTNLAB_ASSETS_DIR) + "/training/induction.json", 1 << 20, text, err) ||
+      !parse_json_input(text, j, err) || !train::read_train_spec(j, "induction.json", "", s, err))
+    return state.SkipWithError(err.c_str());
+  s.training.seed = static_cast<std::uint64_t>(seed++);
+  for (auto _ : state) {
+    auto t = train::Trainer::make(s, err);
+    t->run(nullptr, {}, true);
+    state.counters["phase_change_step"] = t->phase_change_step();
+    state.counters["steps_per_s"] = t->step() / std::max(1e-9, t->seconds());
+    if (t->phase_change_step() < 0) state.SkipWithError("no phase change within the file's steps");
+  }
+}
+BENCHMARK(BM_train_step_d64_attn_only)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3)->MinTime(0.3);
+BENCHMARK(BM_train_step_d128_mlp)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3)->MinTime(0.3);
+BENCHMARK(BM_train_step_d256_mlp)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3)->MinTime(0.3);
+BENCHMARK(BM_train_induction_to_phase_change)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(3);
 
 int main(int argc, char** argv) {
   attnlab::choose_blas_kernels(argv);  // first: it may run the process again

@@ -173,19 +173,6 @@ void layernorm_backward(const Mat<S>& dy, const Mat<S>& x, const Mat<S>& mean, c
   db += dy.colwise().sum();
 }
 
-// GPT-2's gelu (the tanh form)
-template <class S>
-S gelu(S x) {
-  const S c = S(0.7978845608028654);  // sqrt(2 / pi)
-  return S(0.5) * x * (S(1) + std::tanh(c * (x + S(0.044715) * x * x * x)));
-}
-template <class S>
-S gelu_grad(S x) {
-  const S c = S(0.7978845608028654);
-  const S t = std::tanh(c * (x + S(0.044715) * x * x * x));
-  return S(0.5) * (S(1) + t) + S(0.5) * x * (S(1) - t * t) * c * (S(1) + S(3 * 0.044715) * x * x);
-}
-
 // RoPE on every head of x (N, heads d_head), rows r at position r % T: pairs (i, i + d_head/2)
 // rotated by t theta_i (GPT-NeoX's rotate-half); sign -1 rotates back (the gradient's way).
 template <class S>
@@ -315,11 +302,12 @@ Metrics Model<S>::forward(const Batch& batch, Cache<S>& cache) const {
         if (spec_.norm == AttnNorm::softmax) {
           S mx = row[lo];
           for (int j = lo + 1; j <= i; ++j) mx = std::max(mx, row[j]);
-          S sum = 0;
-          for (int j = lo; j <= i; ++j) sum += row[j] = std::exp(row[j] - mx);
-          for (int j = lo; j <= i; ++j) row[j] /= sum;
+          auto seg = P.row(i).segment(lo, i - lo + 1).array();
+          seg = (seg - mx).exp();  // vectorised
+          seg /= seg.sum();
         } else {
-          for (int j = lo; j <= i; ++j) row[j] = S(1) / (S(1) + std::exp(-(row[j] + sigmoid_bias)));
+          auto seg = P.row(i).segment(lo, i - lo + 1).array();
+          seg = S(1) / (S(1) + (-(seg + sigmoid_bias)).exp());
         }
         for (int j = 0; j < lo; ++j) row[j] = 0;
         for (int j = i + 1; j < T; ++j) row[j] = 0;
@@ -334,7 +322,9 @@ Metrics Model<S>::forward(const Batch& batch, Cache<S>& cache) const {
     if (spec_.mlp) {
       layernorm_forward(c.mid, p.ln2_g, p.ln2_b, c.m, c.mean2, c.rstd2);
       gemm(false, false, c.m, p.fc, c.h_pre), add_row(c.h_pre, p.fc_b);
-      c.h = c.h_pre.unaryExpr([](S v) { return gelu(v); });
+      // gelu (tanh form), vectorised: t = tanh(c (x + 0.044715 x^3)) kept for the backward pass
+      c.t = (S(0.7978845608028654) * (c.h_pre.array() + S(0.044715) * c.h_pre.array().cube())).tanh().matrix();
+      c.h = (S(0.5) * c.h_pre.array() * (S(1) + c.t.array())).matrix();
       gemm(false, false, c.h, p.proj, cur, S(1), S(1));
       add_row(cur, p.proj_b);
     }
@@ -404,7 +394,11 @@ void Model<S>::backward(const Batch& batch, const Cache<S>& cache, Params<S>& gr
       gp.proj_b = dx.colwise().sum();
       Mat<S> dh_;
       gemm(false, true, dx, p.proj, dh_);  // (N, f)
-      dh_.array() *= c.h_pre.unaryExpr([](S v) { return gelu_grad(v); }).array();
+      {  // gelu'(x) = (1 + t) / 2 + x (1 - t^2) c (1 + 3 0.044715 x^2) / 2
+        const auto x = c.h_pre.array(), t = c.t.array();
+        dh_.array() *= S(0.5) * (S(1) + t) +
+                       S(0.5) * x * (S(1) - t * t) * S(0.7978845608028654) * (S(1) + S(3 * 0.044715) * x * x);
+      }
       gemm(true, false, c.m, dh_, gp.fc);  // (d, f)
       gp.fc_b = dh_.colwise().sum();
       Mat<S> dm;

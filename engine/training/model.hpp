@@ -104,7 +104,7 @@ struct LayerCache {
   Mat<S> ctx;            // (B T, d) heads' outputs p v, concatenated
   Mat<S> mid;            // (B T, d) x + attention
   Mat<S> m, mean2, rstd2;  // LN2(mid) (B T, d) and its statistics
-  Mat<S> h_pre, h;       // (B T, f) before and after gelu
+  Mat<S> h_pre, t, h;    // (B T, f) before gelu, its tanh, after
 };
 template <class S>
 struct Cache {
