@@ -242,6 +242,10 @@ void LoadLessons(AppState& st, const std::string& dir) {
         step.view = s.value("view", std::string());
         if (!step.view.empty() && !find_view(step.view))
           throw std::runtime_error("view '" + step.view + "' is not one of " + join(view_ids(), ", "));
+        step.training = s.value("training", std::string());
+        if (!step.training.empty() && step.training != "reset" && step.training != "start" &&
+            step.training != "start_until_phase_change" && step.training != "pause")
+          throw std::runtime_error("training '" + step.training + "' is not reset, start, start_until_phase_change or pause");
         // a step's session: the lesson's base with the step's changes (by option path)
         step.session = base;
         const nlohmann::json set = s.value("set", nlohmann::json::object());
@@ -271,6 +275,7 @@ void GoToLessonStep(AppState& st, Worker& worker, int lesson, int step) {
     st.place_view = st.lesson_view = v->id;
     st.place_frames = 4;
   }
+  st.training_action = s.training;
   Edited(st, worker);
 }
 

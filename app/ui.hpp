@@ -42,6 +42,7 @@ struct Lesson {  // assets/lessons/*.json
     std::string title, text;
     Session session;
     std::string view;  // a window to open with the step: pipeline, lines, mask, positional, model, ...
+    std::string training;  // the Training view: reset, start, start_until_phase_change or pause
   };
   std::vector<Step> steps;
 };
@@ -160,6 +161,7 @@ struct AppState {
   bool show_patching = false;
   bool show_training = false;  // the training view (views/training.cpp)
   std::shared_ptr<TrainingRun> training;  // its run, made when the view first opens; joined on exit
+  std::string training_action;            // a lesson step's, done when the Training view next draws
   std::vector<Heatmap> training_tex;      // its probe heads, uploaded when a new view of the run arrives
   std::uint64_t training_tex_of = 0;      // the serial of the published view they show
   bool show_lens = false;   // the logit lens view (a model's residual stream through its output head)

@@ -138,7 +138,6 @@ struct TrainingRun {
         } else {
           error_ = why;  // the last good trainer stays
         }
-        running = false;
       }
       if (trainer_ && (running || steps > 0) && !trainer_->done()) {
         // ~150 ms of steps between refreshes (the 200 ms), fewer when asked for single steps
@@ -384,6 +383,20 @@ void ShowTrainingWindow(AppState& st, const HeatmapRenderer& renderer) {
   RecordWidget(st, "training.window");
   if (!st.training) st.training = std::make_shared<TrainingRun>(ui.edit);  // assets/training/induction.json's run
   TrainingRun* run = st.training.get();
+  if (!st.training_action.empty()) {  // a lesson step's
+    const std::string a = st.training_action;
+    st.training_action.clear();
+    if (a == "reset") {
+      ui.edit = train::TrainSpec();
+      ui.live = true;
+      const train::TrainSpec s = ui.edit;
+      run->Ask([&](TrainingRun& r) { r.spec = s, r.reset = true, r.running = false, r.scrub = -1; });
+    } else {
+      ui.stop_at_phase_change = a == "start_until_phase_change";
+      const bool stop = ui.stop_at_phase_change, go = a != "pause";
+      run->Ask([&](TrainingRun& r) { r.stop_at_phase_change = stop, r.running = go; });
+    }
+  }
   const std::shared_ptr<const TrainingView> vp = run->View();
   if (ImGui::CollapsingHeader("Task, model and training", ImGuiTreeNodeFlags_None)) SpecEditor(ui);
   // controls
