@@ -276,7 +276,7 @@ void SpecEditor(UiState& ui) {
   ImGui::Checkbox("MLP", &s.model.mlp);
   EnumCombo("positions", s.model.pos,
             {train::PosKind::learned, train::PosKind::sinusoidal, train::PosKind::rope, train::PosKind::alibi,
-             train::PosKind::none},
+             train::PosKind::t5, train::PosKind::none},
             train::pos_name);
   ImGui::SameLine();
   EnumCombo("mask", s.model.mask, {train::MaskRule::causal, train::MaskRule::sliding_window}, train::mask_name);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "attention/positional.hpp"
 #include "core/rng.hpp"
 
 #if ATTNLAB_HAVE_CBLAS
@@ -17,6 +18,7 @@ const char* pos_name(PosKind k) {
     case PosKind::sinusoidal: return "sinusoidal";
     case PosKind::rope: return "rope";
     case PosKind::alibi: return "alibi";
+    case PosKind::t5: return "t5";
     case PosKind::none: return "none";
   }
   return "?";
@@ -24,7 +26,7 @@ const char* pos_name(PosKind k) {
 const char* mask_name(MaskRule k) { return k == MaskRule::causal ? "causal" : "sliding_window"; }
 const char* norm_name(AttnNorm k) { return k == AttnNorm::softmax ? "softmax" : "sigmoid"; }
 bool parse_pos(const std::string& s, PosKind& k) {
-  for (PosKind c : {PosKind::learned, PosKind::sinusoidal, PosKind::rope, PosKind::alibi, PosKind::none})
+  for (PosKind c : {PosKind::learned, PosKind::sinusoidal, PosKind::rope, PosKind::alibi, PosKind::t5, PosKind::none})
     if (s == pos_name(c)) return k = c, true;
   return false;
 }
@@ -62,26 +64,11 @@ bool check_spec(const ModelSpec& s, std::string& error) {
   return true;
 }
 
-std::vector<double> alibi_slopes(int heads) {
-  auto power_of_two = [](int n) {
-    std::vector<double> out;
-    for (int h = 1; h <= n; ++h) out.push_back(std::pow(2.0, -8.0 * h / n));
-    return out;
-  };
-  int p = 1;
-  while (p * 2 <= heads) p *= 2;
-  std::vector<double> out = power_of_two(p);
-  if (p < heads) {
-    const std::vector<double> extra = power_of_two(2 * p);
-    for (int i = 0; static_cast<int>(out.size()) < heads; i += 2) out.push_back(extra[i]);
-  }
-  return out;
-}
-
 template <class S>
 void Params<S>::zeros_like(const Params& other) {
   wte.setZero(other.wte.rows(), other.wte.cols());
   wpe.setZero(other.wpe.rows(), other.wpe.cols());
+  t5_bias.setZero(other.t5_bias.rows(), other.t5_bias.cols());
   layers.resize(other.layers.size());
   lnf_g.setZero(other.lnf_g.rows(), other.lnf_g.cols());
   lnf_b.setZero(other.lnf_b.rows(), other.lnf_b.cols());
@@ -210,7 +197,9 @@ Model<S>::Model(const ModelSpec& spec) : spec_(spec) {
       }
   }
   if (spec.pos == PosKind::alibi)
-    for (double s : alibi_slopes(spec.n_heads)) slopes_.push_back(static_cast<S>(s));
+    for (double s : attnlab::alibi_slopes(spec.n_heads)) slopes_.push_back(static_cast<S>(s));
+  if (spec.pos == PosKind::t5)
+    for (int n = 0; n < T; ++n) bucket_.push_back(t5_bucket(-n, false, kT5Buckets, kT5MaxDistance));
   if (spec.pos == PosKind::rope) {
     const int half = spec.d_head() / 2;
     cos_.resize(static_cast<std::size_t>(T) * half), sin_.resize(cos_.size());
@@ -224,6 +213,7 @@ Model<S>::Model(const ModelSpec& spec) : spec_(spec) {
   const int kv = spec.d_kv(), f = spec.ff();
   params.wte.setZero(spec.vocab, d);
   if (spec.pos == PosKind::learned) params.wpe.setZero(T, d);
+  if (spec.pos == PosKind::t5) params.t5_bias.setZero(spec.n_heads, kT5Buckets);
   params.layers.resize(spec.n_layers);
   for (LayerParams<S>& p : params.layers) {
     p.ln1_g.setOnes(1, d), p.ln1_b.setZero(1, d);
@@ -298,6 +288,7 @@ Metrics Model<S>::forward(const Batch& batch, Cache<S>& cache) const {
         for (int j = lo; j <= i; ++j) {
           row[j] *= scale;
           if (!slopes_.empty()) row[j] -= slopes_[h] * S(i - j);
+          if (!bucket_.empty()) row[j] += params.t5_bias(h, bucket_[i - j]);
         }
         if (spec_.norm == AttnNorm::softmax) {
           S mx = row[lo];
@@ -412,6 +403,8 @@ void Model<S>::backward(const Batch& batch, const Cache<S>& cache, Params<S>& gr
     gemm(false, true, dx, p.wo, dctx);  // (N, d)
     // the heads: dq (N, d), dk, dv (N, d_kv); a kv head's gradient summed over its query heads
     Mat<S> dq(N, d), dk = Mat<S>::Zero(N, spec_.d_kv()), dv = Mat<S>::Zero(N, spec_.d_kv());
+    // T5: each (sequence, kv group)'s share of the bias table's gradient, summed after the loop
+    std::vector<Mat<S>> dbias(bucket_.empty() ? 0 : static_cast<std::size_t>(B * Hk), Mat<S>::Zero(H, kT5Buckets));
 #pragma omp parallel for schedule(static)
     for (int bg = 0; bg < B * Hk; ++bg) {
       const int b = bg / Hk, g = bg % Hk;
@@ -430,11 +423,17 @@ void Model<S>::backward(const Batch& batch, const Cache<S>& cache, Params<S>& gr
             dS.row(i) = (dP.row(i).array() * P.row(i).array() * (S(1) - P.row(i).array())).matrix();
           }
         }
+        if (!bucket_.empty()) {  // d s / d b_h[bucket(j - i)] = 1 on allowed cells (dS is 0 elsewhere)
+          Mat<S>& db = dbias[static_cast<std::size_t>(bg)];
+          for (int i = 0; i < T; ++i)
+            for (int j = 0; j <= i; ++j) db(h, bucket_[i - j]) += dS(i, j);
+        }
         dS *= scale;
         dq.block(b * T, h * dh, T, dh).noalias() = dS * c.k.block(b * T, g * dh, T, dh);
         dk.block(b * T, g * dh, T, dh).noalias() += dS.transpose() * c.q.block(b * T, h * dh, T, dh);
       }
     }
+    for (const Mat<S>& db : dbias) grad.t5_bias += db;
     if (spec_.pos == PosKind::rope) {
       rope(dq, H, dh, T, cos_, sin_, -1);
       rope(dk, Hk, dh, T, cos_, sin_, -1);

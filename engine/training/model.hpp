@@ -7,7 +7,9 @@
 //   x0 = wte[id] + pos(t)                     (pos: learned wpe, sinusoidal table, or none)
 //   a  = LN1(x);  q = a Wq + bq, k = a Wk + bk, v = a Wv + bv   (k, v: n_kv_heads heads, GQA/MQA)
 //   q, k rotated (RoPE, GPT-NeoX's rotate-half pairs) when pos = rope
-//   s_ij = q_i . k_j / sqrt(d_head) (- slope_h (i - j) for ALiBi), for the allowed j (causal,
+//   s_ij = q_i . k_j / sqrt(d_head) (- slope_h (i - j) for ALiBi, + b_h[bucket(j - i)] for T5: one
+//          learned table of 32 unidirectional buckets up to distance 128, shared by the layers,
+//          Raffel et al. 2020), for the allowed j (causal,
 //          or within a sliding window of `window` keys ending at i)
 //   p = softmax_j(s) or sigmoid(s - ln T) (Ramapuram et al. 2024), 0 where not allowed
 //   x += (p v) Wo + bo;  when mlp: x += gelu_tanh(LN2(x) Wfc + bfc) Wproj + bproj
@@ -21,7 +23,7 @@
 
 namespace attnlab::train {
 
-enum class PosKind { learned, sinusoidal, rope, alibi, none };
+enum class PosKind { learned, sinusoidal, rope, alibi, t5, none };
 enum class MaskRule { causal, sliding_window };
 enum class AttnNorm { softmax, sigmoid };
 
@@ -68,6 +70,7 @@ template <class S>
 struct Params {
   Mat<S> wte;  // (V, d), also the unembedding
   Mat<S> wpe;  // (T, d) learned positions only (else empty)
+  Mat<S> t5_bias;  // (H, 32) T5 positions only: each head's bias per relative-position bucket
   std::vector<LayerParams<S>> layers;
   Mat<S> lnf_g, lnf_b;  // (1, d)
   // Every tensor with a name ("wte", "layers.0.wq", ...), in a fixed order; empty ones skipped.
@@ -133,12 +136,11 @@ class Model {
   ModelSpec spec_;
   Mat<S> sinusoid_;           // (T, d) for PosKind::sinusoidal
   std::vector<S> slopes_;     // ALiBi, per head
+  std::vector<int> bucket_;   // T5: the bucket of distance i - j, for i - j = 0 .. T - 1
   std::vector<S> cos_, sin_;  // RoPE (T, d_head / 2)
 };
 
-// ALiBi's head slopes (Press et al. 2022): 2^(-8 h / H) for h = 1..H when H is a power of two,
-// else those of the nearest power below and every other one of twice that.
-std::vector<double> alibi_slopes(int heads);
+inline constexpr int kT5Buckets = 32, kT5MaxDistance = 128;
 
 template <class S>
 template <class F>
@@ -148,6 +150,7 @@ void Params<S>::each(F&& f) {
   };
   one("wte", wte);
   one("wpe", wpe);
+  one("t5_bias", t5_bias);
   for (std::size_t l = 0; l < layers.size(); ++l) {
     LayerParams<S>& p = layers[l];
     const std::string at = "layers." + std::to_string(l) + ".";

@@ -375,7 +375,7 @@ bool read_train_spec(const nlohmann::json& j, const std::string& where, const st
       !json_get(model, "d_ff", m.d_ff, 0, 4096, error, wm) ||
       !json_get(model, "rope_base", m.rope_base, 2.0, 1e8, error, wm) ||
       !json_get(model, "window", m.window, 1, 1024, error, wm) ||
-      !get_enum(model, "positional", wm, error, parse_pos, m.pos, "learned, sinusoidal, rope, alibi or none") ||
+      !get_enum(model, "positional", wm, error, parse_pos, m.pos, "learned, sinusoidal, rope, alibi, t5 or none") ||
       !get_enum(model, "mask", wm, error, parse_mask, m.mask, "causal or sliding_window") ||
       !get_enum(model, "normalizer", wm, error, parse_norm, m.norm, "softmax or sigmoid"))
     return false;

@@ -235,8 +235,8 @@ bool Trainer::hf_layout(std::string& family, std::string& why) const {
     why = "a sliding window has no Hugging Face family with LayerNorm and GELU blocks (Mistral's are RMSNorm and SwiGLU)";
     return false;
   }
-  if (s.pos == PosKind::alibi) {
-    why = "ALiBi positions have no Hugging Face family attnlab reads";
+  if (s.pos == PosKind::alibi || s.pos == PosKind::t5) {
+    why = std::string(s.pos == PosKind::alibi ? "ALiBi" : "T5 relative") + " positions have no decoder-only Hugging Face family attnlab reads";
     return false;
   }
   family = s.pos == PosKind::rope ? "gpt_neox" : "gpt2";

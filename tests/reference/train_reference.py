@@ -31,6 +31,16 @@ def alibi_slopes(n):
     return s
 
 
+def t5_bucket(n, num_buckets=32, max_distance=128):
+    """T5's unidirectional bucket of distance n = query - key >= 0 (Raffel et al. 2020; the
+    reference implementation's _relative_position_bucket with bidirectional=False)."""
+    max_exact = num_buckets // 2
+    if n < max_exact:
+        return n
+    v = max_exact + int(math.log(n / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact))
+    return min(v, num_buckets - 1)
+
+
 def layer_norm(x, g, b):
     mu = x.mean(-1, keepdim=True)
     var = ((x - mu) ** 2).mean(-1, keepdim=True)
@@ -87,6 +97,9 @@ def forward(cfg, P, ids, targets, weight):
         if cfg["positional"] == "alibi":
             slopes = torch.tensor(alibi_slopes(H))[None, :, None, None]
             s = s - slopes * (i_idx - j_idx).to(torch.float64)
+        if cfg["positional"] == "t5":
+            buckets = torch.tensor([[t5_bucket(max(i - j, 0)) for j in range(T)] for i in range(T)])
+            s = s + P["t5_bias"][:, buckets][None]  # (1, H, T, T)
         if cfg["normalizer"] == "softmax":
             w = torch.softmax(s.masked_fill(~allowed, float("-inf")), dim=-1)
         else:
@@ -110,6 +123,8 @@ def shapes(cfg):
     out = [("wte", (V, d))]
     if cfg["positional"] == "learned":
         out.append(("wpe", (T, d)))
+    if cfg["positional"] == "t5":
+        out.append(("t5_bias", (H, 32)))
     for l in range(cfg["layers"]):
         n = "layers.%d." % l
         out += [(n + "ln1_g", (1, d)), (n + "ln1_b", (1, d)), (n + "wq", (d, d)), (n + "bq", (1, d)),
@@ -160,6 +175,7 @@ def main():
         case("GQA 4 heads 2 kv heads, MLP", rng, heads=4, kv_heads=2, mlp=True),
         case("MQA with rope", rng, heads=4, kv_heads=1, positional="rope"),
         case("sigmoid attention", rng, normalizer="sigmoid"),
+        case("T5 buckets, GQA, MLP", rng, positional="t5", heads=4, kv_heads=2, mlp=True, context=24),
         case("one layer, MLP, rope, sliding window", rng, layers=1, mlp=True, positional="rope", mask="sliding_window",
              window=2),
     ]
