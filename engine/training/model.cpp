@@ -351,7 +351,7 @@ Metrics Model<S>::forward(const Batch& batch, Cache<S>& cache) const {
 template <class S>
 void Model<S>::backward(const Batch& batch, const Cache<S>& cache, Params<S>& grad) const {
   const int B = batch.size, T = batch.length, N = B * T, d = spec_.d_model, H = spec_.n_heads, Hk = spec_.n_kv_heads;
-  const int dh = spec_.d_head(), V = spec_.vocab, rep = H / Hk;
+  const int dh = spec_.d_head(), rep = H / Hk;
   const S scale = S(1) / std::sqrt(S(dh));
   grad.zeros_like(params);
   double wsum = 0;
@@ -368,7 +368,6 @@ void Model<S>::backward(const Batch& batch, const Cache<S>& cache, Params<S>& gr
     dlogits(r, batch.targets[r]) -= S(1);
     dlogits.row(r) *= w;
   }
-  (void)V;
   // logits = xf wte^T: dwte (V, d) = dlogits^T xf, dxf (N, d) = dlogits wte
   gemm(true, false, dlogits, cache.xf, grad.wte);
   Mat<S> dxf;

@@ -28,7 +28,6 @@ std::unique_ptr<Trainer> Trainer::make(const TrainSpec& spec_in, std::string& er
     error = "model: " + error;
     return nullptr;
   }
-  const double tokens = static_cast<double>(spec.training.batch) * task.length();
   // the attention weights kept for the backward pass: layers x batch x heads x T x T floats
   const double attn_bytes = 4.0 * spec.model.n_layers * spec.training.batch * spec.model.n_heads * task.length() * task.length();
   if (attn_bytes > 4e9) {
@@ -36,7 +35,6 @@ std::unique_ptr<Trainer> Trainer::make(const TrainSpec& spec_in, std::string& er
             std::to_string(static_cast<long long>(attn_bytes / 1e9)) + " GB of attention weights (at most 4 GB)";
     return nullptr;
   }
-  (void)tokens;
   auto t = std::unique_ptr<Trainer>(new Trainer(spec, std::move(task)));
   t->model_.init(spec.training.seed);
   t->m_.zeros_like(t->model_.params);
