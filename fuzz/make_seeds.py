@@ -89,6 +89,10 @@ HAND = [
                "end_of_word_suffix": "</w>", "vocab": {"<unk>": 0, "a": 1, "##b": 2, "ab": 3, "a</w>": 4, "##b</w>": 5,
                                                        "ab</w>": 6, "<0x61>": 7},
                "merges": ["a ##b", "a ##b</w>"]}},
+    # what attnlab-cli train writes: WordLevel over whole pieces, an <unk>
+    {"added_tokens": added(("<unk>", False, False, False, False)), "normalizer": None,
+     "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[\\s\\S]"}, "behavior": "Isolated", "invert": False},
+     "model": {"type": "WordLevel", "unk_token": "<unk>", "vocab": {"a": 0, "b": 1, " ": 2, "<unk>": 100}}},
 ]
 for k2, tj in enumerate(HAND):
     for t in TEXTS[:2]:
