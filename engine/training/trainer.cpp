@@ -14,7 +14,20 @@ namespace attnlab::train {
 
 namespace {
 constexpr int kRepeatedProbes = 16;  // sequences the scores average over
+
+// sequences b0 .. b0 + count - 1 of a batch: evaluation runs in pieces of the training batch's
+// size, so that its attention cache is never larger than training's (64 validation sequences of
+// 1024 tokens at once held 8.6 GB of weights)
+Batch slice(const Batch& all, int b0, int count) {
+  Batch out;
+  out.size = count, out.length = all.length;
+  const auto from = static_cast<std::ptrdiff_t>(b0) * all.length, to = from + static_cast<std::ptrdiff_t>(count) * all.length;
+  out.ids.assign(all.ids.begin() + from, all.ids.begin() + to);
+  out.targets.assign(all.targets.begin() + from, all.targets.begin() + to);
+  out.weight.assign(all.weight.begin() + from, all.weight.begin() + to);
+  return out;
 }
+}  // namespace
 
 Trainer::Trainer(const TrainSpec& spec, Task task) : spec_(spec), task_(std::move(task)), model_(spec.model) {}
 
@@ -99,26 +112,31 @@ void Trainer::train_step() {
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void Trainer::scores(const Params<float>& params, std::vector<double>& induction, std::vector<double>& prev) const {
+void Trainer::scores(const Params<float>& params, std::vector<double>& induction, std::vector<double>& prev,
+                     Cache<float>* scratch) const {
   Model<float> m(spec_.model);
   m.params = params;
-  Cache<float> c;
-  m.forward(repeated_, c);
   const int L = spec_.model.n_layers, H = spec_.model.n_heads, T = repeated_.length, B = repeated_.size;
-  const int half = (T + 2) / 2;
-  induction.assign(static_cast<std::size_t>(L) * H, 0.0);
-  prev.assign(induction.size(), 0.0);
-  for (int l = 0; l < L; ++l)
-    for (int h = 0; h < H; ++h) {
-      double ind = 0, pt = 0;
-      for (int b = 0; b < B; ++b) {
-        const Mat<float>& P = c.layers[l].p[static_cast<std::size_t>(b) * H + h];
-        for (int i = half; i < T; ++i) ind += P(i, i - half + 1);
-        for (int i = 1; i < T; ++i) pt += P(i, i - 1);
-      }
-      induction[l * H + h] = ind / (static_cast<double>(B) * (T - half));
-      prev[l * H + h] = pt / (static_cast<double>(B) * (T - 1));
-    }
+  const int half = (T + 2) / 2, chunk = std::max(1, spec_.training.batch);
+  std::vector<double> ind(static_cast<std::size_t>(L) * H, 0.0), pt(ind.size(), 0.0);
+  Cache<float> local;
+  Cache<float>& c = scratch ? *scratch : local;
+  for (int b0 = 0; b0 < B; b0 += chunk) {
+    const Batch part = slice(repeated_, b0, std::min(chunk, B - b0));
+    m.forward(part, c);
+    for (int l = 0; l < L; ++l)
+      for (int h = 0; h < H; ++h)
+        for (int b = 0; b < part.size; ++b) {
+          const Mat<float>& P = c.layers[l].p[static_cast<std::size_t>(b) * H + h];
+          for (int i = half; i < T; ++i) ind[l * H + h] += P(i, i - half + 1);
+          for (int i = 1; i < T; ++i) pt[l * H + h] += P(i, i - 1);
+        }
+  }
+  induction.resize(ind.size()), prev.resize(ind.size());
+  for (std::size_t k = 0; k < ind.size(); ++k) {
+    induction[k] = ind[k] / (static_cast<double>(B) * (T - half));
+    prev[k] = pt[k] / (static_cast<double>(B) * (T - 1));
+  }
 }
 
 const LogRow& Trainer::evaluate() {
@@ -126,11 +144,17 @@ const LogRow& Trainer::evaluate() {
   row.step = step_;
   row.lr = lr_at(std::max(0, step_ - 1));
   row.train_loss = last_loss_, row.train_accuracy = last_accuracy_, row.grad_norm = last_norm_;
-  Cache<float> c;
-  const Metrics v = model_.forward(val_, c);
+  Cache<float>& c = cache_;  // training's buffers, free between steps: no second set
+  Metrics v;  // the weighted means over every piece
+  const int chunk = std::max(1, spec_.training.batch);
+  for (int b0 = 0; b0 < val_.size; b0 += chunk) {
+    const Metrics part = model_.forward(slice(val_, b0, std::min(chunk, val_.size - b0)), c);
+    v.loss += part.loss * part.weight, v.accuracy += part.accuracy * part.weight, v.weight += part.weight;
+  }
+  if (v.weight > 0) v.loss /= v.weight, v.accuracy /= v.weight;
   if (step_ == 0) row.train_loss = v.loss, row.train_accuracy = v.accuracy;  // nothing trained yet
   row.val_loss = v.loss, row.val_accuracy = v.accuracy;
-  scores(model_.params, row.induction, row.prev_token);
+  scores(model_.params, row.induction, row.prev_token, &cache_);
   row.seconds = seconds_;
   log_.push_back(std::move(row));
   return log_.back();

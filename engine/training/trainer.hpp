@@ -61,7 +61,9 @@ class Trainer {
   ProbeAttention probe(const Params<float>& params) const;
   ProbeAttention probe() const { return probe(model_.params); }
   // Per-head induction and previous-token scores of some parameters.
-  void scores(const Params<float>& params, std::vector<double>& induction, std::vector<double>& prev_token) const;
+  // `scratch`: buffers to reuse (null: its own).
+  void scores(const Params<float>& params, std::vector<double>& induction, std::vector<double>& prev_token,
+              Cache<float>* scratch = nullptr) const;
   // The first logged step where the validation loss is below half its plateau (the first
   // evaluation after warm-up) and a head of layer 1 (layer 0 in a 1-layer model) has an
   // induction score above 0.5; -1 before that.
