@@ -14,9 +14,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <execinfo.h>
 #include <signal.h>
 #include <sstream>
 #include <unistd.h>
@@ -46,6 +48,38 @@ std::optional<Session> load_session(const std::string& path, std::string& error)
   auto p = parse_session(text);
   if (!p.session) error = path + ": " + join(p.problems);
   return p.session;
+}
+
+// A crash says where it happened on stderr before the process dies with its signal: the
+// backtrace (function names, or binary+offset for addr2line) is what a report or a CI log can
+// act on. Only async-signal-safe calls; backtrace() is primed at start, so it allocates nothing here.
+void OnFatalSignal(int sig) {
+  const char* what = sig == SIGSEGV ? "segmentation fault" : sig == SIGBUS ? "bus error" : sig == SIGFPE ? "arithmetic error"
+                   : sig == SIGILL ? "illegal instruction" : "abort";
+  const char head[] = "attnlab: crashed (";
+  (void)!::write(STDERR_FILENO, head, sizeof head - 1);
+  (void)!::write(STDERR_FILENO, what, std::strlen(what));
+  const char tail[] = "); backtrace:\n";
+  (void)!::write(STDERR_FILENO, tail, sizeof tail - 1);
+  void* frames[64];
+  backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void InstallCrashReport() {
+  void* prime[1];
+  backtrace(prime, 1);  // loads libgcc's unwinder now, not inside the handler
+  static std::vector<char> alt(1 << 16);  // a stack overflow still reports: the handler's own stack
+  stack_t ss {};
+  ss.ss_sp = alt.data();
+  ss.ss_size = alt.size();
+  ::sigaltstack(&ss, nullptr);
+  struct sigaction sa {};
+  sa.sa_handler = OnFatalSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND | SA_ONSTACK;
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::sigaction(sig, &sa, nullptr);
 }
 
 // The marker of a running window: left behind when a run did not exit cleanly. That run's
@@ -152,6 +186,7 @@ bool PrepareState(AppState& st, const Options& opt, std::string& banner) {
 int main(int argc, char** argv) {
   attnlab::choose_blas_kernels(argv);  // first: it may run the process again
   attnlab::tune_allocator();
+  InstallCrashReport();
   Options opt;
   if (int code = 0; !ParseOptions(argc, argv, opt, code)) return code;
   AppState st;

@@ -39,6 +39,7 @@ The app writes --state-file: where each head's heatmap is drawn, in framebuffer 
 """
 import json
 import os
+import signal
 import re
 import shutil
 import subprocess
@@ -1146,6 +1147,20 @@ def test_hostile():
             check(s is not None, "restore it brings the session back")
         check(d.quit() == 0, "Ctrl+Q exits 0")
         check(not os.path.exists(os.path.join(cfg, "running")), "a clean exit removes the marker")
+    finally:
+        d.close()
+    # a real crash (the signal sent from outside): stderr says so with a backtrace of named
+    # functions, the process still dies of its signal, and the marker stays for the next start
+    d = Display()
+    try:
+        d.wait_for(settled, "a window to crash")
+        d.app.send_signal(signal.SIGSEGV)
+        rc = d.app.wait(15)
+        report = open(d.stderr_path).read()
+        check(rc == -signal.SIGSEGV, f"the crashed process ends by SIGSEGV (exit {rc})")
+        check("attnlab: crashed (segmentation fault); backtrace:" in report and "attnlab(" in report,
+              f"the crash report on stderr names the binary's frames ({report[-300:]!r})")
+        check(os.path.exists(os.path.join(cfg, "running")), "a crash leaves the marker")
     finally:
         d.close()
     # the line view's head outlives n_heads: choose head 3, then 1 head
