@@ -97,21 +97,29 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
     std::swap(st.tex, st.in_tex);
     // labels change only with the result: build and measure them once here, not every frame
     st.labels.clear();
-    st.longest_label_em = 0;
     for (const auto& tok : st.shown->result->tokens) {
       st.labels.push_back(to_ui(Clip(token_label(tok.text), 40)));
       st.fonts.need(st.labels.back());
-      if (st.labels.size() <= 512)
-        st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize(st.labels.back().c_str()).x / ImGui::GetFontSize());
     }
     st.key_labels.clear();
     for (const auto& tok : st.shown->result->keys()) {
       st.key_labels.push_back(to_ui(Clip(token_label(tok.text), 40)));
       st.fonts.need(st.key_labels.back());
-      if (st.key_labels.size() <= 512)
-        st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize(st.key_labels.back().c_str()).x / ImGui::GetFontSize());
     }
+    st.labels_measured = false;
   }
+}
+
+// The widest label, measured inside a frame: before the first NewFrame ImGui has no current font
+// (a first result small enough to upload in frame 0 crashed the app at start: CI, twice), and
+// after the atlas is rebuilt the old one is gone until the next NewFrame.
+void MeasureLabels(AppState& st) {
+  if (st.labels_measured) return;
+  st.labels_measured = true;
+  st.longest_label_em = 0;
+  for (const auto* list : {&st.labels, &st.key_labels})
+    for (std::size_t i = 0; i < list->size() && i < 512; ++i)
+      st.longest_label_em = std::max(st.longest_label_em, ImGui::CalcTextSize((*list)[i].c_str()).x / ImGui::GetFontSize());
 }
 
 // Before drawing: the newest result and its textures, theme and fonts, what the views ask the
@@ -157,7 +165,7 @@ void PrepareFrame(Loop& L) {
       Repost(st, worker);  // shown before the windows' list reached the worker (the first result)
     }
   }
-  upload_some(st, renderer, 8.0);
+  upload_some(st, renderer, opt.result_first && ImGui::GetFrameCount() == 0 ? 1e9 : 8.0);
   if (st.tiles) st.tiles->upload(renderer, 4.0);
   worker.set_want_metrics(st.show_metrics || st.show_compare);
   worker.set_want_logit_lens(st.show_lens && st.model);
@@ -481,6 +489,7 @@ void RunFrame(Loop& L) {
   ImGui_ImplOpenGL3_NewFrame();
   ImGui_ImplGlfw_NewFrame();
   ImGui::NewFrame();
+  MeasureLabels(st);
   st.hover = {};
   st.widgets.clear();
   st.ruler = st.labels_drawn = false;

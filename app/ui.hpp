@@ -89,6 +89,7 @@ struct AppState {
   std::size_t in_next = 0;  // next texture of `incoming` to upload
   std::vector<std::string> labels;      // token labels of `shown` (whitespace made visible)
   std::vector<std::string> key_labels;  // key token labels: the context's in cross-attention, else = labels
+  bool labels_measured = true;      // longest_label_em follows labels (measured in a frame)
   float longest_label_em = 0;       // widest of the first 512 labels, in font sizes (so it follows the font scale)
   float longest_label() const { return longest_label_em * ImGui::GetFontSize(); }
   std::uint64_t posted = 0;

@@ -20,6 +20,7 @@ struct Options {
   int frames = 3;
   int width = 1600, height = 1000;
   bool no_mouse = false, example = false, light = false;
+  bool result_first = false;  // --first-result-before-first-frame (tests)
   float font_scale = 0;
   std::string step, model_dir, model_b_dir;
   std::string rows, cols;  // --rows, --cols: the head detail's span
