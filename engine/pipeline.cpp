@@ -110,6 +110,7 @@ AttentionConfig attention_config(const Session& s) {
     cfg.temperature = 1.0;
   }
   cfg.mask = s.attention.mask;
+  cfg.score_mod_set = !s.attention.score_mod.expression.empty() && !kernel_is_approximation(s.attention.kernel.kind);
   cfg.positional = s.positional;
   cfg.seed = s.model.seed;
   return cfg;
@@ -137,6 +138,8 @@ Outcome Engine::compute(const Session& s, const CancelFlag* cancel, ComputeOptio
 
   AttentionConfig cfg = attention_config(s);
   cfg.tokens = &r->tokens;
+  cfg.mask_expression = v.mask_expression;
+  cfg.score_mod = v.score_mod;
   Matrix x = layer_input(s, r->tokens);  // the residual stream
   r->positions = positions_of(s, static_cast<int>(r->tokens.size()));
   // cross-attention: every layer attends to the context's embeddings (+ positions), the
@@ -230,7 +233,11 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
   const int n_k = s.context.enabled ? static_cast<int>(v.key_tokens.size()) : n;
   // what it costs: O(n d) buffers per layer alive at once (every layer's when all are kept), and
   // the allowed cells' arithmetic
-  const MaskRule rule(cfg.mask, n, n_k, s.context.enabled ? &v.key_tokens : &v.tokens, cfg.seed);
+  cfg.mask_expression = v.mask_expression;
+  // one rule serves every layer (an expression's is every cell evaluated once)
+  cfg.field_rule = std::make_shared<const MaskRule>(cfg.mask, n, n_k, s.context.enabled ? &v.key_tokens : &v.tokens,
+                                                    cfg.seed, cfg.mask_expression);
+  const MaskRule& rule = *cfg.field_rule;
   const double d = s.model.d_model, kv = double(s.model.kv_heads()) * s.d_head();
   const double per_layer = 4.0 * (double(n) * d * 3 + double(n_k) * 2 * d) +
                            double(s.model.n_heads) * (2.0 * 4 * opt.overview * opt.overview);

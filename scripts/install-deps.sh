@@ -8,7 +8,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   # engine, CLI, tests
   libeigen3-dev libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev doctest-dev libbenchmark-dev libpcre2-dev
-  libutf8proc-dev libcairo2-dev
+  libutf8proc-dev libcairo2-dev libmuparser-dev
   # window
   libglfw3-dev libimgui-dev python3-glad libstb-dev fonts-dejavu-core
   # fallback fonts for labels DejaVu cannot draw: CJK, Devanagari, emoji and symbols

@@ -94,6 +94,8 @@ struct HeadPlan {
   Matrix a, b;                 // additive: A = q W^T (n_q, d), B = k U^T (n_k, d)
   RowVector va;                // additive: v (d)
   std::vector<float> bias;     // positional bias by j - i (empty: none)
+  std::shared_ptr<const CellExpression> score_mod;  // replaces each score after the bias (null: none)
+  int head = 0;
   const MaskMatrix* allowed = nullptr;
   NormalizerKind normalizer = NormalizerKind::softmax;
   float inv_t = 1.0f;
@@ -119,6 +121,10 @@ void score_tile(const HeadPlan& p, int n_q, int r0, int rows, int c0, int cols, 
     for (int i = 0; i < rows; ++i)  // a Toeplitz bias: row i reads a contiguous run
       Eigen::Map<RowVector>(out + std::size_t(i) * ld, cols) +=
           Eigen::Map<const RowVector>(&p.bias[c0 - (r0 + i) + n_q - 1], cols);
+  if (p.score_mod) {  // FlexAttention's score_mod, on the scaled and biased score
+    ExpressionEvaluator ev(p.score_mod, n_q, static_cast<int>(p.ks ? p.ks->rows() : p.b.rows()));
+    ev.modify_scores(r0, rows, c0, cols, p.head, out, ld);
+  }
 }
 
 // One block of one head: logits, normalizer and the weighted sum of values for rows [r0, r1),
@@ -284,10 +290,18 @@ void project_heads(const Matrix& x, const LayerWeights& w, const AttentionConfig
 std::vector<std::vector<RowBlock>> build_masks(const AttentionConfig& cfg, const Shape& sh, LayerResult& out) {
   static const std::vector<Token> no_tokens;
   std::vector<std::vector<RowBlock>> blocks(sh.n_heads);
-  if (cfg.mask.kind != MaskKind::lsh) {
+  if (cfg.mask.kind == MaskKind::expression && cfg.mask_expression && cfg.mask_expression->reads_head() && !sh.cross) {
+    // a pattern of h: one mask per head
+    for (int h = 0; h < sh.n_heads; ++h) {
+      out.heads[h].allowed = std::make_shared<const MaskMatrix>(
+          build_mask(cfg.mask, sh.n, cfg.tokens ? *cfg.tokens : no_tokens, cfg.seed, cfg.mask_expression.get(), h));
+      blocks[h] = row_blocks(*out.heads[h].allowed, 64);
+    }
+  } else if (cfg.mask.kind != MaskKind::lsh) {
     auto shared = std::make_shared<const MaskMatrix>(
         sh.cross ? build_cross_mask(cfg.mask, sh.n, sh.n_k, cfg.key_tokens ? *cfg.key_tokens : no_tokens)
-                 : build_mask(cfg.mask, sh.n, cfg.tokens ? *cfg.tokens : no_tokens, cfg.seed));
+                 : build_mask(cfg.mask, sh.n, cfg.tokens ? *cfg.tokens : no_tokens, cfg.seed,
+                              cfg.mask_expression.get()));
     const auto shared_blocks = row_blocks(*shared, 64);
     for (int h = 0; h < sh.n_heads; ++h) out.heads[h].allowed = shared, blocks[h] = shared_blocks;
   } else {
@@ -310,6 +324,8 @@ std::vector<HeadPlan> plan_heads(const AttentionConfig& cfg, const Shape& sh, co
     const HeadResult& r = out.heads[h];
     HeadPlan& p = plans[h];
     p.bias = relative_bias(cfg.positional, cfg.seed, h, sh.n_heads, sh.n, sh.n_k);
+    p.score_mod = cfg.score_mod;
+    p.head = h;
     p.allowed = r.allowed.get();
     p.qs = &r.q;
     p.ks = &r.k;

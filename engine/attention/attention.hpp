@@ -8,12 +8,15 @@
 
 #include "attention/embed.hpp"
 #include "attention/kernels.hpp"
+#include "attention/expression.hpp"
 #include "attention/masks.hpp"
 #include "session/session.hpp"
 #include "core/cancel.hpp"
 #include "core/tensor.hpp"
 
 namespace attnlab {
+
+class MaskRule;  // attention/field.hpp
 
 struct HeadResult {
   int kv_head = 0;  // the K/V head this query head reads (mqa, gqa share them)
@@ -51,6 +54,11 @@ struct AttentionConfig {
   double dropout = 0.0;
   Session::Attention::Kernel kernel;
   Session::Attention::Mask mask;   // kind and parameters (default: causal)
+  // compiled expressions (Validation's): the mask of kind expression, and the score modifier
+  std::shared_ptr<const CellExpression> mask_expression, score_mod;
+  bool score_mod_set = false;  // the session has a score_mod (compiled or not)
+  // the field's mask rule for this session's shape, built once for every layer (null: each layer builds it)
+  std::shared_ptr<const MaskRule> field_rule;
   Session::Positional positional;  // rope, alibi and t5 act inside the layer; others are ignored here
   std::uint64_t seed = 0;          // BigBird random keys, LSH rotations, T5 bias table
   int layer = 0;

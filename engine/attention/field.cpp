@@ -44,8 +44,45 @@ void complement(const std::vector<int>& holes, int n, std::vector<Span>& out) {
 }  // namespace
 
 MaskRule::MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const std::vector<Token>* key_tokens,
-                   std::uint64_t seed)
+                   std::uint64_t seed, std::shared_ptr<const CellExpression> expr)
     : spec_(spec), n_q_(n_q), n_k_(n_k), seed_(seed) {
+  if (spec.kind == MaskKind::expression) {
+    static const std::vector<Token> no_tokens;
+    if (!expr) expr = mask_expression_of(spec, "", key_tokens ? *key_tokens : no_tokens);
+    expression_rows_.resize(n_q);
+    expression_bits_.resize(n_q);
+    if (expr) {
+      // every cell evaluated once, a row at a time over both cores; a row keeps its spans only
+#pragma omp parallel
+      {
+        ExpressionEvaluator ev(expr, n_q, n_k);
+        std::vector<std::uint8_t> row(n_k);
+#pragma omp for schedule(dynamic, 16)
+        for (int i = 0; i < n_q; ++i) {
+          ev.mask_row(i, 0, 0, n_k, row.data());
+          auto& spans = expression_rows_[i];
+          for (int j = 0; j < n_k;) {
+            if (!row[j]) {
+              ++j;
+              continue;
+            }
+            int e = j;
+            while (e < n_k && row[e]) ++e;
+            spans.push_back({j, e});
+            j = e;
+          }
+          // a fragmented row (k % 2 == 0) is kept as bits: n_k / 8 bytes at most, never 8 per cell
+          if (spans.size() > std::size_t(n_k) / 64 + 4) {
+            auto& bits = expression_bits_[i];
+            bits.assign((n_k + 63) / 64, 0);
+            for (const auto& [a, b] : spans)
+              for (int j = a; j < b; ++j) bits[j >> 6] |= std::uint64_t(1) << (j & 63);
+            std::vector<Span>().swap(spans);
+          }
+        }
+      }
+    }
+  }
   causal_ = spec.causal && mask_combines_with_causal(spec.kind) && n_q == n_k;
   if (spec.kind == MaskKind::padding && key_tokens)
     for (int j = 0; j < n_k && j < int(key_tokens->size()); ++j)
@@ -126,6 +163,27 @@ void MaskRule::spans(int i, std::vector<Span>& out) const {
       break;
     case MaskKind::custom:
       for (int j : custom_rows_[i]) add_span(out, j, j + 1, n);
+      break;
+    case MaskKind::expression:
+      if (expression_bits_[i].empty()) {
+        out = expression_rows_[i];
+        break;
+      }
+      for (int j = 0; j < n;) {  // runs of set bits, a word at a time where it is all 0 or all 1
+        const std::uint64_t word = expression_bits_[i][j >> 6];
+        if ((j & 63) == 0 && word == 0) {
+          j += 64;
+          continue;
+        }
+        if (!((word >> (j & 63)) & 1)) {
+          ++j;
+          continue;
+        }
+        int e = j + 1;
+        while (e < n && ((expression_bits_[i][e >> 6] >> (e & 63)) & 1)) ++e;
+        out.push_back({j, e});
+        j = e;
+      }
       break;
     case MaskKind::lsh:
       break;  // not a rule: its buckets follow each head's queries
@@ -512,6 +570,7 @@ Matrix field_tile(const HeadField& f, const FieldHeadSpec& spec, int r0, int r1,
 bool field_supports(const AttentionConfig& cfg) {
   return (cfg.score == ScoreKind::scaled_dot || cfg.score == ScoreKind::dot) &&
          cfg.normalizer == NormalizerKind::softmax && cfg.dropout == 0 && MaskRule::supports(cfg.mask.kind) &&
+         !cfg.score_mod_set && !(cfg.mask.kind == MaskKind::expression && expression_reads_head(cfg.mask.expression)) &&
          (cfg.kernel.kind == KernelKind::exact || cfg.kernel.kind == KernelKind::flash);
 }
 
@@ -523,7 +582,10 @@ bool field_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& 
   const int n = static_cast<int>(x.rows()), n_k = static_cast<int>(proj.heads[0].k.rows());
   const int dh = static_cast<int>(proj.heads[0].q.cols());
   static const std::vector<Token> no_tokens;
-  out.rule = std::make_shared<const MaskRule>(cfg.mask, n, n_k, cfg.kv_input ? cfg.key_tokens : cfg.tokens, cfg.seed);
+  out.rule = cfg.field_rule && cfg.field_rule->n_q() == n && cfg.field_rule->n_k() == n_k
+                 ? cfg.field_rule
+                 : std::make_shared<const MaskRule>(cfg.mask, n, n_k, cfg.kv_input ? cfg.key_tokens : cfg.tokens,
+                                                    cfg.seed, cfg.mask_expression);
   out.heads.resize(H);
   out.biases.resize(H);
   out.specs.resize(H);

@@ -27,8 +27,9 @@ namespace attnlab {
 // n_q queries and n_k keys of one sequence (n_q == n_k) or of a context (none, padding, custom).
 class MaskRule {
  public:
+  // an expression mask evaluates `expr` (null: the spec's, compiled against the tokens alone)
   MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const std::vector<Token>* key_tokens,
-           std::uint64_t seed);
+           std::uint64_t seed, std::shared_ptr<const CellExpression> expr = nullptr);
   static bool supports(MaskKind kind) { return kind != MaskKind::lsh; }
   void spans(int i, std::vector<std::pair<int, int>>& out) const;
   bool allowed(int i, int j) const;
@@ -44,6 +45,8 @@ class MaskRule {
   std::vector<int> pads_;                       // padding: masked key columns, sorted
   std::vector<std::vector<int>> custom_rows_;   // custom: allowed columns per row, sorted
   std::vector<char> global_;                    // longformer, bigbird: global positions
+  std::vector<std::vector<std::pair<int, int>>> expression_rows_;  // expression: each row's spans, evaluated once
+  std::vector<std::vector<std::uint64_t>> expression_bits_;  // ... or, for a fragmented row, its bits (else empty)
 };
 
 // The mask at a bounded resolution: the fraction of allowed cells in each block of fr x fc cells

@@ -1,4 +1,5 @@
 #include "attention/masks.hpp"
+#include "attention/expression.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -37,7 +38,8 @@ std::vector<int> bigbird_random_keys(std::uint64_t seed, int row, int n, int r) 
   return perm;
 }
 
-MaskMatrix build_mask(const MaskSpec& m, int n, const std::vector<Token>& tokens, std::uint64_t seed) {
+MaskMatrix build_mask(const MaskSpec& m, int n, const std::vector<Token>& tokens, std::uint64_t seed,
+                      const CellExpression* expr, int head) {
   const int w = m.window;
   MaskMatrix out;
   auto is_global = [&](int p) { return std::find(m.globals.begin(), m.globals.end(), p) != m.globals.end(); };
@@ -87,6 +89,15 @@ MaskMatrix build_mask(const MaskSpec& m, int n, const std::vector<Token>& tokens
       out = fill(n, [&](int i, int j) { return j <= i && (j < s || i - j <= w); });
       break;
     }
+    case MaskKind::expression:
+      if (expr) {
+        out = expression_mask(*expr, n, n, head);
+      } else if (auto e = mask_expression_of(m, "", tokens)) {
+        out = expression_mask(*e, n, n, head);
+      } else {
+        out = MaskMatrix::Zero(n, n);
+      }
+      break;
     case MaskKind::custom:
       out = MaskMatrix::Zero(n, n);
       for (const auto& c : m.cells)

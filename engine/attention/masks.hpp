@@ -11,12 +11,17 @@
 
 namespace attnlab {
 
+class CellExpression;
+
 using MaskSpec = Session::Attention::Mask;
 
 // Every kind but lsh, whose buckets depend on each head's queries (see lsh_mask). `tokens`
 // serve the padding mask; `seed` the BigBird random keys. Applies `spec.causal` (intersection)
 // where mask_combines_with_causal(kind).
-MaskMatrix build_mask(const MaskSpec& spec, int n, const std::vector<Token>& tokens, std::uint64_t seed);
+// An expression mask evaluates `expr` (for `head`); without it, the spec's expression compiled
+// against the tokens alone (documents then split at special tokens only; none when it fails).
+MaskMatrix build_mask(const MaskSpec& spec, int n, const std::vector<Token>& tokens, std::uint64_t seed,
+                      const CellExpression* expr = nullptr, int head = 0);
 
 // Cross-attention (n_q queries, n_k keys of another text): none, padding (on the key tokens) and
 // custom are defined; other kinds need one sequence (validate() rejects them).

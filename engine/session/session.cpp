@@ -1,5 +1,7 @@
 #include "session/session.hpp"
 
+#include "attention/expression.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -174,6 +176,34 @@ Field string_field(std::string path, double max_bytes, std::string help, Ref ref
   f.set = [ref, path](Session& s, const json& v) -> std::string {
     if (!v.is_string()) return path + " must be a string, not " + std::string(v.type_name());
     ref(s) = v.get<std::string>();
+    return "";
+  };
+  f.relevant = std::move(rel);
+  return f;
+}
+
+// A JSON object of named numbers ({"window": 4}): an expression's parameters.
+template <class Ref>
+Field parameters_field(std::string path, std::string help, Ref ref, Rel rel = kAlways, std::string applies = "") {
+  Field f;
+  f.spec = {path, "parameters", {}, -1e300, 1e300, "", std::move(help), std::move(applies)};
+  f.get = [ref](const Session& s) {
+    json o = json::object();
+    for (const auto& [k, v] : ref(s)) o[k] = v;
+    return o;
+  };
+  f.set = [ref, path](Session& s, const json& v) -> std::string {
+    if (!v.is_object()) return path + " must be an object of named numbers, e.g. {\"window\": 4}, not " + describe(v);
+    if (v.size() > 64) return path + " has " + std::to_string(v.size()) + " entries; the limit is 64";
+    std::map<std::string, double> out;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      const std::string k = it.key();
+      const json& x = it.value();
+      if (!x.is_number()) return path + "." + utf8_sanitize(k) + " must be a number, not " + describe(x);
+      if (!std::isfinite(x.get<double>())) return path + "." + utf8_sanitize(k) + " must be finite";
+      out[k] = x.get<double>();
+    }
+    ref(s) = std::move(out);
     return "";
   };
   f.relevant = std::move(rel);
@@ -414,6 +444,32 @@ void add_mask(std::vector<Field>& f) {
     c.relevant = mask_reads("cells");
     f.push_back(c);
   }
+  f.push_back(string_field("attention.mask.expression", double(kMaxExpressionBytes),
+                           "expression: allowed where this formula of q, k, h, n_q, n_k, doc(x), is_special(x) and "
+                           "the parameters is non-zero, e.g. k <= q and q - k <= window (docs/expressions.md)",
+                           [](auto& s) -> auto& { return s.attention.mask.expression; }, mask_reads("expression"),
+                           mask_list("expression")));
+  f.push_back(parameters_field("attention.mask.parameters", "expression: the named numbers the mask expression reads",
+                               [](auto& s) -> auto& { return s.attention.mask.parameters; }, mask_reads("parameters"),
+                               mask_list("parameters")));
+}
+
+// Options table: the score modifier (FlexAttention's score_mod) as an expression.
+void add_score_mod(std::vector<Field>& f) {
+  const Rel exact = [](const Session& s) { return !kernel_is_approximation(s.attention.kernel.kind); };
+  f.push_back(string_field("attention.score_mod.expression", double(kMaxExpressionBytes),
+                           "each cell's score (scaled, positional bias added) replaced by this formula of score, q, k, "
+                           "h, n_q, n_k, doc(x), is_special(x) and the parameters, before the mask; empty: none "
+                           "(e.g. cap * tanh(score / cap))",
+                           [](auto& s) -> auto& { return s.attention.score_mod.expression; }, exact,
+                           "attention.kernel.kind in exact, flash"));
+  f.push_back(parameters_field("attention.score_mod.parameters", "the named numbers the score_mod expression reads",
+                               [](auto& s) -> auto& { return s.attention.score_mod.parameters; },
+                               [](const Session& s) {
+                                 return !kernel_is_approximation(s.attention.kernel.kind) &&
+                                        !s.attention.score_mod.expression.empty();
+                               },
+                               "attention.score_mod.expression is set"));
 }
 
 // Options table: cross-attention, rollout, and the causal intersection.
@@ -445,6 +501,7 @@ std::vector<Field> make_fields() {
   add_score_and_normalizer(f);
   add_kernel(f);
   add_mask(f);
+  add_score_mod(f);
   add_context_and_analysis(f);
   // defaults, as JSON text, from a default Session
   const Session d;
@@ -512,6 +569,17 @@ std::string options_json() {
     list.push_back(j);
   }
   out["options"] = list;
+  ojson presets = ojson::array();
+  for (const ExpressionPreset& x : expression_presets()) {
+    ojson j = {{"name", x.name},
+               {"role", x.role == ExpressionRole::mask ? "mask" : "score_mod"},
+               {"expression", x.expression},
+               {"parameters", ojson::parse(x.parameters)},
+               {"description", x.description}};
+    if (*x.equals_kind) j["equals_kind"] = x.equals_kind;
+    presets.push_back(j);
+  }
+  out["presets"] = presets;
   out["limits"] = {{"max_tokens", kMaxTokens},
                    {"max_memory_bytes", memory_budget_bytes()},
                    {"max_compute_seconds", kMaxComputeSeconds},
@@ -549,6 +617,8 @@ std::string options_markdown() {
       values = "list of positions, " + fmt_number(o.min) + " to " + fmt_number(o.max);
     } else if (o.type == "cell_list") {
       values = "list of [query, key] pairs, each " + fmt_number(o.min) + " to " + fmt_number(o.max);
+    } else if (o.type == "parameters") {
+      values = "object of named numbers, at most 64";
     }
     std::string help = o.help;
     for (std::size_t at = 0; (at = help.find('|', at)) != std::string::npos; at += 2) help.replace(at, 1, "\\|");
@@ -562,7 +632,17 @@ std::string options_markdown() {
                 "memory budget (6 GiB, or 60%% of physical memory when that is less) or whose estimated time exceeds "
                 "%.0f s is refused with the figures (`attnlab-cli estimate SESSION` prints them).\n",
                 kMaxTokens, kMaxTextBytes, kMaxComputeSeconds);
-  return out + limits;
+  out += limits;
+  out += "\nExpression presets (`attention.mask.kind` `expression`, or `attention.score_mod`), each with the "
+         "parameters it reads; a preset marked with a kind allows exactly the cells of that built-in kind:\n\n"
+         "| preset | role | expression | parameters | equals |\n|---|---|---|---|---|\n";
+  for (const ExpressionPreset& x : expression_presets()) {
+    std::string e = x.expression;
+    for (std::size_t at = 0; (at = e.find('|', at)) != std::string::npos; at += 2) e.replace(at, 1, "\\|");
+    out += "| " + code(x.name) + " | " + (x.role == ExpressionRole::mask ? "mask" : "score_mod") + " | " + code(e) +
+           " | " + code(x.parameters) + " | " + (*x.equals_kind ? code(x.equals_kind) : std::string("")) + " |\n";
+  }
+  return out;
 }
 
 SessionParse parse_session(std::string_view json_text) {
@@ -655,7 +735,7 @@ std::vector<std::string> problem_options(const std::string& problem) {
   for (const auto& o : session_options()) {
     const std::string last = o.path.substr(o.path.rfind('.') + 1);
     // the full path, or a name distinctive enough to stand for it ("n_kv_heads", "t5_max_distance")
-    if (has(o.path.c_str()) || (last.size() >= 7 && last != "enabled" && problem.find(last) != std::string::npos))
+    if (has(o.path.c_str()) || (last.size() >= 7 && last != "enabled" && last != "expression" && last != "parameters" && problem.find(last) != std::string::npos))
       add(o.path);
   }
   if (has("kernel '") || has("flash computes")) add("attention.kernel.kind");
@@ -783,6 +863,36 @@ Validation validate(const Session& s, ComputePath path) {
   };
   const bool text_ok = check_text(s.text, "text", v.tokens);
   const bool context_ok = !cross || check_text(s.context.text, "context", v.key_tokens);
+  // expressions: compiled here, so that a problem names its character; the engine runs what
+  // compiled (Validation::mask_expression, score_mod)
+  const bool mask_expr = m.kind == MaskKind::expression;
+  const auto& sm = s.attention.score_mod;
+  if (!sm.expression.empty() && kernel_is_approximation(kern.kind))
+    p.push_back(std::string("kernel '") + name(kern.kind) +
+                "' cannot apply attention.score_mod to its scores; use the exact or flash kernel");
+  if (text_ok && (mask_expr || !sm.expression.empty())) {
+    const TokenFacts facts = token_facts(s.text, v.tokens, m.pad_token);
+    auto compile = [&](const std::string& path, const std::string& text, ExpressionRole role,
+                       const std::map<std::string, double>& params) -> std::shared_ptr<const CellExpression> {
+      if (text.size() > kMaxExpressionBytes) {
+        p.push_back(path + " is " + std::to_string(text.size()) + " bytes; the limit is " +
+                    std::to_string(kMaxExpressionBytes));
+        return nullptr;
+      }
+      if (auto bad = utf8_first_invalid(text)) {
+        p.push_back(path + " is not valid UTF-8 at byte " + std::to_string(*bad));
+        return nullptr;
+      }
+      ExpressionProblem problem;
+      auto e = CellExpression::compile(text, role, params, facts, problem);
+      if (!e) p.push_back(path + ": " + problem.message);
+      return e;
+    };
+    if (mask_expr)
+      v.mask_expression = compile("attention.mask.expression", m.expression, ExpressionRole::mask, m.parameters);
+    if (!sm.expression.empty() && !kernel_is_approximation(kern.kind))
+      v.score_mod = compile("attention.score_mod.expression", sm.expression, ExpressionRole::score_mod, sm.parameters);
+  }
   if (text_ok && context_ok && p.empty() && path == ComputePath::dense) {
     // what it costs, before anything is computed: time and memory (cost.hpp); the field's
     // budget depends on its mask's allowed cells (Engine::compute_field checks it)

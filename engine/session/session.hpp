@@ -4,6 +4,8 @@
 #pragma once
 
 #include <array>
+#include <map>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -96,8 +98,15 @@ struct Session {
       bool causal = false;             // intersect with causal (where the kind is not causal already)
       std::string pad_token = "[PAD]";
       std::vector<std::array<int, 2>> cells;  // custom: allowed (query, key) cells
+      std::string expression = "k <= q";       // expression: allowed where non-zero (attention/expression.hpp)
+      std::map<std::string, double> parameters;  // expression: named numbers it reads
       bool operator==(const Mask&) const = default;
     } mask;
+    struct ScoreMod {  // FlexAttention's score_mod: the cell's score replaced by an expression of it
+      std::string expression;  // empty: none
+      std::map<std::string, double> parameters;
+      bool operator==(const ScoreMod&) const = default;
+    } score_mod;
     bool operator==(const Attention&) const = default;
   } attention;
   struct Context {  // cross-attention: this text supplies the keys and values
@@ -143,6 +152,7 @@ std::string option_set(Session& s, std::string_view path, std::string_view json_
 
 // Limits that keep a session computable on a desktop.
 inline constexpr std::size_t kMaxTextBytes = 1 << 20;
+inline constexpr std::size_t kMaxExpressionBytes = 4096;  // a mask or score_mod expression
 inline constexpr std::size_t kMaxTokens = 8192;
 // The attention field (attention/field.hpp) holds O(n d) per layer, not n^2: its sessions may be
 // this long, and memory is what limits them (pipeline.hpp: Engine::compute_field).
@@ -172,8 +182,11 @@ struct SessionParse {
 SessionParse parse_session(std::string_view json_text);
 std::string to_json(const Session& s);  // pretty JSON, every key written
 
+class CellExpression;
 struct Validation {
   std::vector<std::string> problems;
+  // the mask (kind expression) and score_mod compiled, when they are fine
+  std::shared_ptr<const CellExpression> mask_expression, score_mod;
   std::vector<Token> tokens;      // the tokenized text, when the text itself is fine
   std::vector<Token> key_tokens;  // the tokenized context (cross-attention), else empty
   bool ok() const { return problems.empty(); }

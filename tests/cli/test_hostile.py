@@ -87,6 +87,46 @@ refused("a global position past int", ["compute", session("g.json", {"attention"
 refused("not an object", ["compute", session_file("arr.json", "[1, 2]")], "must be a JSON object")
 refused("invalid UTF-8 in a key", ["compute", session_file("utf.json", b'{"te\xffxt": 1}')], "ill-formed UTF-8")
 
+# --- expressions (attention.mask.expression, attention.score_mod) ------------------------------
+def expr(mask=None, score_mod=None, params=None):
+    a = {}
+    if mask is not None:
+        a["mask"] = {"kind": "expression", "expression": mask, "parameters": params or {}}
+    if score_mod is not None:
+        a["score_mod"] = {"expression": score_mod, "parameters": params or {}}
+    return {"text": "one two three four five six", "attention": a}
+
+
+refused("a mask expression of 1 MB", ["compute", session("e1.json", expr("k <= q" + " + 0" * 250000))],
+        "the limit is 4096")
+refused("an unknown name, at its character", ["compute", session("e2.json", expr("k <= q and q - k <= windw"))],
+        "at character 21")
+refused("a mask reading score", ["compute", session("e3.json", expr("score > 0"))], "mask cannot read score")
+refused("2000 open parentheses", ["compute", session("e4.json", expr("(" * 2000 + "k"))], "attention.mask.expression")
+refused("a parameter that overflows", ["compute", session_file("e5.json", '{"attention": {"mask": {"kind": "expression", '
+                                                               '"expression": "k <= w", "parameters": {"w": 1e400}}}}')],
+        "is too large")
+refused("a parameter that is a string", ["compute", session("e6.json", expr("k <= w", params={"w": "1"}))],
+        "must be a number")
+refused("a parameter named q", ["compute", session("e7.json", expr("k <= q", params={"q": 1}))], "parameter 'q'")
+refused("parameters that are a list", ["compute", session("e8.json", {"attention": {"score_mod": {"expression": "score",
+                                                                                               "parameters": [1, 2]}}})],
+        "must be an object of named numbers")
+refused("invalid UTF-8 in an expression", ["compute", session_file("e9.json", b'{"attention": {"mask": {"kind": '
+                                                                         b'"expression", "expression": "k \xff q"}}}')],
+        "ill-formed UTF-8")
+refused("a score_mod under an approximate kernel", ["compute", session("e10.json", dict(expr(score_mod="score * 2"),
+        **{"attention": {"score_mod": {"expression": "score * 2"}, "kernel": {"kind": "performer"}}}))],
+        "cannot apply attention.score_mod")
+# NaN everywhere: every cell masked, rows of zeros, exit 0
+rc, err, _ = run("compute", session("e11.json", expr("sqrt(-1)", score_mod="score / 0")), "-o", out)
+check(rc == 0, f"an expression that is NaN everywhere computes (every cell masked): exit {rc}, {err[-200:]!r}")
+if os.path.exists(out):
+    r = json.load(open(out))
+    w = r["layers"][0]["heads"][0]["weights"]
+    check(all(v == 0 for row in w for v in row), "a NaN mask allows nothing: every weight 0")
+    os.remove(out)
+
 # --- T5 buckets: every tiny (num_buckets, max_distance) either computes or is refused -----------
 crashes = []
 for nb in range(1, 9):

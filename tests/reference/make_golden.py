@@ -118,7 +118,70 @@ def bigbird_random_keys(seed, row, n, r):
     return perm[:take]
 
 
-def reference_mask(m, n, tokens=None, seed=0):
+# ---- programmable attention: each expression of the golden cases, as numpy ------------------
+# i, j: query and key positions (broadcast columns / rows), h: head, P: the parameters; docs and
+# specials: per-token arrays. Floored modulo is numpy's %; muparser's `and`/`or` are & and |.
+def _doc_at(docs, x):
+    return np.asarray(docs)[np.asarray(x)]
+
+
+EXPRESSION_MASKS = {
+    "k <= q": lambda i, j, h, nq, nk, P, d, sp: j <= i,
+    "abs(q - k) <= window": lambda i, j, h, nq, nk, P, d, sp: np.abs(i - j) <= P["window"],
+    "k <= q and q - k <= window": lambda i, j, h, nq, nk, P, d, sp: (j <= i) & (i - j <= P["window"]),
+    "abs(q - k) <= window * dilation and (q - k) % dilation == 0":
+        lambda i, j, h, nq, nk, P, d, sp: (np.abs(i - j) <= P["window"] * P["dilation"]) & ((i - j) % P["dilation"] == 0),
+    "floor(q / block) == floor(k / block)": lambda i, j, h, nq, nk, P, d, sp: (i // P["block"]) == (j // P["block"]),
+    "k <= q and (k < sinks or q - k <= window)":
+        lambda i, j, h, nq, nk, P, d, sp: (j <= i) & ((j < P["sinks"]) | (i - j <= P["window"])),
+    "k <= q or k < prefix": lambda i, j, h, nq, nk, P, d, sp: (j <= i) | (j < P["prefix"]),
+    "doc(q) == doc(k) and k <= q":
+        lambda i, j, h, nq, nk, P, d, sp: (_doc_at(d, i) == _doc_at(d, j)) & (j <= i),
+    "abs(min(max(q, window), n_k - 1 - window) - k) <= window":
+        lambda i, j, h, nq, nk, P, d, sp: np.abs(np.minimum(np.maximum(i, P["window"]), nk - 1 - P["window"]) - j) <= P["window"],
+    "floor(k / block) <= floor(q / block)": lambda i, j, h, nq, nk, P, d, sp: (j // P["block"]) <= (i // P["block"]),
+    "k <= q and (h % 2 == 1 or q - k <= window)":
+        lambda i, j, h, nq, nk, P, d, sp: (j <= i) & ((h % 2 == 1) | (i - j <= P["window"])),
+    "not ((q + k) % 3 == 1)": lambda i, j, h, nq, nk, P, d, sp: ~((i + j) % 3 == 1),
+    "is_special(k) == 0 and (q >= k or q < 2)":
+        lambda i, j, h, nq, nk, P, d, sp: (np.asarray(sp)[j] == 0) & ((i >= j) | (i < 2)),
+}
+
+# score modifiers: s is the scaled (and position-biased) score matrix
+EXPRESSION_SCORE_MODS = {
+    "cap * tanh(score / cap)": lambda s, i, j, h, nq, nk, P: P["cap"] * np.tanh(s / P["cap"]),
+    "score + bias * (k - q)": lambda s, i, j, h, nq, nk, P: s + P["bias"] * (j - i),
+    "score * (1 + h) / 2 - 0.01 * (n_k - k)": lambda s, i, j, h, nq, nk, P: s * (1 + h) / 2 - 0.01 * (nk - j),
+}
+
+
+def token_docs(text, tokens, pad, n):
+    """Per token: its document (blank lines and special tokens end one) and whether it is special."""
+    specials = np.array([1 if t == pad else 0 for t in tokens] + [0] * (n - len(tokens)))
+    docs = np.zeros(n, dtype=np.int64)
+    if not tokens:
+        return docs, specials
+    # where each token starts in the text: the tokenizer's matches, in order
+    starts = []
+    if text is not None:
+        pos = 0
+        for t in tokens:
+            pos = text.index(t, pos)
+            starts.append(pos)
+            pos += len(t)
+    # a blank line: a newline that follows a newline with only spaces, tabs or CRs between
+    breaks = [b for b in range(len(text)) if text[b] == "\n" and re.search(r"\n[ \t\r]*$", text[:b])] \
+        if text is not None else []
+    before = 0
+    for t, tok in enumerate(tokens):
+        start = starts[t] if starts else 0
+        docs[t] = sum(1 for b in breaks if b < start) + before
+        before += specials[t]
+    return docs, specials
+
+
+def reference_mask(m, n, tokens=None, seed=0, head=0, text=None):
+    docs, specials = token_docs(text, tokens or [], m["pad_token"], n)
     i = np.arange(n)[:, None]
     j = np.arange(n)[None, :]
     kind, w = m["kind"], m["window"]
@@ -159,6 +222,10 @@ def reference_mask(m, n, tokens=None, seed=0):
         for q, k in m["cells"]:
             if 0 <= q < n and 0 <= k < n:
                 a[q, k] = True
+    elif kind == "expression":
+        # the formula, written again in numpy (EXPRESSION_MASKS); h = 0 unless the caller asks
+        a = EXPRESSION_MASKS[m["expression"]](i, j, head, n, n, m.get("parameters", {}), docs, specials)
+        a = np.broadcast_to(np.asarray(a, bool), (n, n)).copy()
     elif kind == "streaming_llm":
         # Xiao et al. 2023, sec. 3.2: s attention sinks plus the rolling window of the last w + 1
         s = m["sinks"]
@@ -308,7 +375,7 @@ def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional=
             score="scaled_dot", temperature=1.0, mask="causal", mask_params=None, pos_params=None,
             normalizer="softmax", kv_sharing="mha", n_kv_heads=2, cosine_temperature=0.1,
             sigmoid_bias_auto=True, sigmoid_bias=0.0, dropout=0.0, n_layers=1, block="attention", ffn_mult=4,
-            rollout_residual=True, context=None, kernel="exact", kernel_params=None):
+            rollout_residual=True, context=None, kernel="exact", kernel_params=None, score_mod=None):
     pos = {"kind": positional, "rope_base": 10000.0, "rope_fraction": 1.0, "rope_convention": "rotate_half",
            "t5_num_buckets": 32, "t5_max_distance": 128, "t5_bidirectional": True}
     pos.update(pos_params or {})
@@ -327,7 +394,8 @@ def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional=
                       "kernel": dict({"kind": kernel, "block_rows": 4, "block_cols": 4, "features": 64,
                                       "orthogonal": True, "projected_length": 4, "landmarks": 4},
                                      **(kernel_params or {})),
-                      "mask": mask_default(kind=mask, **(mask_params or {}))},
+                      "mask": mask_default(kind=mask, **(mask_params or {})),
+                      **({"score_mod": score_mod} if score_mod else {})},
     }
 
 
@@ -398,6 +466,10 @@ def gelu(x):
     return 0.5 * x * (1 + np.vectorize(erf)(x / math.sqrt(2)))
 
 
+def kern_kind(s):
+    return s["attention"].get("kernel", {"kind": "exact"})["kind"]
+
+
 def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
     m = s["attention"]["mask"]
     pos = s["positional"]
@@ -428,7 +500,7 @@ def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
                 if 0 <= qi < n and 0 <= kj < n_k:
                     shared[qi, kj] = True
     elif m["kind"] != "lsh":
-        shared = reference_mask(m, n, tokens, seed)
+        shared = reference_mask(m, n, tokens, seed, text=s["text"])
     slopes = alibi_slopes(h_n) if pos["kind"] == "alibi" else None
     if pos["kind"] == "t5":
         table = normals(stream_key(seed, "positional.t5"), pos["t5_num_buckets"] * h_n).reshape(pos["t5_num_buckets"], h_n)
@@ -446,6 +518,8 @@ def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
             norms = np.linalg.norm(qh, axis=1, keepdims=True)
             kh = qh / np.where(norms > 0, norms, 1)
             allowed = lsh_reference_mask(qh, m, seed, h, layer)
+        elif m["kind"] == "expression" and memory is None:  # a formula of h: each head its own
+            allowed = reference_mask(m, n, tokens, seed, head=h, text=s["text"])
         else:
             allowed = shared
         hp = f"layer{layer}.head{h}."
@@ -468,6 +542,11 @@ def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
             buckets = np.vectorize(lambda r: t5_bucket(r, pos["t5_bidirectional"], pos["t5_num_buckets"],
                                                        pos["t5_max_distance"]))(rel)
             logits = logits + table[buckets, h]
+        mod = s["attention"].get("score_mod", {})
+        if mod.get("expression") and kern_kind(s) in ("exact", "flash"):  # FlexAttention's score_mod, after the bias
+            ii, jj = np.arange(n)[:, None], np.arange(n_k)[None, :]
+            logits = EXPRESSION_SCORE_MODS[mod["expression"]](logits, ii, jj, h, n, n_k, mod.get("parameters", {}))
+            logits = np.broadcast_to(logits, (n, n_k)).astype(np.float64)
         if norm["kind"] == "softmax":
             z = np.where(allowed, logits / temp, -np.inf)
             rowmax = z.max(axis=1, keepdims=True)
@@ -626,6 +705,36 @@ CASES = [
     ("streaming_llm_sinks", session("a long stream keeps its first tokens as sinks and a short window of the rest",
                                     mask="streaming_llm", mask_params={"sinks": 2, "window": 3}, d_model=16,
                                     n_heads=2, seed=71)),
+    # programmable attention (issue 14): masks and score modifiers typed as expressions
+    ("expression_prefix_lm", session("a prefix seen by all and a causal rest", mask="expression",
+                                     mask_params={"expression": "k <= q or k < prefix", "parameters": {"prefix": 3}},
+                                     d_model=16, n_heads=2, seed=81)),
+    ("expression_documents", session("first document here\n\nsecond one [PAD] third part\n \nlast words",
+                                     mask="expression", mask_params={"expression": "doc(q) == doc(k) and k <= q"},
+                                     d_model=16, n_heads=2, seed=82)),
+    ("expression_per_head", session("even heads look near and odd heads look far back", mask="expression",
+                                    mask_params={"expression": "k <= q and (h % 2 == 1 or q - k <= window)",
+                                                 "parameters": {"window": 1}}, d_model=16, n_heads=4, seed=83)),
+    ("expression_natten", session("neighbourhood attention shifts its window inward at both edges", mask="expression",
+                                  mask_params={"expression": "abs(min(max(q, window), n_k - 1 - window) - k) <= window",
+                                               "parameters": {"window": 2}}, positional="rope", d_model=16,
+                                  n_heads=2, seed=84)),
+    ("expression_not_and_causal", session("a strange pattern cut by the causal flag", mask="expression",
+                                          mask_params={"expression": "not ((q + k) % 3 == 1)", "causal": True},
+                                          d_model=8, n_heads=2, seed=85)),
+    ("expression_special_keys", session("skip [PAD] the [PAD] pads but the first rows see ahead", mask="expression",
+                                        mask_params={"expression": "is_special(k) == 0 and (q >= k or q < 2)"},
+                                        d_model=8, n_heads=2, seed=86)),
+    ("score_mod_soft_cap", session("Gemma two caps its logits with a tanh", mask="causal", temperature=0.5,
+                                   score_mod={"expression": "cap * tanh(score / cap)", "parameters": {"cap": 0.3}},
+                                   d_model=16, n_heads=2, seed=87)),
+    ("score_mod_relative_alibi", session("a relative bias on top of ALiBi slopes", positional="alibi",
+                                         score_mod={"expression": "score + bias * (k - q)", "parameters": {"bias": 0.25}},
+                                         d_model=16, n_heads=4, seed=88)),
+    ("score_mod_head_and_length_flash", session("a score modifier through the flash kernel's tiles", kernel="flash",
+                                                kernel_params={"block_rows": 3, "block_cols": 2}, mask="none",
+                                                score_mod={"expression": "score * (1 + h) / 2 - 0.01 * (n_k - k)"},
+                                                d_model=16, n_heads=2, seed=89)),
     ("custom_with_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [1, 1], [3, 2]]},
                                       d_model=8, n_heads=1)),
 ]
@@ -657,6 +766,16 @@ for n in (1, 5, 9, 16):
         ("streaming_llm", {"sinks": 1, "window": 0}), ("streaming_llm", {"sinks": 40, "window": 1}),
     ]:
         MASK_CASES.append((n, mask_default(kind=kind, **params)))
+    for expr, params, causal in [
+        ("k <= q", {}, False), ("abs(q - k) <= window", {"window": 1}, False),
+        ("abs(q - k) <= window * dilation and (q - k) % dilation == 0", {"window": 2, "dilation": 3}, False),
+        ("floor(q / block) == floor(k / block)", {"block": 3}, True),
+        ("k <= q and (k < sinks or q - k <= window)", {"sinks": 2, "window": 1}, False),
+        ("k <= q or k < prefix", {"prefix": 4}, False), ("floor(k / block) <= floor(q / block)", {"block": 4}, False),
+        ("abs(min(max(q, window), n_k - 1 - window) - k) <= window", {"window": 1}, False),
+        ("not ((q + k) % 3 == 1)", {}, False),
+    ]:
+        MASK_CASES.append((n, mask_default(kind="expression", expression=expr, parameters=params, causal=causal)))
 
 
 def main():
