@@ -120,6 +120,12 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
   j["pan"] = {st.pan.x, st.pan.y};
   j["layer"] = st.layer;
   j["problems"] = st.problems_current() ? st.newest->problems : std::vector<std::string>{};
+  nlohmann::json marks = nlohmann::json::object();
+  for (const auto& [path, m] : st.expression_marks)
+    marks[path] = {{"message", m.message}, {"position", m.position}, {"x", m.x * scale.x}};
+  j["expression_marks"] = marks;
+  j["mask_expression"] = st.session.attention.mask.expression;
+  j["score_mod"] = st.session.attention.score_mod.expression;
   if (st.shown && st.shown->result) {
     const Result& r = *st.shown->result;
     j["shown_generation"] = st.shown->generation;

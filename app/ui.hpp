@@ -148,6 +148,14 @@ struct AppState {
   int intervene_layer = -1;                       // -1: every layer
   std::string ablate_text;                        // heads ablated, "L.H, L.H" as typed
   std::string ablate_error;                       // why ablate_text is not used ("" when it is)
+  // the expression fields' problem as the panel points at it (for tests: path -> message, character, x)
+  struct ExpressionMark {
+    std::string message;
+    int position = -1;
+    float x = 0;
+  };
+  std::map<std::string, ExpressionMark> expression_marks;
+  std::string new_parameter;  // the name typed into a parameters field's "add" box
   std::vector<std::pair<int, int>> ablate;        // the last valid ablate_text
   int ablate_mode = 0;                            // 0 zero, 1 mean over positions
   int next_pos = -1;                              // the position whose next tokens are listed (-1: the last)

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../ui.hpp"
+#include "attention/expression.hpp"
 #include "core/utf8.hpp"
 #include "views/view.hpp"
 #include "session/session.hpp"
@@ -45,6 +46,112 @@ std::string ShortLabel(const OptionSpec& o) {
   std::string last = o.path.substr(o.path.rfind('.') + 1);
   if (last == "kind") last = o.path.substr(0, o.path.rfind('.')).substr(o.path.substr(0, o.path.rfind('.')).rfind('.') + 1);
   return last;
+}
+
+// An expression field (attention.mask.expression, attention.score_mod.expression): a preset
+// menu, the formula, and - when it does not compile - a red mark under the character the problem
+// starts at, with the message. Returns the new expression as JSON ("" when unchanged); a preset
+// also sets the parameters.
+std::string ExpressionWidget(AppState& st, const OptionSpec& o, const std::string& current_text) {
+  const bool mask = o.path == "attention.mask.expression";
+  const ExpressionRole role = mask ? ExpressionRole::mask : ExpressionRole::score_mod;
+  std::string next;
+  const std::string preset_id = "preset##" + o.path;
+  if (ImGui::BeginCombo(preset_id.c_str(), "choose a preset...", ImGuiComboFlags_HeightLargest)) {
+    const bool placed = !ImGui::IsWindowAppearing();
+    for (const ExpressionPreset& p : expression_presets()) {
+      if (p.role != role) continue;
+      if (ImGui::Selectable(p.name)) {
+        next = nlohmann::json(std::string(p.expression)).dump();
+        option_set(st.session, mask ? "attention.mask.parameters" : "attention.score_mod.parameters", p.parameters);
+      }
+      if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s\n%s", p.expression, p.description);
+      if (placed) RecordWidget(st, o.path + ".preset=" + p.name);
+    }
+    ImGui::EndCombo();
+  }
+  RecordWidget(st, o.path + ".preset");
+  std::string text = current_text;
+  // the whole width of the panel: formulas are longer than numbers
+  ImGui::TextUnformatted(mask ? "mask expression" : "score_mod (empty: none)");
+  HelpMarker(o.help);
+  const std::string label = "##" + o.path;
+  const ImVec2 at = ImGui::GetCursorScreenPos();
+  ImGui::SetNextItemWidth(-FLT_MIN);
+  if (ImGui::InputText(label.c_str(), &text))
+    next = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  RecordWidget(st, o.path);
+  // the problem, compiled here (muparser parses a 4 KB formula in well under a millisecond):
+  // the session's validation says the same in words, this says where
+  st.expression_marks.erase(o.path);
+  if (!text.empty() || mask) {
+    ExpressionProblem problem;
+    const auto& params = mask ? st.session.attention.mask.parameters : st.session.attention.score_mod.parameters;
+    if (text.size() <= kMaxExpressionBytes && !utf8_first_invalid(text) &&
+        !CellExpression::compile(text, role, params, {}, problem)) {
+      const ImGuiStyle& style = ImGui::GetStyle();
+      const std::string ui = to_ui(text);
+      // the byte the character starts at, in the text as ImGui shows it
+      std::size_t byte = 0;
+      for (int c = 0; c < problem.position && byte < ui.size(); ++c) {
+        ++byte;
+        while (byte < ui.size() && (static_cast<unsigned char>(ui[byte]) & 0xC0) == 0x80) ++byte;
+      }
+      const float x = at.x + style.FramePadding.x + ImGui::CalcTextSize(ui.c_str(), ui.c_str() + byte).x;
+      const float w = problem.position >= 0 && byte < ui.size()
+                          ? std::max(ImGui::CalcTextSize(ui.c_str() + byte, ui.c_str() + byte + 1).x, 4.0f)
+                          : 6.0f;
+      const float y = at.y + ImGui::GetFrameHeight() - 2;
+      const ImU32 red = IM_COL32(255, 80, 70, 255);
+      if (problem.position >= 0) {  // under the character: a bar and a caret (the field scrolls no further than 4 KB)
+        ImDrawList* dl = ImGui::GetWindowDrawList();
+        dl->AddRectFilled(ImVec2(x, y - 1), ImVec2(x + w, y + 2), red);
+        dl->AddTriangleFilled(ImVec2(x + w / 2, y), ImVec2(x + w / 2 - 5, y + 7), ImVec2(x + w / 2 + 5, y + 7), red);
+      }
+      ImGui::Dummy(ImVec2(0, 6));
+      ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.0f, 0.45f, 0.4f, 1.0f));
+      ImGui::PushTextWrapPos(0);
+      ImGui::TextUnformatted(problem.message.c_str());
+      ImGui::PopTextWrapPos();
+      ImGui::PopStyleColor();
+      st.expression_marks[o.path] = {problem.message, problem.position, x + w / 2};
+    }
+  }
+  return next;
+}
+
+// A parameters field: a number per name (dragged or typed), a button to remove it, and a box to
+// add one. Returns the new object as JSON ("" when unchanged).
+std::string ParametersWidget(AppState& st, const OptionSpec& o, const nlohmann::json& value) {
+  nlohmann::json out = value;
+  bool changed = false;
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    const std::string key = it.key();
+    double v = it.value().get<double>();
+    ImGui::PushID(key.c_str());
+    // a drag whose speed follows the value: windows of 2 and caps of 50 both move in useful steps
+    const float speed = float(std::max(0.05, std::abs(v) * 0.02));
+    if (ImGui::DragScalar(key.c_str(), ImGuiDataType_Double, &v, speed, nullptr, nullptr, "%.4g")) {
+      if (std::isfinite(v)) out[key] = v, changed = true;
+    }
+    RecordWidget(st, o.path + "." + key);
+    ImGui::SameLine();
+    if (ImGui::SmallButton("x")) out.erase(key), changed = true;
+    ImGui::PopID();
+  }
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6);
+  const std::string add_id = "##add" + o.path;
+  const bool enter = ImGui::InputTextWithHint(add_id.c_str(), "name", &st.new_parameter,
+                                              ImGuiInputTextFlags_EnterReturnsTrue);
+  RecordWidget(st, o.path + ".new");
+  ImGui::SameLine();
+  const std::string button = "add parameter##" + o.path;
+  if ((ImGui::SmallButton(button.c_str()) || enter) && !Trim(st.new_parameter).empty()) {
+    out[Trim(st.new_parameter)] = 1.0;
+    st.new_parameter.clear();
+    changed = true;
+  }
+  return changed ? out.dump() : "";
 }
 
 // One widget for option `o`, by its type, editing the session through the generic accessors.
@@ -90,6 +197,13 @@ bool OptionWidget(AppState& st, const OptionSpec& o) {
   } else if (o.type == "bool") {
     bool b = value.get<bool>();
     if (ImGui::Checkbox(label.c_str(), &b)) next = b ? "true" : "false";
+  } else if (o.type == "string" && (o.path == "attention.mask.expression" || o.path == "attention.score_mod.expression")) {
+    next = ExpressionWidget(st, o, value.get<std::string>());
+    if (next.empty()) return false;
+    return option_set(s, o.path, next).empty();  // kept while it does not compile: the mark says where
+  } else if (o.type == "parameters") {
+    next = ParametersWidget(st, o, value);
+    if (next.empty()) return false;
   } else if (o.type == "string") {
     std::string text = value.get<std::string>();
     const bool multiline = o.path == "context.text";
@@ -134,6 +248,7 @@ void ProblemsFor(AppState& st, const std::string& path) {
   for (const auto& p : st.newest->problems) {
     const auto paths = problem_options(p);
     if (std::find(paths.begin(), paths.end(), path) == paths.end()) continue;
+    if (st.expression_marks.count(path)) continue;  // said, and pointed at, by the expression field
     ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.0f, 0.45f, 0.4f, 1.0f));
     ImGui::PushTextWrapPos(0);
     ImGui::TextUnformatted(("! " + p).c_str());
@@ -395,6 +510,7 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
     changed |= OptionSection(st, "Positional encoding", {"positional."});
     changed |= OptionSection(st, "Scores", {"attention.score.", "attention.normalizer.", "attention.dropout"});
     changed |= OptionSection(st, "Mask", {"attention.mask."});
+    changed |= OptionSection(st, "Score modifier", {"attention.score_mod."});
     changed |= OptionSection(st, "Kernel", {"attention.kernel."});
     changed |= OptionSection(st, "Cross-attention", {"context."});
     changed |= OptionSection(st, "Analysis", {"analysis."});

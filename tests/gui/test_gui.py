@@ -1545,6 +1545,83 @@ def test_training():
         d.close()
 
 
+@on_example
+def test_expressions(d, s):
+    """Issue 14: a mask typed as an expression draws its pattern; a syntax error is pointed at
+    (a red mark under its character) and the last picture stays; a preset fills the formula and
+    its parameters; a score modifier chosen from its presets computes."""
+    n = s["n_tokens"]
+    choose(d, "attention.mask.kind", "expression")
+    s = d.wait_for(lambda s: settled(s) and s["mask"] == "expression", "the expression mask shown")
+    if not s:
+        return
+    check(s["allowed"] == ["1" * (i + 1) + "0" * (n - i - 1) for i in range(n)], "the default expression k <= q is causal")
+
+    def typed(text):
+        s = reveal(d, "attention.mask.expression")
+        d.click(*center(s["widgets"]["attention.mask.expression"]))
+        d.chord("ctrl+a")
+        d.xdo("type", "--delay", "30", text)
+
+    typed("abs(q - k) <= 1 or k == 0")
+    want = ["".join("1" if abs(i - j) <= 1 or j == 0 else "0" for j in range(n)) for i in range(n)]
+    s = d.wait_for(lambda s: settled(s) and s["allowed"] == want, "the typed band with a first column")
+    if not s:
+        return
+    d.xdo("mousemove", "5", str(H - 5))
+    s = d.wait_for(settled, "settled")
+    png = d.screenshot("expression-band")
+    background = head0_pixels(png, s)
+    wrong = [(i, j) for i in range(n) for j in range(n) if (want[i][j] == "1") == background[i][j]]
+    check(not wrong, f"the typed expression is drawn: background exactly where it masks (wrong at {wrong[:5]})")
+
+    # a syntax error: pointed at, the message under the field, the last picture kept
+    typed("abs(q - k) <= 1 or kk == 0")
+    s = d.wait_for(lambda s: "attention.mask.expression" in s.get("expression_marks", {}) and
+                   any("at character 20" in p for p in s["problems"]), "the error pointed at")
+    if not s:
+        return
+    mark = s["expression_marks"]["attention.mask.expression"]
+    check(mark["position"] == 19 and "kk" in mark["message"], f"the mark is at character 20, 'kk' ({mark})")
+    fx, fy, fw, fh = s["widgets"]["attention.mask.expression"]
+    check(fx < mark["x"] < fx + fw, f"the mark lies under the field ({mark['x']:.0f} in {fx:.0f}..{fx + fw:.0f})")
+    check(s["allowed"] == want, "the last good pattern stays while the expression is wrong")
+    png = d.screenshot("expression-error")
+    img = Image.open(png).convert("RGB")
+    reds = [(x, y) for x in range(int(fx), int(fx + fw)) for y in range(int(fy + fh - 4), int(fy + fh + 8))
+            if (lambda c: c[0] > 200 and c[1] < 120 and c[2] < 120)(img.getpixel((x, y)))]
+    check(reds and abs(sum(x for x, _ in reds) / len(reds) - mark["x"]) < 8,
+          f"red pixels under the field, centred on the mark ({len(reds)} red pixels)")
+
+    # a preset: its formula and parameters, and its pattern (StreamingLLM: 4 sinks, window 2)
+    s = reveal(d, "attention.mask.expression.preset")
+    d.click(*center(s["widgets"]["attention.mask.expression.preset"]))
+    item = "attention.mask.expression.preset=streaming_llm"
+    s = d.wait_for(lambda s: item in s["widgets"], "the preset menu")
+    d.frames(3)
+    s = d.wait_for(lambda s: item in s["widgets"], "the preset menu")
+    d.click(*center(s["widgets"][item]))
+    want = ["".join("1" if j <= i and (j < 4 or i - j <= 2) else "0" for j in range(n)) for i in range(n)]
+    s = d.wait_for(lambda s: settled(s) and s["allowed"] == want and not s["problems"], "the StreamingLLM preset's pattern")
+    if s:
+        check("attention.mask.parameters.sinks" in s["widgets"] and "attention.mask.parameters.window" in s["widgets"],
+              "a control per parameter (sinks, window)")
+        check(s["mask_expression"] == "k <= q and (k < sinks or q - k <= window)", "the preset's formula in the field")
+
+    # a score modifier from its presets: soft-capping
+    s = reveal(d, "attention.score_mod.expression.preset")
+    d.click(*center(s["widgets"]["attention.score_mod.expression.preset"]))
+    item = "attention.score_mod.expression.preset=soft_cap"
+    s = d.wait_for(lambda s: item in s["widgets"], "the score_mod preset menu")
+    d.frames(3)
+    s = d.wait_for(lambda s: item in s["widgets"], "the score_mod preset menu")
+    d.click(*center(s["widgets"][item]))
+    s = d.wait_for(lambda s: settled(s) and s["score_mod"] == "cap * tanh(score / cap)" and not s["problems"],
+                   "the soft-capping score_mod computed")
+    if s:
+        check("attention.score_mod.parameters.cap" in s["widgets"], "the cap parameter has its control")
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
@@ -1554,7 +1631,7 @@ STARTED = time.time()
  "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model,
  "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views,
  "long": test_long, "patching": test_patching, "compare_models": test_compare_models,
- "lens": test_lens, "training": test_training}[MODE]()
+ "lens": test_lens, "training": test_training, "expressions": test_expressions}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
