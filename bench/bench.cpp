@@ -125,6 +125,26 @@ void BM_field_window128_sinks(benchmark::State& state) {  // StreamingLLM: 4 sin
   m.window = 127;
   run_field(state, m);
 }
+// Programmable attention (issue 14): a mask typed as an expression against its built-in kind.
+// The expression's field evaluates every cell once (muparser, both cores) and keeps row spans.
+void BM_field_causal(benchmark::State& state) {
+  Session::Attention::Mask m;
+  m.kind = MaskKind::causal;
+  run_field(state, m);
+}
+void BM_field_expression_causal(benchmark::State& state) {
+  Session::Attention::Mask m;
+  m.kind = MaskKind::expression;
+  m.expression = "k <= q";
+  run_field(state, m);
+}
+void BM_field_expression_window128_sinks(benchmark::State& state) {
+  Session::Attention::Mask m;
+  m.kind = MaskKind::expression;
+  m.expression = "k <= q and (k < sinks or q - k <= window)";
+  m.parameters = {{"sinks", 4}, {"window", 127}};
+  run_field(state, m);
+}
 void BM_mha_self_attention_causal(benchmark::State& state) { run_mha(state, MaskKind::causal); }
 
 // One head (d_head 64) at n tokens, no mask (every cell: a default Mask is causal), built once: field_one_head_overview times its
@@ -568,6 +588,10 @@ BENCHMARK(BM_gemm_dhead64)->Arg(4096)->Arg(32768)->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_field_self_attention)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3);
 BENCHMARK(BM_field_window128_sinks)->Arg(131072)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_field_self_attention)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_field_causal)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_field_expression_causal)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_field_window128_sinks)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_field_expression_window128_sinks)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_field_one_head_overview)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(2);
 BENCHMARK(BM_field_tile_256)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(5)->MinTime(0.2);
 BENCHMARK(BM_field_tile_pooled_2048)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3)->MinTime(0.2);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <string>
 
 #include "attention/expression.hpp"
@@ -252,4 +253,115 @@ TEST_CASE("expression: a score modifier of h changes each head as written; the c
   const MaskMatrix& a = *causal->layers[0].heads[0].allowed;
   for (Eigen::Index i = 0; i < a.rows(); ++i)
     for (Eigen::Index j = 0; j < a.cols(); ++j) CHECK(bool(a(i, j)) == (j <= i));
+}
+
+namespace {
+// A random formula over the names and operators masks use, for the bounds' property test.
+struct RandomFormula {
+  std::mt19937 rng;
+  explicit RandomFormula(unsigned seed) : rng(seed) {}
+  int pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); }
+  std::string value(int depth) {
+    if (depth <= 0 || pick(4) == 0) {
+      switch (pick(8)) {
+        case 0: return "q";
+        case 1: return "k";
+        case 2: return "h";
+        case 3: return "w";
+        case 4: return "n_k";
+        case 5: return std::to_string(pick(9) - 2);
+        case 6: return "0.5";
+        default: return pick(2) ? "q" : "k";
+      }
+    }
+    switch (pick(14)) {
+      case 0: return "(" + value(depth - 1) + " + " + value(depth - 1) + ")";
+      case 1: return "(" + value(depth - 1) + " - " + value(depth - 1) + ")";
+      case 2: return value(depth - 1) + " * " + value(depth - 1);
+      case 3: return "floor(" + value(depth - 1) + " / " + std::to_string(pick(7) + 1) + ")";
+      case 4: return "(" + value(depth - 1) + ") % " + std::to_string(pick(6) + 1);
+      case 5: return "abs(" + value(depth - 1) + ")";
+      case 6: return "min(" + value(depth - 1) + ", " + value(depth - 1) + ")";
+      case 7: return "max(" + value(depth - 1) + ", " + value(depth - 1) + ")";
+      case 8: return "doc(" + value(depth - 1) + ")";
+      case 9: return "is_special(" + value(depth - 1) + ")";
+      case 10: return "-(" + value(depth - 1) + ")";
+      case 11: return value(depth - 1) + " / " + value(depth - 1);
+      case 12: return "mod(" + value(depth - 1) + ", " + value(depth - 1) + ")";
+      default: return "(" + test(depth - 1) + " ? " + value(depth - 1) + " : " + value(depth - 1) + ")";
+    }
+  }
+  std::string test(int depth) {
+    static const char* cmp[] = {" < ", " <= ", " > ", " >= ", " == ", " != "};
+    switch (depth <= 0 ? 0 : pick(5)) {
+      case 0: case 1: return value(depth) + cmp[pick(6)] + value(depth);
+      case 2: return "(" + test(depth - 1) + " and " + test(depth - 1) + ")";
+      case 3: return "(" + test(depth - 1) + " or " + test(depth - 1) + ")";
+      default: return "not (" + test(depth - 1) + ")";
+    }
+  }
+};
+}  // namespace
+
+TEST_CASE("expression: blocks decided by the bounds equal the cells evaluated one by one, for 400 random formulas") {
+  RandomFormula gen(20261203);
+  // tokens with documents and specials: doc(x) and is_special(x) have something to read
+  const int n_tokens = 300;
+  std::string text;
+  std::vector<Token> tokens;
+  for (int t = 0; t < n_tokens; ++t) {
+    const std::string word = t % 37 == 5 ? "[PAD]" : "w" + std::to_string(t);
+    const std::size_t begin = text.size();
+    text += word;
+    tokens.push_back({word, begin, text.size()});
+    text += t % 53 == 20 ? "\n\n" : " ";
+  }
+  const TokenFacts facts = token_facts(text, tokens, "[PAD]");
+  int decided_somewhere = 0;
+  for (int c = 0; c < 400; ++c) {
+    const std::string f = gen.pick(3) ? gen.test(3) : gen.value(3);
+    const int n = 1 + gen.pick(n_tokens), head = gen.pick(3);
+    ExpressionProblem problem;
+    const auto e = CellExpression::compile(f, ExpressionRole::mask, {{"w", double(gen.pick(9))}}, facts, problem);
+    REQUIRE_MESSAGE(e, f << ": " << problem.message);
+    long long evaluated = 0;
+    MaskMatrix blocks = MaskMatrix::Zero(n, n);
+    expression_rows(e, n, n, head, [&](int i, const std::vector<std::pair<int, int>>& spans) {
+      for (const auto& [a, b] : spans)
+        for (int j = a; j < b; ++j) blocks(i, j) = 1;
+    }, &evaluated);
+    MaskMatrix cells(n, n);
+    ExpressionEvaluator ev(e, n, n);
+    for (int i = 0; i < n; ++i) ev.mask_row(i, head, 0, n, cells.row(i).data());
+    INFO(f << " (n " << n << ", head " << head << ", bounds " << e->has_bounds() << ")");
+    CHECK_MESSAGE(first_difference(cells, blocks).empty(), first_difference(cells, blocks));
+    CHECK(e->has_bounds());
+    decided_somewhere += evaluated < (long long)n * n;
+  }
+  CHECK(decided_somewhere > 100);  // the bounds decide blocks of many formulas, not none
+}
+
+TEST_CASE("expression: the bounds decide the presets' blocks - the cells evaluated one by one follow the boundary") {
+  const int n = 4096;
+  for (const ExpressionPreset& p : expression_presets()) {
+    if (p.role != ExpressionRole::mask || std::string(p.name) == "document") continue;
+    std::map<std::string, double> params;
+    const nlohmann::json pj = nlohmann::json::parse(p.parameters);
+    for (auto it = pj.begin(); it != pj.end(); ++it) params[it.key()] = it.value().get<double>();
+    ExpressionProblem problem;
+    const auto e = compile_mask(p.expression, params, problem);
+    REQUIRE(e);
+    long long evaluated = 0;
+    expression_rows(e, n, n, 0, [](int, const std::vector<std::pair<int, int>>&) {}, &evaluated);
+    INFO(std::string(p.name) << ": " << evaluated << " of " << (long long)n * n << " cells evaluated one by one");
+    CHECK(e->has_bounds());
+    const std::string name = p.name;
+    if (name == "strided" || name == "fixed") {
+      // every 64 x 64 block under the diagonal holds allowed and masked cells (a column every
+      // stride keys): no block but those above the diagonal can be decided
+      CHECK(evaluated <= (long long)n * (n + 2 * 64) / 2);
+    } else {
+      CHECK(evaluated <= (long long)n * n / 8);
+    }
+  }
 }

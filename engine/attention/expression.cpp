@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <regex>
+#include <tuple>
 
 #include <muParser.h>
 
@@ -90,6 +93,404 @@ void set_up(mu::Parser& p, const CellExpression& e, Cells& c, int n_q, int n_k) 
 
 }  // namespace
 
+// ---- bounds: the formula over a block of cells, by interval arithmetic --------------------------
+// A value over the block lies in [lo, hi], may be NaN (nan), and is computed without rounding
+// (exact: integers of integer operations, below 2^52) or not (then comparisons keep a margin, so
+// that a rounding difference between this evaluation and muparser's never decides a block).
+
+namespace {
+
+struct Range {
+  double lo = -HUGE_VAL, hi = HUGE_VAL;
+  bool nan = true, exact = false;
+  bool quotient = false;  // a / b of exact a and b: its floor and ceil are exact
+};
+
+constexpr double kExactLimit = 4503599627370496.0;  // 2^52
+
+Range top() { return {}; }
+Range point(double v) {
+  const bool ex = std::isfinite(v) && v == std::floor(v) && std::abs(v) < kExactLimit;
+  return {v, v, false, ex, false};
+}
+Range span(double lo, double hi, bool exact) {
+  if (!(lo <= hi) || !std::isfinite(lo) || !std::isfinite(hi)) return top();
+  return {lo, hi, false, exact && std::abs(lo) < kExactLimit && std::abs(hi) < kExactLimit, false};
+}
+Range boolean(bool can_false, bool can_true) { return {can_false ? 0.0 : 1.0, can_true ? 1.0 : 0.0, false, true, false}; }
+double margin(const Range& a, const Range& b) {
+  if (a.exact && b.exact) return 0;
+  const double m = std::max({1.0, std::abs(a.lo), std::abs(a.hi), std::abs(b.lo), std::abs(b.hi)});
+  return 1e-9 * m;
+}
+// truthiness as muparser's && || ?: read it (NaN is true); ! gives 0 for NaN
+bool can_zero(const Range& a) {
+  const double e = a.exact ? 0 : 1e-9 * std::max({1.0, std::abs(a.lo), std::abs(a.hi)});
+  return a.lo - e <= 0 && 0 <= a.hi + e;
+}
+bool can_nonzero(const Range& a) { return a.nan || !a.exact || a.lo != 0 || a.hi != 0; }
+
+enum class Op {
+  number, q, k, h, n_q, n_k, neg, pos, lnot, add, sub, mul, div, mod, pow, lt, le, gt, ge, eq, ne, land, lor, cond, call
+};
+
+struct Node {
+  Op op = Op::number;
+  double value = 0;
+  std::string fn;
+  std::vector<int> kids;
+};
+
+}  // namespace
+
+struct CellExpression::Bounds {
+  std::vector<Node> nodes;
+  int root = -1;
+  std::vector<double> doc;           // per token, non-decreasing
+  std::vector<int> specials_before;  // prefix counts of special tokens (size n + 1)
+
+  struct Cells {
+    int q0, q1, k0, k1, h, n_q, n_k;
+  };
+  Range eval(int at, const Cells& c) const;
+  Range call(const Node& nd, const Cells& c) const;
+};
+
+namespace {
+
+// A recursive-descent reading of the (rewritten) formula with muparser's precedence: ?: lowest
+// (right to left), ||, &&, the comparisons, + -, * / %, the signs + - ! (tighter than * / %),
+// ^ (tightest). Anything else - and a second ^, whose grouping is muparser's business - leaves
+// the bounds out: the mask is then evaluated cell by cell, as before.
+class BoundsParser {
+ public:
+  BoundsParser(const std::string& text, const std::map<std::string, double>& params, std::vector<Node>& nodes)
+      : t_(text), params_(params), nodes_(nodes) {}
+  bool parse(int& root) {
+    if (std::count(t_.begin(), t_.end(), '^') > 1) return false;
+    root = ternary();
+    skip();
+    return ok_ && root >= 0 && i_ == t_.size();
+  }
+
+ private:
+  const std::string& t_;
+  const std::map<std::string, double>& params_;
+  std::vector<Node>& nodes_;
+  std::size_t i_ = 0;
+  bool ok_ = true;
+  int depth_ = 0;
+
+  int add(Op op, std::vector<int> kids, double value = 0, std::string fn = "") {
+    nodes_.push_back({op, value, std::move(fn), std::move(kids)});
+    return static_cast<int>(nodes_.size()) - 1;
+  }
+  void skip() {
+    while (i_ < t_.size() && std::isspace(static_cast<unsigned char>(t_[i_]))) ++i_;
+  }
+  bool eat(const char* s) {
+    skip();
+    const std::size_t n = std::strlen(s);
+    if (t_.compare(i_, n, s) != 0) return false;
+    // '<' must not eat the first half of '<=', '!' not that of '!=', '&' and '|' are doubled
+    if (n == 1 && (s[0] == '<' || s[0] == '>' || s[0] == '!' || s[0] == '=') && i_ + 1 < t_.size() && t_[i_ + 1] == '=')
+      return false;
+    i_ += n;
+    return true;
+  }
+  int fail() {
+    ok_ = false;
+    return -1;
+  }
+  int ternary() {
+    if (++depth_ > 200) return fail();  // what muparser parsed, this reads no deeper than 200 levels
+    const int c = lor();
+    int out = c;
+    if (ok_ && eat("?")) {
+      const int a = ternary();
+      if (!eat(":")) return fail();
+      const int b = ternary();
+      out = add(Op::cond, {c, a, b});
+    }
+    --depth_;
+    return ok_ ? out : -1;
+  }
+  int lor() {
+    int a = land();
+    while (ok_ && eat("||")) a = add(Op::lor, {a, land()});
+    return a;
+  }
+  int land() {
+    int a = cmp();
+    while (ok_ && eat("&&")) a = add(Op::land, {a, cmp()});
+    return a;
+  }
+  int cmp() {
+    int a = sum();
+    while (ok_) {
+      Op op;
+      if (eat("<=")) op = Op::le;
+      else if (eat(">=")) op = Op::ge;
+      else if (eat("==")) op = Op::eq;
+      else if (eat("!=")) op = Op::ne;
+      else if (eat("<")) op = Op::lt;
+      else if (eat(">")) op = Op::gt;
+      else break;
+      a = add(op, {a, sum()});
+    }
+    return a;
+  }
+  int sum() {
+    int a = product();
+    while (ok_) {
+      if (eat("+")) a = add(Op::add, {a, product()});
+      else if (eat("-")) a = add(Op::sub, {a, product()});
+      else break;
+    }
+    return a;
+  }
+  int product() {
+    int a = sign();
+    while (ok_) {
+      if (eat("*")) a = add(Op::mul, {a, sign()});
+      else if (eat("/")) a = add(Op::div, {a, sign()});
+      else if (eat("%")) a = add(Op::mod, {a, sign()});
+      else break;
+    }
+    return a;
+  }
+  int sign() {
+    if (++depth_ > 200) return fail();
+    int out;
+    if (eat("-")) out = add(Op::neg, {sign()});
+    else if (eat("+")) out = add(Op::pos, {sign()});
+    else if (eat("!")) out = add(Op::lnot, {sign()});
+    else out = power();
+    --depth_;
+    return ok_ ? out : -1;
+  }
+  int power() {
+    const int a = primary();
+    if (ok_ && eat("^")) return add(Op::pow, {a, sign()});
+    return a;
+  }
+  int primary() {
+    skip();
+    if (i_ >= t_.size()) return fail();
+    const char c = t_[i_];
+    if (c == '(') {
+      ++i_;
+      const int a = ternary();
+      if (!eat(")")) return fail();
+      return a;
+    }
+    if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') {
+      std::size_t j = i_;
+      while (j < t_.size() && std::isdigit(static_cast<unsigned char>(t_[j]))) ++j;
+      if (j < t_.size() && t_[j] == '.') ++j;
+      while (j < t_.size() && std::isdigit(static_cast<unsigned char>(t_[j]))) ++j;
+      if (j < t_.size() && (t_[j] == 'e' || t_[j] == 'E')) {
+        std::size_t e = j + 1;
+        if (e < t_.size() && (t_[e] == '+' || t_[e] == '-')) ++e;
+        if (e < t_.size() && std::isdigit(static_cast<unsigned char>(t_[e]))) {
+          j = e;
+          while (j < t_.size() && std::isdigit(static_cast<unsigned char>(t_[j]))) ++j;
+        }
+      }
+      const std::string num = t_.substr(i_, j - i_);
+      i_ = j;
+      char* end = nullptr;
+      const double v = std::strtod(num.c_str(), &end);
+      if (!end || *end) return fail();
+      return add(Op::number, {}, v);
+    }
+    if (is_name_char(c) && !std::isdigit(static_cast<unsigned char>(c))) {
+      std::size_t j = i_;
+      while (j < t_.size() && is_name_char(t_[j])) ++j;
+      const std::string name = t_.substr(i_, j - i_);
+      i_ = j;
+      if (eat("(")) {  // a function call
+        std::vector<int> args;
+        skip();
+        if (!eat(")")) {
+          do args.push_back(ternary());
+          while (ok_ && eat(","));
+          if (!eat(")")) return fail();
+        }
+        return add(Op::call, std::move(args), 0, name);
+      }
+      if (name == "q") return add(Op::q, {});
+      if (name == "k") return add(Op::k, {});
+      if (name == "h") return add(Op::h, {});
+      if (name == "n_q") return add(Op::n_q, {});
+      if (name == "n_k") return add(Op::n_k, {});
+      if (name == "true") return add(Op::number, {}, 1);
+      if (name == "false") return add(Op::number, {}, 0);
+      if (name == "_pi") return add(Op::number, {}, 3.141592653589793238462643);
+      if (name == "_e") return add(Op::number, {}, 2.718281828459045235360287);
+      const auto it = params_.find(name);
+      if (it != params_.end()) return add(Op::number, {}, it->second);
+      return fail();  // a name these bounds do not know
+    }
+    return fail();
+  }
+};
+
+Range monotone(const Range& a, double (*f)(double), bool exact) {
+  if (a.nan) return top();
+  return span(f(a.lo), f(a.hi), exact);
+}
+
+}  // namespace
+
+namespace {
+// floored a % b over ranges, as fn_mod: a - b floor(a / b), NaN for b = 0
+Range floored_mod(const Range& a, const Range& b) {
+  if (a.nan || b.nan || b.lo != b.hi || b.lo == 0 || !a.exact || !b.exact) {
+    if (!a.nan && !b.nan && b.lo > 0) return span(0, b.hi, false);  // [0, b) for a positive divisor
+    return top();
+  }
+  const double d = b.lo;
+  const double f0 = std::floor(a.lo / d), f1 = std::floor(a.hi / d);
+  if (f0 == f1) return span(a.lo - d * f0, a.hi - d * f0, true);  // one period: a shift
+  return d > 0 ? span(0, d - 1, true) : span(d + 1, 0, true);
+}
+}  // namespace
+
+Range CellExpression::Bounds::call(const Node& nd, const Cells& c) const {
+  std::vector<Range> a;
+  for (int kid : nd.kids) a.push_back(eval(kid, c));
+  const std::string& f = nd.fn;
+  const bool one = a.size() == 1;
+  // floor and ceil of exact / exact are exact: a correctly rounded quotient of integers below
+  // 2^52 never crosses the integer its true value lies above
+  if (f == "floor" && one) return monotone(a[0], [](double x) { return std::floor(x); }, a[0].exact || a[0].quotient);
+  if (f == "ceil" && one) return monotone(a[0], [](double x) { return std::ceil(x); }, a[0].exact || a[0].quotient);
+  if (f == "abs" && one) {
+    const Range& x = a[0];
+    if (x.nan) return top();
+    if (x.lo >= 0) return span(x.lo, x.hi, x.exact);
+    if (x.hi <= 0) return span(-x.hi, -x.lo, x.exact);
+    return span(0, std::max(-x.lo, x.hi), x.exact);
+  }
+  if ((f == "min" || f == "max") && !a.empty()) {
+    Range r = a[0];
+    for (std::size_t i = 1; i < a.size(); ++i) {
+      if (a[i].nan || r.nan) return top();
+      r = f == "min" ? span(std::min(r.lo, a[i].lo), std::min(r.hi, a[i].hi), r.exact && a[i].exact)
+                     : span(std::max(r.lo, a[i].lo), std::max(r.hi, a[i].hi), r.exact && a[i].exact);
+    }
+    return r;
+  }
+  if (f == "mod" && a.size() == 2) return floored_mod(a[0], a[1]);
+  if ((f == "doc" || f == "is_special") && one) {
+    const Range& x = a[0];
+    const int n = static_cast<int>(doc.size());
+    if (x.nan || !(x.lo >= 0) || !(x.hi < n)) return top();  // outside the tokens: NaN
+    const int lo = static_cast<int>(x.lo), hi = static_cast<int>(x.hi);  // the engine truncates
+    if (f == "doc") return span(doc[lo], doc[hi], true);
+    const int specials = specials_before[hi + 1] - specials_before[lo];
+    return specials == 0 ? point(0) : specials == hi - lo + 1 ? point(1) : span(0, 1, true);
+  }
+  if (f == "sqrt" && one && !a[0].nan && a[0].lo >= 0) return monotone(a[0], [](double x) { return std::sqrt(x); }, false);
+  if (f == "exp" && one) return monotone(a[0], [](double x) { return std::exp(x); }, false);
+  if (f == "tanh" && one) return monotone(a[0], [](double x) { return std::tanh(x); }, false);
+  if ((f == "sin" || f == "cos") && one && !a[0].nan) return span(-1, 1, false);
+  return top();  // a function these bounds do not follow
+}
+
+Range CellExpression::Bounds::eval(int at, const Cells& c) const {
+  const Node& nd = nodes[at];
+  auto kid = [&](int i) { return eval(nd.kids[i], c); };
+  switch (nd.op) {
+    case Op::number: return point(nd.value);
+    case Op::q: return span(c.q0, c.q1, true);
+    case Op::k: return span(c.k0, c.k1, true);
+    case Op::h: return point(c.h);
+    case Op::n_q: return point(c.n_q);
+    case Op::n_k: return point(c.n_k);
+    case Op::pos: return kid(0);
+    case Op::neg: {
+      const Range a = kid(0);
+      if (a.nan) return top();
+      return span(-a.hi, -a.lo, a.exact);
+    }
+    case Op::lnot: {
+      const Range a = kid(0);
+      return boolean(can_nonzero(a), can_zero(a));  // !NaN is 0
+    }
+    case Op::add: case Op::sub: {
+      const Range a = kid(0), b = kid(1);
+      if (a.nan || b.nan) return top();
+      return nd.op == Op::add ? span(a.lo + b.lo, a.hi + b.hi, a.exact && b.exact)
+                              : span(a.lo - b.hi, a.hi - b.lo, a.exact && b.exact);
+    }
+    case Op::mul: {
+      const Range a = kid(0), b = kid(1);
+      if (a.nan || b.nan) return top();
+      const double p[4] = {a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi};
+      return span(*std::min_element(p, p + 4), *std::max_element(p, p + 4), a.exact && b.exact);
+    }
+    case Op::div: {
+      const Range a = kid(0), b = kid(1);
+      if (a.nan || b.nan || (b.lo <= 0 && b.hi >= 0)) return top();
+      const double p[4] = {a.lo / b.lo, a.lo / b.hi, a.hi / b.lo, a.hi / b.hi};
+      Range r = span(*std::min_element(p, p + 4), *std::max_element(p, p + 4), false);
+      r.quotient = !r.nan && a.exact && b.exact;
+      return r;
+    }
+    case Op::mod: return floored_mod(kid(0), kid(1));
+    case Op::pow: {
+      const Range a = kid(0), b = kid(1);
+      if (a.nan || b.nan || a.lo != a.hi || b.lo != b.hi) return top();
+      const double v = std::pow(a.lo, b.lo);
+      Range r = point(v);
+      if (!(a.exact && b.exact && b.lo >= 0)) r.exact = false;
+      if (std::isnan(v)) return top();
+      return r;
+    }
+    case Op::lt: case Op::le: case Op::gt: case Op::ge: {
+      Range a = kid(0), b = kid(1);
+      if (nd.op == Op::gt || nd.op == Op::ge) std::swap(a, b);  // a > b is b < a
+      const bool strict = nd.op == Op::lt || nd.op == Op::gt;
+      const double e = margin(a, b);
+      const bool nan = a.nan || b.nan;
+      // NaN compares false: it can make a comparison false, never true
+      const bool always = !nan && (strict ? a.hi < b.lo - e : a.hi <= b.lo - e);
+      const bool never = strict ? a.lo >= b.hi + e : a.lo > b.hi + e;
+      return boolean(!always, !never);
+    }
+    case Op::eq: case Op::ne: {
+      const Range a = kid(0), b = kid(1);
+      const double e = margin(a, b);
+      const bool nan = a.nan || b.nan;
+      const bool disjoint = !nan ? (a.hi < b.lo - e || a.lo > b.hi + e) : false;
+      const bool same = !nan && a.exact && b.exact && a.lo == a.hi && b.lo == b.hi && a.lo == b.lo;
+      // NaN == x is false, NaN != x true
+      if (nd.op == Op::eq) return boolean(!same, !disjoint);
+      return boolean(!disjoint, !same);
+    }
+    case Op::land: {
+      const Range a = kid(0), b = kid(1);
+      return boolean(can_zero(a) || can_zero(b), can_nonzero(a) && can_nonzero(b));
+    }
+    case Op::lor: {
+      const Range a = kid(0), b = kid(1);
+      return boolean(can_zero(a) && can_zero(b), can_nonzero(a) || can_nonzero(b));
+    }
+    case Op::cond: {
+      const Range t = kid(0);
+      if (!can_zero(t)) return kid(1);
+      if (!can_nonzero(t)) return kid(2);
+      const Range a = kid(1), b = kid(2);
+      if (a.nan || b.nan) return top();
+      return span(std::min(a.lo, b.lo), std::max(a.hi, b.hi), a.exact && b.exact);
+    }
+    case Op::call: return call(nd, c);
+  }
+  return top();
+}
+
 TokenFacts token_facts(std::string_view text, const std::vector<Token>& tokens, const std::string& pad_token) {
   TokenFacts f;
   f.doc.resize(tokens.size());
@@ -167,6 +568,16 @@ std::shared_ptr<const CellExpression> CellExpression::compile(const std::string&
     if (results != 1) {
       problem = {"the expression gives " + std::to_string(results) + " values (commas); it must give one", -1};
       return nullptr;
+    }
+    if (role == ExpressionRole::mask) {  // the bounds that let blocks of cells be decided at once
+      auto b = std::make_shared<Bounds>();
+      if (BoundsParser(e->parsed_, e->parameters_, b->nodes).parse(b->root)) {
+        b->doc = e->facts_.doc;
+        b->specials_before.assign(e->facts_.special.size() + 1, 0);
+        for (std::size_t t = 0; t < e->facts_.special.size(); ++t)
+          b->specials_before[t + 1] = b->specials_before[t] + (e->facts_.special[t] != 0);
+        e->bounds_ = std::move(b);
+      }
     }
   } catch (const mu::Parser::exception_type& err) {
     std::string msg = err.GetMsg();
@@ -260,15 +671,83 @@ bool expression_reads_head(const std::string& text) {
   return false;
 }
 
-MaskMatrix expression_mask(const CellExpression& e, int n_q, int n_k, int head) {
-  MaskMatrix m(n_q, n_k);
-  std::shared_ptr<const CellExpression> shared(std::shared_ptr<const CellExpression>{}, &e);  // not owned
-#pragma omp parallel
-  {
-    ExpressionEvaluator ev(shared, n_q, n_k);
-#pragma omp for schedule(dynamic, 16)
-    for (int i = 0; i < n_q; ++i) ev.mask_row(i, head, 0, n_k, m.row(i).data());
+CellExpression::Block CellExpression::classify(int q0, int q1, int k0, int k1, int h, int n_q, int n_k) const {
+  if (!bounds_ || role_ != ExpressionRole::mask) return Block::unknown;
+  const Range r = bounds_->eval(bounds_->root, {q0, q1, k0, k1, h, n_q, n_k});
+  // a cell is allowed where the value is non-zero and not NaN
+  const bool can_allow = !(r.exact && !r.nan && r.lo == 0 && r.hi == 0);
+  const bool can_mask = r.nan || can_zero(r);
+  return !can_allow ? Block::empty : !can_mask ? Block::full : Block::unknown;
+}
+
+namespace {
+constexpr int kStripe = 64, kLeaf = 64;  // rows per stripe; the narrowest block of keys decided at once
+
+// the blocks of keys of rows [r0, r1] (inclusive), in order: decided halves, down to kLeaf keys
+void key_blocks(const CellExpression& e, int r0, int r1, int k0, int k1, int head, int n_q, int n_k,
+                std::vector<std::tuple<int, int, CellExpression::Block>>& out) {
+  const auto b = e.classify(r0, r1, k0, k1, head, n_q, n_k);
+  if (b != CellExpression::Block::unknown || k1 - k0 + 1 <= kLeaf) {
+    out.emplace_back(k0, k1, b);
+    return;
   }
+  const int mid = k0 + (k1 - k0) / 2;
+  key_blocks(e, r0, r1, k0, mid, head, n_q, n_k, out);
+  key_blocks(e, r0, r1, mid + 1, k1, head, n_q, n_k, out);
+}
+}  // namespace
+
+void expression_rows(const std::shared_ptr<const CellExpression>& e, int n_q, int n_k, int head,
+                     const std::function<void(int, const std::vector<std::pair<int, int>>&)>& emit,
+                     long long* evaluated) {
+  long long cells = 0;
+  const int stripes = (n_q + kStripe - 1) / kStripe;
+#pragma omp parallel reduction(+ : cells)
+  {
+    ExpressionEvaluator ev(e, n_q, n_k);
+    std::vector<std::tuple<int, int, CellExpression::Block>> blocks;
+    std::vector<std::uint8_t> row(n_k);
+    std::vector<std::pair<int, int>> spans;
+    auto append = [&](int a, int b) {  // [a, b), merged with the span it continues
+      if (!spans.empty() && spans.back().second == a) spans.back().second = b;
+      else spans.push_back({a, b});
+    };
+#pragma omp for schedule(dynamic, 1)
+    for (int s = 0; s < stripes; ++s) {
+      const int r0 = s * kStripe, r1 = std::min(n_q, r0 + kStripe) - 1;
+      blocks.clear();
+      if (n_k > 0) key_blocks(*e, r0, r1, 0, n_k - 1, head, n_q, n_k, blocks);
+      for (int i = r0; i <= r1; ++i) {
+        spans.clear();
+        for (const auto& [k0, k1, b] : blocks) {
+          if (b == CellExpression::Block::full) append(k0, k1 + 1);
+          if (b != CellExpression::Block::unknown) continue;
+          ev.mask_row(i, head, k0, k1 + 1, row.data());
+          cells += k1 - k0 + 1;
+          for (int j = k0; j <= k1;) {
+            if (!row[j - k0]) {
+              ++j;
+              continue;
+            }
+            int t = j;
+            while (t <= k1 && row[t - k0]) ++t;
+            append(j, t);
+            j = t;
+          }
+        }
+        emit(i, spans);
+      }
+    }
+  }
+  if (evaluated) *evaluated = cells;
+}
+
+MaskMatrix expression_mask(const CellExpression& e, int n_q, int n_k, int head) {
+  MaskMatrix m = MaskMatrix::Zero(n_q, n_k);
+  std::shared_ptr<const CellExpression> shared(std::shared_ptr<const CellExpression>{}, &e);  // not owned
+  expression_rows(shared, n_q, n_k, head, [&](int i, const std::vector<std::pair<int, int>>& spans) {
+    for (const auto& [a, b] : spans) std::fill(m.row(i).data() + a, m.row(i).data() + b, std::uint8_t(1));
+  });
   return m;
 }
 

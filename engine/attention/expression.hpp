@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -57,12 +58,23 @@ class CellExpression {
   const TokenFacts& facts() const { return facts_; }
   const std::string& parsed() const { return parsed_; }  // the text with and/or/not as &&, ||, !
 
+  // A mask over a block of cells, rows [q0, q1] x keys [k0, k1] of head h (inclusive), decided
+  // without evaluating its cells where interval arithmetic over the formula can: every cell
+  // masked, every cell allowed, or not known (then each cell is evaluated). Sound by
+  // construction - a block is called empty or full only when no cell can be otherwise - and
+  // `unknown` whenever the formula leaves what the bounds understand (docs/expressions.md).
+  enum class Block { empty, full, unknown };
+  Block classify(int q0, int q1, int k0, int k1, int h, int n_q, int n_k) const;
+  bool has_bounds() const { return bounds_ != nullptr; }  // false: every block is unknown
+
  private:
   std::string text_, parsed_;
   ExpressionRole role_ = ExpressionRole::mask;
   std::map<std::string, double> parameters_;
   TokenFacts facts_;
   bool reads_head_ = false;
+  struct Bounds;
+  std::shared_ptr<const Bounds> bounds_;
 };
 
 // One thread's evaluator of a CellExpression (muparser keeps per-evaluation state): n_q and n_k
@@ -86,6 +98,14 @@ class ExpressionEvaluator {
 
 // The text names the head (h): the mask differs per head.
 bool expression_reads_head(const std::string& text);
+
+// Each row's allowed keys [a, b) of an expression mask for one head, over both cores: rows in
+// stripes of 64, whose blocks of keys the bounds decide at once (CellExpression::classify), the
+// rest evaluated cell by cell. emit(row, spans) is called once per row, from any thread.
+// `evaluated` (if given) receives the number of cells evaluated one by one.
+void expression_rows(const std::shared_ptr<const CellExpression>& e, int n_q, int n_k, int head,
+                     const std::function<void(int, const std::vector<std::pair<int, int>>&)>& emit,
+                     long long* evaluated = nullptr);
 
 // The mask of an expression for one head: (n_q, n_k), rows over both cores.
 MaskMatrix expression_mask(const CellExpression& e, int n_q, int n_k, int head);

@@ -52,35 +52,18 @@ MaskRule::MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const
     expression_rows_.resize(n_q);
     expression_bits_.resize(n_q);
     if (expr) {
-      // every cell evaluated once, a row at a time over both cores; a row keeps its spans only
-#pragma omp parallel
-      {
-        ExpressionEvaluator ev(expr, n_q, n_k);
-        std::vector<std::uint8_t> row(n_k);
-#pragma omp for schedule(dynamic, 16)
-        for (int i = 0; i < n_q; ++i) {
-          ev.mask_row(i, 0, 0, n_k, row.data());
-          auto& spans = expression_rows_[i];
-          for (int j = 0; j < n_k;) {
-            if (!row[j]) {
-              ++j;
-              continue;
-            }
-            int e = j;
-            while (e < n_k && row[e]) ++e;
-            spans.push_back({j, e});
-            j = e;
-          }
-          // a fragmented row (k % 2 == 0) is kept as bits: n_k / 8 bytes at most, never 8 per cell
-          if (spans.size() > std::size_t(n_k) / 64 + 4) {
-            auto& bits = expression_bits_[i];
-            bits.assign((n_k + 63) / 64, 0);
-            for (const auto& [a, b] : spans)
-              for (int j = a; j < b; ++j) bits[j >> 6] |= std::uint64_t(1) << (j & 63);
-            std::vector<Span>().swap(spans);
-          }
+      // evaluated once: blocks the bounds decide, the rest cell by cell; a row keeps its spans
+      expression_rows(expr, n_q, n_k, 0, [&](int i, const std::vector<Span>& spans) {
+        // a fragmented row (k % 2 == 0) is kept as bits: n_k / 8 bytes at most, never 8 per cell
+        if (spans.size() <= std::size_t(n_k) / 64 + 4) {
+          expression_rows_[i] = spans;
+          return;
         }
-      }
+        auto& bits = expression_bits_[i];
+        bits.assign((n_k + 63) / 64, 0);
+        for (const auto& [a, b] : spans)
+          for (int j = a; j < b; ++j) bits[j >> 6] |= std::uint64_t(1) << (j & 63);
+      });
     }
   }
   causal_ = spec.causal && mask_combines_with_causal(spec.kind) && n_q == n_k;
