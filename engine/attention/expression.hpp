@@ -1,7 +1,7 @@
 // Programmable attention: a mask or a score modifier typed as an expression, FlexAttention's
 // mask_mod(b, h, q_idx, kv_idx) and score_mod(score, b, h, q_idx, kv_idx) written as formulas.
-// Parsed and evaluated by muparser (Debian's libmuparser), in double precision, over runs of
-// cells at a time (its bulk mode: one compiled bytecode, the cell's coordinates as arrays).
+// Parsed and evaluated by muparser (Debian's libmuparser), in double precision, a cell per call
+// of its compiled bytecode; blocks of cells that interval bounds decide are not evaluated.
 //
 // The names an expression reads:
 //   q, k        query and key positions (0-based)      h          the head (0-based)
@@ -93,7 +93,6 @@ class ExpressionEvaluator {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  void eval(int m);  // m cells of the arrays into impl_->out
 };
 
 // The text names the head (h): the mask differs per head.
