@@ -2,6 +2,7 @@
 //   attnlab-cli compute SESSION.json [-o OUT.json]   Result as JSON (stdout without -o)
 //   attnlab-cli compute --model DIR --text TEXT       the same from a Hugging Face model folder
 //   attnlab-cli estimate SESSION.json                  time and memory the session needs, as JSON
+//   attnlab-cli blocks SESSION.json [--block N]        the mask's block map (block-sparse kernels), as JSON
 //   attnlab-cli options [--markdown]                  every session option as JSON (or a table)
 //   attnlab-cli render SESSION.json --view V -o F.png  a figure (no display needed; .svg, .pdf too)
 //   attnlab-cli export SESSION.json --matrix M -o F.csv|.npy|.json|.tsv   one matrix
@@ -17,6 +18,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "analysis/blocks.hpp"
+#include "attention/expression.hpp"
+#include "attention/field.hpp"
 #include "present/colormap.hpp"
 #include "session/cost.hpp"
 #include "present/export.hpp"
@@ -245,6 +249,52 @@ int estimate_command(const std::string& path) {
   j["limits"] = {{"bytes", memory_budget_bytes()}, {"seconds", kMaxComputeSeconds}};
   j["problems"] = v.problems;
   std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  return 0;
+}
+
+// The mask's block map: which bq x bk blocks a block-sparse kernel computes (full, partial) and
+// skips (empty), from the mask's rule - no attention computed, any length the field takes.
+int blocks_command(const std::string& path, int bq, int bk, int head) {
+  std::string text, err;
+  if (!read_file_limited(path, kMaxSessionFileBytes, text, err, "a session file")) return fail(err);
+  auto parsed = parse_session(text);
+  if (!parsed.session) return fail(path + ": " + join(parsed.problems));
+  const Session& s = *parsed.session;
+  const Validation v = validate(s, ComputePath::field);
+  if (!v.ok()) return fail(path + ": " + join(v.problems));
+  const auto& m = s.attention.mask;
+  if (m.kind == MaskKind::lsh)
+    return fail(path + ": the lsh mask follows each head's queries; compute the session and read its mask instead");
+  if (head < 0 || head >= s.model.n_heads)
+    return fail("--head " + std::to_string(head) + " is not a head of this session (0 to " +
+                std::to_string(s.model.n_heads - 1) + ")");
+  const int n = static_cast<int>(v.tokens.size()), n_k = s.context.enabled ? static_cast<int>(v.key_tokens.size()) : n;
+  const MaskRule rule(m, n, n_k, s.context.enabled ? &v.key_tokens : &v.tokens, s.model.seed, v.mask_expression, head);
+  const BlockMap b = block_map(rule, bq, bk);
+  nlohmann::ordered_json j;
+  j["n_queries"] = n;
+  j["n_keys"] = n_k;
+  j["block"] = {b.bq, b.bk};
+  j["rows"] = b.rows;
+  j["cols"] = b.cols;
+  j["full"] = b.full;
+  j["partial"] = b.partial;
+  j["empty"] = b.empty;
+  j["allowed_cells"] = b.allowed;
+  j["dense_cells"] = static_cast<long long>(b.dense());
+  j["block_sparse_cells"] = b.computed;
+  j["block_sparse_saving"] = b.saving();
+  j["density"] = b.dense() > 0 ? double(b.allowed) / b.dense() : 0.0;
+  if (static_cast<long long>(b.rows) * b.cols <= (1 << 20)) {  // the map itself: F full, P partial, . empty
+    std::vector<std::string> rows;
+    for (int r = 0; r < b.rows; ++r) {
+      std::string line(b.cols, '.');
+      for (int c = 0; c < b.cols; ++c) line[c] = b.at(r, c) == BlockState::full ? 'F' : b.at(r, c) == BlockState::partial ? 'P' : '.';
+      rows.push_back(std::move(line));
+    }
+    j["map"] = rows;
+  }
+  std::cout << j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }
 
@@ -663,6 +713,15 @@ int main(int argc, char** argv) {
   auto* estimate_cmd = app.add_subcommand("estimate", "print the time and memory a session needs, and the limits, as JSON");
   estimate_cmd->add_option("session", estimate_path, "session JSON file (- for stdin)")->required();
 
+  std::string blocks_path;
+  int block_q = 128, block_k = 0, block_head = 0;
+  auto* blocks_cmd = app.add_subcommand("blocks", "print the mask's block map - the blocks a block-sparse kernel computes "
+                                                  "(full, partial) and skips (empty) - and its FLOP saving, as JSON");
+  blocks_cmd->add_option("session", blocks_path, "session JSON file (- for stdin)")->required();
+  blocks_cmd->add_option("--block", block_q, "block side in query rows (default 128)")->check(CLI::Range(1, 1 << 20));
+  blocks_cmd->add_option("--block-k", block_k, "block side in keys (default: --block)")->check(CLI::Range(1, 1 << 20));
+  blocks_cmd->add_option("--head", block_head, "the head, for a mask expression that reads h (default 0)");
+
   bool markdown = false;
   auto* options_cmd = app.add_subcommand("options", "print every session option with its allowed values as JSON");
   options_cmd->add_flag("--markdown", markdown, "as the Markdown table of docs/session-format.md");
@@ -770,6 +829,7 @@ int main(int argc, char** argv) {
       return compute_command(session_path, out_path, dense, run);
     }
     if (*estimate_cmd) return estimate_command(estimate_path);
+    if (*blocks_cmd) return blocks_command(blocks_path, block_q, block_k > 0 ? block_k : block_q, block_head);
     if (*tokenize_cmd) return tokenize_command(tok_dir, tok_text);
     if (*train_cmd) return train_command(ta);
     if (*patch_cmd) return patch_command(pa);

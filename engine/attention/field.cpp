@@ -44,7 +44,7 @@ void complement(const std::vector<int>& holes, int n, std::vector<Span>& out) {
 }  // namespace
 
 MaskRule::MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const std::vector<Token>* key_tokens,
-                   std::uint64_t seed, std::shared_ptr<const CellExpression> expr)
+                   std::uint64_t seed, std::shared_ptr<const CellExpression> expr, int head)
     : spec_(spec), n_q_(n_q), n_k_(n_k), seed_(seed) {
   if (spec.kind == MaskKind::expression) {
     static const std::vector<Token> no_tokens;
@@ -53,7 +53,7 @@ MaskRule::MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const
     expression_bits_.resize(n_q);
     if (expr) {
       // evaluated once: blocks the bounds decide, the rest cell by cell; a row keeps its spans
-      expression_rows(expr, n_q, n_k, 0, [&](int i, const std::vector<Span>& spans) {
+      expression_rows(expr, n_q, n_k, head, [&](int i, const std::vector<Span>& spans) {
         // a fragmented row (k % 2 == 0) is kept as bits: n_k / 8 bytes at most, never 8 per cell
         if (spans.size() <= std::size_t(n_k) / 64 + 4) {
           expression_rows_[i] = spans;

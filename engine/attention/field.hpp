@@ -27,9 +27,10 @@ namespace attnlab {
 // n_q queries and n_k keys of one sequence (n_q == n_k) or of a context (none, padding, custom).
 class MaskRule {
  public:
-  // an expression mask evaluates `expr` (null: the spec's, compiled against the tokens alone)
+  // an expression mask evaluates `expr` (null: the spec's, compiled against the tokens alone),
+  // for head `head` when it reads h
   MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const std::vector<Token>* key_tokens,
-           std::uint64_t seed, std::shared_ptr<const CellExpression> expr = nullptr);
+           std::uint64_t seed, std::shared_ptr<const CellExpression> expr = nullptr, int head = 0);
   static bool supports(MaskKind kind) { return kind != MaskKind::lsh; }
   void spans(int i, std::vector<std::pair<int, int>>& out) const;
   bool allowed(int i, int j) const;

@@ -420,5 +420,41 @@ check(p.returncode == 1 and b"need --model" in p.stderr, "--ablate without --mod
 p = run("compute", "--model", os.path.join(tmp, "nothing-here"), "--text", "hi")
 check(p.returncode == 1 and b"config.json: cannot open" in p.stderr and p.stderr.count(b"\n") == 1, "compute --model on a non-model: one line")
 
+# --- blocks: the mask's block map for block-sparse kernels ----------------------------------------
+def session_path(name, obj):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        json.dump(obj, f)
+    return path
+
+
+words = " ".join(f"w{i}" for i in range(1024))
+p = run("blocks", session_path("blocks-causal.json", {"text": words, "attention": {"mask": {"kind": "causal"}}}))
+check(p.returncode == 0, f"blocks on a causal session: exit 0 ({p.stderr.decode()!r})")
+if p.returncode == 0:
+    b = json.loads(p.stdout)
+    for key in ("n_queries", "n_keys", "block", "rows", "cols", "full", "partial", "empty", "allowed_cells",
+                "dense_cells", "block_sparse_cells", "block_sparse_saving", "density", "map"):
+        check(key in b, f"blocks: key '{key}'")
+    # by hand: 8 x 8 blocks of 128, 28 under the diagonal, 8 on it
+    check((b["full"], b["partial"], b["empty"]) == (28, 8, 28), f"blocks: causal 1024 / 128 is 28 full, 8 partial, 28 empty ({b})")
+    check(b["allowed_cells"] == 1024 * 1025 // 2 and abs(b["block_sparse_saving"] - 28 / 64) < 1e-12,
+          "blocks: allowed cells and the saving, by hand")
+    check(b["map"][0] == "P......." and b["map"][7] == "FFFFFFFP", f"blocks: the map's rows ({b['map'][:2]})")
+# a mask expression of h, per head; block sizes of 1 equal the mask itself
+expr = {"text": "a b c d e f", "model": {"d_model": 8, "n_heads": 2},
+        "attention": {"mask": {"kind": "expression", "expression": "k <= q and (h == 1 or k == q)"}}}
+p0 = run("blocks", session_path("blocks-h.json", expr), "--block", "1", "--head", "0")
+p1 = run("blocks", session_path("blocks-h.json", expr), "--block", "1", "--head", "1")
+check(p0.returncode == 0 and p1.returncode == 0, "blocks --head on an expression of h")
+if p0.returncode == 0 and p1.returncode == 0:
+    m0, m1 = json.loads(p0.stdout).get("map"), json.loads(p1.stdout).get("map")
+    check(m0 == ["".join("F" if j == i else "." for j in range(6)) for i in range(6)], f"blocks: head 0 is the diagonal ({m0})")
+    check(m1 == ["".join("F" if j <= i else "." for j in range(6)) for i in range(6)], f"blocks: head 1 is causal ({m1})")
+p = run("blocks", session_path("blocks-lsh.json", {"attention": {"mask": {"kind": "lsh"}}}))
+check(p.returncode == 1 and b"lsh" in p.stderr and p.stderr.count(b"\n") == 1, "blocks on lsh: one line, exit 1")
+p = run("blocks", session_path("blocks-head.json", {"attention": {"mask": {"kind": "causal"}}}), "--head", "9")
+check(p.returncode == 1 and b"--head 9" in p.stderr, "blocks --head out of range: one line, exit 1")
+
 print(f"{passed} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
