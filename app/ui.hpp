@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/blocks.hpp"
 #include "render/window_fonts.hpp"
 #include "render/heatmap.hpp"
 #include "tiles.hpp"
@@ -229,6 +230,14 @@ struct AppState {
   int flash_head = 0, flash_step = 0;  // flash teaching view: which head, how many tiles done
   int layer = 0;           // the layer the head grid shows
   int mask_head = 0;       // which head's pattern the mask view shows, when they differ
+  // the mask view's block map (analysis/blocks.hpp): the block side (0: automatic) and the map
+  // of the shown result, computed once per result, head and side
+  int block_size = 0;
+  struct BlockCache {
+    std::uint64_t generation = ~0ull;
+    int head = -1, block = -1;
+    std::shared_ptr<const BlockMap> map;
+  } blocks;
   int paint = 0;           // custom mask painting: 0 idle, 1 adding, -1 erasing
   ImVec4 text_box{0, 0, 0, 0};  // x, y, w, h
 

@@ -1545,8 +1545,35 @@ def test_training():
         d.close()
 
 
+def test_expressions():
+    """The block map under the mask (a 1024-token causal session, 128-blocks): its counts are the
+    CLI's `blocks`, its pixels full below the diagonal and empty above; then typing expressions."""
+    session = os.path.join(TMP, "blocks1024.json")
+    with open(session, "w") as f:
+        json.dump({"text": " ".join(f"w{i}" for i in range(1024)), "attention": {"mask": {"kind": "causal"}}}, f)
+    png, st = os.path.join(TMP, "blocks.png"), os.path.join(TMP, "blocks.json")
+    p = subprocess.run(["xvfb-run", "-a", "-s", f"-screen 0 {W}x{H}x24", APP, "--session", session, "--view", "mask",
+                        "--screenshot", png, "--frames", "20", "--no-mouse", "--state-file", st,
+                        "--width", str(W), "--height", str(H)], capture_output=True, timeout=120)
+    check(p.returncode == 0, f"blocks: app exits 0 ({p.stderr.decode()[-300:]!r})")
+    if p.returncode == 0:
+        state = json.load(open(st))
+        cli = json.loads(subprocess.run([CLI, "blocks", session], capture_output=True, check=True).stdout)
+        got = state.get("block_map", {})
+        check(got and (got["full"], got["partial"], got["empty"], got["block"]) ==
+              (cli["full"], cli["partial"], cli["empty"], cli["block"][0]) == (28, 8, 28, 128),
+              f"the window's block map counts are the CLI's (window {got}, CLI {cli['full']}/{cli['partial']}/{cli['empty']})")
+        x, y, w, h = state["widgets"]["mask.blocks"]
+        img = Image.open(png).convert("RGB")
+        at = lambda r, c: img.getpixel((int(x + (c + 0.5) * w / 8), int(y + (r + 0.5) * h / 8)))
+        check(at(7, 0) == (64, 170, 160) and at(3, 1) == (64, 170, 160), f"full blocks below the diagonal ({at(7, 0)})")
+        check(at(2, 2) == (230, 170, 60), f"partial blocks on the diagonal ({at(2, 2)})")
+        check(at(0, 7) not in ((64, 170, 160), (230, 170, 60)), f"empty blocks above it ({at(0, 7)})")
+    typing_expressions()
+
+
 @on_example
-def test_expressions(d, s):
+def typing_expressions(d, s):
     """Issue 14: a mask typed as an expression draws its pattern; a syntax error is pointed at
     (a red mark under its character) and the last picture stays; a preset fills the formula and
     its parameters; a score modifier chosen from its presets computes."""
