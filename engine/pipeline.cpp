@@ -296,7 +296,8 @@ std::vector<LayerMetrics> field_metrics(const std::vector<FieldLayer>& fields) {
     LayerMetrics m;
     for (const HeadField& h : f.heads) {
       const FieldMetrics& fm = h.metrics;
-      m.heads.push_back({fm.entropy, fm.entropy_normalized, fm.mean_distance, fm.max_weight, fm.first_token, fm.density});
+      m.heads.push_back({fm.entropy, fm.entropy_normalized, fm.mean_distance, fm.max_weight, fm.first_token, fm.density,
+                         fm.sink_mass});
     }
     out.push_back(std::move(m));
   }

@@ -91,6 +91,7 @@ TEST_CASE("attention: every intermediate matches the numpy reference") {
           CHECK(m.max_weight == doctest::Approx(em["max_weight"].get<double>()).epsilon(1e-4));
           CHECK(m.first_token == doctest::Approx(em["first_token"].get<double>()).epsilon(1e-4));
           CHECK(m.density == doctest::Approx(em["density"].get<double>()).epsilon(1e-9));
+          CHECK(m.sink_mass == doctest::Approx(em["sink_mass"].get<double>()).epsilon(1e-4));
         }
         test::check_matrix(L.attention_output, el["attention_output"], 1e-4, 1e-4, ln + " attention output");
         test::check_matrix(L.output, el["output"], 1e-4, 1e-4, ln + " output");

@@ -215,6 +215,8 @@ TEST_CASE("field: the per-head metrics of the streaming pass equal those of the 
       CHECK(f.max_weight == doctest::Approx(d.max_weight).epsilon(1e-4));
       CHECK(f.first_token == doctest::Approx(d.first_token).epsilon(1e-4));
       CHECK(f.density == doctest::Approx(d.density).epsilon(1e-9));
+      CHECK(f.sink_mass == doctest::Approx(d.sink_mass).epsilon(1e-4));
+      CHECK(f.sink_mass >= f.first_token - 1e-6);
     }
   }
 }

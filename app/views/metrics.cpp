@@ -26,8 +26,9 @@ void ShowMetricsWindow(AppState& st) {
     }
     const int l = std::clamp(st.layer, 0, static_cast<int>(r.metrics.size()) - 1);
     ImGui::Text("layer %d (choose the layer above the heads)", l);
-    if (ImGui::BeginTable("metrics", 7, ImGuiTableFlags_Borders | ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit)) {
-      for (const char* h : {"head", "entropy (nats)", "normalised", "mean distance", "max weight", "first token", "density"})
+    if (ImGui::BeginTable("metrics", 8, ImGuiTableFlags_Borders | ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit)) {
+      for (const char* h : {"head", "entropy (nats)", "normalised", "mean distance", "max weight", "first token", "density",
+                            "sink mass (first 4)"})
         ImGui::TableSetupColumn(h);
       ImGui::TableHeadersRow();
       for (std::size_t h = 0; h < r.metrics[l].heads.size(); ++h) {
@@ -39,6 +40,12 @@ void ShowMetricsWindow(AppState& st) {
           ImGui::TableNextColumn();
           ImGui::Text("%.3f", v);
         }
+        // a head that sinks - half its weight or more on the first four tokens - is marked
+        ImGui::TableNextColumn();
+        if (m.sink_mass >= 0.5)
+          ImGui::TextColored(ImVec4(1.0f, 0.7f, 0.25f, 1.0f), "%.3f sinks", m.sink_mass);
+        else
+          ImGui::Text("%.3f", m.sink_mass);
       }
       ImGui::EndTable();
     }

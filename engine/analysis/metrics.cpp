@@ -44,10 +44,11 @@ HeadMetrics head_metrics(const HeadResult& h) {
     m.mean_distance += (p.row(i) * (key_index - float(i)).abs()).sum();
     m.max_weight += p.row(i).maxCoeff();
     m.first_token += p(i, 0);
+    m.sink_mass += p.row(i).head(std::min<Eigen::Index>(kSinkTokens, n_k)).sum();
     const long allowed = a.row(i).cast<long>().sum();
     if (allowed >= 2) m.entropy_normalized += ent(i) / std::log(double(allowed)), ++norm_rows;
   }
-  if (rows) m.entropy /= rows, m.mean_distance /= rows, m.max_weight /= rows, m.first_token /= rows;
+  if (rows) m.entropy /= rows, m.mean_distance /= rows, m.max_weight /= rows, m.first_token /= rows, m.sink_mass /= rows;
   if (norm_rows) m.entropy_normalized /= norm_rows;
   return m;
 }

@@ -18,7 +18,9 @@ struct HeadMetrics {
   double max_weight = 0;          // mean_i max_j p_ij
   double first_token = 0;         // mean_i p_i0 (attention "sinks" on token 0)
   double density = 0;             // allowed cells / (n_q n_k)
+  double sink_mass = 0;           // mean_i sum_{j < kSinkTokens} p_ij: the weight StreamingLLM's sinks hold
 };
+inline constexpr int kSinkTokens = 4;  // StreamingLLM's attention sinks: the first four tokens (Xiao et al. 2023)
 HeadMetrics head_metrics(const HeadResult& h);
 
 // (n_heads, n_heads): mean over rows of the Jensen-Shannon divergence (nats, 0..ln 2) between

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "analysis/metrics.hpp"
 #include "attention/masks.hpp"
 #include "attention/positional.hpp"
 #include "core/gemm.hpp"
@@ -277,7 +278,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   const int chunk_cols = std::max(1, opt.cols_per_chunk);
   const bool has_bias = spec.bias && !spec.bias->empty();
   struct RowStats {
-    double entropy = -1, entropy_normalized = -1, distance = 0, max_weight = 0, first = 0, allowed = 0;
+    double entropy = -1, entropy_normalized = -1, distance = 0, max_weight = 0, first = 0, allowed = 0, sink = 0;
   };
   std::vector<RowStats> stats(n_q);                                         // entropy -1: the row attends to nothing
   const RowVector index = RowVector::LinSpaced(n_k, 0.0f, float(n_k - 1));  // column j as a float (exact below 2^24)
@@ -290,7 +291,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   // dist = sum e |i - j|, e0 = e at key 0. A larger max m' rescales everything by exp(m - m').
   struct Running {
     float m;
-    double sum, sum_ex, dist, e0;
+    double sum, sum_ex, dist, e0, sink;  // sink: sum of e over the first kSinkTokens keys
     long allowed;
   };
   struct Piece {
@@ -339,7 +340,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
         const bool one_chunk = static_cast<long long>(nr) * width <= opt.chunk_above;
         if (!one_chunk && rmax.rows() == 0) rmax.setZero(sub_rows, ov_c), rsum.setZero(sub_rows, ov_c);
         for (int r = 0; r < nr; ++r) {
-          run[r] = {neg_inf, 0, 0, 0, 0, 0};
+          run[r] = {neg_inf, 0, 0, 0, 0, 0, 0};
           if (!one_chunk)
             for (const auto& [b0, b1] : bcs)
               rmax.row(r).segment(b0, b1 - b0).setZero(), rsum.row(r).segment(b0, b1 - b0).setZero();
@@ -418,7 +419,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
                 const double delta = double(mc) - double(st.m), c = std::exp(-delta);
                 const float cf = static_cast<float>(c);
                 st.sum_ex = c * (st.sum_ex - delta * st.sum);
-                st.sum *= c, st.dist *= c, st.e0 *= c;
+                st.sum *= c, st.dist *= c, st.e0 *= c, st.sink *= c;
                 Eigen::Map<RowVector>(out + std::size_t(r) * dv, dv) *= cf;
                 for (const auto& [b0, b1] : bcs)
                   rmax.row(r).segment(b0, b1 - b0) *= cf, rsum.row(r).segment(b0, b1 - b0) *= cf;
@@ -447,6 +448,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
                              double(i) * e.tail(cl - split).sum();
               }
               if (a0 == 0) st.e0 = sp[at];
+              for (int j = a0; j < std::min(b0, kSinkTokens); ++j) st.sink += sp[at + (j - a0)];
               // the row's e pooled per overview column (max, sum); scaled by 1 / S at the row's end
               for (int j = a0; j < b0 && !one_chunk;) {
                 const int bc = j / f.fc, end = std::min(b0, (bc + 1) * f.fc);
@@ -482,7 +484,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
           f.row_log_sum[i] = static_cast<float>(std::log(sum));
           const double entropy = std::log(sum) - st.sum_ex / sum;
           stats[i] = {entropy,    st.allowed >= 2 ? entropy / std::log(double(st.allowed)) : -1.0,
-                      st.dist / sum, 1.0 / sum, st.e0 / sum, double(st.allowed)};
+                      st.dist / sum, 1.0 / sum, st.e0 / sum, double(st.allowed), st.sink / sum};
           Eigen::Map<RowVector>(out + std::size_t(r) * dv, dv) *= inv;
           if (one_chunk) continue;  // pooled as the row was done
           float* ov_max = &f.overview_max(i / f.fr, 0);
@@ -511,11 +513,11 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
     allowed += r.allowed;
     if (r.entropy < 0) continue;
     ++attending;
-    fm.entropy += r.entropy, fm.mean_distance += r.distance, fm.max_weight += r.max_weight, fm.first_token += r.first;
+    fm.entropy += r.entropy, fm.mean_distance += r.distance, fm.max_weight += r.max_weight, fm.first_token += r.first, fm.sink_mass += r.sink;
     if (r.entropy_normalized >= 0) fm.entropy_normalized += r.entropy_normalized, ++norm_rows;
   }
   if (attending)
-    fm.entropy /= attending, fm.mean_distance /= attending, fm.max_weight /= attending, fm.first_token /= attending;
+    fm.entropy /= attending, fm.mean_distance /= attending, fm.max_weight /= attending, fm.first_token /= attending, fm.sink_mass /= attending;
   if (norm_rows) fm.entropy_normalized /= norm_rows;
   fm.density = n_q > 0 && n_k > 0 ? allowed / (double(n_q) * n_k) : 0;
   return true;

@@ -82,6 +82,7 @@ struct FieldOptions {
 // rows that attend to something): no n x n storage.
 struct FieldMetrics {
   double entropy = 0, entropy_normalized = 0, mean_distance = 0, max_weight = 0, first_token = 0, density = 0;
+  double sink_mass = 0;  // mean over rows of the weight on the first 4 keys (analysis/metrics.hpp kSinkTokens)
 };
 
 // One head's field.

@@ -49,7 +49,7 @@ bool write_field_safetensors(const Result& r, const Put& put) {
       const FieldMetrics& m = f.metrics;
       lm.push_back({{"entropy", m.entropy}, {"entropy_normalized", m.entropy_normalized}, {"mean_distance", m.mean_distance},
                     {"max_weight", m.max_weight}, {"first_token", m.first_token}, {"density", m.density},
-                    {"cells", f.cells}, {"kv_head", f.kv_head}});
+                    {"sink_mass", m.sink_mass}, {"cells", f.cells}, {"kv_head", f.kv_head}});
     }
     metrics.push_back(lm);
     add_matrix(pre + ".output", L.output);

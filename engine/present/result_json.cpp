@@ -176,7 +176,8 @@ bool write_result_json(const Result& r, const Put& put) {
         const HeadMetrics& m = r.metrics[l].heads[h];
         const std::pair<const char*, double> fields[] = {{"entropy", m.entropy},           {"entropy_normalized", m.entropy_normalized},
                                                          {"mean_distance", m.mean_distance}, {"max_weight", m.max_weight},
-                                                         {"first_token", m.first_token},     {"density", m.density}};
+                                                         {"first_token", m.first_token},     {"density", m.density},
+                                                         {"sink_mass", m.sink_mass}};
         os << ",\"metrics\":{";
         for (std::size_t k = 0; k < std::size(fields); ++k) {
           os << (k ? ",\"" : "\"") << fields[k].first << "\":";

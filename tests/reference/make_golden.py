@@ -600,7 +600,7 @@ def row_dists(w):
 
 def head_metrics_ref(w, allowed):
     n_q, n_k = w.shape
-    ent, ent_n, dist, mx, first, rows, nrows = 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0
+    ent, ent_n, dist, mx, first, sink, rows, nrows = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0
     for i, p in enumerate(row_dists(w)):
         if p is None:
             continue
@@ -611,12 +611,14 @@ def head_metrics_ref(w, allowed):
         dist += float((p * np.abs(i - np.arange(n_k))).sum())
         mx += float(p.max())
         first += float(p[0])
+        sink += float(p[:4].sum())  # StreamingLLM's four sinks
         if allowed[i].sum() >= 2:
             ent_n += h / math.log(allowed[i].sum())
             nrows += 1
     r = max(rows, 1)
     return {"entropy": ent / r, "entropy_normalized": ent_n / max(nrows, 1), "mean_distance": dist / r,
-            "max_weight": mx / r, "first_token": first / r, "density": float(allowed.mean())}
+            "max_weight": mx / r, "first_token": first / r, "density": float(allowed.mean()),
+            "sink_mass": sink / r}
 
 
 def mean_js(wa, wb):
