@@ -63,7 +63,9 @@ for name in examples:
             if kernel == "flash":
                 check(a["max_weight_error"] < 1e-5 and a["output_error"] < 1e-5, f"{name}: flash is exact")
         check(set(head["metrics"]) == {"entropy", "entropy_normalized", "mean_distance", "max_weight", "first_token",
-                                       "density"}, f"{name}: head {h} metrics keys")
+                                       "density", "sink_mass"}, f"{name}: head {h} metrics keys")
+        hm = head["metrics"]
+        check(hm["first_token"] - 1e-6 <= hm["sink_mass"] <= 1 + 1e-6, f"{name}: head {h} sink mass holds token 0's weight")
         n_keys = r["n_keys"]
         check(n_keys == (len(r["key_tokens"]) or n), f"{name}: n_keys matches the key tokens")
         for m, rows in (("q", n), ("k", n_keys), ("v", n_keys), ("output", n)):
