@@ -102,6 +102,9 @@ AttentionConfig attention_config(const Session& s) {
   cfg.sigmoid_bias_auto = s.attention.normalizer.sigmoid_bias_auto;
   cfg.sigmoid_bias = s.attention.normalizer.sigmoid_bias;
   cfg.dropout = s.attention.kernel.kind == KernelKind::exact ? s.attention.dropout : 0.0;
+  cfg.sink = s.attention.sink.enabled && s.attention.normalizer.kind == NormalizerKind::softmax &&
+             s.attention.kernel.kind == KernelKind::exact;
+  cfg.sink_logit = s.attention.sink.logit;
   cfg.kernel = s.attention.kernel;
   if (kernel_is_approximation(s.attention.kernel.kind)) {
     // approximations stand in for softmax(q.k / sqrt(d_head)): that is the reference they are measured against

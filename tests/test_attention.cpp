@@ -66,6 +66,12 @@ TEST_CASE("attention: every intermediate matches the numpy reference") {
           test::check_matrix(L.heads[h].logits, eh["logits"], 1e-4, 1e-4, where + " logits");
           test::check_matrix(L.heads[h].weights, eh["weights"], 1e-5, 1e-4, where + " weights");
           test::check_matrix(L.heads[h].output, eh["output"], 1e-4, 1e-4, where + " output");
+          // gpt-oss's learned sink: the weight it took per row, and rows that sum to 1 - it
+          REQUIRE(L.heads[h].sink_weight.empty() == !eh.contains("sink_weight"));
+          for (std::size_t i = 0; i < L.heads[h].sink_weight.size(); ++i) {
+            CHECK(L.heads[h].sink_weight[i] == doctest::Approx(eh["sink_weight"][i].get<double>()).epsilon(1e-5));
+            CHECK(L.heads[h].weights.row(i).sum() + L.heads[h].sink_weight[i] == doctest::Approx(1.0).epsilon(1e-5));
+          }
           const MaskMatrix& a = *L.heads[h].allowed;
           for (Eigen::Index i = 0; i < a.rows(); ++i) {
             std::string row;

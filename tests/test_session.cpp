@@ -117,6 +117,11 @@ TEST_CASE("session: options table covers every key that to_json writes") {
       }
     }
   }
+  {
+    Session s;  // the score modifier's parameters are written once it has an expression
+    s.attention.score_mod.expression = "score";
+    sessions.push_back(s);
+  }
   for (const Session& s : sessions) {
     {
       const auto j = nlohmann::json::parse(to_json(s));
@@ -139,6 +144,8 @@ TEST_CASE("session: options table covers every key that to_json writes") {
   for (const auto& o : opts["options"]) paths.insert(o["path"]);
   paths.erase("attention.mask.cells");  // an empty list flattens to no key
   written.erase("attention.mask.cells");
+  for (const auto& p : paths) CHECK_MESSAGE(written.count(p), "never written: " << p);
+  for (const auto& p : written) CHECK_MESSAGE(paths.count(p), "written, not an option: " << p);
   CHECK(paths == written);
 }
 
@@ -265,6 +272,8 @@ TEST_CASE("session: randomised sessions' Result sessions compute the same Result
       else if (o.type == "int") value = std::to_string(int(o.min) + int(rng() % std::uint32_t(std::min(o.max - o.min, 8.0) + 1)));
       else if (o.type == "number") value = std::to_string(o.min + (std::min(o.max, o.min + 4.0) - o.min) * (rng() % 1000) / 1000.0);
       else if (o.type == "string" && o.path == "attention.mask.pad_token") value = rng() % 2 ? "\"<pad>\"" : "\"[PAD]\"";
+      else if (o.path == "attention.mask.expression") value = rng() % 2 ? "\"k <= q or k % 3 == 0\"" : "\"abs(q - k) <= 2\"";
+      else if (o.path == "attention.score_mod.expression") value = rng() % 2 ? "\"\"" : "\"score - 0.1 * abs(q - k) * (h + 1)\"";
       else if (o.type == "string") value = "\"" + words(rng, 1 + int(rng() % 6)) + "\"";
       else if (o.type == "int_list") value = "[" + std::to_string(rng() % 6) + "]";
       else if (o.type == "cell_list") value = "[[1, 0], [2, 2], [" + std::to_string(rng() % 9) + ", 1]]";

@@ -266,6 +266,8 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
       ImGui::Text("masked: weight 0, logit -inf");
     }
     ImGui::Text("mask %s: %s", name(r.session.attention.mask.kind), allowed ? "allowed" : "forbidden");
+    if (!field && hr && hi < static_cast<int>(hr->sink_weight.size()))  // gpt-oss's learned sink
+      ImGui::Text("row %d sums to %.4f: the learned sink holds %.4f", hi, 1.0 - hr->sink_weight[hi], hr->sink_weight[hi]);
     if (!bias.empty())
       ImGui::Text("bias   %+.4f   (%s, distance %d)", bias[hj - hi + n_q - 1], name(r.session.positional.kind), hj - hi);
     const char* copy = field ? "Ctrl+C: copy this cell" : "Ctrl+C: copy this head as TSV";

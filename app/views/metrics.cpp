@@ -1,6 +1,8 @@
 // Per-head metrics of a layer, the head-similarity matrix and the attention rollout through it.
 #include <imgui.h>
 
+#include <cstdio>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -50,6 +52,19 @@ void ShowMetricsWindow(AppState& st) {
       ImGui::EndTable();
     }
     RecordWidget(st, "metrics.table");
+    // gpt-oss's learned sink: the weight it takes from each head's rows (they sum to 1 - it)
+    if (l < static_cast<int>(r.layers.size()) && !r.layers[l].heads.empty() && !r.layers[l].heads[0].sink_weight.empty()) {
+      std::string line = "learned sink, mean weight per head:";
+      for (std::size_t h = 0; h < r.layers[l].heads.size(); ++h) {
+        const auto& sw = r.layers[l].heads[h].sink_weight;
+        double mean = 0;
+        for (float x : sw) mean += x;
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "  %zu: %.3f", h, sw.empty() ? 0.0 : mean / sw.size());
+        line += buf;
+      }
+      ImGui::TextWrapped("%s", line.c_str());
+    }
     // the head-similarity matrix of this layer, and the rollout through it
     const int n_layers = static_cast<int>(r.metrics.size());
     std::vector<int> shown = {l};

@@ -100,6 +100,8 @@ struct HeadPlan {
   NormalizerKind normalizer = NormalizerKind::softmax;
   float inv_t = 1.0f;
   float sigmoid_bias = 0.0f;
+  bool sink = false;
+  float sink_logit = 0.0f;
   float dropout = 0.0f;
   std::uint64_t dropout_key = 0;
 };
@@ -153,16 +155,22 @@ void attend_block(HeadResult& r, const RowBlock& b, const HeadPlan& plan) {
       for (int j = 0; j < span; ++j) lp[j] = ap[j] ? lp[j] : neg_inf;
     switch (plan.normalizer) {
       case NormalizerKind::softmax: {
-        // pass 1: row max; pass 2: exp, exact zeros where masked; pass 3: normalise
-        const float m = l.row(i).maxCoeff();
-        if (m == neg_inf) {
+        // pass 1: row max; pass 2: exp, exact zeros where masked; pass 3: normalise (with the
+        // learned sink, gpt-oss: one more term exp((s - m) / T) in the sum, and no value)
+        const float lm = l.row(i).maxCoeff();
+        if (lm == neg_inf) {
           w.row(i).setZero();
+          if (plan.sink) r.sink_weight[b.r0 + i] = 1.0f;  // nothing else to attend: all on the sink
           break;
         }
+        const float m = plan.sink ? std::max(lm, plan.sink_logit) : lm;
         w.row(i) = ((l.row(i).array() - m) * plan.inv_t).exp().matrix();
         if (!b.dense)
           for (int j = 0; j < span; ++j) wp[j] = ap[j] ? wp[j] : 0.0f;
-        w.row(i) /= w.row(i).sum();
+        const double e_sink = plan.sink ? std::exp(double(plan.sink_logit - m) * plan.inv_t) : 0.0;
+        const double total = double(w.row(i).sum()) + e_sink;
+        w.row(i) /= static_cast<float>(total);
+        if (plan.sink) r.sink_weight[b.r0 + i] = static_cast<float>(e_sink / total);
         break;
       }
       case NormalizerKind::sparsemax: {
@@ -223,6 +231,7 @@ void project_heads(const Matrix& x, const LayerWeights& w, const AttentionConfig
     r.v.resize(sh.n_k, sh.d_head);
     if (dense) r.logits.resize(sh.n, sh.n_k), r.weights.resize(sh.n, sh.n_k);
     r.output.resize(sh.n, sh.d_head);
+    r.sink_weight.assign(cfg.sink && dense ? sh.n : 0, 1.0f);  // a row that attends nothing is all sink
   }
   const int dh = sh.d_head;
   for (int h = 0; h < sh.n_heads; ++h) out.heads[h].kv_head = h / sh.group;
@@ -360,6 +369,7 @@ std::vector<HeadPlan> plan_heads(const AttentionConfig& cfg, const Shape& sh, co
     }
     p.normalizer = cfg.normalizer;
     p.inv_t = static_cast<float>(1.0 / cfg.temperature);
+    p.sink = cfg.sink, p.sink_logit = static_cast<float>(cfg.sink_logit);
     p.sigmoid_bias =
         static_cast<float>(cfg.sigmoid_bias_auto ? -std::log(static_cast<double>(sh.n_k)) : cfg.sigmoid_bias);
     p.dropout = static_cast<float>(cfg.dropout);

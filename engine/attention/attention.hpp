@@ -23,6 +23,7 @@ struct HeadResult {
   Matrix q, k, v;   // (n_q, d_head), (n_k, d_head), (n_k, d_head)
   Matrix logits;    // (n_q, n_k) score (+ positional bias), -inf where masked (temperature not applied)
   Matrix weights;   // (n_q, n_k) normalizer(logits / temperature), after dropout; exactly 0 where masked
+  std::vector<float> sink_weight;  // per query row, the weight the learned sink took (empty: no sink); rows sum to 1 - it
   Matrix output;    // (n_q, d_head) weights * v
   std::shared_ptr<const MaskMatrix> allowed;  // (n_q, n_k) 1 = attended
   // with a kernel other than exact: weights and output are the kernel's (effective weights for
@@ -51,6 +52,8 @@ struct AttentionConfig {
   double temperature = 1.0;
   bool sigmoid_bias_auto = true;
   double sigmoid_bias = 0.0;
+  bool sink = false;         // gpt-oss's learned sink logit (softmax, exact kernel)
+  double sink_logit = 0.0;
   double dropout = 0.0;
   Session::Attention::Kernel kernel;
   Session::Attention::Mask mask;   // kind and parameters (default: causal)

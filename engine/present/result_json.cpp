@@ -165,6 +165,14 @@ bool write_result_json(const Result& r, const Put& put) {
       os << ",\n\"output\":";
       write_matrix(os, H.output);
       os << ",\"kv_head\":" << H.kv_head;
+      if (!H.sink_weight.empty()) {  // gpt-oss's learned sink: per row, the weight it took
+        os << ",\"sink_weight\":[";
+        for (std::size_t i = 0; i < H.sink_weight.size(); ++i) {
+          if (i) os << ",";
+          num(H.sink_weight[i]);
+        }
+        os << "]";
+      }
       if (H.approx) {
         os << ",\"approximation\":{\"kernel\":\"" << name(r.session.attention.kernel.kind) << "\",\"max_weight_error\":";
         num(H.approx->max_weight_error);

@@ -331,6 +331,18 @@ void add_score_and_normalizer(std::vector<Field>& f) {
                                     !kernel_is_approximation(s.attention.kernel.kind);
                            },
                            "attention.normalizer.kind = sigmoid and sigmoid_bias_auto = false"));
+  const Rel sink_applies = [](const Session& s) {
+    return s.attention.normalizer.kind == NormalizerKind::softmax && s.attention.kernel.kind == KernelKind::exact;
+  };
+  f.push_back(bool_field("attention.sink.enabled",
+                         "a learned sink logit (gpt-oss): softmax over the row and one more key with no value, so "
+                         "the row sums to 1 - p_sink",
+                         [](auto& s) -> auto& { return s.attention.sink.enabled; }, sink_applies,
+                         "attention.normalizer.kind = softmax and attention.kernel.kind = exact"));
+  f.push_back(number_field("attention.sink.logit", -100, 100, "the sink's logit s: p_sink = exp(s / T) / (sum_j exp(l_j / T) + exp(s / T))",
+                           [](auto& s) -> auto& { return s.attention.sink.logit; },
+                           [sink_applies](const Session& s) { return sink_applies(s) && s.attention.sink.enabled; },
+                           "attention.sink.enabled"));
   f.push_back(number_field("attention.dropout", 0, 0.9,
                            "drop each weight with this probability and scale the kept ones by 1 / (1 - p) (seeded)",
                            [](auto& s) -> auto& { return s.attention.dropout; },
@@ -867,9 +879,8 @@ Validation validate(const Session& s, ComputePath path) {
   // compiled (Validation::mask_expression, score_mod)
   const bool mask_expr = m.kind == MaskKind::expression;
   const auto& sm = s.attention.score_mod;
-  if (!sm.expression.empty() && kernel_is_approximation(kern.kind))
-    p.push_back(std::string("kernel '") + name(kern.kind) +
-                "' cannot apply attention.score_mod to its scores; use the exact or flash kernel");
+  // (an approximate kernel has no scores to modify: there the score_mod is not in force, and a
+  // saved session leaves it out, as dropout outside the exact kernel)
   if (text_ok && (mask_expr || !sm.expression.empty())) {
     const TokenFacts facts = token_facts(s.text, v.tokens, m.pad_token);
     auto compile = [&](const std::string& path, const std::string& text, ExpressionRole role,

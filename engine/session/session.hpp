@@ -72,6 +72,11 @@ struct Session {
       double sigmoid_bias = 0.0;      // used when not auto
       bool operator==(const Normalizer&) const = default;
     } normalizer;
+    struct Sink {  // gpt-oss: a learned logit per head, a key with no value that softmax also normalises over
+      bool enabled = false;
+      double logit = 0.0;  // on the scale of the logits (divided by the temperature like them)
+      bool operator==(const Sink&) const = default;
+    } sink;
     double dropout = 0.0;  // probability of dropping a weight (inverted scaling by 1 / (1 - p))
     struct Kernel {  // how attention is computed: exactly, tiled ("flash"), or approximated
       KernelKind kind = KernelKind::exact;

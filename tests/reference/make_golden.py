@@ -375,7 +375,7 @@ def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional=
             score="scaled_dot", temperature=1.0, mask="causal", mask_params=None, pos_params=None,
             normalizer="softmax", kv_sharing="mha", n_kv_heads=2, cosine_temperature=0.1,
             sigmoid_bias_auto=True, sigmoid_bias=0.0, dropout=0.0, n_layers=1, block="attention", ffn_mult=4,
-            rollout_residual=True, context=None, kernel="exact", kernel_params=None, score_mod=None):
+            rollout_residual=True, context=None, kernel="exact", kernel_params=None, score_mod=None, sink=None):
     pos = {"kind": positional, "rope_base": 10000.0, "rope_fraction": 1.0, "rope_convention": "rotate_half",
            "t5_num_buckets": 32, "t5_max_distance": 128, "t5_bidirectional": True}
     pos.update(pos_params or {})
@@ -395,7 +395,8 @@ def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional=
                                       "orthogonal": True, "projected_length": 4, "landmarks": 4},
                                      **(kernel_params or {})),
                       "mask": mask_default(kind=mask, **(mask_params or {})),
-                      **({"score_mod": score_mod} if score_mod else {})},
+                      **({"score_mod": score_mod} if score_mod else {}),
+                      **({"sink": {"enabled": True, "logit": sink}} if sink is not None else {})},
     }
 
 
@@ -547,7 +548,15 @@ def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
             ii, jj = np.arange(n)[:, None], np.arange(n_k)[None, :]
             logits = EXPRESSION_SCORE_MODS[mod["expression"]](logits, ii, jj, h, n, n_k, mod.get("parameters", {}))
             logits = np.broadcast_to(logits, (n, n_k)).astype(np.float64)
-        if norm["kind"] == "softmax":
+        sink = s["attention"].get("sink", {})
+        sink_weight = None
+        if norm["kind"] == "softmax" and sink.get("enabled") and kern_kind(s) == "exact":
+            # gpt-oss: softmax over [l_1 .. l_n, s] / T, the sink's column dropped (it has no value)
+            z = np.concatenate([np.where(allowed, logits / temp, -np.inf), np.full((n, 1), sink["logit"] / temp)], axis=1)
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            p_all = e / e.sum(axis=1, keepdims=True)
+            w, sink_weight = p_all[:, :n_k], p_all[:, n_k]
+        elif norm["kind"] == "softmax":
             z = np.where(allowed, logits / temp, -np.inf)
             rowmax = z.max(axis=1, keepdims=True)
             full = np.isfinite(rowmax)
@@ -584,6 +593,8 @@ def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
         })
         if approx:
             heads[-1]["approximation"] = approx
+        if sink_weight is not None:
+            heads[-1]["sink_weight"] = sink_weight.tolist()
     out = np.concatenate(outs, axis=1) @ wo
     dists = [np.array(hd["weights"]) for hd in heads]
     for hd, w in zip(heads, dists):
@@ -737,6 +748,14 @@ CASES = [
                                                 kernel_params={"block_rows": 3, "block_cols": 2}, mask="none",
                                                 score_mod={"expression": "score * (1 + h) / 2 - 0.01 * (n_k - k)"},
                                                 d_model=16, n_heads=2, seed=89)),
+    # gpt-oss's learned sink logits: rows sum to 1 - the sink's weight
+    ("sink_logit_causal", session("a learned sink takes part of every row", sink=0.5, temperature=0.7,
+                                  d_model=16, n_heads=2, seed=91)),
+    ("sink_logit_window_rope", session("a high sink logit takes most of a short window", sink=3.0, mask="sliding_window",
+                                       mask_params={"window": 1, "causal": True}, positional="rope", d_model=16,
+                                       n_heads=4, seed=92)),
+    ("sink_logit_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [3, 2]]}, sink=-2.0,
+                                     d_model=8, n_heads=1, seed=93)),
     ("custom_with_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [1, 1], [3, 2]]},
                                       d_model=8, n_heads=1)),
 ]
