@@ -1,0 +1,61 @@
+#include "analysis/decode.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace attnlab {
+
+DecodePlan decode_plan(const Result& r) {
+  DecodePlan p;
+  const int n = static_cast<int>(r.tokens.size());
+  if (r.is_field() || !r.key_tokens.empty()) return p;
+  for (const LayerResult& L : r.layers) {
+    // a key stays in the cache while some row from the current one on allows it, in any head
+    std::vector<int> last(n, -1);
+    for (const HeadResult& h : L.heads) {
+      const MaskMatrix& a = *h.allowed;
+      for (int q = 0; q < n; ++q) {
+        const std::uint8_t* row = a.row(q).data();
+        for (int k = 0; k < n; ++k)
+          if (row[k]) {
+            last[k] = std::max(last[k], q);
+            if (k > q) p.causal = false;
+          }
+      }
+    }
+    p.last_use.push_back(std::move(last));
+  }
+  return p;
+}
+
+DecodeStep decode_step(const Result& r, const DecodePlan& plan, int prefill, int step) {
+  DecodeStep d;
+  const int n = static_cast<int>(r.tokens.size());
+  if (r.is_field() || r.layers.empty() || n == 0 || !r.key_tokens.empty() || plan.last_use.size() != r.layers.size())
+    return d;
+  d.causal = plan.causal;
+  d.prefill = std::clamp(prefill, 1, n);
+  d.step = std::clamp(step, 0, n - d.prefill);
+  d.query = d.prefill - 1 + d.step;
+  const int i = d.query;
+  for (std::size_t l = 0; l < r.layers.size(); ++l) {
+    const LayerResult& L = r.layers[l];
+    DecodeLayer out;
+    out.state.assign(i + 1, 0);
+    for (int k = 0; k <= i; ++k) {
+      const bool kept = k == i || plan.last_use[l][k] >= i;  // the new token's own key and value join the cache
+      out.state[k] = k == i ? 2 : kept ? 1 : 0;
+      (kept ? out.kept : out.evicted) += 1;
+    }
+    std::set<int> kv;
+    for (const HeadResult& h : L.heads) out.group.push_back(h.kv_head), kv.insert(h.kv_head);
+    out.kv_heads = static_cast<int>(kv.size());
+    const double per_key = 2.0 * out.kv_heads * r.d_head * 4.0;
+    out.bytes = per_key * out.kept;
+    out.bytes_full = per_key * (i + 1);
+    d.layers.push_back(std::move(out));
+  }
+  return d;
+}
+
+}  // namespace attnlab
