@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "analysis/blocks.hpp"
+#include "analysis/decode.hpp"
 #include "render/window_fonts.hpp"
 #include "render/heatmap.hpp"
 #include "tiles.hpp"
@@ -226,6 +227,14 @@ struct AppState {
   std::vector<float> frame_ms, busy_frame_ms;  // the last 600 frames' times; those while the worker computed
 
   // views
+  bool show_decode = false;
+  // the decode view: prefill length (0: half the tokens), step, the shown Result's plan and last step
+  struct DecodeState {
+    int prefill = 0, step = 0;
+    std::uint64_t generation = ~0ull;
+    DecodePlan plan;
+    DecodeStep last;
+  } decode;
   bool show_mask = false, show_gallery = false, show_positional = false, show_metrics = false, show_flash = false;
   int flash_head = 0, flash_step = 0;  // flash teaching view: which head, how many tiles done
   int layer = 0;           // the layer the head grid shows

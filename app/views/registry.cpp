@@ -6,12 +6,12 @@
 namespace attnlab::app {
 
 extern const View kModelView, kPipelineView, kLinesView, kCompareView, kMaskView, kGalleryView, kPositionalView,
-    kMetricsView, kFlashView, kPatchingView, kLensView, kTrainingView, kHelpView;
+    kMetricsView, kFlashView, kDecodeView, kPatchingView, kLensView, kTrainingView, kHelpView;
 
 const std::vector<const View*>& views() {
   static const std::vector<const View*> all = {&kModelView,   &kPipelineView,   &kLinesView,   &kCompareView,
                                                &kMaskView,    &kGalleryView,    &kPositionalView,
-                                               &kMetricsView, &kFlashView,      &kPatchingView, &kLensView, &kTrainingView,
+                                               &kMetricsView, &kFlashView,      &kDecodeView,   &kPatchingView, &kLensView, &kTrainingView,
                                                &kHelpView};
   return all;
 }

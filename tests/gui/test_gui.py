@@ -1545,6 +1545,59 @@ def test_training():
         d.close()
 
 
+def test_decode():
+    """Issue 14: the decode view steps through inference - after a prefill, each step adds a query
+    row and its token to every layer's KV cache; under StreamingLLM (2 sinks, window 4) the cache
+    stops growing at 7 and evicts one key a step; GQA's groups are drawn as such."""
+    session = os.path.join(TMP, "decode.json")
+    with open(session, "w") as f:
+        json.dump({"text": " ".join(f"w{i}" for i in range(20)),
+                   "model": {"n_layers": 2, "kv_sharing": "gqa", "n_kv_heads": 2},
+                   "attention": {"mask": {"kind": "streaming_llm", "sinks": 2, "window": 4}}}, f)
+    d = Display("--session", session, "--view", "decode")
+    try:
+        s = d.wait_for(lambda s: settled(s) and "decode" in s and s["decode"]["layers"], "the decode view")
+        if not s:
+            return
+        dec = s["decode"]
+        check(dec["prefill"] == 10 and dec["step"] == 0 and dec["query"] == 9, f"it opens on the prefill of half the tokens ({dec})")
+        check(all(L["kv_heads"] == 2 for L in dec["layers"]) and len(dec["layers"]) == 2, "2 layers, 2 K/V heads each (GQA)")
+        seen = []
+        for step in range(1, 4):
+            s = d.wait_for(lambda s: "decode.next" in s["widgets"], "the step button")
+            d.click(*center(s["widgets"]["decode.next"]))
+            s = d.wait_for(lambda s, step=step: s.get("decode", {}).get("step") == step, f"step {step}")
+            if not s:
+                return
+            seen.append(s["decode"])
+        # query 9 + step: kept = 2 sinks + 5 keys of the window; evicted = the rest of 0..query
+        for dec in seen:
+            q = dec["query"]
+            check(all(L["kept"] == 7 and L["evicted"] == q + 1 - 7 for L in dec["layers"]),
+                  f"step {dec['step']}: 7 kept, {q + 1 - 7} evicted ({dec['layers']})")
+            check(all(L["bytes"] == 2 * 7 * 2 * 16 * 4 for L in dec["layers"]), "bytes: 2 x 7 keys x 2 K/V heads x d_head 16 x 4")
+        x, y, w, h = s["widgets"]["decode.cache"]
+        img = Image.open(d.screenshot("decode")).convert("RGB")
+        colours = {img.getpixel((int(px), int(y + 8))) for px in range(int(x), int(x + w), 2)}
+        check((64, 170, 160) in colours and (240, 200, 80) in colours and (70, 70, 76) in colours,
+              "the cache row draws kept, new and evicted entries")
+    finally:
+        d.close()
+    # causal: the cache grows by one a step
+    d = Display("--example", "--view", "decode")
+    try:
+        s = d.wait_for(lambda s: settled(s) and s.get("decode", {}).get("layers"), "the decode view on the example")
+        if s:
+            k0 = s["decode"]["layers"][0]["kept"]
+            d.click(*center(s["widgets"]["decode.next"]))
+            s = d.wait_for(lambda s: s.get("decode", {}).get("step") == 1, "one step")
+            if s:
+                check(s["decode"]["layers"][0]["kept"] == k0 + 1 and s["decode"]["layers"][0]["evicted"] == 0,
+                      f"causal: the cache grows by one token a step ({k0} -> {s['decode']['layers'][0]['kept']})")
+    finally:
+        d.close()
+
+
 def test_expressions():
     """The block map under the mask (a 1024-token causal session, 128-blocks): its counts are the
     CLI's `blocks`, its pixels full below the diagonal and empty above; then typing expressions."""
@@ -1658,7 +1711,8 @@ STARTED = time.time()
  "files": test_files, "classroom": test_classroom, "export": test_export, "model": test_model,
  "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views,
  "long": test_long, "patching": test_patching, "compare_models": test_compare_models,
- "lens": test_lens, "training": test_training, "expressions": test_expressions}[MODE]()
+ "lens": test_lens, "training": test_training, "expressions": test_expressions,
+ "decode": test_decode}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
