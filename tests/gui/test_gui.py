@@ -1655,8 +1655,14 @@ def typing_expressions(d, s):
     wrong = [(i, j) for i in range(n) for j in range(n) if (want[i][j] == "1") == background[i][j]]
     check(not wrong, f"the typed expression is drawn: background exactly where it masks (wrong at {wrong[:5]})")
 
-    # a syntax error: pointed at, the message under the field, the last picture kept
-    typed("abs(q - k) <= 1 or kk == 0")
+    # a syntax error: pointed at, the message under the field, the last picture kept. One key
+    # makes it (typing it whole would pass through valid formulas - "... or k" - and change the
+    # last good picture): a second k after "or k"
+    s = reveal(d, "attention.mask.expression")
+    d.click(*center(s["widgets"]["attention.mask.expression"]))
+    d.xdo("key", "End")
+    d.xdo("key", "--repeat", "5", "--delay", "40", "Left")
+    d.xdo("type", "k")
     s = d.wait_for(lambda s: "attention.mask.expression" in s.get("expression_marks", {}) and
                    any("at character 20" in p for p in s["problems"]), "the error pointed at")
     if not s:
