@@ -74,7 +74,9 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
       const bool own = s.display.range == RangeMode::per_head;
       const ValueRange w = own ? s.head_weight_range[k / 2] : s.weight_range[layer];
       const ValueRange l = own ? s.head_logit_range[k / 2] : s.logit_range[layer];
-      if (k % 2 == 0) t.weights[k / 2].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi, cmap);
+      if (k % 2 == 0)
+        t.weights[k / 2].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi,
+                                s.signed_weights ? std::string("rdbu_diverging") : cmap);
       else if (!img.logits_rg.empty()) t.logits[k / 2].update(renderer, img.width, img.height, img.logits_rg, l.lo, l.hi, cmap);
     } else {
       k -= 2 * heads;

@@ -129,6 +129,7 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
   if (st.shown && st.shown->result) {
     const Result& r = *st.shown->result;
     j["shown_generation"] = st.shown->generation;
+    j["signed_weights"] = st.shown->signed_weights;
     j["shown_display"] = {{"colormap", st.shown->display.colormap}, {"range", name(st.shown->display.range)},
                           {"log", st.shown->display.log}};
     j["mask"] = name(r.session.attention.mask.kind);

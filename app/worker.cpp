@@ -172,11 +172,17 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
     }
   }
   const bool per_row = d.range == RangeMode::per_row;
+  // differential attention's weights are signed: a diverging map, its range symmetric about 0
+  s->signed_weights = r.session.attention.differential.enabled && !d.log && !per_row;
   for (const LayerResult& layer : r.layers) {
     ValueRange wl{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}, ll = wl;
     for (const HeadResult& h : layer.heads) {
       s->images.push_back(make_head_image(h, kMaxTextureSide, d));
-      const ValueRange w = per_row ? ValueRange{0, 1} : value_range(h.weights, h.allowed.get(), d.log, true);
+      ValueRange w = per_row ? ValueRange{0, 1} : value_range(h.weights, h.allowed.get(), d.log, true);
+      if (s->signed_weights) {
+        const float m = std::max({std::abs(w.lo), std::abs(w.hi), 1e-6f});
+        w = {-m, m};
+      }
       const ValueRange l = per_row ? ValueRange{0, 1} : value_range(h.logits, h.allowed.get(), false, false);
       s->head_weight_range.push_back(w);
       s->head_logit_range.push_back(l);

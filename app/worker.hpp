@@ -70,6 +70,7 @@ struct Snapshot {
   // colour ranges of the values in the textures (after log / per-row transforms): per layer over
   // its heads, and per layer and head (images' indexing)
   std::vector<ValueRange> weight_range, logit_range;
+  bool signed_weights = false;  // differential attention: weights drawn on the diverging map about 0
   std::vector<ValueRange> head_weight_range, head_logit_range;
   std::vector<std::vector<float>> bias;  // per head: the relative positional bias by j - i (ALiBi, T5), else empty
   // what each view prepares from the Result (app/views/view.hpp), by view id: the pipeline's

@@ -105,6 +105,10 @@ AttentionConfig attention_config(const Session& s) {
   cfg.sink = s.attention.sink.enabled && s.attention.normalizer.kind == NormalizerKind::softmax &&
              s.attention.kernel.kind == KernelKind::exact;
   cfg.sink_logit = s.attention.sink.logit;
+  cfg.differential = s.attention.differential.enabled && s.attention.normalizer.kind == NormalizerKind::softmax &&
+                     s.attention.kernel.kind == KernelKind::exact &&
+                     (s.attention.score.kind == ScoreKind::scaled_dot || s.attention.score.kind == ScoreKind::dot);
+  cfg.diff_lambda = s.attention.differential.lambda;
   cfg.kernel = s.attention.kernel;
   if (kernel_is_approximation(s.attention.kernel.kind)) {
     // approximations stand in for softmax(q.k / sqrt(d_head)): that is the reference they are measured against

@@ -44,6 +44,7 @@ std::string Trim(const std::string& s) {
 // Short label for a control: the last part of its path ("attention.mask.window" -> "window").
 std::string ShortLabel(const OptionSpec& o) {
   if (o.path == "attention.sink.enabled") return "learned sink";
+  if (o.path == "attention.differential.enabled") return "differential";
   if (o.path == "attention.sink.logit") return "sink logit";
   std::string last = o.path.substr(o.path.rfind('.') + 1);
   if (last == "kind") last = o.path.substr(0, o.path.rfind('.')).substr(o.path.substr(0, o.path.rfind('.')).rfind('.') + 1);
@@ -510,7 +511,8 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
   } else {
     changed |= OptionSection(st, "Tokens and model", {"tokenizer.", "model."});
     changed |= OptionSection(st, "Positional encoding", {"positional."});
-    changed |= OptionSection(st, "Scores", {"attention.score.", "attention.normalizer.", "attention.sink.", "attention.dropout"});
+    changed |= OptionSection(st, "Scores", {"attention.score.", "attention.normalizer.", "attention.sink.", "attention.differential.",
+                                                   "attention.dropout"});
     changed |= OptionSection(st, "Mask", {"attention.mask."});
     changed |= OptionSection(st, "Score modifier", {"attention.score_mod."});
     changed |= OptionSection(st, "Kernel", {"attention.kernel."});

@@ -499,7 +499,8 @@ void ShowHeadGrid(AppState& st) {
   const float bar_top = start.y + title + gutter;
   DrawColorBar(ImVec2(start.x + std::min(grid_w, used_w) + font * 0.5f, bar_top),
                std::max(font * 3, std::min({grid_h * 0.6f, 400.0f, start.y + grid_h - bar_top - font * 1.5f})),
-               range.lo, range.hi, RangeLabel(st, snap).c_str(), snap.display.colormap.c_str());
+               range.lo, range.hi, RangeLabel(st, snap).c_str(),
+               snap.signed_weights && st.quantity == Quantity::weights ? "rdbu_diverging" : snap.display.colormap.c_str());
   ImGui::SetCursorScreenPos(ImVec2(start.x, start.y + avail.y));
 }
 

@@ -460,6 +460,45 @@ void run_kernel(const AttentionConfig& cfg, const Shape& sh, const std::vector<H
   }
 }
 
+// Differential attention (Ye et al. 2024, DIFF Transformer, eq. 1): each head's q and k split into
+// halves [q1 q2], [k1 k2]; A_p = softmax(q_p k_p^T / sqrt(d_head / 2) + bias) over the allowed keys
+// (at temperature T), weights A1 - lambda A2 (signed, rows summing to 1 - lambda), output that
+// times V. The logits kept are the first map's. The paper's GroupNorm and (1 - lambda_init) output
+// scale, and its learned reparameterisation of lambda, are left out: lambda is a knob here.
+void differential_heads(const AttentionConfig& cfg, const Shape& sh, const std::vector<HeadPlan>& plans, LayerResult& out) {
+  const int half = sh.d_head / 2;
+  const float scale = cfg.score == ScoreKind::scaled_dot ? 1.0f / std::sqrt(float(half)) : 1.0f;
+  const float lambda = static_cast<float>(cfg.diff_lambda), neg_inf = -std::numeric_limits<float>::infinity();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int h = 0; h < sh.n_heads; ++h) {
+    HeadResult& r = out.heads[h];
+    const HeadPlan& p = plans[h];
+    const MaskMatrix& allowed = *p.allowed;
+    Matrix maps[2];
+    for (int part = 0; part < 2; ++part) {
+      Matrix l = (r.q.middleCols(part * half, half) * r.k.middleCols(part * half, half).transpose()) * scale;
+      Matrix& a = maps[part];
+      a = Matrix::Zero(sh.n, sh.n_k);
+      for (int i = 0; i < sh.n; ++i) {
+        float m = neg_inf;
+        for (int j = 0; j < sh.n_k; ++j) {
+          if (!p.bias.empty()) l(i, j) += p.bias[j - i + sh.n - 1];
+          if (!allowed(i, j)) l(i, j) = neg_inf;
+          m = std::max(m, l(i, j));
+        }
+        if (m == neg_inf) continue;  // nothing allowed: a zero row
+        double sum = 0;
+        for (int j = 0; j < sh.n_k; ++j)
+          if (allowed(i, j)) sum += a(i, j) = std::exp((l(i, j) - m) * p.inv_t);
+        a.row(i) /= static_cast<float>(sum);
+      }
+      if (part == 0) r.logits = std::move(l);
+    }
+    r.weights = maps[0] - lambda * maps[1];
+    r.output = r.weights * r.v;
+  }
+}
+
 }  // namespace
 
 void project_heads(const Matrix& x, const LayerWeights& w, const AttentionConfig& cfg, LayerResult& out, bool dense) {
@@ -476,6 +515,7 @@ bool attention_layer(const Matrix& x, const LayerWeights& w, const AttentionConf
   const std::vector<HeadPlan> plans = plan_heads(cfg, sh, out);
   if (!run_blocks(cfg, blocks, plans, out, cancel)) return false;
   if (cfg.kernel.kind != KernelKind::exact) run_kernel(cfg, sh, plans, out);
+  if (cfg.differential && sh.d_head % 2 == 0) differential_heads(cfg, sh, plans, out);
   Matrix concat(sh.n, sh.d_model);  // (n, n_heads * d_head)
 #pragma omp parallel for
   for (int h = 0; h < sh.n_heads; ++h) concat.middleCols(h * sh.d_head, sh.d_head) = out.heads[h].output;

@@ -52,6 +52,8 @@ struct AttentionConfig {
   double temperature = 1.0;
   bool sigmoid_bias_auto = true;
   double sigmoid_bias = 0.0;
+  bool differential = false;  // DIFF Transformer: weights A1 - lambda A2 of the two halves of each head
+  double diff_lambda = 0.2;
   bool sink = false;         // gpt-oss's learned sink logit (softmax, exact kernel)
   double sink_logit = 0.0;
   double dropout = 0.0;

@@ -555,7 +555,7 @@ Matrix field_tile(const HeadField& f, const FieldHeadSpec& spec, int r0, int r1,
 bool field_supports(const AttentionConfig& cfg) {
   return (cfg.score == ScoreKind::scaled_dot || cfg.score == ScoreKind::dot) &&
          cfg.normalizer == NormalizerKind::softmax && cfg.dropout == 0 && MaskRule::supports(cfg.mask.kind) &&
-         !cfg.score_mod_set && !cfg.sink && !(cfg.mask.kind == MaskKind::expression && expression_reads_head(cfg.mask.expression)) &&
+         !cfg.score_mod_set && !cfg.sink && !cfg.differential && !(cfg.mask.kind == MaskKind::expression && expression_reads_head(cfg.mask.expression)) &&
          (cfg.kernel.kind == KernelKind::exact || cfg.kernel.kind == KernelKind::flash);
 }
 

@@ -343,6 +343,19 @@ void add_score_and_normalizer(std::vector<Field>& f) {
                            [](auto& s) -> auto& { return s.attention.sink.logit; },
                            [sink_applies](const Session& s) { return sink_applies(s) && s.attention.sink.enabled; },
                            "attention.sink.enabled"));
+  const Rel diff_applies = [](const Session& s) {
+    return s.attention.normalizer.kind == NormalizerKind::softmax && s.attention.kernel.kind == KernelKind::exact &&
+           (s.attention.score.kind == ScoreKind::scaled_dot || s.attention.score.kind == ScoreKind::dot);
+  };
+  f.push_back(bool_field("attention.differential.enabled",
+                         "differential attention (DIFF Transformer): each head's q and k split in halves, two softmax "
+                         "maps, weights A1 - lambda A2 (signed; rows sum to 1 - lambda)",
+                         [](auto& s) -> auto& { return s.attention.differential.enabled; }, diff_applies,
+                         "attention.normalizer.kind = softmax, attention.kernel.kind = exact, score scaled_dot or dot"));
+  f.push_back(number_field("attention.differential.lambda", 0, 1, "lambda: how much of the second map is subtracted",
+                           [](auto& s) -> auto& { return s.attention.differential.lambda; },
+                           [diff_applies](const Session& s) { return diff_applies(s) && s.attention.differential.enabled; },
+                           "attention.differential.enabled"));
   f.push_back(number_field("attention.dropout", 0, 0.9,
                            "drop each weight with this probability and scale the kept ones by 1 / (1 - p) (seeded)",
                            [](auto& s) -> auto& { return s.attention.dropout; },
@@ -792,6 +805,12 @@ Validation validate(const Session& s, ComputePath path) {
     p.push_back("d_model " + std::to_string(s.model.d_model) + " is not divisible by " +
                 std::to_string(s.model.n_heads) + " heads (d_head = d_model / n_heads must be whole)");
   }
+  if (s.attention.differential.enabled && s.model.d_model >= 1 && s.model.n_heads >= 1 &&
+      s.model.d_model % s.model.n_heads == 0 && s.d_head() % 2 != 0 && s.attention.kernel.kind == KernelKind::exact &&
+      s.attention.normalizer.kind == NormalizerKind::softmax &&
+      (s.attention.score.kind == ScoreKind::scaled_dot || s.attention.score.kind == ScoreKind::dot))
+    p.push_back("differential attention splits each head in two: d_head (" + std::to_string(s.d_head()) +
+                ") must be even (attention.differential.enabled)");
   if (s.model.kv_sharing == KvSharing::gqa && s.model.n_kv_heads >= 1 && s.model.n_heads >= 1 &&
       s.model.n_heads % s.model.n_kv_heads != 0) {
     p.push_back("n_kv_heads (" + std::to_string(s.model.n_kv_heads) + ") must divide n_heads (" +

@@ -77,6 +77,11 @@ struct Session {
       double logit = 0.0;  // on the scale of the logits (divided by the temperature like them)
       bool operator==(const Sink&) const = default;
     } sink;
+    struct Differential {  // DIFF Transformer (Ye et al. 2024): two softmax maps of half the head, A1 - lambda A2
+      bool enabled = false;
+      double lambda = 0.2;  // the paper's lambda_init for the first layer: 0.8 - 0.6 exp(0)
+      bool operator==(const Differential&) const = default;
+    } differential;
     double dropout = 0.0;  // probability of dropping a weight (inverted scaling by 1 / (1 - p))
     struct Kernel {  // how attention is computed: exactly, tiled ("flash"), or approximated
       KernelKind kind = KernelKind::exact;

@@ -1583,6 +1583,19 @@ def test_decode():
               "the cache row draws kept, new and evicted entries")
     finally:
         d.close()
+    # differential attention: signed weights on the diverging map (red above 0, blue below)
+    session = os.path.join(TMP, "differential.json")
+    with open(session, "w") as f:
+        json.dump({"text": "The cat sat on the mat because it was warm and the dog slept",
+                   "attention": {"differential": {"enabled": True, "lambda": 0.5}}}, f)
+    png, st = screenshot_run(session, "differential")
+    check(st.get("signed_weights") is True, "differential attention: the weights are drawn as signed")
+    img = Image.open(png).convert("RGB")
+    hd = st["heads"][0]
+    px = [img.getpixel((int(hd["x"] + x), int(hd["y"] + y))) for x in range(0, int(hd["w"]), 3) for y in range(0, int(hd["h"]), 3)]
+    reds = sum(1 for r, g, b in px if r - b > 40)
+    blues = sum(1 for r, g, b in px if b - r > 40)
+    check(reds > 0 and blues > 0, f"differential: red (positive) and blue (negative) cells in head 0 ({reds}, {blues})")
     # causal: the cache grows by one a step
     d = Display("--example", "--view", "decode")
     try:

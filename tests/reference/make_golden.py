@@ -375,7 +375,8 @@ def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional=
             score="scaled_dot", temperature=1.0, mask="causal", mask_params=None, pos_params=None,
             normalizer="softmax", kv_sharing="mha", n_kv_heads=2, cosine_temperature=0.1,
             sigmoid_bias_auto=True, sigmoid_bias=0.0, dropout=0.0, n_layers=1, block="attention", ffn_mult=4,
-            rollout_residual=True, context=None, kernel="exact", kernel_params=None, score_mod=None, sink=None):
+            rollout_residual=True, context=None, kernel="exact", kernel_params=None, score_mod=None, sink=None,
+            differential=None):
     pos = {"kind": positional, "rope_base": 10000.0, "rope_fraction": 1.0, "rope_convention": "rotate_half",
            "t5_num_buckets": 32, "t5_max_distance": 128, "t5_bidirectional": True}
     pos.update(pos_params or {})
@@ -396,7 +397,8 @@ def session(text, tokenizer="words", d_model=16, n_heads=4, seed=42, positional=
                                      **(kernel_params or {})),
                       "mask": mask_default(kind=mask, **(mask_params or {})),
                       **({"score_mod": score_mod} if score_mod else {}),
-                      **({"sink": {"enabled": True, "logit": sink}} if sink is not None else {})},
+                      **({"sink": {"enabled": True, "logit": sink}} if sink is not None else {}),
+                      **({"differential": {"enabled": True, "lambda": differential}} if differential is not None else {})},
     }
 
 
@@ -572,6 +574,26 @@ def attention_layer_ref(s, x, layer, tokens, memory=None, key_tokens=None):
         else:  # sigmoid
             b = -math.log(n_k) if norm["sigmoid_bias_auto"] else norm["sigmoid_bias"]
             w = np.where(allowed, 1 / (1 + np.exp(-(logits / temp + b))), 0.0)
+        diff = s["attention"].get("differential", {})
+        if diff.get("enabled") and norm["kind"] == "softmax" and kern_kind(s) == "exact" and score in ("scaled_dot", "dot"):
+            # Ye et al. 2024 (DIFF Transformer), eq. 1: two maps of the head's halves, A1 - lambda A2
+            half = dh // 2
+            sc = 1.0 / math.sqrt(half) if score == "scaled_dot" else 1.0
+            bias = np.zeros((n, n_k))
+            if slopes is not None:
+                bias -= slopes[h] * np.abs(rel)
+            if pos["kind"] == "t5":
+                bias += table[buckets, h]
+            maps = []
+            for a, b in ((0, half), (half, dh)):
+                lp = qh[:, a:b] @ kh[:, a:b].T * sc + bias
+                z = np.where(allowed, lp / temp, -np.inf)
+                mx = z.max(axis=1, keepdims=True)
+                e = np.where(allowed, np.exp(z - np.where(np.isfinite(mx), mx, 0)), 0.0)
+                sums = e.sum(axis=1, keepdims=True)
+                maps.append((lp, np.where(sums > 0, e / np.where(sums > 0, sums, 1), 0.0)))
+            logits = maps[0][0]
+            w = maps[0][1] - diff["lambda"] * maps[1][1]
         if dropout > 0:  # inverted dropout, uniform draw i * n + j of stream dropout.layer0.head<h>
             u = uniforms(stream_key(seed, f"dropout.layer{layer}.head{h}"), n * n_k).reshape(n, n_k)
             w = np.where(u < dropout, 0.0, w / (1 - dropout))
@@ -756,6 +778,14 @@ CASES = [
                                        n_heads=4, seed=92)),
     ("sink_logit_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [3, 2]]}, sink=-2.0,
                                      d_model=8, n_heads=1, seed=93)),
+    # differential attention: signed weights A1 - lambda A2
+    ("differential_causal", session("two maps subtract to cancel common noise", differential=0.5, d_model=16,
+                                    n_heads=2, seed=95)),
+    ("differential_alibi_window", session("a differential head with linear biases inside a window", differential=0.2,
+                                          positional="alibi", mask="sliding_window", mask_params={"window": 2},
+                                          temperature=0.8, d_model=24, n_heads=3, seed=96)),
+    ("differential_rope_dot", session("rotary positions and a plain dot score", differential=0.8, positional="rope",
+                                      score="dot", mask="none", d_model=16, n_heads=2, seed=97)),
     ("custom_with_empty_row", session("a b c d", mask="custom", mask_params={"cells": [[0, 0], [1, 0], [1, 1], [3, 2]]},
                                       d_model=8, n_heads=1)),
 ]
