@@ -260,7 +260,7 @@ TEST_CASE("session: every example's Result session computes the same Result agai
 TEST_CASE("session: randomised sessions' Result sessions compute the same Result again") {
   std::mt19937 rng(2026);
   int computed = 0;
-  for (int trial = 0; trial < 300; ++trial) {
+  for (int trial = 0; trial < 400; ++trial) {
     Session s;
     s.text = words(rng, 1 + int(rng() % 14));
     s.model.d_model = 8 * (1 + int(rng() % 4));
@@ -280,10 +280,10 @@ TEST_CASE("session: randomised sessions' Result sessions compute the same Result
       else continue;
       option_set(s, o.path, value);  // a value out of its range is fine: validate() says so
     }
-    if (!validate(s).ok()) continue;
+    if (!validate(s).ok()) continue;  // most are refused (d_model not divisible by n_heads, ...)
     ++computed;
     check_reproduces(s, to_json(s));
   }
-  INFO("computed " << computed << " of 300");
+  INFO("computed " << computed << " of 400");
   CHECK(computed > 60);
 }
