@@ -54,15 +54,17 @@ TEST_CASE("blocks: the rule's count equals the dense mask's, cell by cell, for e
            {MaskKind::longformer, "longformer"}, {MaskKind::bigbird, "bigbird"}, {MaskKind::block_local, "block_local"},
            {MaskKind::strided, "strided"}, {MaskKind::fixed, "fixed"}, {MaskKind::streaming_llm, "streaming_llm"},
            {MaskKind::expression, "expression"}}) {
+    const std::string name = label;  // (clang 14: a lambda - doctest's INFO - cannot capture a structured binding)
     auto m = mask_of(kind);
     m.window = 9;
     m.globals = {0, 150};
     m.expression = "k <= q and (k % 7 == 0 or q - k < 20)";
     const MaskRule rule(m, n, n, nullptr, 3);
     const MaskMatrix dense = build_mask(m, n, {}, 3);
-    for (const auto& [bq, bk] : std::vector<std::pair<int, int>>{{1, 1}, {7, 13}, {64, 64}, {128, 32}, {300, 300}, {512, 512}}) {
+    for (const auto& size : std::vector<std::pair<int, int>>{{1, 1}, {7, 13}, {64, 64}, {128, 32}, {300, 300}, {512, 512}}) {
+      const int bq = size.first, bk = size.second;
       const BlockMap a = block_map(rule, bq, bk), b = block_map(dense, bq, bk);
-      INFO(label << " blocks " << bq << " x " << bk);
+      INFO(name << " blocks " << bq << " x " << bk);
       CHECK(a.kind == b.kind);
       CHECK(a.allowed == b.allowed);
       CHECK(a.full == b.full);
