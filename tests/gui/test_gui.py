@@ -1693,13 +1693,7 @@ def typing_expressions(d, s):
           f"red pixels under the field, centred on the mark ({len(reds)} red pixels)")
 
     # a preset: its formula and parameters, and its pattern (StreamingLLM: 4 sinks, window 2)
-    s = reveal(d, "attention.mask.expression.preset")
-    d.click(*center(s["widgets"]["attention.mask.expression.preset"]))
-    item = "attention.mask.expression.preset=streaming_llm"
-    s = d.wait_for(lambda s: item in s["widgets"], "the preset menu")
-    d.frames(3)
-    s = d.wait_for(lambda s: item in s["widgets"], "the preset menu")
-    d.click(*center(s["widgets"][item]))
+    choose(d, "attention.mask.expression.preset", "streaming_llm")
     want = ["".join("1" if j <= i and (j < 4 or i - j <= 2) else "0" for j in range(n)) for i in range(n)]
     s = d.wait_for(lambda s: settled(s) and s["allowed"] == want and not s["problems"], "the StreamingLLM preset's pattern")
     if s:
@@ -1708,13 +1702,7 @@ def typing_expressions(d, s):
         check(s["mask_expression"] == "k <= q and (k < sinks or q - k <= window)", "the preset's formula in the field")
 
     # a score modifier from its presets: soft-capping
-    s = reveal(d, "attention.score_mod.expression.preset")
-    d.click(*center(s["widgets"]["attention.score_mod.expression.preset"]))
-    item = "attention.score_mod.expression.preset=soft_cap"
-    s = d.wait_for(lambda s: item in s["widgets"], "the score_mod preset menu")
-    d.frames(3)
-    s = d.wait_for(lambda s: item in s["widgets"], "the score_mod preset menu")
-    d.click(*center(s["widgets"][item]))
+    choose(d, "attention.score_mod.expression.preset", "soft_cap")
     s = d.wait_for(lambda s: settled(s) and s["score_mod"] == "cap * tanh(score / cap)" and not s["problems"],
                    "the soft-capping score_mod computed")
     if s:
