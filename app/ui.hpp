@@ -230,7 +230,7 @@ struct AppState {
   bool show_decode = false;
   // the decode view: prefill length (0: half the tokens), step, the shown Result's plan and last step
   struct DecodeState {
-    int prefill = 0, step = 0;
+    int prefill = 0, step = 0, chunk = 1;
     std::uint64_t generation = ~0ull;
     DecodePlan plan;
     DecodeStep last;

@@ -60,6 +60,15 @@ TEST_CASE("decode: the cache at each step - causal keeps all, a window evicts, s
   CHECK(d.layers[0].group == std::vector<int>{0, 0, 1, 1});
   CHECK(d.layers[0].bytes == 2.0 * 7 * 2 * 4 * 4);
 
+  // chunked prefill: 4 prefilled, then chunks of 3 rows (4..6, 7..9, 10..11)
+  d = decode_step(*r, plan, 4, 2, 3);
+  CHECK(d.first == 7);
+  CHECK(d.query == 9);
+  CHECK(d.layers[0].kept == 10);
+  CHECK(d.layers[0].state == std::vector<std::uint8_t>{1, 1, 1, 1, 1, 1, 1, 2, 2, 2});
+  CHECK(decode_step(*r, plan, 4, 3, 3).query == 11);  // the last chunk is shorter
+  CHECK(decode_step(*r, plan, 4, 9, 3).step == 3);
+
   s.model.kv_sharing = KvSharing::mha;
   s.attention.mask.kind = MaskKind::none;  // rows read later keys: not a decoder
   r = run(s);

@@ -51,15 +51,20 @@ void ShowDecodeWindow(AppState& st, Worker&) {
     RecordWidget(st, "decode.prefill");
     dc.prefill = std::clamp(dc.prefill, 1, n);
     ImGui::SameLine();
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6);
+    if (ImGui::InputInt("chunk##decode", &dc.chunk)) dc.step = 0;
+    RecordWidget(st, "decode.chunk");
+    dc.chunk = std::clamp(dc.chunk, 1, n);
+    ImGui::SameLine();
     if (ImGui::Button("< step##decode")) dc.step = std::max(0, dc.step - 1);
     RecordWidget(st, "decode.back");
     ImGui::SameLine();
-    if (ImGui::Button("step >##decode")) dc.step = std::min(n - dc.prefill, dc.step + 1);
+    if (ImGui::Button("step >##decode")) dc.step = std::min((n - dc.prefill + dc.chunk - 1) / dc.chunk, dc.step + 1);
     RecordWidget(st, "decode.next");
     ImGui::SameLine();
     if (ImGui::Button("restart##decode")) dc.step = 0;
-    dc.step = std::clamp(dc.step, 0, n - dc.prefill);
-    const DecodeStep d = decode_step(r, dc.plan, dc.prefill, dc.step);
+    dc.step = std::clamp(dc.step, 0, (n - dc.prefill + dc.chunk - 1) / dc.chunk);
+    const DecodeStep d = decode_step(r, dc.plan, dc.prefill, dc.step, dc.chunk);
     dc.last = d;
     if (!d.causal)
       ImGui::TextColored(ImVec4(1.0f, 0.7f, 0.3f, 1.0f),
@@ -69,6 +74,10 @@ void ShowDecodeWindow(AppState& st, Worker&) {
     if (d.step == 0)
       ImGui::TextWrapped("prefill: the first %d tokens in one pass (a %d x %d block of each head); their keys and values "
                          "fill the cache. Step to generate the next token.", d.prefill, d.prefill, d.prefill);
+    else if (d.chunk > 1)
+      ImGui::TextWrapped("chunk %d (chunked prefill): rows %d..%d, %d queries, read keys 0..%d - fewer queries than "
+                         "keys, aligned to the bottom right: row r reads the keys up to r", d.step, d.first, q,
+                         q - d.first + 1, q);
     else
       ImGui::TextWrapped("step %d: token %d \"%s\" is the new query; its row reads the cache below (%d of %d tokens "
                          "generated)", d.step, q, st.labels[q].c_str(), d.step, n - d.prefill);
@@ -78,12 +87,16 @@ void ShowDecodeWindow(AppState& st, Worker&) {
     const float avail = ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 5;
     const float cell = std::clamp(avail / float(q + 1), 1.0f, ImGui::GetFontSize() * 1.6f);
     ImDrawList* dl = ImGui::GetWindowDrawList();
-    ImGui::Text("layer %d: the new row of each head (weights)", l);
+    const int first_row = d.step > 0 ? std::max(d.first, q - 7) : q;  // a chunk: its last 8 rows at most
+    ImGui::Text(first_row < q ? "layer %d: the chunk's rows of each head (weights)" : "layer %d: the new row of each head (weights)", l);
     const ImVec2 rows0 = ImGui::GetCursorScreenPos();
     const auto& heads = r.layers[l].heads;
-    for (std::size_t h = 0; h < heads.size(); ++h) {
+    for (std::size_t h = 0; h < heads.size(); ++h)
+    for (int row = first_row; row <= q; ++row) {
+      const int q = row;  // the row drawn
       const ImVec2 o = ImGui::GetCursorScreenPos();
-      ImGui::Text("h%zu", h);
+      if (q == first_row) ImGui::Text("h%zu", h);
+      else ImGui::TextUnformatted(" ");
       const float x0 = o.x + ImGui::GetFontSize() * 2.5f;
       float top = 0;
       for (int k = 0; k <= q; ++k) {
@@ -147,7 +160,8 @@ extern const View kDecodeView{"decode", "View", "Decode step by step", &AppState
       nlohmann::json layers = nlohmann::json::array();
       for (const DecodeLayer& L : d.layers)
         layers.push_back({{"kept", L.kept}, {"evicted", L.evicted}, {"kv_heads", L.kv_heads}, {"bytes", L.bytes}});
-      j["decode"] = {{"prefill", d.prefill}, {"step", d.step}, {"query", d.query}, {"causal", d.causal}, {"layers", layers}};
+      j["decode"] = {{"prefill", d.prefill}, {"step", d.step}, {"chunk", d.chunk}, {"first", d.first}, {"query", d.query},
+                     {"causal", d.causal}, {"layers", layers}};
     }};
 
 }  // namespace attnlab::app

@@ -28,23 +28,26 @@ DecodePlan decode_plan(const Result& r) {
   return p;
 }
 
-DecodeStep decode_step(const Result& r, const DecodePlan& plan, int prefill, int step) {
+DecodeStep decode_step(const Result& r, const DecodePlan& plan, int prefill, int step, int chunk) {
   DecodeStep d;
   const int n = static_cast<int>(r.tokens.size());
   if (r.is_field() || r.layers.empty() || n == 0 || !r.key_tokens.empty() || plan.last_use.size() != r.layers.size())
     return d;
   d.causal = plan.causal;
   d.prefill = std::clamp(prefill, 1, n);
-  d.step = std::clamp(step, 0, n - d.prefill);
-  d.query = d.prefill - 1 + d.step;
+  d.chunk = std::clamp(chunk, 1, n);
+  d.step = std::clamp(step, 0, (n - d.prefill + d.chunk - 1) / d.chunk);
+  d.query = std::min(n - 1, d.prefill - 1 + d.step * d.chunk);
+  d.first = d.step == 0 ? 0 : d.prefill + (d.step - 1) * d.chunk;
   const int i = d.query;
   for (std::size_t l = 0; l < r.layers.size(); ++l) {
     const LayerResult& L = r.layers[l];
     DecodeLayer out;
     out.state.assign(i + 1, 0);
     for (int k = 0; k <= i; ++k) {
-      const bool kept = k == i || plan.last_use[l][k] >= i;  // the new token's own key and value join the cache
-      out.state[k] = k == i ? 2 : kept ? 1 : 0;
+      const bool fresh = k >= d.first && d.step > 0;  // the step's own tokens join the cache
+      const bool kept = fresh || k == i || plan.last_use[l][k] >= i;
+      out.state[k] = fresh || k == i ? 2 : kept ? 1 : 0;
       (kept ? out.kept : out.evicted) += 1;
     }
     std::set<int> kv;

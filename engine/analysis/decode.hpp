@@ -23,8 +23,10 @@ struct DecodeLayer {
 
 struct DecodeStep {
   int prefill = 1;   // tokens computed at once before the first step
-  int step = 0;      // 0: the prefill itself; s: the s-th generated token
-  int query = 0;     // the row the step adds (prefill: its last row)
+  int step = 0;      // 0: the prefill itself; s: the s-th generated token (or chunk)
+  int chunk = 1;     // tokens a step adds: 1 decoding; more is chunked prefill (queries fewer than keys)
+  int first = 0;     // the first row the step adds
+  int query = 0;     // the last row the step adds (prefill: its last row)
   bool causal = true;  // every row reads no later key: decoding one token at a time is exact
   std::vector<DecodeLayer> layers;
 };
@@ -39,6 +41,8 @@ DecodePlan decode_plan(const Result& r);
 
 // The step `step` after a prefill of `prefill` tokens (both clamped to the Result's tokens),
 // O(layers x n). Dense self-attention Results only (layers empty otherwise).
-DecodeStep decode_step(const Result& r, const DecodePlan& plan, int prefill, int step);
+// With chunk > 1, each step adds that many rows at once (chunked prefill: the chunk's queries read
+// the cache and each other, aligned to the bottom right of their keys).
+DecodeStep decode_step(const Result& r, const DecodePlan& plan, int prefill, int step, int chunk = 1);
 
 }  // namespace attnlab

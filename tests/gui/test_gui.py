@@ -1581,6 +1581,22 @@ def test_decode():
         colours = {img.getpixel((int(px), int(y + 8))) for px in range(int(x), int(x + w), 2)}
         check((64, 170, 160) in colours and (240, 200, 80) in colours and (70, 70, 76) in colours,
               "the cache row draws kept, new and evicted entries")
+        # chunked prefill: chunks of 3 rows after the prefill of 10
+        cx, cy, cw, ch = s["widgets"]["decode.chunk"]
+        d.click(cx + cw * 0.3, cy + ch / 2)
+        d.chord("ctrl+a")
+        d.xdo("type", "3")
+        d.xdo("key", "Return")
+        s = d.wait_for(lambda s: s.get("decode", {}).get("chunk") == 3 and s["decode"]["step"] == 0, "chunks of 3")
+        if s:
+            d.click(*center(s["widgets"]["decode.next"]))
+            s = d.wait_for(lambda s: s.get("decode", {}).get("step") == 1, "the first chunk")
+            if s:
+                d.screenshot("decode-chunk")
+                dec = s["decode"]
+                check((dec["first"], dec["query"]) == (10, 12), f"the first chunk is rows 10..12 ({dec['first']}..{dec['query']})")
+                check(all(L["kept"] == 2 + 5 and L["evicted"] == 13 - 7 for L in dec["layers"]),
+                      f"row 12's cache: 2 sinks and the window of 5, the chunk's 3 tokens among them ({dec['layers'][0]})")
     finally:
         d.close()
     # differential attention: signed weights on the diverging map (red above 0, blue below)
