@@ -6,6 +6,7 @@
 
 #include <array>
 #include <chrono>
+#include <future>
 #include <atomic>
 #include <map>
 #include <thread>
@@ -232,6 +233,10 @@ struct AppState {
   struct DecodeState {
     int prefill = 0, step = 0, chunk = 1;
     std::uint64_t generation = ~0ull;
+    // the plan scans every head's n x n mask (60 ms at 2048 tokens x 12 x 12): a thread of
+    // its own prepares it while the window says so, and the last plan stays until it is ready
+    std::future<DecodePlan> pending;
+    std::uint64_t pending_generation = ~0ull;
     DecodePlan plan;
     DecodeStep last;
   } decode;

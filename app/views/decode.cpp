@@ -4,6 +4,8 @@
 #include <imgui.h>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -43,7 +45,22 @@ void ShowDecodeWindow(AppState& st, Worker&) {
       return;
     }
     auto& dc = st.decode;
-    if (dc.generation != s.generation) dc.plan = decode_plan(r), dc.generation = s.generation;
+    if (dc.generation != s.generation) {
+      // a finished plan is taken; then one for this Result is started unless it is under way
+      if (dc.pending.valid() && dc.pending.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        DecodePlan p = dc.pending.get();
+        if (dc.pending_generation == s.generation) dc.plan = std::move(p), dc.generation = s.generation;
+      }
+      if (dc.generation != s.generation && !dc.pending.valid()) {
+        dc.pending = std::async(std::launch::async, [res = s.result] { return decode_plan(*res); });
+        dc.pending_generation = s.generation;
+      }
+      if (dc.generation != s.generation) {
+        ImGui::TextDisabled("reading every head's mask for the cache plan...");
+        ImGui::End();
+        return;
+      }
+    }
     const int n = static_cast<int>(r.tokens.size());
     if (dc.prefill <= 0) dc.prefill = std::max(1, n / 2);
     ImGui::SetNextItemWidth(ImGui::GetFontSize() * 10);
