@@ -41,6 +41,7 @@
 #include "core/memory.hpp"
 #include "pipeline.hpp"
 #include "core/rng.hpp"
+#include "analysis/metrics.hpp"
 
 using namespace attnlab;
 
@@ -117,6 +118,22 @@ void BM_field_self_attention(benchmark::State& state) {
   Session::Attention::Mask m;
   m.kind = MaskKind::none;
   run_field(state, m);
+}
+// Head similarity of a field layer (12 heads, full attention): the per-pair Jensen-Shannon
+// divergences over exact tiles, all rows up to kFieldSimilarityCells cells, a sample above.
+void BM_field_head_similarity(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  Session::Attention::Mask m;
+  m.kind = MaskKind::none;
+  LayerCase c(n, m);
+  FieldLayer f;
+  field_layer(c.x, c.w, c.cfg, {}, f);
+  long rows = 0;
+  for (auto _ : state) {
+    Matrix js = field_head_similarity(f, kFieldSimilarityCells, &rows);
+    benchmark::DoNotOptimize(js.data());
+  }
+  state.counters["rows"] = double(rows);
 }
 void BM_field_window128_sinks(benchmark::State& state) {  // StreamingLLM: 4 sinks, the last 128 keys
   Session::Attention::Mask m;
@@ -592,6 +609,7 @@ BENCHMARK(BM_field_causal)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTi
 BENCHMARK(BM_field_expression_causal)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_field_window128_sinks)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_field_expression_window128_sinks)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_field_head_similarity)->Arg(4096)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(2);
 BENCHMARK(BM_field_one_head_overview)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(2);
 BENCHMARK(BM_field_tile_256)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(5)->MinTime(0.2);
 BENCHMARK(BM_field_tile_pooled_2048)->Arg(32768)->Unit(benchmark::kMillisecond)->UseRealTime()->Repetitions(3)->MinTime(0.2);

@@ -192,7 +192,10 @@ Outcome Engine::compute_as_field(const Session& s, Validation v, const CancelFla
   auto r = std::make_shared<Result>();
   r->session = s;
   r->d_head = s.d_head();
-  if (!run_fields(s, v, s.model.n_layers - 1, true, options.field, r->fields, out.problems, cancel, options.progress)) {
+  // the head similarity after the layers: the last sixth of the progress bar
+  const float layers_end = options.metrics ? 0.85f : 1.0f;
+  if (!run_fields(s, v, s.model.n_layers - 1, true, options.field, r->fields, out.problems, cancel, options.progress,
+                  layers_end)) {
     out.cancelled = out.problems.empty();
     return out;
   }
@@ -200,7 +203,18 @@ Outcome Engine::compute_as_field(const Session& s, Validation v, const CancelFla
   r->key_tokens = std::move(v.key_tokens);
   // the positional views show the table's first rows (the whole table is O(n d), as big as a layer)
   r->positions = positions_of(s, std::min(static_cast<int>(r->tokens.size()), kFieldPositionalRows));
-  if (options.metrics) r->metrics = field_metrics(r->fields);
+  if (options.metrics) {
+    r->metrics = field_metrics(r->fields);
+    // the head-similarity matrix from exact tiles, over a bounded sample of rows at length
+    for (std::size_t l = 0; l < r->fields.size(); ++l) {
+      long rows = 0;
+      r->metrics[l].head_similarity = field_head_similarity(r->fields[l], kFieldSimilarityCells, &rows, cancel);
+      if (cancel_requested(cancel)) return out.cancelled = true, out;
+      r->metrics[l].similarity_rows = rows;
+      if (options.progress)
+        options.progress->store(layers_end + (1 - layers_end) * float(l + 1) / float(r->fields.size()));
+    }
+  }
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
   return out;
@@ -228,7 +242,7 @@ bool Engine::compute_field(const Session& s, int layer, const FieldOptions& opt,
 
 bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all, const FieldOptions& opt,
                         std::vector<FieldLayer>& out, std::vector<std::string>& problems, const CancelFlag* cancel,
-                        std::atomic<float>* progress) {
+                        std::atomic<float>* progress, float progress_end) {
   AttentionConfig cfg = attention_config(s);
   if (!field_supports(cfg)) {
     problems.push_back("the attention field covers the scaled_dot and dot scores, softmax, no dropout, the exact and "
@@ -278,8 +292,8 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
   out.clear();
   for (int l = 0; l <= last; ++l) {
     cfg.layer = l;
-    cfg.progress_from = float(l) / float(last + 1);
-    cfg.progress_to = float(l + 1) / float(last + 1);
+    cfg.progress_from = progress_end * float(l) / float(last + 1);
+    cfg.progress_to = progress_end * float(l + 1) / float(last + 1);
     FieldLayer f;
     const bool pre = s.model.block == BlockKind::pre_ln;
     if (!field_layer(pre ? layer_norm(x) : x, weights(s, l), cfg, opt, f, cancel)) return false;
@@ -293,7 +307,7 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
     }
     if (keep_all || l == last) out.push_back(std::move(f));
   }
-  if (progress) progress->store(1.0f);
+  if (progress) progress->store(progress_end);
   return !cancel_requested(cancel);
 }
 

@@ -21,6 +21,8 @@ namespace attnlab {
 struct LayerMetrics {
   std::vector<HeadMetrics> heads;  // per head
   Matrix head_similarity;          // (n_heads, n_heads) Jensen-Shannon divergence
+  long similarity_rows = -1;       // a field's: the query rows it was taken over (a sample above
+                                   // kFieldSimilarityCells cells); -1: every row (dense)
 };
 
 // The positions as they were applied, so that views draw what ran (a loaded model's own table,
@@ -127,7 +129,7 @@ class Engine {
   // Layers 0..last of `s` as fields, all kept (keep_all) or only the last; tokens from `v`.
   bool run_fields(const Session& s, Validation& v, int last, bool keep_all, const FieldOptions& opt,
                   std::vector<FieldLayer>& out, std::vector<std::string>& problems, const CancelFlag* cancel,
-                  std::atomic<float>* progress);
+                  std::atomic<float>* progress, float progress_end = 1.0f);
   // Layer `layer`'s projection weights (seeded; cached).
   const LayerWeights& weights(const Session& s, int layer);
 

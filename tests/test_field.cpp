@@ -408,3 +408,61 @@ TEST_CASE("field: soft-capped logits (Gemma 2) give the weights and output of a 
   CHECK(worst_w <= 1e-6);
   CHECK(worst_o <= 1e-5);
 }
+
+namespace {
+// Jensen-Shannon divergence (nats) of two weight rows, in double, each row read as a distribution
+double js_row(const Matrix& a, const Matrix& b, int i) {
+  double sa = 0, sb = 0;
+  for (Eigen::Index j = 0; j < a.cols(); ++j) sa += std::max(0.0f, a(i, j)), sb += std::max(0.0f, b(i, j));
+  if (sa <= 0 || sb <= 0) return -1;
+  auto xlx = [](double x) { return x > 0 ? x * std::log(x) : 0.0; };
+  double js = 0;
+  for (Eigen::Index j = 0; j < a.cols(); ++j) {
+    const double p = std::max(0.0f, a(i, j)) / sa, q = std::max(0.0f, b(i, j)) / sb;
+    js += 0.5 * (xlx(p) + xlx(q)) - xlx(0.5 * (p + q));
+  }
+  return std::max(0.0, js);
+}
+}  // namespace
+
+TEST_CASE("field: head similarity from exact tiles equals the dense matrix, and a sample reads the rows it says") {
+  for (const char* mask : {"none", "causal", "sliding_window", "streaming_llm", "bigbird", "custom"})
+  for (const char* pos : {"alibi", "rope"}) {
+    const Both b = compute_both(session_with(mask, pos));
+    INFO("mask " << std::string(mask) << ", positional " << std::string(pos));
+    long rows = 0;
+    const Matrix f = field_head_similarity(b.field, 1ll << 40, &rows);
+    const Matrix d = head_similarity(b.dense->layers[0].heads);
+    CHECK(rows == static_cast<long>(b.dense->tokens.size()));
+    REQUIRE(f.rows() == d.rows());
+    CHECK((f - d).cwiseAbs().maxCoeff() <= 1e-5f);
+  }
+  // 150 tokens are 5 blocks of 32 rows (full attention: 150 columns each); a budget of two
+  // blocks' cells reads the first and the last
+  Session s = session_with("none", "rope");
+  std::string text;
+  for (int i = 0; i < 150; ++i) text += "w" + std::to_string(i % 37) + " ";
+  s.text = text;
+  const Both b = compute_both(s);
+  const int n = static_cast<int>(b.dense->tokens.size());
+  REQUIRE(n == 150);
+  long rows = 0;
+  const Matrix f = field_head_similarity(b.field, 2ll * 32 * n, &rows);
+  CHECK(rows == 32 + (n - 128));
+  const auto& heads = b.dense->layers[0].heads;
+  for (std::size_t x = 0; x < heads.size(); ++x)
+    for (std::size_t y = x + 1; y < heads.size(); ++y) {
+      double total = 0;
+      int count = 0;
+      for (int i = 0; i < n; ++i) {
+        if (i >= 32 && i < 128) continue;  // the blocks left out
+        const double js = js_row(heads[x].weights, heads[y].weights, i);
+        if (js >= 0) total += js, ++count;
+      }
+      CHECK(f(x, y) == doctest::Approx(total / count).epsilon(1e-4));
+      CHECK(f(y, x) == f(x, y));
+    }
+  // cancelled: empty
+  CancelFlag stop{true};
+  CHECK(field_head_similarity(b.field, 1ll << 40, nullptr, &stop).size() == 0);
+}

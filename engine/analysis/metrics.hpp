@@ -1,9 +1,12 @@
 // Per-head summaries of attention weights and how alike the heads are.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "attention/attention.hpp"
+#include "attention/field.hpp"
+#include "core/cancel.hpp"
 #include "core/tensor.hpp"
 
 namespace attnlab {
@@ -26,5 +29,21 @@ HeadMetrics head_metrics(const HeadResult& h);
 // (n_heads, n_heads): mean over rows of the Jensen-Shannon divergence (nats, 0..ln 2) between
 // head a's and head b's distributions of that row (Lin 1991).
 Matrix head_similarity(const std::vector<HeadResult>& heads);
+
+// The same over row blocks another source provides (a field's exact tiles): block_weights(b, h, w)
+// sets w to head h's weights of row block b, the same rows and columns for every head of a block
+// (called from both cores at once). The mean runs over the blocks' rows; rows_read gets how
+// many there were. Empty (0 x 0) when cancelled.
+Matrix head_similarity_blocks(int n_heads, int n_blocks, const std::function<void(int, int, Matrix&)>& block_weights,
+                              const CancelFlag* cancel = nullptr, long* rows_read = nullptr);
+
+// Head similarity of a layer of a long sequence (an attention field) from its exact tiles, in
+// blocks of 32 query rows whose columns span the rows' allowed keys only: every block when these
+// blocks hold at most max_cells cells in all, else evenly spaced blocks (the first and the last
+// among them) of about max_cells cells - a sample of the rows, which rows_read states. Empty
+// when cancelled.
+inline constexpr long long kFieldSimilarityCells = 1ll << 22;  // 0.3 s a layer of 12 heads (bench)
+Matrix field_head_similarity(const FieldLayer& f, long long max_cells = kFieldSimilarityCells, long* rows_read = nullptr,
+                             const CancelFlag* cancel = nullptr);
 
 }  // namespace attnlab

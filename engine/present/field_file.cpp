@@ -88,6 +88,19 @@ bool write_field_safetensors(const Result& r, const Put& put) {
                             {"key_tokens", dump(keys)},
                             {"metrics", dump(metrics)},
                             {"session", to_json(r.session)}};
+  // per layer, the head-similarity matrix and the query rows it was taken over (when computed)
+  nlohmann::json similarity = nlohmann::json::array();
+  for (const LayerMetrics& m : r.metrics) {
+    if (m.head_similarity.size() == 0) continue;
+    nlohmann::json rows = nlohmann::json::array();
+    for (Eigen::Index a = 0; a < m.head_similarity.rows(); ++a) {
+      nlohmann::json row = nlohmann::json::array();
+      for (Eigen::Index b = 0; b < m.head_similarity.cols(); ++b) row.push_back(m.head_similarity(a, b));
+      rows.push_back(std::move(row));
+    }
+    similarity.push_back({{"rows", m.similarity_rows}, {"js", std::move(rows)}});
+  }
+  if (!similarity.empty()) header["__metadata__"]["head_similarity"] = dump(similarity);
   std::string h = dump(header);
   while ((h.size() + 8) % 8) h += ' ';  // the data starts 8-byte aligned
   std::uint64_t len = h.size();

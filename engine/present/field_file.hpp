@@ -13,7 +13,9 @@
 // __metadata__ (strings): format "attnlab.field", version "1", n_tokens, n_keys, n_layers, n_heads,
 // d_head, alpha (the score scale), softcap (Gemma 2's logit soft-capping, 0: none), temperature, mask, positional, pool_rows, pool_cols, tokens
 // (a JSON array of the token texts), key_tokens, metrics (JSON: per layer, per head, the field's
-// metrics) and session (the session JSON).
+// metrics), head_similarity (JSON, when metrics were computed: per layer {"rows": the query rows
+// it was taken over, "js": the n_heads x n_heads Jensen-Shannon divergences}) and session (the
+// session JSON).
 #pragma once
 
 #include "core/files.hpp"

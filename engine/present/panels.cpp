@@ -201,10 +201,14 @@ std::vector<FigurePanel> positional_panels(const Result& r) {
 std::vector<FigurePanel> similarity_panels(const Result& r) {
   std::vector<FigurePanel> out;
   for (std::size_t l = 0; l < r.metrics.size(); ++l) {  // empty unless metrics were computed
-    if (r.metrics[l].head_similarity.size() == 0) continue;  // a field: no pairwise pass
+    if (r.metrics[l].head_similarity.size() == 0) continue;
     FigurePanel p;
     p.title = "head similarity (Jensen-Shannon divergence, nats), layer " + std::to_string(l);
     p.caption = "0: the heads attend alike; ln 2: disjoint";
+    // a long sequence's: over a sample of its rows, said so
+    const long rows = r.metrics[l].similarity_rows, n_q = static_cast<long>(r.tokens.size());
+    if (rows >= 0 && rows < n_q)
+      p.caption += "; over " + std::to_string(rows) + " of " + std::to_string(n_q) + " query rows (evenly spaced blocks of 32)";
     p.values = r.metrics[l].head_similarity;
     p.row_labels = p.col_labels = numbered(static_cast<int>(p.values.rows()), "h");
     p.non_negative = p.fixed_range = true;
