@@ -240,6 +240,22 @@ struct AppState {
     DecodePlan plan;
     DecodeStep last;
   } decode;
+  // the Metrics view's rollout of chosen query rows for a long sequence (a field): computed on a
+  // thread of its own, with progress and cancel; shown for the Result and layer it was asked for
+  struct FieldRolloutState {
+    std::string rows;  // "a:b", empty: the last four rows
+    std::future<Matrix> pending;
+    std::shared_ptr<std::atomic<bool>> cancel;
+    std::shared_ptr<std::atomic<float>> progress;
+    std::uint64_t generation = ~0ull, pending_generation = ~0ull;
+    int layer = -1, pending_layer = -1, r0 = 0, pending_r0 = 0;
+    Matrix values;  // (rows, n): row s is query r0 + s's rollout over every token
+    double ms = 0;
+    std::chrono::steady_clock::time_point started;
+    ~FieldRolloutState() {  // a computation under way stops (the future's destructor waits for it)
+      if (cancel) *cancel = true;
+    }
+  } field_rollout;
   bool show_mask = false, show_gallery = false, show_positional = false, show_metrics = false, show_flash = false;
   int flash_head = 0, flash_step = 0;  // flash teaching view: which head, how many tiles done
   int layer = 0;           // the layer the head grid shows

@@ -639,7 +639,7 @@ Matrix rollout_block(const FieldLayer& L, int r0, int r1, int& c0, int& c1, bool
 }  // namespace
 
 Matrix field_rollout_rows(const std::vector<FieldLayer>& fields, int layer, const std::vector<int>& rows, bool residual,
-                          const CancelFlag* cancel) {
+                          const CancelFlag* cancel, std::atomic<float>* progress) {
   const int n = fields.at(layer).rule->n_k(), k = static_cast<int>(rows.size());
   // V = A_layer[S, :]
   Matrix v = Matrix::Zero(k, n);
@@ -650,6 +650,9 @@ Matrix field_rollout_rows(const std::vector<FieldLayer>& fields, int layer, cons
   }
   // V <- V A_l for l = layer - 1 .. 0, A_l streamed 64 rows at a time
   constexpr int kRows = 64;
+  long long total = 0;
+  std::atomic<long long> done{0};
+  for (int l = layer - 1; l >= 0; --l) total += (fields[l].rule->n_q() + kRows - 1) / kRows;
   for (int l = layer - 1; l >= 0; --l) {
     const int n_q = fields[l].rule->n_q();
     const int blocks = (n_q + kRows - 1) / kRows;
@@ -668,6 +671,8 @@ Matrix field_rollout_rows(const std::vector<FieldLayer>& fields, int layer, cons
         int c0 = 0, c1 = 0;
         const Matrix a = rollout_block(fields[l], r0, r1, c0, c1, residual);
         if (a.cols()) mine.middleCols(c0, c1 - c0).noalias() += v.middleCols(r0, r1 - r0) * a;
+        const long long d = ++done;
+        if (progress && total) progress->store(float(d) / float(total), std::memory_order_relaxed);
       }
 #pragma omp critical
       next += mine;
@@ -675,6 +680,7 @@ Matrix field_rollout_rows(const std::vector<FieldLayer>& fields, int layer, cons
     if (stop) return Matrix();
     v = std::move(next);
   }
+  if (progress) progress->store(1.0f);
   return v;
 }
 

@@ -9,6 +9,7 @@
 // encoding (ALiBi and T5 as the bias by j - i). Other variants stay on the dense path.
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -159,8 +160,8 @@ namespace attnlab {
 // computed left to right as vector x matrix products whose matrices are streamed in row blocks of
 // exact tiles (mean over heads, (A + I) / 2 with the residual, rows renormalised). Work: the
 // layers' allowed cells times d_head and heads, like computing the fields; memory O(|S| n).
-// Empty when cancelled.
+// Empty when cancelled; `progress` goes from 0 to 1 over the layers' row blocks.
 Matrix field_rollout_rows(const std::vector<FieldLayer>& fields, int layer, const std::vector<int>& rows, bool residual,
-                          const CancelFlag* cancel = nullptr);
+                          const CancelFlag* cancel = nullptr, std::atomic<float>* progress = nullptr);
 
 }  // namespace attnlab

@@ -1725,6 +1725,57 @@ def typing_expressions(d, s):
         check("attention.score_mod.parameters.cap" in s["widgets"], "the cap parameter has its control")
 
 
+def test_field_metrics():
+    """Issue 11: the Metrics view of a long sequence (an attention field, 3000 tokens) - the head
+    similarity from exact tiles, and the rollout of chosen query rows through layer 1 computed on
+    its own thread, equal to what attnlab-cli export writes for those rows."""
+    import random
+    rnd = random.Random(3)
+    words = "the cat sat on a mat while dogs ran over hills and birds sang near rivers".split()
+    session = os.path.join(TMP, "field-metrics.json")
+    with open(session, "w") as f:
+        json.dump({"text": " ".join(rnd.choice(words) for _ in range(3000)),
+                   "model": {"d_model": 64, "n_heads": 4, "n_layers": 2, "seed": 42},
+                   "attention": {"mask": {"kind": "sliding_window", "window": 64, "causal": True}}}, f)
+    d = Display("--session", session, "--view", "metrics")
+    try:
+        s = d.wait_for(lambda s: settled(s) and s.get("metrics_panels"), "the metrics panels of the field")
+        if not s:
+            return
+        n = s["n_tokens"] if "n_tokens" in s else 3000
+        check(any(p["title"].startswith("head similarity") for p in s["metrics_panels"]),
+              f"a head-similarity panel for the field ({[p['title'] for p in s['metrics_panels']]})")
+        # layer 1: the right part of the slider (its rect holds the label "layer" after it)
+        x, y, w, h = s["widgets"]["layer"]
+        d.click(x + w * 0.65, y + h / 2)
+        s = d.wait_for(lambda s: s["layer"] == 1 and "metrics.rollout_compute" in s["widgets"], "layer 1")
+        if not s:
+            return
+        d.click(*center(s["widgets"]["metrics.rollout_compute"]))
+        s = d.wait_for(lambda s: s["field_rollout"]["layer"] == 1 and len(s["field_rollout"]["rows"]) == 4
+                       and not s["field_rollout"]["running"], "the rollout of rows 2996..2999 through layer 1")
+        if not s:
+            return
+        rows = s["field_rollout"]["rows"]
+        out = os.path.join(TMP, "field-rollout.npy")
+        p = subprocess.run([CLI, "export", session, "--layer", "1", "--matrix", "rollout", "--rows", "2996:3000", "-o", out],
+                           capture_output=True)
+        if check(p.returncode == 0, f"attnlab-cli export of the rollout rows ({p.stderr.decode().strip()})"):
+            want = np.load(out)
+            for i, r in enumerate(rows):
+                check(r["row"] == 2996 + i and r["argmax"] == int(np.argmax(want[i]))
+                      and abs(r["max"] - float(want[i].max())) <= 1e-5 * max(1.0, abs(float(want[i].max()))),
+                      f"row {r['row']}: the window's largest value {r['max']:.6g} at token {r['argmax']} is the CLI's "
+                      f"({float(want[i].max()):.6g} at {int(np.argmax(want[i]))})")
+                check(abs(r["sum"] - 1) < 1e-3, f"row {r['row']} sums to 1 ({r['sum']:.6f})")
+        x, y, w, h = s["widgets"]["metrics.rollout"]
+        img = Image.open(d.screenshot("field-rollout")).convert("RGB")
+        colours = {img.getpixel((int(px), int(y + h / 8))) for px in range(int(x), int(min(x + w, img.width)), 3)}
+        check(len(colours) >= 3, f"the rollout rows are drawn ({len(colours)} colours in the first row)")
+    finally:
+        d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
@@ -1735,7 +1786,7 @@ STARTED = time.time()
  "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views,
  "long": test_long, "patching": test_patching, "compare_models": test_compare_models,
  "lens": test_lens, "training": test_training, "expressions": test_expressions,
- "decode": test_decode}[MODE]()
+ "decode": test_decode, "field_metrics": test_field_metrics}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
