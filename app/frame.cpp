@@ -380,7 +380,7 @@ void ShowMainWindow(Loop& L) {
     if (st.shown && st.shown->result) {  // what the result holds against the budget (Display: memory budget)
       const Result& r = *st.shown->result;
       ImGui::SameLine(0, ImGui::GetFontSize() * 1.5f);
-      ImGui::TextDisabled("%s  memory %s of %s", r.is_field() ? "field (q, k, v F32)" : "dense", human_bytes(r.bytes()).c_str(),
+      ImGui::TextDisabled("%s  memory %s of %s", !r.is_field() ? "dense" : r.fields[0].heads[0].half ? "field (q, k F16 above the budget; v F32)" : "field (q, k, v F32)", human_bytes(r.bytes()).c_str(),
                           human_bytes(memory_budget_bytes()).c_str());
       RecordWidget(st, "status.memory");
     }

@@ -158,6 +158,7 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
     if (r.is_field()) {
       const HeadField& f = r.fields[0].heads[0];
       j["overview"] = {f.overview_max.rows(), f.overview_max.cols(), f.fr, f.fc};
+      j["field_qk_dtype"] = f.half ? "F16" : "F32";
     }
     j["n_tokens"] = r.tokens.size();
     std::vector<std::string> tokens;

@@ -124,7 +124,7 @@ void TileCache::run() {
     try {
       const FieldLayer& L = r.fields.at(k.layer);
       const HeadField& f = L.heads.at(k.head);
-      const int n_q = static_cast<int>(f.q.rows()), n_k = static_cast<int>(f.k.rows());
+      const int n_q = field_n_q(f), n_k = field_n_k(f);
       const int span = kSide << k.level, factor = 1 << k.level;
       d.r0 = k.ti * span, d.r1 = std::min(n_q, d.r0 + span);
       d.c0 = k.tj * span, d.c1 = std::min(n_k, d.c0 + span);

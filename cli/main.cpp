@@ -475,7 +475,7 @@ int export_field(const std::string& session_path, const std::string& matrix, int
                      [&] { return engine.compute_field(s, layer, opt, run, problems, nullptr, &progress); }))
     return fail(session_path + ": " + join(problems));
   const HeadField& f = run.field.heads[head];
-  const int n_q = static_cast<int>(f.q.rows()), n_k = static_cast<int>(f.k.rows());
+  const int n_q = field_n_q(f), n_k = field_n_k(f);
   LabeledMatrix m;
   m.name = matrix;
   if (fx.overview) {
@@ -488,8 +488,7 @@ int export_field(const std::string& session_path, const std::string& matrix, int
     const int row_limit = qkv && matrix != "q" ? n_k : n_q;
     if (r1 > row_limit) return fail("--rows " + fx.rows + " is past the " + std::to_string(row_limit) + " rows");
     if (qkv) {
-      const Matrix& src = matrix == "q" ? f.q : matrix == "k" ? f.k : f.v;
-      m.values = src.middleRows(r0, r1 - r0);
+      m.values = matrix == "q" ? field_q_rows(f, r0, r1) : matrix == "k" ? field_k_rows(f, r0, r1) : Matrix(f.v.middleRows(r0, r1 - r0));
     } else {
       if (c1 > n_k) return fail("--cols " + fx.cols + " is past the " + std::to_string(n_k) + " keys");
       if (double(r1 - r0) * (c1 - c0) > 64e6) return fail("that block has more than 64 M cells; export a smaller one or --overview");

@@ -266,13 +266,19 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
                        per_layer * (keep_all ? last + 1 : 1);
   const double flops = double(last + 1) * (8.0 * n * d * d + 4.0 * double(rule.allowed_cells()) * s.d_head() * s.model.n_heads);
   const double seconds = flops / 40e9;  // a conservative rate for these 2 cores
-  char buf[320];
+  // above the budget, q and k as F16 save 2 bytes a number; refused only when even that does not fit
+  const double half_saving = 2.0 * (double(n) * d + double(n_k) * d) * (keep_all ? last + 1 : 1);
+  FieldOptions o = opt;
+  char buf[360];
   if (bytes > memory_budget_bytes()) {
-    std::snprintf(buf, sizeof buf, "%d tokens need about %s for the field of %d layer%s; the memory budget is %s (use fewer tokens or layers, or a smaller d_model)",
-                  n, human_bytes(bytes).c_str(), keep_all ? last + 1 : 1, keep_all && last ? "s" : "",
-                  human_bytes(memory_budget_bytes()).c_str());
-    problems.push_back(buf);
-    return false;
+    if (bytes - half_saving > memory_budget_bytes()) {
+      std::snprintf(buf, sizeof buf, "%d tokens need about %s for the field of %d layer%s, with q and k as F16; the memory budget is %s (use fewer tokens or layers, or a smaller d_model)",
+                    n, human_bytes(bytes - half_saving).c_str(), keep_all ? last + 1 : 1, keep_all && last ? "s" : "",
+                    human_bytes(memory_budget_bytes()).c_str());
+      problems.push_back(buf);
+      return false;
+    }
+    o.half_qk = true;
   }
   if (seconds > 10 * kMaxComputeSeconds) {
     std::snprintf(buf, sizeof buf, "the field up to layer %d needs about %.3g TFLOP, about %.0f s on this machine; the limit is %.0f s (use a sparser mask, fewer tokens or an earlier layer)",
@@ -296,7 +302,7 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
     cfg.progress_to = progress_end * float(l + 1) / float(last + 1);
     FieldLayer f;
     const bool pre = s.model.block == BlockKind::pre_ln;
-    if (!field_layer(pre ? layer_norm(x) : x, weights(s, l), cfg, opt, f, cancel)) return false;
+    if (!field_layer(pre ? layer_norm(x) : x, weights(s, l), cfg, o, f, cancel)) return false;
     if (l < last) {
       if (pre) {
         x += f.output;
@@ -336,7 +342,7 @@ double Result::bytes() const {
   for (const FieldLayer& L : fields) {
     b += m(L.output);
     for (const HeadField& f : L.heads)
-      b += m(f.q) + m(f.k) + m(f.v) + m(f.output) + m(f.overview_max) + m(f.overview_mean) + 12.0 * f.row_lse.size();
+      b += field_qk_bytes(f) + m(f.v) + m(f.output) + m(f.overview_max) + m(f.overview_mean) + 12.0 * f.row_lse.size();
   }
   for (const LayerResult& L : layers) {
     b += m(L.input) + m(L.attention_input) + m(L.attention_output) + m(L.output);

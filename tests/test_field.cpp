@@ -11,6 +11,7 @@
 #include "analysis/metrics.hpp"
 #include "attention/masks.hpp"
 #include "pipeline.hpp"
+#include "session/cost.hpp"
 
 using namespace attnlab;
 
@@ -465,4 +466,72 @@ TEST_CASE("field: head similarity from exact tiles equals the dense matrix, and 
   // cancelled: empty
   CancelFlag stop{true};
   CHECK(field_head_similarity(b.field, 1ll << 40, nullptr, &stop).size() == 0);
+}
+
+TEST_CASE("field: above the memory budget q and k are kept as F16 - half the bytes, every tile exact for the stored values") {
+  Session s;
+  for (int i = 0; i < 2100; ++i) s.text += "w" + std::to_string((i * 7919) % 997) + " ";
+  s.model = {128, 2, 5};
+  s.model.n_layers = 2;
+  s.positional.kind = PositionalKind::rope;
+  s.attention.mask.kind = MaskKind::causal;
+  Engine e;
+  const Outcome full = e.compute(s);
+  REQUIRE(full.result);
+  REQUIRE(full.result->is_field());
+  CHECK_FALSE(full.result->fields[0].heads[0].half);
+  // lower the budget until the field turns F16, then until even that is refused
+  std::shared_ptr<const Result> half;
+  std::string refused;
+  // bisection between a budget F32 fits in and one nothing fits in
+  double fits = 4 * full.result->bytes() + 64e6, too_small = 1e5;
+  for (int it = 0; it < 60 && !half; ++it) {
+    const double budget = std::sqrt(fits * too_small);
+    set_memory_budget_bytes(budget);
+    const Outcome o = Engine().compute(s);
+    if (!o.result) refused = o.problems.empty() ? "cancelled" : o.problems[0], too_small = budget;
+    else if (o.result->fields[0].heads[0].half) half = o.result;
+    else fits = budget;
+  }
+  set_memory_budget_bytes(1e5);  // not even the F16 field fits: refused, with the reason
+  {
+    const Outcome o = Engine().compute(s);
+    CHECK_FALSE(o.result);
+    refused = o.problems.empty() ? "" : o.problems[0];
+  }
+  set_memory_budget_bytes(0);  // the default again
+  INFO("refused: " << refused);
+  REQUIRE(half);
+  CHECK(refused.find("with q and k as F16") != std::string::npos);
+  const Result& f = *half;
+  const Result& g = *full.result;
+  for (int l = 0; l < 2; ++l)
+    for (int h = 0; h < 2; ++h) {
+      CAPTURE(l);
+      CAPTURE(h);
+      const HeadField& a = f.fields[l].heads[h];
+      const HeadField& b = g.fields[l].heads[h];
+      REQUIRE(a.half);
+      CHECK(a.q.size() == 0);
+      CHECK(field_qk_bytes(a) == doctest::Approx(field_qk_bytes(b) / 2));
+      // the stored q and k are F32's rounded to the nearest half
+      const Matrix q = field_q_rows(a, 0, field_n_q(a)), k = field_k_rows(a, 0, field_n_k(a));
+      REQUIRE(q.rows() == b.q.rows());
+      CHECK((q - b.q).cwiseAbs().maxCoeff() <= 1e-3f * (1 + b.q.cwiseAbs().maxCoeff()));
+      // tiles against softmax over the decoded q and k, in double (causal, no bias): exact
+      const FieldHeadSpec& sp = f.fields[l].specs[h];
+      for (const int r0 : {0, 1000, 2036}) {
+        const Matrix t = field_tile(a, sp, r0, r0 + 64, 0, r0 + 64, false);
+        for (int i = 0; i < 64; ++i) {
+          const int row = r0 + i;
+          const Eigen::VectorXd lg = (k.topRows(row + 1).cast<double>() * q.row(row).transpose().cast<double>()) * double(sp.alpha);
+          const Eigen::VectorXd w = (lg.array() - lg.maxCoeff()).exp() / (lg.array() - lg.maxCoeff()).exp().sum();
+          CHECK((t.row(i).head(row + 1).transpose().cast<double>() - w).cwiseAbs().maxCoeff() <= 1e-6);
+          if (row + 1 < t.cols()) CHECK(t.row(i).tail(t.cols() - row - 1).cwiseAbs().maxCoeff() == 0.0f);  // masked: exactly 0
+        }
+        // against the F32 field: the rounding of q and k only
+        const Matrix u = field_tile(b, g.fields[l].specs[h], r0, r0 + 64, 0, r0 + 64, false);
+        CHECK((t - u).cwiseAbs().maxCoeff() <= 5e-3);
+      }
+    }
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "models/hf_model.hpp"
+#include "session/cost.hpp"
 #include "models/safetensors.hpp"
 #include "present/views.hpp"
 #include "test_util.hpp"
@@ -248,6 +249,38 @@ TEST_CASE("llama: a text above 2048 tokens runs every layer as an attention fiel
   const Matrix t = field_tile(fi.result->fields[0].heads[2], fi.result->fields[0].specs[2], 500, 564, 0, n, false);
   CHECK((t - di.result->layers[0].heads[2].weights.middleRows(500, 64)).cwiseAbs().maxCoeff() <= 1e-5);
   CHECK(fi.result->fields[0].heads[2].cells < 10LL * n);  // the window's cells only
+  // above the memory budget: q and k as F16, the same attention up to their rounding; refused
+  // with a reason only when even that does not fit
+  std::shared_ptr<const Result> half;
+  std::string refused;
+  // bisection between a budget F32 fits in and one nothing fits in
+  double fits = 4 * fr.bytes() + 64e6, too_small = 1e5;
+  for (int it = 0; it < 60 && !half; ++it) {
+    const double budget = std::sqrt(fits * too_small);
+    set_memory_budget_bytes(budget);
+    const Outcome o = m->compute(text);
+    if (!o.result) refused = o.problems.empty() ? "cancelled" : o.problems[0], too_small = budget;
+    else if (o.result->fields[0].heads[0].half) half = o.result;
+    else fits = budget;
+  }
+  set_memory_budget_bytes(1e5);  // not even the F16 field fits: refused, with the reason
+  {
+    const Outcome o = m->compute(text);
+    CHECK_FALSE(o.result);
+    refused = o.problems.empty() ? "" : o.problems[0];
+  }
+  set_memory_budget_bytes(0);
+  INFO("refused: " << refused);
+  REQUIRE(half);
+  CHECK(refused.find("with q and k as F16") != std::string::npos);
+  for (int l = 0; l < 2; ++l)
+    for (int h = 0; h < 4; ++h) {
+      const FieldLayer& L = half->fields[l];
+      CHECK(L.heads[h].half);
+      const Matrix t = field_tile(L.heads[h], L.specs[h], n - 64, n, 0, n, false);
+      CHECK((t - dr.layers[l].heads[h].weights.middleRows(n - 64, 64)).cwiseAbs().maxCoeff() <= 5e-3);
+      CHECK((t.rowwise().sum().array() - 1).abs().maxCoeff() <= 1e-5);
+    }
 }
 
 namespace {

@@ -253,8 +253,37 @@ std::vector<Span> block_columns(const std::vector<Span>* rows, int n_rows) {
 
 }  // namespace
 
+namespace {
+Matrix half_rows(const std::vector<Eigen::half>& h, int d, int a, int b) {
+  Matrix m(std::max(0, b - a), d);
+  const Eigen::half* src = h.data() + std::size_t(a) * d;
+  float* dst = m.data();
+  for (std::size_t i = 0, e = std::size_t(m.size()); i < e; ++i) dst[i] = static_cast<float>(src[i]);
+  return m;
+}
+std::vector<Eigen::half> to_half(const Matrix& m) {
+  std::vector<Eigen::half> h(std::size_t(m.size()));
+  const float* src = m.data();
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = Eigen::half(src[i]);
+  return h;
+}
+}  // namespace
+
+Matrix field_q_rows(const HeadField& f, int a, int b) {
+  return f.half ? half_rows(f.q16, f.d_qk, a, b) : Matrix(f.q.middleRows(a, b - a));
+}
+Matrix field_k_rows(const HeadField& f, int a, int b) {
+  return f.half ? half_rows(f.k16, f.d_qk, a, b) : Matrix(f.k.middleRows(a, b - a));
+}
+
 bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOptions& opt, const CancelFlag* cancel) {
   const MaskRule& rule = *spec.rule;
+  f.half = false;
+  f.d_qk = static_cast<int>(f.q.cols());
+  if (opt.half_qk) {  // the pass runs on the values F16 keeps, so that every later tile is exact for them
+    f.q = f.q.cast<Eigen::half>().cast<float>();
+    f.k = f.k.cast<Eigen::half>().cast<float>();
+  }
   const int n_q = rule.n_q(), n_k = rule.n_k(), d = static_cast<int>(f.q.cols()), dv = static_cast<int>(f.v.cols());
   const float neg_inf = -std::numeric_limits<float>::infinity();
   f.output = Matrix::Zero(n_q, dv);
@@ -520,16 +549,26 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
     fm.entropy /= attending, fm.mean_distance /= attending, fm.max_weight /= attending, fm.first_token /= attending, fm.sink_mass /= attending;
   if (norm_rows) fm.entropy_normalized /= norm_rows;
   fm.density = n_q > 0 && n_k > 0 ? allowed / (double(n_q) * n_k) : 0;
+  if (opt.half_qk) {  // exactly representable: the conversion back is lossless
+    f.q16 = to_half(f.q), f.k16 = to_half(f.k);
+    f.q = Matrix(), f.k = Matrix();
+    f.half = true;
+  }
   return true;
 }
 
 void soft_cap(Matrix& logits, float c) { logits = ((logits.array() * (1.0f / c)).tanh() * c).matrix(); }
 
 Matrix field_tile(const HeadField& f, const FieldHeadSpec& spec, int r0, int r1, int c0, int c1, bool logits) {
-  const int nr = r1 - r0, nc = c1 - c0, d = static_cast<int>(f.q.cols()), n_q = static_cast<int>(f.q.rows());
+  const int nr = r1 - r0, nc = c1 - c0, d = f.half ? f.d_qk : static_cast<int>(f.q.cols()), n_q = field_n_q(f);
   Matrix s(nr, nc);
   if (nr <= 0 || nc <= 0) return Matrix(std::max(nr, 0), std::max(nc, 0));
-  gemm_nt(nr, nc, d, spec.alpha, &f.q(r0, 0), d, &f.k(c0, 0), d, s.data(), nc);
+  if (f.half) {  // F16 rows decoded for this tile only
+    const Matrix q = field_q_rows(f, r0, r1), k = field_k_rows(f, c0, c1);
+    gemm_nt(nr, nc, d, spec.alpha, q.data(), d, k.data(), d, s.data(), nc);
+  } else {
+    gemm_nt(nr, nc, d, spec.alpha, &f.q(r0, 0), d, &f.k(c0, 0), d, s.data(), nc);
+  }
   const bool has_bias = spec.bias && !spec.bias->empty();
   const float neg_inf = -std::numeric_limits<float>::infinity();
   std::vector<Span> rs;

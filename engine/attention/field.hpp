@@ -77,6 +77,10 @@ struct FieldOptions {
   // are pooled into the overview elementwise
   long long chunk_above = 64 * 4096;
   int cols_per_chunk = 512;
+  // q and k kept as F16 (IEEE half) instead of F32: what a field above the memory budget does.
+  // They are rounded to F16 before the pass, so the statistics, the output and every tile are
+  // exact for the stored values (against the F32 field: the rounding of q and k, ~1e-3 relative)
+  bool half_qk = false;
 };
 
 // Per-head metrics from the same pass, as analysis/metrics.hpp defines them (means over the
@@ -89,7 +93,10 @@ struct FieldMetrics {
 // One head's field.
 struct HeadField {
   int kv_head = 0;
-  Matrix q, k, v;            // (n_q, d), (n_k, d), (n_k, d): q and k after RoPE
+  Matrix q, k, v;            // (n_q, d), (n_k, d), (n_k, d): q and k after RoPE; q and k empty when half
+  bool half = false;         // q and k held as F16 in q16, k16 (row-major, d per row) - read them with
+  std::vector<Eigen::half> q16, k16;  // field_q_rows / field_k_rows
+  int d_qk = 0;              // columns of q and k (as stored either way)
   Matrix output;             // (n_q, d)
   std::vector<float> row_max, row_lse;  // of l_ij / T over allowed cells; -inf for an empty row
   std::vector<float> row_log_sum;       // ln sum_j exp(l_ij / T - row_max_i) = row_lse - row_max, unrounded
@@ -108,6 +115,15 @@ struct FieldHeadSpec {
   const std::vector<float>* bias = nullptr;  // length n_q + n_k - 1, entry (j - i) + n_q - 1; may be empty
   const MaskRule* rule = nullptr;
 };
+
+// Rows [a, b) of a head's q or k as F32, however they are stored; how many rows there are.
+Matrix field_q_rows(const HeadField& f, int a, int b);
+Matrix field_k_rows(const HeadField& f, int a, int b);
+inline int field_n_q(const HeadField& f) { return f.half ? static_cast<int>(f.q16.size() / std::max(1, f.d_qk)) : static_cast<int>(f.q.rows()); }
+inline int field_n_k(const HeadField& f) { return f.half ? static_cast<int>(f.k16.size() / std::max(1, f.d_qk)) : static_cast<int>(f.k.rows()); }
+inline double field_qk_bytes(const HeadField& f) {
+  return f.half ? 2.0 * double(f.q16.size() + f.k16.size()) : 4.0 * double(f.q.size() + f.k.size());
+}
 
 // The weight of query i's allowed cell with l_ij / T = x: exp((x - max_i) - ln S_i). The same
 // value as exp(x - lse_i), but the rounding of lse_i (one ulp of |lse| ~ 5e-7 at lse ~ 6) is

@@ -90,6 +90,7 @@ struct ForwardInput {
   const ComputeOptions& options;
   const Intervention& intervention;
   bool field = false;  // a long text (above kDenseMaxTokens): layers as attention fields, in Result::fields
+  bool field_half = false;  // ... with q and k as F16 (above the memory budget)
   Matrix* hidden = nullptr;  // set: the residual stream after the last layer, (n, d_model)
   // resume: run layers first_layer.. only, from first_input as their residual stream (the
   // input of layer first_layer); r.layers then holds those layers. Patching reuses the prefix.

@@ -274,6 +274,7 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
   r->intervention = iv.describe();
   // a long text: every layer as an attention field (O(n d) per head), within the memory budget
   const bool field = n > kDenseMaxTokens && !options.dense;
+  bool field_half = false;
   if (field && iv.enabled && iv.replace_mask && !MaskRule::supports(iv.mask.kind)) {
     out.problems.push_back(std::string("the intervention's mask '") + name(iv.mask.kind) + "' needs at most " +
                            std::to_string(kDenseMaxTokens) + " tokens (the attention field of a long text takes every other mask)");
@@ -283,15 +284,19 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
     const double per_layer = 4.0 * n * (double(info_.n_heads) * info_.d_head * 4 + info_.d_model) +
                              info_.n_heads * 2.0 * 4 * kFieldOverviewSide * kFieldOverviewSide;
     const double bytes = per_layer * info_.n_layers + 4.0 * n * info_.d_model * 8;
-    if (bytes > memory_budget_bytes()) {
-      out.problems.push_back(std::to_string(n) + " tokens need about " + human_bytes(bytes) + " for the fields of " +
-                             std::to_string(info_.n_layers) + " layers; the memory budget is " +
+    // above the budget q and k as F16 (2 bytes a number instead of 4); refused when even that does not fit
+    const double half = bytes - 2.0 * n * double(info_.n_heads) * info_.d_head * 2 * info_.n_layers;
+    if (half > memory_budget_bytes()) {
+      out.problems.push_back(std::to_string(n) + " tokens need about " + human_bytes(half) + " for the fields of " +
+                             std::to_string(info_.n_layers) + " layers, with q and k as F16; the memory budget is " +
                              human_bytes(memory_budget_bytes()) + " (use a shorter text, or raise the budget)");
       return out;
     }
+    field_half = bytes > memory_budget_bytes();
   }
   Matrix hidden;
   ForwardInput fi{ids, cancel, options, iv, field};
+  fi.field_half = field_half;
   fi.hidden = options.top_k > 0 ? &hidden : nullptr;
   if (!family_->forward(info_, weights_, fi, *r)) {
     out.cancelled = true;

@@ -78,6 +78,7 @@ void keep_layer(const ForwardInput& fi, Result& r, LayerResult& layer, FieldLaye
 // intervention's as a rule, never n x n. Returns concat(head outputs) (n, n_heads d_head), empty
 // when cancelled; `out` gets the heads (its `output` is the caller's to set, after W_O).
 Matrix attend_field(const Matrix& qkv, const HeadLayout& layout, bool causal, const Intervention& iv, int layer_index,
-                    const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel, int window = 0);
+                    const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel, int window = 0,
+                    bool half_qk = false);
 
 }  // namespace attnlab

@@ -15,8 +15,9 @@ namespace {
 struct Piece {
   std::string name;
   std::vector<std::int64_t> shape;
-  const float* data;
+  const void* data;
   std::size_t count;
+  int bytes = 4;  // per element: 4 F32, 2 F16
 };
 }  // namespace
 
@@ -37,8 +38,13 @@ bool write_field_safetensors(const Result& r, const Put& put) {
     for (std::size_t h = 0; h < L.heads.size(); ++h) {
       const HeadField& f = L.heads[h];
       const std::string hp = pre + ".heads." + std::to_string(h);
-      add_matrix(hp + ".q", f.q);
-      add_matrix(hp + ".k", f.k);
+      if (f.half) {  // a field above the memory budget holds q and k as F16: written as they are
+        pieces.push_back({hp + ".q", {field_n_q(f), f.d_qk}, f.q16.data(), f.q16.size(), 2});
+        pieces.push_back({hp + ".k", {field_n_k(f), f.d_qk}, f.k16.data(), f.k16.size(), 2});
+      } else {
+        add_matrix(hp + ".q", f.q);
+        add_matrix(hp + ".k", f.k);
+      }
       add_matrix(hp + ".v", f.v);
       add_matrix(hp + ".output", f.output);
       add(hp + ".row_max", f.row_max.data(), {std::int64_t(f.row_max.size())});
@@ -57,8 +63,8 @@ bool write_field_safetensors(const Result& r, const Put& put) {
   nlohmann::ordered_json header;
   std::size_t at = 0;
   for (const Piece& p : pieces) {
-    header[p.name] = {{"dtype", "F32"}, {"shape", p.shape}, {"data_offsets", {at, at + 4 * p.count}}};
-    at += 4 * p.count;
+    header[p.name] = {{"dtype", p.bytes == 2 ? "F16" : "F32"}, {"shape", p.shape}, {"data_offsets", {at, at + p.bytes * p.count}}};
+    at += p.bytes * p.count;
   }
   nlohmann::json tokens = nlohmann::json::array(), keys = nlohmann::json::array();
   for (const auto& t : r.tokens) tokens.push_back(t.text);
@@ -84,6 +90,7 @@ bool write_field_safetensors(const Result& r, const Put& put) {
                             {"positional", name(r.session.positional.kind)},
                             {"pool_rows", std::to_string(f0.fr)},
                             {"pool_cols", std::to_string(f0.fc)},
+                            {"qk_dtype", f0.half ? "F16" : "F32"},
                             {"tokens", dump(tokens)},
                             {"key_tokens", dump(keys)},
                             {"metrics", dump(metrics)},
@@ -110,7 +117,7 @@ bool write_field_safetensors(const Result& r, const Put& put) {
   for (const Piece& p : pieces)  // little-endian floats (x86-64), in chunks
     for (std::size_t k = 0; k < p.count; k += 1 << 20) {
       const std::size_t c = std::min<std::size_t>(1 << 20, p.count - k);
-      if (!put(std::string_view(reinterpret_cast<const char*>(p.data + k), 4 * c))) return false;
+      if (!put(std::string_view(static_cast<const char*>(p.data) + k * p.bytes, p.bytes * c))) return false;
     }
   return true;
 }

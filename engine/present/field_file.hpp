@@ -1,5 +1,6 @@
 // A long sequence's Result (an attention field) as one safetensors file: what `attnlab-cli
-// compute` writes above kDenseMaxTokens tokens instead of n^2 JSON numbers. Keys (F32, row-major):
+// compute` writes above kDenseMaxTokens tokens instead of n^2 JSON numbers. Keys (F32, row-major;
+// q and k F16 when the field holds them so, above the memory budget - metadata qk_dtype):
 //   layers.L.heads.H.q / .k / .v      (n, d_head) / (n_k, d_head): q and k after positional rotation
 //   layers.L.heads.H.output           (n, d_head): the head's weights times v
 //   layers.L.heads.H.row_max / .row_lse  (n): of logits / temperature over the allowed keys
@@ -11,7 +12,7 @@
 //                                     by metadata "pool_rows" / "pool_cols"; mean counts masked as 0)
 //   layers.L.output                   (n, d_model): the layer's attention output through W_O
 // __metadata__ (strings): format "attnlab.field", version "1", n_tokens, n_keys, n_layers, n_heads,
-// d_head, alpha (the score scale), softcap (Gemma 2's logit soft-capping, 0: none), temperature, mask, positional, pool_rows, pool_cols, tokens
+// d_head, qk_dtype ("F32" or "F16"), alpha (the score scale), softcap (Gemma 2's logit soft-capping, 0: none), temperature, mask, positional, pool_rows, pool_cols, tokens
 // (a JSON array of the token texts), key_tokens, metrics (JSON: per layer, per head, the field's
 // metrics), head_similarity (JSON, when metrics were computed: per layer {"rows": the query rows
 // it was taken over, "js": the n_heads x n_heads Jensen-Shannon divergences}) and session (the

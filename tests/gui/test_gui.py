@@ -1774,6 +1774,25 @@ def test_field_metrics():
         check(len(colours) >= 3, f"the rollout rows are drawn ({len(colours)} colours in the first row)")
     finally:
         d.close()
+    # a memory budget (prefs.json) below the F32 field of 20,000 tokens x 12 layers but above its
+    # F16 one: q and k are held as F16, and the status bar says so
+    session = os.path.join(TMP, "field-f16.json")
+    with open(session, "w") as f:
+        json.dump({"text": " ".join(rnd.choice(words) for _ in range(20000)),
+                   "model": {"d_model": 64, "n_heads": 4, "n_layers": 12, "seed": 42},
+                   "attention": {"mask": {"kind": "causal_sliding_window", "window": 64}}}, f)
+    cfg = os.path.join(TMP, "cfg-f16")
+    os.makedirs(os.path.join(cfg, "attnlab"), exist_ok=True)
+    with open(os.path.join(cfg, "attnlab", "prefs.json"), "w") as f:
+        json.dump({"memory_budget_gb": 0.42}, f)
+    png, st = os.path.join(TMP, "field-f16.png"), os.path.join(TMP, "field-f16.json.state")
+    p = subprocess.run(["xvfb-run", "-a", "-s", f"-screen 0 {W}x{H}x24", APP, "--session", session, "--screenshot", png,
+                        "--frames", "3", "--no-mouse", "--state-file", st, "--width", str(W), "--height", str(H)],
+                       capture_output=True, timeout=180, env=dict(os.environ, XDG_CONFIG_HOME=cfg))
+    if check(p.returncode == 0, f"the F16 field: app exits 0 ({p.stderr.decode()!r})"):
+        state = json.load(open(st))
+        check(state.get("field_qk_dtype") == "F16" and not state["problems"],
+              f"above the budget the field holds q and k as F16 ({state.get('field_qk_dtype')}, {state['problems']})")
 
 
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
