@@ -608,6 +608,7 @@ void ShowModelLoad(AppState& st, Worker& worker) {
   ModelLoad& l = *st.loading;
   if (l.done) {
     l.thread.join();
+    const bool a_loaded = l.model && !l.for_b;
     if (l.model && l.for_b) {  // compare's B: its own model, A's untouched
       st.model_b = std::shared_ptr<const HfModel>(std::move(l.model));
       st.b_uses_model = true;
@@ -634,6 +635,12 @@ void ShowModelLoad(AppState& st, Worker& worker) {
       st.status_error = !l.error.cancelled;
     }
     st.loading.reset();
+    // two checkpoints for Compare A / B: B's folder once A's is in
+    if (!st.next_model_b.empty()) {
+      const std::string b = std::move(st.next_model_b);
+      st.next_model_b.clear();
+      if (a_loaded) StartModelLoad(st, b, true);
+    }
     return;
   }
   ImGui::SetNextWindowPos(ImGui::GetMainViewport()->GetCenter(), ImGuiCond_Appearing, ImVec2(0.5f, 0.5f));

@@ -146,6 +146,7 @@ struct AppState {
 
   // a pretrained model (File > Open model folder): loading, then in use
   std::unique_ptr<ModelLoad> loading;
+  std::string next_model_b;  // a folder to load as compare's B once A's load is done (two checkpoints)
   std::shared_ptr<const HfModel> model;
   bool intervene = false, intervene_mask = true;  // an intervention on the model's heads
   int intervene_layer = -1;                       // -1: every layer

@@ -7,10 +7,12 @@
 #include <imgui.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -24,6 +26,7 @@
 #include "views/view.hpp"
 
 namespace attnlab::app {
+namespace fs = std::filesystem;
 
 // What the training thread publishes for the window: immutable once made.
 struct TrainingView {
@@ -39,6 +42,10 @@ struct TrainingView {
   std::int64_t parameters = 0;
   std::string error, saved;
   std::uint64_t serial = 0;  // 1, 2, ... in publishing order
+  // two checkpoints saved for Compare A / B (the window opens them): their folders, the probe's
+  // text, what went wrong; compare_serial counts the requests done
+  std::string compare_a, compare_b, compare_text, compare_error;
+  std::uint64_t compare_serial = 0;
 };
 
 struct TrainingRun {
@@ -52,6 +59,9 @@ struct TrainingRun {
   bool stop_at_phase_change = false;
   train::TrainSpec spec;
   std::string save_dir;
+  bool compare = false;             // save checkpoints compare_with[0] and [1] under compare_root
+  std::array<int, 2> compare_with{-1, -1};
+  std::string compare_root;
   // published (under mu)
   std::shared_ptr<const TrainingView> shown;
 
@@ -82,6 +92,8 @@ struct TrainingRun {
   std::string error_, saved_;
   int scrub_shown_ = -2;
   std::uint64_t serial_ = 0;
+  std::string compare_a_, compare_b_, compare_text_, compare_error_;
+  std::uint64_t compare_serial_ = 0;
 
   void Publish(int scrub) {
     auto v = std::make_shared<TrainingView>();
@@ -102,8 +114,43 @@ struct TrainingRun {
     }
     v->running = running;
     v->error = error_, v->saved = saved_;
+    v->compare_a = compare_a_, v->compare_b = compare_b_, v->compare_text = compare_text_;
+    v->compare_error = compare_error_, v->compare_serial = compare_serial_;
     std::lock_guard<std::mutex> lk(mu);
     shown = std::move(v);
+  }
+
+  // Checkpoints pair[0] and pair[1] saved as model folders under root (step-N each), with the
+  // probe's text, for the window to open as Compare A / B's two models.
+  void Compare(const std::array<int, 2>& pair, const std::string& root) {
+    const auto& cps = trainer_->checkpoints();
+    compare_error_.clear();
+    std::string dirs[2], why;
+    for (int side = 0; side < 2; ++side) {
+      const int c = pair[side];
+      if (c < 0 || c >= static_cast<int>(cps.size())) {
+        compare_error_ = "no checkpoint " + std::to_string(c);
+        break;
+      }
+      dirs[side] = root + "/step-" + std::to_string(cps[static_cast<std::size_t>(c)].step);
+      std::error_code ec;
+      std::filesystem::create_directories(root, ec);
+      if (ec) {
+        compare_error_ = root + ": " + ec.message();
+        break;
+      }
+      if (!trainer_->save(dirs[side], cps[static_cast<std::size_t>(c)].params, why)) {
+        compare_error_ = why;
+        break;
+      }
+    }
+    // the probe in the saved tokenizer's terms: symbols between spaces, a text's characters as they are
+    const train::ProbeAttention p = trainer_->probe();
+    const bool chars = trainer_->spec().task.kind == train::TaskKind::text;
+    std::string text;
+    for (const std::string& t : p.tokens) text += (text.empty() || chars ? "" : " ") + t;
+    compare_a_ = dirs[0], compare_b_ = dirs[1], compare_text_ = text;
+    ++compare_serial_;
   }
 
   void Loop() {
@@ -111,19 +158,21 @@ struct TrainingRun {
     // starts): both cores train, and a frame still gets a core when it needs one
     setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
     for (;;) {
-      bool do_reset = false, do_save = false, stop_at = false;
+      bool do_reset = false, do_save = false, stop_at = false, do_compare = false;
       int steps = 0, scrub = -1;
+      std::array<int, 2> pair{-1, -1};
       train::TrainSpec spec;
-      std::string dir;
+      std::string dir, root;
       {
         std::unique_lock<std::mutex> lk(mu);
         cv.wait_for(lk, std::chrono::milliseconds(250), [&] {
-          return quit || reset || save || single_steps > 0 || scrub != scrub_shown_ ||
+          return quit || reset || save || compare || single_steps > 0 || scrub != scrub_shown_ ||
                  (running && trainer_ && !trainer_->done());
         });
         if (quit) return;
         do_reset = reset, reset = false, spec = this->spec;
         do_save = save, save = false, dir = save_dir;
+        do_compare = compare, compare = false, pair = compare_with, root = compare_root;
         steps = single_steps, single_steps = 0;
         scrub = this->scrub, stop_at = stop_at_phase_change;
       }
@@ -165,6 +214,7 @@ struct TrainingRun {
                             : trainer_->save(dir, why);
         saved_ = ok ? "saved to " + dir + " (open it with File > Open model folder)" : why;
       }
+      if (do_compare && trainer_) Compare(pair, root);
       scrub_shown_ = scrub;
       Publish(scrub);
     }
@@ -235,6 +285,9 @@ struct UiState {  // the window's own state
   std::array<float, 4> heads_rect{}, loss_rect{};
   std::array<int, 3> hover{-1, -1, -1};  // (layer * heads + head, query, key)
   std::string edit_error;
+  int compare_with = -1;                  // the checkpoint B of "Compare in A / B" (-1: the last, whichever it is)
+  const void* compare_run = nullptr;      // the run and the compare request last opened
+  std::uint64_t compare_seen = 0;
 };
 UiState& Ui() {
   static UiState ui;
@@ -486,6 +539,46 @@ void ShowTrainingWindow(AppState& st, const HeatmapRenderer& renderer) {
     }
     RecordWidget(st, "training.scrub");
     if (ui.live) ui.scrub = last;
+    // two checkpoints side by side in one step: this one as A, the one chosen here as B, saved
+    // as model folders and opened in Compare A / B over the probe's text
+    {  // drawn from the first checkpoint on, so that the heads below keep their place
+      const int with = ui.compare_with < 0 || ui.compare_with > last ? last : ui.compare_with;  // -1 follows the last
+      ImGui::TextUnformatted("Compare this checkpoint (A) with");
+      ImGui::SameLine();
+      ImGui::SetNextItemWidth(font * 9);
+      const std::string preview = "step " + std::to_string(v.checkpoints[static_cast<std::size_t>(with)]) +
+                                  (ui.compare_with < 0 ? " (the last)" : "");
+      if (ImGui::BeginCombo("##compare_with", preview.c_str())) {
+        for (int c = 0; c <= last; ++c)
+          if (ImGui::Selectable(("step " + std::to_string(v.checkpoints[static_cast<std::size_t>(c)])).c_str(), c == with))
+            ui.compare_with = c == last ? -1 : c;
+        ImGui::EndCombo();
+      }
+      RecordWidget(st, "training.compare_with");
+      ImGui::SameLine();
+      ImGui::BeginDisabled(st.loading != nullptr || last < 1);
+      if (ImGui::Button("in Compare A / B")) {
+        const std::array<int, 2> pair{ui.live ? last : ui.scrub, with};
+        const std::string root = (st.config_dir.empty() ? fs::temp_directory_path().string() + "/attnlab" : st.config_dir) +
+                                 "/compare-checkpoints";
+        run->Ask([pair, root](TrainingRun& r) { r.compare = true, r.compare_with = pair, r.compare_root = root; });
+      }
+      ImGui::EndDisabled();
+      RecordWidget(st, "training.compare");
+    }
+  }
+  // a compare request done: A's model is loaded, then B's (ShowModelLoad), over the probe's text
+  if (v.compare_serial && (ui.compare_run != run || ui.compare_seen != v.compare_serial)) {
+    ui.compare_run = run, ui.compare_seen = v.compare_serial;
+    if (!v.compare_error.empty()) {
+      st.status = "could not compare the checkpoints: " + v.compare_error;
+      st.status_error = true;
+    } else if (!st.loading) {
+      st.session.text = v.compare_text;
+      st.next_model_b = v.compare_b;
+      StartModelLoad(st, v.compare_a);
+      st.show_compare = true;
+    }
   }
   ImGui::Text("attention on a probe (step %d; colour: sqrt of the weight):", v.probe.step);
   ImGui::SameLine();

@@ -1541,6 +1541,19 @@ def test_training():
         same = (np.abs(back - before).sum(axis=2) <= 30).mean()
         check(same > 0.98, f"scrubbed back to step 0, the heads look as they did before training ({same:.3f} of pixels alike)")
         print(f"training: {s['training']['steps_per_second']:.0f} steps/s in the window; frame p99 {s.get('frame_ms_p99')} ms")
+        # step 0 (A) against the last checkpoint (B) in Compare A / B, in one step
+        last = s["training"]["checkpoints"][-1]
+        d.click(*center(s["widgets"]["training.compare"]))
+        s = d.wait_for(lambda s: s.get("model", {}).get("dir", "").endswith("step-0") and s.get("b_model", "").endswith(f"step-{last}")
+                       and not s["model_loading"] and s["windows"]["compare"], "both checkpoints loaded in Compare A / B", timeout=60)
+        if not s:
+            print("status:", d.state().get("status"), d.state().get("model"))
+        if s:
+            s = d.wait_for(lambda s: settled(s) and s.get("b_shown", 0) and s["tokens"] and s.get("compare_differs"),
+                           "A and B computed")
+            if s:
+                check("model" in s["compare_differs"], f"the window says A and B differ in their model ({s['compare_differs']!r})")
+                d.screenshot("training-compare")
     finally:
         d.close()
 
