@@ -289,7 +289,11 @@ void LoadPrefs(AppState& st);
 void SavePrefs(const AppState& st);
 void LoadLessons(AppState& st, const std::string& dir);
 void ShowFileBrowser(AppState& st, Worker& worker);
-void StartModelLoad(AppState& st, const std::string& dir, bool for_b = false);  // for_b: compare's B model
+void StartModelLoad(AppState& st, const std::string& dir, bool for_b = false);
+// Compare's B with the sink masked (sink_masked over kSinkTokens keys, models/family.hpp): is it,
+// and turn it on or off (an ablation stays)
+bool SinkMasked(const Intervention& iv, const HfModel& m);
+void SetSinkMasked(Intervention& iv, const HfModel& m, bool on);  // for_b: compare's B model
 void ShowModelLoad(AppState& st, Worker& worker);  // progress, cancel, then hand the model to the worker
 void CloseModel(AppState& st, Worker& worker);
 void ForgetPatching(AppState& st);  // views/patching.cpp: the grid (and one running) of a model going away

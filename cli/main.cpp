@@ -140,6 +140,7 @@ struct ModelRun {
   std::string dir, text;
   int top_k = 10;
   std::string ablate, ablate_mode = "zero", corrupted;
+  int mask_sink = 0;  // the first keys masked in every layer (StreamingLLM's sinks taken away); 0: none
   bool dense = false, logit_lens = false;
   bool sample = false;  // draw the next token with temperature, top-k and top-p
   double temperature = 1, top_p = 1;
@@ -162,6 +163,10 @@ bool model_result(const ModelRun& run, std::shared_ptr<const Result>& r, int& rc
     return rc = fail(why), false;
   iv.ablate_mode = run.ablate_mode == "mean" ? AblateMode::mean : run.ablate_mode == "corrupted" ? AblateMode::corrupted : AblateMode::zero;
   iv.corrupted_text = run.corrupted;
+  if (run.mask_sink > 0) {
+    const Intervention sink = sink_masked(m->info(), run.mask_sink);
+    iv.enabled = sink.enabled, iv.layer = sink.layer, iv.replace_mask = sink.replace_mask, iv.mask = sink.mask;
+  }
   ComputeOptions opt;
   opt.top_k = run.top_k;
   opt.dense = run.dense;
@@ -181,8 +186,8 @@ bool model_result(const ModelRun& run, std::shared_ptr<const Result>& r, int& rc
 bool source_problem(const std::string& session_path, const ModelRun& run, int& rc) {
   if (!session_path.empty() && !run.dir.empty()) return rc = fail("give a SESSION.json or --model DIR, not both"), true;
   if (session_path.empty() && run.dir.empty()) return rc = fail("give a SESSION.json, or --model DIR --text TEXT"), true;
-  if (run.dir.empty() && (!run.ablate.empty() || run.ablate_mode != "zero" || !run.corrupted.empty()))
-    return rc = fail("--ablate, --ablate-mode and --corrupted need --model DIR"), true;
+  if (run.dir.empty() && (!run.ablate.empty() || run.ablate_mode != "zero" || !run.corrupted.empty() || run.mask_sink))
+    return rc = fail("--ablate, --ablate-mode, --corrupted and --mask-sink need --model DIR"), true;
   return false;
 }
 
@@ -695,6 +700,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--ablate-mode", m.ablate_mode, "zero (default), mean or corrupted: an ablated head's output becomes "
                                                     "zeros, its mean over the positions, or its output on --corrupted");
     cmd->add_option("--corrupted", m.corrupted, "with --ablate-mode corrupted: a text of as many tokens as --text");
+    cmd->add_option("--mask-sink", m.mask_sink, "with --model: mask the first N keys in every layer for every row but their "
+                                                "own (StreamingLLM's attention sinks taken away; 0: none)")
+        ->check(CLI::Range(0, 1 << 20));
   };
   model_options(compute_cmd, run);
   compute_cmd->add_flag("--sample", run.sample, "with --model: draw the token after the text (\"sample\")");

@@ -755,3 +755,33 @@ TEST_CASE("rope_scaling linear, dynamic, llama3 and yarn on the tiny Llama match
   CHECK_FALSE(HfModel::load(copy_with_config("tiny-llama", "rope_scaling", {{"rope_type", "yarn"}, {"factor", 2}, {"mscale", 1}}), err));
   CHECK(err.message.find("rope_scaling.mscale is not supported") != std::string::npos);
 }
+
+TEST_CASE("gpt2: the sink masked (StreamingLLM) - attention and next-token probabilities equal numpy's") {
+  const auto g = test::golden("sink_masked.json");
+  Failure err;
+  auto m = HfModel::load(kModels + "tiny-gpt2", err);
+  REQUIRE_MESSAGE(m, err.message);
+  const int sinks = g["sinks"];
+  const Intervention iv = sink_masked(m->info(), sinks);
+  CHECK(iv.describe().find("k >= sinks") != std::string::npos);
+  ComputeOptions opt;
+  opt.top_k = 8;
+  for (const char* key : {"plain", "masked"}) {
+    INFO(key);
+    const bool masked = std::string(key) == "masked";
+    const Outcome o = m->compute(g["text"].get<std::string>(), nullptr, opt, masked ? iv : Intervention{});
+    REQUIRE_MESSAGE(o.result, (o.problems.empty() ? "" : o.problems[0]));
+    const Result& r = *o.result;
+    const int n = static_cast<int>(r.tokens.size());
+    for (int l = 0; l < 2; ++l)
+      for (int h = 0; h < 2; ++h) {
+        test::check_matrix(r.layers[l].heads[h].weights, g[key]["weights"][l][h], 1e-5, 1e-4,
+                           std::string(key) + " layer " + std::to_string(l) + " head " + std::to_string(h));
+        if (masked)  // the first keys exactly 0 in every row past them
+          for (int i = sinks; i < n; ++i)
+            for (int j = 0; j < sinks; ++j) CHECK(r.layers[l].heads[h].weights(i, j) == 0.0f);
+      }
+    for (int i = 0; i < n; ++i)
+      for (const auto& t : r.next_tokens[i]) CHECK(std::abs(t.p - g[key]["probs"][i][t.id].get<double>()) <= 1e-5);
+  }
+}

@@ -370,6 +370,18 @@ void ShowNextTokens(AppState& st) {
     ImGui::SameLine();
     ImGui::Text("\"%s\"", Readable(t.token).c_str());
   }
+  // StreamingLLM's observation, shown: the same text with the first tokens masked as keys, as B
+  if (st.model && ImGui::SmallButton("mask the sink: compare in A / B")) {
+    st.session_b = st.session;
+    st.model_b.reset();
+    st.b_uses_model = true;
+    st.b_intervention = {};
+    st.b_ablate_text.clear(), st.b_ablate_error.clear();
+    SetSinkMasked(st.b_intervention, *st.model, true);
+    st.show_compare = true;
+    PostB(st, st.session_b);
+  }
+  RecordWidget(st, "model.mask_sink");
 }
 
 struct GenerateJob {

@@ -8,11 +8,23 @@
 #include <imgui_stdlib.h>
 
 #include "core/strings.hpp"
+#include "analysis/metrics.hpp"
 #include "views/view.hpp"
 
 namespace attnlab::app {
-namespace {
 
+bool SinkMasked(const Intervention& iv, const HfModel& m) {
+  const Intervention want = sink_masked(m.info(), kSinkTokens);
+  return iv.enabled && iv.replace_mask && iv.mask == want.mask && iv.layer == want.layer;
+}
+
+void SetSinkMasked(Intervention& iv, const HfModel& m, bool on) {
+  const Intervention want = sink_masked(m.info(), kSinkTokens);
+  if (on) iv.enabled = true, iv.layer = want.layer, iv.replace_mask = true, iv.mask = want.mask, iv.temperature = 1.0;
+  else iv.enabled = false, iv.replace_mask = false;
+}
+
+namespace {
 // The model B runs when it runs one: its own folder, else A's.
 const HfModel* BModel(const AppState& st) { return st.model_b ? st.model_b.get() : st.model.get(); }
 
@@ -67,6 +79,13 @@ void ShowBSource(AppState& st) {
     ImGui::SameLine();
     if (ImGui::RadioButton("zero##b", &st.b_ablate_mode, 0) | ImGui::RadioButton("mean##b", &st.b_ablate_mode, 1)) changed = true;
     st.b_intervention.ablate_mode = st.b_ablate_mode == 1 ? AblateMode::mean : AblateMode::zero;
+    // StreamingLLM's observation: B without the first tokens as keys, A as it is
+    bool sink = SinkMasked(st.b_intervention, *bm);
+    if (ImGui::Checkbox("B masks the sink (first 4 keys)", &sink)) {
+      SetSinkMasked(st.b_intervention, *bm, sink);
+      changed = true;
+    }
+    RecordWidget(st, "compare.b_sink");
   }
   ImGui::SetNextItemWidth(-1);
   if (ImGui::InputTextWithHint("##btext", "B's text", &st.session_b.text)) changed = true;

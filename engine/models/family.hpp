@@ -66,6 +66,12 @@ struct Intervention {
   std::string describe() const;  // "layer 1: mask none, temperature 0.5; ablate 0.1, 1.0 (zero)"
   bool operator==(const Intervention&) const = default;
 };
+// StreamingLLM's observation as an intervention (Xiao et al. 2023): every layer's mask replaced
+// by the model's own (causal, or all keys for BERT) without the first `sinks` keys - each row
+// keeps its own token, so that none is left empty. The model's sliding window, if any, is not in
+// it (texts shorter than the window are unchanged by that).
+Intervention sink_masked(const ModelInfo& info, int sinks);
+
 // "L.H,L.H" -> (layer, head) pairs, each checked against the model's shape; false with a message
 bool parse_ablate(const std::string& spec, int n_layers, int n_heads, std::vector<std::pair<int, int>>& out,
                   std::string& error);

@@ -43,13 +43,26 @@ bool Intervention::ablated(int l, int h) const {
   return std::find(ablate.begin(), ablate.end(), std::pair{l, h}) != ablate.end();
 }
 
+Intervention sink_masked(const ModelInfo& info, int sinks) {
+  Intervention iv;
+  iv.enabled = true;
+  iv.layer = -1;
+  iv.replace_mask = true;
+  iv.mask.kind = MaskKind::expression;
+  iv.mask.expression = info.model_type == "bert" ? "k >= sinks or k == q" : "k <= q and (k >= sinks or k == q)";
+  iv.mask.parameters = {{"sinks", double(std::max(0, sinks))}};
+  return iv;
+}
+
 std::string Intervention::describe() const {
   std::string s;
   if (enabled) {
     char t[48];
     std::snprintf(t, sizeof t, "temperature %.3g", temperature);
     s = layer < 0 ? "every layer: " : "layer " + std::to_string(layer) + ": ";
-    if (replace_mask) s += std::string("mask ") + name(mask.kind) + (mask.causal ? " + causal" : "") + ", ";
+    if (replace_mask)
+      s += std::string("mask ") + name(mask.kind) + (mask.kind == MaskKind::expression ? " \"" + mask.expression + "\"" : "") +
+           (mask.causal ? " + causal" : "") + ", ";
     s += t;
   }
   if (!ablate.empty()) {

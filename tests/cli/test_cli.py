@@ -287,6 +287,20 @@ for ablate, mode in [("", "zero"), ("1.0", "zero"), ("0.1,1.1", "mean")]:
         check(r.get("intervention", "").startswith("ablate " + ablate.replace(",", ", ")), f"intervention says the ablation: {r.get('intervention')!r}")
     else:
         check("intervention" not in r, "no intervention key without one")
+# --mask-sink 4: StreamingLLM's sinks taken away in every layer; numpy's forward with them masked
+sink = json.load(open(os.path.join(ROOT, "tests", "golden", "sink_masked.json")))
+p = run("compute", "--model", gpt2, "--text", sink["text"], "--top-k", "4", "--mask-sink", str(sink["sinks"]))
+if check(p.returncode == 0, f"compute --model --mask-sink exits 0 ({p.stderr.decode()!r})"):
+    r = json.loads(p.stdout)
+    ref = np.array(sink["masked"]["probs"])
+    check(all(abs(e["p"] - ref[i][e["id"]]) <= 1e-5 for i, row in enumerate(r["next_tokens"]) for e in row),
+          "--mask-sink: next_tokens p = numpy's with the first 4 keys masked")
+    w = np.array(r["layers"][1]["heads"][0]["weights"])
+    check(np.abs(w[4:, :4]).max() == 0 and np.allclose(w, np.array(sink["masked"]["weights"][1][0]), atol=1e-5),
+          "--mask-sink: the first 4 keys weigh exactly 0 past them; layer 1 head 0 = numpy's")
+    check("k >= sinks" in r.get("intervention", ""), f"the intervention names the mask ({r.get('intervention')!r})")
+p = run("compute", os.path.join(ROOT, "assets", "sessions", "example.json"), "--mask-sink", "4")
+check(p.returncode == 1 and b"--model" in p.stderr and p.stderr.count(b"\n") == 1, f"--mask-sink without --model: one line ({p.stderr!r})")
 for args, want in [(["--ablate", "5.0"], b"does not exist"), (["--ablate", "x"], b"LAYER.HEAD"),
                    (["--ablate", "0.0", "--ablate-mode", "half"], b"zero, mean or corrupted"),
                    (["--ablate", "0.0", "--ablate-mode", "corrupted"], b"go together")]:

@@ -1440,6 +1440,18 @@ def test_compare_models():
             s = d.wait_for(lambda s: s["b_model"] == "" and "what runs" not in s["compare_differs"] and
                            s["compare_alignment"].startswith("the tokens align"), "B runs A's model again")
             check(s is not None, "B runs A's model again: nothing differs, the tokens align")
+        # StreamingLLM's observation: B masks the sink; its next tokens are the CLI's --mask-sink 4
+        s = d.wait_for(lambda s: "compare.b_sink" in s["widgets"], "the sink checkbox")
+        if s:
+            d.click(*center(s["widgets"]["compare.b_sink"]))
+            s = d.wait_for(lambda s: "k >= sinks" in s.get("b_intervention", "") and s.get("b_next_ids"), "B with the sink masked")
+            if s:
+                out = subprocess.run([CLI, "compute", "--model", gpt2, "--text", s["text"], "--mask-sink", "4"],
+                                     capture_output=True, check=True).stdout
+                want = [e["id"] for e in json.loads(out)["next_tokens"][-1]][:3]
+                check(s["b_next_ids"] == want, f"B's next tokens with the sink masked = the CLI's --mask-sink 4: {s['b_next_ids']} vs {want}")
+                check("intervention" in s["compare_differs"], f"compare says B differs in its intervention ({s['compare_differs']!r})")
+                d.screenshot("compare-sink")
     finally:
         d.close()
 

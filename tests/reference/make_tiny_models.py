@@ -150,10 +150,11 @@ def softmax_last(z):
     return e / e.sum(-1, keepdims=True)
 
 
-def forward(cfg, w, ids, ablate=(), mode="zero"):
+def forward(cfg, w, ids, ablate=(), mode="zero", sinks=0):
     """float64 GPT-2 forward; returns per layer, per head, the (n, n) attention weights, the final
     residual stream and the next-token probabilities (ln_f, then the tied wte) per position.
-    `ablate`: (layer, head) pairs whose output is replaced (mode "zero" or "mean")."""
+    `ablate`: (layer, head) pairs whose output is replaced (mode "zero" or "mean"). `sinks`: the
+    first keys masked in every row but their own (StreamingLLM's sinks taken away)."""
     w = {k: v.astype(np.float64) for k, v in w.items()}
     d, H, eps = cfg["n_embd"], cfg["n_head"], cfg["layer_norm_epsilon"]
     dh, n = d // H, len(ids)
@@ -173,7 +174,11 @@ def forward(cfg, w, ids, ablate=(), mode="zero"):
         heads, ctx = [], np.zeros((n, d))
         for hh in range(H):
             s = q[:, hh * dh:(hh + 1) * dh] @ k[:, hh * dh:(hh + 1) * dh].T / np.sqrt(dh)
-            s = np.where(np.tril(np.ones((n, n), bool)), s, -np.inf)
+            keep = np.tril(np.ones((n, n), bool))
+            if sinks:
+                cols = np.arange(n)
+                keep &= (cols[None, :] >= sinks) | (cols[None, :] == cols[:, None])
+            s = np.where(keep, s, -np.inf)
             p = np.exp(s - s.max(-1, keepdims=True))
             p /= p.sum(-1, keepdims=True)
             heads.append(p)
