@@ -256,8 +256,12 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
   // the allowed cells' arithmetic
   cfg.mask_expression = v.mask_expression;
   // one rule serves every layer (an expression's is every cell evaluated once)
+  // (an expression's evaluates the formula once: the first tenth of the progress, and a cancel point)
+  const bool expression = cfg.mask.kind == MaskKind::expression;
   cfg.field_rule = std::make_shared<const MaskRule>(cfg.mask, n, n_k, s.context.enabled ? &v.key_tokens : &v.tokens,
-                                                    cfg.seed, cfg.mask_expression);
+                                                    cfg.seed, cfg.mask_expression, 0, cancel, progress, 0.1f);
+  if (cfg.field_rule->cancelled()) return false;
+  const float progress_start = expression ? 0.1f : 0.0f;
   const MaskRule& rule = *cfg.field_rule;
   const double d = s.model.d_model, kv = double(s.model.kv_heads()) * s.d_head();
   const double per_layer = 4.0 * (double(n) * d * 3 + double(n_k) * 2 * d) +
@@ -298,8 +302,8 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
   out.clear();
   for (int l = 0; l <= last; ++l) {
     cfg.layer = l;
-    cfg.progress_from = progress_end * float(l) / float(last + 1);
-    cfg.progress_to = progress_end * float(l + 1) / float(last + 1);
+    cfg.progress_from = progress_start + (progress_end - progress_start) * float(l) / float(last + 1);
+    cfg.progress_to = progress_start + (progress_end - progress_start) * float(l + 1) / float(last + 1);
     FieldLayer f;
     const bool pre = s.model.block == BlockKind::pre_ln;
     if (!field_layer(pre ? layer_norm(x) : x, weights(s, l), cfg, o, f, cancel)) return false;

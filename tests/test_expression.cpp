@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <chrono>
 #include <random>
+#include <thread>
 #include <string>
 
 #include "attention/expression.hpp"
@@ -363,4 +365,32 @@ TEST_CASE("expression: the bounds decide the presets' blocks - the cells evaluat
       CHECK(evaluated <= (long long)n * n / 8);
     }
   }
+}
+
+TEST_CASE("expression: a rule the bounds cannot decide stops at a cancel, and the field computation says cancelled") {
+  Session s;
+  s.text.reserve(65536 * 2);
+  for (int i = 0; i < 65536; ++i) s.text += "a ";
+  s.model = {32, 2, 3};
+  s.attention.mask.kind = MaskKind::expression;
+  s.attention.mask.expression = "(q + k) % 3 == 0";  // periodic: every block partial, 4.3e9 cells one by one
+  std::vector<Token> tokens(65536);
+  CancelFlag stop{true};
+  const MaskRule r(s.attention.mask, 65536, 65536, &tokens, 0, nullptr, 0, &stop);
+  CHECK(r.cancelled());
+  // cancelled from another thread while the rule is being evaluated: compute returns, cancelled
+  CancelFlag later{false};
+  std::atomic<float> progress{0};
+  std::thread t([&] {
+    while (progress.load() <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    later = true;
+  });
+  Engine e;
+  ComputeOptions opt;
+  opt.progress = &progress;
+  const Outcome o = e.compute(s, &later, opt);
+  t.join();
+  CHECK(o.cancelled);
+  CHECK_FALSE(o.result);
+  CHECK(progress.load() <= 0.1f);  // the rule's share of the bar: its first tenth
 }

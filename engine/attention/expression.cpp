@@ -694,9 +694,10 @@ void key_blocks(const CellExpression& e, int r0, int r1, int k0, int k1, int hea
 
 void expression_rows(const std::shared_ptr<const CellExpression>& e, int n_q, int n_k, int head,
                      const std::function<void(int, const std::vector<std::pair<int, int>>&)>& emit,
-                     long long* evaluated) {
+                     long long* evaluated, const CancelFlag* cancel, std::atomic<float>* progress, float progress_to) {
   long long cells = 0;
   const int stripes = (n_q + kStripe - 1) / kStripe;
+  std::atomic<int> done{0};
 #pragma omp parallel reduction(+ : cells)
   {
     ExpressionEvaluator ev(e, n_q, n_k);
@@ -709,6 +710,7 @@ void expression_rows(const std::shared_ptr<const CellExpression>& e, int n_q, in
     };
 #pragma omp for schedule(dynamic, 1)
     for (int s = 0; s < stripes; ++s) {
+      if (cancel_requested(cancel)) continue;
       const int r0 = s * kStripe, r1 = std::min(n_q, r0 + kStripe) - 1;
       blocks.clear();
       if (n_k > 0) key_blocks(*e, r0, r1, 0, n_k - 1, head, n_q, n_k, blocks);
@@ -732,6 +734,7 @@ void expression_rows(const std::shared_ptr<const CellExpression>& e, int n_q, in
         }
         emit(i, spans);
       }
+      if (progress) progress->store(progress_to * float(++done) / float(stripes), std::memory_order_relaxed);
     }
   }
   if (evaluated) *evaluated = cells;

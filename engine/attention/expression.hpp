@@ -14,6 +14,10 @@
 // expression is non-zero (NaN masks it); a score modifier's value replaces the score.
 #pragma once
 
+#include <atomic>
+
+#include "core/cancel.hpp"
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -101,10 +105,13 @@ bool expression_reads_head(const std::string& text);
 // Each row's allowed keys [a, b) of an expression mask for one head, over both cores: rows in
 // stripes of 64, whose blocks of keys the bounds decide at once (CellExpression::classify), the
 // rest evaluated cell by cell. emit(row, spans) is called once per row, from any thread.
-// `evaluated` (if given) receives the number of cells evaluated one by one.
+// `evaluated` (if given) receives the number of cells evaluated one by one. A cancel stops it
+// between stripes (rows left unemitted: the caller drops what it built); `progress` goes from 0
+// to progress_to.
 void expression_rows(const std::shared_ptr<const CellExpression>& e, int n_q, int n_k, int head,
                      const std::function<void(int, const std::vector<std::pair<int, int>>&)>& emit,
-                     long long* evaluated = nullptr);
+                     long long* evaluated = nullptr, const CancelFlag* cancel = nullptr,
+                     std::atomic<float>* progress = nullptr, float progress_to = 1.0f);
 
 // The mask of an expression for one head: (n_q, n_k), rows over both cores.
 MaskMatrix expression_mask(const CellExpression& e, int n_q, int n_k, int head);

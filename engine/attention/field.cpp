@@ -45,7 +45,8 @@ void complement(const std::vector<int>& holes, int n, std::vector<Span>& out) {
 }  // namespace
 
 MaskRule::MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const std::vector<Token>* key_tokens,
-                   std::uint64_t seed, std::shared_ptr<const CellExpression> expr, int head)
+                   std::uint64_t seed, std::shared_ptr<const CellExpression> expr, int head,
+                   const CancelFlag* cancel, std::atomic<float>* progress, float progress_to)
     : spec_(spec), n_q_(n_q), n_k_(n_k), seed_(seed) {
   if (spec.kind == MaskKind::expression) {
     static const std::vector<Token> no_tokens;
@@ -64,7 +65,8 @@ MaskRule::MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const
         bits.assign((n_k + 63) / 64, 0);
         for (const auto& [a, b] : spans)
           for (int j = a; j < b; ++j) bits[j >> 6] |= std::uint64_t(1) << (j & 63);
-      });
+      }, nullptr, cancel, progress, progress_to);
+      cancelled_ = cancel_requested(cancel);
     }
   }
   causal_ = spec.causal && mask_combines_with_causal(spec.kind) && n_q == n_k;

@@ -30,8 +30,13 @@ class MaskRule {
  public:
   // an expression mask evaluates `expr` (null: the spec's, compiled against the tokens alone),
   // for head `head` when it reads h
+  // An expression's rule evaluates the formula once (seconds at 128k tokens for a formula the
+  // bounds cannot decide): `cancel` stops it (cancelled() then says so and the rule is not to be
+  // used), `progress` goes from 0 to progress_to meanwhile.
   MaskRule(const Session::Attention::Mask& spec, int n_q, int n_k, const std::vector<Token>* key_tokens,
-           std::uint64_t seed, std::shared_ptr<const CellExpression> expr = nullptr, int head = 0);
+           std::uint64_t seed, std::shared_ptr<const CellExpression> expr = nullptr, int head = 0,
+           const CancelFlag* cancel = nullptr, std::atomic<float>* progress = nullptr, float progress_to = 1.0f);
+  bool cancelled() const { return cancelled_; }
   static bool supports(MaskKind kind) { return kind != MaskKind::lsh; }
   void spans(int i, std::vector<std::pair<int, int>>& out) const;
   bool allowed(int i, int j) const;
@@ -49,6 +54,7 @@ class MaskRule {
   std::vector<char> global_;                    // longformer, bigbird: global positions
   std::vector<std::vector<std::pair<int, int>>> expression_rows_;  // expression: each row's spans, evaluated once
   std::vector<std::vector<std::uint64_t>> expression_bits_;  // ... or, for a fragmented row, its bits (else empty)
+  bool cancelled_ = false;
 };
 
 // The mask at a bounded resolution: the fraction of allowed cells in each block of fr x fc cells
