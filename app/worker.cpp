@@ -305,6 +305,7 @@ void Worker::run() {
         ++computations_;
         ComputeOptions options;
         options.metrics = metrics, options.progress = &progress_, options.logit_lens = lens;
+        options.sink_tokens = s.analysis.sink_tokens;  // a model's sink mass, as the session's
         o = model ? model->compute(s.text, &cancel_, options, intervention) : engine_.compute(s, &cancel_, {metrics, &progress_});
         if (o.result) computed_ = Computed{s, model, intervention, metrics, lens && model, o.result};
       }

@@ -179,7 +179,7 @@ Outcome Engine::compute(const Session& s, const CancelFlag* cancel, ComputeOptio
     }
   }
   if (cancel_requested(cancel)) return out.cancelled = true, out;
-  add_analyses(*r, !s.context.enabled, s.analysis.rollout_residual, options.metrics);
+  add_analyses(*r, !s.context.enabled, s.analysis.rollout_residual, options.metrics, s.analysis.sink_tokens);
   if (options.progress) options.progress->store(1.0f);
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
@@ -194,7 +194,9 @@ Outcome Engine::compute_as_field(const Session& s, Validation v, const CancelFla
   r->d_head = s.d_head();
   // the head similarity after the layers: the last sixth of the progress bar
   const float layers_end = options.metrics ? 0.85f : 1.0f;
-  if (!run_fields(s, v, s.model.n_layers - 1, true, options.field, r->fields, out.problems, cancel, options.progress,
+  FieldOptions field_opt = options.field;
+  field_opt.sink_tokens = s.analysis.sink_tokens;
+  if (!run_fields(s, v, s.model.n_layers - 1, true, field_opt, r->fields, out.problems, cancel, options.progress,
                   layers_end)) {
     out.cancelled = out.problems.empty();
     return out;
@@ -205,6 +207,7 @@ Outcome Engine::compute_as_field(const Session& s, Validation v, const CancelFla
   r->positions = positions_of(s, std::min(static_cast<int>(r->tokens.size()), kFieldPositionalRows));
   if (options.metrics) {
     r->metrics = field_metrics(r->fields);
+    for (LayerMetrics& m : r->metrics) m.sink_tokens = s.analysis.sink_tokens;
     // the head-similarity matrix from exact tiles, over a bounded sample of rows at length
     for (std::size_t l = 0; l < r->fields.size(); ++l) {
       long rows = 0;
@@ -361,7 +364,7 @@ int Result::kv_head(int layer, int head) const {
   return is_field() ? fields.at(layer).heads.at(head).kv_head : layers.at(layer).heads.at(head).kv_head;
 }
 
-void add_analyses(Result& r, bool rollout, bool residual, bool metrics) {
+void add_analyses(Result& r, bool rollout, bool residual, bool metrics, int sink_tokens) {
   std::vector<Matrix> mean_weights;
   for (const LayerResult& layer : r.layers) {
     Matrix m = Matrix::Zero(layer.heads[0].weights.rows(), layer.heads[0].weights.cols());
@@ -372,7 +375,8 @@ void add_analyses(Result& r, bool rollout, bool residual, bool metrics) {
   if (!metrics) return;
   for (const LayerResult& layer : r.layers) {
     LayerMetrics m;
-    for (const HeadResult& h : layer.heads) m.heads.push_back(head_metrics(h));
+    for (const HeadResult& h : layer.heads) m.heads.push_back(head_metrics(h, sink_tokens));
+    m.sink_tokens = sink_tokens;
     m.head_similarity = head_similarity(layer.heads);
     r.metrics.push_back(std::move(m));
   }

@@ -21,6 +21,7 @@ namespace attnlab {
 struct LayerMetrics {
   std::vector<HeadMetrics> heads;  // per head
   Matrix head_similarity;          // (n_heads, n_heads) Jensen-Shannon divergence
+  int sink_tokens = 4;             // the heads' sink_mass is their weight on the first sink_tokens keys
   long similarity_rows = -1;       // a field's: the query rows it was taken over (a sample above
                                    // kFieldSimilarityCells cells); -1: every row (dense)
 };
@@ -101,6 +102,7 @@ struct ComputeOptions {
   bool logit_lens = false;  // pretrained models: Result::logit_lens (up to kDenseMaxTokens)
   std::optional<Result::Sample> sample;  // pretrained models: sample the next token with these settings
   FieldOptions field;   // the overview's size, for a field
+  int sink_tokens = 4;  // pretrained models: sink_mass over the first sink_tokens keys (sessions: analysis.sink_tokens)
 };
 
 // One layer of a session as an attention field (attention/field.hpp), for sessions too long for
@@ -152,7 +154,7 @@ class Engine {
 
 // The analyses every Result carries once its layers are in: attention rollout (self-attention
 // only, with or without the residual term) and, when asked, per-head metrics and head similarity.
-void add_analyses(Result& r, bool rollout, bool residual, bool metrics);
+void add_analyses(Result& r, bool rollout, bool residual, bool metrics, int sink_tokens = 4);
 
 // A field's per-head metrics as LayerMetrics (no head similarity: that needs the dense weights).
 std::vector<LayerMetrics> field_metrics(const std::vector<FieldLayer>& fields);

@@ -367,6 +367,10 @@ TEST_CASE("metrics: by hand - uniform causal rows, one-hot rows, identical heads
   CHECK(m.mean_distance == doctest::Approx((0 + 0.5 + (2 + 1 + 0) / 3.0) / 3));
   CHECK(m.first_token == doctest::Approx((1 + 0.5 + 1 / 3.0) / 3));
   CHECK(m.density == doctest::Approx(6.0 / 9));
+  CHECK(m.sink_mass == doctest::Approx(1.0));  // the first 4 keys hold every row
+  // a sink of 1 and of 2 tokens: row weights on keys 0 (and 1)
+  CHECK(head_metrics(h, 1).sink_mass == doctest::Approx((1 + 0.5 + 1 / 3.0) / 3));
+  CHECK(head_metrics(h, 2).sink_mass == doctest::Approx((1 + 1 + 2 / 3.0) / 3));
   std::vector<HeadResult> same = {h, h};
   CHECK(head_similarity(same)(0, 1) == doctest::Approx(0.0));
   HeadResult g = h;

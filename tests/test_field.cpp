@@ -222,6 +222,34 @@ TEST_CASE("field: the per-head metrics of the streaming pass equal those of the 
   }
 }
 
+TEST_CASE("field: sink mass over a chosen number of sink tokens equals the dense metric's, and sessions carry it") {
+  for (const int sinks : {1, 2, 7}) {
+    FieldOptions opt;
+    opt.sink_tokens = sinks;
+    const Both b = compute_both(session_with("causal", "rope"), opt);
+    for (std::size_t h = 0; h < b.field.heads.size(); ++h)
+      CHECK(b.field.heads[h].metrics.sink_mass ==
+            doctest::Approx(head_metrics(b.dense->layers[0].heads[h], sinks).sink_mass).epsilon(1e-4));
+  }
+  // analysis.sink_tokens reaches the dense and the field metrics (2100 tokens: a field)
+  Session s = session_with("causal", "rope");
+  Engine e;
+  REQUIRE(option_set(s, "analysis.sink_tokens", "0").empty());
+  const Outcome bad = e.compute(s);  // at least 1: refused, naming the key
+  CHECK_FALSE(bad.result);
+  CHECK((!bad.problems.empty() && bad.problems[0].find("analysis.sink_tokens") != std::string::npos));
+  REQUIRE(option_set(s, "analysis.sink_tokens", "2").empty());
+  const Outcome d = e.compute(s);
+  REQUIRE(d.result);
+  CHECK(d.result->metrics[0].sink_tokens == 2);
+  CHECK(d.result->metrics[0].heads[0].sink_mass == doctest::Approx(head_metrics(d.result->layers[0].heads[0], 2).sink_mass));
+  for (int i = 0; i < 2100; ++i) s.text += " w" + std::to_string(i % 50);
+  const Outcome f = e.compute(s);
+  REQUIRE(f.result);
+  REQUIRE(f.result->is_field());
+  CHECK(f.result->metrics[0].sink_tokens == 2);
+}
+
 TEST_CASE("field: pooled tiles of the pyramid equal max and mean pooling of the dense weights") {
   for (const char* mask : {"causal", "bigbird", "strided", "custom"}) {
     CAPTURE(mask);

@@ -131,7 +131,7 @@ void ShowFieldRollout(AppState& st, const Snapshot& s, int l) {
   ImGui::TextWrapped("%s", line.c_str());
 }
 
-void ShowMetricsWindow(AppState& st) {
+void ShowMetricsWindow(AppState& st, Worker& worker) {
   if (!st.show_metrics) return;
   const ImVec2 vp = ImGui::GetMainViewport()->Size;  // inside the window at 1024 x 768 too
   const float left = std::min(380.0f, std::max(20.0f, vp.x - 960));
@@ -148,9 +148,19 @@ void ShowMetricsWindow(AppState& st) {
     }
     const int l = std::clamp(st.layer, 0, static_cast<int>(r.metrics.size()) - 1);
     ImGui::Text("layer %d (choose the layer above the heads)", l);
+    // the sink's size: the first s tokens (StreamingLLM's 4); changing it computes again
+    ImGui::SameLine();
+    int sinks = st.session.analysis.sink_tokens;
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6);
+    if (ImGui::InputInt("sink tokens", &sinks) && sinks >= 1 && sinks <= 4096) {
+      st.session.analysis.sink_tokens = sinks;
+      Edited(st, worker);
+    }
+    RecordWidget(st, "metrics.sink_tokens");
+    const std::string sink_header = "sink mass (first " + std::to_string(r.metrics[l].sink_tokens) + ")";
     if (ImGui::BeginTable("metrics", 8, ImGuiTableFlags_Borders | ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit)) {
       for (const char* h : {"head", "entropy (nats)", "normalised", "mean distance", "max weight", "first token", "density",
-                            "sink mass (first 4)"})
+                            sink_header.c_str()})
         ImGui::TableSetupColumn(h);
       ImGui::TableHeadersRow();
       for (std::size_t h = 0; h < r.metrics[l].heads.size(); ++h) {
@@ -234,7 +244,7 @@ extern const View kMetricsView{"metrics", "View", "Metrics, head similarity and 
       for (FigurePanel& p : rollout_panels(r)) out.push_back(std::move(p));
       return out;
     },
-    [](AppState& st, const ViewContext&) { ShowMetricsWindow(st); },
+    [](AppState& st, const ViewContext& c) { ShowMetricsWindow(st, c.worker); },
     [](const AppState& st, nlohmann::json& j) {
       // the panels' titles and captions, and a long sequence's rollout rows: per row its largest
       // value, the token it is at and the row's sum

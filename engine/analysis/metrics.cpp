@@ -26,7 +26,7 @@ Array distributions(const M& w, std::vector<char>& has_weight) {
 Array plogp(const Array& p) { return p * p.max(1e-30f).log(); }
 }  // namespace
 
-HeadMetrics head_metrics(const HeadResult& h) {
+HeadMetrics head_metrics(const HeadResult& h, int sink_tokens) {
   HeadMetrics m;
   const Eigen::Index n_q = h.weights.rows(), n_k = h.weights.cols();
   const MaskMatrix& a = *h.allowed;
@@ -44,7 +44,7 @@ HeadMetrics head_metrics(const HeadResult& h) {
     m.mean_distance += (p.row(i) * (key_index - float(i)).abs()).sum();
     m.max_weight += p.row(i).maxCoeff();
     m.first_token += p(i, 0);
-    m.sink_mass += p.row(i).head(std::min<Eigen::Index>(kSinkTokens, n_k)).sum();
+    m.sink_mass += p.row(i).head(std::clamp<Eigen::Index>(sink_tokens, 0, n_k)).sum();
     const long allowed = a.row(i).cast<long>().sum();
     if (allowed >= 2) m.entropy_normalized += ent(i) / std::log(double(allowed)), ++norm_rows;
   }

@@ -24,7 +24,7 @@ struct HeadMetrics {
   double sink_mass = 0;           // mean_i sum_{j < kSinkTokens} p_ij: the weight StreamingLLM's sinks hold
 };
 inline constexpr int kSinkTokens = 4;  // StreamingLLM's attention sinks: the first four tokens (Xiao et al. 2023)
-HeadMetrics head_metrics(const HeadResult& h);
+HeadMetrics head_metrics(const HeadResult& h, int sink_tokens = kSinkTokens);  // sink_mass over the first sink_tokens
 
 // (n_heads, n_heads): mean over rows of the Jensen-Shannon divergence (nats, 0..ln 2) between
 // head a's and head b's distributions of that row (Lin 1991).

@@ -322,7 +322,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   // dist = sum e |i - j|, e0 = e at key 0. A larger max m' rescales everything by exp(m - m').
   struct Running {
     float m;
-    double sum, sum_ex, dist, e0, sink;  // sink: sum of e over the first kSinkTokens keys
+    double sum, sum_ex, dist, e0, sink;  // sink: sum of e over the first opt.sink_tokens keys
     long allowed;
   };
   struct Piece {
@@ -479,7 +479,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
                              double(i) * e.tail(cl - split).sum();
               }
               if (a0 == 0) st.e0 = sp[at];
-              for (int j = a0; j < std::min(b0, kSinkTokens); ++j) st.sink += sp[at + (j - a0)];
+              for (int j = a0; j < std::min(b0, opt.sink_tokens); ++j) st.sink += sp[at + (j - a0)];
               // the row's e pooled per overview column (max, sum); scaled by 1 / S at the row's end
               for (int j = a0; j < b0 && !one_chunk;) {
                 const int bc = j / f.fc, end = std::min(b0, (bc + 1) * f.fc);

@@ -87,13 +87,14 @@ struct FieldOptions {
   // They are rounded to F16 before the pass, so the statistics, the output and every tile are
   // exact for the stored values (against the F32 field: the rounding of q and k, ~1e-3 relative)
   bool half_qk = false;
+  int sink_tokens = 4;  // the metric sink_mass: weight on the first sink_tokens keys
 };
 
 // Per-head metrics from the same pass, as analysis/metrics.hpp defines them (means over the
 // rows that attend to something): no n x n storage.
 struct FieldMetrics {
   double entropy = 0, entropy_normalized = 0, mean_distance = 0, max_weight = 0, first_token = 0, density = 0;
-  double sink_mass = 0;  // mean over rows of the weight on the first 4 keys (analysis/metrics.hpp kSinkTokens)
+  double sink_mass = 0;  // mean over rows of the weight on the first FieldOptions::sink_tokens keys
 };
 
 // One head's field.

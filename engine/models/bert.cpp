@@ -103,7 +103,7 @@ bool forward(const ModelInfo& in, const Weights& w, const ForwardInput& fi, Resu
     qkv << affine(x, w.get(l, "q.w"), w.row(l, "q.b")), affine(x, w.get(l, "k.w"), w.row(l, "k.b")),
         affine(x, w.get(l, "v.w"), w.row(l, "v.b"));
     FieldLayer field;
-    const Matrix heads_out = fi.field ? attend_field(qkv, heads, false, fi.intervention, l, r.tokens, field, fi.cancel, 0, fi.field_half)
+    const Matrix heads_out = fi.field ? attend_field(qkv, heads, false, fi.intervention, l, r.tokens, field, fi.cancel, 0, fi.field_half, fi.options.sink_tokens)
                                       : attend(qkv, heads, own, fi.intervention, l, r.tokens, layer);
     if (heads_out.size() == 0) return false;  // cancelled
     layer.attention_output = affine(heads_out, w.get(l, "o.w"), w.row(l, "o.b"));

@@ -344,9 +344,19 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
     }
   }
   if (field) {
-    if (options.metrics) r->metrics = field_metrics(r->fields);
+    if (options.metrics) {
+      r->metrics = field_metrics(r->fields);
+      // the head-similarity matrix from exact tiles, over a bounded sample of rows at length
+      for (std::size_t l = 0; l < r->fields.size(); ++l) {
+        long rows = 0;
+        r->metrics[l].sink_tokens = options.sink_tokens;
+        r->metrics[l].head_similarity = field_head_similarity(r->fields[l], kFieldSimilarityCells, &rows, cancel);
+        if (cancel_requested(cancel)) return out.cancelled = true, out;
+        r->metrics[l].similarity_rows = rows;
+      }
+    }
   } else {
-    add_analyses(*r, true, true, options.metrics);
+    add_analyses(*r, true, true, options.metrics, options.sink_tokens);
   }
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);

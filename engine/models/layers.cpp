@@ -172,7 +172,8 @@ Matrix attend(const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<Ma
 Matrix causal_attention(const ForwardInput& fi, const Matrix& qkv, const HeadLayout& lay, const std::shared_ptr<MaskMatrix>& own,
                         int window, int l, Result& r, LayerResult& layer, FieldLayer& field) {
   if (fi.cache) return attend_cached(qkv, lay, window, l, *fi.cache);
-  if (fi.field) return attend_field(qkv, lay, true, fi.intervention, l, r.tokens, field, fi.cancel, window, fi.field_half);
+  if (fi.field) return attend_field(qkv, lay, true, fi.intervention, l, r.tokens, field, fi.cancel, window, fi.field_half,
+                                   fi.options.sink_tokens);
   return attend(qkv, lay, own, fi.intervention, l, r.tokens, layer);
 }
 
@@ -224,7 +225,8 @@ Matrix attend_cached(const Matrix& qkv, const HeadLayout& lay, int window, int l
 }
 
 Matrix attend_field(const Matrix& qkv, const HeadLayout& lay, bool causal, const Intervention& iv, int layer_index,
-                    const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel, int window, bool half_qk) {
+                    const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel, int window, bool half_qk,
+                    int sink_tokens) {
   const int H = lay.n_heads, KV = lay.n_kv_heads, dh = lay.d_head, qd = H * dh, kvd = KV * dh, group = H / KV;
   const int n = static_cast<int>(qkv.rows());
   const bool here = iv.enabled && (iv.layer < 0 || iv.layer == layer_index);
@@ -246,6 +248,7 @@ Matrix attend_field(const Matrix& qkv, const HeadLayout& lay, bool causal, const
   Matrix concat(n, qd);
   FieldOptions opt;
   opt.half_qk = half_qk;
+  opt.sink_tokens = sink_tokens;
   for (int h = 0; h < H; ++h) {  // each head's row blocks run over both cores
     HeadField& f = out.heads[h];
     FieldHeadSpec& sp = out.specs[h];

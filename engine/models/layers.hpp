@@ -79,6 +79,6 @@ void keep_layer(const ForwardInput& fi, Result& r, LayerResult& layer, FieldLaye
 // when cancelled; `out` gets the heads (its `output` is the caller's to set, after W_O).
 Matrix attend_field(const Matrix& qkv, const HeadLayout& layout, bool causal, const Intervention& iv, int layer_index,
                     const std::vector<Token>& tokens, FieldLayer& out, const CancelFlag* cancel, int window = 0,
-                    bool half_qk = false);
+                    bool half_qk = false, int sink_tokens = 4);
 
 }  // namespace attnlab

@@ -197,6 +197,7 @@ bool write_result_json(const Result& r, const Put& put) {
     }
     os << ']';
     if (l < r.metrics.size()) {
+      os << ",\n\"sink_tokens\":" << r.metrics[l].sink_tokens;
       os << ",\n\"head_similarity\":";
       write_matrix(os, r.metrics[l].head_similarity);
     }

@@ -509,6 +509,10 @@ void add_context_and_analysis(std::vector<Field>& f) {
                          "attention rollout: mix each layer's head-averaged weights half and half with the identity "
                          "(the residual connection) before multiplying across layers",
                          [](auto& s) -> auto& { return s.analysis.rollout_residual; }));
+  f.push_back(int_field("analysis.sink_tokens", 1, 4096,
+                        "sink mass: the metric sums each row's weight on the first s tokens (StreamingLLM's "
+                        "attention sinks, 4 in the paper)",
+                        [](auto& s) -> auto& { return s.analysis.sink_tokens; }));
   f.push_back(bool_field("attention.mask.causal", "also apply the causal mask (intersection)",
                          [](auto& s) -> auto& { return s.attention.mask.causal; },
                          [](const Session& s) { return mask_combines_with_causal(s.attention.mask.kind); },

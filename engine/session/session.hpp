@@ -126,6 +126,7 @@ struct Session {
   } context;
   struct Analysis {
     bool rollout_residual = true;  // attention rollout with the residual term (Abnar & Zuidema 2020)
+    int sink_tokens = 4;           // sink mass: the weight on the first s tokens (StreamingLLM's 4)
     bool operator==(const Analysis&) const = default;
   } analysis;
 
