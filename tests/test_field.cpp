@@ -55,6 +55,16 @@ Session session_with(const char* mask, const char* positional = "sinusoidal", bo
   return s;
 }
 
+// 2100 tokens (above kDenseMaxTokens: a field), 2 heads, 2 layers, RoPE
+Session long_session(int d_model) {
+  Session s;
+  for (int i = 0; i < 2100; ++i) s.text += "w" + std::to_string((i * 7919) % 997) + " ";
+  s.model = {d_model, 2, 5};
+  s.model.n_layers = 2;
+  s.positional.kind = PositionalKind::rope;
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("field: every tile equals the dense weights and logits, for every mask and positional encoding") {
@@ -319,12 +329,8 @@ TEST_CASE("field: the mask overview is the allowed fraction of each block of the
 }
 
 TEST_CASE("field: Engine::compute above 2048 tokens returns the field, and --dense the matrices, tile for tile equal") {
-  Session s;
-  for (int i = 0; i < 2100; ++i) s.text += "w" + std::to_string((i * 7919) % 997) + " ";
-  s.model = {32, 2, 5};
-  s.model.n_layers = 2;
+  Session s = long_session(32);
   s.model.block = BlockKind::pre_ln;
-  s.positional.kind = PositionalKind::rope;
   s.attention.mask.kind = MaskKind::causal_sliding_window;
   s.attention.mask.window = 40;
   Engine e;
@@ -497,11 +503,7 @@ TEST_CASE("field: head similarity from exact tiles equals the dense matrix, and 
 }
 
 TEST_CASE("field: above the memory budget q and k are kept as F16 - half the bytes, every tile exact for the stored values") {
-  Session s;
-  for (int i = 0; i < 2100; ++i) s.text += "w" + std::to_string((i * 7919) % 997) + " ";
-  s.model = {128, 2, 5};
-  s.model.n_layers = 2;
-  s.positional.kind = PositionalKind::rope;
+  Session s = long_session(128);
   s.attention.mask.kind = MaskKind::causal;
   Engine e;
   const Outcome full = e.compute(s);

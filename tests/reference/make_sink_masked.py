@@ -7,25 +7,11 @@ attention weights per layer and head and the next-token probabilities at every p
 and without the mask."""
 import json
 import os
-import struct
 
 import numpy as np
 
+from make_tiny_families import read_safetensors
 from make_tiny_models import ROOT, forward
-
-
-def read_safetensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        assert t["dtype"] == "F32", name
-        a, b = t["data_offsets"]
-        out[name] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype="<f4").reshape(t["shape"]).copy()
-    return out
 
 
 def main():
