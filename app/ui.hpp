@@ -251,6 +251,12 @@ struct AppState {
     std::uint64_t generation = ~0ull, pending_generation = ~0ull;
     int layer = -1, pending_layer = -1, r0 = 0, pending_r0 = 0;
     Matrix values;  // (rows, n): row s is query r0 + s's rollout over every token
+    // from values once, not every frame: the largest value off each row's own token, each row's
+    // six largest keys, and the rows pooled by max to strip_px columns (strip: rows x strip_px)
+    float top = 0;
+    std::vector<std::vector<int>> most;
+    std::vector<float> strip;
+    int strip_px = 0;
     double ms = 0;
     std::chrono::steady_clock::time_point started;
     ~FieldRolloutState() {  // a computation under way stops (the future's destructor waits for it)

@@ -163,10 +163,7 @@ bool model_result(const ModelRun& run, std::shared_ptr<const Result>& r, int& rc
     return rc = fail(why), false;
   iv.ablate_mode = run.ablate_mode == "mean" ? AblateMode::mean : run.ablate_mode == "corrupted" ? AblateMode::corrupted : AblateMode::zero;
   iv.corrupted_text = run.corrupted;
-  if (run.mask_sink > 0) {
-    const Intervention sink = sink_masked(m->info(), run.mask_sink);
-    iv.enabled = sink.enabled, iv.layer = sink.layer, iv.replace_mask = sink.replace_mask, iv.mask = sink.mask;
-  }
+  if (run.mask_sink > 0) mask_sink(iv, m->info(), run.mask_sink);
   ComputeOptions opt;
   opt.top_k = run.top_k;
   opt.dense = run.dense;

@@ -205,19 +205,8 @@ Outcome Engine::compute_as_field(const Session& s, Validation v, const CancelFla
   r->key_tokens = std::move(v.key_tokens);
   // the positional views show the table's first rows (the whole table is O(n d), as big as a layer)
   r->positions = positions_of(s, std::min(static_cast<int>(r->tokens.size()), kFieldPositionalRows));
-  if (options.metrics) {
-    r->metrics = field_metrics(r->fields);
-    for (LayerMetrics& m : r->metrics) m.sink_tokens = s.analysis.sink_tokens;
-    // the head-similarity matrix from exact tiles, over a bounded sample of rows at length
-    for (std::size_t l = 0; l < r->fields.size(); ++l) {
-      long rows = 0;
-      r->metrics[l].head_similarity = field_head_similarity(r->fields[l], kFieldSimilarityCells, &rows, cancel);
-      if (cancel_requested(cancel)) return out.cancelled = true, out;
-      r->metrics[l].similarity_rows = rows;
-      if (options.progress)
-        options.progress->store(layers_end + (1 - layers_end) * float(l + 1) / float(r->fields.size()));
-    }
-  }
+  if (options.metrics && !add_field_metrics(*r, s.analysis.sink_tokens, cancel, options.progress, layers_end))
+    return out.cancelled = true, out;
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
   return out;
@@ -322,6 +311,21 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
   }
   if (progress) progress->store(progress_end);
   return !cancel_requested(cancel);
+}
+
+bool add_field_metrics(Result& r, int sink_tokens, const CancelFlag* cancel, std::atomic<float>* progress,
+                       float progress_from) {
+  r.metrics = field_metrics(r.fields);
+  // the head-similarity matrix from exact tiles, over a bounded sample of rows at length
+  for (std::size_t l = 0; l < r.fields.size(); ++l) {
+    long rows = 0;
+    r.metrics[l].sink_tokens = sink_tokens;
+    r.metrics[l].head_similarity = field_head_similarity(r.fields[l], kFieldSimilarityCells, &rows, cancel);
+    if (cancel_requested(cancel)) return false;
+    r.metrics[l].similarity_rows = rows;
+    if (progress) progress->store(progress_from + (1 - progress_from) * float(l + 1) / float(r.fields.size()));
+  }
+  return true;
 }
 
 std::vector<LayerMetrics> field_metrics(const std::vector<FieldLayer>& fields) {

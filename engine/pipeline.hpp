@@ -156,8 +156,13 @@ class Engine {
 // only, with or without the residual term) and, when asked, per-head metrics and head similarity.
 void add_analyses(Result& r, bool rollout, bool residual, bool metrics, int sink_tokens = 4);
 
-// A field's per-head metrics as LayerMetrics (no head similarity: that needs the dense weights).
+// A field's per-head metrics as LayerMetrics, from the streaming pass (add_field_metrics adds the rest).
 std::vector<LayerMetrics> field_metrics(const std::vector<FieldLayer>& fields);
+// A field Result's metrics: the streaming pass's per head, the sink size they were taken over,
+// and each layer's head similarity (analysis/metrics.hpp field_head_similarity), the progress
+// going from progress_from to 1 over the layers. False when cancelled.
+bool add_field_metrics(Result& r, int sink_tokens, const CancelFlag* cancel = nullptr, std::atomic<float>* progress = nullptr,
+                       float progress_from = 0);
 
 // The attention layers' configuration a session asks for (tokens, context and progress are the
 // caller's to set).

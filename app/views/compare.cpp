@@ -19,8 +19,7 @@ bool SinkMasked(const Intervention& iv, const HfModel& m) {
 }
 
 void SetSinkMasked(Intervention& iv, const HfModel& m, bool on) {
-  const Intervention want = sink_masked(m.info(), kSinkTokens);
-  if (on) iv.enabled = true, iv.layer = want.layer, iv.replace_mask = true, iv.mask = want.mask, iv.temperature = 1.0;
+  if (on) mask_sink(iv, m.info(), kSinkTokens);
   else iv.enabled = false, iv.replace_mask = false;
 }
 

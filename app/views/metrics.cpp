@@ -31,6 +31,21 @@ void ShowFieldRollout(AppState& st, const Snapshot& s, int l) {
     if (fr.pending_generation == s.generation && m.size()) {
       fr.values = std::move(m), fr.generation = fr.pending_generation, fr.layer = fr.pending_layer, fr.r0 = fr.pending_r0;
       fr.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - fr.started).count();
+      // the residual term puts most of a row on its own token: colours end at the largest value
+      // on another token (the own token saturates)
+      fr.top = 1e-12f;
+      fr.most.assign(fr.values.rows(), {});
+      std::vector<int> order(n);
+      for (Eigen::Index i = 0; i < fr.values.rows(); ++i) {
+        for (int j = 0; j < n; ++j)
+          if (j != fr.r0 + i) fr.top = std::max(fr.top, fr.values(i, j));
+        for (int j = 0; j < n; ++j) order[j] = j;
+        const int k = std::min(n, 6);
+        std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                          [&](int a, int b) { return fr.values(i, a) > fr.values(i, b); });
+        fr.most[i].assign(order.begin(), order.begin() + k);
+      }
+      fr.strip_px = 0;
     }
   }
   const bool running = fr.pending.valid();
@@ -78,12 +93,7 @@ void ShowFieldRollout(AppState& st, const Snapshot& s, int l) {
   ImGui::TextDisabled("rows %d..%d through layer %d, %s, in %.0f ms", fr.r0, fr.r0 + int(fr.values.rows()) - 1, l,
                       r.session.analysis.rollout_residual ? "with the residual term (A + I) / 2" : "without the residual term",
                       fr.ms);
-  // the residual term puts most of a row on its own token: colours end at the largest value on
-  // another token (the own token saturates)
-  float top = 1e-12f;
-  for (Eigen::Index i = 0; i < fr.values.rows(); ++i)
-    for (int j = 0; j < n; ++j)
-      if (j != fr.r0 + i) top = std::max(top, fr.values(i, j));
+  const float top = fr.top;
   ImGui::TextDisabled("each row over all %d tokens, pooled to the pixels by max; colours up to %.3g, the largest value on "
                       "another token (a row's own token saturates)", n, double(top));
   // each row over every token, pooled to the pixels by max
@@ -92,13 +102,23 @@ void ShowFieldRollout(AppState& st, const Snapshot& s, int l) {
   const float font = ImGui::GetFontSize();
   const ImVec2 o = ImGui::GetCursorScreenPos();
   const float x0 = o.x + font * 4, width = std::max(8.0f, ImGui::GetContentRegionAvail().x - font * 4);
-  const int rows = static_cast<int>(fr.values.rows()), px = std::max(1, static_cast<int>(width));
+  const int rows = static_cast<int>(fr.values.rows());
+  // at most 64k cells a frame (256 rows are drawn 256 columns wide)
+  const int px = std::clamp(std::min(static_cast<int>(width), 65536 / std::max(1, rows)), 1, n);
   const float row_h = std::clamp(ImGui::GetContentRegionAvail().y / float(rows + 3), 2.0f, font);
+  if (fr.strip_px != px) {  // pooled again only when the width changes
+    fr.strip.resize(std::size_t(rows) * px);
+    for (int i = 0; i < rows; ++i)
+      for (int x = 0; x < px; ++x) {
+        const int a = static_cast<int>(std::int64_t(x) * n / px), b = std::max(a + 1, static_cast<int>(std::int64_t(x + 1) * n / px));
+        fr.strip[std::size_t(i) * px + x] = fr.values.row(i).segment(a, std::min(b, n) - a).maxCoeff();
+      }
+    fr.strip_px = px;
+  }
   for (int i = 0; i < rows; ++i) {
     if (row_h >= font) dl->AddText(ImVec2(o.x, o.y + i * row_h), IM_COL32(200, 200, 200, 255), std::to_string(fr.r0 + i).c_str());
     for (int x = 0; x < px; ++x) {
-      const int a = static_cast<int>(std::int64_t(x) * n / px), b = std::max(a + 1, static_cast<int>(std::int64_t(x + 1) * n / px));
-      const float v = fr.values.row(i).segment(a, std::min(b, n) - a).maxCoeff();
+      const float v = fr.strip[std::size_t(i) * px + x];
       const auto& c = map.rgb[static_cast<std::size_t>(std::clamp(v / top, 0.0f, 1.0f) * 255)];
       dl->AddRectFilled(ImVec2(x0 + x * width / px, o.y + i * row_h), ImVec2(x0 + (x + 1) * width / px, o.y + (i + 1) * row_h),
                         IM_COL32(int(c[0] * 255), int(c[1] * 255), int(c[2] * 255), 255));
@@ -116,11 +136,8 @@ void ShowFieldRollout(AppState& st, const Snapshot& s, int l) {
                       fr.values(row, j), j, st.labels[j].c_str());
   }
   // the tokens the (hovered, else first) row draws most from
-  std::vector<int> order(n);
-  for (int j = 0; j < n; ++j) order[j] = j;
-  const int k = std::min(n, 6);
-  std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                    [&](int a, int b) { return fr.values(row, a) > fr.values(row, b); });
+  const std::vector<int>& order = fr.most[row];
+  const int k = static_cast<int>(order.size());
   std::string line = "token " + std::to_string(fr.r0 + row) + " draws most from:";
   for (int t = 0; t < k; ++t) {
     char item[96];

@@ -256,17 +256,13 @@ std::vector<Span> block_columns(const std::vector<Span>* rows, int n_rows) {
 }  // namespace
 
 namespace {
+using HalfRows = Eigen::Matrix<Eigen::half, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 Matrix half_rows(const std::vector<Eigen::half>& h, int d, int a, int b) {
-  Matrix m(std::max(0, b - a), d);
-  const Eigen::half* src = h.data() + std::size_t(a) * d;
-  float* dst = m.data();
-  for (std::size_t i = 0, e = std::size_t(m.size()); i < e; ++i) dst[i] = static_cast<float>(src[i]);
-  return m;
+  return Eigen::Map<const HalfRows>(h.data() + std::size_t(a) * d, std::max(0, b - a), d).cast<float>();
 }
 std::vector<Eigen::half> to_half(const Matrix& m) {
   std::vector<Eigen::half> h(std::size_t(m.size()));
-  const float* src = m.data();
-  for (std::size_t i = 0; i < h.size(); ++i) h[i] = Eigen::half(src[i]);
+  Eigen::Map<HalfRows>(h.data(), m.rows(), m.cols()) = m.cast<Eigen::half>();
   return h;
 }
 }  // namespace

@@ -71,6 +71,7 @@ struct Intervention {
 // keeps its own token, so that none is left empty. The model's sliding window, if any, is not in
 // it (texts shorter than the window are unchanged by that).
 Intervention sink_masked(const ModelInfo& info, int sinks);
+void mask_sink(Intervention& iv, const ModelInfo& info, int sinks);  // the same onto iv (its ablation kept)
 
 // "L.H,L.H" -> (layer, head) pairs, each checked against the model's shape; false with a message
 bool parse_ablate(const std::string& spec, int n_layers, int n_heads, std::vector<std::pair<int, int>>& out,

@@ -45,13 +45,18 @@ bool Intervention::ablated(int l, int h) const {
 
 Intervention sink_masked(const ModelInfo& info, int sinks) {
   Intervention iv;
+  mask_sink(iv, info, sinks);
+  return iv;
+}
+
+void mask_sink(Intervention& iv, const ModelInfo& info, int sinks) {
   iv.enabled = true;
+  iv.temperature = 1.0;
   iv.layer = -1;
   iv.replace_mask = true;
   iv.mask.kind = MaskKind::expression;
   iv.mask.expression = info.model_type == "bert" ? "k >= sinks or k == q" : "k <= q and (k >= sinks or k == q)";
   iv.mask.parameters = {{"sinks", double(std::max(0, sinks))}};
-  return iv;
 }
 
 std::string Intervention::describe() const {
@@ -344,17 +349,7 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
     }
   }
   if (field) {
-    if (options.metrics) {
-      r->metrics = field_metrics(r->fields);
-      // the head-similarity matrix from exact tiles, over a bounded sample of rows at length
-      for (std::size_t l = 0; l < r->fields.size(); ++l) {
-        long rows = 0;
-        r->metrics[l].sink_tokens = options.sink_tokens;
-        r->metrics[l].head_similarity = field_head_similarity(r->fields[l], kFieldSimilarityCells, &rows, cancel);
-        if (cancel_requested(cancel)) return out.cancelled = true, out;
-        r->metrics[l].similarity_rows = rows;
-      }
-    }
+    if (options.metrics && !add_field_metrics(*r, options.sink_tokens, cancel)) return out.cancelled = true, out;
   } else {
     add_analyses(*r, true, true, options.metrics, options.sink_tokens);
   }
