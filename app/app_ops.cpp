@@ -5,6 +5,7 @@
 #include <imgui_internal.h>  // BringWindowToDisplayFront: the lesson strip is never covered
 #include <imgui_stdlib.h>
 
+#include "background.hpp"
 #include "session/cost.hpp"
 
 #include <algorithm>
@@ -590,6 +591,7 @@ void StartModelLoad(AppState& st, const std::string& dir, bool for_b) {
   l->dir = dir;
   l->for_b = for_b;
   l->thread = std::thread([l] {
+    run_below_the_ui();
     try {  // nothing escapes this thread: a failure is the load's error
       l->model = HfModel::load(l->dir, l->error, &l->progress, &l->cancel);
     } catch (const std::bad_alloc&) {

@@ -17,6 +17,13 @@ namespace fs = std::filesystem;
 
 namespace attnlab::app {
 
+float frame_p99(std::vector<float> ms) {
+  if (ms.empty()) return 0.0f;
+  const auto k = ms.begin() + static_cast<std::ptrdiff_t>(0.99 * double(ms.size() - 1));
+  std::nth_element(ms.begin(), k, ms.end());
+  return *k;
+}
+
 // The test hook's state file: replaced by rename so a reader never sees half of it, but without
 // write_file_atomic's fsync, which would cost milliseconds every frame.
 void write_state_dump(const std::string& path, const std::string& content) {
@@ -40,15 +47,11 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
   j["cancelled"] = worker.cancelled();
   j["computations"] = worker.computations();
   j["frame"] = ImGui::GetFrameCount();
-  auto p99 = [](std::vector<float> v) {
-    if (v.empty()) return 0.0f;
-    const auto k = v.begin() + static_cast<std::ptrdiff_t>(0.99 * double(v.size() - 1));
-    std::nth_element(v.begin(), k, v.end());
-    return *k;
-  };
+  const auto p99 = frame_p99;
   j["frame_ms_p99"] = p99(st.frame_ms);
   j["busy_frame_ms_p99"] = p99(st.busy_frame_ms);
   j["busy_frames"] = st.busy_frame_ms.size();
+  j["idle_frame_ms_p99"] = p99(st.idle_frame_ms);
   j["labels_cut"] = st.labels_cut;
   j["lesson_text_scale"] = st.lesson_text_scale;
   j["window_rect"] = st.window_rect;

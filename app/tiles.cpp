@@ -1,11 +1,11 @@
 #include "tiles.hpp"
 
+#include "background.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "present/field_view.hpp"
 
@@ -105,7 +105,7 @@ void TileCache::upload(const HeatmapRenderer& r, double budget_ms) {
 }
 
 void TileCache::run() {
-  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 5);  // below the UI thread, as the worker
+  run_below_the_ui();
   for (;;) {
     Job job;
     {

@@ -226,7 +226,7 @@ struct AppState {
   int labels_cut = 0;                     // token labels shortened with "..." in the last frame
   std::array<int, 4> window_rect{};       // the OS window: x, y, w, h
   std::chrono::steady_clock::time_point frame_start;
-  std::vector<float> frame_ms, busy_frame_ms;  // the last 600 frames' times; those while the worker computed
+  std::vector<float> frame_ms, busy_frame_ms, idle_frame_ms;  // the last 600 frames' times; those while the worker computed; the others
 
   // views
   bool show_decode = false;
@@ -361,5 +361,8 @@ std::string Readable(const std::string& t);
 inline std::string Numbered(const char* prefix, int i) { return std::to_string(i).insert(0, prefix); }
 // Remembers a widget's rect under `name` (the last item drawn) for the state dump.
 void RecordWidget(AppState& st, const std::string& name);
+
+// The 99th percentile of frame times in ms (0 for none), as the state dump reports them.
+float frame_p99(std::vector<float> ms);
 
 }  // namespace attnlab::app

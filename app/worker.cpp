@@ -1,13 +1,13 @@
 #include "worker.hpp"
 
+#include "background.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <numbers>
 
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "attention/positional.hpp"
 #include "present/panels.hpp"
@@ -268,9 +268,7 @@ void Worker::cancel() {
 }
 
 void Worker::run() {
-  // below the UI thread: on two cores a computation's threads (this one and the OpenMP team it
-  // starts, which inherits its niceness) would otherwise take the time slices frames need
-  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 5);
+  run_below_the_ui();  // this thread and the OpenMP team it starts
   for (;;) {
     Session s;
     DisplayOptions display;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "background.hpp"
 #include "../ui.hpp"
 #include "attention/expression.hpp"
 #include "core/utf8.hpp"
@@ -449,6 +450,7 @@ void ShowGenerate(AppState& st, Worker& worker) {
     job->options.sample.seed = static_cast<std::uint64_t>(st.gen_seed);
     GenerateJob* j = job.get();
     job->thread = std::thread([j] {
+      run_below_the_ui();
       j->ok = j->model->generate(j->text, j->options, j->out, j->error, &j->progress, &j->cancel);
       j->done.store(true, std::memory_order_release);
     });

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <string>
 
+#include "background.hpp"
 #include "analysis/decode.hpp"
 #include "present/colormap.hpp"
 #include "views/view.hpp"
@@ -52,7 +53,10 @@ void ShowDecodeWindow(AppState& st, Worker&) {
         if (dc.pending_generation == s.generation) dc.plan = std::move(p), dc.generation = s.generation;
       }
       if (dc.generation != s.generation && !dc.pending.valid()) {
-        dc.pending = std::async(std::launch::async, [res = s.result] { return decode_plan(*res); });
+        dc.pending = std::async(std::launch::async, [res = s.result] {
+          run_below_the_ui();
+          return decode_plan(*res);
+        });
         dc.pending_generation = s.generation;
       }
       if (dc.generation != s.generation) {

@@ -9,6 +9,7 @@
 #include <future>
 #include <string>
 
+#include "background.hpp"
 #include "attention/field.hpp"
 #include "present/colormap.hpp"
 #include "present/panels.hpp"
@@ -79,6 +80,7 @@ void ShowFieldRollout(AppState& st, const Snapshot& s, int l) {
       std::vector<int> rows;
       for (int i = r0; i < r1; ++i) rows.push_back(i);
       fr.pending = std::async(std::launch::async, [res = s.result, l, rows, cancel = fr.cancel, progress = fr.progress] {
+        run_below_the_ui();
         return field_rollout_rows(res->fields, l, rows, res->session.analysis.rollout_residual, cancel.get(), progress.get());
       });
       fr.pending_generation = s.generation, fr.pending_layer = l, fr.pending_r0 = r0;

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "background.hpp"
 #include "present/colormap.hpp"
 #include "views/view.hpp"
 
@@ -54,6 +55,7 @@ bool StartPatching(AppState& st) {
   st.patch_error.clear();
   PatchJob* j = job.get();
   job->thread = std::thread([j] {
+    run_below_the_ui();
     j->ok = j->model->patch(j->request, j->grid, j->error, &j->progress, &j->cancel);
     j->done.store(true, std::memory_order_release);
   });

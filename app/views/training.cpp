@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "background.hpp"
 #include "present/colormap.hpp"
 #include "training/trainer.hpp"
 #include "views/view.hpp"
@@ -65,7 +66,10 @@ struct TrainingRun {
   // published (under mu)
   std::shared_ptr<const TrainingView> shown;
 
-  explicit TrainingRun(const train::TrainSpec& s) : spec(s) { thread = std::thread([this] { Loop(); }); }
+  explicit TrainingRun(const train::TrainSpec& s) : spec(s) { thread = std::thread([this] {
+    run_below_the_ui();
+    Loop();
+  }); }
   ~TrainingRun() {
     {
       std::lock_guard<std::mutex> lk(mu);
@@ -288,6 +292,7 @@ struct UiState {  // the window's own state
   int compare_with = -1;                  // the checkpoint B of "Compare in A / B" (-1: the last, whichever it is)
   const void* compare_run = nullptr;      // the run and the compare request last opened
   std::uint64_t compare_seen = 0;
+  std::vector<float> running_frame_ms;  // the last 600 frames drawn while the run trained
 };
 UiState& Ui() {
   static UiState ui;
@@ -454,6 +459,10 @@ void ShowTrainingWindow(AppState& st, const HeatmapRenderer& renderer) {
   if (ImGui::CollapsingHeader("Task, model and training", ImGuiTreeNodeFlags_None)) SpecEditor(ui);
   // controls
   const bool running = vp && vp->running;
+  if (running && !st.frame_ms.empty()) {  // the frame before this one, drawn while training
+    if (ui.running_frame_ms.size() >= 600) ui.running_frame_ms.erase(ui.running_frame_ms.begin());
+    ui.running_frame_ms.push_back(st.frame_ms.back());
+  }
   if (ImGui::Button(running ? "Pause" : (vp && vp->step > 0 ? "Resume" : "Start"), ImVec2(font * 6, 0)))
     run->Ask([&](TrainingRun& r) { r.running = !running; });
   RecordWidget(st, "training.start");
@@ -617,6 +626,8 @@ extern const View kTrainingView{"training", "View", "Training", &AppState::show_
           t["steps_per_second"] = v->steps_per_second;
         }
       t["heads_rect"] = ui.heads_rect, t["loss_rect"] = ui.loss_rect, t["hover"] = ui.hover;
+      t["frames_while_training"] = ui.running_frame_ms.size();
+      t["frame_ms_p99"] = frame_p99(ui.running_frame_ms);
       j["training"] = t;
     }};
 

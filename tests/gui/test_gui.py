@@ -1512,7 +1512,9 @@ def test_training():
     and the scrubber's left end shows the first checkpoint again: the heads as they were."""
     d = Display("--view", "training")
     try:
-        s = d.wait_for(lambda s: s.get("training", {}).get("log_rows", 0) >= 1 and s["widgets"].get("training.start"),
+        # laid out: the heads and the loss chart have their sizes (a window's first frame has none)
+        s = d.wait_for(lambda s: s.get("training", {}).get("log_rows", 0) >= 1 and s["widgets"].get("training.start")
+                       and s["training"]["heads_rect"][2] > 10 and s["training"]["loss_rect"][2] > 10,
                        "the training view with its first evaluation")
         if not s:
             return
@@ -1552,7 +1554,9 @@ def test_training():
         _, back = heads("training-scrubbed")
         same = (np.abs(back - before).sum(axis=2) <= 30).mean()
         check(same > 0.98, f"scrubbed back to step 0, the heads look as they did before training ({same:.3f} of pixels alike)")
-        print(f"training: {s['training']['steps_per_second']:.0f} steps/s in the window; frame p99 {s.get('frame_ms_p99')} ms")
+        t = s["training"]
+        print(f"training: {t['steps_per_second']:.0f} steps/s in the window; frame p99 while training "
+              f"{t['frame_ms_p99']:.1f} ms over {t['frames_while_training']} frames")
         # step 0 (A) against the last checkpoint (B) in Compare A / B, in one step
         last = s["training"]["checkpoints"][-1]
         d.click(*center(s["widgets"]["training.compare"]))
