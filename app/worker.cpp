@@ -304,7 +304,10 @@ void Worker::run() {
         ComputeOptions options;
         options.metrics = metrics, options.progress = &progress_, options.logit_lens = lens;
         options.sink_tokens = s.analysis.sink_tokens;  // a model's sink mass, as the session's
-        o = model ? model->compute(s.text, &cancel_, options, intervention) : engine_.compute(s, &cancel_, {metrics, &progress_});
+        options.field_rollout = metrics;  // the Metrics view shows a field's whole rollout up to 4096 tokens
+        ComputeOptions session_options;
+        session_options.metrics = metrics, session_options.progress = &progress_, session_options.field_rollout = metrics;
+        o = model ? model->compute(s.text, &cancel_, options, intervention) : engine_.compute(s, &cancel_, session_options);
         if (o.result) computed_ = Computed{s, model, intervention, metrics, lens && model, o.result};
       }
       if (o.cancelled) {

@@ -104,7 +104,7 @@ bool read_session(const std::string& path, Session& s, Validation& v, int& rc, b
 // Validated, within the budget of `use`, then computed: dense, or (dense false, long) as a field,
 // whose own budget Engine::compute checks.
 bool compute_read(const std::string& path, const Session& s, const Validation& v, CostUse use,
-                  std::shared_ptr<const Result>& out, int& rc, bool metrics, bool dense);
+                  std::shared_ptr<const Result>& out, int& rc, bool metrics, bool dense, bool field_rollout = false);
 
 bool load(const std::string& path, CostUse use, std::shared_ptr<const Result>& out, int& rc, bool metrics = true,
           bool dense = true) {
@@ -116,7 +116,7 @@ bool load(const std::string& path, CostUse use, std::shared_ptr<const Result>& o
 
 // A session read and validated by read_session, computed (standard input is read only once).
 bool compute_read(const std::string& path, const Session& s, const Validation& v, CostUse use,
-                  std::shared_ptr<const Result>& out, int& rc, bool metrics, bool dense) {
+                  std::shared_ptr<const Result>& out, int& rc, bool metrics, bool dense, bool field_rollout) {
   const int n = static_cast<int>(v.tokens.size()), n_k = s.context.enabled ? static_cast<int>(v.key_tokens.size()) : n;
   const bool field = computes_as_field(s, v, dense);
   if (!field)
@@ -124,6 +124,7 @@ bool compute_read(const std::string& path, const Session& s, const Validation& v
   Engine engine;
   std::atomic<float> progress{0};
   ComputeOptions o_opt{metrics, &progress, dense};
+  o_opt.field_rollout = field_rollout;
   Outcome o;
   with_progress(field ? "computing the attention field" : "computing", progress, [&] {
     o = engine.compute(s, nullptr, o_opt);
@@ -416,13 +417,25 @@ struct FieldExport {
 };
 
 // Rows of the attention rollout through layers 0..layer (self-attention): from the dense rollout
-// up to 2048 tokens, else from the fields by vector x matrix products (no n x n matrix).
+// up to 2048 tokens; from a field's whole n x n rollout up to 4096 tokens when more than 256 rows
+// are asked; else from the fields by vector x matrix products (no n x n matrix).
 int export_rollout_rows(const std::string& session_path, int layer, const FieldExport& fx, const std::string& out_path,
                         MatrixFormat fmt) {
   if (fx.overview || !fx.cols.empty()) return fail("--matrix rollout takes --rows only (each row is a distribution over every token)");
   std::shared_ptr<const Result> r;
   int rc = 0;
-  if (!load(session_path, CostUse::compute, r, rc, false, false)) return rc;
+  Session s;
+  Validation v;
+  if (!read_session(session_path, s, v, rc, false)) return rc;
+  {
+    const int n = static_cast<int>(v.tokens.size());
+    int a = 0, b = n;
+    const bool many = parse_range(fx.rows, a, b) && b - a > 256, whole = many && n <= kFieldRolloutMaxTokens;
+    if (many && !whole)  // said before the field is computed
+      return fail("at most 256 rollout rows at a time above " + std::to_string(kFieldRolloutMaxTokens) +
+                  " tokens (each costs n floats per layer)");
+    if (!compute_read(session_path, s, v, CostUse::compute, r, rc, false, false, whole)) return rc;
+  }
   if (!r->key_tokens.empty()) return fail("rollout is for self-attention (this session attends to a context)");
   const int n = static_cast<int>(r->tokens.size());
   if (layer < 0 || layer >= r->n_layers())
@@ -430,10 +443,14 @@ int export_rollout_rows(const std::string& session_path, int layer, const FieldE
   int r0 = 0, r1 = n;
   if (!parse_range(fx.rows, r0, r1)) return fail("--rows must be A:B with 0 <= A < B, not '" + fx.rows + "'");
   if (r1 > n) return fail("--rows " + fx.rows + " is past the " + std::to_string(n) + " rows");
-  if (r->is_field() && r1 - r0 > 256) return fail("at most 256 rollout rows at a time above 2048 tokens (each costs n floats per layer)");
+  if (r->is_field() && r->rollout.empty() && r1 - r0 > 256) {
+    const std::string why = field_rollout_refusal(*r);
+    return fail("at most 256 rollout rows at a time here (" + (why.empty() ? std::string("a field") : why) +
+                "; each row costs n floats per layer)");
+  }
   LabeledMatrix m;
   m.name = "rollout";
-  if (r->is_field()) {
+  if (r->rollout.empty()) {
     std::vector<int> rows;
     for (int i = r0; i < r1; ++i) rows.push_back(i);
     m.values = field_rollout_rows(r->fields, layer, rows, r->session.analysis.rollout_residual);

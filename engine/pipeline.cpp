@@ -192,8 +192,10 @@ Outcome Engine::compute_as_field(const Session& s, Validation v, const CancelFla
   auto r = std::make_shared<Result>();
   r->session = s;
   r->d_head = s.d_head();
-  // the head similarity after the layers: the last sixth of the progress bar
-  const float layers_end = options.metrics ? 0.85f : 1.0f;
+  // the head similarity after the layers: the last sixth of the progress bar (before the last
+  // fifth when the whole rollout follows)
+  const bool rollout = options.field_rollout && !s.context.enabled && v.tokens.size() <= std::size_t(kFieldRolloutMaxTokens);
+  const float rollout_from = rollout ? 0.8f : 1.0f, layers_end = options.metrics ? 0.85f * rollout_from : rollout_from;
   FieldOptions field_opt = options.field;
   field_opt.sink_tokens = s.analysis.sink_tokens;
   if (!run_fields(s, v, s.model.n_layers - 1, true, field_opt, r->fields, out.problems, cancel, options.progress,
@@ -205,8 +207,9 @@ Outcome Engine::compute_as_field(const Session& s, Validation v, const CancelFla
   r->key_tokens = std::move(v.key_tokens);
   // the positional views show the table's first rows (the whole table is O(n d), as big as a layer)
   r->positions = positions_of(s, std::min(static_cast<int>(r->tokens.size()), kFieldPositionalRows));
-  if (options.metrics && !add_field_metrics(*r, s.analysis.sink_tokens, cancel, options.progress, layers_end))
+  if (options.metrics && !add_field_metrics(*r, s.analysis.sink_tokens, cancel, options.progress, layers_end, rollout_from))
     return out.cancelled = true, out;
+  if (rollout && !add_field_rollout(*r, cancel, options.progress, rollout_from, 1.0f)) return out.cancelled = true, out;
   r->compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.result = std::move(r);
   return out;
@@ -314,7 +317,7 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
 }
 
 bool add_field_metrics(Result& r, int sink_tokens, const CancelFlag* cancel, std::atomic<float>* progress,
-                       float progress_from) {
+                       float progress_from, float progress_to) {
   r.metrics = field_metrics(r.fields);
   // the head-similarity matrix from exact tiles, over a bounded sample of rows at length
   for (std::size_t l = 0; l < r.fields.size(); ++l) {
@@ -323,9 +326,29 @@ bool add_field_metrics(Result& r, int sink_tokens, const CancelFlag* cancel, std
     r.metrics[l].head_similarity = field_head_similarity(r.fields[l], kFieldSimilarityCells, &rows, cancel);
     if (cancel_requested(cancel)) return false;
     r.metrics[l].similarity_rows = rows;
-    if (progress) progress->store(progress_from + (1 - progress_from) * float(l + 1) / float(r.fields.size()));
+    if (progress) progress->store(progress_from + (progress_to - progress_from) * float(l + 1) / float(r.fields.size()));
   }
   return true;
+}
+
+std::string field_rollout_refusal(const Result& r) {
+  if (!r.is_field() || !r.key_tokens.empty()) return "rollout is for self-attention";
+  const double n = double(r.tokens.size());
+  if (n > kFieldRolloutMaxTokens)
+    return "above " + std::to_string(kFieldRolloutMaxTokens) + " tokens the n x n rollout is not kept";
+  // every layer's rollout, and the layer's A and the product being built
+  const double need = 4.0 * n * n * double(r.fields.size() + 2);
+  if (need + r.bytes() > memory_budget_bytes())
+    return "the n x n rollout of every layer (" + human_bytes(need) + ") does not fit the memory budget of " +
+           human_bytes(memory_budget_bytes()) + " beside the field";
+  return "";
+}
+
+bool add_field_rollout(Result& r, const CancelFlag* cancel, std::atomic<float>* progress, float progress_from,
+                       float progress_to) {
+  if (!field_rollout_refusal(r).empty()) return true;
+  r.rollout = field_rollout(r.fields, r.session.analysis.rollout_residual, cancel, progress, progress_from, progress_to);
+  return !cancel_requested(cancel);
 }
 
 std::vector<LayerMetrics> field_metrics(const std::vector<FieldLayer>& fields) {

@@ -103,6 +103,9 @@ struct ComputeOptions {
   std::optional<Result::Sample> sample;  // pretrained models: sample the next token with these settings
   FieldOptions field;   // the overview's size, for a field
   int sink_tokens = 4;  // pretrained models: sink_mass over the first sink_tokens keys (sessions: analysis.sink_tokens)
+  // a self-attention field of at most kFieldRolloutMaxTokens tokens also gets Result::rollout,
+  // every layer's (n, n), as a dense result has it (when it fits the memory budget)
+  bool field_rollout = false;
 };
 
 // One layer of a session as an attention field (attention/field.hpp), for sessions too long for
@@ -162,7 +165,14 @@ std::vector<LayerMetrics> field_metrics(const std::vector<FieldLayer>& fields);
 // and each layer's head similarity (analysis/metrics.hpp field_head_similarity), the progress
 // going from progress_from to 1 over the layers. False when cancelled.
 bool add_field_metrics(Result& r, int sink_tokens, const CancelFlag* cancel = nullptr, std::atomic<float>* progress = nullptr,
-                       float progress_from = 0);
+                       float progress_from = 0, float progress_to = 1);
+// A field Result's whole rollout (attention/field.hpp field_rollout) when it is self-attention of
+// at most kFieldRolloutMaxTokens tokens and every layer's n x n fits the memory budget beside the
+// Result; otherwise nothing (rows are then computed by field_rollout_rows). False when cancelled.
+bool add_field_rollout(Result& r, const CancelFlag* cancel = nullptr, std::atomic<float>* progress = nullptr,
+                       float progress_from = 0, float progress_to = 1);
+// Whether add_field_rollout computes for this Result, and if not, why (empty: it does).
+std::string field_rollout_refusal(const Result& r);
 
 // The attention layers' configuration a session asks for (tokens, context and progress are the
 // caller's to set).

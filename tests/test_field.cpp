@@ -388,7 +388,11 @@ TEST_CASE("field: rollout of chosen query rows equals the rows of the dense roll
       std::vector<std::string> problems;
       REQUIRE(e.run_fields(s, v, 2, true, {}, fields, problems, nullptr, nullptr));
       const std::vector<int> rows = {0, 1, 150, 299};
+      const std::vector<Matrix> whole = field_rollout(fields, residual);  // the n x n path
+      REQUIRE(whole.size() == 3);
       for (int l = 0; l < 3; ++l) {
+        REQUIRE(whole[l].rows() == d.rollout[l].rows());
+        CHECK((whole[l] - d.rollout[l]).cwiseAbs().maxCoeff() <= 1e-5);
         const Matrix got = field_rollout_rows(fields, l, rows, residual);
         REQUIRE(got.rows() == 4);
         for (int k = 0; k < 4; ++k) {
@@ -397,6 +401,50 @@ TEST_CASE("field: rollout of chosen query rows equals the rows of the dense roll
         }
       }
     }
+}
+
+TEST_CASE("field: a field of 2049..4096 tokens carries the whole rollout, equal to the dense path's; cancel and budget") {
+  Session s = long_session(32);  // 2100 tokens, 2 layers
+  s.attention.mask.kind = MaskKind::causal;
+  Engine e;
+  ComputeOptions with;
+  with.field_rollout = true;
+  std::atomic<float> progress{0};
+  with.progress = &progress;
+  Outcome o = e.compute(s, nullptr, with);
+  REQUIRE(o.result);
+  const Result& f = *o.result;
+  REQUIRE(f.is_field());
+  CHECK(field_rollout_refusal(f).empty());
+  REQUIRE(f.rollout.size() == 2);
+  CHECK(progress.load() == 1.0f);
+  ComputeOptions dense;
+  dense.dense = true;
+  Outcome od = e.compute(s, nullptr, dense);
+  REQUIRE(od.result);
+  REQUIRE(od.result->rollout.size() == 2);
+  for (int l = 0; l < 2; ++l) {
+    CAPTURE(l);
+    CHECK((f.rollout[l] - od.result->rollout[l]).cwiseAbs().maxCoeff() <= 1e-5);
+    for (const int i : {0, 1, 2099}) CHECK(f.rollout[l].row(i).sum() == doctest::Approx(1.0).epsilon(1e-4));
+    CHECK(f.rollout[l](5, 6) == 0.0f);  // causal through every layer: no weight on a later token
+  }
+  // without the option: rows only
+  Outcome plain = e.compute(s);
+  REQUIRE(plain.result);
+  CHECK(plain.result->rollout.empty());
+  // a cancel during the rollout (the last fifth of the bar) stops the computation
+  std::atomic<bool> cancel{false};
+  CHECK(field_rollout(f.fields, true, &cancel).size() == 2);
+  cancel = true;
+  CHECK(field_rollout(f.fields, true, &cancel).empty());
+  // a budget that holds the field but not every layer's n x n: no rollout, and the reason
+  set_memory_budget_bytes(f.bytes() - 4.0 * 2100 * 2100 * 2 + 30e6);  // the field fits; 4 n x n (71 MB) do not
+  Outcome tight = e.compute(s, nullptr, with);
+  REQUIRE(tight.result);
+  CHECK(tight.result->rollout.empty());
+  CHECK(field_rollout_refusal(*tight.result).find("memory budget") != std::string::npos);
+  set_memory_budget_bytes(0);
 }
 
 TEST_CASE("field: soft-capped logits (Gemma 2) give the weights and output of a softmax over c tanh(l / c), by hand") {

@@ -11,6 +11,7 @@
 
 #include "background.hpp"
 #include "attention/field.hpp"
+#include "pipeline.hpp"
 #include "present/colormap.hpp"
 #include "present/panels.hpp"
 #include "views/view.hpp"
@@ -53,7 +54,13 @@ void ShowFieldRollout(AppState& st, const Snapshot& s, int l) {
   if (running && (fr.pending_generation != s.generation || fr.pending_layer != l)) *fr.cancel = true;  // stale
   ImGui::Separator();
   ImGui::Text("attention rollout through layer %d of chosen query rows", l);
-  ImGui::TextDisabled("%d tokens: no n x n rollout; each row exact, by vector x matrix products through layers 0..%d", n, l);
+  const bool whole = static_cast<int>(r.rollout.size()) > l;  // up to 4096 tokens: rows of the n x n above
+  const std::string why = field_rollout_refusal(r);
+  if (whole)
+    ImGui::TextDisabled("%d tokens: rows of the whole rollout above, each over every token", n);
+  else
+    ImGui::TextDisabled("%d tokens: no n x n rollout%s%s; each row exact, by vector x matrix products through layers 0..%d", n,
+                        why.empty() ? "" : " (", why.empty() ? "" : (why + ")").c_str(), l);
   if (fr.rows.empty()) fr.rows = std::to_string(std::max(0, n - 4)) + ":" + std::to_string(n);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%s", fr.rows.c_str());
@@ -79,8 +86,9 @@ void ShowFieldRollout(AppState& st, const Snapshot& s, int l) {
       fr.progress = std::make_shared<std::atomic<float>>(0.0f);
       std::vector<int> rows;
       for (int i = r0; i < r1; ++i) rows.push_back(i);
-      fr.pending = std::async(std::launch::async, [res = s.result, l, rows, cancel = fr.cancel, progress = fr.progress] {
+      fr.pending = std::async(std::launch::async, [res = s.result, l, rows, r0, r1, cancel = fr.cancel, progress = fr.progress] {
         run_below_the_ui();
+        if (static_cast<int>(res->rollout.size()) > l) return Matrix(res->rollout[l].middleRows(r0, r1 - r0));
         return field_rollout_rows(res->fields, l, rows, res->session.analysis.rollout_residual, cancel.get(), progress.get());
       });
       fr.pending_generation = s.generation, fr.pending_layer = l, fr.pending_r0 = r0;

@@ -721,4 +721,50 @@ Matrix field_rollout_rows(const std::vector<FieldLayer>& fields, int layer, cons
   return v;
 }
 
+std::vector<Matrix> field_rollout(const std::vector<FieldLayer>& fields, bool residual, const CancelFlag* cancel,
+                                  std::atomic<float>* progress, float progress_from, float progress_to) {
+  std::vector<Matrix> out;
+  if (fields.empty()) return out;
+  const int n = fields[0].rule->n_q();
+  constexpr int kRows = 64, kProductRows = 512;
+  // progress in equal parts: each layer's A, and each product (from layer 1 on)
+  const float parts = float(2 * fields.size() - 1);
+  int part = 0;
+  auto step = [&] {
+    if (progress) progress->store(progress_from + (progress_to - progress_from) * float(++part) / parts, std::memory_order_relaxed);
+  };
+  Matrix a(n, n);
+  for (std::size_t l = 0; l < fields.size(); ++l) {
+    const int blocks = (n + kRows - 1) / kRows;
+    std::atomic<bool> stop{false};
+    a.setZero();
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int b = 0; b < blocks; ++b) {
+      if (stop.load(std::memory_order_relaxed) || cancel_requested(cancel)) {
+        stop = true;
+        continue;
+      }
+      const int r0 = b * kRows, r1 = std::min(n, r0 + kRows);
+      int c0 = 0, c1 = 0;
+      const Matrix m = rollout_block(fields[l], r0, r1, c0, c1, residual);
+      if (m.cols()) a.block(r0, c0, r1 - r0, c1 - c0) = m;
+    }
+    if (stop) return {};
+    step();
+    if (l == 0) {
+      out.push_back(a);
+      continue;
+    }
+    const Matrix& prev = out.back();
+    Matrix next(n, n);
+    for (int r0 = 0; r0 < n; r0 += kProductRows) {  // a cancel point every 512 rows
+      if (cancel_requested(cancel)) return {};
+      gemm_nn(std::min(kProductRows, n - r0), n, n, &a(r0, 0), n, prev.data(), n, &next(r0, 0), n, 0.0f);
+    }
+    out.push_back(std::move(next));
+    step();
+  }
+  return out;
+}
+
 }  // namespace attnlab

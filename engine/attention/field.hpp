@@ -187,4 +187,12 @@ namespace attnlab {
 Matrix field_rollout_rows(const std::vector<FieldLayer>& fields, int layer, const std::vector<int>& rows, bool residual,
                           const CancelFlag* cancel = nullptr, std::atomic<float>* progress = nullptr);
 
+// The whole rollout, every layer's (n, n) R_l = A_l R_{l-1} as attention_rollout, of a
+// self-attention field of at most kFieldRolloutMaxTokens tokens (64 MB a layer there): A_l built
+// from exact tiles 64 rows at a time over both cores, the products 512 rows at a time (2 n^3 a
+// layer above the first). Empty when cancelled; `progress` from progress_from to progress_to.
+inline constexpr int kFieldRolloutMaxTokens = 4096;
+std::vector<Matrix> field_rollout(const std::vector<FieldLayer>& fields, bool residual, const CancelFlag* cancel = nullptr,
+                                  std::atomic<float>* progress = nullptr, float progress_from = 0, float progress_to = 1);
+
 }  // namespace attnlab

@@ -350,6 +350,7 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
   }
   if (field) {
     if (options.metrics && !add_field_metrics(*r, options.sink_tokens, cancel)) return out.cancelled = true, out;
+    if (options.field_rollout && !add_field_rollout(*r, cancel)) return out.cancelled = true, out;
   } else {
     add_analyses(*r, true, true, options.metrics, options.sink_tokens);
   }

@@ -24,6 +24,7 @@ def check(cond, what):
     else:
         failed += 1
         print("FAIL:", what)
+    return cond
 
 
 n_words = 20000
@@ -163,6 +164,28 @@ if p.returncode == 0:
     err = np.abs(got - ref).max()
     check(got.shape == (4, n2) and err <= 1e-5, f"rollout rows equal numpy's (A1 A0)[2000:2004] (max |diff| {err:.2e})")
     check(np.allclose(got.sum(axis=1), 1.0, atol=1e-4), "each rollout row sums to 1")
+    # every row (more than 256, at most 4096 tokens): the field's whole n x n rollout
+    whole_out = os.path.join(tmp, "rollout-whole.npy")
+    p = export2("--layer", "1", "--matrix", "rollout", "--rows", f"0:{n2}", out=whole_out)
+    if check(p.returncode == 0, f"the whole rollout exported ({p.stderr.strip()})"):
+        whole = np.load(whole_out).astype(np.float64)
+        ref = mean[1] @ mean[0]
+        err = np.abs(whole - ref).max()
+        check(whole.shape == (n2, n2) and err <= 1e-5, f"the whole rollout equals numpy's A1 A0 (max |diff| {err:.2e})")
+        check(float(np.abs(whole[:, 1:][np.triu(np.ones((n2, n2 - 1), dtype=bool))]).max()) == 0.0,
+              "causal through both layers: exactly 0 on every later token")
+
+# above 4096 tokens only 256 rows at a time: exit 1, one line saying why
+path3 = os.path.join(tmp, "rollout-4100.json")
+json.dump({"text": " ".join(f"v{(i * 31) % 701}" for i in range(4100)),
+           "model": {"d_model": 16, "n_heads": 2, "n_layers": 2, "seed": 4}, "attention": {"mask": {"kind": "causal"}}},
+          open(path3, "w"))
+out3 = os.path.join(tmp, "rollout-4100.npy")
+p = subprocess.run([cli, "export", path3, "--layer", "1", "--matrix", "rollout", "--rows", "0:300", "-o", out3],
+                   capture_output=True, text=True, timeout=300)
+lines = p.stderr.strip().splitlines()
+check(p.returncode == 1 and len(lines) == 1 and "4096" in p.stderr and not os.path.exists(out3),
+      f"300 rollout rows of 4100 tokens: exit 1, one line naming 4096 ({p.stderr.strip()})")
 
 for args, what in ((("--matrix", "weights", "--rows", "5:2"), "a reversed range"),
                    (("--matrix", "weights", "--rows", f"0:{n_words + 1}"), "rows past the text"),

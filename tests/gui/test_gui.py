@@ -1756,8 +1756,9 @@ def typing_expressions(d, s):
 
 def test_field_metrics():
     """Issue 11: the Metrics view of a long sequence (an attention field, 3000 tokens) - the head
-    similarity from exact tiles, and the rollout of chosen query rows through layer 1 computed on
-    its own thread, equal to what attnlab-cli export writes for those rows."""
+    similarity from exact tiles, the whole n x n rollout of every layer (a field of at most 4096
+    tokens keeps it), and chosen query rows of it through layer 1, equal to what attnlab-cli
+    export writes for those rows (by vector x matrix products, another path)."""
     import random
     rnd = random.Random(3)
     words = "the cat sat on a mat while dogs ran over hills and birds sang near rivers".split()
@@ -1774,6 +1775,8 @@ def test_field_metrics():
         n = s["n_tokens"] if "n_tokens" in s else 3000
         check(any(p["title"].startswith("head similarity") for p in s["metrics_panels"]),
               f"a head-similarity panel for the field ({[p['title'] for p in s['metrics_panels']]})")
+        check([p["title"] for p in s["metrics_panels"]].count("attention rollout through layer 1") == 1,
+              f"the whole rollout through layer 1 is a panel ({[p['title'] for p in s['metrics_panels']]})")
         # layer 1: the right part of the slider (its rect holds the label "layer" after it)
         x, y, w, h = s["widgets"]["layer"]
         d.click(x + w * 0.65, y + h / 2)
