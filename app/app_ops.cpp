@@ -46,7 +46,10 @@ std::size_t HistoryBytes(const std::vector<Session>& v) {
 }
 constexpr std::size_t kMaxRecent = 8;
 
-void Post(AppState& st, Worker& worker) { st.posted = worker.post(st.session, st.display); }
+void Post(AppState& st, Worker& worker) {
+  st.posted = worker.post(st.session, st.display);
+  st.edit_posted_at = std::chrono::steady_clock::now(), st.edit_generation = st.posted;
+}
 
 void Remember(AppState& st, const std::string& path) {
   std::error_code ec;

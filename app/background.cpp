@@ -1,5 +1,7 @@
 #include "background.hpp"
 
+#include <GLFW/glfw3.h>
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -11,5 +13,7 @@ void run_below_the_ui() {
   // program (a build, a browser, a second test under ctest -j2) keeps the cores busy.
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 5);
 }
+
+void wake_the_ui() { glfwPostEmptyEvent(); }  // thread-safe; before glfwInit only an error callback
 
 }  // namespace attnlab::app

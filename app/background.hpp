@@ -10,4 +10,9 @@ namespace attnlab::app {
 // threads: Linux threads inherit their creator's niceness), below the UI thread.
 void run_below_the_ui();
 
+// Wakes the UI thread from its wait for events, so that what a background thread has just
+// finished (a result, a tile) is shown in the next frame, not after the wait's timeout (the
+// window waits up to 200 ms between frames while the worker computes). Any thread may call it.
+void wake_the_ui();
+
 }  // namespace attnlab::app

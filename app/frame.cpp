@@ -96,6 +96,8 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
   if (st.in_next == total) {
     st.shown = std::move(st.incoming);
     st.incoming.reset();
+    if (st.shown->generation == st.edit_generation)
+      st.edit_to_picture_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - st.edit_posted_at).count();
     std::swap(st.tex, st.in_tex);
     // labels change only with the result: build and measure them once here, not every frame
     st.labels.clear();

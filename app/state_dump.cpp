@@ -52,6 +52,7 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
   j["busy_frame_ms_p99"] = p99(st.busy_frame_ms);
   j["busy_frames"] = st.busy_frame_ms.size();
   j["idle_frame_ms_p99"] = p99(st.idle_frame_ms);
+  j["edit_to_picture_ms"] = st.edit_to_picture_ms;
   j["labels_cut"] = st.labels_cut;
   j["lesson_text_scale"] = st.lesson_text_scale;
   j["window_rect"] = st.window_rect;

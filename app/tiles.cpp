@@ -143,10 +143,13 @@ void TileCache::run() {
     } catch (const std::exception&) {
       d.width = d.height = 0;  // out of memory: the overview stays
     }
-    std::lock_guard lock(mu_);
-    working_ = false;
-    ++computed_;
-    if (d.width > 0) done_.push_back(std::move(d));
+    {
+      std::lock_guard lock(mu_);
+      working_ = false;
+      ++computed_;
+      if (d.width > 0) done_.push_back(std::move(d));
+    }
+    wake_the_ui();
   }
 }
 

@@ -96,6 +96,11 @@ struct AppState {
   float longest_label_em = 0;       // widest of the first 512 labels, in font sizes (so it follows the font scale)
   float longest_label() const { return longest_label_em * ImGui::GetFontSize(); }
   std::uint64_t posted = 0;
+  // an edit's latency: from its post to the frame that swaps its pictures in (the state dump's
+  // edit_to_picture_ms, the last edit's; -1 before the first)
+  std::chrono::steady_clock::time_point edit_posted_at;
+  std::uint64_t edit_generation = 0;
+  double edit_to_picture_ms = -1;
 
   Quantity quantity = Quantity::weights;
   int detail_head = -1;  // head opened large, -1 = none

@@ -321,9 +321,12 @@ void Worker::run() {
     } catch (const std::exception& e) {
       snap = problem_snapshot(g, display, std::string("could not compute this session: ") + e.what());
     }
-    std::lock_guard lock(mu_);
-    latest_ = std::move(snap);
-    if (!pending_) busy_ = false;
+    {
+      std::lock_guard lock(mu_);
+      latest_ = std::move(snap);
+      if (!pending_) busy_ = false;
+    }
+    wake_the_ui();
   }
 }
 

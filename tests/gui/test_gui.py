@@ -1827,6 +1827,43 @@ def test_field_metrics():
               f"above the budget the field holds q and k as F16 ({state.get('field_qk_dtype')}, {state['problems']})")
 
 
+def test_edit_latency():
+    """Issue 11: an edit's latency in the window - a character typed at the end of the text of
+    256 and of 2048 tokens (the bench's shape: d_model 768, 12 heads) until its heads are on
+    screen (edit_to_picture_ms: from the post to the frame that swaps the new pictures in). The
+    figures are printed (speed is measured, not asserted); what is checked is that each keystroke
+    computed a new result with the typed text and drew it."""
+    for n in (256, 2048):
+        words = " ".join(f"w{(i * 7919) % 5000}" for i in range(n - 1)) + " x"
+        session = os.path.join(TMP, f"latency-{n}.json")
+        json.dump({"text": words, "model": {"d_model": 768, "n_heads": 12, "seed": 42}}, open(session, "w"))
+        d = Display("--session", session)
+        try:
+            s = d.wait_for(lambda s: settled(s) and s["n_tokens"] == n, f"{n} tokens", timeout=120)
+            if not s:
+                return
+            x, y, w, h = s["text_box"]
+            d.click(x + w / 2, y + h / 2)
+            d.chord("ctrl+End")
+            times = []
+            for k, c in enumerate("abcde"):
+                posted = s["posted"]
+                d.xdo("type", c)
+                s = d.wait_for(lambda s: settled(s) and s["posted"] > posted and s["tokens"][-1].endswith(c),
+                               f"the keystroke '{c}' drawn", timeout=60)
+                if not s:
+                    return
+                times.append(s["edit_to_picture_ms"])
+                time.sleep(0.3)
+            check(s["n_tokens"] == n and s["tokens"][-1] == "xabcde" and all(t > 0 for t in times),
+                  f"{n} tokens: five keystrokes, five pictures, the last word {s['tokens'][-1]!r}")
+            times.sort()
+            print(f"edit latency at {n} tokens (d_model 768, 12 heads): keystroke -> picture median "
+                  f"{times[2]:.0f} ms (min {times[0]:.0f}, max {times[-1]:.0f}); busy frame p99 {s['busy_frame_ms_p99']:.1f} ms")
+        finally:
+            d.close()
+
+
 if shutil.which("xdotool") is None or shutil.which("Xvfb") is None:
     print("FAIL: xdotool and Xvfb are required (scripts/install-deps.sh installs them)")
     sys.exit(1)
@@ -1837,7 +1874,7 @@ STARTED = time.time()
  "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views,
  "long": test_long, "patching": test_patching, "compare_models": test_compare_models,
  "lens": test_lens, "training": test_training, "expressions": test_expressions,
- "decode": test_decode, "field_metrics": test_field_metrics}[MODE]()
+ "decode": test_decode, "field_metrics": test_field_metrics, "edit_latency": test_edit_latency}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
