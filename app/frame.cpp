@@ -41,11 +41,33 @@ void ClampSelections(AppState& st) {
   st.pipeline_step = std::max(0, st.pipeline_step);
 }
 
+// One head's logits texture of snapshot s into t.
+void upload_logits(const Snapshot& s, AppState::Textures& t, std::size_t k, const HeatmapRenderer& renderer) {
+  const HeadImage& img = s.images[k];
+  if (img.logits_rg.empty()) return;
+  const bool own = s.display.range == RangeMode::per_head;
+  const ValueRange l = own ? s.head_logit_range[k] : s.logit_range[k / s.n_heads];
+  t.logits[k].update(renderer, img.width, img.height, img.logits_rg, l.lo, l.hi, s.display.colormap);
+}
+
+// The shown result's logits textures that were left for after its swap (the weights were
+// shown): a few a frame, or all at once as soon as the logits are what the heads show.
+void upload_late_logits(AppState& st, const HeatmapRenderer& renderer, double budget_ms) {
+  if (!st.shown || st.late_logits >= st.shown->images.size()) return;
+  const bool now = st.quantity == Quantity::logits;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (st.late_logits < st.shown->images.size()) {
+    upload_logits(*st.shown, st.tex, st.late_logits++, renderer);
+    if (!now && std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms) break;
+  }
+}
+
 // Uploads the textures of st.incoming for about `budget_ms` (at least one texture), into the
 // second texture set; when all are done, the new result replaces the shown one in one swap.
 // So a large result never stalls a frame, and what is drawn is always one whole result.
-// Uploads the incoming snapshot's textures a few at a time (budget_ms a frame): the heads'
-// weights and logits, then every view's images in registry order. Then it is shown.
+// In order: the heads' weights (and their logits when those are shown), then every open view's
+// images in registry order. Then it is shown, and the logits follow (upload_late_logits): half
+// the textures an edit waited for.
 void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms) {
   if (!st.incoming) return;
   const Snapshot& s = *st.incoming;
@@ -53,9 +75,10 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
   const std::size_t heads = s.images.size();
   t.weights.resize(heads);
   t.logits.resize(heads);
+  const std::size_t per_head = st.quantity == Quantity::logits ? 2 : 1;
   // every texture to upload, in order: (view images, index), the heads first (view null)
   std::vector<std::pair<const std::vector<ImageData>*, std::vector<Heatmap>*>> lists;
-  std::size_t total = 2 * heads;
+  std::size_t total = per_head * heads;
   for (auto& [id, images] : s.views) {
     auto& tex = t.views[id];
     tex.resize(images.size());
@@ -68,18 +91,18 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
   const auto t0 = std::chrono::steady_clock::now();
   while (st.in_next < total) {
     std::size_t k = st.in_next;
-    if (k < 2 * heads) {
-      const HeadImage& img = s.images[k / 2];
-      const std::size_t layer = (k / 2) / s.n_heads;
+    if (k < per_head * heads) {
+      const std::size_t head = k / per_head;
+      const HeadImage& img = s.images[head];
       const bool own = s.display.range == RangeMode::per_head;
-      const ValueRange w = own ? s.head_weight_range[k / 2] : s.weight_range[layer];
-      const ValueRange l = own ? s.head_logit_range[k / 2] : s.logit_range[layer];
-      if (k % 2 == 0)
-        t.weights[k / 2].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi,
-                                s.signed_weights ? std::string("rdbu_diverging") : cmap);
-      else if (!img.logits_rg.empty()) t.logits[k / 2].update(renderer, img.width, img.height, img.logits_rg, l.lo, l.hi, cmap);
+      const ValueRange w = own ? s.head_weight_range[head] : s.weight_range[head / s.n_heads];
+      if (k % per_head == 0)
+        t.weights[head].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi,
+                               s.signed_weights ? std::string("rdbu_diverging") : cmap);
+      else
+        upload_logits(s, t, head, renderer);
     } else {
-      k -= 2 * heads;
+      k -= per_head * heads;
       for (auto& [images, tex] : lists) {
         if (k >= images->size()) {
           k -= images->size();
@@ -99,6 +122,7 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
     if (st.shown->generation == st.edit_generation)
       st.edit_to_picture_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - st.edit_posted_at).count();
     std::swap(st.tex, st.in_tex);
+    st.late_logits = per_head == 2 ? heads : 0;
     // labels change only with the result: build and measure them once here, not every frame
     st.labels.clear();
     for (const auto& tok : st.shown->result->tokens) {
@@ -156,20 +180,21 @@ void PrepareFrame(Loop& L) {
       st.in_next = 0;
     }
   }
-  {  // a field prepares only the open views: opening one asks for its pictures
+  {  // only the open views are prepared: opening one asks for its pictures (from the Result in
+     // hand: the worker does not compute again)
     std::vector<std::string> open;
     for (const View* v : views())
-      if (st.*(v->open)) open.push_back(v->id);
-    const bool field = st.shown && st.shown->result && st.shown->result->is_field();
+      if (st.*(v->open) && v->prepare) open.push_back(v->id);
     if (open != st.display.views_open) {
       st.display.views_open = std::move(open);
-      if (field) Repost(st, worker);
-    } else if (field && st.shown->display.views_open != st.display.views_open && !worker.busy() && !st.incoming &&
-               st.newest == st.shown) {
+      if (st.shown && st.shown->result) Repost(st, worker);
+    } else if (st.shown && st.shown->result && st.shown->display.views_open != st.display.views_open && !worker.busy() &&
+               !st.incoming && st.newest == st.shown) {
       Repost(st, worker);  // shown before the windows' list reached the worker (the first result)
     }
   }
   upload_some(st, renderer, opt.result_first && ImGui::GetFrameCount() == 0 ? 1e9 : 8.0);
+  if (!st.incoming) upload_late_logits(st, renderer, opt.result_first && ImGui::GetFrameCount() == 0 ? 1e9 : 8.0);
   if (st.tiles) st.tiles->upload(renderer, 4.0);
   worker.set_want_metrics(st.show_metrics || st.show_compare);
   worker.set_want_logit_lens(st.show_lens && st.model);

@@ -90,6 +90,7 @@ struct AppState {
   Textures tex;          // of `shown`
   Textures in_tex;       // of `incoming`, filled a few per frame
   std::size_t in_next = 0;  // next texture of `incoming` to upload
+  std::size_t late_logits = 0;  // next logits texture of `shown` to upload after its swap (upload_late_logits)
   std::vector<std::string> labels;      // token labels of `shown` (whitespace made visible)
   std::vector<std::string> key_labels;  // key token labels: the context's in cross-attention, else = labels
   bool labels_measured = true;      // longest_label_em follows labels (measured in a frame)

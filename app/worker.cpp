@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <numbers>
 
@@ -15,43 +16,72 @@
 
 namespace attnlab::app {
 
-HeadImage make_head_image(const HeadResult& h_in, int max_side, const DisplayOptions& d) {
-  // the display transforms first (log scale for weights, per-row ranges), then pooling
-  HeadResult h;
-  h.allowed = h_in.allowed;
-  h.weights = d.log ? Matrix(h_in.weights.unaryExpr([](float v) { return display_value(v, true); })) : h_in.weights;
-  h.logits = h_in.logits;
-  if (d.range == RangeMode::per_row) {
-    normalise_rows(h.weights, h.allowed.get(), !d.log);
-    normalise_rows(h.logits, h.allowed.get(), false);
+HeadImage make_head_image(const HeadResult& h, int max_side, const DisplayOptions& d) {
+  // the display transforms first (log scale for weights, per-row ranges), then pooling; without
+  // one the Result's own matrices are read (copying both was a third of the time at 2048 tokens)
+  const bool per_row = d.range == RangeMode::per_row;
+  Matrix wt, lt;
+  if (d.log || per_row) {
+    wt = d.log ? Matrix(h.weights.unaryExpr([](float v) { return display_value(v, true); })) : h.weights;
+    if (per_row) normalise_rows(wt, h.allowed.get(), !d.log);
   }
-  const int n_q = static_cast<int>(h.weights.rows()), n_k = static_cast<int>(h.weights.cols());
+  if (per_row) {
+    lt = h.logits;
+    normalise_rows(lt, h.allowed.get(), false);
+  }
+  const Matrix& weights = wt.size() ? wt : h.weights;
+  const Matrix& logits = lt.size() ? lt : h.logits;
+  const MaskMatrix& allowed = *h.allowed;
+  const int n_q = static_cast<int>(weights.rows()), n_k = static_cast<int>(weights.cols());
   const int f = std::max(1, (std::max(n_q, n_k) + max_side - 1) / max_side);  // pooling factor
   HeadImage img;
   img.width = (n_k + f - 1) / f;
   img.height = (n_q + f - 1) / f;
   img.weights_rg.assign(2 * img.width * img.height, 0.0f);
   img.logits_rg.assign(2 * img.width * img.height, 0.0f);
-  const float neg_inf = -std::numeric_limits<float>::infinity();
+  // one pass over the rows: each row's allowed cells raise its output row's block maxima, and
+  // the extremes of every allowed finite value (the colour ranges) are taken on the way
+  const float inf = std::numeric_limits<float>::infinity();
+  float w_lo = inf, w_hi = -inf, l_lo = inf, l_hi = -inf;
+  std::vector<float> wmax(img.width), lmax(img.width);
+  std::vector<std::uint8_t> any(img.width);
   for (int y = 0; y < img.height; ++y) {
-    for (int x = 0; x < img.width; ++x) {
-      // a pooled cell shows the largest allowed value of its block; allowed if any cell is
-      float w = neg_inf, l = neg_inf;
-      bool any = false;
-      for (int i = y * f; i < std::min(n_q, (y + 1) * f); ++i) {
-        for (int j = x * f; j < std::min(n_k, (x + 1) * f); ++j) {
-          if (!(*h.allowed)(i, j)) continue;
-          any = true;
-          w = std::max(w, h.weights(i, j));
-          l = std::max(l, h.logits(i, j));
+    std::fill(wmax.begin(), wmax.end(), -inf);
+    std::fill(lmax.begin(), lmax.end(), -inf);
+    std::fill(any.begin(), any.end(), std::uint8_t(0));
+    for (int i = y * f; i < std::min(n_q, (y + 1) * f); ++i) {
+      const float* wr = weights.data() + std::size_t(i) * n_k;
+      const float* lr = logits.data() + std::size_t(i) * n_k;
+      const std::uint8_t* ar = allowed.data() + std::size_t(i) * n_k;
+      for (int x = 0, j = 0; x < img.width; ++x) {
+        const int end = std::min(n_k, j + f);
+        for (; j < end; ++j) {
+          if (!ar[j]) continue;
+          const float w = wr[j], l = lr[j];
+          any[x] = 1;
+          wmax[x] = std::max(wmax[x], w), lmax[x] = std::max(lmax[x], l);
+          if (std::isfinite(w)) w_lo = std::min(w_lo, w), w_hi = std::max(w_hi, w);
+          if (std::isfinite(l)) l_lo = std::min(l_lo, l), l_hi = std::max(l_hi, l);
         }
       }
+    }
+    for (int x = 0; x < img.width; ++x) {
+      // a pooled cell shows the largest allowed value of its block; allowed if any cell is
       const std::size_t o = 2 * (static_cast<std::size_t>(y) * img.width + x);
-      img.weights_rg[o] = any ? w : 0.0f;
-      img.logits_rg[o] = any ? l : 0.0f;
-      img.weights_rg[o + 1] = img.logits_rg[o + 1] = any ? 1.0f : 0.0f;
+      img.weights_rg[o] = any[x] ? wmax[x] : 0.0f;
+      img.logits_rg[o] = any[x] ? lmax[x] : 0.0f;
+      img.weights_rg[o + 1] = img.logits_rg[o + 1] = any[x] ? 1.0f : 0.0f;
     }
   }
+  // as present/display.hpp value_range: weights from 0 (unless on the log scale), never empty
+  auto range = [](float lo, float hi, bool from_zero) {
+    if (!std::isfinite(lo)) return ValueRange{0, 1};
+    if (from_zero) lo = std::min(lo, 0.0f);
+    if (!(hi > lo)) hi = lo + 1;
+    return ValueRange{lo, hi};
+  };
+  img.weight_range = range(w_lo, w_hi, !d.log);
+  img.logit_range = range(l_lo, l_hi, false);
   return img;
 }
 
@@ -143,6 +173,13 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
   s->n_heads = r.n_heads();
   s->n_layers = r.n_layers();
   s->field = r.is_field();
+  if (s->field && !r.fields.empty() && !r.fields[0].heads.empty()) {
+    s->mask_cells = r.fields[0].heads[0].cells;
+    s->mask_density = double(s->mask_cells) / (double(r.tokens.size()) * double(r.keys().size()));
+  } else if (!r.layers.empty() && !r.layers[0].heads.empty() && r.layers[0].heads[0].allowed) {
+    s->mask_density = mask_density(*r.layers[0].heads[0].allowed);
+    s->mask_cells = static_cast<long long>(mask_cells(*r.layers[0].heads[0].allowed));
+  }
   const DisplayOptions& d = s->display;
   if (s->field) {  // the overviews, on one colour range per layer and per head
     for (const FieldLayer& layer : r.fields) {
@@ -175,19 +212,36 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
   // differential attention's weights are signed: a diverging map, its range symmetric about 0
   s->signed_weights = r.session.attention.differential.enabled && !d.log && !per_row;
   for (const LayerResult& layer : r.layers) {
-    ValueRange wl{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}, ll = wl;
-    for (const HeadResult& h : layer.heads) {
-      s->images.push_back(make_head_image(h, kMaxTextureSide, d));
-      ValueRange w = per_row ? ValueRange{0, 1} : value_range(h.weights, h.allowed.get(), d.log, true);
-      if (s->signed_weights) {
-        const float m = std::max({std::abs(w.lo), std::abs(w.hi), 1e-6f});
-        w = {-m, m};
+    // the layer's heads over both cores (12 heads of 2048 tokens: 4M cells each)
+    const int H = static_cast<int>(layer.heads.size());
+    const std::size_t base = s->images.size();
+    s->images.resize(base + H);
+    std::vector<ValueRange> ws(H), ls(H);
+    std::exception_ptr failure;  // nothing may leave an OpenMP region: rethrown after it
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int k = 0; k < H; ++k) {
+      try {
+        const HeadResult& h = layer.heads[k];
+        s->images[base + k] = make_head_image(h, kMaxTextureSide, d);
+        ValueRange w = per_row ? ValueRange{0, 1} : s->images[base + k].weight_range;
+        if (s->signed_weights) {
+          const float m = std::max({std::abs(w.lo), std::abs(w.hi), 1e-6f});
+          w = {-m, m};
+        }
+        ws[k] = w;
+        ls[k] = per_row ? ValueRange{0, 1} : s->images[base + k].logit_range;
+      } catch (...) {
+#pragma omp critical
+        failure = std::current_exception();
       }
-      const ValueRange l = per_row ? ValueRange{0, 1} : value_range(h.logits, h.allowed.get(), false, false);
-      s->head_weight_range.push_back(w);
-      s->head_logit_range.push_back(l);
-      wl = merge(wl, w);
-      ll = merge(ll, l);
+    }
+    if (failure) std::rethrow_exception(failure);
+    ValueRange wl{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}, ll = wl;
+    for (int k = 0; k < H; ++k) {
+      s->head_weight_range.push_back(ws[k]);
+      s->head_logit_range.push_back(ls[k]);
+      wl = merge(wl, ws[k]);
+      ll = merge(ll, ls[k]);
     }
     s->weight_range.push_back(wl);
     s->logit_range.push_back(ll);
@@ -195,8 +249,10 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
   for (int h = 0; h < s->n_heads; ++h)
     s->bias.push_back(relative_bias(r.session.positional, r.session.model.seed, h, s->n_heads,
                                     static_cast<int>(r.tokens.size()), static_cast<int>(r.keys().size())));
-  for (const View* v : views())  // what each view shows, from the Result alone
-    if (v->prepare && (!r.is_field() || std::count(d.views_open.begin(), d.views_open.end(), v->id)))
+  // what each open view shows, from the Result alone (closed ones cost nothing: at 2048 tokens
+  // the gallery's and positional view's pictures took 260 ms of every edit)
+  for (const View* v : views())
+    if (v->prepare && std::count(d.views_open.begin(), d.views_open.end(), v->id))
       for (FigurePanel& p : v->prepare(r, d)) s->views[v->id].push_back(panel_image(std::move(p)));
   return s;
 }

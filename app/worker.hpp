@@ -27,6 +27,9 @@ namespace attnlab::app {
 struct HeadImage {
   int width = 0, height = 0;  // texture size (n_k, n_q) or pooled
   std::vector<float> weights_rg, logits_rg;
+  // the extremes of the allowed values shown (after the display's transforms), as value_range
+  // in present/display.hpp gives them: a dense head's, taken in the pooling pass
+  ValueRange weight_range{0, 1}, logit_range{0, 1};
 };
 
 // Any other matrix the window shows (masks, gallery, positional views), ready to upload.
@@ -76,6 +79,10 @@ struct Snapshot {
   // what each view prepares from the Result (app/views/view.hpp), by view id: the pipeline's
   // steps of display.steps_head, the masks in force, the gallery, positional views, metrics
   std::map<std::string, std::vector<ImageData>> views;
+  // the mask in force (layer 0, head 0): allowed cells over all, and how many (the side panel's
+  // line, whether or not the Mask view is open); -1 before a result
+  double mask_density = -1;
+  long long mask_cells = -1;
 };
 
 // Heatmap textures are max-pooled to at most this many cells per side: more than any tile or the

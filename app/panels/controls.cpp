@@ -532,10 +532,8 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
     changed |= OptionSection(st, "Kernel", {"attention.kernel."});
     changed |= OptionSection(st, "Cross-attention", {"context."});
     changed |= OptionSection(st, "Analysis", {"analysis."});
-    if (st.shown && !ViewImages(*st.shown, "mask").empty()) {
-      const ImageData& m = ViewImages(*st.shown, "mask")[0];
-      ImGui::TextDisabled("density %.3f, %lld score computations", m.density, m.cells);
-    }
+    if (st.shown && st.shown->mask_cells >= 0)
+      ImGui::TextDisabled("density %.3f, %lld score computations", st.shown->mask_density, st.shown->mask_cells);
   }
 
   Section("Show");

@@ -165,7 +165,9 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
 
   const auto& maps = weights || field ? st.tex.weights : st.tex.logits;  // a field's overview is of weights
   const std::size_t tk = std::size_t(layer) * snap.n_heads + head;
-  if (tk < maps.size() && maps[tk].texture()) {
+  // logits uploaded after the swap are drawn once there (the frame after switching to them)
+  const bool ready = weights || field || tk < st.late_logits;
+  if (ready && tk < maps.size() && maps[tk].texture()) {
     dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(maps[tk].texture())), p0, p1,
                  ImVec2(pan.x / n_k, pan.y / n_q), ImVec2((pan.x + vis_k) / n_k, (pan.y + vis_q) / n_q));
   }

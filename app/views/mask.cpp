@@ -164,6 +164,8 @@ extern const View kMaskView{"mask", "View", "Mask", &AppState::show_mask, true,
       std::vector<double> density;
       std::vector<long long> cells;
       for (const ImageData& m : ViewImages(*st.shown, "mask")) density.push_back(m.density), cells.push_back(m.cells);
+      // the view closed (its pictures not prepared): the side panel's line, head 0's mask
+      if (density.empty() && st.shown->mask_cells >= 0) density.push_back(st.shown->mask_density), cells.push_back(st.shown->mask_cells);
       if (!density.empty()) j["mask_density"] = density, j["mask_cells"] = cells;
       if (st.blocks.map && st.blocks.generation == st.shown->generation) {
         const BlockMap& b = *st.blocks.map;
