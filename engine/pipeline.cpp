@@ -240,8 +240,8 @@ bool Engine::run_fields(const Session& s, Validation& v, int last, bool keep_all
                         std::atomic<float>* progress, float progress_end) {
   AttentionConfig cfg = attention_config(s);
   if (!field_supports(cfg)) {
-    problems.push_back("the attention field covers the scaled_dot and dot scores, softmax, no dropout, the exact and "
-                       "flash kernels and every mask but lsh; this session needs the dense path (at most " +
+    problems.push_back("the attention field covers the scaled_dot and dot scores, softmax (a learned sink too), no "
+                       "dropout, no score modifier or differential attention, the exact and flash kernels and every mask but lsh; this session needs the dense path (at most " +
                        std::to_string(kMaxTokens) + " tokens)");
     return false;
   }

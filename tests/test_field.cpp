@@ -67,6 +67,53 @@ Session long_session(int d_model) {
 
 }  // namespace
 
+TEST_CASE("field: a learned sink (gpt-oss) gives the dense path's weights, sink weights, outputs and overview") {
+  // the dense path's learned sink is checked against numpy (tests/reference/make_golden.py); the
+  // field must give the same, in one chunk and with rows' softmax online across chunks, for a
+  // sink below, near and far above the rows' logits (then nearly all of a row is on it)
+  FieldOptions chunked;
+  chunked.rows_per_block = 4;
+  chunked.cols_per_chunk = 5;
+  chunked.chunk_above = 0;
+  int checked = 0;
+  for (const FieldOptions& opt : {FieldOptions{}, chunked})
+    for (const char* mask : {"none", "causal_sliding_window", "bigbird"})
+      for (const double logit : {-3.0, 0.5, 40.0}) {
+        Session s = session_with(mask, "rope");
+        s.attention.sink.enabled = true;
+        s.attention.sink.logit = logit;
+        s.attention.normalizer.temperature = 0.8;
+        const Both b = compute_both(s, opt);
+        const auto& dense = b.dense->layers[0];
+        const int n = static_cast<int>(b.dense->tokens.size());
+        INFO("mask " << mask << ", sink logit " << logit << ", key chunks of " << opt.cols_per_chunk);
+        for (std::size_t h = 0; h < dense.heads.size(); ++h) {
+          const HeadField& f = b.field.heads[h];
+          const HeadResult& d = dense.heads[h];
+          REQUIRE(d.sink_weight.size() == std::size_t(n));
+          REQUIRE(f.sink_weight.size() == std::size_t(n));
+          const Matrix w = field_tile(f, b.field.specs[h], 0, n, 0, n, false);
+          CHECK((w - d.weights).cwiseAbs().maxCoeff() <= 3e-6f);
+          float worst = 0;
+          for (int i = 0; i < n; ++i) {
+            worst = std::max(worst, std::abs(f.sink_weight[i] - d.sink_weight[i]));
+            // a row's weights and its sink's share make 1
+            CHECK(w.row(i).sum() + f.sink_weight[i] == doctest::Approx(1.0).epsilon(1e-5));
+          }
+          CHECK(worst <= 3e-6f);
+          CHECK((f.output - d.output).cwiseAbs().maxCoeff() <= 1e-5f);
+          // the overview pools the weights as they are (below 1 a row): its max cells are the dense maxima
+          CHECK(f.overview_max.maxCoeff() == doctest::Approx(d.weights.maxCoeff()).epsilon(1e-5));
+          // the metrics read each row as a distribution over its tokens, as the dense metrics do
+          CHECK(f.metrics.entropy == doctest::Approx(head_metrics(d).entropy).epsilon(1e-4));
+          CHECK(f.metrics.max_weight == doctest::Approx(head_metrics(d).max_weight).epsilon(1e-4));
+        }
+        CHECK((b.field.output - dense.output).cwiseAbs().maxCoeff() <= 1e-4f);
+        ++checked;
+      }
+  CHECK(checked == 18);
+}
+
 TEST_CASE("field: every tile equals the dense weights and logits, for every mask and positional encoding") {
   int checked = 0;
   // as computed at any length (a row block's keys in one chunk), and with rows and keys cut in

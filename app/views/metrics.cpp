@@ -210,10 +210,16 @@ void ShowMetricsWindow(AppState& st, Worker& worker) {
     }
     RecordWidget(st, "metrics.table");
     // gpt-oss's learned sink: the weight it takes from each head's rows (they sum to 1 - it)
-    if (l < static_cast<int>(r.layers.size()) && !r.layers[l].heads.empty() && !r.layers[l].heads[0].sink_weight.empty()) {
+    // (a dense head's or a field head's, per query row)
+    auto sink_of = [&](std::size_t h) -> const std::vector<float>& {
+      return r.is_field() ? r.fields[l].heads[h].sink_weight : r.layers[l].heads[h].sink_weight;
+    };
+    const std::size_t heads = r.is_field() ? (l < static_cast<int>(r.fields.size()) ? r.fields[l].heads.size() : 0)
+                                           : (l < static_cast<int>(r.layers.size()) ? r.layers[l].heads.size() : 0);
+    if (heads > 0 && !sink_of(0).empty()) {
       std::string line = "learned sink, mean weight per head:";
-      for (std::size_t h = 0; h < r.layers[l].heads.size(); ++h) {
-        const auto& sw = r.layers[l].heads[h].sink_weight;
+      for (std::size_t h = 0; h < heads; ++h) {
+        const auto& sw = sink_of(h);
         double mean = 0;
         for (float x : sw) mean += x;
         char buf[32];

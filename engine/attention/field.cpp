@@ -288,6 +288,10 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   f.row_max.assign(n_q, neg_inf);
   f.row_lse.assign(n_q, neg_inf);
   f.row_log_sum.assign(n_q, 0.0f);
+  // the learned sink: its logit in the units the pass works in (l / T); a row that attends to
+  // nothing puts everything on it, as the dense path does
+  const double sink_s = double(spec.sink_logit) * spec.inv_t;
+  f.sink_weight.assign(spec.sink ? n_q : 0, 1.0f);
   const int side = std::max(1, opt.overview);
   f.fr = std::max(1, (n_q + side - 1) / side);
   f.fc = std::max(1, (n_k + side - 1) / side);
@@ -323,6 +327,14 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
   };
   struct Piece {
     int a, b, at;  // key columns [a, b) at offset `at` of the chunk's score rows
+  };
+  // a row's end: ln of its softmax sum relative to its max (the sink's term in it), and the scale
+  // 1 / (S + e_sink) that turns its e into weights
+  auto row_log_sum = [&](const Running& st) {
+    const double ls = std::log(st.sum);
+    if (!spec.sink) return ls;
+    const double a = ls, b = sink_s - double(st.m);  // ln S and ln e_sink, both relative to m
+    return std::max(a, b) + std::log1p(std::exp(-std::abs(a - b)));
   };
 #pragma omp parallel
   {
@@ -490,7 +502,7 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
             }
             std::fill(sp + filled, sp + cw, 0.0f);
             if (one_chunk) {  // the row's max is final: its weights e / S join the group's accumulators
-              const auto w = Eigen::Map<const RowVector>(sp, cw) * static_cast<float>(1.0 / st.sum);
+              const auto w = Eigen::Map<const RowVector>(sp, cw) * static_cast<float>(std::exp(-row_log_sum(st)));
               acc_max = acc_max.cwiseMax(w);
               acc_sum += w;
               if (group_end) flush(i / f.fr);
@@ -504,11 +516,12 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
           const int r = i - r0;
           const Running& st = run[r];
           if (st.m == neg_inf) continue;  // no allowed key: a zero row
-          const double sum = st.sum;
-          const float inv = static_cast<float>(1.0 / sum);
+          const double sum = st.sum, log_sum = row_log_sum(st);
+          const float inv = static_cast<float>(std::exp(-log_sum));  // 1 / S, or 1 / (S + e_sink)
           f.row_max[i] = st.m;
-          f.row_lse[i] = static_cast<float>(double(st.m) + std::log(sum));
-          f.row_log_sum[i] = static_cast<float>(std::log(sum));
+          f.row_lse[i] = static_cast<float>(double(st.m) + log_sum);
+          f.row_log_sum[i] = static_cast<float>(log_sum);
+          if (spec.sink) f.sink_weight[i] = static_cast<float>(std::exp(sink_s - double(st.m) - log_sum));
           const double entropy = std::log(sum) - st.sum_ex / sum;
           stats[i] = {entropy,    st.allowed >= 2 ? entropy / std::log(double(st.allowed)) : -1.0,
                       st.dist / sum, 1.0 / sum, st.e0 / sum, double(st.allowed), st.sink / sum};
@@ -592,7 +605,7 @@ Matrix field_tile(const HeadField& f, const FieldHeadSpec& spec, int r0, int r1,
 bool field_supports(const AttentionConfig& cfg) {
   return (cfg.score == ScoreKind::scaled_dot || cfg.score == ScoreKind::dot) &&
          cfg.normalizer == NormalizerKind::softmax && cfg.dropout == 0 && MaskRule::supports(cfg.mask.kind) &&
-         !cfg.score_mod_set && !cfg.sink && !cfg.differential && !(cfg.mask.kind == MaskKind::expression && expression_reads_head(cfg.mask.expression)) &&
+         !cfg.score_mod_set && !cfg.differential && !(cfg.mask.kind == MaskKind::expression && expression_reads_head(cfg.mask.expression)) &&
          (cfg.kernel.kind == KernelKind::exact || cfg.kernel.kind == KernelKind::flash);
 }
 
@@ -618,6 +631,7 @@ bool field_layer(const Matrix& x, const LayerWeights& w, const AttentionConfig& 
     sp.inv_t = static_cast<float>(1.0 / cfg.temperature);
     sp.bias = &out.biases[h];
     sp.rule = out.rule.get();
+    sp.sink = cfg.sink, sp.sink_logit = static_cast<float>(cfg.sink_logit);
     HeadField& f = out.heads[h];
     f.kv_head = proj.heads[h].kv_head;
     f.q = std::move(proj.heads[h].q);

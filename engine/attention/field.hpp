@@ -108,6 +108,9 @@ struct HeadField {
   std::vector<float> row_max, row_lse;  // of l_ij / T over allowed cells; -inf for an empty row
   std::vector<float> row_log_sum;       // ln sum_j exp(l_ij / T - row_max_i) = row_lse - row_max, unrounded
   long long cells = 0;       // scores computed (allowed cells)
+  // gpt-oss's learned sink (FieldHeadSpec::sink): per query row the weight it takes, so that the
+  // row's weights sum to 1 - it (row_lse counts its term); empty without a sink
+  std::vector<float> sink_weight;
   // overview: (ov_rows, ov_cols), cell (a, b) pools rows [a fr, (a + 1) fr) x cols [b fc, ...)
   int fr = 1, fc = 1;
   Matrix overview_max, overview_mean;  // max / mean of the weights (masked cells count as 0 in the mean)
@@ -121,6 +124,10 @@ struct FieldHeadSpec {
   float inv_t = 1;
   const std::vector<float>* bias = nullptr;  // length n_q + n_k - 1, entry (j - i) + n_q - 1; may be empty
   const MaskRule* rule = nullptr;
+  // gpt-oss's learned sink: one more term exp(sink_logit / T) in every row's softmax sum, with no
+  // value (attention/attention.hpp AttentionConfig::sink); the weights then sum to 1 - its share
+  bool sink = false;
+  float sink_logit = 0;
 };
 
 // Rows [a, b) of a head's q or k as F32, however they are stored; how many rows there are.

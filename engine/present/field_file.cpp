@@ -50,6 +50,8 @@ bool write_field_safetensors(const Result& r, const Put& put) {
       add(hp + ".row_max", f.row_max.data(), {std::int64_t(f.row_max.size())});
       add(hp + ".row_lse", f.row_lse.data(), {std::int64_t(f.row_lse.size())});
       add(hp + ".row_log_sum", f.row_log_sum.data(), {std::int64_t(f.row_log_sum.size())});
+      if (!f.sink_weight.empty())  // the learned sink's share of each row (the row's weights sum to 1 - it)
+        add(hp + ".sink_weight", f.sink_weight.data(), {std::int64_t(f.sink_weight.size())});
       add_matrix(hp + ".overview_max", f.overview_max);
       add_matrix(hp + ".overview_mean", f.overview_mean);
       const FieldMetrics& m = f.metrics;

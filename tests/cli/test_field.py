@@ -175,6 +175,38 @@ if p.returncode == 0:
         check(float(np.abs(whole[:, 1:][np.triu(np.ones((n2, n2 - 1), dtype=bool))]).max()) == 0.0,
               "causal through both layers: exactly 0 on every later token")
 
+# a learned sink (gpt-oss) on the field at 5000 tokens: numpy recomputes each chosen row's sink
+# share, its weights and output from the file's q, k, v and the session's sink logit
+path4 = os.path.join(tmp, "sink.json")
+n4, sink_logit, temp = 5000, 2.5, 0.8
+json.dump({"text": " ".join(f"v{(i * 31) % 701}" for i in range(n4)),
+           "model": {"d_model": 32, "n_heads": 2, "seed": 6},
+           "attention": {"mask": {"kind": "causal"}, "normalizer": {"kind": "softmax", "temperature": temp},
+                         "sink": {"enabled": True, "logit": sink_logit}}}, open(path4, "w"))
+field4 = os.path.join(tmp, "sink.safetensors")
+p = subprocess.run([cli, "compute", path4, "-o", field4], capture_output=True, text=True, timeout=300)
+if check(p.returncode == 0, f"a session with a learned sink above 2048 tokens computes as a field ({p.stderr.strip()})"):
+    raw = open(field4, "rb").read()
+    hlen = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + hlen])
+
+    def t4(name):
+        a, b = header[name]["data_offsets"]
+        return np.frombuffer(raw[8 + hlen + a:8 + hlen + b], dtype="<f4").reshape(header[name]["shape"]).astype(np.float64)
+
+    worst = 0.0
+    for h in (0, 1):
+        q, k, v = t4(f"layers.0.heads.{h}.q"), t4(f"layers.0.heads.{h}.k"), t4(f"layers.0.heads.{h}.v")
+        share, lse, out = t4(f"layers.0.heads.{h}.sink_weight"), t4(f"layers.0.heads.{h}.row_lse"), t4(f"layers.0.heads.{h}.output")
+        for i in (0, 1, 999, 2500, n4 - 1):
+            sc = q[i] @ k[:i + 1].T / np.sqrt(16.0) / temp
+            z = np.concatenate([sc, [sink_logit / temp]])
+            p_all = np.exp(z - z.max())
+            p_all /= p_all.sum()
+            worst = max(worst, abs(share[i] - p_all[-1]), np.abs(np.exp(sc - lse[i]) - p_all[:-1]).max(),
+                        np.abs(out[i] - p_all[:-1] @ v[:i + 1]).max())
+    check(worst <= 1e-5, f"sink shares, weights and outputs equal numpy's softmax over the row and the sink ({worst:.2e})")
+
 # above 4096 tokens only 256 rows at a time: exit 1, one line saying why
 path3 = os.path.join(tmp, "rollout-4100.json")
 json.dump({"text": " ".join(f"v{(i * 31) % 701}" for i in range(4100)),
