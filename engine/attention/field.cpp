@@ -476,26 +476,39 @@ bool build_head_field(HeadField& f, const FieldHeadSpec& spec, const FieldOption
                 auto x = Eigen::Map<RowVector>(x_buf, cl);
                 x.array() = e.array() - m;
                 e = x.array().exp().matrix();
-                st.sum += e.sum();
+                // the piece's sum; across chunks, from its e pooled per overview column (max,
+                // sum; scaled by 1 / S at the row's end), one pass for both
+                double s_piece = 0;
+                if (one_chunk) {
+                  s_piece = e.sum();
+                } else {
+                  for (int j = j0; j < j0 + cl;) {
+                    const int bc = j / f.fc, end = std::min(j0 + cl, (bc + 1) * f.fc);
+                    const auto piece = e.segment(j - j0, end - j);
+                    const float ps = piece.sum();
+                    rmax(r, bc) = std::max(rmax(r, bc), piece.maxCoeff());
+                    rsum(r, bc) += ps;
+                    s_piece += ps;
+                    j = end;
+                  }
+                }
+                st.sum += s_piece;
                 st.sum_ex += double(e.dot(x));
-                // sum_j e_j |i - j|: (i sum e - sum e j) left of i, (sum e j - i sum e) right of it
+                // sum_j e_j |i - j|: (i sum e - sum e j) left of i, (sum e j - i sum e) right of
+                // it; a piece wholly on one side reuses its sum
                 const int split = std::clamp(i + 1 - j0, 0, cl);
-                if (split > 0)
+                if (split == cl) {
+                  st.dist += double(i) * s_piece - double(e.dot(index.segment(j0, cl)));
+                } else if (split == 0) {
+                  st.dist += double(e.dot(index.segment(j0, cl))) - double(i) * s_piece;
+                } else {
                   st.dist += double(i) * e.head(split).sum() - double(e.head(split).dot(index.segment(j0, split)));
-                if (split < cl)
                   st.dist += double(e.tail(cl - split).dot(index.segment(j0 + split, cl - split))) -
                              double(i) * e.tail(cl - split).sum();
+                }
               }
               if (a0 == 0) st.e0 = sp[at];
               for (int j = a0; j < std::min(b0, opt.sink_tokens); ++j) st.sink += sp[at + (j - a0)];
-              // the row's e pooled per overview column (max, sum); scaled by 1 / S at the row's end
-              for (int j = a0; j < b0 && !one_chunk;) {
-                const int bc = j / f.fc, end = std::min(b0, (bc + 1) * f.fc);
-                const auto piece = Eigen::Map<const RowVector>(sp + at + (j - a0), end - j);
-                rmax(r, bc) = std::max(rmax(r, bc), piece.maxCoeff());
-                rsum(r, bc) += piece.sum();
-                j = end;
-              }
               filled = at + len;
               st.allowed += len;
               block_cells += len;
