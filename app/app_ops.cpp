@@ -90,7 +90,11 @@ void PostB(AppState& st, const Session& b) {
   const bool model = st.b_uses_model && (st.model_b || st.model);
   st.worker_b->set_model(model ? (st.model_b ? st.model_b : st.model) : nullptr);
   st.worker_b->set_intervention(model ? st.b_intervention : Intervention{});
-  st.b_posted = st.worker_b->post(b, DisplayOptions{st.display.colormap, st.display.range, st.display.log});
+  // B's picture as A's (colours, range, scale, pooling), without A's open views or pipeline head
+  DisplayOptions d;
+  d.colormap = st.display.colormap, d.range = st.display.range, d.log = st.display.log;
+  d.pool_mean = st.display.pool_mean;
+  st.b_posted = st.worker_b->post(b, d);
 }
 
 void Undo(AppState& st, Worker& worker) {

@@ -17,9 +17,11 @@ namespace fs = std::filesystem;
 
 namespace attnlab::app {
 
-float frame_p99(std::vector<float> ms) {
+float frame_p99(std::vector<float> ms) { return frame_quantile(std::move(ms), 0.99); }
+
+float frame_quantile(std::vector<float> ms, double q) {
   if (ms.empty()) return 0.0f;
-  const auto k = ms.begin() + static_cast<std::ptrdiff_t>(0.99 * double(ms.size() - 1));
+  const auto k = ms.begin() + static_cast<std::ptrdiff_t>(q * double(ms.size() - 1));
   std::nth_element(ms.begin(), k, ms.end());
   return *k;
 }

@@ -370,5 +370,6 @@ void RecordWidget(AppState& st, const std::string& name);
 
 // The 99th percentile of frame times in ms (0 for none), as the state dump reports them.
 float frame_p99(std::vector<float> ms);
+float frame_quantile(std::vector<float> ms, double q);  // q in [0, 1]; 0 for no frames
 
 }  // namespace attnlab::app

@@ -2,6 +2,8 @@
 
 #include <glad/gl.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <utility>
 
@@ -176,6 +178,43 @@ void Heatmap::update(const HeatmapRenderer& r, int width, int height, const std:
   glBindTexture(GL_TEXTURE_2D, prev_tex);
   if (blend) glEnable(GL_BLEND);
   if (scissor) glEnable(GL_SCISSOR_TEST);
+}
+
+void Heatmap::update_on_cpu(int width, int height, const std::vector<float>& rg, float vmin, float vmax,
+                            std::string_view colormap_name) {
+  const auto& lut = colormap(colormap_name).rgb;
+  const int last = static_cast<int>(lut.size()) - 1;
+  std::vector<std::uint8_t> rgba(4 * std::size_t(width) * height, 0);
+  const float span = std::max(vmax - vmin, 1e-20f);
+  for (std::size_t c = 0; c < std::size_t(width) * height; ++c) {
+    if (rg[2 * c + 1] < 0.5f) continue;  // masked: transparent
+    const float t = std::clamp((rg[2 * c] - vmin) / span, 0.0f, 1.0f) * float(last);
+    const int a = std::min(static_cast<int>(t), last), b = std::min(a + 1, last);
+    const float f = t - float(a);
+    for (int k = 0; k < 3; ++k)
+      rgba[4 * c + k] = static_cast<std::uint8_t>(std::lround(255.0f * (lut[a][k] + f * (lut[b][k] - lut[a][k]))));
+    rgba[4 * c + 3] = 255;
+  }
+  int prev_tex = 0, prev_align = 4;
+  glGetIntegerv(GL_TEXTURE_BINDING_2D, &prev_tex);
+  glGetIntegerv(GL_UNPACK_ALIGNMENT, &prev_align);
+  if (width != w_ || height != h_ || !color_ || fbo_) {
+    release();
+    w_ = width;
+    h_ = height;
+    glGenTextures(1, &color_);
+    glBindTexture(GL_TEXTURE_2D, color_);
+    glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, w_, h_, 0, GL_RGBA, GL_UNSIGNED_BYTE, nullptr);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);  // crisp cells, as update()'s
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+  }
+  glBindTexture(GL_TEXTURE_2D, color_);
+  glPixelStorei(GL_UNPACK_ALIGNMENT, 4);
+  glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, w_, h_, GL_RGBA, GL_UNSIGNED_BYTE, rgba.data());
+  glPixelStorei(GL_UNPACK_ALIGNMENT, prev_align);
+  glBindTexture(GL_TEXTURE_2D, static_cast<unsigned>(prev_tex));
 }
 
 }  // namespace attnlab::app

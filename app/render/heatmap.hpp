@@ -40,6 +40,12 @@ class Heatmap {
   // Masked cells (allowed 0) come out transparent, so the panel background shows through.
   void update(const HeatmapRenderer& r, int width, int height, const std::vector<float>& rg, float vmin, float vmax,
               std::string_view colormap_name = "viridis");
+  // The same picture coloured on the CPU and uploaded as RGBA8, without the framebuffer pass:
+  // for small maps redrawn often (the training view's probe heads), where on llvmpipe each pass
+  // costs a flush and a wait of its rasterising threads. The LUT is interpolated as the shader's
+  // linear sampling does.
+  void update_on_cpu(int width, int height, const std::vector<float>& rg, float vmin, float vmax,
+                     std::string_view colormap_name = "viridis");
   unsigned texture() const { return color_; }
   int width() const { return w_; }
   int height() const { return h_; }

@@ -358,7 +358,7 @@ void SpecEditor(UiState& ui) {
   s.training.batch = std::clamp(s.training.batch, 1, 4096);
 }
 
-void Heads(AppState& st, UiState& ui, const TrainingView& v, const HeatmapRenderer& renderer) {
+void Heads(AppState& st, UiState& ui, const TrainingView& v) {
   const train::ProbeAttention& p = v.probe;
   if (p.weights.empty()) return;
   const int L = static_cast<int>(p.weights.size()), H = static_cast<int>(p.weights[0].size());
@@ -383,7 +383,7 @@ void Heads(AppState& st, UiState& ui, const TrainingView& v, const HeatmapRender
             rg[2 * (i * T + j)] = std::sqrt(std::max(0.0f, w(i, j)));
             rg[2 * (i * T + j) + 1] = j <= i ? 1.0f : 0.0f;
           }
-        st.training_tex[static_cast<std::size_t>(l * H + h)].update(renderer, T, T, rg, 0.0f, 1.0f, "viridis");
+        st.training_tex[static_cast<std::size_t>(l * H + h)].update_on_cpu(T, T, rg, 0.0f, 1.0f, "viridis");
       }
     st.training_tex_of = v.serial;
   }
@@ -425,7 +425,7 @@ void Heads(AppState& st, UiState& ui, const TrainingView& v, const HeatmapRender
   }
 }
 
-void ShowTrainingWindow(AppState& st, const HeatmapRenderer& renderer) {
+void ShowTrainingWindow(AppState& st) {
   if (!st.show_training) return;
   UiState& ui = Ui();
   const ImVec2 vs = ImGui::GetMainViewport()->Size;
@@ -594,7 +594,7 @@ void ShowTrainingWindow(AppState& st, const HeatmapRenderer& renderer) {
   std::string probe_text;
   for (std::size_t i = 0; i < v.probe.tokens.size() && i < 40; ++i) probe_text += v.probe.tokens[i] + " ";
   ImGui::TextDisabled("%s%s", probe_text.c_str(), v.probe.tokens.size() > 40 ? "..." : "");
-  Heads(st, ui, v, renderer);
+  Heads(st, ui, v);
   // save
   ImGui::SetNextItemWidth(font * 16);
   ImGui::InputText("##savedir", ui.save_dir, sizeof ui.save_dir);
@@ -613,7 +613,7 @@ void ShowTrainingWindow(AppState& st, const HeatmapRenderer& renderer) {
 }  // namespace
 
 extern const View kTrainingView{"training", "View", "Training", &AppState::show_training, true, nullptr,
-    [](AppState& st, const ViewContext& ctx) { ShowTrainingWindow(st, ctx.renderer); },
+    [](AppState& st, const ViewContext&) { ShowTrainingWindow(st); },
     [](const AppState& st, nlohmann::json& j) {
       const UiState& ui = Ui();
       nlohmann::json t = {{"open", st.show_training}};
@@ -628,6 +628,7 @@ extern const View kTrainingView{"training", "View", "Training", &AppState::show_
       t["heads_rect"] = ui.heads_rect, t["loss_rect"] = ui.loss_rect, t["hover"] = ui.hover;
       t["frames_while_training"] = ui.running_frame_ms.size();
       t["frame_ms_p99"] = frame_p99(ui.running_frame_ms);
+      t["frame_ms_p50"] = frame_quantile(ui.running_frame_ms, 0.5);
       j["training"] = t;
     }};
 
