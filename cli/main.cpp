@@ -34,6 +34,7 @@
 #include "present/result_json.hpp"
 #include "session/session.hpp"
 #include "present/field_file.hpp"
+#include "present/field_view.hpp"
 #include "analysis/steps.hpp"
 #include "core/utf8.hpp"
 #include "core/json_input.hpp"
@@ -123,7 +124,8 @@ bool compute_read(const std::string& path, const Session& s, const Validation& v
     if (auto problem = budget_problem(s, n, n_k, use, metrics); !problem.empty()) return rc = fail(path + ": " + problem), false;
   Engine engine;
   std::atomic<float> progress{0};
-  ComputeOptions o_opt{metrics, &progress, dense};
+  ComputeOptions o_opt;
+  o_opt.metrics = metrics, o_opt.progress = &progress, o_opt.dense = dense;
   o_opt.field_rollout = field_rollout;
   Outcome o;
   with_progress(field ? "computing the attention field" : "computing", progress, [&] {
@@ -143,6 +145,7 @@ struct ModelRun {
   std::string ablate, ablate_mode = "zero", corrupted;
   int mask_sink = 0;  // the first keys masked in every layer (StreamingLLM's sinks taken away); 0: none
   bool dense = false, logit_lens = false;
+  bool field_rollout = false;  // a long text's whole rollout (up to kFieldRolloutMaxTokens tokens)
   bool sample = false;  // draw the next token with temperature, top-k and top-p
   double temperature = 1, top_p = 1;
   int sample_top_k = 0;
@@ -169,6 +172,7 @@ bool model_result(const ModelRun& run, std::shared_ptr<const Result>& r, int& rc
   opt.top_k = run.top_k;
   opt.dense = run.dense;
   opt.logit_lens = run.logit_lens;
+  opt.field_rollout = run.field_rollout;
   if (run.sample) {
     Result::Sample s;
     s.temperature = run.temperature, s.top_p = run.top_p, s.top_k = run.sample_top_k, s.seed = run.seed;
@@ -385,7 +389,7 @@ int export_command(const std::string& session_path, const std::string& matrix, i
   if (!model.dir.empty() ? !model_result(model, r, rc) : !load(session_path, CostUse::export_matrix, r, rc, false)) return rc;
   if (r->is_field())
     return fail(std::to_string(r->tokens.size()) + " tokens through the model are an attention field: export --model "
-                "writes dense matrices up to 2048 tokens (--rows/--cols need a session file for now)");
+                "writes dense matrices up to " + std::to_string(kDenseMaxTokens) + " tokens; export blocks of it with --rows and --cols, or --overview N");
   if (all) return export_all(*r, matrix, out_path);
   LabeledMatrix m;
   std::string err;
@@ -419,6 +423,40 @@ struct FieldExport {
 // Rows of the attention rollout through layers 0..layer (self-attention): from the dense rollout
 // up to 2048 tokens; from a field's whole n x n rollout up to 4096 tokens when more than 256 rows
 // are asked; else from the fields by vector x matrix products (no n x n matrix).
+// Rows [fx.rows) of the rollout through layers 0..layer of a computed Result, written to out_path.
+int write_rollout_rows(const Result& r, int layer, const FieldExport& fx, const std::string& out_path, MatrixFormat fmt) {
+  if (!r.key_tokens.empty()) return fail("rollout is for self-attention (this session attends to a context)");
+  const int n = static_cast<int>(r.tokens.size());
+  if (layer < 0 || layer >= r.n_layers())
+    return fail("layer " + std::to_string(layer) + " out of range (there are " + std::to_string(r.n_layers()) + ")");
+  int r0 = 0, r1 = n;
+  if (!parse_range(fx.rows, r0, r1)) return fail("--rows must be A:B with 0 <= A < B, not '" + fx.rows + "'");
+  if (r1 > n) return fail("--rows " + fx.rows + " is past the " + std::to_string(n) + " rows");
+  if (r.is_field() && r.rollout.empty() && r1 - r0 > 256) {
+    const std::string why = field_rollout_refusal(r);
+    return fail("at most 256 rollout rows at a time here (" + (why.empty() ? std::string("a field") : why) +
+                "; each row costs n floats per layer)");
+  }
+  if (!r.is_field() && r.rollout.empty()) return fail("this Result has no rollout");
+  LabeledMatrix m;
+  m.name = "rollout";
+  if (r.rollout.empty()) {
+    std::vector<int> rows;
+    for (int i = r0; i < r1; ++i) rows.push_back(i);
+    m.values = field_rollout_rows(r.fields, layer, rows, r.session.analysis.rollout_residual);
+  } else {
+    m.values = r.rollout.at(layer).middleRows(r0, r1 - r0);
+  }
+  for (int i = r0; i < r1; ++i) m.row_labels.push_back(token_label(r.tokens[i].text));
+  for (const auto& t : r.tokens) m.col_labels.push_back(token_label(t.text));
+  std::string err;
+  if (!write_file_atomic(out_path, encode_matrix(m, fmt), err)) return fail(err);
+  return 0;
+}
+
+// Rows of the attention rollout through layers 0..layer (self-attention): from the dense rollout
+// up to 2048 tokens; from a field's whole n x n rollout up to 4096 tokens when more than 256 rows
+// are asked; else from the fields by vector x matrix products (no n x n matrix).
 int export_rollout_rows(const std::string& session_path, int layer, const FieldExport& fx, const std::string& out_path,
                         MatrixFormat fmt) {
   if (fx.overview || !fx.cols.empty()) return fail("--matrix rollout takes --rows only (each row is a distribution over every token)");
@@ -427,41 +465,27 @@ int export_rollout_rows(const std::string& session_path, int layer, const FieldE
   Session s;
   Validation v;
   if (!read_session(session_path, s, v, rc, false)) return rc;
-  {
-    const int n = static_cast<int>(v.tokens.size());
-    int a = 0, b = n;
-    const bool many = parse_range(fx.rows, a, b) && b - a > 256, whole = many && n <= kFieldRolloutMaxTokens;
-    if (many && !whole)  // said before the field is computed
-      return fail("at most 256 rollout rows at a time above " + std::to_string(kFieldRolloutMaxTokens) +
-                  " tokens (each costs n floats per layer)");
-    if (!compute_read(session_path, s, v, CostUse::compute, r, rc, false, false, whole)) return rc;
-  }
-  if (!r->key_tokens.empty()) return fail("rollout is for self-attention (this session attends to a context)");
-  const int n = static_cast<int>(r->tokens.size());
-  if (layer < 0 || layer >= r->n_layers())
-    return fail("layer " + std::to_string(layer) + " out of range (the session has " + std::to_string(r->n_layers()) + ")");
-  int r0 = 0, r1 = n;
-  if (!parse_range(fx.rows, r0, r1)) return fail("--rows must be A:B with 0 <= A < B, not '" + fx.rows + "'");
-  if (r1 > n) return fail("--rows " + fx.rows + " is past the " + std::to_string(n) + " rows");
-  if (r->is_field() && r->rollout.empty() && r1 - r0 > 256) {
-    const std::string why = field_rollout_refusal(*r);
-    return fail("at most 256 rollout rows at a time here (" + (why.empty() ? std::string("a field") : why) +
-                "; each row costs n floats per layer)");
-  }
-  LabeledMatrix m;
-  m.name = "rollout";
-  if (r->rollout.empty()) {
-    std::vector<int> rows;
-    for (int i = r0; i < r1; ++i) rows.push_back(i);
-    m.values = field_rollout_rows(r->fields, layer, rows, r->session.analysis.rollout_residual);
-  } else {
-    m.values = r->rollout.at(layer).middleRows(r0, r1 - r0);
-  }
-  for (int i = r0; i < r1; ++i) m.row_labels.push_back(token_label(r->tokens[i].text));
-  for (const auto& t : r->tokens) m.col_labels.push_back(token_label(t.text));
-  std::string err;
-  if (!write_file_atomic(out_path, encode_matrix(m, fmt), err)) return fail(err);
-  return 0;
+  const int n = static_cast<int>(v.tokens.size());
+  int a = 0, b = n;
+  const bool many = parse_range(fx.rows, a, b) && b - a > 256, whole = many && n <= kFieldRolloutMaxTokens;
+  if (many && !whole)  // said before the field is computed
+    return fail("at most 256 rollout rows at a time above " + std::to_string(kFieldRolloutMaxTokens) +
+                " tokens (each costs n floats per layer)");
+  if (!compute_read(session_path, s, v, CostUse::compute, r, rc, false, false, whole)) return rc;
+  return write_rollout_rows(*r, layer, fx, out_path, fmt);
+}
+
+// What export_field and export_model_field refuse before computing anything ("" when nothing).
+std::string field_export_problem(const std::string& matrix, const FieldExport& fx) {
+  const bool qkv = matrix == "q" || matrix == "k" || matrix == "v";
+  if (matrix == "rollout")
+    return fx.overview || !fx.cols.empty() ? "--matrix rollout takes --rows only (each row is a distribution over every token)" : "";
+  if (!qkv && matrix != "weights" && matrix != "logits")
+    return "--rows, --cols and --overview export weights, logits, q, k, v or rollout (not '" + matrix + "')";
+  if (fx.overview && (fx.pool != "max" && fx.pool != "mean")) return "--pool is max or mean, not '" + fx.pool + "'";
+  if (fx.overview && (fx.overview < 1 || fx.overview > 4096)) return "--overview must be between 1 and 4096";
+  if (fx.overview && qkv) return "--overview pools weights; q, k and v are exported by --rows";
+  return "";
 }
 
 // A block of a layer's field (weights, logits, or q/k/v rows), or its pooled overview, computed
@@ -471,12 +495,8 @@ int export_field(const std::string& session_path, const std::string& matrix, int
   MatrixFormat fmt;
   if (!format_from_path(out_path, fmt)) return fail(out_path + ": the name must end in .csv, .npy, .json or .tsv");
   const bool qkv = matrix == "q" || matrix == "k" || matrix == "v";
+  if (const std::string why = field_export_problem(matrix, fx); !why.empty()) return fail(why);
   if (matrix == "rollout") return export_rollout_rows(session_path, layer, fx, out_path, fmt);
-  if (!qkv && matrix != "weights" && matrix != "logits")
-    return fail("--rows, --cols and --overview export weights, logits, q, k, v or rollout (not '" + matrix + "')");
-  if (fx.overview && (fx.pool != "max" && fx.pool != "mean")) return fail("--pool is max or mean, not '" + fx.pool + "'");
-  if (fx.overview && (fx.overview < 1 || fx.overview > 4096)) return fail("--overview must be between 1 and 4096");
-  if (fx.overview && qkv) return fail("--overview pools weights; q, k and v are exported by --rows");
   std::string text, err;
   if (!read_file_limited(session_path, kMaxSessionFileBytes, text, err, "a session file")) return fail(err);
   auto parsed = parse_session(text);
@@ -519,6 +539,81 @@ int export_field(const std::string& session_path, const std::string& matrix, int
     if (!qkv)
       for (int j = c0; j < c1; ++j) m.col_labels.push_back(token_label(keys[j].text));
   }
+  if (!write_file_atomic(out_path, encode_matrix(m, fmt), err)) return fail(err);
+  return 0;
+}
+
+// The same blocks, q/k/v rows, overviews and rollout rows of a model's text: from the attention
+// field of a long text, or from the dense matrices of a short one (the same numbers either way).
+int export_model_field(ModelRun run, const std::string& matrix, int layer, int head, const FieldExport& fx,
+                       const std::string& out_path) {
+  MatrixFormat fmt;
+  if (!format_from_path(out_path, fmt)) return fail(out_path + ": the name must end in .csv, .npy, .json or .tsv");
+  if (const std::string why = field_export_problem(matrix, fx); !why.empty()) return fail(why);
+  int a = 0, b = 0;
+  if (matrix == "rollout") run.field_rollout = parse_range(fx.rows, a, b) && b - a > 256;
+  run.top_k = 0;  // no next tokens to compute
+  std::shared_ptr<const Result> r;
+  int rc = 0;
+  if (!model_result(run, r, rc)) return rc;
+  if (matrix == "rollout") return write_rollout_rows(*r, layer, fx, out_path, fmt);
+  if (layer < 0 || layer >= r->n_layers())
+    return fail("layer " + std::to_string(layer) + " out of range (the model has " + std::to_string(r->n_layers()) + ")");
+  const int H = r->is_field() ? static_cast<int>(r->fields[layer].heads.size()) : static_cast<int>(r->layers[layer].heads.size());
+  if (head < 0 || head >= H) return fail("head " + std::to_string(head) + " out of range (the model has " + std::to_string(H) + ")");
+  const bool qkv = matrix == "q" || matrix == "k" || matrix == "v";
+  const HeadField* f = r->is_field() ? &r->fields[layer].heads[head] : nullptr;
+  const HeadResult* d = r->is_field() ? nullptr : &r->layers[layer].heads[head];
+  const int n_q = f ? field_n_q(*f) : static_cast<int>(d->weights.rows());
+  const int n_k = f ? field_n_k(*f) : static_cast<int>(d->weights.cols());
+  const auto& keys = r->key_tokens.empty() ? r->tokens : r->key_tokens;
+  LabeledMatrix m;
+  m.name = matrix;
+  if (fx.overview) {
+    const int factor = std::max(1, (std::max(n_q, n_k) + fx.overview - 1) / fx.overview);
+    const bool mean = fx.pool == "mean";
+    m.name = "overview_" + fx.pool;
+    if (f && f->fr == factor && f->fc == factor) {
+      m.values = mean ? f->overview_mean : f->overview_max;
+    } else if (f) {
+      const PooledTile t = pool_field_tile(*f, r->fields[layer].specs[head], 0, n_q, 0, n_k, factor, mean);
+      m.values = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(t.value.data(), t.rows, t.cols);
+    } else {  // pooled from the dense weights as the field pools: max, or the mean over the block's cells
+      const Matrix& w = d->weights;
+      const int rows = (n_q + factor - 1) / factor, cols = (n_k + factor - 1) / factor;
+      m.values = Matrix::Zero(rows, cols);
+      for (int p = 0; p < rows; ++p)
+        for (int q = 0; q < cols; ++q) {
+          const auto block = w.block(p * factor, q * factor, std::min(factor, n_q - p * factor), std::min(factor, n_k - q * factor));
+          m.values(p, q) = mean ? block.mean() : block.maxCoeff();
+        }
+    }
+  } else {
+    const int row_limit = qkv && matrix != "q" ? n_k : n_q;
+    int r0 = 0, r1 = row_limit, c0 = 0, c1 = n_k;
+    if (!fx.rows.empty() && !parse_range(fx.rows, r0, r1)) return fail("--rows must be A:B with 0 <= A < B, not '" + fx.rows + "'");
+    if (!fx.cols.empty() && !parse_range(fx.cols, c0, c1)) return fail("--cols must be C:D with 0 <= C < D, not '" + fx.cols + "'");
+    if (r1 > row_limit) return fail("--rows " + fx.rows + " is past the " + std::to_string(row_limit) + " rows");
+    if (qkv) {
+      if (f) m.values = matrix == "q" ? field_q_rows(*f, r0, r1) : matrix == "k" ? field_k_rows(*f, r0, r1) : Matrix(f->v.middleRows(r0, r1 - r0));
+      else m.values = (matrix == "q" ? d->q : matrix == "k" ? d->k : d->v).middleRows(r0, r1 - r0);
+    } else {
+      if (c1 > n_k) return fail("--cols " + fx.cols + " is past the " + std::to_string(n_k) + " keys");
+      if (double(r1 - r0) * (c1 - c0) > 64e6) return fail("that block has more than 64 M cells; export a smaller one or --overview");
+      if (f) {
+        m.values = field_tile(*f, r->fields[layer].specs[head], r0, r1, c0, c1, matrix == "logits");
+      } else {
+        const Matrix& src = matrix == "logits" ? d->logits : d->weights;
+        if (src.rows() != n_q || src.cols() != n_k) return fail("this Result keeps no " + matrix + " for layer " + std::to_string(layer));
+        m.values = src.block(r0, c0, r1 - r0, c1 - c0);
+      }
+    }
+    const auto& row_tokens = qkv && matrix != "q" ? keys : r->tokens;
+    for (int i = r0; i < r1; ++i) m.row_labels.push_back(token_label(row_tokens[i].text));
+    if (!qkv)
+      for (int j = c0; j < c1; ++j) m.col_labels.push_back(token_label(keys[j].text));
+  }
+  std::string err;
   if (!write_file_atomic(out_path, encode_matrix(m, fmt), err)) return fail(err);
   return 0;
 }
@@ -819,6 +914,7 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--cols", fx.cols, "C:D: columns C..D-1 only (weights, logits)");
   export_cmd->add_option("--overview", fx.overview, "N: the N x N pooled map of the weights, from the field");
   export_cmd->add_option("--pool", fx.pool, "with --overview: max (default) or mean");
+  export_cmd->add_flag("--dense", ex_model.dense, "with --model: the dense matrices even above 2048 tokens, where they fit (at most 8192)");
 
   TrainArgs ta;
   auto* train_cmd = app.add_subcommand("train", "train a small transformer on a task file (TASK.json); writes DIR/config.json, "
@@ -857,8 +953,10 @@ int main(int argc, char** argv) {
     if (*generate_cmd) return generate_command(ga);
     if (*render_cmd) return render_command(ra);
     if (*export_cmd && (!fx.rows.empty() || !fx.cols.empty() || fx.overview)) {
-      if (!ex_model.dir.empty()) return fail("--rows, --cols and --overview need a session file (not --model) for now");
-      if (ex_session.empty()) return fail("give a SESSION.json");
+      int rc = 0;
+      if (source_problem(ex_session, ex_model, rc)) return rc;
+      if (!ex_model.dir.empty()) return export_model_field(ex_model, ex_matrix, ex_layer, ex_head, fx, ex_out);
+      if (ex_model.dense) return fail("--dense is for --model (a session's blocks come from its field)");
       return export_field(ex_session, ex_matrix, ex_layer, ex_head, fx, ex_out);
     }
     if (*export_cmd) return export_command(ex_session, ex_matrix, ex_layer, ex_head, ex_out, ex_model, ex_all);
