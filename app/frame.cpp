@@ -193,6 +193,12 @@ void PrepareFrame(Loop& L) {
       Repost(st, worker);  // shown before the windows' list reached the worker (the first result)
     }
   }
+  // the heads' logits images are made while logits are shown; switched to them, the Result in hand
+  // is pictured again with them (switched back, the next results leave them out)
+  if (const bool logits = st.quantity == Quantity::logits; logits != st.display.logits) {
+    st.display.logits = logits;
+    if (logits && st.shown && st.shown->result && !st.shown->display.logits) Repost(st, worker);
+  }
   upload_some(st, renderer, opt.result_first && ImGui::GetFrameCount() == 0 ? 1e9 : 8.0);
   if (!st.incoming) upload_late_logits(st, renderer, opt.result_first && ImGui::GetFrameCount() == 0 ? 1e9 : 8.0);
   if (st.tiles) st.tiles->upload(renderer, 4.0);

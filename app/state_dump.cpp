@@ -64,6 +64,7 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
   j["background"] = {int(bg.x * 255 + 0.5f), int(bg.y * 255 + 0.5f), int(bg.z * 255 + 0.5f)};
   j["text_box"] = {st.text_box.x * scale.x, st.text_box.y * scale.y, st.text_box.z * scale.x, st.text_box.w * scale.y};
   j["quantity"] = st.quantity == Quantity::weights ? "weights" : "logits";
+  j["shown_logits"] = st.shown && st.shown->display.logits;  // the shown heads' logits images were made
   j["detail_head"] = st.detail_head;
   j["hover"] = {{"head", st.hover.head}, {"query", st.hover.query}, {"key", st.hover.key}};
   nlohmann::json widgets = nlohmann::json::object();

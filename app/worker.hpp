@@ -58,6 +58,9 @@ struct DisplayOptions {
   // (the gallery draws 13 patterns, at 128k tokens seconds of work)
   std::vector<std::string> views_open;
   int steps_layer = -1, steps_head = -1;  // the head whose pipeline steps to prepare (-1: none)
+  // the heads' logits images too, while the window shows logits: pooling them read and wrote as
+  // much again as the weights' (a third of an edit's picture at 2048 tokens)
+  bool logits = false;
   bool operator==(const DisplayOptions&) const = default;
 };
 

@@ -539,8 +539,10 @@ void ShowControlsPanel(AppState& st, Worker& worker) {
   Section("Show");
   int q = static_cast<int>(st.quantity);
   ImGui::RadioButton("weights", &q, 0);
+  RecordWidget(st, "show.weights");
   ImGui::SameLine();
   ImGui::RadioButton("logits", &q, 1);
+  RecordWidget(st, "show.logits");
   st.quantity = static_cast<Quantity>(q);
   ShowDisplaySection(st, worker);
   ImGui::PopItemWidth();

@@ -193,7 +193,9 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
   // numbers in the cells, when a cell holds "0.00"
   const HeadImage& img = snap.images[tk];
   const bool big_cells = st.numbers && cell >= ImGui::CalcTextSize("-0.00").x + 4;
-  if (big_cells && (field || (img.width == n_k && img.height == n_q))) {
+  // (a dense head's logits image exists once the window asked for logits: until it comes, no numbers)
+  const bool have = field || (weights ? !img.weights_rg.empty() : !img.logits_rg.empty());
+  if (big_cells && have && (field || (img.width == n_k && img.height == n_q))) {
     const ValueRange range = RangeFor(st, snap, layer, head);
     const auto& map = colormap(snap.display.colormap);
     const auto& rg = weights ? img.weights_rg : img.logits_rg;

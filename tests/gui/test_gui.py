@@ -268,6 +268,39 @@ def test_typing(d, s):
     check_pattern(png, s, causal=True, label="after typing")
 
 
+@on_example
+def test_quantity(d, s):
+    """Show: logits. The heads' logits images are made only while logits are shown (an edit at 2048
+    tokens spent a third of its picture pooling them); switching asks for them from the Result in
+    hand: the heads are drawn again in the logits' colours, masked cells still background, and
+    switching back gives the weights' picture again."""
+    def cells(name):
+        d.xdo("mousemove", "5", str(H - 5))
+        d.frames(4)
+        st = d.wait_for(settled, f"settled ({name})")
+        return st, cell_colours(d.screenshot(name), st)
+    st, weights = cells("quantity-weights")
+    check(st["quantity"] == "weights" and not st["shown_logits"], "weights shown, no logits images made")
+    s = reveal(d, "show.logits")
+    d.click(*center(s["widgets"]["show.logits"]))
+    st = d.wait_for(lambda s: settled(s) and s["quantity"] == "logits" and s["shown_logits"], "the logits pictured")
+    if not st:
+        return
+    st, logits = cells("quantity-logits")
+    check_pattern(d.screenshot("quantity-logits"), st, causal=True, label="logits")
+    below = [(h, i, j) for h in range(len(weights)) for i in range(len(weights[h])) for j in range(i + 1)]
+    changed = sum(weights[h][i][j] != logits[h][i][j] for h, i, j in below) / len(below)
+    check(changed > 0.5, f"the heads are drawn in the logits' colours ({changed:.2f} of the allowed cells changed)")
+    s = reveal(d, "show.weights")
+    d.click(*center(s["widgets"]["show.weights"]))
+    st = d.wait_for(lambda s: settled(s) and s["quantity"] == "weights", "weights again")
+    if not st:
+        return
+    st, again = cells("quantity-weights-again")
+    same = sum(weights[h][i][j] == again[h][i][j] for h, i, j in below) / len(below)
+    check(same > 0.98, f"back to weights: the first picture again ({same:.3f} of the cells alike)")
+
+
 def test_invalid():
     for content, reason in [('{"model": {"d_model": 100, "n_heads": 3}}', "d_model 100 is not divisible by 3 heads"),
                             ('{"text": "cut off', "not valid JSON"),
@@ -1874,7 +1907,8 @@ STARTED = time.time()
  "projector": test_projector, "scripts": test_scripts, "hostile": test_hostile, "views": test_views,
  "long": test_long, "patching": test_patching, "compare_models": test_compare_models,
  "lens": test_lens, "training": test_training, "expressions": test_expressions,
- "decode": test_decode, "field_metrics": test_field_metrics, "edit_latency": test_edit_latency}[MODE]()
+ "decode": test_decode, "field_metrics": test_field_metrics, "edit_latency": test_edit_latency,
+ "quantity": test_quantity}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
