@@ -55,6 +55,10 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
   j["busy_frames"] = st.busy_frame_ms.size();
   j["idle_frame_ms_p99"] = p99(st.idle_frame_ms);
   j["edit_to_picture_ms"] = st.edit_to_picture_ms;
+  // where it went: the shown Result's compute and the worker's pictures of it (the rest: the
+  // textures' upload and the frames that drew them)
+  j["shown_compute_ms"] = st.shown && st.shown->result ? st.shown->result->compute_ms : 0.0;
+  j["shown_prepare_ms"] = st.shown ? st.shown->prepare_ms : 0.0;
   j["labels_cut"] = st.labels_cut;
   j["lesson_text_scale"] = st.lesson_text_scale;
   j["window_rect"] = st.window_rect;

@@ -194,6 +194,7 @@ ImageData panel_image(FigurePanel&& p) {
 }
 
 std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&& o, const DisplayOptions& display) {
+  const auto t0 = std::chrono::steady_clock::now();
   auto s = std::make_shared<Snapshot>();
   s->generation = generation;
   s->display = display;
@@ -285,6 +286,7 @@ std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&
   for (const View* v : views())
     if (v->prepare && std::count(d.views_open.begin(), d.views_open.end(), v->id))
       for (FigurePanel& p : v->prepare(r, d)) s->views[v->id].push_back(panel_image(std::move(p)));
+  s->prepare_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return s;
 }
 // A snapshot that only says what went wrong (made without allocating much: it follows a failure).

@@ -73,6 +73,7 @@ struct Snapshot {
   bool field = false;             // a long sequence: the images are the heads' overviews (weights only)
   int n_layers = 0;
   std::vector<HeadImage> images;  // per layer and head: images[layer * n_heads + head]
+  double prepare_ms = 0;          // making this snapshot's images from the Result (after its compute_ms)
   // colour ranges of the values in the textures (after log / per-row transforms): per layer over
   // its heads, and per layer and head (images' indexing)
   std::vector<ValueRange> weight_range, logit_range;

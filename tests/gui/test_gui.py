@@ -1878,7 +1878,7 @@ def test_edit_latency():
             x, y, w, h = s["text_box"]
             d.click(x + w / 2, y + h / 2)
             d.chord("ctrl+End")
-            times = []
+            times, parts = [], []
             for k, c in enumerate("abcde"):
                 posted = s["posted"]
                 d.xdo("type", c)
@@ -1887,12 +1887,16 @@ def test_edit_latency():
                 if not s:
                     return
                 times.append(s["edit_to_picture_ms"])
+                parts.append((s["shown_compute_ms"], s["shown_prepare_ms"]))
                 time.sleep(0.3)
             check(s["n_tokens"] == n and s["tokens"][-1] == "xabcde" and all(t > 0 for t in times),
                   f"{n} tokens: five keystrokes, five pictures, the last word {s['tokens'][-1]!r}")
             times.sort()
+            compute = sorted(p[0] for p in parts)[2]
+            prepare = sorted(p[1] for p in parts)[2]
             print(f"edit latency at {n} tokens (d_model 768, 12 heads): keystroke -> picture median "
-                  f"{times[2]:.0f} ms (min {times[0]:.0f}, max {times[-1]:.0f}); busy frame p99 {s['busy_frame_ms_p99']:.1f} ms")
+                  f"{times[2]:.0f} ms (min {times[0]:.0f}, max {times[-1]:.0f}; of it compute {compute:.0f}, pictures "
+                  f"{prepare:.0f}, medians); busy frame p99 {s['busy_frame_ms_p99']:.1f} ms")
         finally:
             d.close()
 
