@@ -103,7 +103,7 @@ AttentionConfig attention_config(const Session& s) {
   cfg.sigmoid_bias = s.attention.normalizer.sigmoid_bias;
   cfg.dropout = s.attention.kernel.kind == KernelKind::exact ? s.attention.dropout : 0.0;
   cfg.sink = s.attention.sink.enabled && s.attention.normalizer.kind == NormalizerKind::softmax &&
-             s.attention.kernel.kind == KernelKind::exact;
+             (s.attention.kernel.kind == KernelKind::exact || s.attention.kernel.kind == KernelKind::flash);
   cfg.sink_logit = s.attention.sink.logit;
   cfg.differential = s.attention.differential.enabled && s.attention.normalizer.kind == NormalizerKind::softmax &&
                      s.attention.kernel.kind == KernelKind::exact &&

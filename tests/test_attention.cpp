@@ -401,6 +401,56 @@ TEST_CASE("rollout: one layer with no residual equals that layer's head-averaged
   CHECK(res->rollout[0].isApprox(0.5f * (one->layers[0].heads[0].weights + Matrix::Identity(res->rollout[0].rows(), res->rollout[0].cols())), 1e-6f));
 }
 
+TEST_CASE("kernels: flash with gpt-oss's learned sink equals the exact kernel's sink (numpy-checked) for any tiles") {
+  // strictly causal (k < q, a formula): row 0 allows no key and is all sink; a sink below, inside
+  // and above the logits, at a temperature, with ALiBi's bias
+  Session s = small("the sink takes a share of every row and the rest of the row sums to one minus it",
+                    MaskKind::causal, PositionalKind::alibi);
+  s.attention.mask.kind = MaskKind::expression;
+  s.attention.mask.expression = "k < q";
+  s.attention.normalizer.temperature = 0.7;
+  s.attention.sink.enabled = true;
+  for (double logit : {-3.0, 0.5, 4.0}) {
+    s.attention.sink.logit = logit;
+    s.attention.kernel = {};
+    const auto exact = run(s);
+    const int n = static_cast<int>(exact->tokens.size());
+    for (int br : {1, 4, 7, 64})
+      for (int bc : {1, 5, 64}) {
+        s.attention.kernel = {};
+        s.attention.kernel.kind = KernelKind::flash;
+        s.attention.kernel.block_rows = br, s.attention.kernel.block_cols = bc;
+        const auto f = run(s);
+        for (std::size_t h = 0; h < f->layers[0].heads.size(); ++h) {
+          INFO("sink " << logit << ", B_r " << br << ", B_c " << bc << ", head " << h);
+          const auto &a = exact->layers[0].heads[h], &b = f->layers[0].heads[h];
+          REQUIRE(b.sink_weight.size() == std::size_t(n));
+          CHECK((a.weights - b.weights).cwiseAbs().maxCoeff() < 1e-5f);
+          CHECK((a.output - b.output).cwiseAbs().maxCoeff() < 1e-5f);
+          CHECK(b.sink_weight[0] == 1.0f);  // nothing to attend: all on the sink, a zero output
+          CHECK(b.output.row(0).cwiseAbs().maxCoeff() == 0.0f);
+          for (int i = 0; i < n; ++i) {
+            CHECK(b.sink_weight[i] == doctest::Approx(a.sink_weight[i]).epsilon(1e-5));
+            CHECK(b.weights.row(i).sum() + b.sink_weight[i] == doctest::Approx(1.0).epsilon(1e-5));
+            for (int j = i; j < n; ++j) CHECK(b.weights(i, j) == 0.0f);  // masked: exactly 0
+          }
+          // the trace's last tile holds the row's true max and sum, the sink's term counted
+          const FlashTile& last = b.flash_trace.back();
+          const int i = last.r1 - 1;
+          const float t = 0.7f, z = static_cast<float>(logit) / t;
+          float m = z;
+          for (int j = 0; j < n; ++j)
+            if ((*a.allowed)(i, j)) m = std::max(m, a.logits(i, j) / t);
+          double l = std::exp(z - m);
+          for (int j = 0; j < n; ++j)
+            if ((*a.allowed)(i, j)) l += std::exp(a.logits(i, j) / t - m);
+          CHECK(last.m.back() == doctest::Approx(m).epsilon(1e-5));
+          CHECK(last.l.back() == doctest::Approx(l).epsilon(1e-4));
+        }
+      }
+  }
+}
+
 TEST_CASE("kernels: flash equals standard attention to 1e-5 for tile sizes that do and do not divide n") {
   Session s = small("flash attention is exact because the online softmax rescales what it has summed so far");
   s.positional.kind = PositionalKind::t5;

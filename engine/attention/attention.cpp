@@ -430,8 +430,10 @@ void run_kernel(const AttentionConfig& cfg, const Shape& sh, const std::vector<H
           for (int i = 0; i < rows; ++i)
             for (int j = 0; j < cols; ++j) sc(i, j) = (*p.allowed)(r0 + i, c0 + j) ? sc(i, j) * p.inv_t : neg_inf;
         };
+        const float sink = p.sink_logit * p.inv_t;  // the sink's logit over T, as the tiles' scores are
         flash_attention(sh.n, sh.n_k, r.v, kn.block_rows, kn.block_cols, tile, w, o,
-                        sh.n <= kMaxFlashTraceTokens && sh.n_k <= kMaxFlashTraceTokens ? &r.flash_trace : nullptr);
+                        sh.n <= kMaxFlashTraceTokens && sh.n_k <= kMaxFlashTraceTokens ? &r.flash_trace : nullptr,
+                        p.sink ? &sink : nullptr, p.sink ? &r.sink_weight : nullptr);
         break;
       }
       case KernelKind::linear:

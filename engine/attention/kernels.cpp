@@ -18,15 +18,18 @@ ApproxError approx_error(const Matrix& w, const Matrix& out, const Matrix& w_exa
 }
 
 void flash_attention(int n_q, int n_k, const Matrix& v, int block_rows, int block_cols, const ScoreTile& score_tile,
-                     Matrix& weights, Matrix& output, std::vector<FlashTile>* trace) {
+                     Matrix& weights, Matrix& output, std::vector<FlashTile>* trace, const float* sink,
+                     std::vector<float>* sink_weight) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const int d = static_cast<int>(v.cols());
   output.setZero(n_q, d);
   weights.setZero(n_q, n_k);
+  if (sink_weight) sink_weight->assign(sink ? n_q : 0, 1.0f);
   Matrix s;
   for (int r0 = 0; r0 < n_q; r0 += block_rows) {
     const int rows = std::min(block_rows, n_q - r0);
-    std::vector<float> m(rows, neg_inf), l(rows, 0.0f);
+    // the sink as the state before the first tile: max = its logit, sum = exp(0) = 1, no value
+    std::vector<float> m(rows, sink ? *sink : neg_inf), l(rows, sink ? 1.0f : 0.0f);
     Matrix o = Matrix::Zero(rows, d);
     for (int c0 = 0; c0 < n_k; c0 += block_cols) {
       const int cols = std::min(block_cols, n_k - c0);
@@ -44,8 +47,10 @@ void flash_attention(int n_q, int n_k, const Matrix& v, int block_rows, int bloc
       }
       if (trace) trace->push_back({r0, r0 + rows, c0, c0 + cols, m, l});
     }
-    for (int i = 0; i < rows; ++i)
+    for (int i = 0; i < rows; ++i) {
       if (l[i] > 0) output.row(r0 + i) = o.row(i) / l[i];
+      if (sink && sink_weight) (*sink_weight)[r0 + i] = std::exp(*sink - m[i]) / l[i];
+    }
     // the weights, recomputed from the final statistics (as the backward pass does)
     for (int c0 = 0; c0 < n_k; c0 += block_cols) {
       const int cols = std::min(block_cols, n_k - c0);

@@ -28,9 +28,13 @@ ApproxError approx_error(const Matrix& w, const Matrix& out, const Matrix& w_exa
 // Flash attention: scores come tile by tile from `score_tile(r0, rows, c0, cols, S)` (already
 // scaled, biased and masked to -inf, temperature applied); the output is accumulated with the
 // online softmax; weights are recomputed from the final m and l. `trace` gets every tile.
+// With `sink` (gpt-oss's learned sink logit over T), every row's running max and sum start from
+// the sink's term, exp(sink - m) with no value, as if it were one more key: the weights then sum to
+// 1 - the sink's share, which `sink_weight` receives per row (a row with nothing allowed: 1).
 using ScoreTile = std::function<void(int r0, int rows, int c0, int cols, Matrix& s)>;
 void flash_attention(int n_q, int n_k, const Matrix& v, int block_rows, int block_cols, const ScoreTile& score_tile,
-                     Matrix& weights, Matrix& output, std::vector<FlashTile>* trace);
+                     Matrix& weights, Matrix& output, std::vector<FlashTile>* trace, const float* sink = nullptr,
+                     std::vector<float>* sink_weight = nullptr);
 
 // Katharopoulos et al. 2020, eq. 6-9: phi(x) = elu(x) + 1; causal by prefix sums (eq. 10-12).
 void linear_attention(const Matrix& q, const Matrix& k, const Matrix& v, bool causal, Matrix& weights, Matrix& output);

@@ -332,7 +332,8 @@ void add_score_and_normalizer(std::vector<Field>& f) {
                            },
                            "attention.normalizer.kind = sigmoid and sigmoid_bias_auto = false"));
   const Rel sink_applies = [](const Session& s) {
-    return s.attention.normalizer.kind == NormalizerKind::softmax && s.attention.kernel.kind == KernelKind::exact;
+    return s.attention.normalizer.kind == NormalizerKind::softmax &&
+           (s.attention.kernel.kind == KernelKind::exact || s.attention.kernel.kind == KernelKind::flash);
   };
   f.push_back(bool_field("attention.sink.enabled",
                          "a learned sink logit (gpt-oss): softmax over the row and one more key with no value, so "
