@@ -41,33 +41,58 @@ void ClampSelections(AppState& st) {
   st.pipeline_step = std::max(0, st.pipeline_step);
 }
 
-// One head's logits texture of snapshot s into t.
-void upload_logits(const Snapshot& s, AppState::Textures& t, std::size_t k, const HeatmapRenderer& renderer) {
+// One head's weights or logits texture of snapshot s into t.
+void upload_head(const Snapshot& s, AppState::Textures& t, std::size_t k, bool logits, const HeatmapRenderer& renderer) {
   const HeadImage& img = s.images[k];
-  if (img.logits_rg.empty()) return;
   const bool own = s.display.range == RangeMode::per_head;
-  const ValueRange l = own ? s.head_logit_range[k] : s.logit_range[k / s.n_heads];
-  t.logits[k].update(renderer, img.width, img.height, img.logits_rg, l.lo, l.hi, s.display.colormap);
-}
-
-// The shown result's logits textures that were left for after its swap (the weights were
-// shown): a few a frame, or all at once as soon as the logits are what the heads show.
-void upload_late_logits(AppState& st, const HeatmapRenderer& renderer, double budget_ms) {
-  if (!st.shown || st.late_logits >= st.shown->images.size()) return;
-  const bool now = st.quantity == Quantity::logits;
-  const auto t0 = std::chrono::steady_clock::now();
-  while (st.late_logits < st.shown->images.size()) {
-    upload_logits(*st.shown, st.tex, st.late_logits++, renderer);
-    if (!now && std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms) break;
+  if (logits) {
+    if (img.logits_rg.empty()) return;
+    const ValueRange l = own ? s.head_logit_range[k] : s.logit_range[k / s.n_heads];
+    t.logits[k].update(renderer, img.width, img.height, img.logits_rg, l.lo, l.hi, s.display.colormap);
+  } else {
+    const ValueRange w = own ? s.head_weight_range[k] : s.weight_range[k / s.n_heads];
+    t.weights[k].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi,
+                        s.signed_weights ? std::string("rdbu_diverging") : s.display.colormap);
   }
 }
 
+// The heads a result is shown with: the layer on screen and layer 0 (the flash view's heads);
+// a model's other layers (11 of GPT-2's 12, 29 of SmolLM's 30) go up after it is shown.
+bool head_first(const AppState& st, const Snapshot& s, std::size_t k) {
+  const int layer = static_cast<int>(k / std::size_t(std::max(1, s.n_heads)));
+  return layer == 0 || layer == std::clamp(st.layer, 0, std::max(0, s.n_layers - 1));
+}
+
+// The shown result's head textures left for after its swap, when they are to be drawn: those of
+// the layer on screen (the user moved to another layer: 12 textures, ~13 ms, in that frame), the
+// logits while they are what the heads show. Layers nobody looks at are never uploaded: in the
+// background they took the cores from the next keystroke's computation.
+void upload_late_heads(AppState& st, const HeatmapRenderer& renderer) {
+  if (!st.shown) return;
+  const Snapshot& s = *st.shown;
+  const std::size_t heads = s.images.size();
+  if (st.ready_w.size() != heads || st.ready_l.size() != heads) return;
+  const bool logits_shown = st.quantity == Quantity::logits;
+  auto one = [&](std::size_t k, bool logits) {
+    char& ready = logits ? st.ready_l[k] : st.ready_w[k];
+    if (ready || (logits && s.images[k].logits_rg.empty())) return;
+    upload_head(s, st.tex, k, logits, renderer);
+    ready = 1;
+  };
+  for (std::size_t k = 0; k < heads; ++k)
+    if (head_first(st, s, k)) {
+      one(k, false);
+      if (logits_shown) one(k, true);
+    }
+}
+
 // Uploads the textures of st.incoming for about `budget_ms` (at least one texture), into the
-// second texture set; when all are done, the new result replaces the shown one in one swap.
-// So a large result never stalls a frame, and what is drawn is always one whole result.
-// In order: the heads' weights (and their logits when those are shown), then every open view's
-// images in registry order. Then it is shown, and the logits follow (upload_late_logits): half
-// the textures an edit waited for.
+// second texture set; when the first ones are done, the new result replaces the shown one in one
+// swap. So a large result never stalls a frame, and what is drawn is always one whole result.
+// First: the heads of the layer on screen and of layer 0 (their logits too when those are
+// shown), then every open view's images in registry order. Then it is shown; another layer's
+// heads and the logits go up when they are drawn (upload_late_heads): at 512 tokens through
+// GPT-2 small, 12 x 12 heads, an edit waited for 144 textures where 12 are on screen.
 void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms) {
   if (!st.incoming) return;
   const Snapshot& s = *st.incoming;
@@ -75,54 +100,63 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
   const std::size_t heads = s.images.size();
   t.weights.resize(heads);
   t.logits.resize(heads);
-  const std::size_t per_head = st.quantity == Quantity::logits ? 2 : 1;
-  // every texture to upload, in order: (view images, index), the heads first (view null)
-  std::vector<std::pair<const std::vector<ImageData>*, std::vector<Heatmap>*>> lists;
-  std::size_t total = per_head * heads;
+  st.in_ready_w.resize(heads, 0);
+  st.in_ready_l.resize(heads, 0);
+  const bool logits_shown = st.quantity == Quantity::logits;
+  std::vector<std::pair<const std::vector<ImageData>*, std::vector<Heatmap>*>> lists;  // the views' images
+  std::size_t views_total = 0;
   for (auto& [id, images] : s.views) {
     auto& tex = t.views[id];
     tex.resize(images.size());
     lists.push_back({&images, &tex});
-    total += images.size();
+    views_total += images.size();
   }
   for (auto it = t.views.begin(); it != t.views.end();)  // views with nothing this time
     it = s.views.count(it->first) ? std::next(it) : t.views.erase(it);
   const std::string& cmap = s.display.colormap;
   const auto t0 = std::chrono::steady_clock::now();
-  while (st.in_next < total) {
-    std::size_t k = st.in_next;
-    if (k < per_head * heads) {
-      const std::size_t head = k / per_head;
-      const HeadImage& img = s.images[head];
-      const bool own = s.display.range == RangeMode::per_head;
-      const ValueRange w = own ? s.head_weight_range[head] : s.weight_range[head / s.n_heads];
-      if (k % per_head == 0)
-        t.weights[head].update(renderer, img.width, img.height, img.weights_rg, w.lo, w.hi,
-                               s.signed_weights ? std::string("rdbu_diverging") : cmap);
-      else
-        upload_logits(s, t, head, renderer);
-    } else {
-      k -= per_head * heads;
-      for (auto& [images, tex] : lists) {
-        if (k >= images->size()) {
-          k -= images->size();
-          continue;
-        }
-        const ImageData& img = (*images)[k];
-        (*tex)[k].update(renderer, img.width, img.height, img.rg, img.vmin, img.vmax, img.diverging ? "rdbu_diverging" : cmap);
+  auto over = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms; };
+  bool first_done = true;
+  for (std::size_t k = 0; k < heads; ++k) {
+    if (!head_first(st, s, k)) continue;
+    for (const bool logits : {false, true}) {
+      if (logits && (!logits_shown || s.images[k].logits_rg.empty())) continue;
+      char& ready = logits ? st.in_ready_l[k] : st.in_ready_w[k];
+      if (ready) continue;
+      if (over()) {
+        first_done = false;
         break;
       }
+      upload_head(s, t, k, logits, renderer);
+      ready = 1;
     }
-    ++st.in_next;
-    if (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms) break;
+    if (!first_done) break;
   }
-  if (st.in_next == total) {
+  while (first_done && st.in_views_next < views_total) {
+    if (over()) {
+      first_done = false;
+      break;
+    }
+    std::size_t k = st.in_views_next;
+    for (auto& [images, tex] : lists) {
+      if (k >= images->size()) {
+        k -= images->size();
+        continue;
+      }
+      const ImageData& img = (*images)[k];
+      (*tex)[k].update(renderer, img.width, img.height, img.rg, img.vmin, img.vmax, img.diverging ? "rdbu_diverging" : cmap);
+      break;
+    }
+    ++st.in_views_next;
+  }
+  if (first_done) {
     st.shown = std::move(st.incoming);
     st.incoming.reset();
     if (st.shown->generation == st.edit_generation)
       st.edit_to_picture_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - st.edit_posted_at).count();
     std::swap(st.tex, st.in_tex);
-    st.late_logits = per_head == 2 ? heads : 0;
+    st.ready_w = std::move(st.in_ready_w), st.ready_l = std::move(st.in_ready_l);
+    st.in_ready_w.clear(), st.in_ready_l.clear();
     // labels change only with the result: build and measure them once here, not every frame
     st.labels.clear();
     for (const auto& tok : st.shown->result->tokens) {
@@ -177,7 +211,8 @@ void PrepareFrame(Loop& L) {
     st.newest = snap;
     if (snap->result) {
       st.incoming = snap;  // replaces one still uploading: the newest wins
-      st.in_next = 0;
+      st.in_views_next = 0;
+      st.in_ready_w.clear(), st.in_ready_l.clear();
     }
   }
   {  // only the open views are prepared: opening one asks for its pictures (from the Result in
@@ -204,7 +239,7 @@ void PrepareFrame(Loop& L) {
   // uploads (a display change, late textures) in slices that keep frames short
   const bool edit = st.incoming && st.incoming->generation == st.edit_generation;
   upload_some(st, renderer, opt.result_first && ImGui::GetFrameCount() == 0 ? 1e9 : edit ? 24.0 : 8.0);
-  if (!st.incoming) upload_late_logits(st, renderer, opt.result_first && ImGui::GetFrameCount() == 0 ? 1e9 : 8.0);
+  if (!st.incoming) upload_late_heads(st, renderer);
   if (st.tiles) st.tiles->upload(renderer, 4.0);
   worker.set_want_metrics(st.show_metrics || st.show_compare);
   worker.set_want_logit_lens(st.show_lens && st.model);

@@ -89,8 +89,9 @@ struct AppState {
   };
   Textures tex;          // of `shown`
   Textures in_tex;       // of `incoming`, filled a few per frame
-  std::size_t in_next = 0;  // next texture of `incoming` to upload
-  std::size_t late_logits = 0;  // next logits texture of `shown` to upload after its swap (upload_late_logits)
+  std::vector<char> in_ready_w, in_ready_l;  // which head textures of in_tex hold `incoming`'s weights, logits
+  std::size_t in_views_next = 0;             // next view texture of `incoming` to upload
+  std::vector<char> ready_w, ready_l;        // which head textures of tex hold `shown`'s (the rest follow its swap)
   std::vector<std::string> labels;      // token labels of `shown` (whitespace made visible)
   std::vector<std::string> key_labels;  // key token labels: the context's in cross-attention, else = labels
   bool labels_measured = true;      // longest_label_em follows labels (measured in a frame)

@@ -165,8 +165,9 @@ bool DrawHeatmap(AppState& st, int head, ImVec2 origin, ImVec2 size, HeadRect* r
 
   const auto& maps = weights || field ? st.tex.weights : st.tex.logits;  // a field's overview is of weights
   const std::size_t tk = std::size_t(layer) * snap.n_heads + head;
-  // logits uploaded after the swap are drawn once there (the frame after switching to them)
-  const bool ready = weights || field || tk < st.late_logits;
+  // textures uploaded after the swap (other layers, logits) are drawn once they are there
+  const auto& up = weights || field ? st.ready_w : st.ready_l;
+  const bool ready = tk < up.size() && up[tk];
   if (ready && tk < maps.size() && maps[tk].texture()) {
     dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(maps[tk].texture())), p0, p1,
                  ImVec2(pan.x / n_k, pan.y / n_q), ImVec2((pan.x + vis_k) / n_k, (pan.y + vis_q) / n_q));

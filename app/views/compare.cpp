@@ -218,7 +218,7 @@ void ShowCompareWindow(AppState& st, Worker& worker, Worker& worker_b, const Hea
     };
     const std::size_t ka = std::size_t(layer) * a->n_heads + h;
     std::vector<std::pair<ImVec2, float>> placed;
-    placed.push_back(panel(0, "A (the main session)", ka < st.tex.weights.size() ? st.tex.weights[ka].texture() : 0,
+    placed.push_back(panel(0, "A (the main session)", ka < st.ready_w.size() && st.ready_w[ka] ? st.tex.weights[ka].texture() : 0,
                            int(ha.weights.rows()), int(ha.weights.cols())));
     placed.push_back(panel(1, "B", h < int(st.b_tex.size()) ? st.b_tex[h].texture() : 0, int(hb.weights.rows()),
                            int(hb.weights.cols())));

@@ -56,7 +56,7 @@ void ShowFlashWindow(AppState& st) {
       const float side = std::min(avail.x * 0.62f, avail.y);
       const std::size_t k = static_cast<std::size_t>(st.flash_head);
       ImVec4 cells;
-      if (k < st.tex.weights.size() && !ViewImages(*st.shown, "mask").empty()) {
+      if (k < st.ready_w.size() && st.ready_w[k] && !ViewImages(*st.shown, "mask").empty()) {
         ImageData frame = ViewImages(*st.shown, "mask")[0];  // for the geometry: rows, cols, token labels
         DrawImage(st, frame, st.tex.weights[k], o, ImVec2(side, side), true, &cells);
         ImDrawList* dl = ImGui::GetWindowDrawList();
