@@ -80,6 +80,25 @@ void Edited(AppState& st, Worker& worker, bool text_edit) {
   Post(st, worker);
 }
 
+const std::vector<Result::NextToken>* NextTokensAt(const AppState& st, int pos) {
+  if (!st.shown || !st.shown->result) return nullptr;
+  const Result& r = *st.shown->result;
+  if (pos < 0 || pos >= static_cast<int>(r.next_tokens.size())) return nullptr;
+  if (!r.next_tokens[pos].empty() || r.final_hidden.rows() != static_cast<Eigen::Index>(r.next_tokens.size()) ||
+      !st.shown->model)
+    return &r.next_tokens[pos];
+  if (st.next_of.lock() != st.shown->result) st.next_asked.clear(), st.next_of = st.shown->result;
+  auto it = st.next_asked.find(pos);
+  if (it == st.next_asked.end()) {
+    std::vector<std::vector<Result::NextToken>> one;
+    std::string note;
+    const int k = static_cast<int>(r.next_tokens.back().size());
+    st.shown->model->next_tokens(r.final_hidden.middleRows(pos, 1), std::max(1, k), one, note, nullptr);
+    it = st.next_asked.emplace(pos, one.empty() ? std::vector<Result::NextToken>{} : std::move(one.front())).first;
+  }
+  return &it->second;
+}
+
 void Repost(AppState& st, Worker& worker) {
   Post(st, worker);
   if (st.show_compare && st.worker_b) PostB(st, st.session_b);

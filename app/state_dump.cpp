@@ -100,8 +100,8 @@ std::string state_json(const AppState& st, const Worker& worker, const std::stri
       const int n = static_cast<int>(r.next_tokens.size());
       const int pos = st.next_pos < 0 || st.next_pos >= n ? n - 1 : st.next_pos;
       nlohmann::json list = nlohmann::json::array();
-      for (const auto& t : r.next_tokens[pos])
-        list.push_back({{"id", t.id}, {"token", utf8_sanitize(t.token)}, {"p", t.p}});
+      if (const auto* shown = NextTokensAt(st, pos))
+        for (const auto& t : *shown) list.push_back({{"id", t.id}, {"token", utf8_sanitize(t.token)}, {"p", t.p}});
       j["next_tokens"] = list;
       j["next_pos"] = pos;
     }

@@ -170,6 +170,9 @@ struct AppState {
   std::vector<std::pair<int, int>> ablate;        // the last valid ablate_text
   int ablate_mode = 0;                            // 0 zero, 1 mean over positions
   int next_pos = -1;                              // the position whose next tokens are listed (-1: the last)
+  // next tokens of positions the worker left to be asked for (NextTokensAt), for next_of's Result
+  mutable std::map<int, std::vector<Result::NextToken>> next_asked;
+  mutable std::weak_ptr<const Result> next_of;
   // generation (Model section): tokens appended to the text by the model, on its own thread
   int gen_tokens = 10;
   bool gen_sample = false;
@@ -293,6 +296,11 @@ struct AppState {
 // app_ops.cpp: every session edit goes through Edited (history, then the worker)
 void Edited(AppState& st, Worker& worker, bool text_edit = false);
 void Repost(AppState& st, Worker& worker);  // display options changed: same session, new pictures
+// The shown Result's next tokens after position pos: the worker's (the last position's, or every
+// one's while the logit lens is open), else computed here from its final hidden state through the
+// model that computed it (one position: ~20 ms for GPT-2's vocabulary) and kept; null when the
+// Result has none.
+const std::vector<Result::NextToken>* NextTokensAt(const AppState& st, int pos);
 void PostB(AppState& st, const Session& b);  // compare's B, with its model and intervention
 void Undo(AppState& st, Worker& worker);
 void Redo(AppState& st, Worker& worker);

@@ -193,9 +193,11 @@ ImageData panel_image(FigurePanel&& p) {
   return img;
 }
 
-std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&& o, const DisplayOptions& display) {
+std::shared_ptr<const Snapshot> make_snapshot(std::uint64_t generation, Outcome&& o, const DisplayOptions& display,
+                                              std::shared_ptr<const HfModel> model) {
   const auto t0 = std::chrono::steady_clock::now();
   auto s = std::make_shared<Snapshot>();
+  s->model = std::move(model);
   s->generation = generation;
   s->display = display;
   s->problems = std::move(o.problems);
@@ -392,6 +394,7 @@ void Worker::run() {
         ++computations_;
         ComputeOptions options;
         options.metrics = metrics, options.progress = &progress_, options.logit_lens = lens;
+        options.next_tokens_last = !lens;  // the others on demand (the logit lens view reads every position's)
         options.sink_tokens = s.analysis.sink_tokens;  // a model's sink mass, as the session's
         options.field_rollout = metrics;  // the Metrics view shows a field's whole rollout up to 4096 tokens
         ComputeOptions session_options;
@@ -404,7 +407,7 @@ void Worker::run() {
         if (!pending_) busy_ = false;
         continue;  // a newer request is pending, or Esc
       }
-      snap = make_snapshot(g, std::move(o), display);
+      snap = make_snapshot(g, std::move(o), display, model);
         } catch (const std::bad_alloc&) {
       snap = problem_snapshot(g, display, "out of memory computing this session: use fewer tokens, heads or layers");
     } catch (const std::exception& e) {

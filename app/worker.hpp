@@ -74,6 +74,9 @@ struct Snapshot {
   int n_layers = 0;
   std::vector<HeadImage> images;  // per layer and head: images[layer * n_heads + head]
   double prepare_ms = 0;          // making this snapshot's images from the Result (after its compute_ms)
+  // the model that computed the Result (null: a session): next tokens of other positions than
+  // the last are computed from it on demand (Result::final_hidden)
+  std::shared_ptr<const HfModel> model;
   // colour ranges of the values in the textures (after log / per-row transforms): per layer over
   // its heads, and per layer and head (images' indexing)
   std::vector<ValueRange> weight_range, logit_range;

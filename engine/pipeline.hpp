@@ -70,6 +70,9 @@ struct Result {
     float p = 0;
   };
   std::vector<std::vector<NextToken>> next_tokens;
+  // with ComputeOptions::next_tokens_last: the final hidden states (n, d_model; before the final
+  // norm), from which HfModel::next_tokens gives any other position's list on demand
+  Matrix final_hidden;
   std::string next_tokens_note;  // why a model's Result has no next tokens (no output head in the checkpoint)
   // The logit lens (ComputeOptions::logit_lens): each layer's output residual stream through the
   // final norm and unembedding, the top token per position: [layer][position]. Dense Results only.
@@ -99,6 +102,10 @@ struct ComputeOptions {
   std::atomic<float>* progress = nullptr;  // 0..1 as the layers and their row blocks finish (null: not reported)
   bool dense = false;   // dense matrices even above kDenseMaxTokens, where they fit (CLI --dense)
   int top_k = 10;       // pretrained models: next tokens kept per position (Result::next_tokens; 0: none)
+  // pretrained models: next tokens of the last position only (the others' lists empty) and
+  // Result::final_hidden kept - the window, where every position's unembedding was a quarter of an
+  // edit of 512 tokens through GPT-2 small (2 x 512 x 768 x 50257 FLOPs)
+  bool next_tokens_last = false;
   bool logit_lens = false;  // pretrained models: Result::logit_lens (up to kDenseMaxTokens)
   std::optional<Result::Sample> sample;  // pretrained models: sample the next token with these settings
   FieldOptions field;   // the overview's size, for a field

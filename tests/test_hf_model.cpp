@@ -334,6 +334,40 @@ void each_next_case(const std::string& file, const std::string& model, Check che
   }
 }
 
+TEST_CASE("output head: next tokens of the last position only, the others from Result::final_hidden, equal numpy's") {
+  // the window's way (ComputeOptions::next_tokens_last): the worker lists the last position, any
+  // other comes from the kept final hidden state on demand; both against numpy's distributions
+  for (const auto& fm : {std::pair{"tiny_gpt2.json", "tiny-gpt2"}, std::pair{"tiny_llama.json", "tiny-llama"}}) {
+    INFO(fm.second);
+    const auto g = test::golden(fm.first);
+    Failure err;
+    auto m = HfModel::load(kModels + fm.second, err);
+    REQUIRE_MESSAGE(m, err.message);
+    ComputeOptions opt;
+    opt.top_k = 5, opt.next_tokens_last = true;
+    const nlohmann::json& c = g["next"][0];
+    REQUIRE(c["ablate"].get<std::string>().empty());
+    const Outcome o = m->compute(g["text"].get<std::string>(), nullptr, opt, Intervention{});
+    REQUIRE(o.result);
+    const Result& r = *o.result;
+    const int n = static_cast<int>(r.tokens.size());
+    REQUIRE(r.next_tokens.size() == std::size_t(n));
+    REQUIRE(r.final_hidden.rows() == n);
+    for (int i = 0; i + 1 < n; ++i) CHECK(r.next_tokens[i].empty());
+    Result full;  // the lists assembled: the last from the worker, the others asked for
+    full.next_tokens.resize(n);
+    full.next_tokens.back() = r.next_tokens.back();
+    for (int i = 0; i + 1 < n; ++i) {
+      std::vector<std::vector<Result::NextToken>> one;
+      std::string note;
+      REQUIRE(m->next_tokens(r.final_hidden.middleRows(i, 1), 5, one, note));
+      REQUIRE(one.size() == 1);
+      full.next_tokens[i] = one[0];
+    }
+    check_next(full, c["probs"], 5);
+  }
+}
+
 TEST_CASE("output head: next-token (BERT: masked-LM) probabilities and head ablations (zero, mean) equal numpy's") {
   for (const auto& fm : {std::pair{"tiny_gpt2.json", "tiny-gpt2"}, std::pair{"tiny_llama.json", "tiny-llama"},
                          std::pair{"tiny_bert.json", "tiny-bert"}})

@@ -364,7 +364,8 @@ void ShowNextTokens(AppState& st) {
   RecordWidget(st, "model.next_pos");
   const std::string after = Readable(r.tokens[pos].text);
   ImGui::TextDisabled("after \"%s\" (position %d)%s", after.c_str(), pos, r.intervention.empty() ? "" : ", intervened");
-  for (const auto& t : r.next_tokens[pos]) {
+  const std::vector<Result::NextToken>* list = NextTokensAt(st, pos);
+  for (const auto& t : list ? *list : std::vector<Result::NextToken>{}) {
     char pct[32];
     std::snprintf(pct, sizeof pct, "%.1f %%", 100.0 * t.p);
     ImGui::ProgressBar(t.p, ImVec2(ImGui::GetFontSize() * 5, 0), pct);

@@ -320,7 +320,17 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
     out.cancelled = true;
     return out;
   }
-  if (options.top_k > 0 && !next_tokens(hidden, options.top_k, r->next_tokens, r->next_tokens_note, cancel)) {
+  if (options.top_k > 0 && options.next_tokens_last && hidden.rows() > 0) {
+    std::vector<std::vector<Result::NextToken>> last;
+    if (!next_tokens(hidden.bottomRows(1), options.top_k, last, r->next_tokens_note, cancel)) {
+      out.cancelled = true;
+      return out;
+    }
+    if (!last.empty()) {  // (empty: no output head, the note says why)
+      r->next_tokens.assign(hidden.rows(), {});
+      r->next_tokens.back() = std::move(last.front());
+    }
+  } else if (options.top_k > 0 && !next_tokens(hidden, options.top_k, r->next_tokens, r->next_tokens_note, cancel)) {
     out.cancelled = true;
     return out;
   }
@@ -329,6 +339,7 @@ Outcome HfModel::compute(const std::string& text, const CancelFlag* cancel, Comp
     std::string why;
     if (family_->unembed(info_, weights_, hidden.bottomRows(1), logits, why)) r->sample = sample_next(logits, *options.sample);
   }
+  if (options.top_k > 0 && options.next_tokens_last && !r->next_tokens.empty()) r->final_hidden = std::move(hidden);
   if (options.logit_lens && field)  // the field keeps no layer's residual stream
     r->next_tokens_note += std::string(r->next_tokens_note.empty() ? "" : "; ") + "the logit lens is computed up to " +
                            std::to_string(kDenseMaxTokens) + " tokens (this text is an attention field)";

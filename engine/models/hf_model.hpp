@@ -86,13 +86,15 @@ class HfModel {
   bool patch(const PatchRequest& request, PatchGrid& out, std::string& error, std::atomic<float>* progress = nullptr,
              const CancelFlag* cancel = nullptr) const;
 
+  // The top k of softmax(unembed(hidden)) per row of final hidden states (Result::final_hidden's
+  // rows); note says why there are none (no output head); false when cancelled.
+  bool next_tokens(const Matrix& hidden, int k, std::vector<std::vector<Result::NextToken>>& out, std::string& note,
+                   const CancelFlag* cancel = nullptr) const;
+
  private:
   HfModel();
-  // top k of softmax(unembed(hidden)) per row; note says why there are none; false when cancelled
   // logits: (1, vocab); the draw is uniform `draw` of the seed's stream
   Result::Sample sample_next(const Matrix& logits, const Result::Sample& ask, std::uint64_t draw = 0) const;
-  bool next_tokens(const Matrix& hidden, int k, std::vector<std::vector<Result::NextToken>>& out, std::string& note,
-                   const CancelFlag* cancel) const;
   // ids of a text the model can run (checked: not empty, within the context and the vocabulary)
   bool model_ids(const std::string& text, std::vector<int>& ids, std::vector<Token>& tokens, std::string& error) const;
   // the metric of a patch request on one row of a final residual stream

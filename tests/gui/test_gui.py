@@ -884,6 +884,22 @@ def test_model():
                                  capture_output=True, check=True).stdout
             return [e["id"] for e in json.loads(out)["next_tokens"][-1]]
         check([e["id"] for e in s.get("next_tokens", [])] == cli_next(), f"next tokens = the CLI's: {s.get('next_tokens')}")
+        # another position's list: the worker computed the last one's, this one comes from the
+        # Result's final hidden state on demand - the CLI's list at that position
+        s = reveal(d, "model.next_pos")
+        x, y, w, h = s["widgets"]["model.next_pos"]
+        d.click(x + 3, y + h / 2)
+        s2 = d.wait_for(lambda s: s.get("next_pos") == 0, "the next tokens after position 0")
+        if s2:
+            out = subprocess.run([CLI, "compute", "--model", os.path.join(models, "tiny-gpt2"), "--text", s["text"]],
+                                 capture_output=True, check=True).stdout
+            want = json.loads(out)["next_tokens"][0]
+            got = s2.get("next_tokens", [])
+            check([e["id"] for e in got] == [e["id"] for e in want] and
+                  all(abs(a["p"] - b["p"]) < 1e-5 for a, b in zip(got, want)),
+                  f"position 0's next tokens, computed on demand = the CLI's: {got[:3]} / {want[:3]}")
+        d.click(x + s["font_size"] * 8 - 3, y + h / 2)  # the slider's right end (8 em; its label follows)
+        s = d.wait_for(lambda s: s.get("next_pos") == len(s["tokens"]) - 1, "back to the last position")
         s = reveal(d, "model.next_pos")
         nx, ny, nw, nh = s["widgets"]["model.next_pos"]
         box = (0, int(ny + nh), int(nx + nw * 2), min(H, int(ny + nh * 8)))
