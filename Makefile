@@ -45,10 +45,11 @@ fuzz: deps
 	scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 bench: deps configure
-	cmake --build $(BUILD) -j $(JOBS) --target attnlab-bench
+	cmake --build $(BUILD) -j $(JOBS) --target attnlab-bench attnlab
 	$(BUILD)/attnlab-bench
 	/usr/bin/python3 bench/torch_gpt2.py  # the same GPT-2 job in plain torch (skipped without python3-torch)
 	/usr/bin/python3 bench/torch_attention.py  # the field's 4096 and 32k one-head jobs in plain torch
+	/usr/bin/python3 tests/gui/test_gui.py model_latency $(BUILD)/attnlab  # a keystroke through GPT-2 small in the window
 
 clean:
 	rm -rf $(BUILD) build-portable build-asan build-fuzz
