@@ -12,19 +12,11 @@ import tempfile
 
 import numpy as np
 
+import checks
+from checks import check
+
 cli = sys.argv[1]
 tmp = tempfile.mkdtemp()
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
-    return cond
 
 
 n_words = 20000
@@ -49,7 +41,7 @@ p = export("--matrix", "k", "--rows", f"0:{n_words}", out=outs["k"])
 check(p.returncode == 0, f"k rows exported ({p.stderr.strip()})")
 p = export("--matrix", "weights", "--rows", f"{r0}:{r1}", "--cols", f"0:{n_words}", out=outs["weights"])
 check(p.returncode == 0, f"a weights block exported ({p.stderr.strip()})")
-if passed == 3:
+if checks.passed == 3:
     q = np.load(outs["q"]).astype(np.float64)
     k = np.load(outs["k"]).astype(np.float64)
     w = np.load(outs["weights"]).astype(np.float64)
@@ -86,7 +78,7 @@ if p.returncode == 0:
 field = os.path.join(tmp, "field.safetensors")
 p = subprocess.run([cli, "compute", path, "-o", field], capture_output=True, text=True, timeout=300)
 check(p.returncode == 0 and os.path.exists(field), f"compute writes the field ({p.stderr.strip()})")
-if p.returncode == 0 and passed >= 3:
+if p.returncode == 0 and checks.passed >= 3:
     raw = open(field, "rb").read()
     hlen = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8:8 + hlen])
@@ -228,5 +220,4 @@ for args, what in ((("--matrix", "weights", "--rows", "5:2"), "a reversed range"
     lines = p.stderr.strip().splitlines()
     check(p.returncode == 1 and len(lines) == 1 and not os.path.exists(out), f"{what}: exit 1, one line, nothing written ({p.stderr.strip()})")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+checks.done()

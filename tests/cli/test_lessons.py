@@ -8,20 +8,13 @@ import subprocess
 import sys
 import tempfile
 
+import checks
+from checks import check
+
 cli, lessons = sys.argv[1], sys.argv[2]
 VIEWS = {"mask", "gallery", "pipeline", "positional", "metrics", "model", "compare", "lines", "flash", "help",
          "patching", "lens", "training"}
-passed, failed = 0, 0
 tmp = tempfile.mkdtemp(prefix="attnlab-lessons-")
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
 
 
 def set_path(d, path, value):
@@ -48,5 +41,4 @@ for name in files:
         p = subprocess.run([cli, "estimate", path], capture_output=True, timeout=60)
         problems = json.loads(p.stdout).get("problems", ["no output"]) if p.returncode == 0 else [p.stderr.decode()]
         check(not problems, f"{where}: its session is valid ({problems})")
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed or not passed else 0)
+checks.done(need_some=True)

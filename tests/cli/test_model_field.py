@@ -14,20 +14,12 @@ import tempfile
 
 import numpy as np
 
+import checks
+from checks import check
+
 cli = sys.argv[1]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 tmp = tempfile.mkdtemp()
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
-    return cond
 
 
 # the tiny Llama (d_model 16, 4 heads over 2 KV heads, d_head 4) with room for a long text: RoPE
@@ -46,7 +38,7 @@ def export(*args, out, dense=False):
 
 
 def load(*args, dense=False):
-    out = os.path.join(tmp, f"m{passed + failed}.npy")
+    out = os.path.join(tmp, f"m{checks.passed + checks.failed}.npy")
     p = export(*args, out=out, dense=dense)
     if not check(p.returncode == 0, f"export {' '.join(args)}{' --dense' if dense else ''} ({p.stderr.strip()})"):
         return None
@@ -124,5 +116,4 @@ for args, says in ((["--matrix", "q", "--overview", "16"], "q, k and v are expor
           f"{' '.join(args)}: exit 1 with one line saying '{says}' ({p.returncode}, {p.stderr.strip()!r})")
 
 shutil.rmtree(tmp, ignore_errors=True)
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+checks.done()
