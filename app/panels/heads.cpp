@@ -617,8 +617,12 @@ void ShowHeadDetail(AppState& st) {
     return;
   }
   bool open = true;
-  ImGui::SetNextWindowSize(ImVec2(760, 760), ImGuiCond_FirstUseEver);
-  ImGui::SetNextWindowPos(ImVec2(420, 80), ImGuiCond_FirstUseEver);
+  // first opened at 760 x 760 where that fits, else within the window (at 1024 x 768 it ran off
+  // the bottom, the last rows and the colour bar cut)
+  const ImVec2 vp = ImGui::GetMainViewport()->Size;
+  const ImVec2 at(std::min(420.0f, vp.x * 0.35f), std::min(80.0f, vp.y * 0.1f));
+  ImGui::SetNextWindowSize(ImVec2(std::min(760.0f, vp.x - at.x - 8), std::min(760.0f, vp.y - at.y - 8)), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowPos(at, ImGuiCond_FirstUseEver);
   const std::string title = "layer " + std::to_string(st.layer) + ", head " + std::to_string(st.detail_head) + "###detail";
   if (ImGui::Begin(title.c_str(), &open)) {
     const Snapshot& snap = *st.shown;

@@ -301,6 +301,20 @@ def test_quantity(d, s):
     check(same > 0.98, f"back to weights: the first picture again ({same:.3f} of the cells alike)")
 
 
+def test_detail_fits():
+    """At 1024 x 768 the open head's window, first opened, lies inside the screen: its cells and
+    colour bar are not cut off at the bottom (it was 760 x 760 at y 80)."""
+    d = Display("--head", "1", size=(1024, 768))
+    try:
+        s = d.wait_for(lambda s: settled(s) and "detail.cells" in s["widgets"], "the open head at 1024 x 768")
+        if s:
+            x, y, w, h = s["widgets"]["detail.cells"]
+            check(w > 100 and h > 100 and x >= 0 and y >= 0 and x + w <= 1024 and y + h <= 768,
+                  f"the open head's cells inside 1024 x 768: {x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}")
+    finally:
+        d.close()
+
+
 def test_invalid():
     for content, reason in [('{"model": {"d_model": 100, "n_heads": 3}}', "d_model 100 is not divisible by 3 heads"),
                             ('{"text": "cut off', "not valid JSON"),
@@ -1990,7 +2004,8 @@ STARTED = time.time()
  "long": test_long, "patching": test_patching, "compare_models": test_compare_models,
  "lens": test_lens, "training": test_training, "expressions": test_expressions,
  "decode": test_decode, "field_metrics": test_field_metrics, "edit_latency": test_edit_latency,
- "quantity": test_quantity, "model_latency": test_model_latency}[MODE]()
+ "quantity": test_quantity, "model_latency": test_model_latency,
+ "detail_fits": test_detail_fits}[MODE]()
 print(f"gui {MODE}: {time.time() - STARTED:.1f} s")
 print(f"{checks['passed']} passed, {checks['failed']} failed")
 sys.exit(1 if checks["failed"] or not checks["passed"] else 0)
