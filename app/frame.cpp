@@ -63,27 +63,33 @@ bool head_first(const AppState& st, const Snapshot& s, std::size_t k) {
   return layer == 0 || layer == std::clamp(st.layer, 0, std::max(0, s.n_layers - 1));
 }
 
+// The heads of head_first not yet in t (ready flags rw, rl): weights, and logits while they are
+// shown. False when `over` said the time was up before they were all there.
+template <class Over>
+bool upload_first_heads(const AppState& st, const Snapshot& s, AppState::Textures& t, std::vector<char>& rw,
+                        std::vector<char>& rl, const HeatmapRenderer& renderer, Over over) {
+  const bool logits_shown = st.quantity == Quantity::logits;
+  for (std::size_t k = 0; k < s.images.size(); ++k) {
+    if (!head_first(st, s, k)) continue;
+    for (const bool logits : {false, true}) {
+      if (logits && (!logits_shown || s.images[k].logits_rg.empty())) continue;
+      char& ready = logits ? rl[k] : rw[k];
+      if (ready) continue;
+      if (over()) return false;
+      upload_head(s, t, k, logits, renderer);
+      ready = 1;
+    }
+  }
+  return true;
+}
+
 // The shown result's head textures left for after its swap, when they are to be drawn: those of
 // the layer on screen (the user moved to another layer: 12 textures, ~13 ms, in that frame), the
 // logits while they are what the heads show. Layers nobody looks at are never uploaded: in the
 // background they took the cores from the next keystroke's computation.
 void upload_late_heads(AppState& st, const HeatmapRenderer& renderer) {
-  if (!st.shown) return;
-  const Snapshot& s = *st.shown;
-  const std::size_t heads = s.images.size();
-  if (st.ready_w.size() != heads || st.ready_l.size() != heads) return;
-  const bool logits_shown = st.quantity == Quantity::logits;
-  auto one = [&](std::size_t k, bool logits) {
-    char& ready = logits ? st.ready_l[k] : st.ready_w[k];
-    if (ready || (logits && s.images[k].logits_rg.empty())) return;
-    upload_head(s, st.tex, k, logits, renderer);
-    ready = 1;
-  };
-  for (std::size_t k = 0; k < heads; ++k)
-    if (head_first(st, s, k)) {
-      one(k, false);
-      if (logits_shown) one(k, true);
-    }
+  if (!st.shown || st.ready_w.size() != st.shown->images.size() || st.ready_l.size() != st.shown->images.size()) return;
+  upload_first_heads(st, *st.shown, st.tex, st.ready_w, st.ready_l, renderer, [] { return false; });
 }
 
 // Uploads the textures of st.incoming for about `budget_ms` (at least one texture), into the
@@ -102,7 +108,6 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
   t.logits.resize(heads);
   st.in_ready_w.resize(heads, 0);
   st.in_ready_l.resize(heads, 0);
-  const bool logits_shown = st.quantity == Quantity::logits;
   std::vector<std::pair<const std::vector<ImageData>*, std::vector<Heatmap>*>> lists;  // the views' images
   std::size_t views_total = 0;
   for (auto& [id, images] : s.views) {
@@ -116,22 +121,7 @@ void upload_some(AppState& st, const HeatmapRenderer& renderer, double budget_ms
   const std::string& cmap = s.display.colormap;
   const auto t0 = std::chrono::steady_clock::now();
   auto over = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() > budget_ms; };
-  bool first_done = true;
-  for (std::size_t k = 0; k < heads; ++k) {
-    if (!head_first(st, s, k)) continue;
-    for (const bool logits : {false, true}) {
-      if (logits && (!logits_shown || s.images[k].logits_rg.empty())) continue;
-      char& ready = logits ? st.in_ready_l[k] : st.in_ready_w[k];
-      if (ready) continue;
-      if (over()) {
-        first_done = false;
-        break;
-      }
-      upload_head(s, t, k, logits, renderer);
-      ready = 1;
-    }
-    if (!first_done) break;
-  }
+  bool first_done = upload_first_heads(st, s, t, st.in_ready_w, st.in_ready_l, renderer, over);
   while (first_done && st.in_views_next < views_total) {
     if (over()) {
       first_done = false;
